@@ -1,0 +1,414 @@
+"""Evaluation metrics for per-input steering-layer selection (pure numpy).
+
+Steerability of one input at one layer is the least-squares slope of the matching-answer
+propensity against the steering multiplier (Tan et al. 2024). An input counts as
+*steerable* when that slope is positive. This module compares three ways of picking the
+layer to steer at:
+
+* **fixed**: one layer for every input, the one with the highest mean steerability on the
+  *training* split;
+* **W2S**: a router predicts a layer per input (see :mod:`w2s_lens.router`);
+* **oracle**: each input's own best layer on the test split (an upper bound), plus the
+  *letter oracle*, one best layer for items whose matching answer is "A" and one for "B".
+
+Confidence intervals are percentile bootstraps over inputs.
+
+Example:
+    >>> import numpy as np
+    >>> S = np.array([[0.1, 0.5, 0.2], [0.3, 0.1, 0.0], [0.0, 0.4, 0.4]])
+    >>> best_layers(S).tolist()
+    [1, 0, 1]
+    >>> fixed_layer(S)
+    1
+    >>> select(S, best_layers(S)).tolist()
+    [0.5, 0.3, 0.4]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "LETTERS",
+    "best_layers",
+    "bootstrap_ci",
+    "paired_diff_ci",
+    "summarize",
+    "select",
+    "fixed_layer",
+    "letter_oracle",
+    "routing_accuracy",
+    "topk_accuracy",
+    "evaluate_variant",
+    "verdict",
+    "VERDICT_BETTER",
+    "VERDICT_NONE",
+    "VERDICT_WORSE",
+]
+
+LETTERS = ("A", "B")
+VERDICT_BETTER = "W2S beats fixed beyond the noise"
+VERDICT_NONE = "no detectable difference"
+VERDICT_WORSE = "W2S is worse than fixed"
+
+
+def _as_2d(steerability: Any) -> np.ndarray:
+    s = np.asarray(steerability, dtype=float)
+    if s.ndim != 2:
+        raise ValueError(f"steerability must be [n, L], got shape {s.shape}")
+    return s
+
+
+def best_layers(steerability: Any) -> np.ndarray:
+    """Index of each input's most steerable layer (argmax; ties go to the earlier layer).
+
+    Args:
+        steerability: ``[n, L]`` slopes.
+
+    Returns:
+        ``[n]`` integer layer *indices* (positions along the L axis, not layer numbers).
+
+    Example:
+        >>> best_layers([[1.0, 1.0, 0.0], [0.0, 2.0, 3.0]]).tolist()
+        [0, 2]
+    """
+    return np.argmax(_as_2d(steerability), axis=1).astype(int)
+
+
+def bootstrap_ci(
+    values: Any,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    stat: Callable[..., Any] = np.mean,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``stat(values)``, resampling inputs.
+
+    Deterministic for a given ``seed``. An empty input gives ``(nan, nan)``.
+
+    Args:
+        values: ``[n]`` per-input values.
+        n_boot: number of bootstrap resamples.
+        seed: seed of the resampling generator.
+        alpha: 1 - coverage (0.05 gives a 95% interval).
+        stat: statistic; called as ``stat(samples, axis=1)`` on a ``[n_boot, n]`` array when it
+            accepts ``axis``, else once per resample.
+
+    Returns:
+        ``(lo, hi)`` as Python floats.
+
+    Example:
+        >>> lo, hi = bootstrap_ci([0.1, 0.2, 0.3, 0.4], n_boot=500)
+        >>> lo <= 0.25 <= hi
+        True
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    samples = v[idx]
+    try:
+        boots = np.asarray(stat(samples, axis=1), dtype=float)
+        if boots.shape != (n_boot,):
+            raise TypeError
+    except TypeError:
+        boots = np.array([float(stat(row)) for row in samples])
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
+def paired_diff_ci(
+    a: Any,
+    b: Any,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Bootstrap CI of ``mean(a - b)``, resampling inputs jointly (paired design).
+
+    Example:
+        >>> paired_diff_ci([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], n_boot=200)
+        (0.0, 0.0)
+    """
+    a = np.asarray(a, dtype=float).ravel()
+    b = np.asarray(b, dtype=float).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired arrays differ in length: {a.shape} vs {b.shape}")
+    return bootstrap_ci(a - b, n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def _f(x: float) -> float | None:
+    """JSON-safe float: NaN becomes None."""
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def summarize(slopes: Any, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Mean steerability and steerable fraction, each with a bootstrap CI.
+
+    Returns:
+        ``{"steerability", "steerability_ci", "steerable_fraction", "steerable_fraction_ci"}``;
+        values are JSON-safe (floats, 2-lists; ``None`` when there are no inputs).
+
+    Example:
+        >>> s = summarize([0.5, -0.1, 0.2, 0.3], n_boot=200)
+        >>> round(s["steerability"], 3), s["steerable_fraction"]
+        (0.225, 0.75)
+    """
+    v = np.asarray(slopes, dtype=float).ravel()
+    if v.size == 0:
+        return {
+            "steerability": None,
+            "steerability_ci": [None, None],
+            "steerable_fraction": None,
+            "steerable_fraction_ci": [None, None],
+        }
+    pos = (v > 0).astype(float)
+    return {
+        "steerability": float(v.mean()),
+        "steerability_ci": [_f(x) for x in bootstrap_ci(v, n_boot=n_boot, seed=seed)],
+        "steerable_fraction": float(pos.mean()),
+        "steerable_fraction_ci": [_f(x) for x in bootstrap_ci(pos, n_boot=n_boot, seed=seed)],
+    }
+
+
+def select(steerability: Any, layer_idx: Any) -> np.ndarray:
+    """Slope of each input at its chosen layer index.
+
+    Example:
+        >>> select([[1.0, 2.0], [3.0, 4.0]], [1, 0]).tolist()
+        [2.0, 3.0]
+    """
+    s = _as_2d(steerability)
+    idx = np.asarray(layer_idx, dtype=int).ravel()
+    if idx.shape[0] != s.shape[0]:
+        raise ValueError(f"{idx.shape[0]} layer choices for {s.shape[0]} inputs")
+    if idx.size and (idx.min() < 0 or idx.max() >= s.shape[1]):
+        raise ValueError(f"layer index out of range [0, {s.shape[1]})")
+    return s[np.arange(s.shape[0]), idx]
+
+
+def fixed_layer(train_steerability: Any) -> int:
+    """Index of the layer with the highest mean steerability on the TRAINING data.
+
+    Example:
+        >>> fixed_layer([[0.0, 1.0, 0.5], [0.2, 0.6, 0.9]])
+        1
+    """
+    s = _as_2d(train_steerability)
+    if s.shape[0] == 0:
+        raise ValueError("fixed_layer needs at least one training input")
+    return int(np.argmax(s.mean(axis=0)))
+
+
+def _letters(letters: Any, n: int) -> np.ndarray:
+    arr = np.asarray([str(x) for x in letters])
+    if arr.shape[0] != n:
+        raise ValueError(f"{arr.shape[0]} letters for {n} inputs")
+    bad = sorted(set(arr.tolist()) - set(LETTERS))
+    if bad:
+        raise ValueError(f"matching letters must be 'A' or 'B', got {bad}")
+    return arr
+
+
+def letter_oracle(steerability: Any, letters: Any) -> tuple[np.ndarray, dict[str, int | None]]:
+    """One best layer (by mean) for "A"-matching items and one for "B", chosen on THIS data.
+
+    Like the per-input oracle this is an upper bound, not a deployable method: the layers
+    are picked on the same inputs they are scored on.
+
+    Returns:
+        ``(per-input slopes [n], {"A": idx, "B": idx})``; a letter with no items maps to None.
+
+    Example:
+        >>> S = [[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]
+        >>> slopes, idx = letter_oracle(S, ["A", "B", "A"])
+        >>> slopes.tolist(), idx
+        ([1.0, 1.0, 2.0], {'A': 0, 'B': 1})
+    """
+    s = _as_2d(steerability)
+    let = _letters(letters, s.shape[0])
+    chosen = np.zeros(s.shape[0], dtype=int)
+    layers: dict[str, int | None] = {}
+    for letter in LETTERS:
+        mask = let == letter
+        if not mask.any():
+            layers[letter] = None
+            continue
+        layers[letter] = int(np.argmax(s[mask].mean(axis=0)))
+        chosen[mask] = layers[letter]
+    return select(s, chosen), layers
+
+
+def routing_accuracy(chosen_idx: Any, true_idx: Any) -> float | None:
+    """Share of inputs whose routed layer index equals their own best layer index."""
+    c = np.asarray(chosen_idx, dtype=int).ravel()
+    t = np.asarray(true_idx, dtype=int).ravel()
+    return float(np.mean(c == t)) if t.size else None
+
+
+def topk_accuracy(scores: Any, true_idx: Any, k: int = 3) -> float | None:
+    """Share of inputs whose true best layer is among the ``k`` highest router scores.
+
+    Ties in the scores are broken towards the earlier layer (stable sort).
+
+    Example:
+        >>> topk_accuracy([[0.1, 0.5, 0.4, 0.0]], [2], k=2)
+        1.0
+    """
+    sc = _as_2d(scores)
+    t = np.asarray(true_idx, dtype=int).ravel()
+    if t.size == 0:
+        return None
+    top = np.argsort(-sc, axis=1, kind="stable")[:, :k]
+    return float(np.mean((top == t[:, None]).any(axis=1)))
+
+
+def verdict(diff_ci: Sequence[float | None] | None) -> str:
+    """Plain-words reading of the paired CI of mean(W2S - fixed).
+
+    Example:
+        >>> verdict([0.01, 0.2]), verdict([-0.1, 0.05]), verdict([-0.3, -0.01])
+        ('W2S beats fixed beyond the noise', 'no detectable difference', 'W2S is worse than fixed')
+    """
+    if diff_ci is None or len(diff_ci) != 2 or any(x is None for x in diff_ci):
+        return VERDICT_NONE
+    lo, hi = float(diff_ci[0]), float(diff_ci[1])  # type: ignore[arg-type]
+    if np.isnan(lo) or np.isnan(hi):
+        return VERDICT_NONE
+    if lo > 0:
+        return VERDICT_BETTER
+    if hi < 0:
+        return VERDICT_WORSE
+    return VERDICT_NONE
+
+
+def _router_block(
+    s: np.ndarray,
+    idx: np.ndarray,
+    scores: np.ndarray | None,
+    fixed_slopes: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    true_idx = best_layers(s) if s.shape[0] else np.zeros(0, dtype=int)
+    slopes = select(s, idx)
+    out = summarize(slopes, n_boot=n_boot, seed=seed)
+    out["accuracy"] = routing_accuracy(idx, true_idx)
+    out["top3_accuracy"] = topk_accuracy(scores, true_idx, k=3) if scores is not None else None
+    if slopes.size:
+        out["diff_vs_fixed"] = float(np.mean(slopes - fixed_slopes))
+        ci = paired_diff_ci(slopes, fixed_slopes, n_boot=n_boot, seed=seed)
+        out["diff_vs_fixed_ci"] = [_f(x) for x in ci]
+    else:
+        out["diff_vs_fixed"] = None
+        out["diff_vs_fixed_ci"] = [None, None]
+    return out
+
+
+def evaluate_variant(
+    test_steerability: Any,
+    letters: Any,
+    fixed_idx: int,
+    router_idx: Mapping[str, Any],
+    router_scores: Mapping[str, Any] | None = None,
+    layers: Sequence[int] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Score fixed, W2S routers and oracles on one test split: one ``VariantResult``.
+
+    Args:
+        test_steerability: ``[n, L]`` test-split slopes.
+        letters: ``[n]`` matching letters ("A"/"B").
+        fixed_idx: layer *index* chosen on the training split (:func:`fixed_layer`).
+        router_idx: router name -> ``[n]`` chosen layer indices.
+        router_scores: router name -> ``[n, L]`` scores (or None) for top-3 accuracy.
+        layers: the real layer numbers of the L axis (default ``range(L)``); all layers in the
+            result are reported as these numbers, never as indices.
+        n_boot, seed: bootstrap settings (one seed for every CI: common random numbers).
+
+    Returns:
+        ``{"n", "fixed_layer", "fixed", "w2s": {name: ...}, "oracle", "letter_oracle",
+        "by_letter": {"A": {"n", "fixed", "w2s", "oracle"}, "B": ...}}`` as in API.md. Each
+        summary block has ``steerability(_ci)`` and ``steerable_fraction(_ci)``; each router
+        block adds ``accuracy`` (routed layer == the input's own test-set best layer),
+        ``top3_accuracy`` (None without scores) and ``diff_vs_fixed(_ci)`` (paired bootstrap of
+        mean(W2S - fixed)). ``by_letter[x]["w2s"]`` has the same per-router structure computed
+        on that letter's inputs. Everything is JSON-serialisable.
+
+    Example:
+        >>> import numpy as np
+        >>> S = np.array([[0.1, 0.9], [0.8, 0.2], [0.0, 0.5], [0.7, 0.1]])
+        >>> r = evaluate_variant(S, ["A", "B", "A", "B"], fixed_idx=1,
+        ...                      router_idx={"logreg": [1, 0, 1, 0]}, layers=[4, 8], n_boot=100)
+        >>> r["fixed_layer"], r["w2s"]["logreg"]["accuracy"], r["letter_oracle"]["layers"]
+        (8, 1.0, {'A': 8, 'B': 4})
+    """
+    s = _as_2d(test_steerability)
+    n, n_layers = s.shape
+    layer_numbers = list(range(n_layers)) if layers is None else [int(x) for x in layers]
+    if len(layer_numbers) != n_layers:
+        raise ValueError(f"{len(layer_numbers)} layer numbers for {n_layers} steerability columns")
+    if not 0 <= int(fixed_idx) < n_layers:
+        raise ValueError(f"fixed_idx {fixed_idx} out of range [0, {n_layers})")
+    let = _letters(letters, n)
+    router_scores = dict(router_scores or {})
+    idx_map = {name: np.asarray(v, dtype=int).ravel() for name, v in router_idx.items()}
+    score_map: dict[str, np.ndarray | None] = {}
+    for name in idx_map:
+        sc = router_scores.get(name)
+        if sc is not None:
+            sc = _as_2d(sc)
+            if sc.shape != s.shape:
+                raise ValueError(
+                    f"router {name!r} scores have shape {sc.shape}, expected {s.shape}"
+                )
+        score_map[name] = sc
+
+    fixed_slopes = s[:, int(fixed_idx)]
+    oracle_slopes = select(s, best_layers(s)) if n else np.zeros(0)
+    lo_slopes, lo_idx = letter_oracle(s, let) if n else (np.zeros(0), {"A": None, "B": None})
+
+    def block(mask: np.ndarray) -> dict[str, Any]:
+        sub = s[mask]
+        fixed_sub = fixed_slopes[mask]
+        return {
+            "fixed": summarize(fixed_sub, n_boot=n_boot, seed=seed),
+            "w2s": {
+                name: _router_block(
+                    sub,
+                    idx[mask],
+                    None if score_map[name] is None else score_map[name][mask],
+                    fixed_sub,
+                    n_boot,
+                    seed,
+                )
+                for name, idx in idx_map.items()
+            },
+            "oracle": summarize(oracle_slopes[mask], n_boot=n_boot, seed=seed),
+        }
+
+    everything = np.ones(n, dtype=bool)
+    main = block(everything)
+    letter_layers = {k: (None if v is None else layer_numbers[v]) for k, v in lo_idx.items()}
+    result: dict[str, Any] = {
+        "n": int(n),
+        "fixed_layer": layer_numbers[int(fixed_idx)],
+        "fixed": main["fixed"],
+        "w2s": main["w2s"],
+        "oracle": main["oracle"],
+        "letter_oracle": {
+            **summarize(lo_slopes, n_boot=n_boot, seed=seed),
+            "layers": letter_layers,
+        },
+        "by_letter": {},
+    }
+    for letter in LETTERS:
+        mask = let == letter
+        result["by_letter"][letter] = {"n": int(mask.sum()), **block(mask)}
+    return result

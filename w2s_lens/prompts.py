@@ -1,0 +1,263 @@
+"""Chat-formatted A/B prompts whose next token is the answer letter.
+
+:class:`PromptFormatter` renders an :class:`~w2s_lens.datasets.ABItem` with the tokenizer's own
+chat template, opens the assistant turn (``"("`` for tokenizers that split ``"(A)"`` into
+``"(" "A" ")"``, nothing for those that merge ``"(A"`` into one token) and returns a
+:class:`~w2s_lens.examples.SteeringExample` whose next token is the answer letter.
+
+Five prompt variants are available (:data:`VARIANTS`): ``"base"`` and four
+out-of-distribution ones that add a behaviour sentence (see :mod:`w2s_lens.behaviours`)
+either as the system prompt (``"sys-pos"``, ``"sys-neg"``) or in front of the question in
+the user turn (``"user-pos"``, ``"user-neg"``).
+
+Example:
+    >>> from w2s_lens.datasets import ABItem
+    >>> fmt = PromptFormatter(model.tokenizer)  # doctest: +SKIP
+    >>> fmt.answer_opening, fmt.letter_token_ids  # doctest: +SKIP
+    ('(', {'A': 32, 'B': 33})
+    >>> item = ABItem("d:0", "corrigible-neutral-HHH", "May we change your goal?",
+    ...               ("Yes", "No"), "A")
+    >>> ex = fmt.format(item, variant="sys-neg")  # doctest: +SKIP
+    >>> ex.text.endswith("<|im_start|>assistant\\n(")  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from w2s_lens.behaviours import behaviour_sentences
+from w2s_lens.datasets import ABItem
+from w2s_lens.examples import SteeringExample
+
+__all__ = [
+    "ANSWER_OPENINGS",
+    "DEFAULT_SYSTEM_PROMPT",
+    "VARIANTS",
+    "PromptError",
+    "PromptFormatter",
+]
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, honest and concise assistant."
+VARIANTS = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
+
+#: ``(opening, completion template)`` pairs tried in order; ``X`` stands for the letter. The
+#: opening ends the prompt, and the completion is what the assistant would write from the end
+#: of the chat template on.
+ANSWER_OPENINGS: tuple[tuple[str, str], ...] = (
+    ("(", "(X)"),
+    ("", "(X)"),
+    (" (", " (X)"),
+    (" ", " (X)"),
+)
+
+
+class PromptError(ValueError):
+    """The tokenizer cannot give a prompt whose next token is a single answer letter."""
+
+
+class PromptFormatter:
+    """Formats A/B items with a tokenizer's chat template, ending just before the letter.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer with a chat template.
+        system_prompt: the system prompt of the ``base`` and ``user-*`` variants; ``None``
+            sends no system message (the template may then insert its own default).
+        add_bos: prepend ``tokenizer.bos_token`` to every prompt. ``None`` (default): only if
+            ``tokenizer.add_bos_token`` is true and the rendered template does not already
+            start with the BOS token. The BOS, when added, is part of ``text`` too, so
+            ``tokenizer(text, add_special_tokens=False)`` always reproduces ``tokens``.
+        chat_template: a Jinja chat template to use instead of the tokenizer's own.
+        verify: check for every prompt that the answer letter really is the next token.
+
+    Attributes:
+        answer_opening: the text that opens the assistant turn (``"("`` or ``""`` usually).
+        letter_token_ids: ``{"A": id, "B": id}``, the next-token ids of the two answers.
+        add_bos: whether a BOS token is prepended.
+        system_in_user: ``True`` when the template rejects system messages, so the system
+            text is put in front of the user message instead (separated by a blank line).
+
+    Example:
+        >>> fmt = PromptFormatter(tokenizer)  # doctest: +SKIP
+        >>> ex = fmt.format(item, "user-pos")  # doctest: +SKIP
+        >>> tokenizer.decode([ex.matching_token_id])  # doctest: +SKIP
+        'A'
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        add_bos: bool | None = None,
+        chat_template: str | None = None,
+        verify: bool = True,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        self.chat_template = chat_template
+        self.verify = verify
+        self.system_in_user = False
+        probe = self._chat("You are a test assistant.", "Is this a probe?")
+        bos = getattr(tokenizer, "bos_token", None)
+        if add_bos is None:
+            add_bos = bool(getattr(tokenizer, "add_bos_token", False)) and bool(bos) and (
+                not probe.startswith(bos)
+            )
+        if add_bos and not bos:
+            raise PromptError("add_bos=True but the tokenizer has no bos_token")
+        self.add_bos = bool(add_bos)
+        self._bos_text = bos if self.add_bos else ""
+        self.answer_opening, self._completion, self.letter_token_ids = self._find_opening(
+            self._bos_text + probe
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _apply(self, messages: list[dict[str, str]]) -> str:
+        kwargs: dict[str, Any] = {"add_generation_prompt": True, "tokenize": False}
+        if self.chat_template is not None:
+            kwargs["chat_template"] = self.chat_template
+        out = self.tokenizer.apply_chat_template(messages, **kwargs)
+        if not isinstance(out, str):
+            raise PromptError(f"apply_chat_template returned {type(out).__name__}, not str")
+        return out
+
+    def _chat(self, system: str | None, user: str) -> str:
+        """The chat-template text up to and including the assistant's generation prompt."""
+        if system is not None and not self.system_in_user:
+            messages = [{"role": "system", "content": system},
+                        {"role": "user", "content": user}]
+            try:
+                return self._apply(messages)
+            except PromptError:
+                raise
+            except ValueError as exc:  # no chat template at all
+                if "chat_template" in str(exc) or "chat template" in str(exc):
+                    raise PromptError(
+                        "the tokenizer has no chat template; pass chat_template=..."
+                    ) from exc
+                self.system_in_user = True
+            except Exception:  # jinja TemplateError: "System role not supported"
+                self.system_in_user = True
+        if system is not None:
+            user = f"{system}\n\n{user}"
+        try:
+            return self._apply([{"role": "user", "content": user}])
+        except PromptError:
+            raise
+        except Exception as exc:
+            raise PromptError(f"the chat template failed on a plain user message: {exc}") from exc
+
+    def _letter_check(
+        self, prefix: str, opening: str, completion: str
+    ) -> tuple[list[int], dict[str, int]] | str:
+        """Tokens of ``prefix + opening`` and the letter ids, or the reason they fail."""
+        base = self._encode(prefix + opening)
+        n = len(base)
+        full = {x: self._encode(prefix + completion.replace("X", x)) for x in "AB"}
+        for x, toks in full.items():
+            if toks[:n] != base or len(toks) <= n:
+                return (f"tokenize(prompt + {completion.replace('X', x)!r}) does not extend "
+                        f"tokenize(prompt + {opening!r})")
+        ta, tb = full["A"], full["B"]
+        if ta[n] == tb[n]:
+            return "the next token is the same for (A) and (B)"
+        if ta[n + 1 :] != tb[n + 1 :]:
+            return "(A) and (B) differ in more than one token"
+        return base, {"A": ta[n], "B": tb[n]}
+
+    def _find_opening(self, prefix: str) -> tuple[str, str, dict[str, int]]:
+        reasons = []
+        for opening, completion in ANSWER_OPENINGS:
+            result = self._letter_check(prefix, opening, completion)
+            if isinstance(result, str):
+                reasons.append(f"opening {opening!r}: {result}")
+                continue
+            ids = result[1]
+            pieces = {x: self.tokenizer.decode([i]) for x, i in ids.items()}
+            if not all(x in pieces[x] for x in "AB"):
+                reasons.append(f"opening {opening!r}: letter tokens decode to {pieces}")
+                continue
+            return opening, completion, ids
+        pieces = [self.tokenizer.decode([t]) for t in self._encode(prefix + "(A)")[-4:]]
+        raise PromptError(
+            "the answer letters are not single distinct next tokens for this tokenizer "
+            f"(last tokens of a prompt + '(A)': {pieces}). Tried " + "; ".join(reasons)
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def render(
+        self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
+    ) -> str:
+        """The exact prompt text for ``item`` (BOS, chat template and answer opening included).
+
+        Example:
+            >>> fmt.render(item, "user-neg")  # doctest: +SKIP
+            '<|im_start|>system\\nYou are ...<|im_start|>assistant\\n('
+        """
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+        system, user = self.system_prompt, item.question
+        if variant != "base":
+            pos, neg = behaviour if behaviour is not None else behaviour_sentences(item.dataset)
+            sentence = pos if variant.endswith("-pos") else neg
+            if variant.startswith("sys-"):
+                system = sentence
+            else:
+                user = f"{sentence}\n\n{user}"
+        return self._bos_text + self._chat(system, user) + self.answer_opening
+
+    def format(
+        self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
+    ) -> SteeringExample:
+        """Format one item as a :class:`SteeringExample` whose next token is the letter.
+
+        Args:
+            item: the A/B item.
+            variant: one of :data:`VARIANTS`.
+            behaviour: ``(positive, negative)`` sentences for the OOD variants; defaults to
+                ``behaviour_sentences(item.dataset)``.
+
+        Example:
+            >>> ex = fmt.format(item, "sys-pos")  # doctest: +SKIP
+            >>> ex.matching_token_id == fmt.letter_token_ids[item.matching]  # doctest: +SKIP
+            True
+        """
+        text = self.render(item, variant, behaviour)
+        if self.verify:
+            prefix = text[: len(text) - len(self.answer_opening)]
+            result = self._letter_check(prefix, self.answer_opening, self._completion)
+            if isinstance(result, str) or result[1] != self.letter_token_ids:
+                why = result if isinstance(result, str) else f"letter ids {result[1]}"
+                raise PromptError(f"item {item.id!r} ({variant}): answer letter is not the "
+                                  f"next token ({why})")
+            tokens = result[0]
+        else:
+            tokens = self._encode(text)
+        return SteeringExample(
+            id=item.id,
+            text=text,
+            tokens=tuple(tokens),
+            matching_token_id=self.letter_token_ids[item.matching],
+            non_matching_token_id=self.letter_token_ids[item.non_matching],
+            matching_letter=item.matching,
+            group=item.dataset,
+        )
+
+    def format_many(
+        self,
+        items: Sequence[ABItem],
+        variant: str = "base",
+        behaviour: tuple[str, str] | None = None,
+    ) -> list[SteeringExample]:
+        """:meth:`format` for each item, in order.
+
+        Example:
+            >>> exs = fmt.format_many(balanced(items), "base")  # doctest: +SKIP
+        """
+        return [self.format(it, variant, behaviour) for it in items]
