@@ -1,7 +1,8 @@
 """The hand-built positive / negative controls, by hand and through the real W2S pipeline.
 
 The pipeline tests run CAA (training split, both letter orders) → fast sweep → best layers →
-logistic-regression router on the model's own last-token residual → metrics on a held-out
+logistic-regression router on the model's own last-token residual
+(``w2s_lens.embeddings``, default layer) → metrics on a held-out
 test split, and check that W2S finds the constructed per-family layers on the positive
 control and claims no gain on the negative control.
 """
@@ -16,6 +17,7 @@ import torch
 
 from w2s_lens import metrics
 from w2s_lens.activations import cache_residuals
+from w2s_lens.embeddings import default_layer, embed_examples, embedding_name
 from w2s_lens.router import LayerRouter
 from w2s_lens.sweep import run_sweep
 from w2s_lens.synthetic import DIMS, SyntheticControl, build_control
@@ -138,7 +140,7 @@ def test_hand_caa_vectors_point_along_behaviour() -> None:
 
 def _pipeline(kind: str) -> dict[str, Any]:
     c = build_control(kind)
-    model, L = c.model, c.n_layers
+    model = c.model
     train = c.make_examples(N_TRAIN, seed=0)
     test = c.make_examples(N_TEST, seed=1)
     vecs = train_caa(model, [x for e in train for x in (e, c.swap(e))], batch_size=32,
@@ -146,12 +148,11 @@ def _pipeline(kind: str) -> dict[str, Any]:
     sweep_tr = run_sweep(model, vecs, train, engine="fast", progress=False, chunk_size=64)
     sweep_te = run_sweep(model, vecs, test, engine="fast", progress=False, chunk_size=64)
 
-    def embed(exs: list) -> np.ndarray:
-        res = cache_residuals(model, [e.tokens for e in exs], [L - 1], [-1] * len(exs),
-                              batch_size=64)
-        return res[:, 0].numpy()
+    def embed(exs: list) -> np.ndarray:  # the model's own residual at the last prompt token
+        return embed_examples(model, exs, kind="resid-last", batch_size=64)
 
     router = LayerRouter("logreg", seed=0, model=model.cfg.model_name,
+                         embedding=embedding_name("resid-last", default_layer(model)),
                          layers=sweep_tr.layers).fit(embed(train), sweep_tr.steerability)
     x_te = embed(test)
     result = metrics.evaluate_variant(
@@ -221,7 +222,8 @@ def test_negative_claims_no_gain(negative: dict[str, Any]) -> None:
 def test_fast_and_naive_engines_agree(positive: dict[str, Any]) -> None:
     c, vecs = positive["control"], positive["vectors"]
     ex = positive["test"][:3]
-    fast = run_sweep(c.model, vecs, ex, engine="fast", progress=False)
-    naive = run_sweep(c.model, vecs, ex, engine="naive", progress=False)
+    mults = (-1.5, 0.0, 1.0)  # a short grid keeps the naive engine (one pass per run) quick
+    fast = run_sweep(c.model, vecs, ex, multipliers=mults, engine="fast", progress=False)
+    naive = run_sweep(c.model, vecs, ex, multipliers=mults, engine="naive", progress=False)
     np.testing.assert_allclose(fast.propensity, naive.propensity, atol=1e-3)
     assert np.ptp(fast.propensity) > 1.0  # the check is not vacuous

