@@ -35,12 +35,13 @@ def test_slopes_least_squares():
 @pytest.mark.parametrize("positions", ["from_last", "all"])
 def test_fast_equals_naive(setup, positions):
     model, vecs, exs = setup
+    exs = exs[1:4]  # different lengths; the naive engine is slow by design
     scale = [0.5 + 0.25 * i for i in range(model.cfg.n_layers)]
     fast = run_sweep(model, vecs, exs, engine="fast", positions=positions, layer_scale=scale,
                      progress=False, chunk_size=2)
     naive = run_sweep(model, vecs, exs, engine="naive", positions=positions,
                       layer_scale=scale, progress=False)
-    assert fast.propensity.shape == (5, model.cfg.n_layers, 7)
+    assert fast.propensity.shape == (3, model.cfg.n_layers, 7)
     assert np.abs(fast.propensity - naive.propensity).max() <= 1e-3
     assert np.abs(fast.steerability).mean() > 1e-3  # the vectors do move the answers
 
