@@ -4,12 +4,14 @@ Each notebook is executed with nbclient in a temporary working directory, on a k
 written here that points at ``sys.executable`` (so a fresh CI venv is used even when a
 ``python3`` kernel spec elsewhere points at another interpreter). Two cells are added in memory
 only: one first, printing the kernel's ``sys.prefix``, and one last, printing a JSON summary of
-variables the notebook defined; the tests check both.
+variables the notebook defined; the tests check both. The executed copy is written to the
+working directory (``executed-<name>``) for inspection.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -55,7 +57,10 @@ def run_notebook(name: str, kernel_dir: Path, workdir: Path, check_code: str) ->
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
     client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, allow_errors=False,
                             resources={"metadata": {"path": str(workdir)}})
-    client.execute()  # raises CellExecutionError on the first failing cell
+    try:
+        client.execute()  # raises CellExecutionError on the first failing cell
+    finally:  # keep the executed copy next to the run for inspection
+        nbformat.write(nb, workdir / f"executed-{name}")
 
     prefix = _stdout(nb.cells[0]).strip()
     assert Path(prefix).resolve() == Path(sys.prefix).resolve(), (
@@ -95,10 +100,17 @@ def test_layer_analysis_notebook(kernel_dir: Path, tmp_path: Path) -> None:
              '"saved_routed": routing["router_layer"]["logreg"], "texts": texts, '
              '"n_test": [len(v) for v in test_examples.values()]}')
     nb, got = run_notebook("layer_analysis.ipynb", kernel_dir, tmp_path, check)
+    report = Path(got["report"])
+    try:
+        _check_layer_analysis(nb, got, report)
+    finally:  # the notebook's run directory is a tempfile.mkdtemp
+        if report.parent.name.startswith("w2s-layer-analysis-"):
+            shutil.rmtree(report.parent, ignore_errors=True)
 
+
+def _check_layer_analysis(nb: nbformat.NotebookNode, got: dict, report: Path) -> None:
     assert got["result_layers"] == got["layers"] == list(range(0, got["n_layers"], 2))
     assert got["variants"] == ["base", "sys-neg"]
-    report = Path(got["report"])
     assert report.is_file() and "<html" in report.read_text(encoding="utf-8")[:500]
     # the router fitted by hand reproduces the one the pipeline saved
     assert got["routed"] == got["saved_routed"]

@@ -143,7 +143,7 @@ def test_verdict_and_letter_share() -> None:
     assert verdict([-0.01, 0.3]) == VERDICT_NONE
     assert verdict([0.0, 0.3]) == VERDICT_NONE
     assert verdict([-0.3, -0.01]) == VERDICT_WORSE
-    assert verdict(None) == "no CI available"
+    assert verdict(None) == VERDICT_NONE
     v = {"fixed": {"steerability": 0.2}, "oracle": {"steerability": 0.5}}
     assert letter_gain_share({**v, "letter_oracle": {"steerability": 0.47}}) == pytest.approx(0.9)
     assert letter_gain_share({**v, "oracle": {"steerability": 0.1}}) is None

@@ -119,7 +119,10 @@ def cache_residuals(
     out = torch.empty((len(token_seqs), len(layers), model.cfg.d_model), dtype=torch.float32)
     stop = max(layers) + 1
     bar = tqdm(total=len(token_seqs), desc="residuals", unit="prompt", disable=not progress)
-    for idx in batches(len(token_seqs), batch_size):
+    # batch prompts of similar length together: less padding, same results
+    order = sorted(range(len(token_seqs)), key=lambda i: len(token_seqs[i]))
+    for span in batches(len(token_seqs), batch_size):
+        idx = [order[k] for k in span]
         seqs = [token_seqs[i] for i in idx]
         tokens, mask, lengths = pad_right(seqs)
         pos = _absolute_positions(lengths, [positions[i] for i in idx])
@@ -140,7 +143,7 @@ def cache_residuals(
                 return_type=None,
             )
         for j, name in enumerate(names):
-            out[idx.start : idx.stop, j] = grabbed[name]
+            out[idx, j] = grabbed[name]
         bar.update(len(idx))
     bar.close()
     return out

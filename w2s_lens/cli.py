@@ -147,6 +147,14 @@ def _print_table(results: dict) -> None:
               f"{w['diff_vs_fixed']:+.3f} [{d0:+.3f},{d1:+.3f}] {verdict([d0, d1])}")
 
 
+def _print_ratio(results: dict) -> None:
+    ratio = results["w2s_over_fixed"]
+    if ratio is None:
+        print("(the fixed layer's mean steerability is not positive, so the ratio is "
+              "undefined: compare W2S - fixed and its interval above)")
+    print(f"w2s_over_fixed={'nan' if ratio is None else f'{ratio:.4f}'}")
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -194,7 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_table(results)
     path = write_report(args.out)
     print(f"\nreport: {Path(path).resolve()}")
-    print(f"w2s_over_fixed={results['w2s_over_fixed']}")
+    _print_ratio(results)
     return 0
 
 
@@ -211,7 +219,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from w2s_lens.report import write_report
 
         print(f"report: {Path(write_report(args.out)).resolve()}")
-    print(f"w2s_over_fixed={results['w2s_over_fixed']}")
+    _print_ratio(results)
     return 0
 
 

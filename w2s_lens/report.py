@@ -28,6 +28,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from w2s_lens import plots
+from w2s_lens.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE, verdict
 
 __all__ = [
     "LETTER_ARTIFACT_THRESHOLD",
@@ -39,9 +40,6 @@ __all__ = [
     "write_report",
 ]
 
-VERDICT_BETTER = "W2S beats fixed beyond the noise"
-VERDICT_NONE = "no detectable difference"
-VERDICT_WORSE = "W2S is worse"
 #: Warn about a letter artifact when the letter-oracle gets at least this share of the oracle's
 #: gain over the fixed layer.
 LETTER_ARTIFACT_THRESHOLD = 0.8
@@ -101,23 +99,6 @@ def _fmt_ci(mean: Any, ci: Any, pct: bool = False) -> str:
     f = _pct if pct else _fmt
     iv = _ci(ci)
     return f(mean) + ("" if iv is None else f" [{f(iv[0])}, {f(iv[1])}]")
-
-
-def verdict(diff_ci: Sequence[float] | None) -> str:
-    """Plain-words verdict on W2S − fixed from the CI of the difference.
-
-    >>> verdict([0.01, 0.2]), verdict([-0.1, 0.05]), verdict([-0.3, -0.01])
-    ('W2S beats fixed beyond the noise', 'no detectable difference', 'W2S is worse')
-    """
-    iv = _ci(diff_ci)
-    if iv is None:
-        return "no CI available"
-    lo, hi = iv
-    if lo > 0:
-        return VERDICT_BETTER
-    if hi < 0:
-        return VERDICT_WORSE
-    return VERDICT_NONE
 
 
 def letter_gain_share(vres: Mapping[str, Any]) -> float | None:

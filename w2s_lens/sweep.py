@@ -98,6 +98,9 @@ class SweepResult:
         layers, multipliers: the grid.
         ids, matching_letters, groups: one per example.
         metadata: the configuration (model, hook, engine, positions, scales, ...).
+        captured: ``[n_examples, d_model]`` unsteered ``resid_pre`` at ``capture_layer`` at the
+            last prompt token (the ``resid-last`` embedding, free from the fast engine's
+            caching pass), or None.
     """
 
     propensity: np.ndarray
@@ -107,6 +110,7 @@ class SweepResult:
     matching_letters: list[str]
     groups: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    captured: np.ndarray | None = None
 
     @property
     def steerability(self) -> np.ndarray:
@@ -185,8 +189,10 @@ def _fast_chunk(
     multipliers: Tensor,
     examples: Sequence[SteeringExample],
     positions: SweepPositions,
-) -> np.ndarray:
-    """Propensity ``[len(examples), len(layers), n_mult]`` for one chunk (fast engine)."""
+    capture_layer: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Propensity ``[len(examples), len(layers), n_mult]`` for one chunk (fast engine), and the
+    unsteered last-token residual at ``capture_layer`` ``[len(examples), d_model]`` if asked."""
     device = model.cfg.device
     n_all = model.cfg.n_layers
     tokens, mask, lengths = pad_right([ex.tokens for ex in examples])
@@ -204,7 +210,8 @@ def _fast_chunk(
     cache = None
     if positions == "from_last":
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(examples))
-    with model.hooks(fwd_hooks=[(hook_name(layer), grab) for layer in layers]):
+    hooked = sorted(set(layers) | ({capture_layer} if capture_layer is not None else set()))
+    with model.hooks(fwd_hooks=[(hook_name(layer), grab) for layer in hooked]):
         model(tokens.to(device), attention_mask=mask.to(device), past_kv_cache=cache,
               return_type=None)
 
@@ -239,7 +246,13 @@ def _fast_chunk(
                                   ex.non_matching_token_id)
         # rows were appended layer by layer, n_mult rows each
         out[i] = diff.reshape(len(layers), n_mult).double().cpu().numpy()
-    return out
+    captured = None
+    if capture_layer is not None:
+        act = grabbed[capture_layer]
+        if positions != "from_last":
+            act = act[rows, last]
+        captured = act.float().cpu().numpy()
+    return out, captured
 
 
 @torch.inference_mode()
@@ -290,6 +303,7 @@ def run_sweep(
     chunk_size: int = 8,
     progress: bool = True,
     desc: str = "sweep",
+    capture_layer: int | None = None,
 ) -> SweepResult:
     """Steer every example at every layer with every multiplier; record propensities.
 
@@ -308,6 +322,8 @@ def run_sweep(
         chunk_size: examples per chunk.
         progress: show a progress bar over examples × layers.
         desc: progress-bar label.
+        capture_layer: with the fast engine, also keep each example's unsteered
+            ``resid_pre`` at this layer at the last prompt token (``SweepResult.captured``).
 
     Returns:
         :class:`SweepResult`.
@@ -346,6 +362,7 @@ def run_sweep(
         "tokens_digest": hashlib.sha256(
             json.dumps([ex.tokens for ex in examples]).encode()).hexdigest()[:16],
         "chunk_size": chunk_size,
+        "capture_layer": capture_layer if engine == "fast" else None,
     }
     chunk_dir = None
     if out_dir is not None:
@@ -362,6 +379,8 @@ def run_sweep(
             write_json(manifest, {"fingerprint": _fingerprint(config), "config": config})
 
     prop = np.empty((len(examples), len(layers), len(mults)), dtype=np.float64)
+    captured = (np.empty((len(examples), model.cfg.d_model), dtype=np.float32)
+                if config["capture_layer"] is not None else None)
     bar = tqdm(total=len(examples) * len(layers), desc=desc, unit="input·layer",
                disable=not progress, dynamic_ncols=True)
     for start in range(0, len(examples), chunk_size):
@@ -369,16 +388,24 @@ def run_sweep(
         chunk = examples[start:stop]
         path = chunk_dir / f"{start:06d}-{stop:06d}.safetensors" if chunk_dir else None
         if path is not None and path.exists():
-            prop[start:stop] = np_load_file(str(path))["propensity"]
+            saved = np_load_file(str(path))
+            prop[start:stop] = saved["propensity"]
+            if captured is not None:
+                captured[start:stop] = saved["captured"]
         else:
+            cap = None
             if engine == "fast":
-                part = _fast_chunk(model, steer_vecs, layers, mult_t, chunk, positions)
+                part, cap = _fast_chunk(model, steer_vecs, layers, mult_t, chunk, positions,
+                                        config["capture_layer"])
             else:
                 part = _naive_chunk(model, vectors, scales, layers, mults, chunk, positions)
             prop[start:stop] = part
+            if cap is not None:
+                captured[start:stop] = cap
             if path is not None:
                 tmp = path.with_name(path.name + ".tmp")
-                np_save_file({"propensity": part}, str(tmp))
+                np_save_file({"propensity": part, **({"captured": cap} if cap is not None
+                                                     else {})}, str(tmp))
                 tmp.replace(path)
         bar.update((stop - start) * len(layers))
     bar.close()
@@ -393,4 +420,5 @@ def run_sweep(
         matching_letters=[ex.matching_letter for ex in examples],
         groups=[ex.group for ex in examples],
         metadata=meta,
+        captured=captured,
     )

@@ -23,7 +23,7 @@ import numpy as np
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import check_metadata, library_versions, read_json, write_json
-from w2s_lens.embeddings import embed_examples, embedding_name
+from w2s_lens.embeddings import default_layer, embed_examples, embedding_name
 from w2s_lens.examples import SteeringExample
 from w2s_lens.router import LayerRouter
 from w2s_lens.steering import SteeringHandle
@@ -42,7 +42,8 @@ class W2S:
         vectors: steering vectors (covering the router's layers).
         router: a fitted router.
         embedding: embedding kind (``resid-last``, ``resid-mean`` or ``minilm``).
-        embedding_layer: residual layer of the embedding (``resid-*`` kinds).
+        embedding_layer: residual layer of the embedding (``resid-*`` kinds; None: the
+            middle layer, as in :func:`w2s_lens.embeddings.default_layer`).
         layer_scale: per-layer factor c_l (see :mod:`w2s_lens.scales`), one per router layer.
         positions: where to steer (``"from_last"`` or ``"all"``).
     """
@@ -58,6 +59,8 @@ class W2S:
         positions: str = "from_last",
     ) -> None:
         vectors.check_model(model)
+        if embedding != "minilm" and embedding_layer is None:
+            embedding_layer = default_layer(model)
         if router.layers is None:
             raise ValueError("the router is not fitted")
         want = embedding_name(embedding, embedding_layer)
