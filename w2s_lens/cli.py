@@ -38,10 +38,13 @@ def _layers(text: str) -> list[int] | None:
     if text == "all":
         return None
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        layers = sorted({int(x) for x in text.split(",") if x.strip()})
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated layers, got "
                                          f"{text!r}") from exc
+    if not layers or layers[0] < 0:
+        raise argparse.ArgumentTypeError(f"layers must be non-negative integers, got {text!r}")
+    return layers
 
 
 def _names(text: str) -> list[str]:
@@ -114,7 +117,8 @@ def _eval_config(args: argparse.Namespace, dataset: str, variants: Sequence[str]
         dataset=dataset, variants=tuple(variants), n_train=args.n_train, n_test=args.n_test,
         train_fraction=args.train_fraction, seed=args.seed, layers=args.layers,
         multipliers=tuple(args.multipliers), engine=args.engine, positions=args.positions,
-        scale=args.scale, fraction=args.fraction or DEFAULT_FRACTION,
+        scale=args.scale,
+        fraction=DEFAULT_FRACTION if args.fraction is None else args.fraction,
         embedding=getattr(args, "embedding", "resid-last"),
         embedding_layer=getattr(args, "embedding_layer", None),
         routers=tuple(getattr(args, "routers", ("logreg", "mlp", "curve"))),
@@ -191,6 +195,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from w2s_lens.report import write_report
 
     t0 = time.time()
+    _eval_config(args, args.dataset, args.variants)  # check the settings before any download
     dataset, items = _load_items(args)
     config = _eval_config(args, dataset, args.variants)
     model = load_model(args.model)
@@ -210,6 +215,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from w2s_lens.evaluation import evaluate
     from w2s_lens.models import load_model
 
+    _eval_config(args, args.dataset, args.variants)  # check the settings before any download
     dataset, items = _load_items(args)  # fails fast on a bad dataset
     config = _eval_config(args, dataset, args.variants)
     model = load_model(args.model)
@@ -247,7 +253,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     vectors = train_caa(model, pairs, layers=args.layers, batch_size=args.batch_size,
                         dataset=dataset, progress=True)
     vectors.save(out)
-    scales = layer_scales(vectors, args.scale, fraction=args.fraction or DEFAULT_FRACTION)
+    scales = layer_scales(vectors, args.scale, fraction=DEFAULT_FRACTION
+                          if args.fraction is None else args.fraction)
     result = run_sweep(model, vectors, examples, multipliers=args.multipliers,
                        engine=args.engine, positions=args.positions, layer_scale=scales,
                        out_dir=out)
@@ -469,10 +476,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     user_errors = (ArtifactMismatch, AssetError, BehaviourError, ConfigError, DatasetError,
                    ModelLoadError,
                    PromptError, RouterMismatchError, FileNotFoundError)
+    if os.environ.get("W2S_DEBUG"):
+        user_errors = ()  # show full tracebacks
     try:
         return int(args.func(args) or 0)
     except user_errors as exc:
         print(f"w2s-lens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:
+        print(f"w2s-lens {args.command}: error: {exc} (set W2S_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume the sweep", file=sys.stderr)

@@ -207,6 +207,7 @@ def evaluate_examples(
 
     # 2. training sweep → labels, fixed layer, routers
     train_sweep = sweep(examples.sweep_train, "train")
+    assert train_sweep.layers == layers  # column j of every sweep is layer layers[j]
     s_train = train_sweep.steerability
     fixed_idx = fixed_layer(s_train)
 
@@ -264,6 +265,10 @@ def evaluate_examples(
         run = {
             "model": name,
             **{k: v for k, v in asdict(config).items()},
+            "n_train": len(examples.sweep_train),
+            "n_test": len(examples.test["base"]),
+            "n_train_cap": config.n_train,
+            "n_test_cap": config.n_test,
             "hook": vectors.hook,
             "hook_names": [vectors.hook_name(layer) for layer in layers],
             "multiplier_scale": config.scale,

@@ -6,12 +6,15 @@ as a context manager, or keep the handle and call ``.remove()`` yourself. Only t
 removed: hooks the user added stay in place.
 
 Positions:
-    * ``"from_last"`` (default): the last token of the prompt and every token after it. On the
-      first call (the prompt pass) the hook remembers where the prompt ends; later calls with
-      one new token at a time (generation with a key/value cache) are steered too, and later
-      full-sequence calls (generation without a cache) are steered from the remembered index.
+    * ``"from_last"`` (default): the last token of the prompt and every token after it.
     * ``"all"``: every position.
     * an ``int`` k: every position ``>= k``.
+
+    Positions are absolute: the hook follows generation with a key/value cache (one new token
+    per call after the prompt) and without one (each call one token longer than the last), so
+    new tokens are steered as the positions say. Any other call starts a new prompt (so one
+    handle can serve several prompts, one at a time). Batched prompts must be right-aligned
+    to the same length for ``"from_last"`` to mean each prompt's last token.
 
 Example:
     >>> with steer(model, "blocks.3.hook_resid_pre", 2.0 * v):  # doctest: +SKIP
@@ -87,23 +90,29 @@ def steer(
     state: dict[str, int] = {}
 
     def hook(module, inputs, output: Tensor) -> Tensor:
-        vec = vector.to(device=output.device, dtype=output.dtype)
         seq = output.shape[1]
+        # Where does this call sit in the sequence? One token after earlier calls continues a
+        # cached generation; a pass one token longer than the sequence so far continues an
+        # uncached generation; anything else starts a new prompt.
+        if state and seq == 1:
+            offset = state["total"]
+        elif state and seq == state["total"] + 1:
+            offset = 0
+        else:
+            offset = 0
+            state["prompt_last"] = seq - 1
+        state["total"] = offset + seq
         if positions == "all":
             start = 0
         elif positions == "from_last":
-            if "start" not in state:
-                state["start"] = seq - 1
-                start = seq - 1
-            else:
-                # one token at a time (cached generation) is always past the prompt
-                start = 0 if seq == 1 else state["start"]
+            start = state["prompt_last"]
         else:
             start = int(positions)
-        if start >= seq:
+        local = max(0, start - offset)
+        if local >= seq:
             return output
         out = output.clone()
-        out[:, start:] += vec
+        out[:, local:] += vector.to(device=output.device, dtype=output.dtype)
         return out
 
     handle = model.hook_dict[hook_name].register_forward_hook(hook)

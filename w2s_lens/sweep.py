@@ -46,11 +46,30 @@ from safetensors.numpy import save_file as np_save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
-from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-from transformer_lens.cache.key_value_cache_entry import TransformerLensKeyValueCacheEntry
+
+try:  # TransformerLens 3.x
+    from transformer_lens.cache.key_value_cache import (
+        TransformerLensKeyValueCache as KVCache,
+    )
+    from transformer_lens.cache.key_value_cache_entry import (
+        TransformerLensKeyValueCacheEntry as KVCacheEntry,
+    )
+except ImportError:  # TransformerLens 2.x
+    from transformer_lens.past_key_value_caching import (  # type: ignore[no-redef]
+        HookedTransformerKeyValueCache as KVCache,
+    )
+    from transformer_lens.past_key_value_caching import (  # type: ignore[no-redef]
+        HookedTransformerKeyValueCacheEntry as KVCacheEntry,
+    )
 
 from w2s_lens.activations import hook_name, pad_right
-from w2s_lens.artifacts import ArtifactMismatch, library_versions, read_json, write_json
+from w2s_lens.artifacts import (
+    FORMAT_VERSION,
+    ArtifactMismatch,
+    library_versions,
+    read_json,
+    write_json,
+)
 from w2s_lens.examples import SteeringExample
 from w2s_lens.vectors import SteeringVectors
 
@@ -133,7 +152,7 @@ class SweepResult:
             metadata={"model": str(self.metadata.get("model")),
                       "hook": str(self.metadata.get("hook"))},
         )
-        write_json(directory / IDS_FILE, {"ids": self.ids,
+        write_json(directory / IDS_FILE, {"format_version": FORMAT_VERSION, "ids": self.ids,
                                           "matching_letters": self.matching_letters,
                                           "groups": self.groups, "metadata": self.metadata})
         return directory
@@ -142,8 +161,12 @@ class SweepResult:
     def load(cls, directory: str | os.PathLike) -> SweepResult:
         """Read a sweep written by :meth:`save`."""
         directory = Path(directory)
-        arrays = np_load_file(str(directory / SWEEP_FILE))
         side = read_json(directory / IDS_FILE)
+        if side.get("format_version") != FORMAT_VERSION:
+            raise ArtifactMismatch(
+                f"{directory / IDS_FILE} has format_version {side.get('format_version')!r}; "
+                f"this w2s-lens reads {FORMAT_VERSION}")
+        arrays = np_load_file(str(directory / SWEEP_FILE))
         return cls(
             propensity=arrays["propensity"].astype(np.float64),
             layers=[int(x) for x in arrays["layers"]],
@@ -209,7 +232,7 @@ def _fast_chunk(
 
     cache = None
     if positions == "from_last":
-        cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, len(examples))
+        cache = KVCache.init_cache(model.cfg, device, len(examples))
     hooked = sorted(set(layers) | ({capture_layer} if capture_layer is not None else set()))
     with model.hooks(fwd_hooks=[(hook_name(layer), grab) for layer in hooked]):
         model(tokens.to(device), attention_mask=mask.to(device), past_kv_cache=cache,
@@ -224,18 +247,18 @@ def _fast_chunk(
         residual: Tensor | None = None
         for b in range(first, n_all):
             if b in layer_pos:
-                vec = steer_vecs[layer_pos[b]].to(device)
                 if positions == "from_last":
                     base = grabbed[b][i][None, None, :]  # [1, 1, d]
                 else:
                     base = grabbed[b][i, :n_i][None]  # [1, n_i, d]
-                new = base + multipliers.to(device)[:, None, None] * vec
+                vec = steer_vecs[layer_pos[b]].to(device, base.dtype)
+                new = base + multipliers.to(device, base.dtype)[:, None, None] * vec
                 residual = new if residual is None else torch.cat([residual, new], dim=0)
             entry = None
             if cache is not None:
                 rows_now = residual.shape[0]
                 src = cache.entries[b]
-                entry = TransformerLensKeyValueCacheEntry(
+                entry = KVCacheEntry(
                     past_keys=src.past_keys[i : i + 1, : n_i - 1].expand(rows_now, -1, -1, -1),
                     past_values=src.past_values[i : i + 1, : n_i - 1].expand(
                         rows_now, -1, -1, -1),
@@ -336,13 +359,19 @@ def run_sweep(
         raise ValueError("no examples to sweep")
     vectors.check_model(model)
     layers = list(vectors.layers) if layers is None else [int(x) for x in layers]
-    layers = sorted(layers)
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layers must be distinct, got {layers}")
     for layer in layers:
         vectors.vector(layer)  # raises KeyError with the stored layers
     mults = [float(m) for m in multipliers]
+    slopes(np.zeros(len(mults)), mults)  # fail now, not after the sweep, on a bad grid
     scales = [1.0] * len(layers) if layer_scale is None else [float(s) for s in layer_scale]
     if len(scales) != len(layers):
-        raise ValueError("layer_scale needs one factor per swept layer")
+        raise ValueError("layer_scale needs one factor per swept layer (in the order of "
+                         "`layers`, or of vectors.layers when `layers` is None)")
+    # sweep in ascending layer order; each scale travels with its layer
+    pairs = sorted(zip(layers, scales))
+    layers, scales = [p[0] for p in pairs], [p[1] for p in pairs]
     if engine == "fast":
         _check_fast_supported(model, vectors.hook)
     steer_vecs = torch.stack([vectors.vector(layer) * s for layer, s in zip(layers, scales)])
@@ -359,8 +388,10 @@ def run_sweep(
         "vectors_digest": _tensor_digest(steer_vecs),
         "ids_digest": hashlib.sha256("\n".join(ex.id for ex in examples).encode()).hexdigest()[
             :16],
-        "tokens_digest": hashlib.sha256(
-            json.dumps([ex.tokens for ex in examples]).encode()).hexdigest()[:16],
+        "tokens_digest": hashlib.sha256(json.dumps(
+            [[ex.tokens, ex.matching_token_id, ex.non_matching_token_id] for ex in examples]
+        ).encode()).hexdigest()[:16],
+        "engine": engine,
         "chunk_size": chunk_size,
         "capture_layer": capture_layer if engine == "fast" else None,
     }

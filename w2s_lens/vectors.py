@@ -179,7 +179,7 @@ def train_caa(
     Args:
         model: the HookedTransformer.
         examples: training prompts. Pass them in both letter orders for letter balance.
-        layers: which layers (default: all).
+        layers: which layers (default: all); stored in ascending order.
         hook: residual hook to read (and later steer) at.
         batch_size: prompts per forward pass.
         dataset: recorded in the metadata.
@@ -190,7 +190,8 @@ def train_caa(
     """
     if len(examples) == 0:
         raise ValueError("train_caa needs at least one training example")
-    layers = list(range(model.cfg.n_layers)) if layers is None else [int(x) for x in layers]
+    layers = (list(range(model.cfg.n_layers)) if layers is None
+              else sorted({int(x) for x in layers}))
     seqs = [ex.positive_tokens for ex in examples] + [ex.negative_tokens for ex in examples]
     resid = cache_residuals(model, seqs, layers, [-1] * len(seqs), hook=hook,
                             batch_size=batch_size, progress=progress)
