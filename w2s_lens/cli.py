@@ -310,7 +310,11 @@ def cmd_train_router(args: argparse.Namespace) -> int:
               "train)", file=sys.stderr)
     model = load_model(run["model"])
     sweep = SweepResult.load(sweep_dir)
-    vectors = SteeringVectors.load(sweep_dir, model=model)
+    vectors = SteeringVectors.load(sweep_dir, model=model, hook=run.get("hook"))
+    scales = run.get("layer_scale")
+    if scales is not None and len(scales) != len(sweep.layers):
+        raise ValueError(f"{sweep_dir / 'run.json'} has {len(scales)} layer scales for "
+                         f"{len(sweep.layers)} swept layers")
     examples = []
     with open(sweep_dir / "examples.jsonl") as f:
         for line in f:
@@ -325,7 +329,7 @@ def cmd_train_router(args: argparse.Namespace) -> int:
     router = LayerRouter(args.router, model=run["model"], dataset=run["dataset"],
                          embedding=embedding_name(args.embedding, layer), layers=sweep.layers,
                          hook=vectors.hook).fit(x, sweep.steerability)
-    W2S(model, vectors, router, args.embedding, layer, run.get("layer_scale"),
+    W2S(model, vectors, router, args.embedding, layer, scales,
         run.get("positions", "from_last")).save(args.out)
     pred = router.predict(x)
     acc = float((pred == sweep.steerability.argmax(1)).mean())

@@ -66,6 +66,14 @@ class W2S:
         want = embedding_name(embedding, embedding_layer)
         if router.embedding not in (None, want):
             raise ValueError(f"the router reads embedding {router.embedding!r}, not {want!r}")
+        missing = [layer for layer in router.layers if layer not in vectors.layers]
+        if missing:
+            raise ValueError(f"the vectors lack layers {missing} that the router can pick")
+        if router.hook not in (None, vectors.hook):
+            raise ValueError(f"the router was fitted for hook {router.hook!r}, the vectors are "
+                             f"for {vectors.hook!r}")
+        if layer_scale is not None and len(layer_scale) != len(router.layers):
+            raise ValueError("layer_scale needs one factor per router layer")
         self.model = model
         self.vectors = vectors
         self.router = router
