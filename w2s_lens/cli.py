@@ -163,6 +163,7 @@ def _print_ratio(results: dict) -> None:
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:
+    """`w2s-lens check-model`: TransformerLens vs transformers log-probabilities."""
     from w2s_lens.models import check_model
 
     diff = check_model(args.model)
@@ -190,6 +191,7 @@ def _show_prompts(model, items, n: int) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """`w2s-lens demo`: the embedded defaults end to end, ending with an HTML report."""
     from w2s_lens.evaluation import evaluate
     from w2s_lens.models import load_model
     from w2s_lens.report import write_report
@@ -212,6 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`w2s-lens evaluate`: the whole W2S comparison for one dataset."""
     from w2s_lens.evaluation import evaluate
     from w2s_lens.models import load_model
 
@@ -230,6 +233,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """`w2s-lens sweep`: CAA vectors and a layer × multiplier sweep, in the documented format."""
     from w2s_lens.artifacts import library_versions, write_json
     from w2s_lens.datasets import balanced, train_test_split
     from w2s_lens.models import load_model
@@ -295,6 +299,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_train_router(args: argparse.Namespace) -> int:
+    """`w2s-lens train-router`: fit a router on a training-split sweep directory."""
     from w2s_lens.examples import SteeringExample
     from w2s_lens.models import load_model
     from w2s_lens.router import LayerRouter
@@ -340,6 +345,7 @@ def cmd_train_router(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """`w2s-lens generate`: unsteered vs steered generation at the routed layer."""
     import torch
 
     from w2s_lens.models import load_model
@@ -371,6 +377,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`w2s-lens report`: a self-contained HTML report for a run or sweep directory."""
     from w2s_lens.report import write_report
 
     path = write_report(args.run_dir, args.out)
