@@ -64,3 +64,16 @@ def test_embedding_mismatch_refused(bundle):
     ctl, w2s = bundle
     with pytest.raises(ValueError, match="reads embedding"):
         W2S(ctl.model, w2s.vectors, w2s.router, "resid-mean", 2)
+
+
+def test_steer_at_a_given_layer(bundle):
+    ctl, w2s = bundle
+    ex = ctl.make_examples(3, seed=7)[0]
+    toks = torch.tensor([ex.tokens])
+    with w2s.steer(ex, multiplier=1.0, layer=3):
+        given = ctl.model(toks)[0, -1].detach()
+    with w2s.vectors.apply(ctl.model, 3, 1.0):
+        manual = ctl.model(toks)[0, -1].detach()
+    assert torch.allclose(given, manual)
+    with pytest.raises(ValueError, match="router can pick"):
+        w2s.steer(ex, layer=9)

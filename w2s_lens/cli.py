@@ -349,24 +349,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from w2s_lens.models import load_model
-    from w2s_lens.prompts import DEFAULT_SYSTEM_PROMPT
+    from w2s_lens.prompts import DEFAULT_SYSTEM_PROMPT, PromptFormatter
     from w2s_lens.w2s import W2S
 
     meta = json.loads((Path(args.router) / "w2s.json").read_text())
     model = load_model(args.model or meta["model"])
     w2s = W2S.load(args.router, model)
+    fmt = PromptFormatter(model.tokenizer)  # the BOS rule and answer opening of training
     messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
                 {"role": "user", "content": args.prompt}]
     text = model.tokenizer.apply_chat_template(messages, tokenize=False,
                                                add_generation_prompt=True)
-    tokens = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    layer = w2s.choose_layer(tokens)
+    if fmt.add_bos:
+        text = model.tokenizer.bos_token + text
+    encode = model.tokenizer
+    tokens = encode(text, add_special_tokens=False)["input_ids"]
+    # route on the prompt as the router saw prompts in training: ending in the answer opening
+    route_tokens = encode(text + fmt.answer_opening, add_special_tokens=False)["input_ids"]
+    layer = w2s.choose_layer(route_tokens)
     print(f"routed layer: {layer}  (multiplier {args.multiplier})")
     inp = torch.tensor([tokens])
     kw = dict(max_new_tokens=args.max_new_tokens, do_sample=False, verbose=False,
               stop_at_eos=True)
     plain = model.generate(inp, **kw)
-    with w2s.steer(tokens, multiplier=args.multiplier):
+    with w2s.steer(tokens, multiplier=args.multiplier, layer=layer):
         steered = model.generate(inp, **kw)
     dec = model.tokenizer.decode
     print("--- unsteered ---")

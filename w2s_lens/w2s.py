@@ -106,10 +106,18 @@ class W2S:
         return int(self.router.predict_layers(x)[0])
 
     def steer(
-        self, prompt: str | Sequence[int] | SteeringExample, multiplier: float = 1.0
+        self,
+        prompt: str | Sequence[int] | SteeringExample,
+        multiplier: float = 1.0,
+        layer: int | None = None,
     ) -> SteeringHandle:
-        """Context manager: steer at the routed layer for this prompt."""
-        layer = self.choose_layer(prompt)
+        """Context manager: steer at the routed layer for this prompt.
+
+        Pass ``layer`` (from :meth:`choose_layer`) to skip routing the prompt again.
+        """
+        layer = self.choose_layer(prompt) if layer is None else int(layer)
+        if layer not in self.router.layers:
+            raise ValueError(f"layer {layer} is not one the router can pick: {self.router.layers}")
         scale = self.layer_scale[self.router.layers.index(layer)]
         return self.vectors.apply(self.model, layer, multiplier, positions=self.positions,
                                   scale=scale)
