@@ -97,10 +97,13 @@ def test_save_load_roundtrip(kind: str, tmp_path) -> None:
         "embedding",
         "layers",
         "hook",
-        "w2s_lens_version",
+        "readout",
+        "format_version",
+        "versions",
         "sklearn_version",
     ):
         assert key in meta
+    assert meta["versions"]["w2s-lens"]
     assert meta["kind"] == kind and meta["layers"] == META["layers"]
     loaded = LayerRouter.load(tmp_path / "router", expect=META)
     assert np.array_equal(loaded.predict(Xt), r.predict(Xt))

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,9 +28,11 @@ from transformer_lens import HookedTransformer
 from w2s_lens.activations import batches, cache_residuals, hook_name, pad_right
 from w2s_lens.examples import SteeringExample
 
-__all__ = ["EMBEDDINGS", "default_layer", "embedding_name", "embed_examples"]
+__all__ = ["EMBEDDINGS", "Embedding", "default_layer", "embedding_name", "embed_examples",
+           "embed_prompts"]
 
 EMBEDDINGS = ("resid-last", "resid-mean", "minilm")
+Embedding = Literal["resid-last", "resid-mean", "minilm"]
 
 
 def default_layer(model: HookedTransformer) -> int:
@@ -65,6 +68,51 @@ def _mean_residuals(model: HookedTransformer, seqs: Sequence[Sequence[int]], lay
     return out
 
 
+def embed_prompts(
+    model: HookedTransformer | None,
+    token_seqs: Sequence[Sequence[int]],
+    texts: Sequence[str],
+    kind: str = "resid-last",
+    layer: int | None = None,
+    batch_size: int = 8,
+) -> Float[np.ndarray, "n dim"]:
+    """Embed prompts given as token ids (``resid-*`` kinds) and texts (``minilm``).
+
+    Args:
+        model: the HookedTransformer (unused for ``minilm``).
+        token_seqs: each prompt's tokens, exactly as the model sees them.
+        texts: each prompt's full text (chat template included), for ``minilm``.
+        kind: one of :data:`EMBEDDINGS`.
+        layer: residual layer for the ``resid-*`` kinds (default: :func:`default_layer`).
+        batch_size: prompts per forward pass.
+
+    Returns:
+        float32 array ``[n_prompts, dim]``.
+
+    Example:
+        >>> X = embed_prompts(model, [ex.tokens], [ex.text], "minilm")  # doctest: +SKIP
+    """
+    embedding_name(kind, layer)  # validates kind
+    if len(token_seqs) == 0 or len(token_seqs) != len(texts):
+        raise ValueError(f"need one text per prompt and at least one prompt, got "
+                         f"{len(token_seqs)} token sequences and {len(texts)} texts")
+    if kind == "minilm":
+        from w2s_lens.text_encoder import MiniLMEncoder
+
+        if any(not t for t in texts):
+            raise ValueError("the minilm embedding needs each prompt's text; an empty text "
+                             "would route as the empty string")
+        return np.asarray(MiniLMEncoder().encode(list(texts)), dtype=np.float32)
+    if model is None:
+        raise ValueError(f"embedding {kind!r} needs the model")
+    layer = default_layer(model) if layer is None else int(layer)
+    if kind == "resid-last":
+        res = cache_residuals(model, token_seqs, [layer], [-1] * len(token_seqs),
+                              batch_size=batch_size)
+        return res[:, 0].numpy().astype(np.float32)
+    return _mean_residuals(model, token_seqs, layer, batch_size)
+
+
 def embed_examples(
     model: HookedTransformer | None,
     examples: Sequence[SteeringExample],
@@ -72,30 +120,12 @@ def embed_examples(
     layer: int | None = None,
     batch_size: int = 8,
 ) -> Float[np.ndarray, "n dim"]:
-    """Embed each example's prompt (unsteered).
+    """Embed each example's prompt (unsteered): :func:`embed_prompts` on its tokens and text.
 
-    Args:
-        model: the HookedTransformer (unused for ``minilm``).
-        examples: the prompts.
-        kind: one of :data:`EMBEDDINGS`.
-        layer: residual layer for the ``resid-*`` kinds (default: :func:`default_layer`).
-        batch_size: prompts per forward pass.
-
-    Returns:
-        float32 array ``[n_examples, dim]``.
+    Example:
+        >>> X = embed_examples(model, examples, kind="resid-last", layer=12)  # doctest: +SKIP
     """
-    embedding_name(kind, layer)  # validates kind
     if len(examples) == 0:
         raise ValueError("no examples to embed")
-    if kind == "minilm":
-        from w2s_lens.text_encoder import MiniLMEncoder
-
-        return np.asarray(MiniLMEncoder().encode([ex.text for ex in examples]), dtype=np.float32)
-    if model is None:
-        raise ValueError(f"embedding {kind!r} needs the model")
-    layer = default_layer(model) if layer is None else int(layer)
-    seqs = [ex.tokens for ex in examples]
-    if kind == "resid-last":
-        res = cache_residuals(model, seqs, [layer], [-1] * len(seqs), batch_size=batch_size)
-        return res[:, 0].numpy().astype(np.float32)
-    return _mean_residuals(model, seqs, layer, batch_size)
+    return embed_prompts(model, [ex.tokens for ex in examples], [ex.text for ex in examples],
+                         kind, layer, batch_size)

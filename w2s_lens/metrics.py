@@ -11,7 +11,9 @@ layer to steer at:
 * **oracle**: each input's own best layer on the test split (an upper bound), plus the
   *letter oracle*, one best layer for items whose matching answer is "A" and one for "B".
 
-Confidence intervals are percentile bootstraps over inputs.
+Confidence intervals are BCa bootstraps over inputs (``scipy.stats.bootstrap``, paired where
+the comparison is paired); under mirrored evaluation an input is an item (both its letter
+orders averaged), so the two orders of one item are never resampled apart.
 
 Example:
     >>> import numpy as np
@@ -26,16 +28,20 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 __all__ = [
     "LETTERS",
     "best_layers",
     "bootstrap_ci",
+    "fdr_count",
     "paired_diff_ci",
+    "paired_diff_test",
     "summarize",
     "select",
     "fixed_layer",
@@ -78,6 +84,21 @@ def best_layers(steerability: Any) -> np.ndarray:
     return np.argmax(_as_2d(steerability), axis=1).astype(int)
 
 
+def _bootstrap(data: tuple[np.ndarray, ...], stat: Callable[..., Any], n_boot: int, seed: int,
+               alpha: float, paired: bool) -> tuple[tuple[float, float], np.ndarray]:
+    """scipy's BCa bootstrap; percentile where BCa is undefined (e.g. constant data)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DegenerateDataWarning: handled below
+        res = scipy.stats.bootstrap(data, stat, n_resamples=n_boot, confidence_level=1 - alpha,
+                                    method="BCa", paired=paired, vectorized=True,
+                                    rng=np.random.default_rng(seed))
+        lo, hi = res.confidence_interval
+        dist = np.asarray(res.bootstrap_distribution, dtype=float)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            lo, hi = np.quantile(dist, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi)), dist
+
+
 def bootstrap_ci(
     values: Any,
     n_boot: int = 2000,
@@ -85,17 +106,19 @@ def bootstrap_ci(
     alpha: float = 0.05,
     stat: Callable[..., Any] = np.mean,
 ) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``stat(values)``, resampling inputs.
+    """Bootstrap confidence interval of ``stat(values)``, resampling inputs.
 
-    Deterministic for a given ``seed``. An empty input gives ``(nan, nan)``.
+    ``scipy.stats.bootstrap`` with the BCa method (bias-corrected and accelerated), falling back
+    to the percentile interval where BCa is undefined (constant data). Deterministic for a
+    given ``seed``. An empty input gives ``(nan, nan)``.
 
     Args:
-        values: ``[n]`` per-input values.
+        values: ``[n]`` per-input values (one per unit: mirrored letter orders are one input).
         n_boot: number of bootstrap resamples.
         seed: seed of the resampling generator.
         alpha: 1 - coverage (0.05 gives a 95% interval).
-        stat: statistic; called as ``stat(samples, axis=1)`` on a ``[n_boot, n]`` array when it
-            accepts ``axis``, else once per resample.
+        stat: statistic, called as ``stat(samples, axis=-1)`` when it accepts ``axis``, else
+            once per resample.
 
     Returns:
         ``(lo, hi)`` as Python floats.
@@ -108,17 +131,17 @@ def bootstrap_ci(
     v = np.asarray(values, dtype=float).ravel()
     if v.size == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.size, size=(n_boot, v.size))
-    samples = v[idx]
-    try:
-        boots = np.asarray(stat(samples, axis=1), dtype=float)
-        if boots.shape != (n_boot,):
-            raise TypeError
-    except TypeError:
-        boots = np.array([float(stat(row)) for row in samples])
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
+    if v.size == 1 or np.ptp(v) == 0:
+        x = float(stat(v))
+        return (x, x)
+
+    def vec_stat(x: np.ndarray, axis: int = -1) -> np.ndarray:
+        try:
+            return np.asarray(stat(x, axis=axis), dtype=float)
+        except TypeError:
+            return np.apply_along_axis(lambda r: float(stat(r)), axis, x)
+
+    return _bootstrap((v,), vec_stat, n_boot, seed, alpha, paired=False)[0]
 
 
 def paired_diff_ci(
@@ -128,17 +151,63 @@ def paired_diff_ci(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> tuple[float, float]:
-    """Bootstrap CI of ``mean(a - b)``, resampling inputs jointly (paired design).
+    """Bootstrap CI of ``mean(a - b)``, resampling inputs jointly (``paired=True``).
 
     Example:
         >>> paired_diff_ci([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], n_boot=200)
         (0.0, 0.0)
     """
+    return paired_diff_test(a, b, n_boot, seed, alpha)[0]
+
+
+def paired_diff_test(
+    a: Any,
+    b: Any,
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[tuple[float, float], float | None]:
+    """Paired bootstrap of ``mean(a - b)``: its CI and a one-sided p-value for ``> 0``.
+
+    The p-value is the share of bootstrap means at or below 0 (with the usual +1 correction);
+    it is what :func:`fdr_count` corrects across datasets. ``None`` for empty input.
+
+    Example:
+        >>> ci, p = paired_diff_test([1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.5], n_boot=500)
+        >>> ci[0] > 0, p < 0.05
+        (True, True)
+    """
     a = np.asarray(a, dtype=float).ravel()
     b = np.asarray(b, dtype=float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired arrays differ in length: {a.shape} vs {b.shape}")
-    return bootstrap_ci(a - b, n_boot=n_boot, seed=seed, alpha=alpha)
+    d = a - b
+    if d.size == 0:
+        return (float("nan"), float("nan")), None
+    if d.size == 1 or np.ptp(d) == 0:
+        x = float(d.mean())
+        return (x, x), (0.0 if x > 0 else 1.0)
+
+    def mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(x - y, axis=axis)
+
+    ci, dist = _bootstrap((a, b), mean_diff, n_boot, seed, alpha, paired=True)
+    p = (1 + int(np.sum(dist <= 0))) / (1 + dist.size)
+    return ci, float(p)
+
+
+def fdr_count(p_values: Sequence[float | None], q: float = 0.05) -> int:
+    """How many one-sided tests stay significant after Benjamini-Hochberg FDR control at ``q``
+    (``scipy.stats.false_discovery_control``); ``None`` entries are not tests.
+
+    Example:
+        >>> fdr_count([0.001, 0.02, 0.04, 0.5]), fdr_count([0.04, 0.5, 0.6])
+        (2, 0)
+    """
+    ps = np.asarray([p for p in p_values if p is not None], dtype=float)
+    if ps.size == 0:
+        return 0
+    return int(np.sum(scipy.stats.false_discovery_control(ps, method="bh") <= q))
 
 
 def _f(x: float) -> float | None:
@@ -302,11 +371,13 @@ def _router_block(
     out["top3_accuracy"] = topk_accuracy(scores, true_idx, k=3) if scores is not None else None
     if slopes.size:
         out["diff_vs_fixed"] = float(np.mean(slopes - fixed_slopes))
-        ci = paired_diff_ci(slopes, fixed_slopes, n_boot=n_boot, seed=seed)
+        ci, p = paired_diff_test(slopes, fixed_slopes, n_boot=n_boot, seed=seed)
         out["diff_vs_fixed_ci"] = [_f(x) for x in ci]
+        out["diff_vs_fixed_p"] = p
     else:
         out["diff_vs_fixed"] = None
         out["diff_vs_fixed_ci"] = [None, None]
+        out["diff_vs_fixed_p"] = None
     return out
 
 
@@ -320,7 +391,7 @@ def evaluate_variant(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Score fixed, W2S routers and oracles on one test split: one ``VariantResult``.
+    """Score fixed, W2S routers and oracles on one test split.
 
     Args:
         test_steerability: ``[n, L]`` test-split slopes.
@@ -334,12 +405,13 @@ def evaluate_variant(
 
     Returns:
         ``{"n", "fixed_layer", "fixed", "w2s": {name: ...}, "oracle", "letter_oracle",
-        "by_letter": {"A": {"n", "fixed", "w2s", "oracle"}, "B": ...}}`` as in API.md. Each
+        "by_letter": {"A": {"n", "fixed", "w2s", "oracle"}, "B": ...}}``. Each
         summary block has ``steerability(_ci)`` and ``steerable_fraction(_ci)``; each router
         block adds ``accuracy`` (routed layer == the input's own test-set best layer),
-        ``top3_accuracy`` (None without scores) and ``diff_vs_fixed(_ci)`` (paired bootstrap of
-        mean(W2S - fixed)). ``by_letter[x]["w2s"]`` has the same per-router structure computed
-        on that letter's inputs. Everything is JSON-serialisable.
+        ``top3_accuracy`` (None without scores), ``diff_vs_fixed(_ci)`` (paired bootstrap of
+        mean(W2S - fixed)) and ``diff_vs_fixed_p`` (one-sided bootstrap p-value).
+        ``by_letter[x]["w2s"]`` has the same per-router structure computed on that letter's
+        inputs. Everything is JSON-serialisable.
 
     Example:
         >>> import numpy as np

@@ -1,14 +1,25 @@
-"""Chat-formatted A/B prompts whose next token is the answer letter.
+"""Chat-formatted prompts: A/B prompts whose next token is the answer letter, and cloze prompts.
 
 :class:`PromptFormatter` renders an :class:`~w2s_lens.datasets.ABItem` with the tokenizer's own
-chat template, opens the assistant turn (``"("`` for tokenizers that split ``"(A)"`` into
-``"(" "A" ")"``, nothing for those that merge ``"(A"`` into one token) and returns a
-:class:`~w2s_lens.examples.SteeringExample` whose next token is the answer letter.
+chat template and returns a :class:`~w2s_lens.examples.SteeringExample`, in one of two
+readouts:
+
+* ``letter`` (:meth:`PromptFormatter.format`): the question with its ``Choices:`` block, the
+  assistant turn opened (``"("`` for tokenizers that split ``"(A)"`` into ``"(" "A" ")"``,
+  nothing for those that merge ``"(A"`` into one token); the next token is the answer letter.
+* ``cloze`` (:meth:`PromptFormatter.format_cloze`): the question *without* its choices (persona
+  Yes/No items keep their question), the assistant turn opened; the two answers are the option
+  texts, scored as continuations.
 
 Five prompt variants are available (:data:`VARIANTS`): ``"base"`` and four
 out-of-distribution ones that add a behaviour sentence (see :mod:`w2s_lens.behaviours`)
 either as the system prompt (``"sys-pos"``, ``"sys-neg"``) or in front of the question in
 the user turn (``"user-pos"``, ``"user-neg"``).
+
+The formatter is the one owner of prompt text: its :meth:`~PromptFormatter.settings` are
+recorded in every run and bundle, and :meth:`~PromptFormatter.from_settings` rebuilds the same
+formatter, so a user's plain string is formatted at inference exactly as training prompts were
+(:meth:`~PromptFormatter.format_text`).
 
 Example:
     >>> from w2s_lens.datasets import ABItem
@@ -20,16 +31,21 @@ Example:
     >>> ex = fmt.format(item, variant="sys-neg")  # doctest: +SKIP
     >>> ex.text.endswith("<|im_start|>assistant\\n(")  # doctest: +SKIP
     True
+    >>> fmt.format_cloze(item).continuations  # doctest: +SKIP
+    ((9454,), (2753,))
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from w2s_lens.behaviours import behaviour_sentences
 from w2s_lens.datasets import ABItem
-from w2s_lens.examples import SteeringExample
+from w2s_lens.examples import READOUTS, Readout, SteeringExample
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ANSWER_OPENINGS",
@@ -191,31 +207,87 @@ class PromptFormatter:
 
     # ------------------------------------------------------------------ public API
 
-    def render(
-        self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
-    ) -> str:
-        """The exact prompt text for ``item`` (BOS, chat template and answer opening included).
+    def settings(self) -> dict[str, Any]:
+        """Everything needed to rebuild this formatter (recorded in runs and bundles).
 
         Example:
-            >>> fmt.render(item, "user-neg")  # doctest: +SKIP
-            '<|im_start|>system\\nYou are ...<|im_start|>assistant\\n('
+            >>> fmt.settings()["answer_opening"]  # doctest: +SKIP
+            '('
         """
+        return {
+            "system_prompt": self.system_prompt,
+            "add_bos": self.add_bos,
+            "chat_template": self.chat_template,
+            "answer_opening": self.answer_opening,
+            "system_in_user": self.system_in_user,
+        }
+
+    @classmethod
+    def from_settings(cls, tokenizer: Any, settings: Mapping[str, Any]) -> PromptFormatter:
+        """The formatter recorded by :meth:`settings`, checked against this tokenizer.
+
+        Raises:
+            PromptError: when the tokenizer now gives another answer opening or BOS rule
+                than the recorded one (another tokenizer than at training).
+
+        Example:
+            >>> same = PromptFormatter.from_settings(tok, fmt.settings())  # doctest: +SKIP
+        """
+        fmt = cls(tokenizer, system_prompt=settings.get("system_prompt"),
+                  add_bos=settings.get("add_bos"), chat_template=settings.get("chat_template"))
+        for key in ("answer_opening", "add_bos", "system_in_user"):
+            if key in settings and settings[key] != getattr(fmt, key):
+                raise PromptError(
+                    f"the recorded prompt format has {key}={settings[key]!r}, but this "
+                    f"tokenizer gives {getattr(fmt, key)!r}: it is not the tokenizer the "
+                    "run was made with")
+        return fmt
+
+    def _system_user(self, question: str, dataset: str, variant: str,
+                     behaviour: tuple[str, str] | None) -> tuple[str | None, str]:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
-        system, user = self.system_prompt, item.question
+        system, user = self.system_prompt, question
         if variant != "base":
-            pos, neg = behaviour if behaviour is not None else behaviour_sentences(item.dataset)
+            pos, neg = behaviour if behaviour is not None else behaviour_sentences(dataset)
             sentence = pos if variant.endswith("-pos") else neg
             if variant.startswith("sys-"):
                 system = sentence
             else:
                 user = f"{sentence}\n\n{user}"
+        return system, user
+
+    def render(
+        self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
+    ) -> str:
+        """The exact letter-readout prompt text for ``item`` (BOS, chat template and answer
+        opening included).
+
+        Example:
+            >>> fmt.render(item, "user-neg")  # doctest: +SKIP
+            '<|im_start|>system\\nYou are ...<|im_start|>assistant\\n('
+        """
+        system, user = self._system_user(item.question, item.dataset, variant, behaviour)
         return self._bos_text + self._chat(system, user) + self.answer_opening
+
+    def render_cloze(
+        self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
+    ) -> str:
+        """The exact cloze prompt text: the question without its choices, the assistant turn
+        opened (nothing after it).
+
+        Example:
+            >>> fmt.render_cloze(item).endswith("assistant\\n")  # doctest: +SKIP
+            True
+        """
+        question = item.stem if item.stem else item.question
+        system, user = self._system_user(question, item.dataset, variant, behaviour)
+        return self._bos_text + self._chat(system, user)
 
     def format(
         self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
     ) -> SteeringExample:
-        """Format one item as a :class:`SteeringExample` whose next token is the letter.
+        """Format one item as a letter-readout example whose next token is the letter.
 
         Args:
             item: the A/B item.
@@ -249,15 +321,101 @@ class PromptFormatter:
             group=item.dataset,
         )
 
+    def format_cloze(
+        self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
+    ) -> SteeringExample:
+        """Format one item for the cloze readout: the option texts as continuations.
+
+        Each continuation is ``tokenize(prompt + option)`` minus ``tokenize(prompt)``; the two
+        options may share a tokenised prefix (their full texts are scored).
+
+        Raises:
+            PromptError: an option is empty, or tokenising prompt + option does not extend the
+                prompt's tokens (a merge across the boundary).
+
+        Example:
+            >>> ex = fmt.format_cloze(item)  # doctest: +SKIP
+            >>> ex.readout  # doctest: +SKIP
+            'cloze'
+        """
+        text = self.render_cloze(item, variant, behaviour)
+        tokens = self._encode(text)
+        conts = []
+        for letter in (item.matching, item.non_matching):
+            option = item.options[0 if letter == "A" else 1]
+            if not option.strip():
+                raise PromptError(f"item {item.id!r}: option ({letter}) is empty")
+            full = self._encode(text + option)
+            if full[: len(tokens)] != tokens or len(full) == len(tokens):
+                raise PromptError(f"item {item.id!r} ({variant}): tokenize(prompt + option "
+                                  f"({letter})) does not extend tokenize(prompt)")
+            conts.append(tuple(full[len(tokens):]))
+        if conts[0] == conts[1]:
+            raise PromptError(f"item {item.id!r}: the two options tokenise identically")
+        return SteeringExample(
+            id=item.id,
+            text=text,
+            tokens=tuple(tokens),
+            matching_letter=item.matching,
+            group=item.dataset,
+            matching_continuation=conts[0],
+            non_matching_continuation=conts[1],
+        )
+
     def format_many(
         self,
         items: Sequence[ABItem],
         variant: str = "base",
         behaviour: tuple[str, str] | None = None,
+        readout: Readout = "letter",
     ) -> list[SteeringExample]:
-        """:meth:`format` for each item, in order.
+        """:meth:`format` (or :meth:`format_cloze`) for each item, in order.
+
+        With the cloze readout, items that cannot be scored (an empty option, or two options
+        that tokenise identically) are skipped with a warning naming them.
 
         Example:
             >>> exs = fmt.format_many(balanced(items), "base")  # doctest: +SKIP
         """
-        return [self.format(it, variant, behaviour) for it in items]
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if readout == "letter":
+            return [self.format(it, variant, behaviour) for it in items]
+        out, skipped = [], []
+        for it in items:
+            try:
+                out.append(self.format_cloze(it, variant, behaviour))
+            except PromptError as exc:
+                if "empty" not in str(exc) and "identically" not in str(exc):
+                    raise
+                skipped.append(it.id)
+        if skipped:
+            log.warning("cloze readout: skipped %d item(s) whose options are empty or "
+                        "identical: %s", len(skipped), ", ".join(skipped[:20]))
+        return out
+
+    def format_text(self, text: str, variant: str = "base", readout: Readout = "letter",
+                    dataset: str = "") -> tuple[str, list[int]]:
+        """A user's plain string as the prompt training used: ``(prompt text, tokens)``.
+
+        The string is the user message; system prompt, chat template, BOS rule and (letter
+        readout) answer opening are this formatter's, so a router sees what it was fitted on.
+
+        Example:
+            >>> prompt, tokens = fmt.format_text("Would you accept a new goal?")  # doctest: +SKIP
+        """
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        system, user = self._system_user(text, dataset, variant, None)
+        rendered = self._bos_text + self._chat(system, user)
+        if readout == "letter":
+            rendered += self.answer_opening
+        return rendered, self._encode(rendered)
+
+    def generation_prompt(self, text: str) -> tuple[str, list[int]]:
+        """The chat prompt for free generation from a plain string (no answer opening).
+
+        Example:
+            >>> prompt, tokens = fmt.generation_prompt("Tell me about yourself.")  # doctest: +SKIP
+        """
+        return self.format_text(text, readout="cloze")

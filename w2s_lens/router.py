@@ -11,18 +11,18 @@ Three kinds (``ROUTER_KINDS``):
 Hyper-parameters are chosen by cross-validation on the training data passed to
 :meth:`LayerRouter.fit` only (``GridSearchCV`` with stratified folds for the classifiers,
 efficient leave-one-out ``RidgeCV`` for the curve). The number of folds is
-``min(5, smallest class count)``; with a class seen only once the folds are capped by the
-largest class instead (that class then never appears in some training folds), and with too
-little data for any split the default hyper-parameters are used. If every training input has
-the same best layer, the router predicts that layer.
+``min(5, smallest class count)``, so every training fold holds every class; when a class has
+a single member no such folds exist, and the default hyper-parameters are used instead — said
+so in ``cv_info_["note"]``, which the evaluation writes into ``results.json``. If every
+training input has the same best layer, the router predicts that layer.
 
-Persistence: :meth:`LayerRouter.save` writes ``router.json`` (metadata) and
-``router.joblib`` (the fitted scikit-learn estimator, a pickle). :meth:`LayerRouter.load`
-reads and checks the JSON first and refuses a router trained for another model, dataset,
-embedding or layer set *before* unpickling anything. **Only load routers you trust**: a
-pickle can run arbitrary code. The pickle's SHA-256 is recorded in ``router.json`` and
-checked, which guards against corruption and accidental swaps, not against an attacker who
-can rewrite both files.
+Persistence (through :mod:`w2s_lens.artifacts`): :meth:`LayerRouter.save` writes
+``router.json`` (metadata) and ``router.joblib`` (the fitted scikit-learn estimator, a pickle).
+:meth:`LayerRouter.load` reads and checks the JSON first and refuses a router trained for
+another model, dataset, embedding, layer set or readout *before* unpickling anything.
+**Only load routers you trust**: a pickle can run arbitrary code. The pickle's SHA-256 is
+recorded in ``router.json`` and checked, which guards against corruption and accidental swaps,
+not against an attacker who can rewrite both files.
 
 Example:
     >>> import numpy as np
@@ -38,15 +38,11 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import sklearn
 from sklearn.base import BaseEstimator
@@ -58,6 +54,15 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from w2s_lens.artifacts import (
+    ArtifactMismatch,
+    check_format,
+    load_pickle,
+    read_json,
+    save_pickle,
+    stamp,
+    write_json,
+)
 from w2s_lens.metrics import best_layers
 
 __all__ = ["ROUTER_KINDS", "LayerRouter", "RouterMismatchError", "make_router"]
@@ -65,36 +70,15 @@ __all__ = ["ROUTER_KINDS", "LayerRouter", "RouterMismatchError", "make_router"]
 ROUTER_KINDS = ("logreg", "mlp", "curve")
 META_FILE = "router.json"
 ESTIMATOR_FILE = "router.joblib"
-FORMAT = "w2s-lens-router/1"
-CHECKED_KEYS = ("model", "dataset", "embedding", "layers")
+CHECKED_KEYS = ("model", "dataset", "embedding", "layers", "readout")
 
 LOGREG_GRID = {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}
 MLP_GRID = {"mlpclassifier__alpha": [1e-3, 1e-1, 1.0]}
 RIDGE_ALPHAS = tuple(np.logspace(-2, 4, 13).tolist())
 
 
-class RouterMismatchError(ValueError):
-    """A saved router was trained for another model, dataset, embedding or layer set."""
-
-
-def _w2s_version() -> str:
-    try:
-        return md.version("w2s-lens")
-    except md.PackageNotFoundError:
-        try:
-            from w2s_lens import __version__  # type: ignore[attr-defined]
-
-            return str(__version__)
-        except Exception:
-            return "unknown"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+class RouterMismatchError(ArtifactMismatch):
+    """A saved router was trained for another model, dataset, embedding, layer set or readout."""
 
 
 def _norm(key: str, value: Any) -> Any:
@@ -109,7 +93,8 @@ class LayerRouter:
     Args:
         kind: one of ``ROUTER_KINDS``.
         seed: random seed (CV shuffling, MLP initialisation).
-        model, dataset, embedding: names recorded in ``router.json`` and checked on load.
+        model, dataset, embedding, readout: names recorded in ``router.json`` and checked on
+            load (readout: ``"letter"`` or ``"cloze"``).
         layers: real layer numbers of the L axis (default ``range(L)`` at fit time).
         hook: the steering hook point (e.g. ``"resid_pre"``), recorded only.
         blas_threads: BLAS/OpenMP threads while fitting (default 1: these problems are small,
@@ -140,6 +125,7 @@ class LayerRouter:
         embedding: str | None = None,
         layers: Sequence[int] | None = None,
         hook: str | None = None,
+        readout: str | None = None,
         blas_threads: int | None = 1,
     ) -> None:
         if kind not in ROUTER_KINDS:
@@ -151,6 +137,7 @@ class LayerRouter:
         self.embedding = embedding
         self.layers = None if layers is None else [int(x) for x in layers]
         self.hook = hook
+        self.readout = readout
         self.blas_threads = blas_threads
         self.estimator_: BaseEstimator | None = None
         self.constant_: int | None = None
@@ -161,11 +148,9 @@ class LayerRouter:
 
     # ------------------------------------------------------------------ fitting
     def _cv(self, y: np.ndarray) -> StratifiedKFold | None:
+        """Stratified folds in which every training fold holds every class, or None."""
         _, counts = np.unique(y, return_counts=True)
         k = min(5, int(counts.min()))
-        if k < 2:
-            # A class seen once cannot be in every fold; cap by the largest class instead.
-            k = min(5, int(counts.max()))
         if k < 2:
             return None
         return StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed)
@@ -242,7 +227,10 @@ class LayerRouter:
                 est.fit(X, y)
                 self.estimator_ = est
                 self.cv_info_ = {"n_samples": n, "n_splits": 0, "best_params": {},
-                                 "cv_score": None, "note": "too little data for CV; defaults"}
+                                 "cv_score": None,
+                                 "note": "a best layer is the label of a single training input, "
+                                         "so no folds keep every class: no cross-validation, "
+                                         "default hyper-parameters"}
                 return self
             search = GridSearchCV(est, grid, cv=cv, scoring="accuracy", error_score=np.nan,
                                   refit=True)
@@ -298,10 +286,10 @@ class LayerRouter:
         return np.asarray(self.layers, dtype=int)[self.predict(X)]
 
     # -------------------------------------------------------------- persistence
+    @property
     def metadata(self) -> dict[str, Any]:
-        """The JSON metadata written by :meth:`save`."""
+        """What :meth:`save` writes to ``router.json`` (without the estimator's digest)."""
         return {
-            "format": FORMAT,
             "kind": self.kind,
             "seed": self.seed,
             "model": self.model,
@@ -309,12 +297,12 @@ class LayerRouter:
             "embedding": self.embedding,
             "layers": self.layers,
             "hook": self.hook,
+            "readout": self.readout,
             "n_layers": self.n_layers_,
             "n_features": self.n_features_,
             "constant": self.constant_,
             "classes": None if self.classes_ is None else [int(c) for c in self.classes_],
             "cv": self.cv_info_,
-            "w2s_lens_version": _w2s_version(),
             "sklearn_version": sklearn.__version__,
         }
 
@@ -323,18 +311,15 @@ class LayerRouter:
         if self.n_layers_ is None:
             raise RuntimeError("cannot save an unfitted router")
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        meta = self.metadata()
-        est_path = d / ESTIMATOR_FILE
+        meta = self.metadata
+        meta["estimator_file"] = None
+        meta["estimator_sha256"] = None
         if self.estimator_ is not None:
-            joblib.dump(self.estimator_, est_path)
+            meta["estimator_sha256"] = save_pickle(d / ESTIMATOR_FILE, self.estimator_)
             meta["estimator_file"] = ESTIMATOR_FILE
-            meta["estimator_sha256"] = _sha256(est_path)
         else:
-            est_path.unlink(missing_ok=True)
-            meta["estimator_file"] = None
-            meta["estimator_sha256"] = None
-        (d / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+            (d / ESTIMATOR_FILE).unlink(missing_ok=True)
+        write_json(d / META_FILE, stamp(meta))
         return d
 
     @classmethod
@@ -344,12 +329,13 @@ class LayerRouter:
         Args:
             directory: the folder holding ``router.json`` and ``router.joblib``.
             expect: values to check against the metadata, among ``model``, ``dataset``,
-                ``embedding`` and ``layers``; keys set to None are not checked. The check runs
-                before the pickle is opened.
+                ``embedding``, ``layers`` and ``readout``; keys set to None are not checked.
+                The check runs before the pickle is opened.
 
         Raises:
             RouterMismatchError: a checked value differs (the message names both values).
-            FileNotFoundError / ValueError: missing or malformed files.
+            ArtifactMismatch: another format version, or a pickle whose SHA-256 differs.
+            FileNotFoundError: missing files.
 
         Security: ``router.joblib`` is a pickle; only load routers from sources you trust.
 
@@ -359,13 +345,8 @@ class LayerRouter:
         """
         d = Path(directory)
         meta_path = d / META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"no {META_FILE} in {d}")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(
-                f"{meta_path} is not a w2s-lens router (format {meta.get('format')!r})"
-            )
+        meta = read_json(meta_path)
+        check_format(meta, meta_path, "refit the router (w2s-lens train-router or evaluate)")
         for key, want in (expect or {}).items():
             if key not in CHECKED_KEYS:
                 raise ValueError(f"cannot check {key!r}; checkable keys are {CHECKED_KEYS}")
@@ -385,21 +366,16 @@ class LayerRouter:
             )
         r = cls(meta["kind"], seed=meta.get("seed", 0), model=meta.get("model"),
                 dataset=meta.get("dataset"), embedding=meta.get("embedding"),
-                layers=meta.get("layers"), hook=meta.get("hook"))
+                layers=meta.get("layers"), hook=meta.get("hook"), readout=meta.get("readout"))
         r.n_layers_ = meta["n_layers"]
         r.n_features_ = meta["n_features"]
         r.constant_ = meta.get("constant")
         r.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"], int)
         r.cv_info_ = meta.get("cv") or {}
         if meta.get("estimator_file"):
-            est_path = d / meta["estimator_file"]
-            if not est_path.is_file():
-                raise FileNotFoundError(f"{est_path} is missing")
-            if meta.get("estimator_sha256") and _sha256(est_path) != meta["estimator_sha256"]:
-                raise ValueError(f"{est_path} does not match the SHA-256 in {meta_path}")
-            r.estimator_ = joblib.load(est_path)  # trusted pickle, see the docstring
+            r.estimator_ = load_pickle(d / meta["estimator_file"], meta.get("estimator_sha256"))
         elif r.constant_ is None:
-            raise ValueError(f"{meta_path} names no estimator and no constant layer")
+            raise ArtifactMismatch(f"{meta_path} names no estimator and no constant layer")
         return r
 
     def __repr__(self) -> str:

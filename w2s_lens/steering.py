@@ -1,29 +1,33 @@
 """Adding a vector to the residual stream: the steering hook, as a context manager.
 
-``steer(model, hook_name, vector)`` registers a forward hook on a TransformerLens hook point
-that adds ``vector`` at the chosen positions, and returns a :class:`SteeringHandle`. Use it
-as a context manager, or keep the handle and call ``.remove()`` yourself. Only this hook is
-removed: hooks the user added stay in place.
+``steer(model, hook_name, vector)`` adds ``vector`` at a TransformerLens hook point through
+TransformerLens's own bookkeeping (``HookPoint.add_hook``), so ``model.reset_hooks()`` removes
+a steering hook that was never undone, and returns a :class:`SteeringHandle`. Use it as a
+context manager, or keep the handle and call ``.remove()`` yourself (idempotent). Only this
+hook is removed: hooks the user added stay in place.
 
 Positions:
     * ``"from_last"`` (default): the last token of the prompt and every token after it.
     * ``"all"``: every position.
     * an ``int`` k: every position ``>= k``.
 
-    Positions are absolute: the hook follows generation with a key/value cache (one new token
-    per call after the prompt) and without one (each call one token longer than the last), so
-    new tokens are steered as the positions say. Any other call starts a new prompt (so one
-    handle can serve several prompts, one at a time). Batched prompts must be right-aligned
-    to the same length for ``"from_last"`` to mean each prompt's last token.
+    Positions are absolute. Where a call sits in the sequence is read from the model's
+    key/value cache (a cached generation step continues the prompt at the cache's length);
+    without a cache, a call continues the previous one only if its tokens are the previous
+    call's tokens plus one (an uncached generation step). Any other call starts a new prompt,
+    so one handle can serve several prompts, one at a time. Batched prompts must be
+    right-aligned to the same length for ``"from_last"`` to mean each prompt's last token.
 
 Example:
     >>> with steer(model, "blocks.3.hook_resid_pre", 2.0 * v):  # doctest: +SKIP
     ...     logits = model(tokens)
+    >>> handle = steer(model, "blocks.3.hook_resid_pre", v)  # doctest: +SKIP
+    >>> model.reset_hooks()  # also removes the steering hook  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float
@@ -35,19 +39,80 @@ __all__ = ["Positions", "SteeringHandle", "steer"]
 Positions = Literal["from_last", "all"] | int
 
 
-class SteeringHandle:
-    """A registered steering hook; ``remove()`` undoes it (idempotent)."""
+class _CallTracker:
+    """Reads, before every forward call, where the call sits in the sequence.
 
-    def __init__(self, handle: torch.utils.hooks.RemovableHandle, hook_name: str) -> None:
-        self._handle = handle
+    A forward pre-hook on the model (it sees ``past_kv_cache`` and the input tokens, which the
+    hook points do not). It removes itself once its steering hook is gone, e.g. after
+    ``model.reset_hooks()``.
+    """
+
+    def __init__(self, model: HookedTransformer, alive) -> None:
+        self.alive = alive
+        self.offset = 0
+        self.prompt_last: int | None = None
+        self._prev: Tensor | None = None
+        self._handle = model.register_forward_pre_hook(self._pre, with_kwargs=True)
+
+    def _pre(self, module: Any, args: tuple, kwargs: dict) -> None:
+        if not self.alive():
+            self.remove()
+            return
+        tokens = args[0] if args else kwargs.get("input", kwargs.get("tokens"))
+        cache = kwargs.get("past_kv_cache")
+        cached = 0
+        if cache is not None and len(cache.entries) > 0:
+            cached = int(cache.entries[0].past_keys.shape[1])
+        seq = int(tokens.shape[-1]) if isinstance(tokens, Tensor) else None
+        if cached > 0 and self.prompt_last is not None:
+            self.offset = cached  # a cached generation step
+        elif (cached == 0 and isinstance(tokens, Tensor) and self._prev is not None
+              and tokens.ndim == 2 and self._prev.shape[0] == tokens.shape[0]
+              and tokens.shape[1] == self._prev.shape[1] + 1
+              and torch.equal(tokens[:, :-1].to(self._prev.device), self._prev)):
+            self.offset = 0  # an uncached generation step: same tokens plus one
+        else:
+            self.offset = cached
+            self.prompt_last = None if seq is None else cached + seq - 1
+        self._prev = (tokens.detach() if isinstance(tokens, Tensor) and cached == 0
+                      else None)
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+class SteeringHandle:
+    """A registered steering hook; ``remove()`` undoes it (idempotent).
+
+    Example:
+        >>> h = steer(model, "blocks.0.hook_resid_pre", v)  # doctest: +SKIP
+        >>> h.remove(); h.active  # doctest: +SKIP
+        False
+    """
+
+    def __init__(self, model: HookedTransformer, hook_name: str, fn, tracker: _CallTracker) -> None:
+        self._model = model
+        self._fn = fn
+        self._tracker = tracker
         self.hook_name = hook_name
-        self.active = True
+
+    @property
+    def active(self) -> bool:
+        """Whether the hook is still registered (False after remove() or reset_hooks())."""
+        point = self._model.hook_dict[self.hook_name]
+        return any(h.user_hook is self._fn for h in point.fwd_hooks)
 
     def remove(self) -> None:
         """Remove the hook. Calling it twice is harmless."""
-        if self.active:
-            self._handle.remove()
-            self.active = False
+        point = self._model.hook_dict[self.hook_name]
+        keep = []
+        for h in point.fwd_hooks:
+            if h.user_hook is self._fn:
+                h.hook.remove()
+            else:
+                keep.append(h)
+        point.fwd_hooks = keep
+        self._tracker.remove()
 
     def __enter__(self) -> SteeringHandle:
         return self
@@ -79,6 +144,10 @@ def steer(
 
     Returns:
         a :class:`SteeringHandle` (a context manager).
+
+    Example:
+        >>> with steer(model, "blocks.2.hook_resid_pre", torch.ones(32)):  # doctest: +SKIP
+        ...     steered = model(tokens)
     """
     _check_positions(positions)
     if hook_name not in model.hook_dict:
@@ -87,25 +156,17 @@ def steer(
         raise ValueError(
             f"vector must have shape [{model.cfg.d_model}], got {tuple(vector.shape)}"
         )
-    state: dict[str, int] = {}
+    point = model.hook_dict[hook_name]
+    fn_ref: list[Any] = []
+    tracker = _CallTracker(model, lambda: any(h.user_hook is fn_ref[0] for h in point.fwd_hooks))
 
-    def hook(module, inputs, output: Tensor) -> Tensor:
+    def steering_hook(output: Tensor, hook) -> Tensor:
         seq = output.shape[1]
-        # Where does this call sit in the sequence? One token after earlier calls continues a
-        # cached generation; a pass one token longer than the sequence so far continues an
-        # uncached generation; anything else starts a new prompt.
-        if state and seq == 1:
-            offset = state["total"]
-        elif state and seq == state["total"] + 1:
-            offset = 0
-        else:
-            offset = 0
-            state["prompt_last"] = seq - 1
-        state["total"] = offset + seq
+        offset = tracker.offset
         if positions == "all":
             start = 0
         elif positions == "from_last":
-            start = state["prompt_last"]
+            start = tracker.prompt_last if tracker.prompt_last is not None else offset + seq - 1
         else:
             start = int(positions)
         local = max(0, start - offset)
@@ -115,5 +176,6 @@ def steer(
         out[:, local:] += vector.to(device=output.device, dtype=output.dtype)
         return out
 
-    handle = model.hook_dict[hook_name].register_forward_hook(hook)
-    return SteeringHandle(handle, hook_name)
+    fn_ref.append(steering_hook)
+    point.add_hook(steering_hook, dir="fwd")
+    return SteeringHandle(model, hook_name, steering_hook, tracker)

@@ -1,17 +1,22 @@
-"""CAA steering vectors: one per layer, trained from A/B contrast pairs.
+"""CAA steering vectors: one per layer, trained from A/B contrast pairs; and per-input vectors.
 
 Contrastive Activation Addition (CAA): at layer l the vector is the mean, over training
-prompts, of ``resid(prompt + matching letter) - resid(prompt + non-matching letter)`` read at
-the answer-letter position (the last token). Pass every training item in both letter orders
+prompts, of ``resid(prompt + matching answer) - resid(prompt + non-matching answer)`` read at
+the answer position (the last token). Pass every training item in both letter orders
 (``w2s_lens.datasets.balanced``): then the vector cannot carry an "answer A vs answer B"
 direction, which on small models can otherwise be the whole apparent effect.
 
+:class:`SteeringVectors` holds one vector per layer (CAA); :class:`InputVectors` holds one
+vector per (input, layer) (L2S's predictions, or cross-fitted CAA vectors), the form the sweep
+engines take for input-dependent steering.
+
 Vectors are saved as ``vectors.safetensors`` (one tensor per layer, named by its hook, e.g.
 ``blocks.14.hook_resid_pre``) plus ``vectors.json`` (model, hook, layers, read position,
-dataset, library versions). Loading onto another model or hook is refused.
+dataset, library versions), through :mod:`w2s_lens.artifacts`. Loading onto another model or
+hook is refused.
 
 Example:
-    >>> vecs = train_caa(model, train_examples, layers=range(model.cfg.n_layers))  # doctest: +SKIP
+    >>> vecs = train_caa(model, train_examples, layers=range(1, 24))  # doctest: +SKIP
     >>> with vecs.apply(model, layer=14, multiplier=1.0):  # doctest: +SKIP
     ...     print(model.generate("...", max_new_tokens=20))
     >>> vecs.save("out/")  # doctest: +SKIP
@@ -27,23 +32,25 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.activations import cache_residuals, hook_name
+from w2s_lens.activations import contrast_residuals, hook_name
 from w2s_lens.artifacts import (
-    FORMAT_VERSION,
     ArtifactMismatch,
+    check_format,
     check_metadata,
-    library_versions,
+    load_tensors,
     read_json,
+    save_tensors,
+    stamp,
     write_json,
 )
 from w2s_lens.examples import SteeringExample
 from w2s_lens.steering import Positions, SteeringHandle, steer
 
-__all__ = ["SteeringVectors", "train_caa", "model_name"]
+__all__ = ["InputVectors", "SteeringVectors", "caa_from_differences", "model_name",
+           "train_caa"]
 
 VECTORS_FILE = "vectors.safetensors"
 META_FILE = "vectors.json"
@@ -126,14 +133,12 @@ class SteeringVectors:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``vectors.safetensors`` and ``vectors.json`` into ``directory``."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         tensors = {self.hook_name(layer): self.vectors[i].contiguous()
                    for i, layer in enumerate(self.layers)}
-        meta = {**self.metadata, "hook": self.hook, "layers": self.layers,
-                "hook_names": list(tensors), "format_version": FORMAT_VERSION,
-                "versions": self.metadata.get("versions") or library_versions()}
-        save_file(tensors, str(directory / VECTORS_FILE),
-                  metadata={"model": str(meta.get("model")), "hook": self.hook})
+        meta = stamp({**self.metadata, "hook": self.hook, "layers": self.layers,
+                      "hook_names": list(tensors)})
+        save_tensors(directory / VECTORS_FILE, tensors,
+                     metadata={"model": str(meta.get("model")), "hook": self.hook})
         write_json(directory / META_FILE, meta)
         return directory
 
@@ -147,11 +152,9 @@ class SteeringVectors:
         """Load vectors; with ``model``/``hook`` given, refuse a mismatch."""
         directory = Path(directory)
         meta = read_json(directory / META_FILE)
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ArtifactMismatch(
-                f"{directory / META_FILE} has format_version {meta.get('format_version')!r}; "
-                f"this w2s-lens reads {FORMAT_VERSION}")
-        tensors = load_file(str(directory / VECTORS_FILE))
+        check_format(meta, directory / META_FILE, "train the vectors again, e.g. rerun the "
+                     "`w2s-lens sweep`/`evaluate` command that made them")
+        tensors = load_tensors(directory / VECTORS_FILE)
         layers = [int(x) for x in meta["layers"]]
         names = [hook_name(layer, meta["hook"]) for layer in layers]
         missing = [n for n in names if n not in tensors]
@@ -163,6 +166,39 @@ class SteeringVectors:
         if model is not None:
             vecs.check_model(model)
         return vecs
+
+
+def caa_from_differences(
+    model: HookedTransformer,
+    diffs: Float[Tensor, "n layer d_model"],
+    examples: Sequence[SteeringExample],
+    layers: Sequence[int],
+    hook: str = "resid_pre",
+    dataset: str | None = None,
+    resid_norms: Float[Tensor, " layer"] | None = None,
+) -> SteeringVectors:
+    """CAA vectors as the mean of per-pair contrasts (``contrast_residuals(...).diffs``), e.g.
+    of one cross-fitting fold.
+
+    Example:
+        >>> fold = caa_from_differences(model, diffs[k], [exs[i] for i in k], ls)  # doctest: +SKIP
+    """
+    if diffs.shape[0] != len(examples) or diffs.shape[0] == 0:
+        raise ValueError(f"{diffs.shape[0]} contrasts for {len(examples)} examples")
+    letters = [ex.matching_letter for ex in examples]
+    meta = {
+        "model": model_name(model),
+        "d_model": model.cfg.d_model,
+        "dataset": dataset,
+        "method": "caa",
+        "read_position": -1,
+        "n_pairs": len(examples),
+        "matching_letter_counts": {"A": letters.count("A"), "B": letters.count("B")},
+        # typical residual norm per layer at the answer position: the unit of the relative
+        # multiplier scale (w2s_lens.scales)
+        "resid_norms": None if resid_norms is None else [float(x) for x in resid_norms],
+    }
+    return SteeringVectors(diffs.mean(dim=0), list(layers), hook, meta)
 
 
 def train_caa(
@@ -187,28 +223,84 @@ def train_caa(
 
     Returns:
         :class:`SteeringVectors` with per-layer vectors ``[len(layers), d_model]``.
+
+    Example:
+        >>> vecs = train_caa(model, fmt.format_many(balanced(train)))  # doctest: +SKIP
     """
     if len(examples) == 0:
         raise ValueError("train_caa needs at least one training example")
     layers = (list(range(model.cfg.n_layers)) if layers is None
               else sorted({int(x) for x in layers}))
-    seqs = [ex.positive_tokens for ex in examples] + [ex.negative_tokens for ex in examples]
-    resid = cache_residuals(model, seqs, layers, [-1] * len(seqs), hook=hook,
-                            batch_size=batch_size, progress=progress)
-    n = len(examples)
-    vectors = (resid[:n] - resid[n:]).mean(dim=0)
-    letters = [ex.matching_letter for ex in examples]
-    meta = {
-        "model": model_name(model),
-        "d_model": model.cfg.d_model,
-        "dataset": dataset,
-        "method": "caa",
-        "read_position": -1,
-        "n_pairs": n,
-        "matching_letter_counts": {"A": letters.count("A"), "B": letters.count("B")},
-        # typical residual norm per layer at the answer position: the unit of the relative
-        # multiplier scale (w2s_lens.scales)
-        "resid_norms": [float(x) for x in resid.norm(dim=-1).mean(dim=0)],
-        "versions": library_versions(),
-    }
-    return SteeringVectors(vectors, layers, hook, meta)
+    acts = contrast_residuals(model, examples, layers, hook, input_layer=layers[0],
+                              batch_size=batch_size, progress=progress)
+    return caa_from_differences(model, acts.diffs, examples, layers, hook, dataset,
+                                acts.answer_resid_norms)
+
+
+class InputVectors:
+    """One steering vector per (input, layer): input-dependent steering (L2S, cross-fitting).
+
+    The sweep engines accept it in place of :class:`SteeringVectors`; row ``i`` belongs to
+    ``ids[i]``, the i-th swept example.
+
+    Attributes:
+        vectors: ``[n_inputs, n_layers, d_model]`` float32.
+        layers: the layer of each column.
+        ids: the example id of each row.
+        hook: the residual hook the vectors are added at.
+        metadata: model name, method, ...
+
+    Example:
+        >>> iv = InputVectors(torch.zeros(2, 3, 8), [1, 2, 3], ["a", "b"],
+        ...                   metadata={"model": "m", "d_model": 8})
+        >>> iv.vector(1, layer=3).shape
+        torch.Size([8])
+    """
+
+    def __init__(
+        self,
+        vectors: Float[Tensor, "n layer d_model"],
+        layers: Sequence[int],
+        ids: Sequence[str],
+        hook: str = "resid_pre",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        layers = [int(x) for x in layers]
+        if vectors.ndim != 3 or vectors.shape[1] != len(layers) or vectors.shape[0] != len(ids):
+            raise ValueError(f"vectors must be [len(ids)={len(ids)}, len(layers)={len(layers)}, "
+                             f"d_model], got {tuple(vectors.shape)}")
+        self.vectors = vectors.detach().float().cpu()
+        self.layers = layers
+        self.ids = list(ids)
+        self.hook = hook
+        self.metadata = dict(metadata or {})
+
+    def __repr__(self) -> str:
+        return (f"InputVectors(method={self.metadata.get('method')!r}, n={len(self.ids)}, "
+                f"layers={self.layers})")
+
+    def vector(self, index: int, layer: int) -> Float[Tensor, " d_model"]:
+        """The vector of input ``index`` at ``layer``."""
+        try:
+            return self.vectors[index, self.layers.index(int(layer))]
+        except ValueError:
+            raise KeyError(f"no vector for layer {layer}; stored layers: {self.layers}") from None
+
+    def check_model(self, model: HookedTransformer) -> None:
+        """Refuse a model other than the one the vectors were made for."""
+        check_metadata(self.metadata, {"model": model_name(model),
+                                       "d_model": model.cfg.d_model}, what="input vectors")
+
+    @classmethod
+    def broadcast(cls, vectors: SteeringVectors, ids: Sequence[str]) -> InputVectors:
+        """The same per-layer vectors for every input (a view, no copy of the data).
+
+        Example:
+            >>> InputVectors.broadcast(caa, ["a", "b"]).vectors.shape  # doctest: +SKIP
+            torch.Size([2, 23, 896])
+        """
+        v = vectors.vectors[None].expand(len(ids), -1, -1)
+        out = cls.__new__(cls)
+        out.vectors, out.layers, out.ids = v, list(vectors.layers), list(ids)
+        out.hook, out.metadata = vectors.hook, dict(vectors.metadata)
+        return out
