@@ -1,29 +1,73 @@
-"""The ``w2s-lens`` command line.
+"""The ``w2s-lens`` command line: argument parsing, then one library call per command.
 
-Subcommands:
-    demo          load the embedded model and dataset, show a few prompts with the model's
-                  A/B probabilities, run a small W2S evaluation and write an HTML report
-    check-model   compare the HookedTransformer with the transformers model
-    sweep         train CAA vectors and sweep layers × multipliers for test inputs
-    train-router  fit a router on a sweep directory
-    evaluate      the whole W2S comparison (vectors, train sweep, routers, test variants)
-    generate      steer a generation at the layer a router picks
-    report        write a self-contained HTML report for a run or sweep directory
+Nothing heavy is imported until a command runs, so ``w2s-lens --help`` answers at once.
+Every command's work is a function of :mod:`w2s_lens.jobs` (or :mod:`w2s_lens.demo`,
+:mod:`w2s_lens.report`, :mod:`w2s_lens.models`), which checks the output directory and the
+settings before any model is loaded.
 
-Run ``w2s-lens SUBCOMMAND --help`` for the options.
+Run ``w2s-lens COMMAND --help`` for each command's options.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+from w2s_lens.choices import (
+    DEFAULT_MODEL,
+    DEFAULT_MULTIPLIERS,
+    DEFAULT_SYSTEM_PROMPT,
+    DTYPES,
+    EMBEDDINGS,
+    ENGINES,
+    METHODS,
+    POSITIONS,
+    READOUTS,
+    ROUTER_KINDS,
+    SCALES,
+    VARIANTS,
+)
+
+__all__ = ["main", "build_parser", "config_from_args"]
+
+SUMMARIES = {
+    "demo": "the main job on the embedded defaults: a positive control, then a real model",
+    "check-model": "HookedTransformer vs transformers log-probabilities",
+    "vectors": "CAA vectors from custom contrast pairs",
+    "sweep": "CAA vectors + a layer × multiplier sweep of one split",
+    "train-router": "fit a router on a training-split sweep",
+    "evaluate": "the whole W2S comparison (CAA, L2S or both)",
+    "generate": "unsteered / fixed-layer / routed continuations side by side",
+    "report": "a self-contained HTML report of a run",
+}
+DESCRIPTIONS = {
+    "demo": "The main job on the embedded defaults, in one run: first the synthetic positive "
+            "control (a hand-built model whose input families are steerable only at their own "
+            "layers: W2S must find them), then the embedded model on a dataset where it "
+            "steers (corrigible-neutral-HHH from --data-dir or $W2S_DATA_DIR, downloaded when "
+            "online, else the embedded sycophancy set), ending with an HTML report.",
+    "check-model": "Compare the HookedTransformer with the dequantized transformers model of "
+                   "an embedded model: prints the largest next-token log-probability "
+                   "difference and fails above --tolerance.",
+    "vectors": "Build CAA steering vectors from a JSONL file of custom contrast pairs "
+               "({\"positive\": ..., \"negative\": ..., \"read_position\": -1}); the sweep "
+               "and evaluate commands take them with --vectors.",
+    "sweep": "Train CAA vectors on the training split (or take --vectors) and steer every "
+             "input of one split at every layer with every multiplier, recording propensities "
+             "and steerability slopes in a sweep directory (resumable).",
+    "train-router": "Fit a layer router on a training-split sweep directory and save a W2S "
+                    "bundle that `generate` can use.",
+    "evaluate": "The whole W2S comparison for one dataset: vectors, cross-fitted training "
+                "sweep, routers, test sweeps for every variant, and fixed vs W2S vs oracle with "
+                "bootstrap intervals, for CAA, L2S or both.",
+    "generate": "Greedy continuations of a prompt (or the first N of a dataset), unsteered, "
+                "at the bundle's fixed layer and at the routed layer, side by side.",
+    "report": "Write a self-contained HTML report (figures, tables, verdicts) for a run or "
+              "sweep directory.",
+}
 
 
 def _floats(text: str) -> list[float]:
@@ -51,119 +95,125 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _add_common(p: argparse.ArgumentParser, model_default: str | None = None) -> None:
-    from w2s_lens.models import DEFAULT_MODEL
-
-    p.add_argument("--model", default=model_default or DEFAULT_MODEL,
-                   help="embedded model name or a Hugging Face model id (default: %(default)s)")
+def _add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
+    p.add_argument("--model", default=default,
+                   help="embedded model name or a Hugging Face model id (default: "
+                        f"{default or 'the bundle or sweep model'})")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present), cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="model precision; readouts are float32 whatever it is "
+                        "(default: %(default)s)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice)")
+                   help="torch CPU threads (default: torch's choice; 1 is fastest on a busy "
+                        "machine)")
 
 
-def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="default",
-                   help="dataset name (e.g. corrigible-neutral-HHH), a .jsonl path, or "
-                        "'default' for the embedded sycophancy set (default: %(default)s)")
+def _add_data(p: argparse.ArgumentParser, default: str = "default") -> None:
+    p.add_argument("--dataset", default=default,
+                   help="dataset name (e.g. corrigible-neutral-HHH), a .jsonl/.json file "
+                        "(anthropics/evals or CAA layout), or 'default' for the embedded "
+                        "sycophancy set (default: %(default)s)")
     p.add_argument("--data-dir", default=None,
-                   help="folder in the anthropics/evals layout (default: $W2S_DATA_DIR)")
+                   help="folder in the anthropics/evals or CAA layout (default: $W2S_DATA_DIR)")
 
 
-def _add_sweep_opts(p: argparse.ArgumentParser) -> None:
-    from w2s_lens.sweep import DEFAULT_MULTIPLIERS
-
-    p.add_argument("--n-train", type=int, default=None, help="cap on training items")
-    p.add_argument("--n-test", type=int, default=None, help="cap on test items")
-    p.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
-    p.add_argument("--train-fraction", type=float, default=0.5)
-    p.add_argument("--layers", type=_layers, default=None,
-                   help="'all' or comma-separated layers (default: all)")
-    p.add_argument("--multipliers", type=_floats, default=list(DEFAULT_MULTIPLIERS),
+def _add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
+    g = p.add_argument_group("split")
+    g.add_argument("--n-train", type=int, default=None, help="cap on training items")
+    g.add_argument("--n-test", type=int, default=None, help="cap on test items")
+    g.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    g.add_argument("--train-fraction", type=float, default=0.5,
+                   help="share of the items used for training (default: %(default)s)")
+    g = p.add_argument_group("steering")
+    g.add_argument("--method", choices=METHODS, default="caa",
+                   help="caa: one vector per layer; l2s: a vector per input; both "
+                        "(default: %(default)s)")
+    g.add_argument("--layers", type=_layers, default=None,
+                   help="'all' or comma-separated layers (default: every layer but 0)")
+    g.add_argument("--multipliers", type=_floats, default=list(DEFAULT_MULTIPLIERS),
                    help="comma-separated λ values (default: -1.5,-1,-0.5,0,0.5,1,1.5); write "
                         "--multipliers=-1,0,1 so the leading minus is not read as an option")
-    p.add_argument("--engine", choices=["fast", "naive"], default="fast")
-    p.add_argument("--positions", choices=["from_last", "all"], default="from_last",
+    g.add_argument("--readout", choices=READOUTS, default="letter",
+                   help="letter: A/B logit difference; cloze: option texts scored without "
+                        "letters (default: %(default)s)")
+    g.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                   help="letter readout: average both letter orders of every item "
+                        "(default: on)")
+    g.add_argument("--length-norm", action="store_true",
+                   help="cloze readout: divide each option's log-probability by its length")
+    g.add_argument("--engine", choices=ENGINES, default="fast",
+                   help="fast, or naive (a full forward pass per run; the reference)")
+    g.add_argument("--positions", choices=POSITIONS, default="from_last",
                    help="steer from the last prompt token on, or at all tokens")
-    p.add_argument("--scale", choices=["raw", "relative"], default="raw",
+    g.add_argument("--scale", choices=SCALES, default="raw",
                    help="multiplier scale: raw (the paper's) or relative to the residual norm")
-    p.add_argument("--fraction", type=float, default=None,
-                   help="for --scale relative: share of the residual norm that λ=1 adds")
-    p.add_argument("--single-order", action="store_true",
+    g.add_argument("--fraction", type=float, default=0.25,
+                   help="--scale relative: share of the residual norm that λ=1 adds")
+    g.add_argument("--single-order", action="store_true",
                    help="train vectors on one letter order only (the paper's setup; risks an "
                         "A-vs-B artifact)")
-    p.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--vectors", default=None,
+                   help="use these CAA vectors (a directory from `w2s-lens vectors` or "
+                        "`sweep`) instead of training them")
+    g.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT,
+                   help="the base system prompt (default: %(default)r)")
+    g = p.add_argument_group("routing and statistics")
+    g.add_argument("--variants", type=_names, default=list(variants),
+                   help=f"comma-separated test variants, from {','.join(VARIANTS)} "
+                        f"(default: {','.join(variants)})")
+    g.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last",
+                   help="router input (default: %(default)s)")
+    g.add_argument("--embedding-layer", type=int, default=None,
+                   help="residual layer of the embedding (default: the middle layer)")
+    g.add_argument("--routers", type=_names, default=list(ROUTER_KINDS),
+                   help="comma-separated router kinds; the first is the primary one")
+    g.add_argument("--cross-fit", type=int, default=5,
+                   help="folds: each training item is swept with vectors fitted without it "
+                        "(0: in-sample; default: %(default)s)")
+    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    g = p.add_argument_group("L2S")
+    g.add_argument("--l2s-hidden", type=int, default=256, help="MLP hidden width")
+    g.add_argument("--l2s-epochs", type=int, default=300, help="maximum training epochs")
+    g.add_argument("--l2s-weight-decay", type=float, default=1e-2, help="AdamW weight decay")
+    g.add_argument("--l2s-input-layer", type=int, default=None,
+                   help="layer of the input representation (default: the middle layer)")
+    g = p.add_argument_group("compute")
+    g.add_argument("--batch-size", type=int, default=8, help="prompts per caching pass")
+    g.add_argument("--chunk-size", type=int, default=8, help="inputs per resumable sweep chunk")
+    g.add_argument("--max-rows", type=int, default=None,
+                   help="fast engine: batch the steered rows of several inputs, up to this "
+                        "many (default: one input at a time)")
 
 
-def _setup_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
-def _load_items(args: argparse.Namespace):
-    from w2s_lens.datasets import DEFAULT_DATASET_NAME, load_dataset, load_default_dataset
-
-    if args.dataset in ("default", DEFAULT_DATASET_NAME):
-        return DEFAULT_DATASET_NAME, load_default_dataset()
-    items = load_dataset(args.dataset, data_dir=args.data_dir)
-    return items[0].dataset if items else args.dataset, items
-
-
-def _eval_config(args: argparse.Namespace, dataset: str, variants: Sequence[str]):
-    from w2s_lens.evaluation import EvalConfig
-    from w2s_lens.scales import DEFAULT_FRACTION
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~w2s_lens.config.EvalConfig` a parsed command line asks for."""
+    from w2s_lens.config import EvalConfig
+    from w2s_lens.l2s import L2SConfig
 
     return EvalConfig(
-        dataset=dataset, variants=tuple(variants), n_train=args.n_train, n_test=args.n_test,
-        train_fraction=args.train_fraction, seed=args.seed, layers=args.layers,
-        multipliers=tuple(args.multipliers), engine=args.engine, positions=args.positions,
-        scale=args.scale,
-        fraction=DEFAULT_FRACTION if args.fraction is None else args.fraction,
-        embedding=getattr(args, "embedding", "resid-last"),
-        embedding_layer=getattr(args, "embedding_layer", None),
-        routers=tuple(getattr(args, "routers", ("logreg", "mlp", "curve"))),
-        primary_router=getattr(args, "routers", ["logreg"])[0],
-        both_orders=not args.single_order, n_boot=getattr(args, "n_boot", 2000),
-        batch_size=args.batch_size)
-
-
-def _print_table(results: dict) -> None:
-    primary = results["primary_router"]
-    print(f"\n{results['model']} · {results['dataset']} · n_train={results['n_train']} "
-          f"n_test={results['n_test']} · router={primary} · embedding={results['embedding']}")
-    head = f"{'variant':9} {'fixed L':>7} {'fixed':>22} {'W2S':>22} {'oracle':>8} " \
-           f"{'letter-or.':>10} {'acc':>5}  W2S-fixed [95% CI]"
-    print(head)
-    print("-" * len(head))
-    from w2s_lens.metrics import verdict
-
-    for v, r in results["variants"].items():
-        f, w, o, lo = r["fixed"], r["w2s"][primary], r["oracle"], r["letter_oracle"]
-
-        def ci(block):
-            a, b = block["steerability_ci"]
-            return f"{block['steerability']:+.3f} [{a:+.3f},{b:+.3f}]"
-
-        d0, d1 = w["diff_vs_fixed_ci"]
-        acc = w["accuracy"]
-        print(f"{v:9} {r['fixed_layer']:>7} {ci(f):>22} {ci(w):>22} {o['steerability']:>+8.3f} "
-              f"{lo['steerability']:>+10.3f} {acc if acc is None else round(acc, 2)!s:>5}  "
-              f"{w['diff_vs_fixed']:+.3f} [{d0:+.3f},{d1:+.3f}] {verdict([d0, d1])}")
-
-
-def _print_ratio(results: dict) -> None:
-    ratio = results["w2s_over_fixed"]
-    if ratio is None:
-        print("(the fixed layer's mean steerability is not positive, so the ratio is "
-              "undefined: compare W2S - fixed and its interval above)")
-    print(f"w2s_over_fixed={'nan' if ratio is None else f'{ratio:.4f}'}")
+        dataset=args.dataset, data_dir=args.data_dir, vectors=args.vectors, model=args.model,
+        device=args.device, dtype=args.dtype, variants=tuple(args.variants),
+        n_train=args.n_train, n_test=args.n_test, train_fraction=args.train_fraction,
+        seed=args.seed, layers=None if args.layers is None else tuple(args.layers),
+        multipliers=tuple(args.multipliers), readout=args.readout, mirror=args.mirror,
+        length_norm=args.length_norm, method=args.method, engine=args.engine,
+        positions=args.positions, scale=args.scale, fraction=args.fraction,
+        embedding=args.embedding, embedding_layer=args.embedding_layer,
+        routers=tuple(args.routers), primary_router=(args.routers or ["logreg"])[0],
+        both_orders=not args.single_order, cross_fit=args.cross_fit,
+        system_prompt=args.system_prompt,
+        l2s=L2SConfig(input_layer=args.l2s_input_layer, hidden=args.l2s_hidden,
+                      epochs=args.l2s_epochs, weight_decay=args.l2s_weight_decay,
+                      seed=args.seed),
+        n_boot=args.n_boot, batch_size=args.batch_size, chunk_size=args.chunk_size,
+        max_rows=args.max_rows)
 
 
 # ----------------------------------------------------------------------------- commands
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:
-    """`w2s-lens check-model`: TransformerLens vs transformers log-probabilities."""
     from w2s_lens.models import check_model
 
     diff = check_model(args.model)
@@ -171,223 +221,76 @@ def cmd_check_model(args: argparse.Namespace) -> int:
     return 0 if diff <= args.tolerance else 1
 
 
-def _show_prompts(model, items, n: int) -> None:
-    import torch
-
-    from w2s_lens.prompts import PromptFormatter
-
-    fmt = PromptFormatter(model.tokenizer)
-    for item in items[:n]:
-        ex = fmt.format(item)
-        with torch.inference_mode():
-            logits = model(torch.tensor([ex.tokens]), attention_mask=torch.ones(
-                1, len(ex.tokens), dtype=torch.long))[0, -1]
-        probs = torch.softmax(logits.float(), -1)
-        a, b = fmt.letter_token_ids["A"], fmt.letter_token_ids["B"]
-        print("=" * 78)
-        print(ex.text[-700:] if len(ex.text) > 700 else ex.text)
-        print(f"--> P(A)={probs[a]:.3f}  P(B)={probs[b]:.3f}  matching behaviour: "
-              f"{item.matching}")
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    """`w2s-lens demo`: the embedded defaults end to end, ending with an HTML report."""
-    from w2s_lens.evaluation import evaluate
-    from w2s_lens.models import load_model
-    from w2s_lens.report import write_report
+    from w2s_lens.demo import run_demo
 
-    t0 = time.time()
-    _eval_config(args, args.dataset, args.variants)  # check the settings before any download
-    dataset, items = _load_items(args)
-    config = _eval_config(args, dataset, args.variants)
-    model = load_model(args.model)
-    print(f"loaded {args.model} ({model.cfg.n_layers} layers, d_model={model.cfg.d_model}) "
-          f"in {time.time() - t0:.1f}s")
-    print(f"dataset {dataset}: {len(items)} items")
-    _show_prompts(model, items, args.show)
-    results = evaluate(model, items, config, out_dir=args.out)
-    _print_table(results)
-    path = write_report(args.out)
-    print(f"\nreport: {Path(path).resolve()}")
-    _print_ratio(results)
+    run_demo(config_from_args(args), args.out, show=args.show, control=args.control)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """`w2s-lens evaluate`: the whole W2S comparison for one dataset."""
-    from w2s_lens.evaluation import evaluate
-    from w2s_lens.models import load_model
+    from w2s_lens.jobs import run_evaluation
+    from w2s_lens.summary import ratio_line, results_table
 
-    _eval_config(args, args.dataset, args.variants)  # check the settings before any download
-    dataset, items = _load_items(args)  # fails fast on a bad dataset
-    config = _eval_config(args, dataset, args.variants)
-    model = load_model(args.model)
-    results = evaluate(model, items, config, out_dir=args.out)
-    _print_table(results)
+    results = run_evaluation(config_from_args(args), args.out)
+    print(results_table(results))
     if args.report:
         from w2s_lens.report import write_report
 
-        print(f"report: {Path(write_report(args.out)).resolve()}")
-    _print_ratio(results)
+        print(f"report: {write_report(args.out).resolve()}")
+    print(ratio_line(results))
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """`w2s-lens sweep`: CAA vectors and a layer × multiplier sweep, in the documented format."""
-    from w2s_lens.artifacts import library_versions, write_json
-    from w2s_lens.datasets import balanced, train_test_split
-    from w2s_lens.models import load_model
-    from w2s_lens.prompts import PromptFormatter
-    from w2s_lens.scales import DEFAULT_FRACTION, layer_scales
-    from w2s_lens.sweep import run_sweep
-    from w2s_lens.vectors import train_caa
+    from w2s_lens.jobs import run_sweep_job
 
-    t0 = time.time()
-    out = Path(args.out)
-    dataset, items = _load_items(args)
-    model = load_model(args.model)
-    train, test = train_test_split(items, args.train_fraction, args.seed)
-    train = train[: args.n_train] if args.n_train else train
-    test = test[: args.n_test] if args.n_test else test
-    if args.split == "train":
-        test = train
-    fmt = PromptFormatter(model.tokenizer)
-    pairs = fmt.format_many(train if args.single_order else balanced(train), "base")
-    examples = fmt.format_many(test, args.variant)
-    vectors = train_caa(model, pairs, layers=args.layers, batch_size=args.batch_size,
-                        dataset=dataset, progress=True)
-    vectors.save(out)
-    scales = layer_scales(vectors, args.scale, fraction=DEFAULT_FRACTION
-                          if args.fraction is None else args.fraction)
-    result = run_sweep(model, vectors, examples, multipliers=args.multipliers,
-                       engine=args.engine, positions=args.positions, layer_scale=scales,
-                       out_dir=out)
-    result.metadata.update({"multiplier_scale": args.scale, "split": args.split,
-                            "variant": args.variant})
-    result.save(out)
-    with open(out / "examples.jsonl", "w") as f:
-        for ex in examples:
-            rec = {"id": ex.id, "prompt": ex.text, "matching_token_id": ex.matching_token_id,
-                   "non_matching_token_id": ex.non_matching_token_id,
-                   "steer_from_position": ex.steer_from_position if args.positions ==
-                   "from_last" else 0, "matching_letter": ex.matching_letter,
-                   "tokens": list(ex.tokens)}
-            f.write(json.dumps(rec) + "\n")
-    with open(out / "train_pairs.jsonl", "w") as f:
-        for ex in pairs:
-            f.write(json.dumps({
-                "id": ex.id,
-                "positive": model.tokenizer.decode(list(ex.positive_tokens)),
-                "negative": model.tokenizer.decode(list(ex.negative_tokens)),
-                "read_position": -1, "matching_letter": ex.matching_letter}) + "\n")
-    write_json(out / "run.json", {
-        "model": model.cfg.model_name, "dataset": dataset, "variant": args.variant,
-        "split": args.split, "split_seed": args.seed, "train_fraction": args.train_fraction,
-        "n_train": len(train), "n_examples": len(examples), "engine": args.engine,
-        "hook": vectors.hook, "hook_names": [vectors.hook_name(x) for x in vectors.layers],
-        "positions": args.positions, "multipliers": list(args.multipliers),
-        "multiplier_scale": args.scale, "layer_scale": scales,
-        "letter_orders": 1 if args.single_order else 2,
-        "wall_time_s": round(time.time() - t0, 1), "versions": library_versions()})
-    s = result.steerability.mean(0)
-    best = int(result.layers[int(s.argmax())])
+    res = run_sweep_job(config_from_args(args), args.out, split=args.split,
+                        variant=args.variant)
+    s = res.mirrored().steerability.mean(0)
     print("mean steerability per layer: " + " ".join(
-        f"{layer}:{v:+.3f}" for layer, v in zip(result.layers, s)))
-    print(f"best mean layer={best} steerability={s.max():+.4f}")
-    print(f"wrote {out}")
+        f"{layer}:{v:+.3f}" for layer, v in zip(res.layers, s)))
+    print(f"best mean layer={res.layers[int(s.argmax())]} steerability={s.max():+.4f}")
+    print(f"wrote {args.out}")
     return 0
 
 
 def cmd_train_router(args: argparse.Namespace) -> int:
-    """`w2s-lens train-router`: fit a router on a training-split sweep directory."""
-    from w2s_lens.examples import SteeringExample
-    from w2s_lens.models import load_model
-    from w2s_lens.router import LayerRouter
-    from w2s_lens.sweep import SweepResult
-    from w2s_lens.vectors import SteeringVectors
-    from w2s_lens.w2s import W2S
+    from w2s_lens.jobs import train_router_job
 
-    sweep_dir = Path(args.sweep)
-    run = json.loads((sweep_dir / "run.json").read_text())
-    if run.get("split") != "train":
-        print(f"warning: {sweep_dir} is a sweep of the {run.get('split', '?')!r} split; "
-              "routers should be fitted on a training-split sweep (w2s-lens sweep --split "
-              "train)", file=sys.stderr)
-    model = load_model(run["model"])
-    sweep = SweepResult.load(sweep_dir)
-    vectors = SteeringVectors.load(sweep_dir, model=model, hook=run.get("hook"))
-    scales = run.get("layer_scale")
-    if scales is not None and len(scales) != len(sweep.layers):
-        raise ValueError(f"{sweep_dir / 'run.json'} has {len(scales)} layer scales for "
-                         f"{len(sweep.layers)} swept layers")
-    examples = []
-    with open(sweep_dir / "examples.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            examples.append(SteeringExample(r["id"], r["prompt"], tuple(r["tokens"]),
-                                            r["matching_token_id"], r["non_matching_token_id"],
-                                            r["matching_letter"]))
-    from w2s_lens.embeddings import default_layer, embed_examples, embedding_name
+    w2s = train_router_job(args.sweep, args.out, args.router, args.embedding,
+                           args.embedding_layer, args.device, args.dtype)
+    print(f"router {w2s.router.kind}: cv {w2s.router.cv_info_}")
+    print(f"wrote {args.out}")
+    return 0
 
-    layer = default_layer(model) if args.embedding_layer is None else args.embedding_layer
-    x = embed_examples(model, examples, args.embedding, layer)
-    router = LayerRouter(args.router, model=run["model"], dataset=run["dataset"],
-                         embedding=embedding_name(args.embedding, layer), layers=sweep.layers,
-                         hook=vectors.hook).fit(x, sweep.steerability)
-    W2S(model, vectors, router, args.embedding, layer, scales,
-        run.get("positions", "from_last")).save(args.out)
-    pred = router.predict(x)
-    acc = float((pred == sweep.steerability.argmax(1)).mean())
-    print(f"router {args.router} on {len(examples)} inputs; training accuracy {acc:.2f}; "
-          f"cv {router.cv_info_}")
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from w2s_lens.jobs import vectors_from_pairs_job
+
+    vecs = vectors_from_pairs_job(args.pairs, args.out, args.model, args.layers, args.device,
+                                  args.dtype)
+    print(f"{vecs.metadata.get('n_pairs')} pairs → vectors at layers {vecs.layers[0]}.."
+          f"{vecs.layers[-1]}; norms " + " ".join(f"{n:.2f}" for n in vecs.norms().tolist()))
     print(f"wrote {args.out}")
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """`w2s-lens generate`: unsteered vs steered generation at the routed layer."""
-    import torch
+    from w2s_lens.jobs import generate_job
+    from w2s_lens.summary import comparison_text
 
-    from w2s_lens.models import load_model
-    from w2s_lens.prompts import DEFAULT_SYSTEM_PROMPT, PromptFormatter
-    from w2s_lens.w2s import W2S
-
-    meta = json.loads((Path(args.router) / "w2s.json").read_text())
-    model = load_model(args.model or meta["model"])
-    w2s = W2S.load(args.router, model)
-    fmt = PromptFormatter(model.tokenizer)  # the BOS rule and answer opening of training
-    messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
-                {"role": "user", "content": args.prompt}]
-    text = model.tokenizer.apply_chat_template(messages, tokenize=False,
-                                               add_generation_prompt=True)
-    if fmt.add_bos:
-        text = model.tokenizer.bos_token + text
-    encode = model.tokenizer
-    tokens = encode(text, add_special_tokens=False)["input_ids"]
-    # route on the prompt as the router saw prompts in training: ending in the answer opening
-    route_tokens = encode(text + fmt.answer_opening, add_special_tokens=False)["input_ids"]
-    layer = w2s.choose_layer(route_tokens)
-    print(f"routed layer: {layer}  (multiplier {args.multiplier})")
-    inp = torch.tensor([tokens])
-    kw = dict(max_new_tokens=args.max_new_tokens, do_sample=False, verbose=False,
-              stop_at_eos=True)
-    plain = model.generate(inp, **kw)
-    with w2s.steer(tokens, multiplier=args.multiplier, layer=layer):
-        steered = model.generate(inp, **kw)
-    dec = model.tokenizer.decode
-    print("--- unsteered ---")
-    print(dec(plain[0, len(tokens):].tolist(), skip_special_tokens=True))
-    print(f"--- steered at layer {layer} ---")
-    print(dec(steered[0, len(tokens):].tolist(), skip_special_tokens=True))
+    rows = generate_job(args.router, [args.prompt] if args.prompt else [], args.dataset,
+                        args.n, args.multiplier, args.max_new_tokens, args.model, args.device,
+                        args.dtype, args.data_dir)
+    print(comparison_text(rows, rich_table=sys.stdout.isatty() and args.compare))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """`w2s-lens report`: a self-contained HTML report for a run or sweep directory."""
     from w2s_lens.report import write_report
 
-    path = write_report(args.run_dir, args.out)
-    print(f"report: {Path(path).resolve()}")
+    print(f"report: {write_report(args.run_dir, args.out).resolve()}")
     return 0
 
 
@@ -395,104 +298,114 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``w2s-lens``."""
-    from w2s_lens.embeddings import EMBEDDINGS
-    from w2s_lens.prompts import VARIANTS
-    from w2s_lens.router import ROUTER_KINDS
+    """The argument parser of ``w2s-lens`` (imports nothing heavy)."""
+    parser = argparse.ArgumentParser(
+        prog="w2s-lens", description="Where to steer: per-input steering-layer selection for "
+        "TransformerLens models. Each command's --help lists its options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    parser = argparse.ArgumentParser(prog="w2s-lens", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    def command(name: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=SUMMARIES[name], description=DESCRIPTIONS[name])
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("check-model", help="HookedTransformer vs transformers log-probs")
-    _add_common(p)
-    p.add_argument("--tolerance", type=float, default=1e-3)
-    p.set_defaults(func=cmd_check_model)
+    p = command("demo", cmd_demo)
+    _add_model(p)
+    _add_data(p, default="corrigible-neutral-HHH")
+    _add_eval(p, ["base"])
+    p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
+    p.add_argument("--show", type=int, default=2, help="prompts to print (default: %(default)s)")
+    p.add_argument("--control", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the synthetic positive control first (default: on)")
+    p.set_defaults(n_train=12, n_test=12)
 
-    def add_eval_opts(p, variants_default):
-        p.add_argument("--variants", type=_names, default=variants_default,
-                       help=f"comma-separated, from {','.join(VARIANTS)}")
-        p.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last")
-        p.add_argument("--embedding-layer", type=int, default=None,
-                       help="residual layer of the embedding (default: the middle layer)")
-        p.add_argument("--routers", type=_names, default=list(ROUTER_KINDS),
-                       help="comma-separated router kinds; the first is the primary one")
-        p.add_argument("--n-boot", type=int, default=2000)
+    p = command("check-model", cmd_check_model)
+    _add_model(p)
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest accepted log-probability difference (default: %(default)s)")
 
-    p = sub.add_parser("demo", help="the embedded default, end to end, with a report")
-    _add_common(p)
+    p = command("vectors", cmd_vectors)
+    _add_model(p)
+    p.add_argument("--pairs", required=True, help="JSONL file of contrast pairs")
+    p.add_argument("--layers", type=_layers, default=None,
+                   help="'all' or comma-separated layers (default: all)")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = command("sweep", cmd_sweep)
+    _add_model(p)
     _add_data(p)
-    _add_sweep_opts(p)
-    add_eval_opts(p, ["base", "sys-neg"])
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--show", type=int, default=3, help="prompts to print")
-    p.set_defaults(func=cmd_demo, n_train=16, n_test=8)
-
-    p = sub.add_parser("evaluate", help="the whole W2S comparison")
-    _add_common(p)
-    _add_data(p)
-    _add_sweep_opts(p)
-    add_eval_opts(p, list(VARIANTS))
-    p.add_argument("--out", required=True)
-    p.add_argument("--report", action="store_true", help="also write report.html")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("sweep", help="CAA vectors + layer × multiplier sweep")
-    _add_common(p)
-    _add_data(p)
-    _add_sweep_opts(p)
-    p.add_argument("--variant", choices=VARIANTS, default="base")
+    _add_eval(p, ["base"])
+    p.add_argument("--variant", choices=VARIANTS, default="base",
+                   help="prompt variant of the swept inputs (default: %(default)s)")
     p.add_argument("--split", choices=["test", "train"], default="test",
                    help="which split to sweep (train: for fitting a router)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_sweep)
+    p.add_argument("--out", required=True, help="sweep directory")
 
-    p = sub.add_parser("train-router", help="fit a router on a training-split sweep")
+    p = command("train-router", cmd_train_router)
     p.add_argument("--sweep", required=True, help="directory written by w2s-lens sweep")
-    p.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last")
-    p.add_argument("--embedding-layer", type=int, default=None)
-    p.add_argument("--router", choices=ROUTER_KINDS, default="logreg")
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_train_router)
+    p.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last",
+                   help="router input (default: %(default)s)")
+    p.add_argument("--embedding-layer", type=int, default=None,
+                   help="residual layer of the embedding (default: the middle layer)")
+    p.add_argument("--router", choices=ROUTER_KINDS, default="logreg",
+                   help="router kind (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="model precision (default: the sweep's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", required=True, help="bundle directory")
 
-    p = sub.add_parser("generate", help="steer a generation at the routed layer")
-    p.add_argument("--router", required=True, help="a router bundle directory")
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--model", default=None, help="default: the bundle's model")
-    p.add_argument("--multiplier", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=40)
-    p.add_argument("--threads", type=int, default=None)
-    p.set_defaults(func=cmd_generate)
+    p = command("evaluate", cmd_evaluate)
+    _add_model(p)
+    _add_data(p)
+    _add_eval(p, list(VARIANTS))
+    p.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+    p.add_argument("--report", action="store_true", help="also write report.html")
 
-    p = sub.add_parser("report", help="write a self-contained HTML report")
-    p.add_argument("run_dir")
+    p = command("generate", cmd_generate)
+    _add_model(p, default=None)
+    p.add_argument("--router", required=True, help="a W2S bundle directory "
+                   "(e.g. RUN/caa/routers/logreg)")
+    p.add_argument("--prompt", default=None, help="the user message")
+    p.add_argument("--dataset", default=None,
+                   help="a dataset file or name: use its first --n prompts")
+    p.add_argument("--data-dir", default=None, help="folder of --dataset")
+    p.add_argument("--n", type=int, default=3, help="prompts taken from --dataset")
+    p.add_argument("--compare", action="store_true",
+                   help="a table of the three continuations side by side (on a terminal)")
+    p.add_argument("--multiplier", type=float, default=1.0, help="λ (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=40, help="(default: %(default)s)")
+
+    p = command("report", cmd_report)
+    p.add_argument("run_dir", help="a run or sweep directory")
     p.add_argument("--out", default=None, help="default: RUN_DIR/report.html")
-    p.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``w2s-lens``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[w2s-lens] %(message)s")
     import warnings
 
     warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _setup_threads(args)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     from w2s_lens.artifacts import ArtifactMismatch
     from w2s_lens.assets import AssetError
     from w2s_lens.behaviours import BehaviourError
+    from w2s_lens.config import ConfigError
     from w2s_lens.datasets import DatasetError
-    from w2s_lens.evaluation import ConfigError
     from w2s_lens.models import ModelLoadError
     from w2s_lens.prompts import PromptError
-    from w2s_lens.router import RouterMismatchError
 
-    user_errors = (ArtifactMismatch, AssetError, BehaviourError, ConfigError, DatasetError,
-                   ModelLoadError,
-                   PromptError, RouterMismatchError, FileNotFoundError)
+    user_errors: tuple[type[BaseException], ...] = (
+        ArtifactMismatch, AssetError, BehaviourError, ConfigError, DatasetError, ModelLoadError,
+        PromptError, FileNotFoundError)
     if os.environ.get("W2S_DEBUG"):
         user_errors = ()  # show full tracebacks
     try:
@@ -505,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume the sweep", file=sys.stderr)
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 

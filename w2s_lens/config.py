@@ -24,18 +24,26 @@ import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from w2s_lens.embeddings import EMBEDDINGS
-from w2s_lens.engines import SweepPositions
-from w2s_lens.examples import Readout
+from w2s_lens.choices import (
+    DEFAULT_MULTIPLIERS,
+    DEFAULT_SYSTEM_PROMPT,
+    DTYPES,
+    EMBEDDINGS,
+    ENGINES,
+    METHODS,
+    POSITIONS,
+    READOUTS,
+    ROUTER_KINDS,
+    SCALES,
+    VARIANTS,
+)
 from w2s_lens.l2s import L2SConfig
-from w2s_lens.prompts import DEFAULT_SYSTEM_PROMPT, VARIANTS
-from w2s_lens.router import ROUTER_KINDS
-from w2s_lens.sweep import DEFAULT_MULTIPLIERS, ENGINES
 
 __all__ = ["ConfigError", "EvalConfig", "METHODS", "Method"]
 
-METHODS = ("caa", "l2s", "both")
 
+Readout = Literal["letter", "cloze"]
+SweepPositions = Literal["from_last", "all"]
 Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
 RouterKind = Literal["logreg", "mlp", "curve"]
 Method = Literal["caa", "l2s", "both"]
@@ -45,9 +53,11 @@ EmbeddingKind = Literal["resid-last", "resid-mean", "minilm"]
 DeviceSpec = str
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 
-# the Literal types above spell out the owner modules' tuples; keep them in step
-assert typing.get_args(Variant) == VARIANTS and typing.get_args(RouterKind) == ROUTER_KINDS
-assert typing.get_args(Engine) == ENGINES and typing.get_args(EmbeddingKind) == EMBEDDINGS
+# the Literal types above spell out w2s_lens.choices; keep them in step
+for _lit, _names in ((Variant, VARIANTS), (RouterKind, ROUTER_KINDS), (Engine, ENGINES),
+                     (EmbeddingKind, EMBEDDINGS), (Readout, READOUTS), (Method, METHODS),
+                     (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES)):
+    assert typing.get_args(_lit) == _names, (_lit, _names)
 
 
 class ConfigError(ValueError):
@@ -61,6 +71,9 @@ class EvalConfig:
     Attributes:
         dataset: dataset name or path (see :func:`w2s_lens.datasets.load_dataset`).
         data_dir: folder of the dataset files (anthropics/evals or CAA layout).
+        vectors: a directory of CAA vectors (e.g. from ``w2s-lens vectors --pairs``) used
+            instead of training them on the training items (method ``caa`` only; they never
+            saw the training items, so no cross-fitting is needed).
         model: model name; ``None``: whatever model is passed to
             :func:`~w2s_lens.evaluation.evaluate` (its name is recorded either way).
         device, dtype: where and in what precision the model runs (``load_model``).
@@ -85,6 +98,8 @@ class EvalConfig:
         system_prompt: the base system prompt.
         l2s: L2S hyper-parameters (:class:`w2s_lens.l2s.L2SConfig`).
         n_boot: bootstrap resamples for confidence intervals.
+        generations: greedy continuations (unsteered, fixed layer, routed) of this many base
+            test prompts, for the report (0: none).
         batch_size: prompts per forward pass for residual caching.
         chunk_size: examples per sweep chunk (the unit of resuming).
         max_rows: fast engine: rows of several inputs per batch (None: one input at a time).
@@ -92,6 +107,7 @@ class EvalConfig:
 
     dataset: str = "default"
     data_dir: str | None = None
+    vectors: str | None = None
     model: str | None = None
     device: DeviceSpec = "auto"
     dtype: DType = "float32"
@@ -119,6 +135,7 @@ class EvalConfig:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     l2s: L2SConfig = field(default_factory=L2SConfig)
     n_boot: int = 2000
+    generations: int = 0
     batch_size: int = 8
     chunk_size: int = 8
     max_rows: int | None = None
@@ -138,6 +155,7 @@ class EvalConfig:
             _check_literal(f.name, getattr(self, f.name), hints[f.name])
         for name in ("n_train", "n_test", "embedding_layer", "max_rows"):
             _check_int(name, getattr(self, name), 1 if name != "embedding_layer" else 0, True)
+        _check_int("generations", self.generations, 0, False)
         for name in ("n_boot", "batch_size", "chunk_size"):
             _check_int(name, getattr(self, name), 1, False)
         _check_int("seed", self.seed, None, False)
@@ -158,6 +176,9 @@ class EvalConfig:
         if "base" not in self.variants:
             raise ConfigError("EvalConfig.variants must include 'base' (the in-distribution "
                               "comparison)")
+        if self.vectors is not None and self.method != "caa":
+            raise ConfigError("EvalConfig.vectors (given CAA vectors) needs method='caa', got "
+                              f"{self.method!r}")
         if not self.routers:
             raise ConfigError("EvalConfig.routers must name at least one router kind")
         if self.primary_router not in self.routers:

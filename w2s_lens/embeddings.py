@@ -26,12 +26,12 @@ from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from w2s_lens.activations import batches, cache_residuals, hook_name, pad_right
+from w2s_lens.choices import EMBEDDINGS
 from w2s_lens.examples import SteeringExample
 
 __all__ = ["EMBEDDINGS", "Embedding", "default_layer", "embedding_name", "embed_examples",
            "embed_prompts"]
 
-EMBEDDINGS = ("resid-last", "resid-mean", "minilm")
 Embedding = Literal["resid-last", "resid-mean", "minilm"]
 
 

@@ -72,12 +72,14 @@ class SplitExamples:
         test: variant -> test prompts, in the run's readout (both orders when mirrored).
         prompt_format: the formatter's settings (recorded in bundles), or None for examples
             that do not come from a chat template (synthetic tasks).
+        test_questions: the test items' questions as plain user messages (for generations).
     """
 
     vector_train: list[SteeringExample]
     sweep_train: list[SteeringExample]
     test: dict[str, list[SteeringExample]] = field(default_factory=dict)
     prompt_format: dict[str, Any] | None = None
+    test_questions: list[str] = field(default_factory=list)
 
 
 def prepare_examples(
@@ -118,6 +120,7 @@ def prepare_examples(
         test={v: fmt.format_many(shown(test), v, readout=config.readout)
               for v in config.variants},
         prompt_format=fmt.settings(),
+        test_questions=[it.question for it in test],
     )
 
 
@@ -149,18 +152,6 @@ def _unique(seq: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(seq))
 
 
-def _unit_mean(values: np.ndarray, units: Sequence[str]) -> np.ndarray:
-    """Rows averaged per unit, in the order units first appear."""
-    order = _unique(units)
-    index = {u: i for i, u in enumerate(order)}
-    out = np.zeros((len(order), *values.shape[1:]), dtype=np.float64)
-    counts = np.zeros(len(order))
-    for row, u in enumerate(units):
-        out[index[u]] += values[row]
-        counts[index[u]] += 1
-    return out / counts.reshape(-1, *([1] * (values.ndim - 1)))
-
-
 class _Context:
     """What every method shares within one evaluation."""
 
@@ -175,13 +166,20 @@ class _Context:
                         and config.engine == "fast" else None)
         self.l2s_input = (default_layer(model) if config.l2s.input_layer is None
                           else int(config.l2s.input_layer))
-        log.info("contrast pairs: one pass over %d training pairs", len(exs.vector_train))
-        self.acts: ContrastActivations = contrast_residuals(
-            model, exs.vector_train, self.layers, input_layer=self.l2s_input,
-            batch_size=config.batch_size, progress=progress)
-        self.caa = caa_from_differences(model, self.acts.diffs, exs.vector_train, self.layers,
-                                        dataset=config.dataset,
-                                        resid_norms=self.acts.answer_resid_norms)
+        self.acts: ContrastActivations | None = None
+        if config.vectors is not None:  # given vectors: they never saw the training items
+            self.caa = SteeringVectors.load(config.vectors, model=model)
+            missing = [x for x in self.layers if x not in self.caa.layers]
+            if missing:
+                raise ConfigError(f"the vectors in {config.vectors} lack layers {missing}")
+        else:
+            log.info("contrast pairs: one pass over %d training pairs", len(exs.vector_train))
+            self.acts = contrast_residuals(
+                model, exs.vector_train, self.layers, input_layer=self.l2s_input,
+                batch_size=config.batch_size, progress=progress)
+            self.caa = caa_from_differences(model, self.acts.diffs, exs.vector_train,
+                                            self.layers, dataset=config.dataset,
+                                            resid_norms=self.acts.answer_resid_norms)
         self.scales = layer_scales(self.caa, config.scale, self.layers, fraction=config.fraction)
         self.train_units = _unique([ex.unit for ex in exs.sweep_train])
         self.folds = _folds(self.train_units, config.cross_fit, config.seed)
@@ -216,7 +214,7 @@ class _Context:
 def _caa_train_vectors(ctx: _Context) -> InputVectors | SteeringVectors:
     """Cross-fitted CAA vectors for every training presentation."""
     exs = ctx.exs.sweep_train
-    if ctx.config.cross_fit == 0:
+    if ctx.config.cross_fit == 0 or ctx.acts is None:
         return ctx.caa
     pair_units = np.array(ctx.acts.units)
     out = torch.empty(len(exs), len(ctx.layers), ctx.model.cfg.d_model)
@@ -235,6 +233,7 @@ def _l2s_data(ctx: _Context, exs: list[SteeringExample]) -> tuple[torch.Tensor, 
     """``(X, Y)`` of training presentations: prompt features and P2S targets (the pair of the
     same presentation when there is one, else the mean over the item's pairs)."""
     acts, vec = ctx.acts, ctx.exs.vector_train
+    assert acts is not None  # L2S always computes the contrasts
     by_id = {ex.id: i for i, ex in enumerate(vec)}
     by_unit: dict[str, list[int]] = {}
     for i, u in enumerate(acts.units):
@@ -313,19 +312,25 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
     # training sweep → labels, fixed layer, routers (mirrored: one row per item)
     train_pres = ctx.sweep(train_vecs, exs.sweep_train, "train", method)
     train = train_pres.mirrored()
-    x_train = _unit_mean(ctx.embed(exs.sweep_train, train_pres), train_pres.units)
+    x_train = train_pres.unit_average(ctx.embed(exs.sweep_train, train_pres))
     s_train = train.steerability
     fixed_idx = fixed_layer(s_train)
     routers: dict[str, LayerRouter] = {}
+    bundles: dict[str, W2S] = {}
     for kind in cfg.routers:
         router = LayerRouter(kind, seed=cfg.seed, model=model_name(ctx.model),
                              dataset=cfg.dataset, embedding=ctx.emb_name, layers=layers,
                              hook="resid_pre", readout=cfg.readout)
         routers[kind] = router.fit(x_train, s_train)
+        bundles[kind] = W2S(ctx.model, router, steerer, cfg.embedding, ctx.emb_layer,
+                            exs.prompt_format or {}, cfg.readout, cfg.mirrored, ctx.scales,
+                            cfg.positions, layers[fixed_idx])
         if rd is not None:
-            W2S(ctx.model, router, steerer, cfg.embedding, ctx.emb_layer,
-                exs.prompt_format or {}, cfg.readout, cfg.mirrored, ctx.scales,
-                cfg.positions, layers[fixed_idx]).save(rd.router_dir(method, kind))
+            bundles[kind].save(rd.router_dir(method, kind))
+    if cfg.generations and rd is not None and exs.test_questions:
+        log.info("%s: generating for %d test prompts", method, cfg.generations)
+        rd.write_generations(method, [bundles[cfg.primary_router].compare(q) for q in
+                                      exs.test_questions[: cfg.generations]])
 
     variants: dict[str, Any] = {}
     for variant, test_exs in exs.test.items():
@@ -333,7 +338,7 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
         pres = ctx.sweep(vecs, test_exs, variant, method)
         x_pres = ctx.embed(test_exs, pres)
         test = pres.mirrored()
-        x_test = _unit_mean(x_pres, pres.units)
+        x_test = pres.unit_average(x_pres)
         s_test = test.steerability
         idx = {k: r.predict(x_test) for k, r in routers.items()}
         scores = {k: r.scores(x_test) for k, r in routers.items()}

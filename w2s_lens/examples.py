@@ -40,9 +40,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from w2s_lens.choices import READOUTS
+
 __all__ = ["READOUTS", "Readout", "SteeringExample", "SWAP_SUFFIX", "unit_of"]
 
-READOUTS = ("letter", "cloze")
 Readout = Literal["letter", "cloze"]
 
 #: Suffix of the id of an item's letter-swapped presentation.

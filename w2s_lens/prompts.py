@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from w2s_lens.behaviours import behaviour_sentences
+from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT, VARIANTS
 from w2s_lens.datasets import ABItem
 from w2s_lens.examples import READOUTS, Readout, SteeringExample
 
@@ -55,8 +56,6 @@ __all__ = [
     "PromptFormatter",
 ]
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful, honest and concise assistant."
-VARIANTS = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
 
 #: ``(opening, completion template)`` pairs tried in order; ``X`` stands for the letter. The
 #: opening ends the prompt, and the completion is what the assistant would write from the end

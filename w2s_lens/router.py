@@ -63,11 +63,11 @@ from w2s_lens.artifacts import (
     stamp,
     write_json,
 )
+from w2s_lens.choices import ROUTER_KINDS
 from w2s_lens.metrics import best_layers
 
 __all__ = ["ROUTER_KINDS", "LayerRouter", "RouterMismatchError", "make_router"]
 
-ROUTER_KINDS = ("logreg", "mlp", "curve")
 META_FILE = "router.json"
 ESTIMATOR_FILE = "router.joblib"
 CHECKED_KEYS = ("model", "dataset", "embedding", "layers", "readout")

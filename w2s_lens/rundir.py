@@ -12,6 +12,7 @@ Layouts (all files through :mod:`w2s_lens.artifacts`: one format version, atomic
     RUN/<method>/train/          training sweep: sweep.safetensors, sweep.json, examples.jsonl
     RUN/<method>/<variant>/      test sweep per variant, plus routing.json
     RUN/<method>/routers/<kind>/ one W2S bundle per router kind (w2s-lens generate --router)
+    RUN/<method>/generations.json  continuations of a few test prompts (EvalConfig.generations)
 
 ``w2s-lens sweep --out DIR``::
 
@@ -64,6 +65,7 @@ RESULTS_FILE = "results.json"
 EXAMPLES_FILE = "examples.jsonl"
 ROUTING_FILE = "routing.json"
 PAIRS_FILE = "train_pairs.jsonl"
+GENERATIONS_FILE = "generations.json"
 REPORT_FILE = "report.html"
 #: settings that do not change results: a rerun may differ in them and still resume
 _IGNORED = ("n_boot", "batch_size", "max_rows", "device")
@@ -229,6 +231,20 @@ class RunDir:
             {"id": ex.id, "positive": decode(list(ex.positive_tokens)),
              "negative": decode(list(ex.negative_tokens)), "read_position": -1,
              "matching_letter": ex.matching_letter} for ex in examples))
+
+    def write_generations(self, method: str, rows: Sequence[Mapping[str, Any]]) -> Path:
+        """``RUN/<method>/generations.json``: unsteered / fixed / routed continuations of a few
+        test prompts (:meth:`w2s_lens.w2s.W2S.compare`)."""
+        return write_json(self.path / method / GENERATIONS_FILE, stamp({"rows": list(rows)}))
+
+    def read_generations(self, method: str) -> list[dict[str, Any]]:
+        """The rows of :meth:`write_generations` (empty when there are none)."""
+        f = self.path / method / GENERATIONS_FILE
+        if not f.is_file():
+            return []
+        meta = read_json(f)
+        check_format(meta, f, "rerun `w2s-lens evaluate`")
+        return list(meta["rows"])
 
     def write_routing(self, where: Path, record: Mapping[str, Any]) -> Path:
         """``routing.json`` of a test sweep: the layer each input got from each method."""

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from w2s_lens.choices import SCALES
 from w2s_lens.vectors import SteeringVectors
 
 __all__ = ["SCALES", "DEFAULT_FRACTION", "layer_scales"]
 
-SCALES = ("raw", "relative")
 DEFAULT_FRACTION = 0.25
 
 

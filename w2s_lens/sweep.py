@@ -48,6 +48,7 @@ from w2s_lens.artifacts import (
     stamp,
     write_json,
 )
+from w2s_lens.choices import DEFAULT_MULTIPLIERS, ENGINES
 from w2s_lens.engines import SweepPositions, check_fast_supported, fast_chunk, naive_chunk
 from w2s_lens.examples import SteeringExample
 from w2s_lens.readouts import slopes
@@ -65,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MULTIPLIERS: tuple[float, ...] = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
-ENGINES = ("fast", "naive")
 SWEEP_FILE = "sweep.safetensors"
 META_FILE = "sweep.json"
 
@@ -121,6 +120,24 @@ class SweepResult:
         """Slopes ``[n_examples, n_layers]``."""
         return slopes(self.propensity, self.multipliers)
 
+    def _unit_rows(self) -> dict[str, list[int]]:
+        order: dict[str, list[int]] = {}
+        for i, u in enumerate(self.units):
+            order.setdefault(u, []).append(i)
+        return order
+
+    def unit_average(self, values: np.ndarray) -> np.ndarray:
+        """Per-example ``values`` (first axis) averaged per unit, in :meth:`mirrored`'s order.
+
+        >>> r = SweepResult(np.zeros((2, 1, 2)), [3], [-1.0, 1.0], ["a", "a~swap"], ["A", "B"])
+        >>> r.unit_average(np.array([[1.0], [3.0]])).tolist()
+        [[2.0]]
+        """
+        values = np.asarray(values)
+        if values.shape[0] != len(self.units):
+            raise ValueError(f"{values.shape[0]} rows for {len(self.units)} swept examples")
+        return np.stack([values[rows].mean(axis=0) for rows in self._unit_rows().values()])
+
     def mirrored(self) -> SweepResult:
         """One row per unit: the mean over its presentations (both letter orders).
 
@@ -128,16 +145,14 @@ class SweepResult:
         letter and group are those of its first presentation; ``captured`` embeddings are
         averaged too. A result whose units all have one presentation comes back unchanged.
         """
-        order: dict[str, list[int]] = {}
-        for i, u in enumerate(self.units):
-            order.setdefault(u, []).append(i)
+        order = self._unit_rows()
         if all(len(v) == 1 for v in order.values()):
             return self
         idx = list(order.values())
-        prop = np.stack([self.propensity[rows].mean(axis=0) for rows in idx])
+        prop = self.unit_average(self.propensity)
         cap = None
         if self.captured is not None:
-            cap = np.stack([self.captured[rows].mean(axis=0) for rows in idx]).astype(np.float32)
+            cap = self.unit_average(self.captured).astype(np.float32)
         firsts = [rows[0] for rows in idx]
         meta = {**self.metadata, "mirrored": True,
                 "presentations_per_unit": sorted({len(v) for v in idx})}
