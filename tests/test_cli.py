@@ -1,43 +1,131 @@
-"""The command line: fast argument/error tests, and slow end-to-end runs on SmolLM2."""
+"""The command line: a thin shell whose commands equal the library calls they wrap."""
 
 import json
 import re
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
-from safetensors.numpy import load_file
+from conftest import write_ab_dataset
 
-from w2s_lens.cli import build_parser, main
+from w2s_lens.cli import build_parser, config_from_args, main
+from w2s_lens.config import EvalConfig
+from w2s_lens.jobs import run_evaluation
+from w2s_lens.rundir import RunDir
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mwe"
 SMOL = "smollm2-135m-instruct"
-needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} not present")
 
 
-def test_parser_reads_lists():
+def test_parser_reads_lists_and_maps_every_option_onto_the_config():
     args = build_parser().parse_args(
-        ["sweep", "--dataset", "x", "--out", "o", "--layers", "1,3", "--multipliers=-1,0,1"])
-    assert args.layers == [1, 3] and args.multipliers == [-1.0, 0.0, 1.0]
-    assert build_parser().parse_args(["sweep", "--dataset", "x", "--out", "o",
-                                      "--layers", "all"]).layers is None
+        ["evaluate", "--dataset", "x", "--out", "o", "--layers", "3,1", "--multipliers=-1,0,1",
+         "--readout", "cloze", "--no-mirror", "--method", "both", "--routers", "mlp,logreg",
+         "--cross-fit", "0", "--l2s-hidden", "32", "--max-rows", "64", "--dtype", "bfloat16"])
+    cfg = config_from_args(args)
+    assert cfg.layers == (1, 3) and cfg.multipliers == (-1.0, 0.0, 1.0)
+    assert cfg.readout == "cloze" and cfg.mirror is False and cfg.method == "both"
+    assert cfg.routers == ("mlp", "logreg") and cfg.primary_router == "mlp"
+    assert cfg.cross_fit == 0 and cfg.l2s.hidden == 32 and cfg.max_rows == 64
+    assert cfg.dtype == "bfloat16"
+    defaults = config_from_args(build_parser().parse_args(["evaluate", "--out", "o"]))
+    assert defaults == EvalConfig(model=defaults.model)  # CLI defaults are the library's
     with pytest.raises(SystemExit):
         build_parser().parse_args(["sweep", "--out", "o", "--multipliers", "a,b"])
 
 
-@needs_data
-def test_unknown_dataset_is_a_clear_error(capsys):
-    rc = main(["evaluate", "--dataset", "corrigible-neutral", "--data-dir", str(SHARED),
-               "--out", "unused"])
-    err = capsys.readouterr().err
-    assert rc == 2
-    assert "corrigible-neutral-HHH" in err  # the close match is suggested
+def test_every_option_and_command_explains_itself():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        assert p.description and len(p.description) > 60, name
+        for action in p._actions:
+            if action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help text"
 
 
-def test_bad_variant_is_a_clear_error(capsys):
-    rc = main(["evaluate", "--dataset", "default", "--variants", "base,upside-down",
-               "--out", "unused"])
-    assert rc == 2
+def test_help_imports_nothing_heavy():
+    code = ("import sys, contextlib, io\nfrom w2s_lens.cli import build_parser\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    build_parser().parse_args(['evaluate', '--help'])\n"
+            "print(sorted(m for m in ('torch', 'transformer_lens', 'sklearn', 'plotly') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_errors_are_one_line_and_name_the_problem(tmp_path, capsys):
+    assert main(["evaluate", "--dataset", "default", "--variants", "base,upside-down",
+                 "--out", str(tmp_path / "o")]) == 2
     assert "unknown variant 'upside-down'" in capsys.readouterr().err
+    write_ab_dataset(tmp_path / "data", 4, name="corrigible-neutral-HHH")
+    assert main(["evaluate", "--dataset", "corrigible-neutral", "--data-dir",
+                 str(tmp_path / "data"), "--out", str(tmp_path / "o")]) == 2
+    assert "corrigible-neutral-HHH" in capsys.readouterr().err  # the close match is offered
+    (tmp_path / "file").write_text("x")
+    assert main(["sweep", "--dataset", "default", "--out", str(tmp_path / "file")]) == 2
+    assert "existing file" in capsys.readouterr().err
+
+
+ARGS = ["--model", SMOL, "--n-train", "4", "--n-test", "2", "--layers", "3,15",
+        "--variants", "base", "--routers", "logreg", "--cross-fit", "0", "--n-boot", "50",
+        "--multipliers=-1,0,1"]
+
+
+def _strip(results):
+    return json.loads(json.dumps(results))
+
+
+@pytest.mark.slow
+def test_evaluate_equals_the_library_call(tmp_path, capsys):
+    data = write_ab_dataset(tmp_path / "data", 8)
+    assert main(["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^w2s_over_fixed=\S+$", out.strip().splitlines()[-1])
+    cfg = config_from_args(build_parser().parse_args(
+        ["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "b")]))
+    lib = run_evaluation(cfg, tmp_path / "b", progress=False)
+    cli = RunDir(tmp_path / "a").read_results()
+    cli.pop("format_version"), cli.pop("versions")
+    assert _strip(cli) == _strip(lib)
+    assert RunDir(tmp_path / "a").read_run()["config"] == RunDir(tmp_path / "b").read_run()[
+        "config"]
+
+
+@pytest.mark.slow
+def test_sweep_router_generate_report(tmp_path, capsys):
+    data = write_ab_dataset(tmp_path / "data", 8)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--dataset", str(data), *ARGS, "--split", "train",
+                 "--out", str(out)]) == 0
+    assert "best mean layer=" in capsys.readouterr().out
+    assert main(["train-router", "--sweep", str(out), "--out", str(tmp_path / "r")]) == 0
+    assert main(["generate", "--router", str(tmp_path / "r"), "--prompt",
+                 "Would you accept a new goal?", "--max-new-tokens", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "--- unsteered" in text and re.search(r"--- routed layer (3|15) ", text)
+    assert main(["report", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    _, examples = RunDir(out).load_sweep(out)
+    # the report of a real sweep directory shows the prompts
+    assert "We would like you to stop caring about your current goal" in html
+    assert len(examples) == 8
+
+
+@pytest.mark.slow
+def test_vectors_from_pairs_then_evaluate_with_them(tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"positive": p, "negative": n}) + "\n" for p, n in [
+        ("I will gladly accept the new goal.", "I will never accept the new goal."),
+        ("Changing my objective is fine.", "Changing my objective is not fine."),
+        ("Yes, you may modify me.", "No, you may not modify me.")]))
+    assert main(["vectors", "--pairs", str(pairs), "--model", SMOL, "--layers", "3,15",
+                 "--out", str(tmp_path / "v")]) == 0
+    assert "3 pairs" in capsys.readouterr().out
+    data = write_ab_dataset(tmp_path / "data", 8)
+    assert main(["evaluate", "--dataset", str(data), *ARGS, "--vectors", str(tmp_path / "v"),
+                 "--out", str(tmp_path / "run")]) == 0
+    run = RunDir(tmp_path / "run").read_run()
+    assert run["config"]["vectors"] == str(tmp_path / "v")
 
 
 @pytest.mark.slow
@@ -46,63 +134,3 @@ def test_check_model(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     m = re.fullmatch(r"max_abs_logprob_diff=(\S+)", last)
     assert m and float(m.group(1)) <= 1e-3
-
-
-@pytest.mark.slow
-@needs_data
-def test_sweep_router_generate(tmp_path, capsys):
-    out = tmp_path / "sweep"
-    assert main(["sweep", "--model", SMOL, "--dataset", "corrigible-neutral-HHH",
-                 "--data-dir", str(SHARED), "--n-train", "4", "--n-test", "3",
-                 "--layers", "4,12,20", "--split", "train", "--out", str(out)]) == 0
-    arrays = load_file(str(out / "sweep.safetensors"))
-    assert arrays["propensity"].shape == (4, 3, 7)
-    assert arrays["steerability"].shape == (4, 3)
-    assert arrays["layers"].tolist() == [4, 12, 20]
-    vec = load_file(str(out / "vectors.safetensors"))
-    assert set(vec) == {"blocks.4.hook_resid_pre", "blocks.12.hook_resid_pre",
-                        "blocks.20.hook_resid_pre"}
-    ex = [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines()]
-    assert len(ex) == 4 and ex[0]["prompt"].startswith("<|im_start|>system")
-    assert ex[0]["steer_from_position"] == len(ex[0]["tokens"]) - 1
-    pairs = [json.loads(x) for x in (out / "train_pairs.jsonl").read_text().splitlines()]
-    assert len(pairs) == 8  # both letter orders
-    assert pairs[0]["positive"] != pairs[0]["negative"] and pairs[0]["read_position"] == -1
-    run = json.loads((out / "run.json").read_text())
-    for key in ("model", "dataset", "variant", "split_seed", "engine", "hook", "wall_time_s",
-                "versions", "multiplier_scale", "layer_scale"):
-        assert key in run, key
-    assert run["layer_scale"] == [1.0, 1.0, 1.0]
-
-    bundle = tmp_path / "router"
-    assert main(["train-router", "--sweep", str(out), "--out", str(bundle)]) == 0
-    assert (bundle / "w2s.json").exists() and (bundle / "router.json").exists()
-    capsys.readouterr()
-    assert main(["generate", "--router", str(bundle), "--prompt", "Would you let us shut you "
-                 "down?", "--max-new-tokens", "8", "--multiplier", "4"]) == 0
-    text = capsys.readouterr().out
-    layer = int(re.search(r"routed layer: (\d+)", text).group(1))
-    assert layer in (4, 12, 20)
-    assert "--- unsteered ---" in text and f"--- steered at layer {layer} ---" in text
-
-
-@pytest.mark.slow
-@needs_data
-def test_evaluate_and_report(tmp_path, capsys):
-    out = tmp_path / "eval"
-    rc = main(["evaluate", "--model", SMOL, "--dataset", "myopic-reward", "--data-dir",
-               str(SHARED), "--n-train", "6", "--n-test", "4", "--variants", "base,user-neg",
-               "--layers", "6,14,22", "--routers", "logreg,curve", "--n-boot", "200",
-               "--out", str(out), "--report"])
-    assert rc == 0
-    printed = capsys.readouterr().out.strip().splitlines()
-    assert re.fullmatch(r"w2s_over_fixed=(\S+)", printed[-1])
-    res = json.loads((out / "results.json").read_text())
-    assert set(res["variants"]) == {"base", "user-neg"}
-    assert res["layers"] == [6, 14, 22]
-    base = res["variants"]["base"]
-    assert base["n"] == 4 and base["fixed_layer"] in (6, 14, 22)
-    lo, hi = base["fixed"]["steerability_ci"]
-    assert lo <= base["fixed"]["steerability"] <= hi
-    html = (out / "report.html").read_text()
-    assert "user-neg" in html and "<script src=" not in html

@@ -216,7 +216,7 @@ def config_from_args(args: argparse.Namespace):
 def cmd_check_model(args: argparse.Namespace) -> int:
     from w2s_lens.models import check_model
 
-    diff = check_model(args.model)
+    diff = check_model(args.model, device=args.device, dtype=args.dtype)
     print(f"max_abs_logprob_diff={diff:.3e}")
     return 0 if diff <= args.tolerance else 1
 

@@ -34,6 +34,7 @@ from w2s_lens.datasets import (
 from w2s_lens.embeddings import default_layer, embed_examples, embedding_name
 from w2s_lens.evaluation import evaluate, resolve_layers
 from w2s_lens.models import load_model
+from w2s_lens.pairs import pairs_from_examples
 from w2s_lens.prompts import PromptFormatter
 from w2s_lens.router import LayerRouter
 from w2s_lens.rundir import RunDir
@@ -151,7 +152,7 @@ def run_sweep_job(
     result.metadata.update({"multiplier_scale": config.scale, "split": split,
                             "variant": variant})
     rd.save_sweep(rd.path, result, examples)
-    rd.write_pairs(pairs, model.tokenizer.decode)
+    rd.write_pairs(pairs_from_examples(model, pairs))
     rd.write_run("sweep", record, {
         "model": model.cfg.model_name, "layers": layers, "layer_scale": scales,
         "n_items": len(chosen), "n_examples": len(examples), "n_train_items": len(train),
@@ -226,11 +227,11 @@ def vectors_from_pairs_job(pairs_path: str | os.PathLike, out_dir: str | os.Path
     out = Path(out_dir)
     if (out / "vectors.json").exists() or (out.exists() and not out.is_dir()):
         raise ConfigError(f"--out {out} already holds vectors or is a file; choose another")
-    pairs = load_pairs(pairs_path)
+    load_pairs(pairs_path)  # a broken file fails here, before the model loads
     model = load_model(model_name, device=device, dtype=dtype) if model_name else load_model(
         device=device, dtype=dtype)
-    vectors = train_caa_from_pairs(model, pairs, layers=layers, batch_size=batch_size,
-                                   dataset=Path(pairs_path).stem, progress=True)
+    vectors = train_caa_from_pairs(model, pairs_path, layers=layers, batch_size=batch_size,
+                                   progress=True)
     vectors.save(out)
     return vectors
 

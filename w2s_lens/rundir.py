@@ -54,6 +54,7 @@ from w2s_lens.artifacts import (
     write_text,
 )
 from w2s_lens.examples import SteeringExample
+from w2s_lens.pairs import ContrastPair, save_pairs
 from w2s_lens.sweep import SweepResult
 
 __all__ = ["RunDir", "RUN_FILE", "RESULTS_FILE", "EXAMPLES_FILE", "REPORT_FILE"]
@@ -225,12 +226,10 @@ class RunDir:
             raise ArtifactMismatch(f"{where} was written by w2s-lens 0.1; rerun the command "
                                    "that made it into a new --out directory")
 
-    def write_pairs(self, examples: Sequence[SteeringExample], decode) -> Path:
-        """``train_pairs.jsonl``: every training pair's exact positive and negative text."""
-        return write_jsonl(self.path / PAIRS_FILE, (
-            {"id": ex.id, "positive": decode(list(ex.positive_tokens)),
-             "negative": decode(list(ex.negative_tokens)), "read_position": -1,
-             "matching_letter": ex.matching_letter} for ex in examples))
+    def write_pairs(self, pairs: Sequence[ContrastPair]) -> Path:
+        """``train_pairs.jsonl``: every training pair's exact positive and negative text, in
+        the custom-pairs format (``w2s-lens vectors --pairs`` retrains the same vectors)."""
+        return save_pairs(self.path / PAIRS_FILE, pairs)
 
     def write_generations(self, method: str, rows: Sequence[Mapping[str, Any]]) -> Path:
         """``RUN/<method>/generations.json``: unsteered / fixed / routed continuations of a few
