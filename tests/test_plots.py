@@ -1,12 +1,19 @@
-"""Figures from w2s_lens.plots build from small synthetic arrays with the right structure."""
+"""Figures from w2s_lens.plots: small arrays for the per-input figures, run directories written
+by the library (the synthetic control) for the results and readout figures."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
 from w2s_lens import plots
+from w2s_lens.config import EvalConfig
+from w2s_lens.evaluation import SplitExamples, evaluate_examples
+from w2s_lens.rundir import RunDir
+from w2s_lens.synthetic import build_control
 
 LAYERS = [2, 4, 6, 8]
 # best columns: row0 -> 2 (layer 6), row1 -> 0 (layer 2), row2 -> 1 (tie 1/3 -> 1), row3 -> 0
@@ -132,69 +139,108 @@ def test_propensity_lines_structure() -> None:
         plots.propensity_lines(p, mult, LAYERS, input_indices=[7])
 
 
-def _stats(m: float, lo: float, hi: float) -> dict:
-    return {
-        "steerability": m,
-        "steerability_ci": [lo, hi],
-        "steerable_fraction": 0.5,
-        "steerable_fraction_ci": [0.4, 0.6],
-    }
+# --------------------------------------------------------------------------- from real runs
 
 
-def _results(shift: float = 0.0) -> dict:
-    w2s = {**_stats(0.3 + shift, 0.25, 0.4), "accuracy": 0.4, "top3_accuracy": 0.8}
-    w2s.update(diff_vs_fixed=0.1, diff_vs_fixed_ci=[0.02, 0.18])
-    other = {**_stats(0.05, 0.0, 0.1), "accuracy": 0.1, "top3_accuracy": 0.3}
-    return {
-        "model": "m",
-        "dataset": "d",
-        "layers": LAYERS,
-        "routers": ["other", "knn"],
-        "primary_router": "knn",
-        "variants": {
-            "base": {
-                "n": 10,
-                "fixed_layer": 4,
-                "fixed": _stats(0.2, 0.1, 0.35),
-                "w2s": {"other": other, "knn": w2s},
-                "oracle": _stats(0.5, 0.45, 0.55),
-                "letter_oracle": {**_stats(0.25, 0.2, 0.3), "layers": {"A": 4, "B": 6}},
-            },
-            "swapped": {"n": 10, "fixed_layer": 6, "fixed": _stats(0.1, 0.0, 0.2)},
-        },
-    }
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two evaluation runs of the synthetic positive control, written by the library: CAA and
+    L2S on mirrored letters (primary router "curve"), and CAA on a single letter order."""
+    ctl = build_control("positive", n_families=3, n_layers=4, seed=0)
+    root = tmp_path_factory.mktemp("runs")
+    both = ctl.make_examples(24, seed=1, both_orders=True)
+    single = ctl.make_examples(24, seed=1)
+    common = dict(dataset="synthetic", variants=("base",), n_boot=100, layers=(1, 2, 3),
+                  cross_fit=3)
+    evaluate_examples(ctl.model, SplitExamples(both, both, {
+        "base": ctl.make_examples(12, seed=2, both_orders=True)}),
+        EvalConfig(method="both", routers=("logreg", "curve"), primary_router="curve",
+                   **common), root / "mirrored", progress=False)
+    evaluate_examples(ctl.model, SplitExamples(both, single, {
+        "base": ctl.make_examples(12, seed=2)}),
+        EvalConfig(routers=("logreg",), mirror=False, **common), root / "single",
+        progress=False)
+    return {"letter mirrored": root / "mirrored", "letter single-order": root / "single"}
 
 
-def test_method_bars_error_bars_equal_ci_offsets() -> None:
-    fig = plots.method_bars(_results())
+def test_primary_router_and_method_label() -> None:
+    assert plots.primary_router({"primary_router": "b"}, {"w2s": {"a": {}, "b": {}}}) == "b"
+    assert plots.primary_router({"primary_router": "c"}, {"w2s": {"a": {}, "b": {}}}) == "a"
+    assert plots.primary_router({"primary_router": "c"}, {}) is None
+    assert plots.method_label("caa") == "CAA"
+
+
+def test_method_bars_side_by_side_with_ci_offsets(runs) -> None:
+    results = RunDir(runs["letter mirrored"]).read_results()
+    fig = plots.method_bars(results)
     assert [t.name for t in fig.data] == ["fixed layer", "W2S (router)", "oracle", "letter-oracle"]
     assert fig.layout.barmode == "group"
-    fixed, w2s, oracle, letter = fig.data
-    assert list(fixed.x) == ["base", "swapped"]
-    np.testing.assert_allclose(fixed.y, [0.2, 0.1])
-    np.testing.assert_allclose(fixed.error_y.array, [0.15, 0.1])
-    np.testing.assert_allclose(fixed.error_y.arrayminus, [0.1, 0.1])
-    assert fixed.error_y.symmetric is False
-    # primary router (knn), not the first listed
-    assert w2s.y[0] == pytest.approx(0.3)
-    np.testing.assert_allclose([w2s.error_y.array[0], w2s.error_y.arrayminus[0]], [0.1, 0.05])
-    assert np.isnan(w2s.y[1]) and np.isnan(oracle.y[1]) and np.isnan(letter.y[1])
-    np.testing.assert_allclose(letter.error_y.arrayminus[0], 0.05)
+    assert list(fig.data[0].x) == ["CAA / base", "L2S / base"]
+    for trace, key in zip(fig.data, ("fixed", "w2s", "oracle", "letter_oracle")):
+        for k, method in enumerate(("caa", "l2s")):
+            vres = results["methods"][method]["variants"]["base"]
+            block = vres["w2s"]["curve"] if key == "w2s" else vres[key]  # the primary router
+            lo, hi = block["steerability_ci"]
+            assert trace.y[k] == pytest.approx(block["steerability"])
+            assert trace.error_y.array[k] == pytest.approx(hi - block["steerability"])
+            assert trace.error_y.arrayminus[k] == pytest.approx(block["steerability"] - lo)
+    assert fig.data[0].error_y.symmetric is False
 
 
-def test_method_bars_several_datasets_and_errors() -> None:
-    fig = plots.method_bars({"syc": _results(), "refusal": _results(0.1)})
-    assert list(fig.data[0].x) == [
-        "syc / base",
-        "syc / swapped",
-        "refusal / base",
-        "refusal / swapped",
-    ]
-    assert fig.data[1].y[2] == pytest.approx(0.4)
+def test_method_bars_other_shapes_and_errors(runs) -> None:
+    mirrored = RunDir(runs["letter mirrored"]).read_results()
+    single = RunDir(runs["letter single-order"]).read_results()
+    # one method's block with the primary router (the notebooks' form): groups are variants
+    one = {"primary_router": "logreg", **mirrored["methods"]["caa"]}
+    fig = plots.method_bars(one)
+    assert list(fig.data[0].x) == ["base"]
+    assert fig.data[1].y[0] == pytest.approx(
+        mirrored["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]["steerability"])
+    # several runs: groups prefixed by their label
+    fig = plots.method_bars({"mirrored": mirrored, "single": single})
+    assert list(fig.data[0].x) == ["mirrored / CAA / base", "mirrored / L2S / base",
+                                   "single / base"]
+    assert fig.data[0].y[2] == pytest.approx(
+        single["methods"]["caa"]["variants"]["base"]["fixed"]["steerability"])
     with pytest.raises(ValueError, match="not a results.json"):
         plots.method_bars({"syc": {"foo": 1}})
     with pytest.raises(TypeError):
         plots.method_bars([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no variants"):
+        plots.method_bars({"variants": {}})
+
+
+def test_layer_histograms_counts_and_shares() -> None:
+    fig = plots.layer_histograms({"train": [2, 2, 4, 6], "test": STEER}, LAYERS)
+    train, test = fig.data
+    assert (train.name, test.name) == ("train (n=4)", "test (n=4)")
+    assert list(train.customdata) == [2, 1, 1, 0]
+    np.testing.assert_allclose(train.y, [0.5, 0.25, 0.25, 0.0])
+    assert list(test.customdata) == [2, 1, 1, 0]  # argmax of STEER, as best_layer_histogram
+    counts = plots.layer_histograms({"x": [8, 8]}, LAYERS, share=False).data[0].y
+    assert list(counts) == [0, 0, 0, 2]
+    assert fig.layout.barmode == "group"
+    with pytest.raises(ValueError, match="empty"):
+        plots.layer_histograms({}, LAYERS)
+    with pytest.raises(ValueError, match="layer 5"):
+        plots.layer_histograms({"x": [5]}, LAYERS)
+
+
+def test_readout_histograms_compare_runs(runs) -> None:
+    fig = plots.readout_histograms(runs)
+    assert [t.name.split(" (n=")[0] for t in fig.data] == list(runs)
+    for trace, path in zip(fig.data, runs.values()):
+        rd = RunDir(path)
+        items = rd.load_sweep(rd.sweep_dir("base", "caa"))[0].mirrored()
+        best = np.asarray(items.layers)[np.argmax(items.steerability, axis=1)]
+        assert trace.name.endswith(f"(n={len(best)})") and len(best) == 12
+        assert list(trace.x) == ["1", "2", "3"]
+        assert list(trace.customdata) == [int((best == x).sum()) for x in (1, 2, 3)]
+        assert float(np.sum(trace.y)) == pytest.approx(1.0)
+    train = plots.readout_histograms(runs, split="train")
+    assert train.data[0].name.endswith("(n=24)")
+    with pytest.raises(FileNotFoundError, match="method 'l2s'"):
+        plots.readout_histograms(runs, method="l2s")
 
 
 def test_confusion_matrix_counts() -> None:

@@ -1,14 +1,17 @@
 """Plotly figures for steering sweeps, routers and evaluation results.
 
-Every function takes plain numpy arrays / lists / dicts (as stored in ``sweep.safetensors``,
-``routing.json`` and ``results.json``) and returns a :class:`plotly.graph_objects.Figure`; nothing
-else from ``w2s_lens`` is imported, so the module can be used on saved results alone.
+Most functions take plain arrays / lists / dicts (a :class:`~w2s_lens.sweep.SweepResult`'s
+``steerability``, ``propensity``, ``layers``; ``routing.json`` and ``results.json`` as read by
+:class:`~w2s_lens.rundir.RunDir`) and return a :class:`plotly.graph_objects.Figure`.
+:func:`readout_histograms` is the one that reads run directories itself (through
+:class:`~w2s_lens.rundir.RunDir`), to compare runs made with different readouts.
 
 Conventions:
 
 * ``steerability`` is ``[n_inputs, n_layers]`` (slope of propensity vs multiplier per layer);
 * ``layers`` are the model layer numbers of the columns (need not be contiguous);
-* "best layer" is the argmax over layers with ties going to the earlier column (``np.argmax``);
+* "best layer" is the argmax over layers with ties going to the earlier column (``np.argmax``,
+  as :func:`w2s_lens.metrics.best_layers`);
 * per-input layer choices (router / oracle / fixed) are given as *layer numbers*, not column
   indices, unless a function says otherwise.
 
@@ -24,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,18 +36,24 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from w2s_lens.readouts import slopes
+
 __all__ = [
     "METHODS",
     "best_layer_histogram",
     "best_layer_order",
     "confusion_matrix",
     "layer_curves",
+    "layer_histograms",
     "method_bars",
+    "method_label",
+    "primary_router",
     "propensity_lines",
+    "readout_histograms",
     "steerability_heatmap",
 ]
 
-#: (results.json key, display name) of the methods compared by :func:`method_bars`.
+#: (results.json key, display name) of the layer choices compared by :func:`method_bars`.
 METHODS: tuple[tuple[str, str], ...] = (
     ("fixed", "fixed layer"),
     ("w2s", "W2S (router)"),
@@ -54,7 +64,30 @@ METHODS: tuple[tuple[str, str], ...] = (
 _PALETTE = qualitative.Plotly + qualitative.D3
 
 
-# --------------------------------------------------------------------------- validation helpers
+# --------------------------------------------------------------------------- shared helpers
+
+
+def primary_router(results: Mapping[str, Any], vres: Mapping[str, Any]) -> str | None:
+    """The router a variant block is reported with: ``results["primary_router"]`` when the
+    block has it, else its first router (None when it has none).
+
+    >>> primary_router({"primary_router": "curve"}, {"w2s": {"logreg": {}, "curve": {}}})
+    'curve'
+    >>> primary_router({"primary_router": "mlp"}, {"w2s": {"logreg": {}}})
+    'logreg'
+    """
+    w2s = vres.get("w2s") or {}
+    p = results.get("primary_router")
+    return str(p) if p in w2s else next(iter(w2s), None)
+
+
+def method_label(method: str) -> str:
+    """Display name of a steering method: ``caa`` -> ``CAA``, ``l2s`` -> ``L2S``.
+
+    >>> method_label("l2s")
+    'L2S'
+    """
+    return str(method).upper()
 
 
 def _as_2d(steerability: Any, name: str = "steerability") -> np.ndarray:
@@ -69,9 +102,8 @@ def _as_2d(steerability: Any, name: str = "steerability") -> np.ndarray:
 def _layers(layers: Sequence[int] | np.ndarray, n_layers: int) -> list[int]:
     out = [int(x) for x in np.asarray(layers).reshape(-1)]
     if len(out) != n_layers:
-        raise ValueError(
-            f"layers has {len(out)} entries but the array has {n_layers} layer columns"
-        )
+        raise ValueError(f"layers has {len(out)} entries but the array has {n_layers} layer "
+                         "columns")
     if len(set(out)) != len(out):
         raise ValueError(f"layers must be distinct; got {out}")
     return out
@@ -93,9 +125,8 @@ def _layer_positions(values: Any, layers: list[int], name: str) -> np.ndarray:
     try:
         return np.array([pos[int(v)] for v in arr], dtype=int)
     except KeyError as err:
-        raise ValueError(
-            f"{name} contains layer {err.args[0]} which is not one of the swept layers {layers}"
-        ) from None
+        raise ValueError(f"{name} contains layer {err.args[0]} which is not one of the swept "
+                         f"layers {layers}") from None
 
 
 def _color(i: int) -> str:
@@ -117,7 +148,7 @@ def best_layer_order(steerability: Any) -> np.ndarray:
     return np.lexsort((np.arange(len(s)), -peak, best))
 
 
-# --------------------------------------------------------------------------- figures
+# --------------------------------------------------------------------------- per-input figures
 
 
 def steerability_heatmap(
@@ -150,14 +181,14 @@ def steerability_heatmap(
     n, n_layers = s.shape
     lay = _layers(layers, n_layers)
     labels = _ids(ids, n)
-    if isinstance(order, str) and order == "best_layer":
+    by_best = isinstance(order, str) and order == "best_layer"
+    if by_best:
         idx = best_layer_order(s)
     elif order is None or (isinstance(order, str) and order == "input"):
         idx = np.arange(n)
     elif isinstance(order, str):
-        raise ValueError(
-            f"order must be 'best_layer', 'input', None or a permutation; got {order!r}"
-        )
+        raise ValueError(f"order must be 'best_layer', 'input', None or a permutation; got "
+                         f"{order!r}")
     else:
         idx = np.asarray(order, dtype=int)
         if sorted(idx.tolist()) != list(range(n)):
@@ -172,54 +203,25 @@ def steerability_heatmap(
             custom[r, c] = [row_ids[r], x[best[r]]]
     vmax = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     vmax = vmax or 1.0
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=x,
-            y=list(range(n)),
-            customdata=custom,
-            colorscale="RdBu",
-            zmid=0.0,
-            zmin=-vmax,
-            zmax=vmax,
-            colorbar={"title": {"text": "steerability"}},
-            hovertemplate=(
-                "input %{customdata[0]}<br>layer %{x}<br>steerability %{z:.4f}"
-                "<br>best layer %{customdata[1]}<extra></extra>"
-            ),
-            name="steerability",
-        )
-    )
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x, y=list(range(n)), customdata=custom, colorscale="RdBu", zmid=0.0,
+        zmin=-vmax, zmax=vmax, colorbar={"title": {"text": "steerability"}}, name="steerability",
+        hovertemplate=("input %{customdata[0]}<br>layer %{x}<br>steerability %{z:.4f}"
+                       "<br>best layer %{customdata[1]}<extra></extra>")))
     if show_best:
-        fig.add_trace(
-            go.Scatter(
-                x=[x[b] for b in best],
-                y=list(range(n)),
-                mode="markers",
-                marker={"symbol": "circle-open", "color": "black", "size": 7},
-                name="best layer",
-                customdata=row_ids,
-                hovertemplate="input %{customdata}<br>best layer %{x}<extra></extra>",
-            )
-        )
-    ordering = (
-        "rows ordered by best layer"
-        if isinstance(order, str) and order == "best_layer"
-        else "rows in input order"
-    )
-    tick = (
-        {"tickmode": "array", "tickvals": list(range(n)), "ticktext": row_ids}
-        if n <= 60
-        else {"showticklabels": False}
-    )
+        fig.add_trace(go.Scatter(
+            x=[x[b] for b in best], y=list(range(n)), mode="markers", name="best layer",
+            marker={"symbol": "circle-open", "color": "black", "size": 7}, customdata=row_ids,
+            hovertemplate="input %{customdata}<br>best layer %{x}<extra></extra>"))
+    ordering = "rows ordered by best layer" if by_best else "rows in input order"
+    tick = ({"tickmode": "array", "tickvals": list(range(n)), "ticktext": row_ids}
+            if n <= 60 else {"showticklabels": False})
     fig.update_layout(
         title={"text": title or f"Steerability per input and layer ({n} inputs; {ordering})"},
         xaxis={"title": {"text": "layer"}, "type": "category"},
         yaxis={"title": {"text": "input"}, "autorange": "reversed", **tick},
-        showlegend=show_best,
-        legend={"orientation": "h", "y": -0.15},
-        height=max(350, min(1200, 120 + 14 * n)),
-    )
+        showlegend=show_best, legend={"orientation": "h", "y": -0.15},
+        height=max(350, min(1200, 120 + 14 * n)))
     return fig
 
 
@@ -261,61 +263,34 @@ def layer_curves(
     router_pos = None
     if router_layers is not None:
         if len(router_layers) != n:
-            raise ValueError(
-                f"router_layers has {len(router_layers)} entries but there are {n} inputs"
-            )
+            raise ValueError(f"router_layers has {len(router_layers)} entries but there are {n} "
+                             "inputs")
         router_pos = _layer_positions(router_layers, lay, "router_layers")
     if fixed_layer is not None and int(fixed_layer) not in lay:
         raise ValueError(f"fixed_layer {fixed_layer} is not one of the swept layers {lay}")
     fig = go.Figure()
     best = np.argmax(s, axis=1)
     for i in range(shown):
-        fig.add_trace(
-            go.Scatter(
-                x=lay,
-                y=s[i],
-                mode="lines+markers",
-                name=labels[i],
-                legendgroup=labels[i],
-                line={"color": _color(i)},
-                marker={"size": 5},
-                hovertemplate=(
-                    f"input {labels[i]}<br>layer %{{x}}<br>steerability %{{y:.4f}}"
-                    f"<br>best layer {lay[best[i]]}<extra></extra>"
-                ),
-            )
-        )
+        fig.add_trace(go.Scatter(
+            x=lay, y=s[i], mode="lines+markers", name=labels[i], legendgroup=labels[i],
+            line={"color": _color(i)}, marker={"size": 5},
+            hovertemplate=(f"input {labels[i]}<br>layer %{{x}}<br>steerability %{{y:.4f}}"
+                           f"<br>best layer {lay[best[i]]}<extra></extra>")))
     if router_pos is not None:
         for i in range(shown):
             p = int(router_pos[i])
-            fig.add_trace(
-                go.Scatter(
-                    x=[lay[p]],
-                    y=[s[i, p]],
-                    mode="markers",
-                    name=f"router pick {labels[i]}",
-                    legendgroup=labels[i],
-                    showlegend=False,
-                    marker={
-                        "symbol": "star",
-                        "size": 14,
-                        "color": _color(i),
-                        "line": {"color": "black", "width": 1},
-                    },
-                    hovertemplate=(
-                        f"input {labels[i]}<br>router picked layer %{{x}}"
-                        f"<br>steerability %{{y:.4f}} (best {s[i].max():.4f} at layer "
-                        f"{lay[best[i]]})<extra></extra>"
-                    ),
-                )
-            )
+            fig.add_trace(go.Scatter(
+                x=[lay[p]], y=[s[i, p]], mode="markers", name=f"router pick {labels[i]}",
+                legendgroup=labels[i], showlegend=False,
+                marker={"symbol": "star", "size": 14, "color": _color(i),
+                        "line": {"color": "black", "width": 1}},
+                hovertemplate=(f"input {labels[i]}<br>router picked layer %{{x}}"
+                               f"<br>steerability %{{y:.4f}} (best {s[i].max():.4f} at layer "
+                               f"{lay[best[i]]})<extra></extra>")))
     if fixed_layer is not None:
-        fig.add_vline(
-            x=int(fixed_layer),
-            line={"dash": "dash", "color": "grey"},
-            annotation_text=f"fixed layer {int(fixed_layer)}",
-            annotation_position="top",
-        )
+        fig.add_vline(x=int(fixed_layer), line={"dash": "dash", "color": "grey"},
+                      annotation_text=f"fixed layer {int(fixed_layer)}",
+                      annotation_position="top")
     fig.add_hline(y=0, line={"color": "lightgrey", "width": 1})
     sub = f"{shown} of {n} inputs" if shown < n else f"{n} inputs"
     extra = "; ★ = router's pick" if router_pos is not None else ""
@@ -323,85 +298,8 @@ def layer_curves(
         title={"text": title or f"Steerability vs layer per input ({sub}{extra})"},
         xaxis={"title": {"text": "layer"}, "tickmode": "array", "tickvals": lay},
         yaxis={"title": {"text": "steerability (propensity slope)"}},
-        legend={"title": {"text": "input"}},
-        hovermode="closest",
-    )
+        legend={"title": {"text": "input"}}, hovermode="closest")
     return fig
-
-
-def best_layer_histogram(
-    steerability_or_best_layers: Any,
-    layers: Sequence[int],
-    indices: bool = False,
-    title: str | None = None,
-) -> go.Figure:
-    """Bar chart of how many inputs have each layer as their best layer.
-
-    Args:
-        steerability_or_best_layers: either ``[n_inputs, n_layers]`` steerability (best layer =
-            argmax, ties to the earlier layer) or a 1-D array of per-input best layers.
-        layers: layer number of each column / the layers to count over.
-        indices: for a 1-D input, whether its values are column indices (as returned by
-            ``sweep.best_layers``) instead of layer numbers.
-
-    Trace 0 is a bar trace with ``x`` the layers (as category labels) and ``y`` the counts,
-    zeros included.
-
-    >>> best_layer_histogram([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]], [3, 5]).data[0].y.tolist()
-    [1, 2]
-    """
-    arr = np.asarray(steerability_or_best_layers)
-    lay = [int(x) for x in np.asarray(layers).reshape(-1)]
-    if len(set(lay)) != len(lay) or not lay:
-        raise ValueError(f"layers must be non-empty and distinct; got {lay}")
-    if arr.ndim == 2:
-        s = _as_2d(arr)
-        _layers(lay, s.shape[1])
-        pos = np.argmax(s, axis=1)
-        source = "argmax steerability"
-    elif arr.ndim == 1:
-        if indices:
-            pos = arr.astype(int)
-            if pos.size and (pos.min() < 0 or pos.max() >= len(lay)):
-                raise ValueError(f"best-layer indices must be in [0, {len(lay)}); got {pos}")
-        else:
-            pos = _layer_positions(arr, lay, "best_layers")
-        source = "given best layers"
-    else:
-        raise ValueError(
-            "expected steerability [n_inputs, n_layers] or best layers [n_inputs]; "
-            f"got shape {arr.shape}"
-        )
-    n = int(pos.size)
-    counts = np.bincount(pos, minlength=len(lay)).astype(int)
-    frac = counts / max(n, 1)
-    fig = go.Figure(
-        go.Bar(
-            x=[str(v) for v in lay],
-            y=counts,
-            customdata=frac,
-            text=[str(c) if c else "" for c in counts],
-            textposition="outside",
-            name="inputs",
-            hovertemplate=(
-                "layer %{x}<br>%{y} inputs (%{customdata:.1%}) have their best layer here"
-                "<extra></extra>"
-            ),
-        )
-    )
-    fig.update_layout(
-        title={"text": title or f"Best layer per input ({n} inputs; {source})"},
-        xaxis={"title": {"text": "best layer"}, "type": "category"},
-        yaxis={"title": {"text": "number of inputs"}},
-        bargap=0.15,
-    )
-    return fig
-
-
-def _slope(y: np.ndarray, x: np.ndarray) -> float:
-    xc = x - x.mean()
-    denom = float((xc**2).sum())
-    return float((xc * (y - y.mean())).sum() / denom) if denom else float("nan")
 
 
 def propensity_lines(
@@ -425,7 +323,8 @@ def propensity_lines(
 
     Traces are ordered input-major: for input ``input_indices[k]`` and layer column
     ``layer_indices[j]`` the trace is ``fig.data[k * len(layer_indices) + j]``. Each line's name
-    is ``"layer <number>"``; its hover gives the least-squares slope (= steerability).
+    is ``"layer <number>"``; its hover gives the least-squares slope (= steerability, from
+    :func:`w2s_lens.readouts.slopes`).
 
     >>> p = np.zeros((2, 3, 3)); p[:, :, 2] = 1.0
     >>> fig = propensity_lines(p, [-1, 0, 1], [1, 2, 3], input_indices=[1], layer_indices=[0, 2])
@@ -434,9 +333,8 @@ def propensity_lines(
     """
     p = np.asarray(propensity, dtype=float)
     if p.ndim != 3:
-        raise ValueError(
-            f"propensity must be 3-D [n_inputs, n_layers, n_multipliers]; got shape {p.shape}"
-        )
+        raise ValueError(f"propensity must be 3-D [n_inputs, n_layers, n_multipliers]; got "
+                         f"shape {p.shape}")
     n, n_layers, m = p.shape
     lay = _layers(layers, n_layers)
     mult = np.asarray(multipliers, dtype=float).reshape(-1)
@@ -445,11 +343,8 @@ def propensity_lines(
     labels = _ids(ids, n)
     inp = list(range(min(3, n))) if input_indices is None else [int(i) for i in input_indices]
     if layer_indices is None:
-        lidx = (
-            list(range(n_layers))
-            if n_layers <= 8
-            else sorted({int(round(v)) for v in np.linspace(0, n_layers - 1, 8)})
-        )
+        lidx = (list(range(n_layers)) if n_layers <= 8
+                else sorted({int(round(v)) for v in np.linspace(0, n_layers - 1, 8)}))
     else:
         lidx = [int(j) for j in layer_indices]
     if not inp or not lidx:
@@ -460,155 +355,191 @@ def propensity_lines(
     for j in lidx:
         if not 0 <= j < n_layers:
             raise ValueError(f"layer index {j} out of range for {n_layers} layer columns")
+    slope = slopes(p, mult)
     cols = 2 if len(inp) == 4 else min(len(inp), 3)
     rows = -(-len(inp) // cols)
-    fig = make_subplots(
-        rows=rows,
-        cols=cols,
-        subplot_titles=[f"input {labels[i]}" for i in inp],
-        shared_yaxes=True,
-        horizontal_spacing=0.06,
-        vertical_spacing=min(0.25, 0.4 / rows) if rows > 1 else 0.1,
-    )
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"input {labels[i]}" for i in inp],
+                        shared_yaxes=True, horizontal_spacing=0.06,
+                        vertical_spacing=min(0.25, 0.4 / rows) if rows > 1 else 0.1)
     for k, i in enumerate(inp):
         r, c = k // cols + 1, k % cols + 1
         for jj, j in enumerate(lidx):
-            fig.add_trace(
-                go.Scatter(
-                    x=mult,
-                    y=p[i, j],
-                    mode="lines+markers",
-                    name=f"layer {lay[j]}",
-                    legendgroup=f"layer {lay[j]}",
-                    showlegend=k == 0,
-                    line={"color": _color(jj)},
-                    hovertemplate=(
-                        f"input {labels[i]}<br>layer {lay[j]}<br>multiplier %{{x}}"
-                        "<br>propensity %{y:.4f}"
-                        f"<br>slope (steerability) {_slope(p[i, j], mult):.4f}<extra></extra>"
-                    ),
-                ),
-                row=r,
-                col=c,
-            )
+            fig.add_trace(go.Scatter(
+                x=mult, y=p[i, j], mode="lines+markers", name=f"layer {lay[j]}",
+                legendgroup=f"layer {lay[j]}", showlegend=k == 0, line={"color": _color(jj)},
+                hovertemplate=(f"input {labels[i]}<br>layer {lay[j]}<br>multiplier %{{x}}"
+                               "<br>propensity %{y:.4f}"
+                               f"<br>slope (steerability) {slope[i, j]:.4f}<extra></extra>")),
+                row=r, col=c)
         if k + cols >= len(inp):  # bottom panel of its column
             fig.update_xaxes(title_text="multiplier", row=r, col=c)
         if c == 1:
             fig.update_yaxes(title_text="propensity", row=r, col=c)
     fig.update_layout(
         title={"text": title or "Propensity vs steering multiplier (slope = steerability)"},
-        height=max(380, 330 * rows),
-        legend={"title": {"text": "layer"}},
-    )
+        height=max(380, 330 * rows), legend={"title": {"text": "layer"}})
     return fig
 
 
-def _primary_router(results: Mapping[str, Any], vres: Mapping[str, Any]) -> str | None:
-    w2s = vres.get("w2s") or {}
-    primary = results.get("primary_router")
-    if primary in w2s:
-        return str(primary)
-    return next(iter(w2s), None)
+# --------------------------------------------------------------------------- best layers
 
 
-def _method_stats(vres: Mapping[str, Any], key: str, router: str | None) -> dict | None:
-    if key == "w2s":
-        if router is None:
-            return None
-        return (vres.get("w2s") or {}).get(router)
-    return vres.get(key)
+def _best_positions(values: Any, lay: list[int], indices: bool) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim == 2:
+        s = _as_2d(arr)
+        _layers(lay, s.shape[1])
+        return np.argmax(s, axis=1)
+    if arr.ndim == 1:
+        if not indices:
+            return _layer_positions(arr, lay, "best_layers")
+        pos = arr.astype(int)
+        if pos.size and (pos.min() < 0 or pos.max() >= len(lay)):
+            raise ValueError(f"best-layer indices must be in [0, {len(lay)}); got {pos}")
+        return pos
+    raise ValueError("expected steerability [n_inputs, n_layers] or best layers [n_inputs]; "
+                     f"got shape {arr.shape}")
 
 
-def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figure:
-    """Grouped bars of mean steerability per method (fixed / W2S / oracle / letter-oracle).
+def _check_layer_list(layers: Sequence[int]) -> list[int]:
+    lay = [int(x) for x in np.asarray(layers).reshape(-1)]
+    if len(set(lay)) != len(lay) or not lay:
+        raise ValueError(f"layers must be non-empty and distinct; got {lay}")
+    return lay
+
+
+def best_layer_histogram(
+    steerability_or_best_layers: Any,
+    layers: Sequence[int],
+    indices: bool = False,
+    title: str | None = None,
+) -> go.Figure:
+    """Bar chart of how many inputs have each layer as their best layer.
 
     Args:
-        results: a ``results.json`` dict, or a dict ``{dataset: results}`` of several; groups
-            on the x axis are the variants (``"dataset / variant"`` for several datasets).
+        steerability_or_best_layers: either ``[n_inputs, n_layers]`` steerability (best layer =
+            argmax, ties to the earlier layer) or a 1-D array of per-input best layers.
+        layers: layer number of each column / the layers to count over.
+        indices: for a 1-D input, whether its values are column indices (as returned by
+            :func:`w2s_lens.metrics.best_layers`) instead of layer numbers.
 
-    One bar trace per method in :data:`METHODS` order; error bars are asymmetric and equal
-    the ``steerability_ci`` offsets (``error_y.array = hi - mean``, ``arrayminus = mean - lo``).
-    W2S uses ``primary_router`` (or the first router present). Missing methods are NaN.
+    Trace 0 is a bar trace with ``x`` the layers (as category labels) and ``y`` the counts,
+    zeros included.
 
-    >>> r = {"variants": {"base": {"n": 10, "fixed_layer": 3,
-    ...      "fixed": {"steerability": 0.2, "steerability_ci": [0.1, 0.3]}}}}
-    >>> method_bars(r).data[0].y.tolist()
-    [0.2]
+    >>> best_layer_histogram([[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]], [3, 5]).data[0].y.tolist()
+    [1, 2]
     """
-    if not isinstance(results, Mapping):
-        raise TypeError(f"results must be a dict; got {type(results).__name__}")
-    if "variants" in results:
-        datasets: dict[str, Mapping[str, Any]] = {str(results.get("dataset", "")): results}
-    else:
-        datasets = {str(k): v for k, v in results.items()}
-        for k, v in datasets.items():
-            if not isinstance(v, Mapping) or "variants" not in v:
-                raise ValueError(
-                    f"results[{k!r}] is not a results.json dict (no 'variants' key); pass one "
-                    "results dict or a dict dataset -> results"
-                )
-    if not datasets:
-        raise ValueError("results is empty")
-    multi = len(datasets) > 1
-    groups: list[str] = []
-    entries: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-    for ds, res in datasets.items():
-        for variant, vres in (res.get("variants") or {}).items():
-            groups.append(f"{ds} / {variant}" if multi else str(variant))
-            entries.append((res, vres))
-    if not groups:
-        raise ValueError("results has no variants")
-    fig = go.Figure()
-    for key, display in METHODS:
-        ys, plus, minus, hover = [], [], [], []
-        for res, vres in entries:
-            router = _primary_router(res, vres)
-            st = _method_stats(vres, key, router)
-            mean = float(st["steerability"]) if st and "steerability" in st else float("nan")
-            ci = st.get("steerability_ci") if st else None
-            lo, hi = (float(ci[0]), float(ci[1])) if ci is not None else (mean, mean)
-            ys.append(mean)
-            plus.append(hi - mean)
-            minus.append(mean - lo)
-            bits = [f"n={vres.get('n', '?')}"]
-            if key == "fixed":
-                bits.append(f"layer {vres.get('fixed_layer', '?')}")
-            elif key == "w2s" and router is not None:
-                bits.append(f"router {router}")
-                if st and "accuracy" in st:
-                    bits.append(f"accuracy {float(st['accuracy']):.1%}")
-            elif key == "letter_oracle" and st and "layers" in st:
-                lays = st["layers"]
-                bits.append(f"A→layer {lays.get('A', '?')}, B→layer {lays.get('B', '?')}")
-            if st and "steerable_fraction" in st:
-                bits.append(f"steerable {float(st['steerable_fraction']):.1%}")
-            hover.append(f"[{lo:.4f}, {hi:.4f}]<br>" + "<br>".join(bits))
-        fig.add_trace(
-            go.Bar(
-                x=groups,
-                y=np.asarray(ys, dtype=float),
-                name=display,
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": np.asarray(plus),
-                    "arrayminus": np.asarray(minus),
-                },
-                customdata=hover,
-                hovertemplate=(
-                    f"{display}<br>%{{x}}<br>mean steerability %{{y:.4f}}"
-                    "<br>95% CI %{customdata}<extra></extra>"
-                ),
-            )
-        )
-    fig.update_layout(
-        barmode="group",
-        title={"text": title or "Mean steerability by method (error bars: CI)"},
-        xaxis={"title": {"text": "dataset / variant" if multi else "variant"}, "type": "category"},
-        yaxis={"title": {"text": "mean steerability"}},
-        legend={"title": {"text": "method"}},
-    )
+    lay = _check_layer_list(layers)
+    pos = _best_positions(steerability_or_best_layers, lay, indices)
+    source = ("argmax steerability" if np.asarray(steerability_or_best_layers).ndim == 2
+              else "given best layers")
+    n = int(pos.size)
+    counts = np.bincount(pos, minlength=len(lay)).astype(int)
+    fig = go.Figure(go.Bar(
+        x=[str(v) for v in lay], y=counts, customdata=counts / max(n, 1),
+        text=[str(c) if c else "" for c in counts], textposition="outside", name="inputs",
+        hovertemplate=("layer %{x}<br>%{y} inputs (%{customdata:.1%}) have their best layer "
+                       "here<extra></extra>")))
+    fig.update_layout(title={"text": title or f"Best layer per input ({n} inputs; {source})"},
+                      xaxis={"title": {"text": "best layer"}, "type": "category"},
+                      yaxis={"title": {"text": "number of inputs"}}, bargap=0.15)
     return fig
+
+
+def layer_histograms(
+    best: Mapping[str, Any],
+    layers: Sequence[int],
+    share: bool = True,
+    title: str | None = None,
+) -> go.Figure:
+    """Grouped best-layer histograms, one bar trace per label (e.g. train vs test, letter A vs
+    B, one readout vs another), so distributions of different sizes can be compared.
+
+    Args:
+        best: label -> per-input best *layer numbers* (1-D) or a ``[n, n_layers]``
+            steerability whose columns are ``layers``.
+        layers: the layers to count over (x axis, in this order).
+        share: plot each label's share of its own inputs (counts are in the hover); False:
+            counts.
+
+    Trace ``k`` is label ``k``: ``x`` the layers, ``y`` the shares (or counts), ``customdata``
+    the counts; its name is ``"<label> (n=<inputs>)"``.
+
+    >>> fig = layer_histograms({"A": [3, 3, 5], "B": [5]}, [3, 5])
+    >>> [t.name for t in fig.data], [round(float(v), 2) for v in fig.data[0].y]
+    (['A (n=3)', 'B (n=1)'], [0.67, 0.33])
+    """
+    lay = _check_layer_list(layers)
+    if not best:
+        raise ValueError("best is empty: give at least one label")
+    fig = go.Figure()
+    for k, (label, values) in enumerate(best.items()):
+        pos = _best_positions(values, lay, indices=False)
+        counts = np.bincount(pos, minlength=len(lay)).astype(int)
+        n = int(pos.size)
+        y = counts / max(n, 1) if share else counts
+        fig.add_trace(go.Bar(
+            x=[str(v) for v in lay], y=y, customdata=counts, name=f"{label} (n={n})",
+            marker={"color": _color(k)},
+            hovertemplate=(f"{label}<br>layer %{{x}}<br>%{{customdata}} of {n} inputs "
+                           "(%{y:.1%})<extra></extra>" if share else
+                           f"{label}<br>layer %{{x}}<br>%{{y}} of {n} inputs<extra></extra>")))
+    fig.update_layout(
+        barmode="group", title={"text": title or "Best layer per input"},
+        xaxis={"title": {"text": "best layer"}, "type": "category"},
+        yaxis={"title": {"text": "share of inputs" if share else "number of inputs"},
+               **({"tickformat": ".0%"} if share else {})},
+        legend={"orientation": "h", "y": -0.2}, bargap=0.15)
+    return fig
+
+
+def readout_histograms(
+    run_dirs: Mapping[str, str | os.PathLike],
+    split: str = "base",
+    method: str | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Where each readout puts the behaviour: the best-layer histogram of several runs (one
+    per readout, e.g. letter mirrored / letter single-order / cloze) in one figure.
+
+    Each directory is read through :class:`~w2s_lens.rundir.RunDir`: an evaluation run's
+    ``<method>/<split>`` sweep (default the first method it holds and the base test variant),
+    or a plain sweep directory's sweep; best layers are taken per item (the mirrored sweep).
+
+    Args:
+        run_dirs: label -> run or sweep directory.
+        split: ``"train"`` or a variant name (evaluation runs only).
+        method: ``"caa"`` or ``"l2s"`` (evaluation runs; default the first present).
+
+    Returns:
+        :func:`layer_histograms` of the labels over the union of their layers (shares).
+
+    Raises:
+        FileNotFoundError: a directory has no such method or sweep.
+
+    >>> fig = readout_histograms({"letter": "runs/letter", "cloze": "runs/cloze"})  # doctest: +SKIP
+    """
+    from w2s_lens.rundir import RunDir
+
+    best: dict[str, list[int]] = {}
+    all_layers: set[int] = set()
+    for label, path in run_dirs.items():
+        rd = RunDir(path)
+        if rd.read_run().get("kind") == "sweep":
+            where = rd.path
+        else:
+            held = rd.methods()
+            m = method or (held[0] if held else None)
+            if m is None or m not in held:
+                raise FileNotFoundError(f"{rd.path} holds no results of method {m!r} (it has "
+                                        f"{held})")
+            where = rd.sweep_dir(split, m)
+        sweep, _ = rd.load_sweep(where)
+        items = sweep.mirrored()
+        best[str(label)] = [items.layers[i] for i in np.argmax(items.steerability, axis=1)]
+        all_layers.update(items.layers)
+    return layer_histograms(best, sorted(all_layers), share=True, title=title or (
+        f"Best layer per item by readout ({split}{'' if method is None else ', ' + method})"))
 
 
 def confusion_matrix(
@@ -634,12 +565,9 @@ def confusion_matrix(
     t_arr = np.asarray(true_layers).reshape(-1)
     p_arr = np.asarray(predicted_layers).reshape(-1)
     if t_arr.size != p_arr.size:
-        raise ValueError(
-            f"true_layers ({t_arr.size}) and predicted_layers ({p_arr.size}) differ in length"
-        )
-    lay = [int(x) for x in np.asarray(layers).reshape(-1)]
-    if not lay or len(set(lay)) != len(lay):
-        raise ValueError(f"layers must be non-empty and distinct; got {lay}")
+        raise ValueError(f"true_layers ({t_arr.size}) and predicted_layers ({p_arr.size}) "
+                         "differ in length")
+    lay = _check_layer_list(layers)
     t = _layer_positions(t_arr, lay, "true_layers")
     p = _layer_positions(p_arr, lay, "predicted_layers")
     k = len(lay)
@@ -650,26 +578,109 @@ def confusion_matrix(
     rowsum = counts.sum(axis=1, keepdims=True)
     frac = np.divide(counts, rowsum, out=np.zeros((k, k)), where=rowsum > 0)
     labels = [str(v) for v in lay]
-    fig = go.Figure(
-        go.Heatmap(
-            z=frac if normalize else counts,
-            x=labels,
-            y=labels,
-            text=counts,
-            texttemplate="%{text}",
-            customdata=frac,
-            colorscale="Blues",
-            colorbar={"title": {"text": "fraction of row" if normalize else "inputs"}},
-            hovertemplate=(
-                "oracle best layer %{y}<br>router picked %{x}<br>%{text} inputs "
-                "(%{customdata:.1%} of row)<extra></extra>"
-            ),
-        )
-    )
+    fig = go.Figure(go.Heatmap(
+        z=frac if normalize else counts, x=labels, y=labels, text=counts,
+        texttemplate="%{text}", customdata=frac, colorscale="Blues",
+        colorbar={"title": {"text": "fraction of row" if normalize else "inputs"}},
+        hovertemplate=("oracle best layer %{y}<br>router picked %{x}<br>%{text} inputs "
+                       "(%{customdata:.1%} of row)<extra></extra>")))
     fig.update_layout(
         height=max(400, min(900, 160 + 45 * k)),
         title={"text": title or f"Router confusion matrix ({n} inputs; exact accuracy {acc:.1%})"},
         xaxis={"title": {"text": "router's layer"}, "type": "category"},
-        yaxis={"title": {"text": "oracle best layer"}, "type": "category", "autorange": "reversed"},
-    )
+        yaxis={"title": {"text": "oracle best layer"}, "type": "category", "autorange": "reversed"})
+    return fig
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _bar_entries(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Any]]:
+    """(group label, results dict, variant block) for every bar group of :func:`method_bars`."""
+
+    def one(res: Mapping[str, Any], prefix: str) -> list[tuple[str, Mapping[str, Any], Any]]:
+        if "methods" in res:
+            methods = res.get("methods") or {}
+            return [(f"{prefix}{method_label(m) + ' / ' if len(methods) > 1 else ''}{v}", res,
+                     vres) for m, block in methods.items()
+                    for v, vres in ((block or {}).get("variants") or {}).items()]
+        return [(f"{prefix}{v}", res, vres) for v, vres in (res.get("variants") or {}).items()]
+
+    if "methods" in results or "variants" in results:
+        return one(results, "")
+    if not results:
+        raise ValueError("results is empty")
+    out = []
+    for k, v in results.items():
+        if not isinstance(v, Mapping) or not ("methods" in v or "variants" in v):
+            raise ValueError(f"results[{k!r}] is not a results.json dict (no 'methods' or "
+                             "'variants' key); pass one results dict or a dict label -> results")
+        out += one(v, f"{k} / " if len(results) > 1 else "")
+    return out
+
+
+def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figure:
+    """Grouped bars of mean steerability per layer choice (fixed / W2S / oracle / letter-oracle).
+
+    Args:
+        results: a ``results.json`` dict (groups on the x axis are ``"CAA / base"``,
+            ``"L2S / base"``, ... when it holds several methods, else the variants), a dict with
+            ``"variants"`` directly (one method's block plus ``primary_router``), or a dict
+            ``{label: results}`` of several (groups prefixed ``"label / "``).
+
+    One bar trace per entry of :data:`METHODS`; error bars are asymmetric and equal the
+    ``steerability_ci`` offsets (``error_y.array = hi - mean``, ``arrayminus = mean - lo``).
+    W2S uses :func:`primary_router`. Missing entries are NaN.
+
+    >>> r = {"variants": {"base": {"n": 10, "fixed_layer": 3,
+    ...      "fixed": {"steerability": 0.2, "steerability_ci": [0.1, 0.3]}}}}
+    >>> method_bars(r).data[0].y.tolist()
+    [0.2]
+    """
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be a dict; got {type(results).__name__}")
+    entries = _bar_entries(results)
+    if not entries:
+        raise ValueError("results has no variants")
+    groups = [g for g, _, _ in entries]
+    fig = go.Figure()
+    for key, display in METHODS:
+        ys, plus, minus, hover = [], [], [], []
+        for _, res, vres in entries:
+            router = primary_router(res, vres)
+            if key == "w2s":
+                st = (vres.get("w2s") or {}).get(router) if router is not None else None
+            else:
+                st = vres.get(key)
+            has_mean = bool(st) and st.get("steerability") is not None
+            mean = float(st["steerability"]) if has_mean else float("nan")
+            ci = st.get("steerability_ci") if st else None
+            lo, hi = ((float(ci[0]), float(ci[1])) if ci and None not in ci[:2]
+                      else (mean, mean))
+            ys.append(mean)
+            plus.append(hi - mean)
+            minus.append(mean - lo)
+            bits = [f"n={vres.get('n', '?')}"]
+            if key == "fixed":
+                bits.append(f"layer {vres.get('fixed_layer', '?')}")
+            elif key == "w2s" and router is not None:
+                bits.append(f"router {router}")
+                if st and st.get("accuracy") is not None:
+                    bits.append(f"accuracy {float(st['accuracy']):.1%}")
+            elif key == "letter_oracle" and st and "layers" in st:
+                lays = st["layers"]
+                bits.append(f"A→layer {lays.get('A', '?')}, B→layer {lays.get('B', '?')}")
+            if st and st.get("steerable_fraction") is not None:
+                bits.append(f"steerable {float(st['steerable_fraction']):.1%}")
+            hover.append(f"[{lo:.4f}, {hi:.4f}]<br>" + "<br>".join(bits))
+        fig.add_trace(go.Bar(
+            x=groups, y=np.asarray(ys, dtype=float), name=display, customdata=hover,
+            error_y={"type": "data", "symmetric": False, "array": np.asarray(plus),
+                     "arrayminus": np.asarray(minus)},
+            hovertemplate=(f"{display}<br>%{{x}}<br>mean steerability %{{y:.4f}}"
+                           "<br>95% CI %{customdata}<extra></extra>")))
+    fig.update_layout(
+        barmode="group", title={"text": title or "Mean steerability by method (error bars: CI)"},
+        xaxis={"title": {"text": "group"}, "type": "category"},
+        yaxis={"title": {"text": "mean steerability"}}, legend={"title": {"text": "layer choice"}})
     return fig

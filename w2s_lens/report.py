@@ -1,9 +1,29 @@
-"""Self-contained HTML report for an evaluation run directory or a plain sweep directory.
+"""Self-contained HTML report of an evaluation run directory or a plain sweep directory.
 
-The report is one HTML file with plotly.js embedded inline (it opens offline), the figures from
-:mod:`w2s_lens.plots`, a results table with a plain-words verdict per variant, a letter-artifact
-warning where it applies, and the run metadata. Missing pieces (no ``routing.json``, no training
-sweep, a variant directory absent, ...) are skipped with a note instead of failing.
+Everything is read through :class:`~w2s_lens.rundir.RunDir` (``run.json``, ``results.json``,
+sweeps as :class:`~w2s_lens.sweep.SweepResult` with their
+:class:`~w2s_lens.examples.SteeringExample` records, ``routing.json``, ``generations.json``)
+and the page is written with :meth:`RunDir.write_report`. The page embeds plotly.js once, so
+it opens offline.
+
+An **evaluation run** (``w2s-lens evaluate``; ``run.json`` kind ``"evaluation"``) gets:
+
+* the readout in plain words (letter mirrored / letter single-order / cloze, length-normalised
+  or not), the model, dataset, split sizes and seed;
+* the results table: CAA and L2S side by side for every variant (fixed / W2S / oracle /
+  letter oracle / W2S − fixed), each interval followed by the number of test items and the
+  split seed, and a verdict per row; steerable fractions and routing accuracy; the training
+  split (fixed layer, best-layer counts, router CV); the single-order diagnostic and a
+  letter-artifact warning computed on it; every router and the by-letter breakdown (folded);
+* where the behaviour is encoded: best-layer histograms per method (train and base test, per
+  item) and per matching letter on single presentations;
+* per method and variant: steerability heatmap, layer curves with the fixed layer and the
+  router's picks, propensity lines, router confusion matrices; the training heatmap;
+* the base test prompts (exact texts), the generations table when ``generations.json``
+  exists, and ``run.json``.
+
+A **sweep directory** (``w2s-lens sweep``; kind ``"sweep"``) gets its settings, the figures of
+its sweep, the best-layer histograms per item and per matching letter, and its prompt texts.
 
 Example::
 
@@ -17,558 +37,338 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
-import math
-from collections.abc import Callable, Mapping, Sequence
+import logging
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from w2s_lens import plots
+from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE, verdict
+from w2s_lens.report_sections import (
+    LETTER_ARTIFACT_THRESHOLD,
+    Doc,
+    best_layer_numbers,
+    fmt_interval,
+    generations_section,
+    letter_artifact,
+    letter_gain_share,
+    load_sweep,
+    metadata_section,
+    prompts_table,
+    read_routing,
+    readout_text,
+    results_section,
+)
+from w2s_lens.rundir import RESULTS_FILE, RUN_FILE, RunDir
 
 __all__ = [
     "LETTER_ARTIFACT_THRESHOLD",
     "VERDICT_BETTER",
     "VERDICT_NONE",
     "VERDICT_WORSE",
+    "fmt_interval",
+    "letter_artifact",
     "letter_gain_share",
+    "readout_text",
+    "render_report",
     "verdict",
     "write_report",
 ]
 
-#: Warn about a letter artifact when the letter-oracle gets at least this share of the oracle's
-#: gain over the fixed layer.
-LETTER_ARTIFACT_THRESHOLD = 0.8
-
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+log = logging.getLogger(__name__)
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
-       max-width: 1200px; padding: 1em 2em; color: #222; }
+       max-width: 1300px; padding: 1em 2em; color: #222; }
 h1 { font-size: 1.6em; }
 h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .9em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .88em; }
 th, td { border: 1px solid #ddd; padding: .3em .6em; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
+.scroll { overflow-x: auto; }
 .note { color: #555; font-style: italic; }
+.readout { background: #eef4ff; border-left: 4px solid #3a6ee8; padding: .6em 1em; }
 .warn { background: #fff4e0; border-left: 4px solid #e69500; padding: .6em 1em; margin: .8em 0; }
 .v-better { color: #0a7a2f; font-weight: bold; } .v-worse { color: #b00020; font-weight: bold; }
 .v-none { color: #555; }
-pre { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: .85em; }
+.prompt { white-space: pre-wrap; text-align: left; font-family: ui-monospace, monospace;
+          font-size: .85em;
+          max-height: 14em; overflow-y: auto; min-width: 20em; max-width: 60em; }
+details { margin: .8em 0; } summary { cursor: pointer; font-weight: bold; }
 .fig { margin: 1em 0; }
 """
-
-
-# --------------------------------------------------------------------------- small helpers
 
 
 def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
+def _read_run(rd: RunDir) -> dict[str, Any]:
+    if not (rd.path / RUN_FILE).is_file():
+        raise FileNotFoundError(f"{rd.path} is neither an evaluation run nor a sweep directory "
+                                f"(no {RUN_FILE})")
+    return rd.read_run()
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
-    v = _num(x)
-    return "–" if v is None else f"{v:.{digits}f}"
+# --------------------------------------------------------------------------- figures
 
 
-def _pct(x: Any) -> str:
-    v = _num(x)
-    return "–" if v is None else f"{v:.1%}"
-
-
-def _ci(ci: Any) -> tuple[float, float] | None:
-    if not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
-        return None
-    lo, hi = _num(ci[0]), _num(ci[1])
-    return None if lo is None or hi is None else (lo, hi)
-
-
-def _fmt_ci(mean: Any, ci: Any, pct: bool = False) -> str:
-    f = _pct if pct else _fmt
-    iv = _ci(ci)
-    return f(mean) + ("" if iv is None else f" [{f(iv[0])}, {f(iv[1])}]")
-
-
-def letter_gain_share(vres: Mapping[str, Any]) -> float | None:
-    """Share of the oracle's gain over fixed that the letter-oracle also gets.
-
-    ``(letter_oracle - fixed) / (oracle - fixed)`` in mean steerability; ``None`` when a piece is
-    missing or the oracle does not beat fixed.
-
-    >>> letter_gain_share({"fixed": {"steerability": 0.1}, "oracle": {"steerability": 0.3},
-    ...                    "letter_oracle": {"steerability": 0.28}})
-    0.9
-    """
-    f = _num((vres.get("fixed") or {}).get("steerability"))
-    o = _num((vres.get("oracle") or {}).get("steerability"))
-    lo = _num((vres.get("letter_oracle") or {}).get("steerability"))
-    if f is None or o is None or lo is None or o - f <= 0:
-        return None
-    return round((lo - f) / (o - f), 12)
-
-
-def _load_json(path: Path, notes: list[str]) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        notes.append(f"could not read {path.name}: {err}")
-        return None
-
-
-def _load_sweep(d: Path, notes: list[str]) -> dict[str, Any] | None:
-    """Read ``d/sweep.safetensors`` (+ ``sweep_ids.json``); ``None`` with a note if absent/bad."""
-    f = d / "sweep.safetensors"
-    if not f.is_file():
-        return None
-    try:
-        from safetensors.numpy import load_file
-
-        t = load_file(str(f))
-        sw: dict[str, Any] = {
-            "steerability": np.asarray(t["steerability"], dtype=float),
-            "layers": [int(x) for x in np.asarray(t["layers"]).reshape(-1)],
-        }
-        sw["propensity"] = np.asarray(t["propensity"], dtype=float) if "propensity" in t else None
-        sw["multipliers"] = (
-            [float(x) for x in np.asarray(t["multipliers"]).reshape(-1)]
-            if "multipliers" in t
-            else None
-        )
-    except Exception as err:  # noqa: BLE001 - a broken file should become a note
-        notes.append(f"could not read {f}: {type(err).__name__}: {err}")
-        return None
-    n = sw["steerability"].shape[0] if sw["steerability"].ndim == 2 else 0
-    ids_json = _load_json(d / "sweep_ids.json", notes) or {}
-    ids = ids_json.get("ids") if isinstance(ids_json, Mapping) else None
-    letters = ids_json.get("matching_letters") if isinstance(ids_json, Mapping) else None
-    sw["ids"] = [str(i) for i in ids] if ids is not None and len(ids) == n else None
-    sw["matching_letters"] = list(letters) if letters is not None and len(letters) == n else None
-    return sw
-
-
-class _Doc:
-    """Accumulates HTML body parts; figures are built lazily so a failure becomes a note."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.n_figures = 0
-
-    def add(self, raw_html: str) -> None:
-        self.parts.append(raw_html)
-
-    def h(self, level: int, text: str, anchor: str | None = None) -> None:
-        a = f' id="{_e(anchor)}"' if anchor else ""
-        self.parts.append(f"<h{level}{a}>{_e(text)}</h{level}>")
-
-    def note(self, text: str) -> None:
-        self.parts.append(f'<p class="note">{_e(text)}</p>')
-
-    def warn(self, text: str) -> None:
-        self.parts.append(f'<div class="warn">⚠ {_e(text)}</div>')
-
-    def figure(self, what: str, build: Callable[[], go.Figure], prefix: str | None = None) -> None:
-        try:
-            fig = build()
-            if prefix:
-                fig.update_layout(title_text=f"{prefix}: {fig.layout.title.text or ''}")
-            div = fig.to_html(full_html=False, include_plotlyjs=False, config=_PLOT_CONFIG)
-        except Exception as err:  # noqa: BLE001 - report what could not be drawn, keep going
-            self.note(f"{what}: not drawn ({type(err).__name__}: {err})")
-            return
-        self.n_figures += 1
-        self.parts.append(f'<div class="fig">{div}</div>')
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """HTML table; cells are escaped here. The first ``left`` columns are left-aligned."""
-
-    def cell(tag: str, j: int, v: str) -> str:
-        cls = ' class="l"' if j < left else ""
-        return f"<{tag}{cls}>{v}</{tag}>"
-
-    head = "".join(cell("th", j, _e(h)) for j, h in enumerate(header))
-    body = "".join(
-        "<tr>" + "".join(cell("td", j, _e(v)) for j, v in enumerate(r)) + "</tr>" for r in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _verdict_html(text: str) -> str:
-    cls = {VERDICT_BETTER: "v-better", VERDICT_WORSE: "v-worse"}.get(text, "v-none")
-    return f'<span class="{cls}">{_e(text)}</span>'
-
-
-def _primary_router(results: Mapping[str, Any], vres: Mapping[str, Any]) -> str | None:
-    w2s = vres.get("w2s") or {}
-    p = results.get("primary_router")
-    return str(p) if p in w2s else next(iter(w2s), None)
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def _results_section(doc: _Doc, results: Mapping[str, Any]) -> None:
-    variants: Mapping[str, Any] = results.get("variants") or {}
-    doc.h(2, "Results", "results")
-    if not variants:
-        doc.note("results.json has no variants.")
+def _encoding_section(doc: Doc, rd: RunDir, results: Mapping[str, Any]) -> None:
+    """Where the behaviour is encoded: best-layer histograms per method (train and base test,
+    per item), and per matching letter on single presentations (the diagnostic)."""
+    doc.h(2, "Where the behaviour is encoded", "encoding")
+    layers = [int(x) for x in results.get("layers") or []]
+    item_best: dict[str, list[int]] = {}
+    letter_best: dict[str, dict[str, list[int]]] = {}
+    for method in results.get("methods") or {}:
+        name = plots.method_label(method)
+        for split, label in (("train", "train"), ("base", "base test")):
+            got = load_sweep(doc, rd, rd.sweep_dir(split, method), f"{name} {label}")
+            if got is None:
+                continue
+            sweep = got[0]
+            layers = layers or list(sweep.layers)
+            item_best[f"{name} {label}"] = best_layer_numbers(sweep.mirrored())
+            single = best_layer_numbers(sweep)
+            for letter in ("A", "B"):
+                rows = [i for i, x in enumerate(sweep.matching_letters) if x == letter]
+                if rows:
+                    letter_best.setdefault(name, {})[f"{label} · {letter}"] = [single[i]
+                                                                               for i in rows]
+    if not item_best:
         return
-    primary = results.get("primary_router")
-    doc.add(
-        "<p>Mean steerability (slope of propensity vs multiplier) on the test split with 95% CIs "
-        "in brackets. <b>W2S</b> uses the primary router "
-        f"(<code>{_e(primary if primary is not None else 'first listed')}</code>); "
-        "<b>oracle</b> picks each input's best layer; <b>letter-oracle</b> picks the best layer "
-        "per answer letter only. Verdict: the W2S − fixed CI excludes 0 and is positive → "
-        f"“{_e(VERDICT_BETTER)}”; contains 0 → “{_e(VERDICT_NONE)}”; below 0 → "
-        f"“{_e(VERDICT_WORSE)}”.</p>"
-    )
-    header = [
-        "variant", "n", "fixed layer", "fixed", "W2S", "oracle", "letter-oracle",
-        "steerable: fixed", "steerable: W2S", "steerable: oracle", "router acc (top-3)",
-        "W2S − fixed", "verdict",
-    ]  # fmt: skip
-    rows_html = []
-    warnings: list[str] = []
-    for variant, vres in variants.items():
-        fx = vres.get("fixed") or {}
-        orc = vres.get("oracle") or {}
-        lo = vres.get("letter_oracle") or {}
-        router = _primary_router(results, vres)
-        w = (vres.get("w2s") or {}).get(router) or {} if router is not None else {}
-        v = verdict(w.get("diff_vs_fixed_ci")) if w else "no router results"
-        lo_layers = lo.get("layers") or {}
-        lo_txt = _fmt_ci(lo.get("steerability"), lo.get("steerability_ci"))
-        if lo_layers:
-            lo_txt += f" (A→{lo_layers.get('A', '?')}, B→{lo_layers.get('B', '?')})"
-        cells = [
-            str(variant),
-            str(vres.get("n", "–")),
-            str(vres.get("fixed_layer", "–")),
-            _fmt_ci(fx.get("steerability"), fx.get("steerability_ci")),
-            _fmt_ci(w.get("steerability"), w.get("steerability_ci")),
-            _fmt_ci(orc.get("steerability"), orc.get("steerability_ci")),
-            lo_txt,
-            _fmt_ci(fx.get("steerable_fraction"), fx.get("steerable_fraction_ci"), pct=True),
-            _fmt_ci(w.get("steerable_fraction"), w.get("steerable_fraction_ci"), pct=True),
-            _fmt_ci(orc.get("steerable_fraction"), orc.get("steerable_fraction_ci"), pct=True),
-            f"{_pct(w.get('accuracy'))} ({_pct(w.get('top3_accuracy'))})",
-            _fmt_ci(w.get("diff_vs_fixed"), w.get("diff_vs_fixed_ci")),
-        ]
-        tds = "".join(
-            f"<td{' class=l' if j == 0 else ''}>{_e(c)}</td>" for j, c in enumerate(cells)
-        )
-        rows_html.append(f"<tr>{tds}<td class=l>{_verdict_html(v)}</td></tr>")
-        share = letter_gain_share(vres)
-        if share is not None and share >= LETTER_ARTIFACT_THRESHOLD:
-            warnings.append(
-                f"Letter artifact suspected in variant '{variant}': the letter-oracle (one layer "
-                f"per answer letter) gets {share:.0%} of the oracle's gain over the fixed layer, "
-                "so most of the per-input layer choice can be explained by which letter is the "
-                "matching answer rather than by the input's content."
-            )
-    head = "".join(
-        f"<th{' class=l' if j in (0, len(header) - 1) else ''}>{_e(h)}</th>"
-        for j, h in enumerate(header)
-    )
-    doc.add(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows_html)}</tbody></table>")
-    for w in warnings:
-        doc.warn(w)
-
-    # All routers per variant (when several), and the by-letter breakdown.
-    for variant, vres in variants.items():
-        w2s = vres.get("w2s") or {}
-        if len(w2s) > 1:
-            doc.h(3, f"Routers — {variant}")
-            rows = [
-                [
-                    str(name) + (" (primary)" if name == _primary_router(results, vres) else ""),
-                    _fmt_ci(r.get("steerability"), r.get("steerability_ci")),
-                    _fmt_ci(r.get("steerable_fraction"), r.get("steerable_fraction_ci"), True),
-                    _pct(r.get("accuracy")),
-                    _pct(r.get("top3_accuracy")),
-                    _fmt_ci(r.get("diff_vs_fixed"), r.get("diff_vs_fixed_ci")),
-                    verdict(r.get("diff_vs_fixed_ci")),
-                ]
-                for name, r in w2s.items()
-            ]
-            doc.add(
-                _table(
-                    ["router", "steerability", "steerable", "accuracy", "top-3 accuracy",
-                     "W2S − fixed", "verdict"],
-                    rows,
-                )
-            )  # fmt: skip
-        by_letter = vres.get("by_letter") or {}
-        if by_letter:
-            doc.h(3, f"By matching letter — {variant}")
-            router = _primary_router(results, vres)
-
-            def stat(x: Any, router: str | None = router) -> str:
-                if isinstance(x, Mapping) and "steerability" not in x and router in x:
-                    x = x[router]
-                if isinstance(x, Mapping):
-                    return _fmt_ci(x.get("steerability"), x.get("steerability_ci"))
-                return _fmt(x)
-
-            rows = [
-                [
-                    str(letter),
-                    str((b or {}).get("n", "–")),
-                    stat((b or {}).get("fixed")),
-                    stat((b or {}).get("w2s")),
-                    stat((b or {}).get("oracle")),
-                ]
-                for letter, b in by_letter.items()
-            ]
-            doc.add(_table(["matching letter", "n", "fixed", "W2S", "oracle"], rows))
+    doc.p("Share of items whose best layer is each layer (mirrored runs average an item's two "
+          "letter orders first; training items are swept with cross-fitted vectors). The "
+          "diagnostic below splits single presentations by their matching letter: if the two "
+          "letters of a split peak at different layers, the best layer follows the letter.")
+    doc.figure("best-layer histograms", lambda: plots.layer_histograms(
+        item_best, layers, title="Best layer per item, per method (train and base test)"))
+    for name, groups in letter_best.items():
+        doc.figure(f"{name}: best layer by matching letter", lambda g=groups, n=name:
+                   plots.layer_histograms(g, layers, title=(
+                       f"{n}: best layer of single presentations, by matching letter")))
 
 
-def _sweep_figures(
-    doc: _Doc,
-    sw: Mapping[str, Any],
-    label: str,
-    fixed_layer: int | None = None,
-    routing: Mapping[str, Any] | None = None,
-    primary: str | None = None,
-) -> None:
-    s, layers, ids = sw["steerability"], sw["layers"], sw["ids"]
-    router_layers, router_name = None, None
-    if routing is not None:
-        router_name, router_layers = _aligned_router_layers(doc, routing, ids, primary, label)
-    doc.figure(
-        f"{label}: steerability heatmap",
-        lambda: plots.steerability_heatmap(s, layers, ids),
-        prefix=label,
-    )
-    doc.figure(
-        f"{label}: layer curves",
-        lambda: plots.layer_curves(
-            s, layers, ids, fixed_layer=fixed_layer, router_layers=router_layers
-        ),
-        prefix=label if router_layers is None else f"{label} (router '{router_name}')",
-    )
-    doc.figure(
-        f"{label}: best-layer histogram",
-        lambda: plots.best_layer_histogram(s, layers),
-        prefix=label,
-    )
-    if sw.get("propensity") is not None and sw.get("multipliers") is not None:
-        doc.figure(
-            f"{label}: propensity lines",
-            lambda: plots.propensity_lines(sw["propensity"], sw["multipliers"], layers, ids=ids),
-            prefix=label,
-        )
+def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: str,
+                    variant: str) -> None:
+    """Heatmap, layer curves with the fixed layer and router picks, propensity lines and the
+    router confusion matrices of one method's test variant (per item)."""
+    name = plots.method_label(method)
+    label = f"{name} · {variant}"
+    where = rd.sweep_dir(variant, method)
+    got = load_sweep(doc, rd, where, label)
+    if got is None:
+        return
+    sweep = got[0].mirrored()
+    s, layers, ids = sweep.steerability, sweep.layers, sweep.ids
+    vres = ((results.get("methods") or {}).get(method, {}).get("variants") or {}).get(variant, {})
+    routing = read_routing(doc, rd, where, label)
+    primary = plots.primary_router(results, vres)
+    router_layers = None
+    if routing is None:
+        doc.note(f"{label}: no routing.json; router picks and confusion matrices skipped.")
     else:
-        doc.note(f"{label}: no propensity/multipliers in the sweep file; propensity plot skipped.")
+        router_layers = _aligned_router_layers(doc, routing, ids, primary, label)
+    fixed = vres.get("fixed_layer", None if routing is None else routing.get("fixed_layer"))
+    doc.figure(f"{label}: heatmap", lambda: plots.steerability_heatmap(s, layers, ids),
+               prefix=label)
+    doc.figure(f"{label}: layer curves", lambda: plots.layer_curves(
+        s, layers, ids, fixed_layer=fixed, router_layers=router_layers),
+        prefix=label if router_layers is None else f"{label} (router {primary})")
+    doc.figure(f"{label}: propensity", lambda: plots.propensity_lines(
+        sweep.propensity, sweep.multipliers, layers, ids=ids), prefix=label)
     if routing is None:
         return
     true = routing.get("oracle_layer")
-    for name, pred in (routing.get("router_layer") or {}).items():
+    for kind, pred in (routing.get("router_layer") or {}).items():
         if true is None:
             doc.note(f"{label}: routing.json has no oracle_layer; confusion matrix skipped.")
             break
-        doc.figure(
-            f"{label}: confusion matrix ({name})",
-            lambda pred=pred, name=name: plots.confusion_matrix(
-                true,
-                pred,
-                layers,
-                title=f"{label}: router '{name}' vs oracle best layer "
-                f"(exact accuracy {np.mean(np.asarray(true) == np.asarray(pred)):.1%})",
-            ),
-        )
+        acc = float(np.mean(np.asarray(true) == np.asarray(pred)))
+        doc.figure(f"{label}: confusion matrix ({kind})",
+                   lambda pred=pred, kind=kind, acc=acc: plots.confusion_matrix(
+                       true, pred, layers, title=f"{label}: router {kind} vs the oracle's best "
+                                                 f"layer (exact accuracy {acc:.1%})"))
 
 
-def _aligned_router_layers(
-    doc: _Doc,
-    routing: Mapping[str, Any],
-    ids: list[str] | None,
-    primary: str | None,
-    label: str,
-) -> tuple[str | None, list[int] | None]:
-    """(router name, its per-input layers aligned to the sweep ids), or ``None`` layers."""
+def _aligned_router_layers(doc: Doc, routing: Mapping[str, Any], ids: Sequence[str],
+                          primary: str | None, label: str) -> list[int] | None:
+    """The primary router's per-item layers in the order of ``ids`` (matched by id), or None
+    with a note when ``routing.json`` does not cover them."""
     routers = routing.get("router_layer") or {}
-    name = primary if primary in routers else next(iter(routers), None)
-    if name is None:
+    kind = primary if primary in routers else next(iter(routers), None)
+    if kind is None:
         doc.note(f"{label}: routing.json has no router layers.")
-        return None, None
-    pred = list(routers[name])
-    r_ids = [str(i) for i in routing.get("ids") or []]
-    if ids is None or not r_ids or r_ids == ids:
-        return name, pred
-    pos = dict(zip(r_ids, pred, strict=False))
-    if len(pos) == len(r_ids) and all(i in pos for i in ids):
-        return name, [pos[i] for i in ids]
-    doc.note(f"{label}: routing.json ids do not match the sweep ids; router picks not marked.")
-    return name, None
+        return None
+    pos = dict(zip([str(i) for i in routing.get("ids") or []], routers[kind]))
+    if all(i in pos for i in ids):
+        return [int(pos[i]) for i in ids]
+    doc.note(f"{label}: routing.json ids do not match the sweep's items; router picks not "
+             "marked.")
+    return None
 
 
-def _metadata_section(doc: _Doc, meta: Any, title: str = "Run metadata") -> None:
-    doc.h(2, title, "metadata")
-    if not isinstance(meta, Mapping):
-        doc.note("No run.json found.")
+def _train_figures(doc: Doc, rd: RunDir, method: str) -> None:
+    """Heatmap of the training items' (cross-fitted) steerability."""
+    name = plots.method_label(method)
+    got = load_sweep(doc, rd, rd.sweep_dir("train", method), f"{name} train")
+    if got is not None:
+        sweep = got[0].mirrored()
+        doc.figure(f"{name} train: heatmap", lambda: plots.steerability_heatmap(
+            sweep.steerability, sweep.layers, sweep.ids), prefix=f"{name} · training items")
+
+
+# --------------------------------------------------------------------------- the two reports
+
+
+def _evaluation(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
+    if not (rd.path / RESULTS_FILE).is_file():
+        raise FileNotFoundError(f"{rd.path} holds an evaluation without {RESULTS_FILE} (still "
+                                "running, or stopped early); rerun `w2s-lens evaluate` to finish")
+    results = rd.read_results()
+    methods = [m for m in results.get("methods") or {}]
+    doc.add(f'<p class="readout"><b>Readout:</b> {_e(readout_text(results))}.</p>')
+    doc.p(f"Model {results.get('model')}, dataset {results.get('dataset')}; methods "
+          f"{', '.join(plots.method_label(m) for m in methods) or 'none'}; "
+          f"{results.get('n_train')} training and {results.get('n_test')} test items (split "
+          f"seed {results.get('split_seed')}); layers {results.get('layers')}; routers "
+          f"{results.get('routers')} on the {results.get('embedding')} embedding.")
+    results_section(doc, results)
+    if methods:
+        doc.figure("method comparison", lambda: plots.method_bars(
+            results, title="Mean steerability per method and variant (95% bootstrap CIs)"))
+    _encoding_section(doc, rd, results)
+    for method in methods:
+        name = plots.method_label(method)
+        doc.h(2, f"{name}: per-item figures", f"figures-{method}")
+        for variant in (results["methods"][method].get("variants") or {}):
+            doc.h(3, f"{name} · {variant}")
+            _variant_figures(doc, rd, results, method, variant)
+        doc.h(3, f"{name} · training items")
+        _train_figures(doc, rd, method)
+    if methods:
+        _test_prompts(doc, rd, results, methods[0])
+    generations_section(doc, rd, methods)
+    metadata_section(doc, run)
+    return f"W2S report — {results.get('model', '?')} / {results.get('dataset', '?')}"
+
+
+def _test_prompts(doc: Doc, rd: RunDir, results: dict[str, Any], method: str) -> None:
+    where = rd.sweep_dir("base", method)
+    got = load_sweep(doc, rd, where, "base test prompts")
+    if got is None:
         return
-    rows = [
-        [str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)]
-        for k, v in meta.items()
-    ]
-    doc.add(_table(["key", "value"], rows, left=2))
+    sweep, examples = got
+    routing = read_routing(doc, rd, where, "base test prompts") or {}
+    vres = ((results.get("methods") or {}).get(method, {}).get("variants") or {}).get("base", {})
+    kind = plots.primary_router(results, vres)
+    picks = (routing.get("router_layer") or {}).get(kind) if kind else None
+    routed = dict(zip(routing.get("ids") or [], picks)) if picks else None
+    doc.h(2, "Test prompts (base)", "prompts")
+    doc.p(f"The exact texts given to the model (chat template included), as swept; best layer "
+          f"of each presentation, and the layer {plots.method_label(method)}'s primary router "
+          "gave its item.")
+    prompts_table(doc, sweep, examples, routed)
 
 
-def _run_report(doc: _Doc, run_dir: Path, results: Mapping[str, Any], notes: list[str]) -> str:
-    run = _load_json(run_dir / "run.json", notes)
-    variants: Mapping[str, Any] = results.get("variants") or {}
-    primary = results.get("primary_router")
-    _results_section(doc, results)
-    if variants:
-        doc.figure("Method comparison", lambda: plots.method_bars(results))
-    for variant, vres in variants.items():
-        doc.h(2, f"Variant: {variant}", f"variant-{variant}")
-        vdir = run_dir / str(variant)
-        sw = _load_sweep(vdir, notes)
-        if sw is None:
-            doc.note(f"No sweep for variant '{variant}' ({vdir.name}/sweep.safetensors); "
-                     "per-input figures skipped.")  # fmt: skip
-            continue
-        routing = _load_json(vdir / "routing.json", notes)
-        if routing is None:
-            doc.note(f"No routing.json for variant '{variant}'; router marks and confusion "
-                     "matrix skipped.")  # fmt: skip
-        fixed = vres.get("fixed_layer")
-        if fixed is None and isinstance(routing, Mapping):
-            fixed = routing.get("fixed_layer")
-        _sweep_figures(doc, sw, str(variant), fixed, routing, primary)
-    train = _load_sweep(run_dir / "train", notes)
-    doc.h(2, "Training split", "train")
-    if train is None:
-        doc.note("No training sweep (train/sweep.safetensors); skipped.")
-    else:
-        s, layers = train["steerability"], train["layers"]
-        doc.figure(
-            "train: heatmap",
-            lambda: plots.steerability_heatmap(s, layers, train["ids"]),
-            prefix="training split",
-        )
-        doc.figure(
-            "train: histogram",
-            lambda: plots.best_layer_histogram(s, layers),
-            prefix="training split",
-        )
-    _metadata_section(doc, run)
-    model = results.get("model") or (run or {}).get("model", "?")
-    dataset = results.get("dataset") or (run or {}).get("dataset", "?")
-    return f"W2S report — {model} / {dataset}"
+def _sweep(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
+    config = run.get("config") or {}
+    derived = run.get("derived") or {}
+    model = derived.get("model", config.get("model") or "?")
+    doc.add(f'<p class="readout"><b>Readout:</b> {_e(readout_text(config))}.</p>')
+    got = load_sweep(doc, rd, rd.path, "sweep")
+    if got is not None:
+        sweep, examples = got
+        items = sweep.mirrored()
+        best = items.steerability.max(axis=1)
+        doc.h(2, "Sweep", "sweep")
+        doc.table(["split", "variant", "presentations", "items", "layers", "multipliers",
+                   "mean best-layer steerability (items)"],
+                  [[config.get("split", "–"), config.get("variant", "–"), len(sweep.ids),
+                    len(items.ids), ", ".join(map(str, sweep.layers)),
+                    ", ".join(f"{m:g}" for m in sweep.multipliers), f"{best.mean():+.3f}"]],
+                  left=2)
+        doc.h(3, "Where the behaviour is encoded")
+        single = best_layer_numbers(sweep)
+        letters = {f"letter {x}": [b for b, y in zip(single, sweep.matching_letters) if y == x]
+                   for x in ("A", "B")}
+        doc.figure("best layers", lambda: plots.layer_histograms(
+            {"items": items.steerability, **{k: v for k, v in letters.items() if v}},
+            sweep.layers, title="Best layer per item, and per single presentation by matching "
+                                "letter"))
+        doc.h(3, "Per-item figures")
+        doc.figure("heatmap", lambda: plots.steerability_heatmap(
+            items.steerability, items.layers, items.ids), prefix="sweep")
+        doc.figure("layer curves", lambda: plots.layer_curves(
+            items.steerability, items.layers, items.ids), prefix="sweep")
+        doc.figure("propensity", lambda: plots.propensity_lines(
+            items.propensity, items.multipliers, items.layers, ids=items.ids), prefix="sweep")
+        doc.h(2, "Prompts", "prompts")
+        doc.p("The exact texts given to the model (chat template included), with each "
+              "presentation's best layer.")
+        prompts_table(doc, sweep, examples)
+    metadata_section(doc, run)
+    return f"W2S sweep report — {model} / {config.get('dataset', '?')}"
 
 
-def _sweep_report(doc: _Doc, d: Path, notes: list[str]) -> str:
-    run = _load_json(d / "run.json", notes)
-    sw = _load_sweep(d, notes)
-    examples: list[dict[str, Any]] = []
-    ex_path = d / "examples.jsonl"
-    if ex_path.is_file():
-        for k, line in enumerate(ex_path.read_text(encoding="utf-8").splitlines()):
-            if line.strip():
-                try:
-                    examples.append(json.loads(line))
-                except ValueError:
-                    notes.append(f"examples.jsonl line {k + 1} is not JSON; skipped")
-    doc.h(2, "Sweep", "sweep")
-    if sw is None:
-        doc.note("No readable sweep.safetensors.")
-    else:
-        s = sw["steerability"]
-        if sw["ids"] is None and len(examples) == s.shape[0]:
-            sw["ids"] = [str(e.get("id", i)) for i, e in enumerate(examples)]
-        best = np.argmax(s, axis=1)
-        doc.add(
-            _table(
-                ["inputs", "layers", "multipliers", "mean best-layer steerability"],
-                [[str(s.shape[0]), ", ".join(map(str, sw["layers"])),
-                  ", ".join(f"{m:g}" for m in sw["multipliers"] or []),
-                  _fmt(s[np.arange(len(s)), best].mean())]],
-                left=0,
-            )
-        )  # fmt: skip
-        _sweep_figures(doc, sw, "sweep")
-    if examples:
-        doc.h(2, "Examples", "examples")
-        shown = examples[:20]
-        rows = []
-        for i, ex in enumerate(shown):
-            text = str(ex.get("text", ""))
-            bl = "–"
-            if sw is not None and i < sw["steerability"].shape[0]:
-                bl = str(sw["layers"][int(np.argmax(sw["steerability"][i]))])
-            rows.append(
-                [str(ex.get("id", i)), str(ex.get("matching_letter", "–")), bl,
-                 text if len(text) <= 400 else text[:400] + "…"]
-            )  # fmt: skip
-        doc.add(_table(["id", "matching letter", "best layer", "text"], rows, left=4))
-        if len(examples) > len(shown):
-            doc.note(f"First {len(shown)} of {len(examples)} examples shown.")
-    _metadata_section(doc, run)
-    meta = run if isinstance(run, Mapping) else {}
-    return f"W2S sweep report — {meta.get('model', '?')} / {meta.get('dataset', '?')}"
+# --------------------------------------------------------------------------- entry points
 
 
-def write_report(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
-    """Write one self-contained HTML report for ``run_dir`` and return its path.
-
-    ``run_dir`` is either an evaluation run directory (has ``results.json``; see the layout in
-    the project notes) or a plain sweep directory (``sweep.safetensors`` + ``run.json`` +
-    ``examples.jsonl``). The output (default ``run_dir/report.html``) embeds plotly.js inline,
-    so it opens offline. All text taken from the data is HTML-escaped.
+def render_report(run_dir: str | os.PathLike) -> str:
+    """The report of ``run_dir`` as one HTML page (see the module docstring).
 
     Raises:
-        FileNotFoundError: ``run_dir`` has neither ``results.json`` nor ``sweep.safetensors``.
+        FileNotFoundError: ``run_dir`` does not exist, has no ``run.json``, or is an
+            evaluation without ``results.json``.
+        ArtifactMismatch: the directory was written by another w2s-lens version, or its
+            ``run.json`` names an unknown kind.
+
+    Example:
+        >>> page = render_report("runs/my-run")            # doctest: +SKIP
+    """
+    rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        raise FileNotFoundError(f"run directory {rd.path} does not exist")
+    run = _read_run(rd)
+    doc = Doc()
+    kind = run.get("kind")
+    if kind == "evaluation":
+        title = _evaluation(doc, rd, run)
+    elif kind == "sweep":
+        title = _sweep(doc, rd, run)
+    else:
+        raise ArtifactMismatch(f"{rd.path / RUN_FILE} names kind {kind!r}; the report reads "
+                               "'evaluation' and 'sweep' directories")
+    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n"
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
+        f"<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
+        f"<h1>{_e(title)}</h1>\n<p class=\"note\">Generated {_e(stamp)} from "
+        f"<code>{_e(rd.path.resolve())}</code>.</p>\n" + "\n".join(doc.parts)
+        + "\n</body>\n</html>\n")
+
+
+def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:
+    """Write the self-contained HTML report of ``run_dir`` and return its path.
+
+    ``run_dir`` is an evaluation run directory or a sweep directory (layouts in
+    :mod:`w2s_lens.rundir`); the page (default ``run_dir/report.html``) is written with
+    :meth:`RunDir.write_report`. All text taken from the data is HTML-escaped.
+
+    Raises:
+        FileNotFoundError, ArtifactMismatch: see :func:`render_report`.
 
     >>> write_report("runs/my-run")                        # doctest: +SKIP
     PosixPath('runs/my-run/report.html')
     """
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"run directory {d} does not exist")
-    notes: list[str] = []
-    doc = _Doc()
-    results = _load_json(d / "results.json", notes)
-    if isinstance(results, Mapping):
-        title = _run_report(doc, d, results, notes)
-    elif (d / "sweep.safetensors").is_file():
-        title = _sweep_report(doc, d, notes)
-    else:
-        raise FileNotFoundError(
-            f"{d} is neither a run directory (results.json) nor a sweep directory "
-            "(sweep.safetensors)" + (f": {'; '.join(notes)}" if notes else "")
-        )
-    out = Path(out_path) if out_path is not None else d / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    note_html = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
-    page = (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n"
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-        f"<script>{get_plotlyjs()}</script>\n"
-        "</head>\n<body>\n"
-        f"<h1>{_e(title)}</h1>\n<p class=\"note\">Generated {_e(stamp)} from "
-        f"<code>{_e(d.resolve())}</code>.</p>\n{note_html}\n"
-        + "\n".join(doc.parts)
-        + "\n</body>\n</html>\n"
-    )  # fmt: skip
-    out.write_text(page, encoding="utf-8")
+    page = render_report(run_dir)
+    out = RunDir(run_dir).write_report(page, out_path)
+    log.info("wrote the report %s (%.1f MB)", out, len(page) / 1e6)
     return out
