@@ -44,7 +44,7 @@ def tiny_model_standard() -> HookedTransformer:
     return make_tiny_model(positional="standard", seed=1)
 
 
-def write_ab_dataset(path, n: int = 12, name: str = "toy-corrigible") -> "Path":
+def write_ab_dataset(path, n: int = 12, name: str = "toy-corrigible"):
     """Write ``n`` distinct A/B items in the anthropics/evals JSONL layout; returns the path.
 
     Matching letters alternate, so both letters are represented; no two items share content.

@@ -10,7 +10,8 @@ import pytest
 from w2s_lens import metrics as M
 
 SUMMARY_KEYS = {"steerability", "steerability_ci", "steerable_fraction", "steerable_fraction_ci"}
-ROUTER_KEYS = SUMMARY_KEYS | {"accuracy", "top3_accuracy", "diff_vs_fixed", "diff_vs_fixed_ci", "diff_vs_fixed_p"}
+ROUTER_KEYS = SUMMARY_KEYS | {"accuracy", "top3_accuracy", "diff_vs_fixed", "diff_vs_fixed_ci",
+                              "diff_vs_fixed_p"}
 
 
 def test_best_layers_ties_go_to_earlier_layer() -> None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from w2s_lens.assets import WheelFile, cache_dir
+from w2s_lens.choices import DEFAULT_MODEL as _DEFAULT_MODEL
 from w2s_lens.gguf_convert import (
     FORMAT_VERSION,
     MAX_N_CTX,
@@ -96,7 +97,7 @@ _GEMMA_PARTS = tuple(
 )
 
 #: The default model of w2s-lens.
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_MODEL = _DEFAULT_MODEL
 
 #: Models available offline, by registry name.
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {

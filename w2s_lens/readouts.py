@@ -40,6 +40,9 @@ from w2s_lens.examples import SteeringExample
 
 __all__ = ["ReadPlan", "read_plan", "plan_propensity", "slopes", "final_logits"]
 
+#: positions whose full-vocabulary log-softmax is computed at once (memory: chunk × vocab)
+_NORM_CHUNK = 64
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -133,19 +136,23 @@ def plan_propensity(
     out = torch.zeros(len(row_terms), dtype=torch.float32, device=resid.device)
     if not keys:
         return out
-    rows = torch.tensor([r for r, _ in keys], device=resid.device)
-    pos = torch.tensor([p for _, p in keys], device=resid.device)
-    at = resid[rows, pos]  # [sites, d_model]
-    # one group's weights at one site normally sum to 0 (normaliser cancels) or not
-    needs_norm = [abs(sum(w for _, _, w in sites[key])) > 1e-12 for key in keys]
+    dev = resid.device
+    at = resid[torch.tensor([r for r, _ in keys], device=dev),
+               torch.tensor([p for _, p in keys], device=dev)]  # [sites, d_model]
+    # each group's log-softmax normaliser at a site enters with the sum of its weights there;
+    # where every group's weights cancel (letter readout, first answer token) it is skipped
+    group_weight: dict[tuple[int, int], float] = defaultdict(float)
+    for i, key in enumerate(keys):
+        for g, _, w in sites[key]:
+            group_weight[(g, i)] += w
+    needs = sorted({i for (_, i), w in group_weight.items() if abs(w) > 1e-12})
     tokens = sorted({tok for key in keys for _, tok, _ in sites[key]})
     col = {t: j for j, t in enumerate(tokens)}
-    small = final_logits(model, at, torch.tensor(tokens, device=resid.device))
-    norm = torch.zeros(len(keys), dtype=torch.float32, device=resid.device)
-    full_idx = [i for i, need in enumerate(needs_norm) if need]
-    if full_idx:
-        full = final_logits(model, at[full_idx], None)
-        norm[full_idx] = torch.logsumexp(full, dim=-1)
+    small = final_logits(model, at, torch.tensor(tokens, device=dev))
+    norm = torch.zeros(len(keys), dtype=torch.float32, device=dev)
+    for start in range(0, len(needs), _NORM_CHUNK):  # full-vocab logits, a chunk at a time
+        part = needs[start : start + _NORM_CHUNK]
+        norm[part] = torch.logsumexp(final_logits(model, at[part], None), dim=-1)
     group_idx, site_idx, col_idx, weights = [], [], [], []
     for i, key in enumerate(keys):
         for g, tok, w in sites[key]:
@@ -153,10 +160,16 @@ def plan_propensity(
             site_idx.append(i)
             col_idx.append(col[tok])
             weights.append(w)
-    w_t = torch.tensor(weights, dtype=torch.float32, device=resid.device)
-    s_t = torch.tensor(site_idx, device=resid.device)
-    vals = w_t * (small[s_t, torch.tensor(col_idx, device=resid.device)] - norm[s_t])
-    out.index_add_(0, torch.tensor(group_idx, device=resid.device), vals)
+    w_t = torch.tensor(weights, dtype=torch.float32, device=dev)
+    vals = w_t * small[torch.tensor(site_idx, device=dev), torch.tensor(col_idx, device=dev)]
+    out.index_add_(0, torch.tensor(group_idx, device=dev), vals)
+    if needs:
+        g_idx = [g for (g, i), w in group_weight.items() if abs(w) > 1e-12]
+        s_idx = [i for (g, i), w in group_weight.items() if abs(w) > 1e-12]
+        gw = torch.tensor([w for w in group_weight.values() if abs(w) > 1e-12],
+                          dtype=torch.float32, device=dev)
+        out.index_add_(0, torch.tensor(g_idx, device=dev),
+                       -gw * norm[torch.tensor(s_idx, device=dev)])
     return out
 
 

@@ -13,8 +13,9 @@ Positions:
 
     Positions are absolute. Where a call sits in the sequence is read from the model's
     key/value cache (a cached generation step continues the prompt at the cache's length);
-    without a cache, a call continues the previous one only if its tokens are the previous
-    call's tokens plus one (an uncached generation step). Any other call starts a new prompt,
+    without a cache, a call continues the previous one only if its input is the previous
+    call's plus one token (an uncached generation step; a new prompt that happens to be the
+    previous prompt plus one token is read as such a step too). Any other call starts a new prompt,
     so one handle can serve several prompts, one at a time. Batched prompts must be
     right-aligned to the same length for ``"from_last"`` to mean each prompt's last token.
 
@@ -40,11 +41,13 @@ Positions = Literal["from_last", "all"] | int
 
 
 class _CallTracker:
-    """Reads, before every forward call, where the call sits in the sequence.
+    """Reads, before every pass through the first block, where the pass sits in the sequence.
 
-    A forward pre-hook on the model (it sees ``past_kv_cache`` and the input tokens, which the
-    hook points do not). It removes itself once its steering hook is gone, e.g. after
-    ``model.reset_hooks()``.
+    A forward pre-hook on ``model.blocks[0]``: it sees the block's ``past_kv_cache_entry`` (the
+    number of cached positions) and its input residual, which the hook points do not, and it
+    fires for ``model(...)``, ``run_with_hooks`` and ``model.generate`` alike (``generate``
+    calls ``forward`` directly, past any hook on the model itself). It removes itself once its
+    steering hook is gone, e.g. after ``model.reset_hooks()``.
     """
 
     def __init__(self, model: HookedTransformer, alive) -> None:
@@ -52,30 +55,26 @@ class _CallTracker:
         self.offset = 0
         self.prompt_last: int | None = None
         self._prev: Tensor | None = None
-        self._handle = model.register_forward_pre_hook(self._pre, with_kwargs=True)
+        self._handle = model.blocks[0].register_forward_pre_hook(self._pre, with_kwargs=True)
 
     def _pre(self, module: Any, args: tuple, kwargs: dict) -> None:
         if not self.alive():
             self.remove()
             return
-        tokens = args[0] if args else kwargs.get("input", kwargs.get("tokens"))
-        cache = kwargs.get("past_kv_cache")
-        cached = 0
-        if cache is not None and len(cache.entries) > 0:
-            cached = int(cache.entries[0].past_keys.shape[1])
-        seq = int(tokens.shape[-1]) if isinstance(tokens, Tensor) else None
+        resid = args[0] if args else kwargs["resid_pre"]
+        entry = kwargs.get("past_kv_cache_entry")
+        cached = 0 if entry is None else int(entry.past_keys.shape[1])
+        seq = int(resid.shape[1])
+        prev = self._prev
         if cached > 0 and self.prompt_last is not None:
             self.offset = cached  # a cached generation step
-        elif (cached == 0 and isinstance(tokens, Tensor) and self._prev is not None
-              and tokens.ndim == 2 and self._prev.shape[0] == tokens.shape[0]
-              and tokens.shape[1] == self._prev.shape[1] + 1
-              and torch.equal(tokens[:, :-1].to(self._prev.device), self._prev)):
-            self.offset = 0  # an uncached generation step: same tokens plus one
+        elif (cached == 0 and prev is not None and prev.shape[0] == resid.shape[0]
+              and seq == prev.shape[1] + 1 and torch.equal(resid[:, :-1], prev)):
+            self.offset = 0  # an uncached generation step: the same sequence plus one token
         else:
             self.offset = cached
-            self.prompt_last = None if seq is None else cached + seq - 1
-        self._prev = (tokens.detach() if isinstance(tokens, Tensor) and cached == 0
-                      else None)
+            self.prompt_last = cached + seq - 1
+        self._prev = resid.detach() if cached == 0 else None
 
     def remove(self) -> None:
         self._handle.remove()

@@ -1,118 +1,158 @@
-"""A hand-built positive (and negative) control for per-input steering-layer selection.
+"""Hand-built controls for per-input steering-layer selection: tasks with a known answer.
 
 :func:`build_control` returns a tiny :class:`~transformer_lens.HookedTransformer` whose weights
-are written down explicitly (no training), together with a synthetic A/B task whose inputs
-fall into ``n_families`` families. In the **positive** control each family is steerable by a
-CAA vector at a *different* layer (``control.family_layers[f]``); in the **negative** control
-every family is best steered at the same layer. The whole W2S pipeline (CAA → sweep → best
-layers → router → evaluation) should find a large gain over the best fixed layer on the
-positive control and no gain on the negative one.
+are written down explicitly (no training; :mod:`w2s_lens.synthetic_weights`), together with a
+synthetic A/B task. Each *kind* is a task the unchanged pipeline
+(:func:`w2s_lens.evaluation.evaluate_examples`) must get right — and would get wrong if, for
+example, layer numbers and indices were mixed up, the test split leaked into fitting, or the
+letter orders were not mirrored:
+
+=======================  ======================================================================
+kind                     what is constructed → what the pipeline must report
+=======================  ======================================================================
+``positive``             family f is steerable only up to its own layer ``family_layers[f]``
+                         → W2S − fixed > 0, routing accuracy ≈ 1, best layers = the
+                         constructed layer numbers
+``negative``             every family's reader at the same layer → one layer is best for all
+``null``                 every layer has the same true slope; each input carries an id whose
+                         per-layer gains are random → best layers vary by noise alone, and
+                         W2S − fixed must not be claimed
+``letter``               a behaviour reader at one layer for everyone, plus a *letter push*:
+                         the vector pushes answer A at one layer and B at another → without
+                         mirroring a "W2S gain" appears; mirrored it vanishes
+``linear``               no MLPs, a random unembedding: logits linear in the steering → a vector
+                         along ``W_U[:, A] - W_U[:, B]`` has mirrored slope 0
+``l2s-direction``        each family's behaviour feature has its own direction (two of them
+                         cancel in the CAA mean); one reader layer → L2S beats CAA
+``l2s-direction-layer``  own direction *and* own layer per family → only W2S over L2S
+                         reaches the oracle
+=======================  ======================================================================
 
 The task
 --------
-A prompt is ``<bos> =X x.. x.. F<f>``:
+A prompt is ``<bos> =X x.. F<m> x.. ?``:
 
-* ``=A`` / ``=B`` (the *key* token) says which answer letter expresses the behaviour, so the
-  matching letter is ``A`` for half the items and ``B`` for the other half;
-* ``x0 .. x{n-1}`` are 2-5 random filler tokens (only there so inputs differ);
-* ``F<f>`` is the family marker, always the last prompt token, so the residual stream at the
-  steered position shows the family directly.
+* ``=A`` / ``=B`` (the *key*) says which answer letter expresses the behaviour: the matching
+  letter is ``A`` for half the items and ``B`` for the other half;
+* ``x0 .. x{n-1}``: 2-5 random filler tokens, so inputs differ;
+* ``F<m>``: the *marker* (the family; for ``null`` an item's random id), at a random place
+  among the fillers — never the last token, so the family reaches the steered position only
+  through attention;
+* ``?``: the query token, always last: the position steering starts at and the answer is read.
 
-The answer is the next token, ``A`` or ``B``. ``propensity = logit(matching) -
+The answer is the next token, ``A`` or ``B``; ``propensity = logit(matching) -
 logit(non-matching)``.
 
 The construction
 ----------------
-No normalisation layers (``normalization_type=None``), ReLU MLPs, zero positional
-embeddings: the residual stream is exact arithmetic. Named residual dimensions:
+No normalisation, ReLU MLPs, zero positional embeddings: exact arithmetic. Named residual
+dimensions (:data:`DIMS`, :class:`~w2s_lens.synthetic_weights.Layout`): ``ONE`` (1 everywhere),
+``IS_KEY``/``KEY`` (the key), ``KEY_COPY``, ``LETTER`` (+1 in ``A``, −1 in ``B``),
+``READOUT`` (``logit(A) - logit(B) = 2 READOUT``), ``END`` (1 in ``?``), ``IS_MARK``,
+``BEH0..`` (behaviour feature), ``MARK`` / ``MARK_COPY`` (the marker's code: one-hot for up to
+8 markers, else distinct even-parity ±1/√D codes), and random junk.
 
-======================  ====================================================================
-``ONE``                 1 in every token embedding (an attention query / constant)
-``IS_KEY``, ``KEY``     1 and +1/-1 in the ``=A``/``=B`` embeddings
-``KEY_COPY``            the key copied to every later position by head 0.0
-``LETTER``              +1 in the ``A`` embedding, -1 in ``B``
-``BEH``                 the *behaviour feature* b
-``READOUT``             read by the unembedding: ``logit(A) - logit(B) = 2 * READOUT``
-``END``                 1 in every family marker (marks the steered position)
-``FAM0 .. FAM{K-1}``    one-hot family indicator in the marker embeddings
-junk                    random embeddings of fillers / markers (averaged by head 0.1)
-======================  ====================================================================
+* **Layer 0, attention**: head 0 attends to the key (score 40, others 0) and copies ``KEY``
+  into ``KEY_COPY`` at every later position; head 1 does the same for the marker, copying
+  ``MARK`` into ``MARK_COPY`` and adding the marker's first 4 junk dimensions to the same junk
+  dimensions (so the family is visible in many dimensions, not only in its code); head 2
+  attends uniformly and averages junk dimensions.
+* **Layer 0, MLP, the writer**: four ReLU neurons compute ``b = LETTER * KEY_COPY`` and write
+  ``b * u_f`` (``u_f``: the family's unit behaviour direction; gated on the marker code when
+  directions differ). On prompt tokens ``LETTER = 0`` so ``b = 0``; at an appended answer
+  ``b = +1`` for the matching answer and −1 otherwise. So every family's P2S vector (positive
+  minus negative residual at the answer) at layers >= 1 is ``2 u_f`` and the CAA vector is
+  their mean — ``2 e_BEH0`` when all families share one direction. At layer 0 it is
+  ``mean(emb(matching) - emb(non-matching))``, ~0 with balanced letters.
+* **Readers**: the reader of marker m at layer l is four neurons gated on ``END`` (only the
+  steered position), on ``MARK_COPY`` matching m's code and on the sign of ``KEY_COPY``, writing
+  ``READOUT += gains[m, l] * (u_m · BEH) * KEY_COPY``. Steering with ``λ · 2 u_m`` there gives
+  slope ``4 gains[m, l]``.
+* **Eraser**: two neurons per behaviour dimension in every layer, gated on ``END``, write
+  ``-erase * BEH``: a feature added at layer l reaches a reader at layer ``l' >= l`` scaled by
+  ``(1 - erase) ** (l' - l)`` (``erase = 1``: each layer's steering reaches only its own
+  readers). Off at the answer position, so CAA vectors do not shrink with depth.
+* **Letter push** (``letter_layers``): two neurons gated on ``END`` write
+  ``READOUT += g * BEH0`` whatever the key: steering there pushes answer A (g > 0) or B (g < 0),
+  a slope ``+4g`` for items whose matching letter is A and ``-4g`` for B, 0 once mirrored.
+* **Noise**: Gaussian noise (``noise``, default 0.02) on every weight, except the copy heads
+  and the dimensions gates read, makes inputs and slopes vary a little (a few per cent of a
+  slope: e.g. the letter push's mirrored residue is 0.4-5% of its ±4 across seeds).
 
-* **Layer 0, head 0** attends (almost) only to the key token and copies ``KEY`` into
-  ``KEY_COPY`` at every position. Head 0.1 attends uniformly and averages junk dimensions.
-* **Layer 0, MLP** computes ``b = LETTER * KEY_COPY`` with four ReLU neurons
-  (``relu(l+k-1) + relu(-l-k-1) - relu(l-k-1) - relu(-l+k-1)``). On a prompt position
-  ``LETTER = 0`` so b stays 0; at an appended *answer* position b is +1 when the answer is
-  the matching letter and -1 otherwise. The CAA vector of every layer ``l >= 1`` (mean of
-  positive minus negative residuals at the answer position) is therefore ``2 * e_BEH``
-  (up to the weight noise), whichever letter matches. At layer 0 (before the MLP) it is
-  ``mean(emb(matching) - emb(non-matching))``, which is ~0 when letters are balanced.
-* **Reader of family f, MLP of layer ``family_layers[f]``**: four neurons computing
-  ``READOUT += w * b * KEY_COPY`` gated on ``FAM_f`` (pre-activations
-  ``±b + G*(FAM_f - 1) + G/2*(±KEY_COPY - 1)``, so they are dead unless the marker is
-  ``F<f>`` and the key has the matching sign). Then ``propensity = 2 * w * b``: adding
-  ``λ * 2 e_BEH`` at the reader's layer gives slope ``4 w``.
-* **Eraser, MLP of every layer**: two neurons gated on ``END`` that write ``-α * b``, so a
-  b added at layer ``l`` arrives at a reader at layer ``l_f >= l`` scaled by
-  ``(1 - α) ** (l_f - l)``. The eraser is off at the answer position (no ``END``), so the
-  CAA vectors themselves do not shrink with depth.
+The exact slope of family f at layer l, for steering with ``2 u_f``, is
+``4 Σ_{l' >= l} gains[f, l'] (1 - erase) ** (l' - l)`` (:meth:`SyntheticControl.expected_slopes`;
+the tests check it to 1e-5 on noise-free models).
 
-Why the best layer differs per family: steering at ``blocks.{l}.hook_resid_pre`` reaches the
-family-f reader only when ``l <= l_f`` (a later addition is downstream of the only reader of b
-for that family, and the other families' readers are gated off), and every layer between ``l``
-and ``l_f`` erases a fraction ``α`` of it. The steerability (slope of propensity against the
-multiplier) of family f at layer l is ``4 w (1 - α) ** (l_f - l)`` for ``l <= l_f`` and ~0
-after: a unique maximum at ``l_f``. The positive control puts the readers at different layers
-(``1 .. n_layers-1`` spread over families); the negative control puts every reader at the same
-layer, so one fixed layer is best for every input and per-input routing cannot help. Both
-letters are equally frequent in every family, so the matching letter carries no information
-about the best layer (a letter-oracle equals the fixed layer). Gaussian noise (``noise``) on
-every weight makes inputs, slopes and embeddings vary a little without changing the best layers.
+The kinds, as gains (w = ``readout``):
+
+* ``positive``: ``gains[f, family_layers[f]] = w``, erase 0.5: family f's slope peaks at its
+  own layer, ``4 w 0.5 ** (l_f - l)`` before it, ~0 after. Letters are balanced in every
+  family, so the letter says nothing about the best layer.
+* ``negative``: the same with every family at one layer.
+* ``null``: ``n_families`` ids (default 256; each item draws one), ``gains[m, l] = w (1 +
+  spread z[m, l])`` at every layer >= 1 with ``z`` standard normal, centred and scaled per
+  layer over the ids, erase 1: every layer's mean slope is exactly ``4 w`` and each input's
+  argmax layer is random. Draw the training and test items from disjoint ids
+  (``make_examples(..., families=...)``): then nothing about a test input's best layer can
+  be learnt.
+* ``letter``: one family, ``gains[0, family_layers[0]] = w`` plus a letter push of
+  ``+letter_gain`` at ``letter_layers[0]`` and ``-letter_gain`` at ``letter_layers[1]``,
+  erase 1. Single order: A items are best at the first, B items at the second letter layer
+  (slope ``4 letter_gain > 4 w``); mirrored, the push cancels and the behaviour layer wins
+  for everyone.
+* ``linear``: layer 0's attention only, no MLP, ``W_U[:, A]`` and ``W_U[:, B]`` random (blind
+  to the attention's query/key dimensions), noise on the embeddings only.
+* ``l2s-direction``: family f's direction is ``±e_BEH(f // 2)`` (+ for even f): with three
+  families ``+e0, -e0, +e1``, so CAA's mean is ``(2/3) e1`` and families 0 and 1 cannot be
+  steered by it at all (family 2 gets a third of its slope); every reader at one layer,
+  erase 0.5.
+* ``l2s-direction-layer``: these directions with a different reader layer per family.
 
 Example:
     >>> control = build_control("positive", n_families=3, n_layers=4)
     >>> control.family_layers
     [1, 2, 3]
     >>> ex = control.make_examples(4, seed=0)[1]
-    >>> ex.group, ex.matching_letter in ("A", "B")
-    ('family1', True)
+    >>> ex.group, ex.matching_letter in ("A", "B"), ex.text.endswith(" ?")
+    ('family1', True, True)
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import torch
+from jaxtyping import Float
+from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from w2s_lens.examples import SteeringExample
+from w2s_lens.examples import SWAP_SUFFIX, SteeringExample
+from w2s_lens.synthetic_weights import (
+    BOS,
+    DIMS,
+    FIRST_MARKER,
+    KEY_A,
+    KEY_B,
+    MARK_JUNK,
+    QUERY,
+    TOK_A,
+    TOK_B,
+    Circuit,
+    Layout,
+    circuit_weights,
+    marker_codes,
+)
 
-__all__ = ["SyntheticControl", "build_control", "DIMS"]
+__all__ = ["DIMS", "KINDS", "Kind", "SyntheticControl", "build_control"]
 
-#: Named residual-stream dimensions (family indicators follow at ``DIMS["FAM0"] + f``).
-DIMS: dict[str, int] = {
-    "ONE": 0,
-    "IS_KEY": 1,
-    "KEY": 2,
-    "KEY_COPY": 3,
-    "LETTER": 4,
-    "BEH": 5,
-    "READOUT": 6,
-    "END": 7,
-    "FAM0": 8,
-}
-
-# Token ids: fixed specials, then family markers, then fillers.
-BOS, TOK_A, TOK_B, KEY_A, KEY_B = 0, 1, 2, 3, 4
-_FIRST_FAMILY = 5
-
-_N_HEADS = 2
-_D_HEAD = 4
-_N_JUNK_MIN = 4
-_GATE = 20.0  # gate strength G: far above any |b| the sweeps produce (|λ·v| <= ~3)
-_KEY_SCORE = 40.0  # attention score of the key token for head 0.0 (others score 0)
+Kind = Literal["positive", "negative", "null", "letter", "linear", "l2s-direction",
+               "l2s-direction-layer"]
+#: Every kind :func:`build_control` builds.
+KINDS: tuple[str, ...] = ("positive", "negative", "null", "letter", "linear", "l2s-direction",
+                          "l2s-direction-layer")
 
 
 @dataclass
@@ -121,13 +161,18 @@ class SyntheticControl:
 
     Attributes:
         model: the HookedTransformer (``cfg.model_name`` is ``"w2s-synthetic-<kind>"``).
-        kind: ``"positive"`` or ``"negative"``.
-        family_layers: the constructed best steering layer of each family.
+        kind: one of :data:`KINDS`.
+        family_layers: the constructed best steering layer (a layer *number*) of each family;
+            for ``null`` each id's argmax (random), for ``letter`` the behaviour layer, empty
+            for ``linear``.
         vocab: token strings, indexed by token id.
         n_filler: number of filler token types.
         erase: the fraction α of the behaviour feature erased per layer.
         readout: the reader gain w (steerability at the best layer is ``4 * readout``).
-        seed: the seed used for the weight noise and the junk embeddings.
+        seed: the seed of the weight noise, the junk embeddings and the random gains.
+        circuit: the gains, directions and letter push (:class:`Circuit`).
+        layout: the residual layout (:class:`Layout`).
+        codes: ``[n_families, D]`` marker codes.
     """
 
     model: HookedTransformer
@@ -138,22 +183,26 @@ class SyntheticControl:
     erase: float
     readout: float
     seed: int
+    circuit: Circuit = field(repr=False)
+    layout: Layout = field(repr=False)
+    codes: np.ndarray = field(repr=False)
     min_fillers: int = 2
     max_fillers: int = 5
-    _filler_offset: int = field(init=False, repr=False, default=0)
-
-    def __post_init__(self) -> None:
-        self._filler_offset = _FIRST_FAMILY + self.n_families
 
     @property
     def n_families(self) -> int:
-        """Number of input families."""
-        return len(self.family_layers)
+        """Number of markers (input families; ids for ``null``)."""
+        return self.circuit.n_markers
 
     @property
     def n_layers(self) -> int:
         """Number of transformer blocks."""
         return self.model.cfg.n_layers
+
+    @property
+    def letter_layers(self) -> list[int]:
+        """Layers of the letter push (empty when there is none)."""
+        return [int(x) for x in np.flatnonzero(self.circuit.letter_push)]
 
     @property
     def answer_token_ids(self) -> tuple[int, int]:
@@ -164,41 +213,63 @@ class SyntheticControl:
         """Token id of the marker ``F<family>``."""
         if not 0 <= family < self.n_families:
             raise ValueError(f"family {family} out of range 0..{self.n_families - 1}")
-        return _FIRST_FAMILY + family
+        return FIRST_MARKER + family
 
     def family_of(self, example: SteeringExample) -> int:
-        """The family of an example, read from its last (marker) token."""
-        return int(example.tokens[-1]) - _FIRST_FAMILY
+        """The family of an example, read from its marker token."""
+        found = [t - FIRST_MARKER for t in example.tokens
+                 if FIRST_MARKER <= t < FIRST_MARKER + self.n_families]
+        if len(found) != 1:
+            raise ValueError(f"example {example.id!r} has {len(found)} marker tokens, not 1")
+        return int(found[0])
 
     def to_text(self, tokens: tuple[int, ...] | list[int]) -> str:
-        """Space-joined token strings, e.g. ``"<bos> =A x3 x7 F1"``."""
+        """Space-joined token strings, e.g. ``"<bos> =A x3 F1 x7 ?"``."""
         return " ".join(self.vocab[int(t)] for t in tokens)
 
     def make_examples(
-        self, n: int, seed: int = 0, both_orders: bool = False
+        self, n: int, seed: int = 0, both_orders: bool = False,
+        families: Sequence[int] | None = None,
     ) -> list[SteeringExample]:
-        """``n`` prompts, families cycling ``0, 1, .., K-1`` and matching letters balanced.
+        """``n`` prompts with balanced matching letters.
 
-        Item ``i`` has family ``i % K`` and matching letter ``A`` when ``(i // K)`` is even,
-        so every family sees both letters equally often (for ``n`` a multiple of ``2K``).
+        Families cycle through ``families`` (default ``0, 1, .., K-1``) and item ``i`` matches
+        ``A`` when ``i // len(families)`` is even, so every family sees both letters equally
+        often (for ``n`` a multiple of ``2 len(families)``). For ``null`` each item draws an
+        id from ``families`` (default: all ids; without replacement while there are enough)
+        and item ``i`` matches ``A`` when ``i`` is even.
 
         Args:
             n: number of items.
-            seed: seed of the filler draw; ids are ``"synthetic-<kind>:s<seed>:<i>"`` so two
-                seeds give disjoint ids (use different seeds for train and test splits).
-            both_orders: also return each item's letter-swapped presentation (key token and
-                answer swapped, same fillers, id suffixed ``"~swap"``) right after it.
+            seed: seed of the draw (fillers, marker place, ids); ids are
+                ``"synthetic-<kind>:s<seed>:<i>"`` so two seeds give disjoint ids (use
+                different seeds for train and test splits).
+            both_orders: also return each item's letter-swapped presentation (key and answers
+                swapped, same fillers, id suffixed ``"~swap"``) right after it.
+            families: the markers to use, e.g. disjoint halves of the null's ids for the
+                training and test splits, so no test id is ever seen in training.
         """
         rng = np.random.default_rng(seed)
+        pool = list(range(self.n_families)) if families is None else [int(f) for f in families]
+        for f in pool:
+            self.family_token(f)  # range check
+        if not pool:
+            raise ValueError("families must name at least one family")
+        drawn = (rng.choice(pool, size=n, replace=n > len(pool)) if self.kind == "null"
+                 else None)
         out: list[SteeringExample] = []
         for i in range(n):
-            family = i % self.n_families
-            letter = "A" if (i // self.n_families) % 2 == 0 else "B"
+            if drawn is not None:
+                family, letter = int(drawn[i]), "AB"[i % 2]
+            else:
+                family = pool[i % len(pool)]
+                letter = "A" if (i // len(pool)) % 2 == 0 else "B"
             n_fill = int(rng.integers(self.min_fillers, self.max_fillers + 1))
-            fillers = rng.integers(0, self.n_filler, size=n_fill) + self._filler_offset
-            ex = self._example(
-                f"synthetic-{self.kind}:s{seed}:{i}", family, letter, [int(t) for t in fillers]
-            )
+            fillers = [int(t) for t in rng.integers(0, self.n_filler, size=n_fill)
+                       + FIRST_MARKER + self.n_families]
+            place = int(rng.integers(0, n_fill + 1))
+            body = [*fillers[:place], self.family_token(family), *fillers[place:]]
+            ex = self._example(f"synthetic-{self.kind}:s{seed}:{i}", family, letter, body)
             out.append(ex)
             if both_orders:
                 out.append(self.swap(ex))
@@ -208,10 +279,8 @@ class SyntheticControl:
         """The same item with the other letter matching (key token and answers swapped)."""
         tokens = list(example.tokens)
         tokens[1] = KEY_B if tokens[1] == KEY_A else KEY_A
-        letter = "B" if example.matching_letter == "A" else "A"
-        new_id = (
-            example.id[: -len("~swap")] if example.id.endswith("~swap") else example.id + "~swap"
-        )
+        new_id = (example.id[: -len(SWAP_SUFFIX)] if example.id.endswith(SWAP_SUFFIX)
+                  else example.id + SWAP_SUFFIX)
         return replace(
             example,
             id=new_id,
@@ -219,246 +288,190 @@ class SyntheticControl:
             tokens=tuple(tokens),
             matching_token_id=example.non_matching_token_id,
             non_matching_token_id=example.matching_token_id,
-            matching_letter=letter,
+            matching_letter="B" if example.matching_letter == "A" else "A",
         )
 
-    def _example(
-        self, ex_id: str, family: int, letter: str, fillers: list[int]
-    ) -> SteeringExample:
-        key = KEY_A if letter == "A" else KEY_B
-        tokens = [BOS, key, *fillers, self.family_token(family)]
+    def _example(self, ex_id: str, family: int, letter: str, body: list[int]) -> SteeringExample:
+        tokens = [BOS, KEY_A if letter == "A" else KEY_B, *body, QUERY]
         match, other = (TOK_A, TOK_B) if letter == "A" else (TOK_B, TOK_A)
-        return SteeringExample(
-            id=ex_id,
-            text=self.to_text(tokens),
-            tokens=tuple(tokens),
-            matching_token_id=match,
-            non_matching_token_id=other,
-            matching_letter=letter,
-            group=f"family{family}",
-        )
+        return SteeringExample(id=ex_id, text=self.to_text(tokens), tokens=tuple(tokens),
+                               matching_token_id=match, non_matching_token_id=other,
+                               matching_letter=letter, group=f"family{family}")
 
     def family_onehot(self, examples: list[SteeringExample]) -> np.ndarray:
         """A ``[n, K]`` one-hot family matrix (an ideal router embedding, for reference)."""
         fam = np.array([self.family_of(e) for e in examples])
         return np.eye(self.n_families, dtype=np.float32)[fam]
 
-    def ideal_vectors(self) -> torch.Tensor:
-        """``[n_layers, d_model]``: the noise-free CAA vectors (0 at layer 0, ``2 e_BEH`` after)."""
-        v = torch.zeros(self.n_layers, self.model.cfg.d_model)
-        v[1:, DIMS["BEH"]] = 2.0
+    def family_vectors(self) -> Float[Tensor, "family layer d_model"]:
+        """``[K, n_layers, d_model]``: ``2 u_f`` (the family's noise-free P2S vector from layer 1
+        on) at every layer, layer 0 included."""
+        v = torch.zeros(self.n_families, self.n_layers, self.model.cfg.d_model)
+        v[:, :, self.layout.beh] = 2.0 * torch.tensor(
+            self.circuit.directions, dtype=torch.float32)[:, None, :]
         return v
 
+    def ideal_vectors(self) -> Float[Tensor, "layer d_model"]:
+        """``[n_layers, d_model]``: the noise-free CAA vectors for family-balanced training
+        data (0 at layer 0, the mean of the families' ``2 u_f`` after; ``2 e_BEH0`` when they
+        share one direction)."""
+        v = self.family_vectors().mean(0)
+        v[0] = 0.0
+        return v
 
-def _default_family_layers(kind: str, n_families: int, n_layers: int) -> list[int]:
-    if kind == "negative":
-        return [max(1, n_layers // 2)] * n_families
+    def letter_direction(self) -> Float[Tensor, " d_model"]:
+        """``W_U[:, A] - W_U[:, B]``: the pure "answer A, not B" direction of the unembedding."""
+        W_U = self.model.W_U.detach()
+        return (W_U[:, TOK_A] - W_U[:, TOK_B]).float().cpu()
+
+    def expected_slopes(self, letter: str | None = None) -> np.ndarray:
+        """``[K, n_layers]`` exact (noise-free) slopes for steering family f with
+        :meth:`family_vectors`; ``letter`` gives one presentation's slope (the letter push
+        with its sign), ``None`` the mirrored slope."""
+        if letter not in (None, "A", "B"):
+            raise ValueError(f"letter must be None, 'A' or 'B', got {letter!r}")
+        if not self.circuit.linear:
+            return self.circuit.slopes(letter)
+        out = np.zeros((self.n_families, self.n_layers))
+        if letter is not None:
+            direct = self.letter_direction()[self.layout.beh].double().numpy()
+            out += (1.0 if letter == "A" else -1.0) * 2.0 * (self.circuit.directions @ direct
+                                                             )[:, None]
+        return out
+
+
+def _spread_layers(n_families: int, n_layers: int) -> list[int]:
     if n_families > n_layers - 1:
-        raise ValueError(
-            f"the positive control needs n_layers - 1 >= n_families (layer 0's CAA vector is"
-            f" ~0), got n_families={n_families}, n_layers={n_layers}"
-        )
-    spread = np.linspace(1, n_layers - 1, n_families)
-    layers = [int(round(x)) for x in spread]
-    if len(set(layers)) != n_families:  # pragma: no cover - linspace over >= K integers
-        layers = list(range(1, n_families + 1))
-    return layers
+        raise ValueError(f"{n_families} families with their own layers need n_layers - 1 >= "
+                         f"n_families (layer 0's CAA vector is ~0), got n_layers={n_layers}")
+    layers = [int(round(x)) for x in np.linspace(1, n_layers - 1, n_families)]
+    return layers if len(set(layers)) == n_families else list(range(1, n_families + 1))
+
+
+_DEFAULT_FAMILIES = {"null": 256, "letter": 1, "linear": 1}
+_DEFAULT_LAYERS = {"null": 6}
+_DEFAULT_ERASE = {"null": 1.0, "letter": 1.0, "linear": 0.0}
+
+
+def _circuit(kind: str, K: int, L: int, family_layers: list[int] | None,
+             letter_layers: list[int] | None, readout: float, letter_gain: float,
+             spread: float, erase: float, rng: np.random.Generator) -> Circuit:
+    if kind in ("null", "linear") and family_layers is not None:
+        raise ValueError(f"kind {kind!r} takes no family_layers")
+    if family_layers is None and kind not in ("null", "linear"):
+        spread_out = kind in ("positive", "l2s-direction-layer")
+        family_layers = _spread_layers(K, L) if spread_out else [max(1, L // 2)] * K
+    gains = np.zeros((K, L))
+    if kind == "null":
+        z = rng.standard_normal((K, L - 1))
+        z = (z - z.mean(0)) / z.std(0)
+        gains[:, 1:] = readout * (1.0 + spread * z)
+    elif family_layers is not None:
+        if len(family_layers) != K or not all(1 <= x < L for x in family_layers):
+            raise ValueError(f"family_layers must be {K} layer numbers in 1..{L - 1}, got "
+                             f"{family_layers}")
+        gains[np.arange(K), family_layers] = readout
+    n_beh = (K + 1) // 2 if kind.startswith("l2s") else 1
+    directions = np.zeros((K, n_beh))
+    for f in range(K):
+        directions[f, f // 2 if n_beh > 1 else 0] = -1.0 if n_beh > 1 and f % 2 else 1.0
+    push = np.zeros(L)
+    if kind == "letter" and letter_layers is None:
+        letter_layers = [1, L - 1]
+    if letter_layers is not None:
+        if len(letter_layers) != 2 or len(set(letter_layers)) != 2 or not all(
+                1 <= x < L for x in letter_layers):
+            raise ValueError(f"letter_layers must be two distinct layers in 1..{L - 1}, got "
+                             f"{letter_layers}")
+        push[letter_layers[0]], push[letter_layers[1]] = letter_gain, -letter_gain
+    return Circuit(gains, directions, push, erase, linear=kind == "linear")
 
 
 def build_control(
-    kind: Literal["positive", "negative"] = "positive",
-    n_families: int = 3,
-    n_layers: int = 4,
-    d_model: int = 32,
+    kind: Kind = "positive",
+    n_families: int | None = None,
+    n_layers: int | None = None,
+    d_model: int | None = None,
     seed: int = 0,
     *,
     family_layers: list[int] | None = None,
+    letter_layers: list[int] | None = None,
     n_filler: int = 16,
-    erase: float = 0.5,
+    erase: float | None = None,
     readout: float = 0.5,
+    letter_gain: float | None = None,
+    spread: float = 0.25,
     noise: float = 0.02,
 ) -> SyntheticControl:
     """Build the hand-weighted model and task (instant, deterministic given ``seed``).
 
     Args:
-        kind: ``"positive"`` (a different best layer per family) or ``"negative"`` (the same
-            best layer for every family).
-        n_families: number of input families K (positive control: ``K <= n_layers - 1``).
-        n_layers: number of blocks.
-        d_model: residual width; at least ``8 + K + 4`` (the rest are junk dimensions).
-        seed: seed of the weight noise and of the random junk embeddings.
-        family_layers: override the reader layer of each family (each in ``1..n_layers-1``).
-            Default: positive spreads families over ``1..n_layers-1``; negative uses
-            ``n_layers // 2`` for all.
+        kind: one of :data:`KINDS` (see the module docstring).
+        n_families: number of markers K. Default 3; ``null``: 256 ids; ``letter``,
+            ``linear``: 1.
+        n_layers: number of blocks. Default 4; ``null``: 6.
+        d_model: residual width (default: at least 32, with >= 12 junk dimensions).
+        seed: seed of the weight noise, the junk embeddings, the codes and the null's gains.
+        family_layers: each family's reader layer (numbers in ``1..n_layers-1``). Default:
+            ``positive`` and ``l2s-direction-layer`` spread the families over
+            ``1..n_layers-1``; ``negative``, ``l2s-direction`` and ``letter`` put every reader
+            at ``n_layers // 2``. Not for ``null`` and ``linear``.
+        letter_layers: two layers where a letter push of ``+letter_gain`` (answer A) and
+            ``-letter_gain`` (answer B) sits; any kind but ``linear``. Default for ``letter``:
+            ``[1, n_layers - 1]``.
         n_filler: number of filler token types.
-        erase: fraction α of the behaviour feature the per-layer eraser removes (0 < α < 1).
-        readout: reader gain w.
-        noise: standard deviation of the Gaussian noise added to every weight (0 = exact).
-    """
-    if kind not in ("positive", "negative"):
-        raise ValueError(f"kind must be 'positive' or 'negative', got {kind!r}")
-    if n_families < 1 or n_layers < 2:
-        raise ValueError("need n_families >= 1 and n_layers >= 2")
-    if family_layers is None:
-        family_layers = _default_family_layers(kind, n_families, n_layers)
-    family_layers = [int(x) for x in family_layers]
-    if len(family_layers) != n_families or not all(1 <= x < n_layers for x in family_layers):
-        raise ValueError(f"family_layers must be {n_families} layers in 1..{n_layers - 1}")
-    n_junk = d_model - DIMS["FAM0"] - n_families
-    if n_junk < _N_JUNK_MIN:
-        raise ValueError(f"d_model must be >= {DIMS['FAM0'] + n_families + _N_JUNK_MIN}")
-    if not 0.0 <= erase < 1.0:
-        raise ValueError("erase must be in [0, 1)")
+        erase: fraction α in [0, 1] erased per layer. Default 0.5; ``null``, ``letter``: 1.
+        readout: reader gain w (the best slope is ``4 w``).
+        letter_gain: gain of the letter push (default ``2 * readout``).
+        spread: ``null``: relative spread of the per-id gains.
+        noise: standard deviation of the weight noise (0 = exact).
 
-    d_vocab = _FIRST_FAMILY + n_families + n_filler
-    readers_per_layer = [family_layers.count(layer) for layer in range(n_layers)]
-    d_mlp = 4 + 2 + 4 * max(readers_per_layer) + 4
+    Example:
+        >>> c = build_control("null", n_families=64, seed=1)
+        >>> np.allclose(c.expected_slopes()[:, 1:].mean(0), 4 * c.readout)
+        True
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    K = _DEFAULT_FAMILIES.get(kind, 3) if n_families is None else int(n_families)
+    L = _DEFAULT_LAYERS.get(kind, 4) if n_layers is None else int(n_layers)
+    if K < 1 or L < 2:
+        raise ValueError(f"need n_families >= 1 and n_layers >= 2, got {K} and {L}")
+    if kind in ("letter", "linear") and K != 1:
+        raise ValueError(f"kind {kind!r} has one family, got n_families={K}")
+    if kind == "linear" and letter_layers is not None:
+        raise ValueError("kind 'linear' has no MLPs, hence no letter push")
+    erase = _DEFAULT_ERASE.get(kind, 0.5) if erase is None else float(erase)
+    if not 0.0 <= erase <= 1.0:
+        raise ValueError(f"erase must be in [0, 1], got {erase}")
+    rng = np.random.default_rng(seed)
+    circuit = _circuit(kind, K, L, family_layers, letter_layers, readout,
+                       2 * readout if letter_gain is None else float(letter_gain), spread,
+                       erase, rng)
+    codes = marker_codes(K, rng)
+    if d_model is None:
+        d_model = max(32, Layout.min_d_model(circuit.n_beh, codes.shape[1]) + 8)
+    layout = Layout(circuit.n_beh, codes.shape[1], int(d_model))
     max_fillers = 5
     cfg = HookedTransformerConfig(
-        n_layers=n_layers,
-        d_model=d_model,
-        n_ctx=32,  # prompts are <= max_fillers + 3 tokens; room for answers and padding
-        d_head=_D_HEAD,
-        n_heads=_N_HEADS,
-        d_mlp=d_mlp,
-        d_vocab=d_vocab,
-        act_fn="relu",
-        normalization_type=None,
-        positional_embedding_type="standard",
-        model_name=f"w2s-synthetic-{kind}",
-        seed=seed,
+        n_layers=L, d_model=layout.d_model,
+        n_ctx=32,  # prompts are <= max_fillers + 4 tokens; room for answers and padding
+        d_head=codes.shape[1] + min(MARK_JUNK, layout.n_junk), n_heads=3, d_mlp=circuit.mlp_width(),
+        d_vocab=FIRST_MARKER + K + n_filler, act_fn="relu", normalization_type=None,
+        positional_embedding_type="standard", model_name=f"w2s-synthetic-{kind}", seed=seed,
         device="cpu",
     )
     model = HookedTransformer(cfg)
     model.eval()
-    state = _weights(cfg, family_layers, n_junk, erase, readout, noise, seed)
+    state = circuit_weights(cfg, circuit, layout, codes, noise, seed)
     with torch.no_grad():
         for name, value in state.items():
             model.state_dict()[name].copy_(value)
-    vocab = (
-        ["<bos>", "A", "B", "=A", "=B"]
-        + [f"F{f}" for f in range(n_families)]
-        + [f"x{i}" for i in range(n_filler)]
-    )
-    return SyntheticControl(
-        model=model,
-        kind=kind,
-        family_layers=family_layers,
-        vocab=vocab,
-        n_filler=n_filler,
-        erase=erase,
-        readout=readout,
-        seed=seed,
-        max_fillers=max_fillers,
-    )
-
-
-def _weights(
-    cfg: HookedTransformerConfig,
-    family_layers: list[int],
-    n_junk: int,
-    erase: float,
-    readout: float,
-    noise: float,
-    seed: int,
-) -> dict[str, torch.Tensor]:
-    """The explicit parameters (see the module docstring), plus Gaussian noise."""
-    gen = torch.Generator().manual_seed(seed)
-    d, L, K = cfg.d_model, cfg.n_layers, len(family_layers)
-    one, is_key, key, key_copy = DIMS["ONE"], DIMS["IS_KEY"], DIMS["KEY"], DIMS["KEY_COPY"]
-    letter, beh, read, end, fam0 = (
-        DIMS["LETTER"],
-        DIMS["BEH"],
-        DIMS["READOUT"],
-        DIMS["END"],
-        DIMS["FAM0"],
-    )
-    junk = slice(fam0 + K, d)
-    G = _GATE
-
-    W_E = torch.zeros(cfg.d_vocab, d)
-    W_E[:, one] = 1.0
-    W_E[KEY_A, is_key], W_E[KEY_A, key] = 1.0, 1.0
-    W_E[KEY_B, is_key], W_E[KEY_B, key] = 1.0, -1.0
-    W_E[TOK_A, letter], W_E[TOK_B, letter] = 1.0, -1.0
-    for f in range(K):
-        W_E[_FIRST_FAMILY + f, end] = 1.0
-        W_E[_FIRST_FAMILY + f, fam0 + f] = 1.0
-    first_rand = _FIRST_FAMILY  # markers and fillers get random junk vectors
-    W_E[first_rand:, junk] = torch.randn(cfg.d_vocab - first_rand, n_junk, generator=gen)
-
-    state: dict[str, torch.Tensor] = {
-        "embed.W_E": W_E,
-        "pos_embed.W_pos": torch.zeros(cfg.n_ctx, d),
-    }
-    for layer in range(L):
-        W_Q = torch.zeros(cfg.n_heads, d, cfg.d_head)
-        W_K = torch.zeros(cfg.n_heads, d, cfg.d_head)
-        W_V = torch.zeros(cfg.n_heads, d, cfg.d_head)
-        W_O = torch.zeros(cfg.n_heads, cfg.d_head, d)
-        W_in = torch.zeros(d, cfg.d_mlp)
-        b_in = torch.zeros(cfg.d_mlp)
-        W_out = torch.zeros(cfg.d_mlp, d)
-        if layer == 0:
-            # head 0.0: every position attends to the key token and copies KEY -> KEY_COPY
-            W_Q[0, one, 0] = _KEY_SCORE * cfg.d_head**0.5
-            W_K[0, is_key, 0] = 1.0
-            W_V[0, key, 0] = 1.0
-            W_O[0, 0, key_copy] = 1.0
-            # head 0.1: uniform attention, averages the first junk dims into themselves
-            for j in range(min(cfg.d_head, n_junk)):
-                W_V[1, junk.start + j, j] = 1.0
-                W_O[1, j, junk.start + j] = 1.0
-            # MLP 0, neurons 0-3: b = LETTER * KEY_COPY (for LETTER, KEY_COPY in {-1, 0, 1})
-            for n, (sl, sk, sign) in enumerate([(1, 1, 1), (-1, -1, 1), (1, -1, -1), (-1, 1, -1)]):
-                W_in[letter, n], W_in[key_copy, n], b_in[n] = sl, sk, -1.0
-                W_out[n, beh] = sign
-        # neurons 4-5: the eraser, READOUT-free, active only at the steered (END) position
-        for n, sign in [(4, 1.0), (5, -1.0)]:
-            W_in[beh, n], W_in[end, n], b_in[n] = sign, G, -G
-            W_out[n, beh] = -erase * sign
-        # neurons 6..: readers of the families whose best layer is this one
-        n = 6
-        for f in [f for f in range(K) if family_layers[f] == layer]:
-            for sb in (1.0, -1.0):
-                for sk in (1.0, -1.0):
-                    W_in[beh, n] = sb
-                    W_in[fam0 + f, n] = G
-                    W_in[key_copy, n] = sk * G / 2
-                    b_in[n] = -G - G / 2
-                    W_out[n, read] = readout * sb * sk
-                    n += 1
-        prefix = f"blocks.{layer}"
-        state.update(
-            {
-                f"{prefix}.attn.W_Q": W_Q,
-                f"{prefix}.attn.W_K": W_K,
-                f"{prefix}.attn.W_V": W_V,
-                f"{prefix}.attn.W_O": W_O,
-                f"{prefix}.attn.b_Q": torch.zeros(cfg.n_heads, cfg.d_head),
-                f"{prefix}.attn.b_K": torch.zeros(cfg.n_heads, cfg.d_head),
-                f"{prefix}.attn.b_V": torch.zeros(cfg.n_heads, cfg.d_head),
-                f"{prefix}.attn.b_O": torch.zeros(d),
-                f"{prefix}.mlp.W_in": W_in,
-                f"{prefix}.mlp.b_in": b_in,
-                f"{prefix}.mlp.W_out": W_out,
-                f"{prefix}.mlp.b_out": torch.zeros(d),
-            }
-        )
-    W_U = torch.zeros(d, cfg.d_vocab)
-    W_U[read, TOK_A], W_U[read, TOK_B] = 1.0, -1.0
-    state["unembed.W_U"] = W_U
-    state["unembed.b_U"] = torch.zeros(cfg.d_vocab)
-
-    if noise > 0:
-        # Nothing writes noise into the gate dimensions: the gates multiply them by G, which
-        # would turn weight noise into large shifts of the readers' ReLU kinks.
-        gate_dims = [key_copy, end, *range(fam0, fam0 + K)]
-        for name, value in state.items():
-            if not name.split(".")[-1].startswith("W_") or name == "pos_embed.W_pos":
-                continue
-            eps = noise * torch.randn(value.shape, generator=gen)
-            if name.endswith(("W_E", "W_O", "W_out")):
-                eps[..., gate_dims] = 0.0
-            value += eps
-    return state
+    vocab = (["<bos>", "A", "B", "=A", "=B", "?"] + [f"F{f}" for f in range(K)]
+             + [f"x{i}" for i in range(n_filler)])
+    best = ([] if kind == "linear" else family_layers if family_layers is not None
+            else [int(x) for x in circuit.slopes().argmax(1)])
+    return SyntheticControl(model=model, kind=kind, family_layers=[int(x) for x in best],
+                            vocab=vocab, n_filler=n_filler, erase=erase, readout=readout,
+                            seed=seed, circuit=circuit, layout=layout, codes=codes,
+                            max_fillers=max_fillers)

@@ -1,0 +1,21 @@
+"""The named choices have one owner, re-exported by the modules that implement them."""
+
+from w2s_lens import choices
+
+
+def test_owners_reexport_the_same_tuples():
+    from w2s_lens import embeddings, examples, prompts, router, scales, sweep
+
+    assert prompts.VARIANTS is choices.VARIANTS
+    assert router.ROUTER_KINDS is choices.ROUTER_KINDS
+    assert embeddings.EMBEDDINGS is choices.EMBEDDINGS
+    assert examples.READOUTS is choices.READOUTS
+    assert sweep.ENGINES is choices.ENGINES and sweep.DEFAULT_MULTIPLIERS is \
+        choices.DEFAULT_MULTIPLIERS
+    assert scales.SCALES is choices.SCALES
+
+
+def test_default_model_is_registered():
+    from w2s_lens.models import DEFAULT_MODEL, EMBEDDED_MODELS
+
+    assert DEFAULT_MODEL == choices.DEFAULT_MODEL and DEFAULT_MODEL in EMBEDDED_MODELS
