@@ -10,12 +10,14 @@ import pytest
 
 from w2s_lens.metrics import best_layers
 from w2s_lens.router import (
+    LOGREG_GRID,
     ROUTER_KINDS,
     LayerRouter,
     RouterMismatchError,
     make_router,
 )
 
+LOGREG_C = LOGREG_GRID["logisticregression__C"]
 META = dict(model="tiny-model", dataset="toy", embedding="minilm", layers=[2, 4, 6, 8])
 
 
@@ -152,7 +154,7 @@ def test_cv_uses_training_data_only() -> None:
     Xt, _ = synthetic(100, seed=1)
     r = make_router("logreg").fit(X, S)
     assert r.cv_info_["n_samples"] == 150
-    assert 0.0 <= r.cv_info_["cv_score"] <= 1.0
+    assert r.cv_info_["cv_scoring"] == "neg_log_loss" and r.cv_info_["cv_score"] <= 0.0
     before = pickle.dumps(r.estimator_)
     r.predict(Xt)
     r.scores(Xt)
@@ -161,6 +163,17 @@ def test_cv_uses_training_data_only() -> None:
     r2 = make_router("logreg").fit(X, S)
     assert np.array_equal(r2.predict(Xt), r.predict(Xt))
     assert r2.cv_info_ == r.cv_info_
+
+
+def test_perfectly_separable_labels_do_not_pick_the_strongest_penalty() -> None:
+    """With accuracy every C ties at 1.0 and the first (strongest) penalty won; log-loss
+    prefers the confident fit."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-3, 0.3, (20, 2)), rng.normal(3, 0.3, (20, 2))])
+    S = np.zeros((40, 2))
+    S[:20, 0], S[20:, 1] = 1.0, 1.0
+    r = make_router("logreg").fit(X, S)
+    assert r.cv_info_["best_params"]["C"] == max(LOGREG_C)
 
 
 def test_errors() -> None:

@@ -200,6 +200,14 @@ class _Context:
             self.rd.save_sweep(folder, res, exs)
         return res
 
+    def view(self, res: SweepResult) -> SweepResult:
+        """The sweep as scored: one row per item when mirrored, else one per presentation."""
+        return res.mirrored() if self.config.mirrored else res
+
+    def per_input(self, res: SweepResult, x: np.ndarray) -> np.ndarray:
+        """Router inputs aligned with :meth:`view` (a mirrored item: its orders' mean)."""
+        return res.unit_average(x) if self.config.mirrored else x
+
     def embed(self, exs: list[SteeringExample], res: SweepResult) -> np.ndarray:
         """Router inputs per presentation (captured by the fast sweep when possible)."""
         if res.captured is not None:
@@ -311,8 +319,8 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
 
     # training sweep → labels, fixed layer, routers (mirrored: one row per item)
     train_pres = ctx.sweep(train_vecs, exs.sweep_train, "train", method)
-    train = train_pres.mirrored()
-    x_train = train_pres.unit_average(ctx.embed(exs.sweep_train, train_pres))
+    train = ctx.view(train_pres)
+    x_train = ctx.per_input(train_pres, ctx.embed(exs.sweep_train, train_pres))
     s_train = train.steerability
     fixed_idx = fixed_layer(s_train)
     routers: dict[str, LayerRouter] = {}
@@ -337,8 +345,12 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
         vecs = ctx.caa if method == "caa" else _l2s_test_vectors(ctx, steerer, test_exs)
         pres = ctx.sweep(vecs, test_exs, variant, method)
         x_pres = ctx.embed(test_exs, pres)
-        test = pres.mirrored()
-        x_test = pres.unit_average(x_pres)
+        test = ctx.view(pres)
+        x_test = ctx.per_input(pres, x_pres)
+        if variant == "base":
+            norms = (vecs.vectors.norm(dim=-1) if isinstance(vecs, InputVectors)
+                     else vecs.vectors.norm(dim=-1)[None]) * torch.tensor(ctx.scales)
+            vector_norms = [float(x) for x in norms.mean(dim=0)]
         s_test = test.steerability
         idx = {k: r.predict(x_test) for k, r in routers.items()}
         scores = {k: r.scores(x_test) for k, r in routers.items()}
@@ -367,6 +379,9 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
         "train_fixed_steerability": float(s_train[:, fixed_idx].mean()),
         "train_best_layer_counts": {int(layers[i]): int(c) for i, c in counts.items()},
         "router_cv": {k: r.cv_info_ for k, r in routers.items()},
+        # mean norm per layer of the vectors the base test inputs were steered with (λ = 1):
+        # L2S's per-input vectors need not have CAA's norm
+        "vector_norms": vector_norms,
         # a ratio only reads as "how much better" when the fixed layer steers at all
         "w2s_over_fixed": (w2s_mean / fixed_mean) if fixed_mean and fixed_mean > 0 else None,
         "variants": variants,

@@ -232,7 +232,9 @@ class LayerRouter:
                                          "so no folds keep every class: no cross-validation, "
                                          "default hyper-parameters"}
                 return self
-            search = GridSearchCV(est, grid, cv=cv, scoring="accuracy", error_score=np.nan,
+            # log-loss, not accuracy: when several settings classify every fold perfectly,
+            # accuracy ties and the strongest regularisation would win by list order
+            search = GridSearchCV(est, grid, cv=cv, scoring="neg_log_loss", error_score=np.nan,
                                   refit=True)
             search.fit(X, y)
         score = search.best_score_
@@ -242,6 +244,7 @@ class LayerRouter:
             "n_splits": int(cv.get_n_splits()),
             "best_params": {k.split("__")[-1]: v for k, v in search.best_params_.items()},
             "cv_score": None if not np.isfinite(score) else float(score),
+            "cv_scoring": "neg_log_loss",
         }
         return self
 
