@@ -70,3 +70,28 @@ def write_ab_dataset(path, n: int = 12, name: str = "toy-corrigible"):
                                 "answer_not_matching_behavior": " (B)" if match == " (A)"
                                 else " (A)"}) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Two evaluation runs of the synthetic positive control, written by the library: CAA and
+    L2S on mirrored letters (primary router "curve"), and CAA on a single letter order."""
+    from w2s_lens.config import EvalConfig
+    from w2s_lens.evaluation import SplitExamples, evaluate_examples
+    from w2s_lens.synthetic import build_control
+
+    ctl = build_control("positive", n_families=3, n_layers=4, seed=0)
+    root = tmp_path_factory.mktemp("runs")
+    both = ctl.make_examples(24, seed=1, both_orders=True)
+    single = ctl.make_examples(24, seed=1)
+    common = dict(dataset="synthetic", variants=("base",), n_boot=100, layers=(1, 2, 3),
+                  cross_fit=3)
+    evaluate_examples(ctl.model, SplitExamples(both, both, {
+        "base": ctl.make_examples(12, seed=2, both_orders=True)}),
+        EvalConfig(method="both", routers=("logreg", "curve"), primary_router="curve",
+                   **common), root / "mirrored", progress=False)
+    evaluate_examples(ctl.model, SplitExamples(both, single, {
+        "base": ctl.make_examples(12, seed=2)}),
+        EvalConfig(routers=("logreg",), mirror=False, **common), root / "single",
+        progress=False)
+    return {"letter mirrored": root / "mirrored", "letter single-order": root / "single"}

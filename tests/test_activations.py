@@ -129,8 +129,6 @@ def test_contrast_mean_is_caa_and_defaults(tiny_model):
 
 
 def test_contrast_residuals_multi_token_answers(tiny_model):
-    if "matching_continuation" not in SteeringExample.__dataclass_fields__:
-        pytest.skip("this SteeringExample has no multi-token (cloze) answers")
     ex = SteeringExample(id="c0", text="", tokens=(5, 6, 7, 8), matching_letter="A",
                          matching_continuation=(20, 21, 22), non_matching_continuation=(30,))
     acts = contrast_residuals(tiny_model, [ex], layers=[1], input_layer=3)

@@ -124,7 +124,7 @@ def test_converted_is_valid(tmp_path) -> None:
     write_tiny_model(tmp_path / "m")
     assert gc.converted_is_valid(tmp_path / "m")
     meta = read_json(tmp_path / "m" / "cfg.json")
-    write_json(tmp_path / "m" / "cfg.json", {**meta, "w2s_lens_format": gc.FORMAT_VERSION + 1})
+    write_json(tmp_path / "m" / "cfg.json", {**meta, "w2s_lens_format": gc.CACHE_VERSION + 1})
     assert not gc.converted_is_valid(tmp_path / "m")
     write_json(tmp_path / "m" / "cfg.json", meta)
     (tmp_path / "m" / "model.safetensors").unlink()

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
-    "FORMAT_VERSION",
+    "CACHE_VERSION",
     "MAX_N_CTX",
     "EmbeddedModel",
     "HubUnreachableError",
@@ -66,8 +66,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Version of the on-disk format of converted models; bump to force re-conversion.
-FORMAT_VERSION = 1
+#: Version of the converted-model *cache* (a key that invalidates stale conversions; not an
+#: artifact format: run directories use ``w2s_lens.artifacts.FORMAT_VERSION``). Bump it to
+#: force re-conversion.
+CACHE_VERSION = 1
 
 #: Longest context the converted models are set up for (TransformerLens precomputes rotary
 #: tables of this length; the models' native 32k context would cost memory for nothing).
@@ -355,10 +357,10 @@ def write_converted(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_tensors(
-        tmp / "model.safetensors", state, metadata={"w2s_lens_format": str(FORMAT_VERSION)}
+        tmp / "model.safetensors", state, metadata={"w2s_lens_format": str(CACHE_VERSION)}
     )
     tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    write_json(tmp / "cfg.json", {"w2s_lens_format": FORMAT_VERSION, **meta})
+    write_json(tmp / "cfg.json", {"w2s_lens_format": CACHE_VERSION, **meta})
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.replace(out_dir)
 
@@ -410,7 +412,7 @@ def converted_is_valid(model_dir: Path) -> bool:
         return False
     return (
         isinstance(meta, dict)
-        and meta.get("w2s_lens_format") == FORMAT_VERSION
+        and meta.get("w2s_lens_format") == CACHE_VERSION
         and (model_dir / "model.safetensors").is_file()
         and (model_dir / "tokenizer").is_dir()
     )
@@ -497,7 +499,7 @@ def load_reference(
     marker = ref_dir / "w2s_lens.json"
     if cache and marker.is_file():
         meta = read_json(marker)
-        fresh = meta.get("w2s_lens_format") == FORMAT_VERSION
+        fresh = meta.get("w2s_lens_format") == CACHE_VERSION
         if fresh and meta.get("gguf_sha256") == entry.sha256:
             model = AutoModelForCausalLM.from_pretrained(str(ref_dir), dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(str(ref_dir))
@@ -519,7 +521,7 @@ def load_reference(
         config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         write_json(tmp / "w2s_lens.json",
-                   {"w2s_lens_format": FORMAT_VERSION, "gguf_sha256": entry.sha256})
+                   {"w2s_lens_format": CACHE_VERSION, "gguf_sha256": entry.sha256})
         shutil.rmtree(ref_dir, ignore_errors=True)
         tmp.replace(ref_dir)
     return model, tokenizer

@@ -34,7 +34,7 @@ import torch
 from w2s_lens.assets import WheelFile, cache_dir
 from w2s_lens.choices import DEFAULT_MODEL as _DEFAULT_MODEL
 from w2s_lens.gguf_convert import (
-    FORMAT_VERSION,
+    CACHE_VERSION,
     MAX_N_CTX,
     EmbeddedModel,
     HubUnreachableError,
@@ -55,7 +55,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DTYPES",
     "EMBEDDED_MODELS",
-    "FORMAT_VERSION",
+    "CACHE_VERSION",
     "MAX_N_CTX",
     "EmbeddedModel",
     "HubUnreachableError",

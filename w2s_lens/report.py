@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from plotly.offline import get_plotlyjs
 
-from w2s_lens import plots
+from w2s_lens import plots, plots_results
 from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE, verdict
 from w2s_lens.report_sections import (
@@ -126,7 +126,7 @@ def _encoding_section(doc: Doc, rd: RunDir, results: Mapping[str, Any]) -> None:
     item_best: dict[str, list[int]] = {}
     letter_best: dict[str, dict[str, list[int]]] = {}
     for method in results.get("methods") or {}:
-        name = plots.method_label(method)
+        name = plots_results.method_label(method)
         for split, label in (("train", "train"), ("base", "base test")):
             got = load_sweep(doc, rd, rd.sweep_dir(split, method), f"{name} {label}")
             if got is None:
@@ -158,7 +158,7 @@ def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: s
                     variant: str) -> None:
     """Heatmap, layer curves with the fixed layer and router picks, propensity lines and the
     router confusion matrices of one method's test variant (per item)."""
-    name = plots.method_label(method)
+    name = plots_results.method_label(method)
     label = f"{name} · {variant}"
     where = rd.sweep_dir(variant, method)
     got = load_sweep(doc, rd, where, label)
@@ -168,7 +168,7 @@ def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: s
     s, layers, ids = sweep.steerability, sweep.layers, sweep.ids
     vres = ((results.get("methods") or {}).get(method, {}).get("variants") or {}).get(variant, {})
     routing = read_routing(doc, rd, where, label)
-    primary = plots.primary_router(results, vres)
+    primary = plots_results.primary_router(results, vres)
     router_layers = None
     if routing is None:
         doc.note(f"{label}: no routing.json; router picks and confusion matrices skipped.")
@@ -191,7 +191,7 @@ def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: s
             break
         acc = float(np.mean(np.asarray(true) == np.asarray(pred)))
         doc.figure(f"{label}: confusion matrix ({kind})",
-                   lambda pred=pred, kind=kind, acc=acc: plots.confusion_matrix(
+                   lambda pred=pred, kind=kind, acc=acc: plots_results.confusion_matrix(
                        true, pred, layers, title=f"{label}: router {kind} vs the oracle's best "
                                                  f"layer (exact accuracy {acc:.1%})"))
 
@@ -215,7 +215,7 @@ def _aligned_router_layers(doc: Doc, routing: Mapping[str, Any], ids: Sequence[s
 
 def _train_figures(doc: Doc, rd: RunDir, method: str) -> None:
     """Heatmap of the training items' (cross-fitted) steerability."""
-    name = plots.method_label(method)
+    name = plots_results.method_label(method)
     got = load_sweep(doc, rd, rd.sweep_dir("train", method), f"{name} train")
     if got is not None:
         sweep = got[0].mirrored()
@@ -234,17 +234,17 @@ def _evaluation(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
     methods = [m for m in results.get("methods") or {}]
     doc.add(f'<p class="readout"><b>Readout:</b> {_e(readout_text(results))}.</p>')
     doc.p(f"Model {results.get('model')}, dataset {results.get('dataset')}; methods "
-          f"{', '.join(plots.method_label(m) for m in methods) or 'none'}; "
+          f"{', '.join(plots_results.method_label(m) for m in methods) or 'none'}; "
           f"{results.get('n_train')} training and {results.get('n_test')} test items (split "
           f"seed {results.get('split_seed')}); layers {results.get('layers')}; routers "
           f"{results.get('routers')} on the {results.get('embedding')} embedding.")
     results_section(doc, results)
     if methods:
-        doc.figure("method comparison", lambda: plots.method_bars(
+        doc.figure("method comparison", lambda: plots_results.method_bars(
             results, title="Mean steerability per method and variant (95% bootstrap CIs)"))
     _encoding_section(doc, rd, results)
     for method in methods:
-        name = plots.method_label(method)
+        name = plots_results.method_label(method)
         doc.h(2, f"{name}: per-item figures", f"figures-{method}")
         for variant in (results["methods"][method].get("variants") or {}):
             doc.h(3, f"{name} · {variant}")
@@ -266,13 +266,13 @@ def _test_prompts(doc: Doc, rd: RunDir, results: dict[str, Any], method: str) ->
     sweep, examples = got
     routing = read_routing(doc, rd, where, "base test prompts") or {}
     vres = ((results.get("methods") or {}).get(method, {}).get("variants") or {}).get("base", {})
-    kind = plots.primary_router(results, vres)
+    kind = plots_results.primary_router(results, vres)
     picks = (routing.get("router_layer") or {}).get(kind) if kind else None
     routed = dict(zip(routing.get("ids") or [], picks)) if picks else None
     doc.h(2, "Test prompts (base)", "prompts")
+    label = plots_results.method_label(method)
     doc.p(f"The exact texts given to the model (chat template included), as swept; best layer "
-          f"of each presentation, and the layer {plots.method_label(method)}'s primary router "
-          "gave its item.")
+          f"of each presentation, and the layer {label}'s primary router gave its item.")
     prompts_table(doc, sweep, examples, routed)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from w2s_lens import plots
+from w2s_lens import plots_results
 from w2s_lens.examples import SteeringExample
 from w2s_lens.metrics import VERDICT_BETTER, VERDICT_WORSE, verdict
 from w2s_lens.rundir import RunDir
@@ -288,8 +288,8 @@ def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
             vres = (block.get("variants") or {}).get(variant)
             if vres is None:
                 continue
-            n, name = vres.get("n"), plots.method_label(method)
-            router = plots.primary_router(results, vres)
+            n, name = vres.get("n"), plots_results.method_label(method)
+            router = plots_results.primary_router(results, vres)
             w = (vres.get("w2s") or {}).get(router) or {} if router else {}
             lo = vres.get("letter_oracle") or {}
             lays = lo.get("layers") or {}
@@ -338,7 +338,7 @@ def _training_table(doc: Doc, results: Mapping[str, Any]) -> None:
         counts = block.get("train_best_layer_counts") or {}
         cv = block.get("router_cv") or {}
         ratio = block.get("w2s_over_fixed")
-        rows.append([plots.method_label(method), block.get("fixed_layer", "–"),
+        rows.append([plots_results.method_label(method), block.get("fixed_layer", "–"),
                      _signed(block.get("train_fixed_steerability")),
                      ", ".join(f"L{k}: {v}" for k, v in sorted(counts.items(),
                                                                  key=lambda kv: int(kv[0]))),
@@ -364,7 +364,7 @@ def _single_order_table(doc: Doc, results: Mapping[str, Any]) -> None:
             lo = single.get("letter_oracle") or {}
             lays = lo.get("layers") or {}
             share = letter_gain_share(single)
-            rows.append([variant, plots.method_label(method),
+            rows.append([variant, plots_results.method_label(method),
                          *(fmt_interval(x.get("steerability"), x.get("steerability_ci"), n, seed,
                                         unit=" presentations")
                            for x in (single.get("fixed") or {}, single.get("oracle") or {}, lo)),
@@ -383,10 +383,10 @@ def _single_order_table(doc: Doc, results: Mapping[str, Any]) -> None:
 
 def _details(doc: Doc, results: Mapping[str, Any], method: str, block: Mapping[str, Any]) -> None:
     """Every router and the by-letter breakdown of one method, folded."""
-    name, seed = plots.method_label(method), results.get("split_seed")
+    name, seed = plots_results.method_label(method), results.get("split_seed")
     router_rows, letter_rows = [], []
     for variant, vres in (block.get("variants") or {}).items():
-        n, primary = vres.get("n"), plots.primary_router(results, vres)
+        n, primary = vres.get("n"), plots_results.primary_router(results, vres)
         for kind, r in (vres.get("w2s") or {}).items():
             router_rows.append([variant, kind + (" (primary)" if kind == primary else ""),
                                 fmt_interval(r.get("steerability"), r.get("steerability_ci"),
@@ -448,7 +448,7 @@ def generations_section(doc: Doc, rd: RunDir, methods: Sequence[str]) -> None:
         mult = {r.get("multiplier") for r in rows}
         lam = f" (λ={mult.pop()})" if len(mult) == 1 else ""
         fixed_head = f"fixed layer {fixed.pop()}{lam}" if len(fixed) == 1 else f"fixed layer{lam}"
-        doc.h(3, f"{plots.method_label(method)}")
+        doc.h(3, f"{plots_results.method_label(method)}")
         doc.table(["prompt", "unsteered", fixed_head, f"routed layer{lam}"], [
             [_prompt_cell(r.get("prompt", "")), _prompt_cell(r.get("unsteered", "")),
              _prompt_cell("–" if r.get("fixed") is None else r["fixed"]),
