@@ -65,6 +65,15 @@ def test_rerun_resumes_sweeps(control, tmp_path, monkeypatch):
         first["methods"]["caa"]["variants"]["base"]["fixed"]
 
 
+def test_mirror_off_scores_each_presentation(control):
+    res = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
+                            EvalConfig(**{**CFG, "mirror": False, "routers": ("logreg",)}),
+                            progress=False)
+    base = res["methods"]["caa"]["variants"]["base"]
+    assert res["mirror"] is False and base["n"] == base["n_presentations"] == 12
+    assert base["single_order"] is None
+
+
 def test_cross_fitting_keeps_each_item_out_of_its_own_vectors(control, monkeypatch):
     split = _split(control, n_train=12)
     swept = {}

@@ -67,3 +67,22 @@ def test_sweep_rerun_with_other_layers_damages_nothing(tmp_path, monkeypatch, ca
     assert w2s.choose_layer(examples[0]) in (3, 15)
     assert w2s.prompt_format == RunDir(out).read_run()["derived"]["prompt_format"]
     assert isinstance(SteeringVectors.load(out / "vectors"), SteeringVectors)
+
+
+def test_a_caa_layout_directory_gives_its_own_split(tmp_path):
+    import json
+
+    def write(role_dir, stem, questions):
+        folder = tmp_path / "caa" / role_dir / "toy"
+        folder.mkdir(parents=True)
+        records = [{"question": f"{q}\n\nChoices:\n (A) yes\n (B) no",
+                    "answer_matching_behavior": "(A)" if i % 2 == 0 else "(B)",
+                    "answer_not_matching_behavior": "(B)" if i % 2 == 0 else "(A)"}
+                   for i, q in enumerate(questions)]
+        (folder / f"{stem}.json").write_text(json.dumps(records))
+
+    write("generate", "generate_dataset", [f"Shall we change goal {i}?" for i in range(6)])
+    write("test", "test_dataset_ab", [f"Is test question {i} fine?" for i in range(4)])
+    train, test = jobs.load_items(EvalConfig(dataset="toy", data_dir=str(tmp_path / "caa")))
+    assert len(train) == 6 and len(test) == 4
+    assert all(":generate:" in it.id for it in train) and all(":test:" in it.id for it in test)

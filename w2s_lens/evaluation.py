@@ -100,8 +100,9 @@ def prepare_examples(
                          "SteeringExamples")
     if test_items is None:
         train, test = train_test_split(items, config.train_fraction, config.seed)
-    else:
-        train, test = list(items), list(test_items)
+    else:  # a predefined split: letter-balanced order, so a cap keeps the balance
+        train = train_test_split(items, 1.0, config.seed)[0]
+        test = train_test_split(test_items, 1.0, config.seed)[0]
     if config.n_train is not None:
         train = train[: config.n_train]
     if config.n_test is not None:
