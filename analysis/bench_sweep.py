@@ -1,18 +1,39 @@
 """Benchmark: the fast sweep engine against the naive reference, on a real model.
 
-Both engines sweep the same inputs, layers and 7 multipliers; the script checks that they
-agree (max |Δ propensity|), and prints per-(input, layer) times, the speed-up, each engine's
-peak resident memory (each engine runs in its own subprocess) and the sweep's cost as a
-multiple of one plain forward pass over the same inputs (the floor no sweep can beat by much:
-it has to read every prompt once).
+Cases (``--cases``, default all):
 
-The naive engine makes one full forward pass per steered run, so on a 0.5B model on two CPU
-cores it costs about 12 s per (input, layer). ``--naive-layers`` runs it on a subset of layers
-and the speed-up is computed per (input, layer); ``--naive-layers all`` runs every layer.
+``letter``
+    both engines sweep the same letter-readout inputs with 7 multipliers; per-(input, layer)
+    times, the speed-up, max |fast − naive| propensity, each engine's peak resident memory
+    (every run is its own subprocess), and the fast all-layer sweep as a multiple of one plain
+    forward pass over the same inputs (the floor: a sweep has to read every prompt once).
+``cloze``
+    the same for the cloze readout (the option texts scored as continuations, several suffix
+    rows per input).
+``input``
+    per-input vectors (:class:`~w2s_lens.vectors.InputVectors`, as L2S and cross-fitting
+    use; here the CAA vectors scaled by a random factor per input and layer): fast vs naive,
+    and the fast engine's time against per-layer vectors.
+``batching``
+    cross-input batching of the fast engine (``max_rows`` None vs ``--max-rows``): per
+    (input, layer) time and max |Δ| against ``max_rows=None``, judged at 1e-5 and 1e-4 (rows
+    of several inputs share a batch with padded prefixes, so float32 rounding differs a little;
+    the engines agree to 1e-3 by test).
+
+The naive engine makes one full forward pass per steered run (about 18 s per (input, layer) on
+Qwen2.5-Coder-0.5B on one busy CPU core), so it runs on ``--naive-inputs`` inputs and
+``--naive-layers`` layers and the speed-up is computed per (input, layer). Every subprocess
+runs with ``--threads`` torch threads (default 1, and ``OMP_NUM_THREADS`` set to match); it
+records wall time and the process's CPU time, and speed-ups are computed on CPU time, which a
+busy shared machine disturbs much less than wall time (single-threaded, CPU time is the time
+the work takes on a free core, up to cache contention). The report, with the machine's load
+average before and after, is printed and written to ``--out`` (default
+``analysis/results/bench_<model>.txt``).
 
 Usage:
     python analysis/bench_sweep.py --model smollm2-135m-instruct --n-inputs 16 --repeats 3
-    python analysis/bench_sweep.py --model qwen2.5-coder-0.5b-instruct --naive-layers 4,14
+    python analysis/bench_sweep.py --model qwen2.5-coder-0.5b-instruct --n-inputs 8 \\
+        --naive-inputs 2 --naive-layers 14 --repeats 2
 """
 
 from __future__ import annotations
@@ -29,10 +50,13 @@ import time
 import warnings
 from pathlib import Path
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore")
+
+CASES = ("letter", "cloze", "input", "batching")
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _setup(args):
+def _setup(args, readout: str):
     from w2s_lens.datasets import balanced, load_dataset, train_test_split
     from w2s_lens.models import load_model
     from w2s_lens.prompts import PromptFormatter
@@ -43,7 +67,20 @@ def _setup(args):
     train, test = train_test_split(items, 0.5, 0)
     fmt = PromptFormatter(model.tokenizer)
     vectors = train_caa(model, fmt.format_many(balanced(train[: args.n_train])))
-    return model, vectors, fmt.format_many(test[: args.n_inputs])
+    examples = fmt.format_many(test[: args.n_total], readout=readout)[: args.n_total]
+    return model, vectors, examples
+
+
+def _input_vectors(vectors, examples):
+    """Per-(input, layer) vectors: the CAA vector times a seeded factor in [0.5, 1.5]."""
+    import torch
+
+    from w2s_lens.vectors import InputVectors
+
+    gen = torch.Generator().manual_seed(0)
+    factor = 0.5 + torch.rand(len(examples), len(vectors.layers), 1, generator=gen)
+    return InputVectors(vectors.vectors[None] * factor, vectors.layers,
+                        [ex.id for ex in examples], vectors.hook, dict(vectors.metadata))
 
 
 def _layers(spec: str, n_layers: int) -> list[int]:
@@ -51,50 +88,112 @@ def _layers(spec: str, n_layers: int) -> list[int]:
 
 
 def worker(args) -> None:
-    """Run one engine (or the forward floor) and print a JSON line."""
+    """Run one engine (or the forward floor) in this process and print a JSON line."""
     import numpy as np
     import torch
 
     from w2s_lens.sweep import run_sweep
 
-    model, vectors, examples = _setup(args)
+    torch.set_num_threads(args.threads)
+    model, vectors, examples = _setup(args, args.readout)
+    if args.vec == "input":
+        vectors = _input_vectors(vectors, examples)
+        vectors.vectors = vectors.vectors[: args.n]
+        vectors.ids = vectors.ids[: args.n]
+    examples = examples[: args.n]
     layers = _layers(args.layers, model.cfg.n_layers)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times, prop = [], None
+    max_rows = None if args.max_rows in ("", "none") else int(args.max_rows)
+    times, cpu, prop = [], [], None
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if args.worker == "forward":
             with torch.inference_mode():
                 for ex in examples:
                     model(torch.tensor([ex.tokens]))
         else:
-            res = run_sweep(model, vectors, examples, layers=layers, engine=args.worker,
-                            progress=False)
+            res = run_sweep(model, vectors, examples, layers=layers, engine=args.engine,
+                            progress=False, max_rows=max_rows)
             prop = res.propensity
         times.append(time.perf_counter() - t0)
-    out = {"engine": args.worker, "times": times, "layers": layers,
-           "n_inputs": len(examples),
+        cpu.append(time.process_time() - c0)
+    out = {"times": times, "cpu_times": cpu, "layers": layers, "n_inputs": len(examples),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "rss_before_mb": base_rss / 1024,
-           "mean_tokens": float(np.mean([len(e.tokens) for e in examples]))}
+           "mean_tokens": float(np.mean([len(e.tokens) for e in examples])),
+           "mean_cont": float(np.mean([sum(map(len, e.continuations)) for e in examples]))}
     if prop is not None:
-        path = Path(args.dump)
-        np.save(path, prop)
-        out["dump"] = str(path)
+        np.save(args.dump, prop)
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def run_worker(args, engine: str, layers: str, repeats: int, dump: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", engine, "--model", args.model, "--dataset",
-           args.dataset, "--n-inputs", str(args.n_inputs), "--n-train", str(args.n_train),
-           "--layers", layers, "--repeats", str(repeats), "--dump", dump]
-    if args.data_dir:
-        cmd += ["--data-dir", args.data_dir]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{engine} worker failed:\n{proc.stderr[-3000:]}")
+class Bench:
+    """Runs workers as subprocesses and keeps the report lines."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="w2s-bench-"))
+        self.lines: list[str] = []
+        self.n = 0
+
+    def say(self, line: str) -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def run(self, mode: str, n: int, layers: str = "all", repeats: int = 1,
+            engine: str = "fast", readout: str = "letter", vec: str = "layer",
+            max_rows: str = "none") -> dict:
+        import numpy as np
+
+        a = self.args
+        self.n += 1
+        dump = self.tmp / f"{self.n}.npy"
+        cmd = [sys.executable, __file__, "--worker", mode, "--model", a.model, "--dataset",
+               a.dataset, "--data-dir", a.data_dir, "--n-train", str(a.n_train), "--n-total",
+               str(a.n_inputs), "--n", str(n), "--layers", layers, "--repeats", str(repeats),
+               "--engine", engine, "--readout", readout, "--vec", vec, "--max-rows", max_rows,
+               "--threads", str(a.threads), "--dump", str(dump)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
+               "MKL_NUM_THREADS": str(a.threads)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        for line in proc.stdout.splitlines():
+            if line.startswith("RESULT "):
+                out = json.loads(line[7:])
+                out["median"] = statistics.median(out["times"])
+                out["cpu"] = statistics.median(out["cpu_times"])
+                out["per_il"] = out["median"] / (out["n_inputs"] * len(out["layers"]))
+                out["per_il_cpu"] = out["cpu"] / (out["n_inputs"] * len(out["layers"]))
+                out["prop"] = np.load(dump) if dump.exists() else None
+                return out
+        raise RuntimeError(f"{mode}/{engine}/{readout}/{vec} worker failed:\n"
+                           f"{proc.stderr[-3000:]}")
+
+    def compare(self, name: str, fast: dict, naive: dict) -> None:
+        """Speed-up per (input, layer) and max |fast − naive| (``fast`` run on the same inputs
+        as ``naive``, every layer)."""
+        import numpy as np
+
+        cols = [fast["layers"].index(layer) for layer in naive["layers"]]
+        diff = float(np.abs(fast["prop"][: naive["n_inputs"], cols] - naive["prop"]).max())
+        shown = naive["layers"] if len(naive["layers"]) < 8 else f"{len(naive['layers'])} layers"
+        self.say(f"[{name}] fast : {fast['n_inputs']} inputs x {len(fast['layers'])} layers, "
+                 f"median {fast['median']:.2f}s wall of {_r(fast['times'])}, {fast['cpu']:.2f}s "
+                 f"CPU -> {_il(fast)} per input·layer; peak RSS {fast['peak_rss_mb']:.0f} MB "
+                 f"(model loaded: {fast['rss_before_mb']:.0f} MB)")
+        self.say(f"[{name}] naive: {naive['n_inputs']} inputs x layers {shown}, median "
+                 f"{naive['median']:.2f}s wall, {naive['cpu']:.2f}s CPU -> {_il(naive)} per "
+                 f"input·layer; peak RSS {naive['peak_rss_mb']:.0f} MB")
+        self.say(f"[{name}] speedup={naive['per_il_cpu'] / fast['per_il_cpu']:.1f}x CPU time "
+                 f"({naive['per_il'] / fast['per_il']:.1f}x wall); max |fast - naive| "
+                 f"propensity = {diff:.2e} ({'OK' if diff <= 1e-3 else 'FAIL'} at 1e-3)")
+
+
+def _il(res: dict) -> str:
+    return f"{1000 * res['per_il_cpu']:.1f} ms CPU ({1000 * res['per_il']:.1f} ms wall)"
+
+
+def _r(times: list[float]) -> str:
+    return "[" + ", ".join(f"{t:.2f}" for t in times) + "]"
 
 
 def main() -> None:
@@ -103,51 +202,89 @@ def main() -> None:
     p.add_argument("--dataset", default="corrigible-neutral-HHH")
     p.add_argument("--data-dir", default=os.environ.get("W2S_DATA_DIR") or str(
         Path(__file__).resolve().parents[2] / "shared" / "data" / "mwe"))
-    p.add_argument("--n-inputs", type=int, default=16)
-    p.add_argument("--n-train", type=int, default=16)
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated, from " +
+                   ",".join(CASES))
+    p.add_argument("--n-inputs", type=int, default=16, help="inputs of the fast engine")
+    p.add_argument("--n-train", type=int, default=16, help="training items of the vectors")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of the fast engine")
-    p.add_argument("--naive-layers", default="all",
-                   help="layers for the naive engine ('all' or comma-separated)")
-    p.add_argument("--naive-repeats", type=int, default=1)
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--layers", default="all", help=argparse.SUPPRESS)
-    p.add_argument("--dump", default="", help=argparse.SUPPRESS)
+    p.add_argument("--naive-inputs", type=int, default=4, help="inputs of the naive engine")
+    p.add_argument("--naive-layers", default="14", help="layers of the naive engine ('all' "
+                   "or comma-separated)")
+    p.add_argument("--max-rows", default="256,1024,4096", help="batching case: row budgets")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="report file (default: "
+                   "analysis/results/bench_<model without -instruct>.txt)")
+    for name in ("worker", "layers", "n", "n-total", "engine", "readout", "vec", "dump"):
+        p.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
+        args.n, args.n_total, args.repeats = int(args.n), int(args.n_total), int(args.repeats)
         worker(args)
         return
 
     import numpy as np
 
-    tmp = Path(tempfile.mkdtemp(prefix="w2s-bench-"))
-    print(f"model={args.model} dataset={args.dataset} inputs={args.n_inputs} "
-          f"multipliers=7 threads={os.environ.get('OMP_NUM_THREADS', 'default')}", flush=True)
-    fast = run_worker(args, "fast", "all", args.repeats, str(tmp / "fast.npy"))
-    naive = run_worker(args, "naive", args.naive_layers, args.naive_repeats,
-                       str(tmp / "naive.npy"))
-    fwd = run_worker(args, "forward", "all", args.repeats, "")
-    n_layers = len(fast["layers"])
-    fast_prop = np.load(fast["dump"])
-    naive_prop = np.load(naive["dump"])
-    cols = [fast["layers"].index(layer) for layer in naive["layers"]]
-    diff = float(np.abs(fast_prop[:, cols] - naive_prop).max())
-    f_med = statistics.median(fast["times"])
-    n_med = statistics.median(naive["times"])
-    fw_med = statistics.median(fwd["times"])
-    per_fast = f_med / (args.n_inputs * n_layers)
-    per_naive = n_med / (args.n_inputs * len(naive["layers"]))
-    print(f"mean prompt length: {fast['mean_tokens']:.0f} tokens")
-    print(f"fast : {n_layers} layers, median {f_med:.2f}s of {fast['times']} "
-          f"-> {1000 * per_fast:.1f} ms per input·layer; peak RSS {fast['peak_rss_mb']:.0f} MB "
-          f"(model loaded: {fast['rss_before_mb']:.0f} MB)")
-    shown = naive["layers"] if len(naive["layers"]) < 8 else ""
-    print(f"naive: {len(naive['layers'])} layers {shown} median {n_med:.2f}s -> "
-          f"{1000 * per_naive:.1f} ms per input·layer; peak RSS {naive['peak_rss_mb']:.0f} MB")
-    print(f"one plain forward pass over the same inputs: median {fw_med:.2f}s")
-    print(f"fast sweep of all layers = {f_med / fw_med:.1f}x one forward pass")
-    print(f"agreement: max |fast - naive| propensity = {diff:.2e} "
-          f"({'OK' if diff <= 1e-3 else 'FAIL'} at 1e-3)")
-    print(f"speedup={per_naive / per_fast:.1f}")
+    cases = [c for c in args.cases.split(",") if c]
+    bad = sorted(set(cases) - set(CASES))
+    if bad:
+        p.error(f"unknown case(s) {bad}; choose from {CASES}")
+    b = Bench(args)
+    t0 = time.time()
+    b.say(f"model={args.model} dataset={args.dataset} fast inputs={args.n_inputs} naive "
+          f"inputs={args.naive_inputs} naive layers={args.naive_layers} multipliers=7 "
+          f"threads={args.threads} cases={','.join(cases)}")
+    b.say(f"machine: {os.cpu_count()} CPUs, load average before "
+          f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
+    # speed-ups compare both engines on the same (naive) inputs: cloze continuations vary a
+    # lot in length, so per-(input, layer) costs of different inputs are not comparable
+    sub = {}
+    for case, kw in (("letter", {}), ("cloze", {"readout": "cloze"}),
+                     ("input", {"vec": "input"})):
+        if case in cases or (case == "letter" and "input" in cases):
+            sub[case] = b.run("sweep", args.naive_inputs, repeats=args.repeats, **kw)
+        if case in cases:
+            naive = b.run("sweep", args.naive_inputs, args.naive_layers, engine="naive", **kw)
+            extra = (f" + options of {sub[case]['mean_cont']:.0f} tokens together"
+                     if case == "cloze" else "")
+            b.say(f"[{case}] prompts: mean {sub[case]['mean_tokens']:.0f} tokens{extra}")
+            b.compare(case, sub[case], naive)
+    if "input" in cases:
+        b.say(f"[input] fast with per-input vectors / per-layer vectors (same inputs): "
+              f"{sub['input']['per_il_cpu'] / sub['letter']['per_il_cpu']:.2f}x the CPU time "
+              f"({sub['input']['per_il'] / sub['letter']['per_il']:.2f}x wall)")
+    fast_letter = None
+    if "letter" in cases or "batching" in cases:
+        fast_letter = b.run("sweep", args.n_inputs, repeats=args.repeats)
+        b.say(f"[all-layer sweep] fast, {args.n_inputs} letter inputs (mean "
+              f"{fast_letter['mean_tokens']:.0f} tokens) x {len(fast_letter['layers'])} "
+              f"layers: {_il(fast_letter)} per input·layer, peak RSS "
+              f"{fast_letter['peak_rss_mb']:.0f} MB")
+    if "letter" in cases:
+        fwd = b.run("forward", args.n_inputs, repeats=args.repeats)
+        b.say(f"[all-layer sweep] one plain forward pass over the same {args.n_inputs} inputs: "
+              f"median {fwd['median']:.2f}s wall, {fwd['cpu']:.2f}s CPU; fast sweep of all "
+              f"layers = {fast_letter['cpu'] / fwd['cpu']:.1f}x one forward pass (CPU time; "
+              f"{fast_letter['median'] / fwd['median']:.1f}x wall)")
+    if "batching" in cases:
+        b.say(f"[batching] max_rows=None: {_il(fast_letter)} per input·layer (median of "
+              f"{args.repeats})")
+        for rows in [x for x in args.max_rows.split(",") if x]:
+            res = b.run("sweep", args.n_inputs, repeats=args.repeats, max_rows=rows)
+            diff = float(np.abs(res["prop"] - fast_letter["prop"]).max())
+            b.say(f"[batching] max_rows={rows}: {_il(res)} per input·layer "
+                  f"({fast_letter['per_il_cpu'] / res['per_il_cpu']:.2f}x faster than None in "
+                  f"CPU time), peak RSS "
+                  f"{res['peak_rss_mb']:.0f} MB; max |Δ| vs None = {diff:.1e} "
+                  f"({'within' if diff <= 1e-5 else 'ABOVE'} 1e-5, "
+                  f"{'within' if diff <= 1e-4 else 'ABOVE'} 1e-4; |propensity| up to "
+                  f"{float(np.abs(fast_letter['prop']).max()):.2f})")
+    b.say(f"load average after {'/'.join(f'{x:.2f}' for x in os.getloadavg())}; total "
+          f"{time.time() - t0:.0f}s")
+    out = Path(args.out) if args.out else (
+        RESULTS / f"bench_{args.model.removesuffix('-instruct')}.txt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(b.lines) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,36 +1,48 @@
 """The paper's table on one model: fixed vs W2S vs oracle over the 13 shared datasets.
 
-For each dataset in ``--data-dir`` (default ``$W2S_DATA_DIR`` or ``../shared/data/mwe``) this
-runs the whole W2S evaluation (``w2s_lens.evaluation.evaluate``) for BASE and the four OOD
-variants, each into ``OUT/<dataset>/``. It is resumable: a dataset with a ``results.json`` is
-skipped, and an interrupted one resumes its sweeps from their chunks. At the end it writes
-``OUT/table.md`` and ``OUT/table.csv``: per dataset and variant, fixed / W2S / oracle mean
-steerability and steerable fraction, W2S − fixed with its bootstrap interval, plus the means
-over datasets.
+A thin command line over :func:`w2s_lens.table.run_table`. For each dataset in ``--data-dir``
+(default ``$W2S_DATA_DIR`` or ``../shared/data/mwe``) it runs the whole W2S evaluation
+(``w2s_lens.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or as one Ray task per
+dataset (``--ray``; one GPU per task when the cluster has GPUs). It is resumable: a finished
+dataset is read back, an interrupted one resumes its sweeps from their chunks. At the end it
+writes ``OUT/table.md`` and ``OUT/table.csv`` (per dataset, method and variant: fixed layer,
+fixed / W2S with 95% intervals, oracle, letter oracle, W2S − fixed with its interval and
+verdict, test-set size; then means over datasets with "W2S beats fixed beyond the noise: k of
+N" and the Benjamini-Hochberg count) and ``OUT/run_log.json`` (command line, settings, sizes,
+seeds, per-dataset status and wall time, total wall time, library versions; one entry per
+invocation, so a resumed run keeps the log of the earlier ones).
 
 Usage:
-    python analysis/reproduce_table.py --model qwen2.5-coder-0.5b-instruct \\
-        --n-train 32 --n-test 16 --out runs/table
+    python analysis/reproduce_table.py --n-train 24 --n-test 12 --out runs/table
+    python analysis/reproduce_table.py --n-train 24 --n-test 12 --out runs/table --ray
     python analysis/reproduce_table.py --out runs/table --table-only   # just re-tabulate
+    python analysis/reproduce_table.py --out runs/readouts \\
+        --combine runs/table runs/table-single runs/table-cloze   # one table, three readouts
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import logging
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from w2s_lens.datasets import DATASET_NAMES, load_dataset  # noqa: E402
-from w2s_lens.metrics import verdict  # noqa: E402
-from w2s_lens.prompts import VARIANTS  # noqa: E402
+from w2s_lens.artifacts import read_json, stamp, write_json  # noqa: E402
+from w2s_lens.choices import (  # noqa: E402
+    DEFAULT_MODEL,
+    DTYPES,
+    METHODS,
+    POSITIONS,
+    READOUTS,
+    SCALES,
+    VARIANTS,
+)
+from w2s_lens.datasets import DATASET_NAMES  # noqa: E402
 
 PAPER_NOTE = ("For orientation only: the W2S paper reports mean CAA steerability over its 13 "
               "datasets of 1.259 (best fixed layer) → 1.502 (W2S) on 7B–14B chat models; the "
@@ -38,132 +50,132 @@ PAPER_NOTE = ("For orientation only: the W2S paper reports mean CAA steerability
 
 
 def default_data_dir() -> str:
+    """``$W2S_DATA_DIR``, else ``shared/data/mwe`` next to the repository."""
     env = os.environ.get("W2S_DATA_DIR")
     if env:
         return env
     return str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mwe")
 
 
-def run_all(args: argparse.Namespace) -> None:
-    from w2s_lens.evaluation import EvalConfig, evaluate
-    from w2s_lens.models import load_model
-
-    model = load_model(args.model)
-    for name in args.datasets:
-        out = Path(args.out) / name
-        if (out / "results.json").exists():
-            print(f"[skip] {name}: results.json exists")
-            continue
-        t0 = time.time()
-        items = load_dataset(name, data_dir=args.data_dir)
-        cfg = EvalConfig(dataset=name, variants=tuple(args.variants), n_train=args.n_train,
-                         n_test=args.n_test, seed=args.seed, scale=args.scale,
-                         positions=args.positions, n_boot=args.n_boot)
-        res = evaluate(model, items, cfg, out_dir=out, progress=not args.quiet)
-        base = res["variants"]["base"]
-        print(f"[done] {name} in {time.time() - t0:.0f}s: fixed L{base['fixed_layer']} "
-              f"{base['fixed']['steerability']:+.3f}, W2S "
-              f"{base['w2s'][res['primary_router']]['steerability']:+.3f}, oracle "
-              f"{base['oracle']['steerability']:+.3f}", flush=True)
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def tabulate(out_dir: Path) -> list[dict]:
-    rows = []
-    for res_path in sorted(out_dir.glob("*/results.json")):
-        res = json.loads(res_path.read_text())
-        run = json.loads((res_path.parent / "run.json").read_text())
-        primary = res["primary_router"]
-        for variant, r in res["variants"].items():
-            w = r["w2s"][primary]
-            rows.append({
-                "dataset": res["dataset"], "variant": variant, "n_test": r["n"],
-                "fixed_layer": r["fixed_layer"],
-                "fixed": r["fixed"]["steerability"], "w2s": w["steerability"],
-                "oracle": r["oracle"]["steerability"],
-                "letter_oracle": r["letter_oracle"]["steerability"],
-                "fixed_frac": r["fixed"]["steerable_fraction"],
-                "w2s_frac": w["steerable_fraction"],
-                "oracle_frac": r["oracle"]["steerable_fraction"],
-                "diff": w["diff_vs_fixed"], "diff_lo": w["diff_vs_fixed_ci"][0],
-                "diff_hi": w["diff_vs_fixed_ci"][1], "router_acc": w["accuracy"],
-                "verdict": verdict(w["diff_vs_fixed_ci"]),
-                "wall_time_s": run.get("wall_time_s"),
-            })
-    return rows
+def _layers(text: str) -> tuple[int, ...] | None:
+    return None if text == "all" else tuple(sorted({int(x) for x in _names(text)}))
 
 
-def write_tables(rows: list[dict], out_dir: Path, meta: str) -> None:
-    if not rows:
-        print("no results yet")
-        return
-    with open(out_dir / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    lines = [meta, "",
-             "| dataset | variant | fixed L | fixed | W2S | oracle | letter-oracle | "
-             "frac fixed / W2S / oracle | W2S − fixed [95% CI] | router acc |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['dataset']} | {r['variant']} | {r['fixed_layer']} | {r['fixed']:+.3f} | "
-            f"{r['w2s']:+.3f} | {r['oracle']:+.3f} | {r['letter_oracle']:+.3f} | "
-            f"{r['fixed_frac']:.2f} / {r['w2s_frac']:.2f} / {r['oracle_frac']:.2f} | "
-            f"{r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}] | "
-            f"{r['router_acc']:.2f} |")
-    lines += ["", "Means over datasets:", "",
-              "| variant | datasets | fixed | W2S | oracle | frac fixed / W2S / oracle | "
-              "W2S beats fixed beyond the noise |", "|---|---|---|---|---|---|---|"]
-    for v in VARIANTS:
-        sub = [r for r in rows if r["variant"] == v]
-        if not sub:
-            continue
-
-        def mean(key, sub=sub):
-            return float(np.mean([r[key] for r in sub]))
-
-        wins = sum(r["verdict"].startswith("W2S beats") for r in sub)
-        worse = sum(r["verdict"].startswith("W2S is worse") for r in sub)
-        lines.append(f"| {v} | {len(sub)} | {mean('fixed'):+.3f} | {mean('w2s'):+.3f} | "
-                     f"{mean('oracle'):+.3f} | {mean('fixed_frac'):.2f} / "
-                     f"{mean('w2s_frac'):.2f} / {mean('oracle_frac'):.2f} | {wins} of "
-                     f"{len(sub)} (worse in {worse}) |")
-    lines += ["", PAPER_NOTE, ""]
-    (out_dir / "table.md").write_text("\n".join(lines))
-    print("\n".join(lines))
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
-    p.add_argument("--data-dir", default=default_data_dir())
-    p.add_argument("--datasets", default=",".join(DATASET_NAMES),
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("Usage:")[1])
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--datasets", type=_names, default=list(DATASET_NAMES),
                    help="comma-separated dataset names (default: the 13)")
-    p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--n-train", type=int, default=32)
-    p.add_argument("--n-test", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", default="raw", choices=["raw", "relative"])
-    p.add_argument("--positions", default="from_last", choices=["from_last", "all"])
+    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--n-train", type=int, default=32, help="training items per dataset")
+    p.add_argument("--n-test", type=int, default=16, help="test items per dataset")
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument("--layers", type=_layers, default=None,
+                   help="'all' or comma-separated layers (default: every layer but 0)")
+    p.add_argument("--readout", choices=READOUTS, default="letter")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                   help="letter readout: average both letter orders of every item")
+    p.add_argument("--length-norm", action="store_true",
+                   help="cloze readout: divide each option's log-probability by its length")
+    p.add_argument("--method", choices=METHODS, default="caa")
+    p.add_argument("--variants", type=_names, default=list(VARIANTS))
+    p.add_argument("--scale", choices=SCALES, default="raw")
+    p.add_argument("--positions", choices=POSITIONS, default="from_last")
     p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--max-rows", type=int, default=None,
+                   help="fast engine: batch the steered rows of several inputs (e.g. 1024 on "
+                        "a GPU)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", choices=DTYPES, default="float32")
     p.add_argument("--out", default="runs/table")
-    p.add_argument("--table-only", action="store_true")
+    p.add_argument("--ray", action="store_true", help="one Ray task per dataset")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster address (default: start a local instance)")
+    p.add_argument("--num-gpus-per-task", type=float, default=None,
+                   help="default: 1 when the cluster has GPUs, else 0")
+    p.add_argument("--num-cpus-per-task", type=float, default=1)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (serially, and in every Ray task)")
+    p.add_argument("--table-only", action="store_true",
+                   help="re-tabulate the finished runs under --out; compute nothing")
+    p.add_argument("--combine", nargs="+", default=None, metavar="DIR",
+                   help="tabulate the finished runs under these folders together into --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args()
-    args.datasets = [d for d in args.datasets.split(",") if d]
-    args.variants = [v for v in args.variants.split(",") if v]
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~w2s_lens.config.EvalConfig` shared by every dataset."""
+    from w2s_lens.config import EvalConfig
+
+    return EvalConfig(model=args.model, data_dir=args.data_dir, device=args.device,
+                      dtype=args.dtype, variants=tuple(args.variants), n_train=args.n_train,
+                      n_test=args.n_test, seed=args.seed, layers=args.layers,
+                      readout=args.readout, mirror=args.mirror, length_norm=args.length_norm,
+                      method=args.method, scale=args.scale, positions=args.positions,
+                      n_boot=args.n_boot, max_rows=args.max_rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from w2s_lens.table import Table, run_table
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    if not args.table_only:
-        run_all(args)
-    meta = (f"Model {args.model}; n_train={args.n_train}, n_test={args.n_test} per dataset "
-            f"(split seed {args.seed}); multipliers -1.5..1.5 ({args.scale} scale), steering "
-            f"{args.positions}; router logreg on resid-last at the middle layer; 95% bootstrap "
-            f"intervals over test inputs.")
-    write_tables(tabulate(out), out, meta)
-    print(f"total wall time {time.time() - t0:.0f}s")
+    if args.combine:
+        table = Table.combine([Table.from_run_root(d, args.datasets) for d in args.combine])
+    elif args.table_only:
+        table = Table.from_run_root(out, args.datasets)
+    else:
+        config = config_from_args(args)
+        table = run_table(args.datasets, config, out, ray=args.ray, address=args.address,
+                          num_gpus_per_task=args.num_gpus_per_task, progress=not args.quiet,
+                          num_cpus_per_task=args.num_cpus_per_task, threads=args.threads,
+                          keep_going=True)
+    if not table.rows:
+        print(f"no finished results under {args.combine or out}", file=sys.stderr)
+        return 1
+    table.header = "\n\n".join(x for x in (table.header, PAPER_NOTE) if x)
+    paths = table.write(out)
+    wall = time.time() - t0
+    if not (args.table_only or args.combine):
+        log_file = out / "run_log.json"
+        earlier = read_json(log_file).get("invocations", []) if log_file.is_file() else []
+        write_json(log_file, stamp({"invocations": earlier + [{
+            "command": [sys.executable, *sys.argv] if argv is None else list(argv),
+            "config": config.to_dict(),
+            "datasets": [{**vars(r), "n_train_items": n_items(r.out_dir, "n_train"),
+                          "n_test_items": n_items(r.out_dir, "n_test")} for r in table.runs],
+            "ray": {"used": args.ray, "address": args.address,
+                    "num_gpus_per_task": args.num_gpus_per_task,
+                    "num_cpus_per_task": args.num_cpus_per_task},
+            "threads": args.threads,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
+            "wall_time_s": round(wall, 1),
+        }]}))
+    print(table.to_markdown())
+    print(f"wrote {paths['md']}, {paths['csv']}; total wall time {wall:.0f}s")
+    if table.failures:
+        for name, err in table.failures.items():
+            print(f"FAILED {name}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def n_items(run_dir: str, key: str) -> int | None:
+    """``n_train`` / ``n_test`` items of a finished dataset (None when it has no results)."""
+    from w2s_lens.rundir import RESULTS_FILE, RunDir
+
+    rd = RunDir(run_dir)
+    return rd.read_results().get(key) if (rd.path / RESULTS_FILE).is_file() else None
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -19,8 +19,8 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import logging
 import importlib.metadata as md
+import logging
 import os
 import shutil
 import subprocess
