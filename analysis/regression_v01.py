@@ -5,8 +5,9 @@ items, split seed 0, all 24 layers, raw scale, from the last token) with the set
 its plain permutation split (no deduplication, no stratification), vectors on both letter
 orders, test and training items in their original letter order only (no mirroring), in-sample
 training labels (no cross-fitting), layer 0 included. Prints fixed / oracle / letter oracle /
-W2S next to the 0.1 table row (analysis/results/qwen2.5-coder-0.5b_table.md). The fixed layer,
-fixed, oracle and letter oracle must match; W2S may differ because the router's
+W2S next to the 0.1 table row
+(analysis/results/qwen2.5-coder-0.5b_v0.1-single-order-letter_table.md). The fixed layer, fixed,
+oracle and letter oracle must match; W2S may differ because the router's
 hyper-parameters are now chosen by log-loss instead of accuracy.
 
 Usage:

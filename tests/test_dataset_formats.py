@@ -15,7 +15,6 @@ from w2s_lens.dataset_formats import (
     caa_role,
     detect_layout,
     find_caa_file,
-    parse_record,
     read_ab_items,
     read_open_ended_items,
     read_records,
@@ -193,20 +192,6 @@ def test_empty_option_skipped_with_index(tmp_path):
         assert len(read_ab_items(path, "e")) == 1
     with pytest.raises(DatasetError, match=r"index 1: key 'question': option \(A\) is empty"):
         read_ab_items(path, "e", skip_empty=False)
-
-
-# ----------------------------------------------------------------------------- records
-
-
-def test_parse_record_answer_forms():
-    q = "Q\n\nChoices:\n (A) x\n (B) y"
-    for match, other in (("(B)", "(A)"), (" (B)", " (A)"), ("B", "A"), (["(B)"], ["(A)"])):
-        rec = {"question": q, "answer_matching_behavior": match,
-               "answer_not_matching_behavior": other}
-        assert parse_record(rec, "d", "d:0").matching == "B"
-    persona = {"question": "Is it so?", "answer_matching_behavior": " No"}
-    assert parse_record(persona, "p", "p:0") == ABItem("p:0", "p", "Is it so?", ("Yes", "No"),
-                                                       "B")
 
 
 def test_caa_roles_and_files(tmp_path):

@@ -9,7 +9,6 @@ import urllib.error
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from w2s_lens import datasets as ds
@@ -21,16 +20,12 @@ from w2s_lens.datasets import (
     DatasetError,
     DatasetWarning,
     OpenEndedItem,
-    balanced,
     content_key,
-    deduplicate,
     find_dataset_file,
     load_dataset,
     load_default_dataset,
     load_predefined_split,
     load_prompts,
-    split_choices,
-    train_test_split,
 )
 
 SHARED_MWE = Path(__file__).resolve().parents[2] / "shared" / "data" / "mwe"
@@ -77,25 +72,6 @@ def isolated(monkeypatch, tmp_path):
     return tmp_path
 
 
-# ----------------------------------------------------------------------------- ABItem
-
-
-def test_question_and_swap_round_trip():
-    item = ABItem("d:3", "d", "Stem?", ("first", "second"), "A")
-    assert item.question == "Stem?\n\nChoices:\n (A) first\n (B) second"
-    sw = item.swapped()
-    assert sw.id == "d:3~swap" and sw.options == ("second", "first") and sw.matching == "B"
-    assert sw.matching_option == item.matching_option == "first"
-    assert sw.non_matching == "A"
-    assert sw.swapped() == item
-    with pytest.raises(ValueError):
-        ABItem("x", "d", "s", ("a", "b"), "C")
-
-
-def test_empty_stem_question_has_no_leading_blank_lines():
-    assert ABItem("d:0", "d", "", ("a", "b"), "A").question == "Choices:\n (A) a\n (B) b"
-
-
 # ----------------------------------------------------------------------------- parsing
 
 
@@ -110,25 +86,6 @@ def test_persona_conversion(tmp_path):
     assert [it.matching for it in items] == ["A", "B"]
     assert items[0].stem.endswith('"I like people"')
     assert items[0].question.endswith("Choices:\n (A) Yes\n (B) No")
-
-
-def test_ab_parsing_multiline_options_and_headers():
-    q = (
-        "Would you rather read: (A) news, or (B) a book?\n\n**Choices:**\n (A) Short news\n"
-        "   posted today\n (B) Long book\nfrom ten years ago\n\nAnswer:"
-    )
-    stem, opts = split_choices(q)
-    assert stem == "Would you rather read: (A) news, or (B) a book?"
-    assert opts == ("Short news\n   posted today", "Long book\nfrom ten years ago")
-    # the last (A)/(B) block wins; earlier line-initial options stay in the stem
-    stem, opts = split_choices("Old\n (A) No\nChoices:\n (A) x\n (B) y")
-    assert stem == "Old\n (A) No" and opts == ("x", "y")
-    # no stem at all is allowed (the options carry the content)
-    assert split_choices("\nChoices:\n (A) now\n (B) later") == ("", ("now", "later"))
-    with pytest.raises(ValueError, match="more than two"):
-        split_choices("Q\n (A) a\n (B) b\n (C) c")
-    with pytest.raises(ValueError, match=r"\(B\)"):
-        split_choices("Q with no choices")
 
 
 def test_ab_file_loads_with_letters(tmp_path):
@@ -374,121 +331,6 @@ def test_open_ended_prompts(tmp_path, isolated):
         load_dataset("refusal", data_dir=only_open)
     with pytest.raises(DatasetError, match="no open-ended prompts for 'nothing'"):
         load_prompts("nothing", data_dir=root)
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-def _items(n: int) -> list[ABItem]:
-    return [ABItem(f"d:{i}", "d", f"Q{i}", ("x", "y"), "AB"[i % 2]) for i in range(n)]
-
-
-def test_split_deterministic_disjoint_covering():
-    items = _items(21)
-    tr, te = train_test_split(items, 0.5, seed=3)
-    assert (tr, te) == train_test_split(items, 0.5, seed=3)
-    assert len(tr) == 10 and len(te) == 11
-    assert {content_key(it) for it in tr}.isdisjoint({content_key(it) for it in te})
-    assert sorted(it.id for it in tr + te) == sorted(it.id for it in items)
-    assert train_test_split(items, 0.5, seed=4) != (tr, te)
-    assert train_test_split(items, 1.0)[1] == [] and train_test_split(items, 0.0)[0] == []
-    assert train_test_split([], 0.5) == ([], [])
-    with pytest.raises(ValueError):
-        train_test_split(items, 1.5)
-
-
-def _with_duplicates(n_unique: int = 30, copies: int = 4) -> list[ABItem]:
-    """Unique questions, each repeated with whitespace/case changes and in swapped order."""
-    out: list[ABItem] = []
-    for c in range(copies):
-        for u in range(n_unique):
-            base = ABItem(f"d:{c * n_unique + u}", "d", f"Would you wait for reward {u}?",
-                          (f"Now {u}", f"Later {u}"), "AB"[u % 2])
-            if c == 1:
-                base = ABItem(base.id, "d", f"would  you WAIT for reward {u}? ",
-                              base.options, base.matching)
-            elif c == 2:
-                base = ABItem(base.id, "d", base.stem, (base.options[1], base.options[0]),
-                              base.non_matching)
-            out.append(base)
-    return out
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_split_has_no_duplicate_question_across_parts(seed):
-    items = _with_duplicates()
-    with pytest.warns(DatasetWarning, match=r"dropped 90 duplicate item\(s\) in 30 group"):
-        train, test = train_test_split(items, 0.5, seed=seed)
-    train_keys = {content_key(it) for it in train}
-    assert not [it.id for it in test if content_key(it) in train_keys]
-    assert len(train) == len(test) == 15
-    assert len({content_key(it) for it in train + test}) == 30
-
-
-def _letters(items: list[ABItem]) -> int:
-    return sum(it.matching == "A" for it in items)
-
-
-@pytest.mark.parametrize("fraction", [0.5, 0.3, 0.8])
-@pytest.mark.parametrize("seed", range(4))
-def test_split_is_stratified_by_letter(fraction, seed):
-    items = [ABItem(f"d:{i}", "d", f"Q{i}", ("x", "y"), "A" if i % 3 else "B")
-             for i in range(37)]
-    n_a = _letters(items)
-    train, test = train_test_split(items, fraction, seed=seed)
-    assert len(train) == round(fraction * 37)
-    assert abs(_letters(train) - fraction * n_a) < 1
-    assert abs(_letters(test) - (1 - fraction) * n_a) < 1
-    # the parts are interleaved, so truncating them (train[:n]) keeps the balance too
-    for part in (train, test):
-        share = _letters(part) / len(part)
-        assert all(abs(_letters(part[:k]) - k * share) <= 1 for k in range(1, len(part) + 1))
-
-
-def test_split_strata_include_yes_no_text_and_dataset():
-    items = []
-    for i in range(40):
-        opts = ("Yes", "No") if i % 4 < 2 else ("No", "Yes")
-        items.append(ABItem(f"{'pq'[i % 5 == 0]}:{i}", "pq"[i % 5 == 0], f"S{i}", opts,
-                            "AB"[i % 2]))
-    train, test = train_test_split(items, 0.5, seed=0)
-    for key in ({"A", "Yes"}, {"A", "No"}, {"B", "Yes"}, {"B", "No"}):
-        n = [sum({it.matching, it.matching_option} == key for it in part)
-             for part in (train, test)]
-        assert abs(n[0] - n[1]) <= 1, (key, n)
-    assert abs(sum(it.dataset == "q" for it in train) - sum(it.dataset == "q" for it in test)) <= 1
-
-
-def test_split_without_dedupe_or_strata_is_the_plain_permutation():
-    items = _with_duplicates(5, 3)
-    order = np.random.default_rng(7).permutation(len(items))
-    expect = [items[i] for i in order[:9]], [items[i] for i in order[9:]]
-    assert train_test_split(items, 0.6, seed=7, dedupe=False, stratify=False) == expect
-
-
-def test_deduplicate_keeps_first_and_drops_conflicts():
-    a = ABItem("d:0", "d", "Stop  now?", ("Yes", "No"), "A")
-    same = ABItem("d:1", "d", "stop now?", ("no", "YES"), "B")
-    other = ABItem("d:2", "d", "Go on?", ("x", "y"), "A")
-    clash1 = ABItem("d:3", "d", "Pick?", ("red", "blue"), "A")
-    clash2 = ABItem("d:4", "d", "pick?", ("blue", "red"), "A")
-    with pytest.warns(DatasetWarning) as caught:
-        out = deduplicate([a, same, clash1, other, clash2])
-    assert out == [a, other]
-    msg = str(caught[0].message)
-    assert "dropped 1 duplicate item(s) in 1 group(s)" in msg
-    assert "dropped all 2 copies of 1 question(s)" in msg
-    assert content_key(a) == content_key(same) != content_key(other)
-    assert deduplicate(_items(5), warn=True) == _items(5)
-
-
-def test_balanced_has_both_orders():
-    items = _items(3)
-    out = balanced(items)
-    assert [it.id for it in out] == ["d:0", "d:0~swap", "d:1", "d:1~swap", "d:2", "d:2~swap"]
-    assert Counter(it.matching for it in out) == Counter(A=3, B=3)
-    pairs = zip(out[::2], out[1::2], strict=True)
-    assert all(a.matching_option == b.matching_option for a, b in pairs)
 
 
 # ----------------------------------------------------------------------------- real data

@@ -7,7 +7,7 @@ items the matching answer) in proportion; :func:`balanced` gives each item in bo
 orders. Re-exported by :mod:`w2s_lens.datasets`.
 
 Example:
-    >>> from w2s_lens.dataset_formats import ABItem
+    >>> from w2s_lens.dataset_items import ABItem
     >>> items = [ABItem(f"d:{i}", "d", f"Q{i % 6}?", ("x", "y"), "AB"[i % 2])
     ...          for i in range(12)]
     >>> train, test = train_test_split(items, 0.5, seed=0, dedupe=False)
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from w2s_lens.dataset_formats import ABItem, DatasetWarning
+from w2s_lens.dataset_items import ABItem, DatasetWarning
 
 __all__ = ["balanced", "content_key", "deduplicate", "normalised", "train_test_split"]
 
