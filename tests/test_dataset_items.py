@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from w2s_lens.dataset_items import ABItem, parse_record, split_choices
+from w2s_lens.dataset_items import ABItem, answer_label, parse_record, split_choices
 
 
 def test_question_and_swap_round_trip():
@@ -51,3 +51,10 @@ def test_parse_record_answer_forms():
     persona = {"question": "Is it so?", "answer_matching_behavior": " No"}
     assert parse_record(persona, "p", "p:0") == ABItem("p:0", "p", "Is it so?", ("Yes", "No"),
                                                        "B")
+
+
+def test_answer_label_forms():
+    assert [answer_label(v) for v in (" (A)", "(B)", "B", ["(A)"], " Yes", "no.", " NO ")] == \
+        ["A", "B", "B", "A", "Yes", "No", "No"]
+    for bad in ("C", "", "(A) Yes", ["A", "B"], None, 1):
+        assert answer_label(bad) is None

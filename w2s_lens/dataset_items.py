@@ -27,11 +27,12 @@ from dataclasses import dataclass
 
 __all__ = [
     "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "MATCH_KEY", "OTHER_KEY",
-    "OpenEndedItem", "parse_record", "split_choices",
+    "OpenEndedItem", "answer_label", "parse_record", "split_choices",
 ]
 
 MATCH_KEY = "answer_matching_behavior"
 OTHER_KEY = "answer_not_matching_behavior"
+
 
 class DatasetError(ValueError):
     """A dataset could not be found, downloaded or parsed."""
@@ -149,8 +150,13 @@ _HEADER_RE = re.compile(
 _ANSWER_FORMS = "'(A)'/'(B)' (with or without a space or parentheses) or 'Yes'/'No'"
 
 
-def _answer(value: object) -> str | None:
-    """``"A"``/``"B"``/``"Yes"``/``"No"`` for a recognised answer string, else ``None``."""
+def answer_label(value: object) -> str | None:
+    """``"A"``/``"B"``/``"Yes"``/``"No"`` for a recognised answer string, else ``None``.
+
+    Example:
+        >>> answer_label(" (B)"), answer_label(["A"]), answer_label(" yes."), answer_label("C")
+        ('B', 'A', 'Yes', None)
+    """
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if not isinstance(value, str):
@@ -223,11 +229,11 @@ def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
     question = record["question"]
     if not isinstance(question, str) or not question.strip():
         raise ValueError("key 'question' is not a non-empty string")
-    match = _answer(record[MATCH_KEY])
+    match = answer_label(record[MATCH_KEY])
     if match is None:
         raise ValueError(f"key {MATCH_KEY!r}: {record[MATCH_KEY]!r} is not {_ANSWER_FORMS}")
     if OTHER_KEY in record:
-        other = _answer(record[OTHER_KEY])
+        other = answer_label(record[OTHER_KEY])
         expected = {"A": "B", "B": "A", "Yes": "No", "No": "Yes"}[match]
         if other != expected:
             raise ValueError(
