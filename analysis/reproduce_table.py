@@ -72,28 +72,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--datasets", type=_names, default=list(DATASET_NAMES),
                    help="comma-separated dataset names (default: the 13)")
-    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--data-dir", default=default_data_dir(),
+                   help="folder with the anthropics/evals files (default: $W2S_DATA_DIR, else "
+                        "../shared/data/mwe next to the repository)")
     p.add_argument("--n-train", type=int, default=32, help="training items per dataset")
     p.add_argument("--n-test", type=int, default=16, help="test items per dataset")
     p.add_argument("--seed", type=int, default=0, help="split seed")
     p.add_argument("--layers", type=_layers, default=None,
                    help="'all' or comma-separated layers (default: every layer but 0)")
-    p.add_argument("--readout", choices=READOUTS, default="letter")
+    p.add_argument("--readout", choices=READOUTS, default="letter",
+                   help="letter (answer letters) or cloze (option texts)")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                    help="letter readout: average both letter orders of every item")
     p.add_argument("--length-norm", action="store_true",
                    help="cloze readout: divide each option's log-probability by its length")
-    p.add_argument("--method", choices=METHODS, default="caa")
-    p.add_argument("--variants", type=_names, default=list(VARIANTS))
-    p.add_argument("--scale", choices=SCALES, default="raw")
-    p.add_argument("--positions", choices=POSITIONS, default="from_last")
-    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--method", choices=METHODS, default="caa",
+                   help="steering vectors: caa, l2s or both")
+    p.add_argument("--variants", type=_names, default=list(VARIANTS),
+                   help=f"comma-separated test variants (default: all of {','.join(VARIANTS)})")
+    p.add_argument("--scale", choices=SCALES, default="raw",
+                   help="raw vectors, or relative to the typical residual norm")
+    p.add_argument("--positions", choices=POSITIONS, default="from_last",
+                   help="steer from the last prompt token on, or at every token")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--max-rows", type=int, default=None,
                    help="fast engine: batch the steered rows of several inputs (e.g. 1024 on "
                         "a GPU)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", choices=DTYPES, default="float32")
-    p.add_argument("--out", default="runs/table")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="model precision; readouts stay float32")
+    p.add_argument("--out", default="runs/table",
+                   help="run folder: one sub-folder per dataset, then table.md and table.csv")
     p.add_argument("--ray", action="store_true", help="one Ray task per dataset")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: start a local instance)")
