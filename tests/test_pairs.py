@@ -6,10 +6,8 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_model
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from conftest import byte_tokenizer, make_tiny_model
 from transformer_lens import HookedTransformer, HookedTransformerConfig
-from transformers import PreTrainedTokenizerFast
 
 from w2s_lens.artifacts import sha256_of
 from w2s_lens.datasets import ABItem, balanced
@@ -26,23 +24,6 @@ from w2s_lens.pairs import (
 from w2s_lens.prompts import PromptFormatter
 from w2s_lens.vectors import SteeringVectors, train_caa
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def _byte_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per byte (plus special tokens), so token positions are character positions."""
-    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>",
-        additional_special_tokens=["<|im_start|>"], chat_template=CHATML,
-    )
-
 
 @pytest.fixture(scope="module")
 def model():
@@ -53,7 +34,7 @@ def model():
     torch.manual_seed(3)
     m = HookedTransformer(cfg)
     m.eval()
-    m.tokenizer = _byte_tokenizer()
+    m.tokenizer = byte_tokenizer()
     return m
 
 

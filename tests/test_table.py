@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from conftest import make_tiny_model
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from conftest import byte_tokenizer, make_tiny_model
 from transformer_lens import HookedTransformer, HookedTransformerConfig
-from transformers import PreTrainedTokenizerFast
 
 import w2s_lens.sweep as sweep_mod
 import w2s_lens.table as table_mod
@@ -124,21 +122,7 @@ def test_readout_labels():
 
 # --------------------------------------------------------------------------- end to end
 
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 DATASETS = ["corrigible-neutral-HHH", "narcissism"]
-
-
-def _byte_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>",
-        additional_special_tokens=["<|im_start|>"], chat_template=CHATML)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +135,7 @@ def chat_model() -> HookedTransformer:
     torch.manual_seed(3)
     m = HookedTransformer(cfg)
     m.eval()
-    m.tokenizer = _byte_tokenizer()
+    m.tokenizer = byte_tokenizer()
     return m
 
 
