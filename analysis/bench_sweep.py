@@ -11,7 +11,7 @@ Cases (``--cases``, default all):
     the same for the cloze readout (the option texts scored as continuations, several suffix
     rows per input).
 ``input``
-    per-input vectors (:class:`~w2s_lens.vectors.InputVectors`, as L2S and cross-fitting
+    per-input vectors (:class:`~w2s_lens.steering.vectors.InputVectors`, as L2S and cross-fitting
     use; here the CAA vectors scaled by a random factor per input and layer): fast vs naive,
     and the fast engine's time against per-layer vectors.
 ``batching``
@@ -57,10 +57,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _setup(args, readout: str):
-    from w2s_lens.datasets import balanced, load_dataset, train_test_split
-    from w2s_lens.models import load_model
-    from w2s_lens.prompts import PromptFormatter
-    from w2s_lens.vectors import train_caa
+    from w2s_lens.data.datasets import balanced, load_dataset, train_test_split
+    from w2s_lens.data.prompts import PromptFormatter
+    from w2s_lens.models.loading import load_model
+    from w2s_lens.steering.vectors import train_caa
 
     model = load_model(args.model)
     items = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -75,7 +75,7 @@ def _input_vectors(vectors, examples):
     """Per-(input, layer) vectors: the CAA vector times a seeded factor in [0.5, 1.5]."""
     import torch
 
-    from w2s_lens.vectors import InputVectors
+    from w2s_lens.steering.vectors import InputVectors
 
     gen = torch.Generator().manual_seed(0)
     factor = 0.5 + torch.rand(len(examples), len(vectors.layers), 1, generator=gen)
@@ -92,7 +92,7 @@ def worker(args) -> None:
     import numpy as np
     import torch
 
-    from w2s_lens.sweep import run_sweep
+    from w2s_lens.sweep.runner import run_sweep
 
     torch.set_num_threads(args.threads)
     model, vectors, examples = _setup(args, args.readout)

@@ -44,9 +44,9 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from w2s_lens.choices import DEFAULT_MULTIPLIERS
-from w2s_lens.examples import SteeringExample
-from w2s_lens.sweep import run_sweep
-from w2s_lens.vectors import SteeringVectors
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.steering.vectors import SteeringVectors
+from w2s_lens.sweep.runner import run_sweep
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

@@ -39,11 +39,11 @@ def main() -> None:
 
     import torch
 
-    from w2s_lens.config import EvalConfig
-    from w2s_lens.datasets import balanced, load_dataset, train_test_split
-    from w2s_lens.evaluation import SplitExamples, evaluate_examples
-    from w2s_lens.models import load_model
-    from w2s_lens.prompts import PromptFormatter
+    from w2s_lens.data.datasets import balanced, load_dataset, train_test_split
+    from w2s_lens.data.prompts import PromptFormatter
+    from w2s_lens.evaluation.config import EvalConfig
+    from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+    from w2s_lens.models.loading import load_model
 
     torch.set_num_threads(args.threads)
     t0 = time.time()

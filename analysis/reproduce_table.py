@@ -1,8 +1,8 @@
 """The paper's table on one model: fixed vs W2S vs oracle over the 13 shared datasets.
 
-A thin command line over :func:`w2s_lens.table.run_table`. For each dataset in ``--data-dir``
+A thin command line over :func:`w2s_lens.evaluation.table.run_table`. For each dataset in ``--data-dir``
 (default ``$W2S_DATA_DIR`` or ``../shared/data/mwe``) it runs the whole W2S evaluation
-(``w2s_lens.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or as one Ray task per
+(``w2s_lens.evaluation.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or as one Ray task per
 dataset (``--ray``; one GPU per task when the cluster has GPUs). It is resumable: a finished
 dataset is read back, an interrupted one resumes its sweeps from their chunks. At the end it
 writes ``OUT/table.md`` and ``OUT/table.csv`` (per dataset, method and variant: fixed layer,
@@ -42,7 +42,7 @@ from w2s_lens.choices import (  # noqa: E402
     SCALES,
     VARIANTS,
 )
-from w2s_lens.datasets import DATASET_NAMES  # noqa: E402
+from w2s_lens.data.datasets import DATASET_NAMES  # noqa: E402
 
 PAPER_NOTE = ("For orientation only: the W2S paper reports mean CAA steerability over its 13 "
               "datasets of 1.259 (best fixed layer) → 1.502 (W2S) on 7B–14B chat models; the "
@@ -120,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~w2s_lens.config.EvalConfig` shared by every dataset."""
-    from w2s_lens.config import EvalConfig
+    """The :class:`~w2s_lens.evaluation.config.EvalConfig` shared by every dataset."""
+    from w2s_lens.evaluation.config import EvalConfig
 
     return EvalConfig(model=args.model, data_dir=args.data_dir, device=args.device,
                       dtype=args.dtype, variants=tuple(args.variants), n_train=args.n_train,
@@ -134,7 +134,7 @@ def config_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from w2s_lens.table import Table, run_table
+    from w2s_lens.evaluation.table import Table, run_table
 
     out = Path(args.out)
     t0 = time.time()
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def n_items(run_dir: str, key: str) -> int | None:
     """``n_train`` / ``n_test`` items of a finished dataset (None when it has no results)."""
-    from w2s_lens.rundir import RESULTS_FILE, RunDir
+    from w2s_lens.evaluation.rundir import RESULTS_FILE, RunDir
 
     rd = RunDir(run_dir)
     return rd.read_results().get(key) if (rd.path / RESULTS_FILE).is_file() else None

@@ -96,9 +96,9 @@ def write_ab_dataset(path, n: int = 12, name: str = "toy-corrigible"):
 def runs(tmp_path_factory):
     """Two evaluation runs of the synthetic positive control, written by the library: CAA and
     L2S on mirrored letters (primary router "curve"), and CAA on a single letter order."""
-    from w2s_lens.config import EvalConfig
-    from w2s_lens.evaluation import SplitExamples, evaluate_examples
-    from w2s_lens.synthetic import build_control
+    from w2s_lens.controls.synthetic import build_control
+    from w2s_lens.evaluation.config import EvalConfig
+    from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
 
     ctl = build_control("positive", n_families=3, n_layers=4, seed=0)
     root = tmp_path_factory.mktemp("runs")

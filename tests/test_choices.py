@@ -4,7 +4,11 @@ from w2s_lens import choices
 
 
 def test_owners_reexport_the_same_tuples():
-    from w2s_lens import embeddings, examples, prompts, router, scales, sweep
+    from w2s_lens.data import examples, prompts
+    from w2s_lens.routing import embeddings
+    from w2s_lens.routing import routers as router
+    from w2s_lens.steering import scales
+    from w2s_lens.sweep import runner as sweep
 
     assert prompts.VARIANTS is choices.VARIANTS
     assert router.ROUTER_KINDS is choices.ROUTER_KINDS
@@ -16,6 +20,6 @@ def test_owners_reexport_the_same_tuples():
 
 
 def test_default_model_is_registered():
-    from w2s_lens.models import DEFAULT_MODEL, EMBEDDED_MODELS
+    from w2s_lens.models.loading import DEFAULT_MODEL, EMBEDDED_MODELS
 
     assert DEFAULT_MODEL == choices.DEFAULT_MODEL and DEFAULT_MODEL in EMBEDDED_MODELS

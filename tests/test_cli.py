@@ -9,9 +9,9 @@ import pytest
 from conftest import write_ab_dataset
 
 from w2s_lens.cli import build_parser, config_from_args, main
-from w2s_lens.config import EvalConfig
-from w2s_lens.jobs import run_evaluation
-from w2s_lens.rundir import RunDir
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.jobs import run_evaluation
+from w2s_lens.evaluation.rundir import RunDir
 
 SMOL = "smollm2-135m-instruct"
 

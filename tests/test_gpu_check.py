@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import w2s_lens.sweep as sweep_mod
+import w2s_lens.sweep.runner as sweep_mod
 
 _PATH = Path(__file__).resolve().parents[1] / "analysis" / "gpu_check.py"
 _spec = importlib.util.spec_from_file_location("gpu_check", _PATH)

@@ -2,7 +2,7 @@
 build its help without loading torch.
 
 Each tuple is owned here and re-exported by the module that implements it (e.g.
-``w2s_lens.prompts.VARIANTS``).
+``w2s_lens.data.prompts.VARIANTS``).
 
 Example:
     >>> "cloze" in READOUTS and "l2s" in METHODS

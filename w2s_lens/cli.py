@@ -1,8 +1,8 @@
 """The ``w2s-lens`` command line: argument parsing, then one library call per command.
 
 Nothing heavy is imported until a command runs, so ``w2s-lens --help`` answers at once.
-Every command's work is a function of :mod:`w2s_lens.jobs` (or :mod:`w2s_lens.demo`,
-:mod:`w2s_lens.report`, :mod:`w2s_lens.models`), which checks the output directory and the
+Every command's work is a function of :mod:`w2s_lens.evaluation.jobs` (or :mod:`w2s_lens.demo`,
+:mod:`w2s_lens.report.html`, :mod:`w2s_lens.models.loading`), which checks the output directory and the
 settings before any model is loaded.
 
 Run ``w2s-lens COMMAND --help`` for each command's options.
@@ -187,9 +187,9 @@ def _add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~w2s_lens.config.EvalConfig` a parsed command line asks for."""
-    from w2s_lens.config import EvalConfig
-    from w2s_lens.l2s import L2SConfig
+    """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for."""
+    from w2s_lens.evaluation.config import EvalConfig
+    from w2s_lens.steering.l2s import L2SConfig
 
     return EvalConfig(
         dataset=args.dataset, data_dir=args.data_dir, vectors=args.vectors, model=args.model,
@@ -214,7 +214,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:
-    from w2s_lens.models import check_model
+    from w2s_lens.models.loading import check_model
 
     diff = check_model(args.model, device=args.device, dtype=args.dtype)
     print(f"max_abs_logprob_diff={diff:.3e}")
@@ -229,13 +229,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from w2s_lens.jobs import run_evaluation
-    from w2s_lens.summary import ratio_line, results_table
+    from w2s_lens.evaluation.jobs import run_evaluation
+    from w2s_lens.evaluation.summary import ratio_line, results_table
 
     results = run_evaluation(config_from_args(args), args.out)
     print(results_table(results))
     if args.report:
-        from w2s_lens.report import write_report
+        from w2s_lens.report.html import write_report
 
         print(f"report: {write_report(args.out).resolve()}")
     print(ratio_line(results))
@@ -243,7 +243,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from w2s_lens.jobs import run_sweep_job
+    from w2s_lens.evaluation.jobs import run_sweep_job
 
     res = run_sweep_job(config_from_args(args), args.out, split=args.split,
                         variant=args.variant)
@@ -256,7 +256,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_train_router(args: argparse.Namespace) -> int:
-    from w2s_lens.jobs import train_router_job
+    from w2s_lens.evaluation.jobs import train_router_job
 
     w2s = train_router_job(args.sweep, args.out, args.router, args.embedding,
                            args.embedding_layer, args.device, args.dtype)
@@ -266,7 +266,7 @@ def cmd_train_router(args: argparse.Namespace) -> int:
 
 
 def cmd_vectors(args: argparse.Namespace) -> int:
-    from w2s_lens.jobs import vectors_from_pairs_job
+    from w2s_lens.evaluation.jobs import vectors_from_pairs_job
 
     vecs = vectors_from_pairs_job(args.pairs, args.out, args.model, args.layers, args.device,
                                   args.dtype)
@@ -277,8 +277,8 @@ def cmd_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from w2s_lens.jobs import generate_job
-    from w2s_lens.summary import comparison_text
+    from w2s_lens.evaluation.jobs import generate_job
+    from w2s_lens.evaluation.summary import comparison_text
 
     rows = generate_job(args.router, [args.prompt] if args.prompt else [], args.dataset,
                         args.n, args.multiplier, args.max_new_tokens, args.model, args.device,
@@ -288,7 +288,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from w2s_lens.report import write_report
+    from w2s_lens.report.html import write_report
 
     print(f"report: {write_report(args.run_dir, args.out).resolve()}")
     return 0
@@ -397,11 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from w2s_lens.artifacts import ArtifactMismatch
     from w2s_lens.assets import AssetError
-    from w2s_lens.behaviours import BehaviourError
-    from w2s_lens.config import ConfigError
-    from w2s_lens.datasets import DatasetError
-    from w2s_lens.models import ModelLoadError
-    from w2s_lens.prompts import PromptError
+    from w2s_lens.data.behaviours import BehaviourError
+    from w2s_lens.data.datasets import DatasetError
+    from w2s_lens.data.prompts import PromptError
+    from w2s_lens.evaluation.config import ConfigError
+    from w2s_lens.models.loading import ModelLoadError
 
     user_errors: tuple[type[BaseException], ...] = (
         ArtifactMismatch, AssetError, BehaviourError, ConfigError, DatasetError, ModelLoadError,

@@ -25,14 +25,14 @@ from typing import Any
 
 import torch
 
-from w2s_lens.config import EvalConfig
-from w2s_lens.datasets import DEFAULT_DATASET_NAME, DatasetError
-from w2s_lens.evaluation import SplitExamples, evaluate, evaluate_examples
-from w2s_lens.jobs import load_items
-from w2s_lens.models import load_model
-from w2s_lens.prompts import PromptFormatter
-from w2s_lens.rundir import RunDir
-from w2s_lens.summary import ratio_line, results_table
+from w2s_lens.data.datasets import DEFAULT_DATASET_NAME, DatasetError
+from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.jobs import load_items
+from w2s_lens.evaluation.pipeline import SplitExamples, evaluate, evaluate_examples
+from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.summary import ratio_line, results_table
+from w2s_lens.models.loading import load_model
 
 __all__ = ["run_control", "run_demo"]
 
@@ -50,7 +50,7 @@ def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict
         >>> res = run_control()  # doctest: +SKIP
         >>> res["methods"]["caa"]["w2s_over_fixed"] > 1  # doctest: +SKIP
     """
-    from w2s_lens.synthetic import build_control
+    from w2s_lens.controls.synthetic import build_control
 
     control = build_control("positive", seed=seed)
     train = control.make_examples(36, seed=seed + 1, both_orders=True)
@@ -85,7 +85,7 @@ def run_demo(config: EvalConfig, out_dir: str | os.PathLike, show: int = 2,
     ``out_dir/control`` receives the control's run, ``out_dir/model`` the real one, with its
     ``report.html``.
     """
-    from w2s_lens.report import write_report
+    from w2s_lens.report.html import write_report
 
     out = Path(out_dir)
     t0 = time.time()

@@ -1,0 +1,60 @@
+"""Tests for w2s_lens.data.items: A/B items, the Choices block, one record's parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from w2s_lens.data.items import ABItem, answer_label, parse_record, split_choices
+
+
+def test_question_and_swap_round_trip():
+    item = ABItem("d:3", "d", "Stem?", ("first", "second"), "A")
+    assert item.question == "Stem?\n\nChoices:\n (A) first\n (B) second"
+    sw = item.swapped()
+    assert sw.id == "d:3~swap" and sw.options == ("second", "first") and sw.matching == "B"
+    assert sw.matching_option == item.matching_option == "first"
+    assert sw.non_matching == "A"
+    assert sw.swapped() == item
+    with pytest.raises(ValueError):
+        ABItem("x", "d", "s", ("a", "b"), "C")
+
+
+def test_empty_stem_question_has_no_leading_blank_lines():
+    assert ABItem("d:0", "d", "", ("a", "b"), "A").question == "Choices:\n (A) a\n (B) b"
+
+
+def test_ab_parsing_multiline_options_and_headers():
+    q = (
+        "Would you rather read: (A) news, or (B) a book?\n\n**Choices:**\n (A) Short news\n"
+        "   posted today\n (B) Long book\nfrom ten years ago\n\nAnswer:"
+    )
+    stem, opts = split_choices(q)
+    assert stem == "Would you rather read: (A) news, or (B) a book?"
+    assert opts == ("Short news\n   posted today", "Long book\nfrom ten years ago")
+    # the last (A)/(B) block wins; earlier line-initial options stay in the stem
+    stem, opts = split_choices("Old\n (A) No\nChoices:\n (A) x\n (B) y")
+    assert stem == "Old\n (A) No" and opts == ("x", "y")
+    # no stem at all is allowed (the options carry the content)
+    assert split_choices("\nChoices:\n (A) now\n (B) later") == ("", ("now", "later"))
+    with pytest.raises(ValueError, match="more than two"):
+        split_choices("Q\n (A) a\n (B) b\n (C) c")
+    with pytest.raises(ValueError, match=r"\(B\)"):
+        split_choices("Q with no choices")
+
+
+def test_parse_record_answer_forms():
+    q = "Q\n\nChoices:\n (A) x\n (B) y"
+    for match, other in (("(B)", "(A)"), (" (B)", " (A)"), ("B", "A"), (["(B)"], ["(A)"])):
+        rec = {"question": q, "answer_matching_behavior": match,
+               "answer_not_matching_behavior": other}
+        assert parse_record(rec, "d", "d:0").matching == "B"
+    persona = {"question": "Is it so?", "answer_matching_behavior": " No"}
+    assert parse_record(persona, "p", "p:0") == ABItem("p:0", "p", "Is it so?", ("Yes", "No"),
+                                                       "B")
+
+
+def test_answer_label_forms():
+    assert [answer_label(v) for v in (" (A)", "(B)", "B", ["(A)"], " Yes", "no.", " NO ")] == \
+        ["A", "B", "B", "A", "Yes", "No", "No"]
+    for bad in ("C", "", "(A) Yes", ["A", "B"], None, 1):
+        assert answer_label(bad) is None

@@ -1,0 +1,165 @@
+"""The evaluation pipeline on the synthetic control: run directory, resuming, cross-fitting,
+both methods, and the no-leakage guarantee."""
+
+import numpy as np
+import pytest
+import torch
+
+import w2s_lens.evaluation.pipeline as ev
+import w2s_lens.sweep.runner as sweep_mod
+from w2s_lens.controls.synthetic import build_control
+from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.steering.activations import contrast_residuals
+
+CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg", "curve"), n_boot=300,
+           cross_fit=3)
+
+
+@pytest.fixture(scope="module")
+def control():
+    return build_control("positive", n_families=3, n_layers=4, seed=0)
+
+
+def _split(control, n_train=24, n_test=12, test_seed=2):
+    train = control.make_examples(n_train, seed=1, both_orders=True)
+    test = control.make_examples(n_test, seed=test_seed, both_orders=True)
+    return SplitExamples(vector_train=train, sweep_train=train, test={"base": test})
+
+
+def test_run_directory_and_results(control, tmp_path):
+    res = evaluate_examples(control.model, _split(control), EvalConfig(**CFG), tmp_path,
+                            progress=False)
+    caa = res["methods"]["caa"]
+    base = caa["variants"]["base"]
+    assert res["layers"] == [1, 2, 3]  # layer 0 (a ~zero balanced vector) is not a choice
+    assert res["n_train"] == 24 and res["n_test"] == 12  # items: both orders are one unit
+    assert base["n"] == 12 and base["n_presentations"] == 24
+    assert res["mirror"] and base["single_order"]["n"] == 24
+    # the positive control: routing beats the fixed layer beyond the noise
+    assert base["w2s"]["logreg"]["diff_vs_fixed_ci"][0] > 0
+    assert base["w2s"]["logreg"]["diff_vs_fixed_p"] < 0.05
+    for name in ("run.json", "results.json", "caa/vectors/vectors.safetensors",
+                 "caa/train/sweep.safetensors", "caa/train/examples.jsonl",
+                 "caa/base/sweep.safetensors", "caa/base/routing.json",
+                 "caa/routers/logreg/w2s.json", "caa/routers/curve/router/router.json"):
+        assert (tmp_path / name).exists(), name
+    derived = RunDir(tmp_path).read_run()["derived"]
+    assert derived["layer_scale"] == [1.0] * 3 and derived["n_train_items"] == 24
+    assert caa["w2s_over_fixed"] == pytest.approx(
+        base["w2s"]["logreg"]["steerability"] / base["fixed"]["steerability"])
+
+
+def test_rerun_resumes_sweeps(control, tmp_path, monkeypatch):
+    first = evaluate_examples(control.model, _split(control), EvalConfig(**CFG), tmp_path,
+                              progress=False)
+
+    def no_compute(*a, **k):
+        raise AssertionError("a finished sweep chunk was recomputed")
+
+    monkeypatch.setattr(sweep_mod, "fast_chunk", no_compute)
+    again = evaluate_examples(control.model, _split(control), EvalConfig(**CFG), tmp_path,
+                              progress=False)
+    assert again["methods"]["caa"]["variants"]["base"]["fixed"] == \
+        first["methods"]["caa"]["variants"]["base"]["fixed"]
+
+
+def test_mirror_off_scores_each_presentation(control):
+    res = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
+                            EvalConfig(**{**CFG, "mirror": False, "routers": ("logreg",)}),
+                            progress=False)
+    base = res["methods"]["caa"]["variants"]["base"]
+    assert res["mirror"] is False and base["n"] == base["n_presentations"] == 12
+    assert base["single_order"] is None
+
+
+def test_cross_fitting_keeps_each_item_out_of_its_own_vectors(control, monkeypatch):
+    split = _split(control, n_train=12)
+    swept = {}
+    real = ev.run_sweep
+
+    def spy(model, vectors, exs, *a, **k):
+        if k.get("desc", "").endswith("train"):
+            swept["vectors"] = vectors
+        return real(model, vectors, exs, *a, **k)
+
+    monkeypatch.setattr(ev, "run_sweep", spy)
+    cfg = EvalConfig(**{**CFG, "routers": ("logreg",)})
+    evaluate_examples(control.model, split, cfg, progress=False)
+    iv = swept["vectors"]
+    acts = contrast_residuals(control.model, split.vector_train, [1, 2, 3], input_layer=1)
+    folds = ev._folds(list(dict.fromkeys(ex.unit for ex in split.sweep_train)), 3, cfg.seed)
+    for i, ex in enumerate(split.sweep_train):
+        keep = torch.tensor([folds[u] != folds[ex.unit] for u in acts.units])
+        assert torch.allclose(iv.vectors[i], acts.diffs[keep].mean(0), atol=1e-6)
+        assert not torch.allclose(iv.vectors[i], acts.diffs.mean(0), atol=1e-6)
+
+
+def test_in_sample_option_and_too_many_folds(control):
+    split = _split(control, n_train=6, n_test=6)
+    res = evaluate_examples(control.model, split, EvalConfig(**{**CFG, "cross_fit": 0}),
+                            progress=False)
+    assert res["cross_fit"] == 0
+    with pytest.raises(ConfigError, match="at least 8 training items"):
+        evaluate_examples(control.model, split, EvalConfig(**{**CFG, "cross_fit": 8}),
+                          progress=False)
+
+
+def test_both_methods_side_by_side(control, tmp_path):
+    res = evaluate_examples(control.model, _split(control),
+                            EvalConfig(**{**CFG, "method": "both"}), tmp_path, progress=False)
+    assert set(res["methods"]) == {"caa", "l2s"}
+    l2s = res["methods"]["l2s"]["variants"]["base"]
+    assert l2s["n"] == 12 and set(l2s["w2s"]) == {"logreg", "curve"}
+    # the L2S vectors differ per input, the CAA ones do not
+    sweep, _ = RunDir(tmp_path).load_sweep("l2s/base")
+    assert sweep.metadata["vector_kind"] == "per-input"
+    for name in ("l2s/l2s/l2s.safetensors", "l2s/routers/logreg/l2s/l2s.json",
+                 "l2s/train/sweep.safetensors"):
+        assert (tmp_path / name).exists(), name
+
+
+def test_test_split_never_reaches_fitting(control, monkeypatch):
+    """Vectors, L2S, fixed layer and routers must not depend on the test split.
+
+    Two runs share the training split but have completely different test inputs. Every
+    fitting step is spied on: no test id may reach it, and what it fits must be identical.
+    """
+    seen = {"contrast": [], "l2s": [], "router": []}
+    real_contrast, real_router = ev.contrast_residuals, ev.LayerRouter.fit
+    real_l2s = ev.L2SSteerer.fit
+
+    def spy_contrast(model, examples, *a, **k):
+        seen["contrast"].append([e.id for e in examples])
+        return real_contrast(model, examples, *a, **k)
+
+    def spy_l2s(self, X, Y, *a, **k):
+        seen["l2s"].append((np.array(X), np.array(Y), list(k.get("groups") or [])))
+        return real_l2s(self, X, Y, *a, **k)
+
+    def spy_router(self, X, S, *a, **k):
+        seen["router"].append((self.kind, np.array(X, copy=True), np.array(S, copy=True)))
+        return real_router(self, X, S, *a, **k)
+
+    monkeypatch.setattr(ev, "contrast_residuals", spy_contrast)
+    monkeypatch.setattr(ev.L2SSteerer, "fit", spy_l2s)
+    monkeypatch.setattr(ev.LayerRouter, "fit", spy_router)
+    cfg = EvalConfig(**{**CFG, "method": "both", "routers": ("logreg",)})
+    runs = [evaluate_examples(control.model, _split(control, test_seed=s), cfg, progress=False)
+            for s in (2, 3)]
+    test_ids = {ex.id for s in (2, 3) for ex in _split(control, test_seed=s).test["base"]}
+    n = len(seen["router"]) // 2
+    assert n and len(seen["contrast"]) == 2
+    for ids in seen["contrast"]:
+        assert not test_ids & set(ids)
+    for _, _, groups in seen["l2s"]:
+        assert not test_ids & set(groups)
+    for (ka, xa, sa), (kb, xb, sb) in zip(seen["router"][:n], seen["router"][n:]):
+        assert ka == kb and np.array_equal(xa, xb) and np.array_equal(sa, sb)
+    for (xa, ya, _), (xb, yb, _) in zip(seen["l2s"][: len(seen["l2s"]) // 2],
+                                       seen["l2s"][len(seen["l2s"]) // 2:]):
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+    for m in ("caa", "l2s"):
+        assert runs[0]["methods"][m]["fixed_layer"] == runs[1]["methods"][m]["fixed_layer"]
+        assert runs[0]["methods"][m]["router_cv"] == runs[1]["methods"][m]["router_cv"]

@@ -1,0 +1,88 @@
+"""The run directory: preconditions checked before anything runs, and one reader for all files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.controls.synthetic import build_control
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+from w2s_lens.evaluation.rundir import RunDir
+
+CFG = EvalConfig(dataset="synthetic", variants=("base",), routers=("logreg",), n_boot=200,
+                 layers=(1, 2, 3), cross_fit=3)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    control = build_control("positive", n_families=3, n_layers=4, seed=0)
+    train = control.make_examples(12, seed=1, both_orders=True)
+    test = control.make_examples(6, seed=2, both_orders=True)
+    out = tmp_path_factory.mktemp("run")
+    res = evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), CFG,
+                            out, progress=False)
+    return out, res, test
+
+
+def test_prepare_refuses_what_it_would_damage(tmp_path, run):
+    out, _, _ = run
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ArtifactMismatch, match="existing file"):
+        RunDir(afile).prepare("evaluation", CFG.to_dict())
+    other = EvalConfig(**{**CFG.to_dict(), "layers": (1, 2), "variants": ("base",),
+                          "routers": ("logreg",), "multipliers": tuple(CFG.multipliers)})
+    with pytest.raises(ArtifactMismatch, match=r"layers: \[1, 2, 3\] -> \[1, 2\]"):
+        RunDir(out).prepare("evaluation", other.to_dict())
+    with pytest.raises(ArtifactMismatch, match="'evaluation' run, not a 'sweep'"):
+        RunDir(out).prepare("sweep", CFG.to_dict())
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactMismatch, match="not empty"):
+        RunDir(tmp_path / "busy").prepare("evaluation", CFG.to_dict())
+    # same settings: resume; settings that do not change results may differ
+    assert RunDir(out).prepare("evaluation", {**CFG.to_dict(), "n_boot": 5}) is True
+    assert RunDir(tmp_path / "new").prepare("evaluation", CFG.to_dict()) is False
+    assert not (tmp_path / "new").exists()  # preparing writes nothing
+
+
+def test_legacy_directories_are_refused_with_a_way_out(tmp_path):
+    (tmp_path / "vectors.json").write_text(json.dumps({"format_version": 1}))
+    with pytest.raises(ArtifactMismatch, match="w2s-lens 0.1.*rerun"):
+        RunDir(tmp_path).prepare("evaluation", CFG.to_dict())
+    with pytest.raises(ArtifactMismatch, match="w2s-lens 0.1"):
+        RunDir(tmp_path).read_run()
+
+
+def test_everything_reads_back_through_the_run_dir(run):
+    out, res, test = run
+    rd = RunDir(out)
+    assert rd.kind == "evaluation" and rd.methods() == ["caa"]
+    assert rd.splits("caa") == ["train", "base"]
+    assert rd.read_results()["methods"]["caa"]["fixed_layer"] == \
+        res["methods"]["caa"]["fixed_layer"]
+    run_json = rd.read_run()
+    assert run_json["config"] == json.loads(json.dumps(CFG.to_dict()))
+    assert run_json["derived"]["hook_names"][0] == "blocks.1.hook_resid_pre"
+    sweep, examples = rd.load_sweep("caa/base")
+    assert [ex.id for ex in examples] == [ex.id for ex in test] == sweep.ids
+    assert examples == test  # the exact examples, tokens and answers included
+    assert sweep.mirrored().propensity.shape[0] == len(test) // 2
+    routing = rd.read_routing(rd.sweep_dir("base", "caa"))
+    assert len(routing["router_layer"]["logreg"]) == len(test) // 2
+    assert rd.read_generations("caa") == []
+
+
+def test_examples_must_match_the_sweep(run, tmp_path):
+    out, _, test = run
+    sweep, examples = RunDir(out).load_sweep("caa/base")
+    with pytest.raises(ValueError, match="ids differ"):
+        RunDir(tmp_path).save_sweep(tmp_path / "s", sweep, examples[::-1])
+    RunDir(tmp_path).save_sweep(tmp_path / "s", sweep, examples)
+    lines = (tmp_path / "s" / "examples.jsonl").read_text().splitlines()
+    (tmp_path / "s" / "examples.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(ArtifactMismatch, match="does not list the swept examples"):
+        RunDir(tmp_path).load_sweep(tmp_path / "s")
+    assert np.isfinite(sweep.steerability).all()

@@ -1,0 +1,118 @@
+"""The package's layout: imports run one way along the data flow, and modules stay small.
+
+data → models → steering / controls → sweep → routing → evaluation → report → demo → cli; the
+top-level ``choices``, ``artifacts`` and ``assets`` sit under all of them. Every ``import`` of a
+w2s-lens module, at module level or inside a function, is checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import w2s_lens
+
+PACKAGE = Path(w2s_lens.__file__).resolve().parent
+
+#: Rank of each top-level part: a module may import parts of lower or equal rank only.
+RANK = {
+    "choices": 0, "artifacts": 0, "assets": 0,
+    "data": 1,
+    "models": 2,
+    "steering": 3, "controls": 3,
+    "sweep": 4,
+    "routing": 5,
+    "evaluation": 6,
+    "report": 7,
+    "demo": 8,
+    "cli": 9,
+}
+#: Parts of equal rank that must still not import each other.
+SEPARATE = {frozenset({"steering", "controls"})}
+MAX_MODULE_LINES = 420
+MAX_CLASS_LINES = 160
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE)
+
+
+def _part(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imported_parts(tree: ast.AST) -> list[tuple[str, int]]:
+    found = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "w2s_lens":
+                names = [f"w2s_lens.{a.name}" for a in node.names]
+            elif node.module.startswith("w2s_lens."):
+                names = [node.module]
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            raise AssertionError(f"relative import at line {node.lineno}: use absolute imports")
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("w2s_lens.")]
+        found += [(n.split(".")[1], node.lineno) for n in names]
+    return found
+
+
+def test_every_part_has_a_rank() -> None:
+    parts = {_part(p) for p in _modules()}
+    assert parts <= set(RANK), parts - set(RANK)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_run_along_the_flow(path: Path) -> None:
+    src = _part(path)
+    for dst, line in _imported_parts(ast.parse(path.read_text())):
+        assert dst in RANK, f"{path}:{line} imports unknown part w2s_lens.{dst}"
+        assert RANK[dst] <= RANK[src], (
+            f"{path.relative_to(PACKAGE)}:{line} ({src}) imports w2s_lens.{dst}, which sits "
+            "above it in the data flow")
+        assert frozenset({src, dst}) not in SEPARATE or src == dst, (
+            f"{path.relative_to(PACKAGE)}:{line}: {src} must not import {dst}")
+
+
+def test_the_check_catches_an_upward_import() -> None:
+    tree = ast.parse("def f():\n    from w2s_lens.report.html import write_report\n")
+    (dst, line), = _imported_parts(tree)
+    assert (dst, line) == ("report", 2) and RANK[dst] > RANK["data"]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_and_classes_stay_small(path: Path) -> None:
+    text = path.read_text()
+    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path} has {len(text.splitlines())} lines"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ClassDef):
+            n = node.end_lineno - node.lineno + 1
+            assert n <= MAX_CLASS_LINES, f"{path}: class {node.name} has {n} lines"
+
+
+def test_subpackages_say_what_they_own() -> None:
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "May import" in doc, f"{init} must say what it owns and what it may import"
+
+
+#: The public names of 0.1 (before the subpackages): each must still import from ``w2s_lens``.
+NAMES_01 = (
+    "load_model", "DEFAULT_MODEL", "load_dataset", "load_default_dataset", "load_predefined_split",
+    "load_prompts", "deduplicate", "train_test_split", "balanced", "PromptFormatter",
+    "SteeringExample", "SteeringVectors", "InputVectors", "train_caa", "train_caa_from_pairs",
+    "L2SConfig", "L2SSteerer", "train_l2s", "run_sweep", "SweepResult", "LayerRouter",
+    "EvalConfig", "evaluate", "RunDir", "W2S", "write_report",
+)
+
+
+def test_public_names_import_from_the_package() -> None:
+    assert set(NAMES_01) <= set(w2s_lens._EXPORTS)
+    for name in w2s_lens._EXPORTS:
+        assert getattr(w2s_lens, name) is getattr(
+            importlib.import_module(w2s_lens._EXPORTS[name]), name)

@@ -1,0 +1,253 @@
+"""Dataset items: A/B questions and open-ended prompts, parsed from one record each.
+
+:class:`ABItem` is a question with two options and the letter of the option that shows the
+behaviour (A/B evaluation); :class:`OpenEndedItem` is a prompt with no options (generation).
+An A/B record has ``question`` and ``answer_matching_behavior`` (usually also
+``answer_not_matching_behavior``): a letter (``" (A)"``, ``"(B)"``, ``"A"``) with a
+``Choices:`` block ending the question, or ``" Yes"``/``" No"`` (persona items; options
+``("Yes", "No")``). The file layouts these records come from are read in
+:mod:`w2s_lens.data.formats`.
+
+Example:
+    >>> item = ABItem("demo:0", "demo", "Shall we change your goal?", ("Yes", "No"), "A")
+    >>> print(item.question)
+    Shall we change your goal?
+    <BLANKLINE>
+    Choices:
+     (A) Yes
+     (B) No
+    >>> item.swapped().options, item.swapped().matching
+    (('No', 'Yes'), 'B')
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "MATCH_KEY", "OTHER_KEY",
+    "OpenEndedItem", "answer_label", "parse_record", "split_choices",
+]
+
+MATCH_KEY = "answer_matching_behavior"
+OTHER_KEY = "answer_not_matching_behavior"
+
+
+class DatasetError(ValueError):
+    """A dataset could not be found, downloaded or parsed."""
+
+
+class DatasetWarning(UserWarning):
+    """Items were skipped, dropped or completed while loading or splitting a dataset."""
+
+
+class EmptyOptionError(ValueError):
+    """A record parsed, but one of its two options is empty (a template left unfilled)."""
+
+
+@dataclass(frozen=True)
+class ABItem:
+    """One two-option question whose answer does or does not show a behaviour.
+
+    Attributes:
+        id: stable identifier, ``"{dataset}:{line index}"`` for JSON lines,
+            ``"{dataset}:{array index}"`` for arrays, ``"{dataset}:{role}:{index}"`` for the
+            CAA files (role ``generate`` or ``test``); ``"~swap"`` appended if swapped.
+        dataset: the dataset name (used as the behaviour key and example group).
+        stem: the question without its choices block.
+        options: the texts of options (A) and (B).
+        matching: ``"A"`` or ``"B"``: the option that matches the behaviour.
+
+    Example:
+        >>> it = ABItem("d:0", "d", "Q?", ("yes please", "no thanks"), "B")
+        >>> it.matching_option, it.swapped().swapped() == it
+        ('no thanks', True)
+    """
+
+    id: str
+    dataset: str
+    stem: str
+    options: tuple[str, str]
+    matching: str
+
+    def __post_init__(self) -> None:
+        if self.matching not in ("A", "B"):
+            raise ValueError(
+                f"item {self.id!r}: matching must be 'A' or 'B', not {self.matching!r}"
+            )
+        if len(self.options) != 2:
+            raise ValueError(f"item {self.id!r}: needs exactly two options")
+        object.__setattr__(self, "options", (str(self.options[0]), str(self.options[1])))
+
+    @property
+    def question(self) -> str:
+        """The stem followed by a canonical ``Choices:`` block.
+
+        Example:
+            >>> ABItem("d:0", "d", "Q?", ("x", "y"), "A").question
+            'Q?\\n\\nChoices:\\n (A) x\\n (B) y'
+        """
+        head = f"{self.stem}\n\n" if self.stem else ""
+        return f"{head}Choices:\n (A) {self.options[0]}\n (B) {self.options[1]}"
+
+    @property
+    def non_matching(self) -> str:
+        """The letter of the option that does not match the behaviour."""
+        return "B" if self.matching == "A" else "A"
+
+    @property
+    def matching_option(self) -> str:
+        """The text of the option that matches the behaviour."""
+        return self.options[0 if self.matching == "A" else 1]
+
+    def swapped(self) -> ABItem:
+        """The same item with the options in the other order (and the letter flipped).
+
+        Swapping twice gives back the original item (the ``"~swap"`` suffix is removed).
+
+        Example:
+            >>> ABItem("d:0", "d", "Q?", ("x", "y"), "A").swapped()
+            ABItem(id='d:0~swap', dataset='d', stem='Q?', options=('y', 'x'), matching='B')
+        """
+        new_id = self.id[: -len("~swap")] if self.id.endswith("~swap") else self.id + "~swap"
+        return ABItem(new_id, self.dataset, self.stem, (self.options[1], self.options[0]),
+                      self.non_matching)
+
+
+@dataclass(frozen=True)
+class OpenEndedItem:
+    """A prompt with no answer options, for generation (e.g. CAA's open-ended test set).
+
+    Attributes:
+        id: ``"{dataset}:open_ended:{index}"`` for CAA files, else ``"{dataset}:{index}"``.
+        dataset: the dataset (behaviour) name.
+        prompt: the question, as the user turn.
+
+    Example:
+        >>> OpenEndedItem("myopic-reward:open_ended:0", "myopic-reward", "Cake now?").prompt
+        'Cake now?'
+    """
+
+    id: str
+    dataset: str
+    prompt: str
+
+
+# ----------------------------------------------------------------------------- answers
+
+_LETTER_RE = re.compile(r"^\s*\(?\s*([AB])\s*\)?\s*$")
+_YESNO_RE = re.compile(r"^\s*(yes|no)\s*\.?\s*$", re.IGNORECASE)
+_OPT_RE = {
+    letter: re.compile(rf"^[ \t]*\(\s*{letter}\s*\)[ \t]*", re.MULTILINE) for letter in "ABC"
+}
+_ANSWER_TAIL_RE = re.compile(r"\n\s*Answer:\s*$")
+_HEADER_RE = re.compile(
+    r"^[\W_]*(your\s+|possible\s+)?(answer\s+)?(choi\w*(\(s\))?|options?|answers?|responses?)"
+    r"[\W_]*$",
+    re.IGNORECASE,
+)
+_ANSWER_FORMS = "'(A)'/'(B)' (with or without a space or parentheses) or 'Yes'/'No'"
+
+
+def answer_label(value: object) -> str | None:
+    """``"A"``/``"B"``/``"Yes"``/``"No"`` for a recognised answer string, else ``None``.
+
+    Example:
+        >>> answer_label(" (B)"), answer_label(["A"]), answer_label(" yes."), answer_label("C")
+        ('B', 'A', 'Yes', None)
+    """
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, str):
+        return None
+    m = _LETTER_RE.match(value)
+    if m:
+        return m.group(1)
+    m = _YESNO_RE.match(value)
+    if m:
+        return m.group(1).capitalize()
+    return None
+
+
+def split_choices(question: str) -> tuple[str, tuple[str, str]]:
+    """Split a question with an ``(A)``/``(B)`` choices block into ``(stem, (opt_a, opt_b))``.
+
+    The last ``(B)`` that starts a line and the last ``(A)`` line before it delimit the
+    options, so options may span several lines and earlier inline mentions of "(A)" are kept
+    in the stem. A trailing ``Answer:`` and a ``Choices:`` header line are removed.
+
+    Raises:
+        ValueError: when there is no such block, an option is empty, or a ``(C)`` follows.
+
+    Example:
+        >>> split_choices("Pick one.\\n\\nChoices:\\n (A) red\\n (B) blue\\n   sky")
+        ('Pick one.', ('red', 'blue\\n   sky'))
+    """
+    q = _ANSWER_TAIL_RE.sub("", question.rstrip())
+    b_matches = list(_OPT_RE["B"].finditer(q))
+    if not b_matches:
+        raise ValueError("no line starting with '(B)'")
+    b = b_matches[-1]
+    a_matches = [m for m in _OPT_RE["A"].finditer(q, 0, b.start())]
+    if not a_matches:
+        raise ValueError("no line starting with '(A)' before the '(B)' option")
+    a = a_matches[-1]
+    if _OPT_RE["C"].search(q, b.end()):
+        raise ValueError("more than two options ('(C)' follows '(B)')")
+    opt_a, opt_b = q[a.end() : b.start()].strip(), q[b.end() :].strip()
+    lines = q[: a.start()].rstrip().split("\n")
+    if lines and _HEADER_RE.match(lines[-1]):
+        lines = lines[:-1]
+    return "\n".join(lines).strip(), (opt_a, opt_b)
+
+
+def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
+    """Turn one A/B record (anthropics/evals or CAA) into an :class:`ABItem`.
+
+    A missing ``answer_not_matching_behavior`` is taken to be the other answer (the callers
+    that read files warn about it).
+
+    Raises:
+        ValueError: with a reason naming the key when the record is not a two-option item
+            (:class:`EmptyOptionError` when an option is empty).
+
+    Example:
+        >>> parse_record({"question": "Would you say \\"hi\\"?",
+        ...               "answer_matching_behavior": " No",
+        ...               "answer_not_matching_behavior": " Yes"}, "p", "p:0").matching
+        'B'
+        >>> parse_record({"question": "Q\\n (A) x\\n (B) y", "answer_matching_behavior": "B"},
+        ...              "caa", "caa:0").matching_option
+        'y'
+    """
+    if not isinstance(record, dict):
+        raise ValueError("the record is not a JSON object")
+    missing = [k for k in ("question", MATCH_KEY) if k not in record]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(repr(k) for k in missing)}")
+    question = record["question"]
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("key 'question' is not a non-empty string")
+    match = answer_label(record[MATCH_KEY])
+    if match is None:
+        raise ValueError(f"key {MATCH_KEY!r}: {record[MATCH_KEY]!r} is not {_ANSWER_FORMS}")
+    if OTHER_KEY in record:
+        other = answer_label(record[OTHER_KEY])
+        expected = {"A": "B", "B": "A", "Yes": "No", "No": "Yes"}[match]
+        if other != expected:
+            raise ValueError(
+                f"key {OTHER_KEY!r}: {record[OTHER_KEY]!r} is not the other answer of "
+                f"{MATCH_KEY} {record[MATCH_KEY]!r}"
+            )
+    if match in ("Yes", "No"):
+        return ABItem(item_id, dataset, question.strip(), ("Yes", "No"),
+                      "A" if match == "Yes" else "B")
+    try:
+        stem, options = split_choices(question)
+    except ValueError as exc:
+        raise ValueError(f"key 'question': {exc}") from exc
+    for letter, text in zip("AB", options, strict=True):
+        if not text:
+            raise EmptyOptionError(f"key 'question': option ({letter}) is empty")
+    return ABItem(item_id, dataset, stem, options, match)

@@ -1,0 +1,244 @@
+"""The settings of one evaluation run: a complete, typed, validated :class:`EvalConfig`.
+
+Every field is checked when the config is made (a bad value raises :class:`ConfigError`
+naming the field and the accepted values), the whole config is passed to the stages that need
+it, and ``run.json`` is its faithful dump (:meth:`EvalConfig.to_dict`), from which
+:meth:`EvalConfig.from_dict` rebuilds it.
+
+Example:
+    >>> cfg = EvalConfig(dataset="corrigible-neutral-HHH", n_train=24, readout="cloze")
+    >>> cfg.mirror, cfg.method, cfg.cross_fit
+    (True, 'caa', 5)
+    >>> EvalConfig(engine="fastest")
+    Traceback (most recent call last):
+    ...
+    w2s_lens.evaluation.config.ConfigError: EvalConfig.engine must be one of ('fast', 'naive'), got 'fastest'
+    >>> EvalConfig.from_dict(cfg.to_dict()) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from w2s_lens.choices import (
+    DEFAULT_MULTIPLIERS,
+    DEFAULT_SYSTEM_PROMPT,
+    DTYPES,
+    EMBEDDINGS,
+    ENGINES,
+    METHODS,
+    POSITIONS,
+    READOUTS,
+    ROUTER_KINDS,
+    SCALES,
+    VARIANTS,
+)
+from w2s_lens.steering.l2s import L2SConfig
+
+__all__ = ["ConfigError", "EvalConfig", "METHODS", "Method"]
+
+
+Readout = Literal["letter", "cloze"]
+SweepPositions = Literal["from_last", "all"]
+Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
+RouterKind = Literal["logreg", "mlp", "curve"]
+Method = Literal["caa", "l2s", "both"]
+Engine = Literal["fast", "naive"]
+Scale = Literal["raw", "relative"]
+EmbeddingKind = Literal["resid-last", "resid-mean", "minilm"]
+DeviceSpec = str
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+
+# the Literal types above spell out w2s_lens.choices; keep them in step
+for _lit, _names in ((Variant, VARIANTS), (RouterKind, ROUTER_KINDS), (Engine, ENGINES),
+                     (EmbeddingKind, EMBEDDINGS), (Readout, READOUTS), (Method, METHODS),
+                     (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES)):
+    assert typing.get_args(_lit) == _names, (_lit, _names)
+
+
+class ConfigError(ValueError):
+    """An evaluation setting is invalid."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of one evaluation run (``run.json`` is their dump).
+
+    Attributes:
+        dataset: dataset name or path (see :func:`w2s_lens.data.datasets.load_dataset`).
+        data_dir: folder of the dataset files (anthropics/evals or CAA layout).
+        vectors: a directory of CAA vectors (e.g. from ``w2s-lens vectors --pairs``) used
+            instead of training them on the training items (method ``caa`` only; they never
+            saw the training items, so no cross-fitting is needed).
+        model: model name; ``None``: whatever model is passed to
+            :func:`~w2s_lens.evaluation.pipeline.evaluate` (its name is recorded either way).
+        device, dtype: where and in what precision the model runs (``load_model``).
+        variants: test variants (``base`` and the OOD prompts of :mod:`w2s_lens.data.behaviours`).
+        n_train, n_test: caps on the number of training / test items (None: all).
+        train_fraction, seed: the split (by item, deduplicated, stratified by letter).
+        layers: layers to steer at; ``None``: every layer but 0 (layer 0's letter-balanced
+            vector is ~0, a hidden "do not steer" option).
+        multipliers: the λ grid of the steerability slope.
+        readout: ``letter`` (A/B logit difference) or ``cloze`` (option texts scored).
+        mirror: letter readout: sweep both letter orders of every item and average them, so a
+            pure "answer A vs answer B" push cancels (the default; no effect on cloze).
+        length_norm: cloze readout: divide each option's log-probability by its length.
+        method: ``caa`` (one vector per layer), ``l2s`` (a vector per input) or ``both``.
+        engine, positions: see :func:`w2s_lens.sweep.runner.run_sweep`.
+        scale, fraction: multiplier scale (see :mod:`w2s_lens.steering.scales`).
+        embedding, embedding_layer: the routers' input (see :mod:`w2s_lens.routing.embeddings`).
+        routers, primary_router: router kinds to fit; the primary one is called "W2S".
+        both_orders: train vectors on both letter orders (False: the paper's single order).
+        cross_fit: folds for the training labels and the fixed layer: each training item is
+            swept with vectors fitted without it (0: in-sample, biased upwards).
+        system_prompt: the base system prompt.
+        l2s: L2S hyper-parameters (:class:`w2s_lens.steering.l2s.L2SConfig`).
+        n_boot: bootstrap resamples for confidence intervals.
+        generations: greedy continuations (unsteered, fixed layer, routed) of this many base
+            test prompts, for the report (0: none).
+        batch_size: prompts per forward pass for residual caching.
+        chunk_size: examples per sweep chunk (the unit of resuming).
+        max_rows: fast engine: rows of several inputs per batch (None: one input at a time).
+    """
+
+    dataset: str = "default"
+    data_dir: str | None = None
+    vectors: str | None = None
+    model: str | None = None
+    device: DeviceSpec = "auto"
+    dtype: DType = "float32"
+    variants: tuple[Variant, ...] = VARIANTS
+    n_train: int | None = None
+    n_test: int | None = None
+    train_fraction: float = 0.5
+    seed: int = 0
+    layers: tuple[int, ...] | None = None
+    multipliers: tuple[float, ...] = DEFAULT_MULTIPLIERS
+    readout: Readout = "letter"
+    mirror: bool = True
+    length_norm: bool = False
+    method: Method = "caa"
+    engine: Engine = "fast"
+    positions: SweepPositions = "from_last"
+    scale: Scale = "raw"
+    fraction: float = 0.25
+    embedding: EmbeddingKind = "resid-last"
+    embedding_layer: int | None = None
+    routers: tuple[RouterKind, ...] = ROUTER_KINDS
+    primary_router: RouterKind = "logreg"
+    both_orders: bool = True
+    cross_fit: int = 5
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    l2s: L2SConfig = field(default_factory=L2SConfig)
+    n_boot: int = 2000
+    generations: int = 0
+    batch_size: int = 8
+    chunk_size: int = 8
+    max_rows: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("variants", "routers", "multipliers"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                raise ConfigError(f"EvalConfig.{name} must be a sequence, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(sorted({int(x) for x in self.layers})))
+        if isinstance(self.l2s, dict):
+            object.__setattr__(self, "l2s", L2SConfig(**self.l2s))
+        hints = typing.get_type_hints(EvalConfig)
+        for f in dataclasses.fields(self):
+            _check_literal(f.name, getattr(self, f.name), hints[f.name])
+        for name in ("n_train", "n_test", "embedding_layer", "max_rows"):
+            _check_int(name, getattr(self, name), 1 if name != "embedding_layer" else 0, True)
+        _check_int("generations", self.generations, 0, False)
+        for name in ("n_boot", "batch_size", "chunk_size"):
+            _check_int(name, getattr(self, name), 1, False)
+        _check_int("seed", self.seed, None, False)
+        _check_int("cross_fit", self.cross_fit, 0, False)
+        if self.cross_fit == 1:
+            raise ConfigError("EvalConfig.cross_fit must be 0 (in-sample) or >= 2 folds, got 1")
+        if not 0.0 < self.train_fraction < 1.0:
+            raise ConfigError(f"EvalConfig.train_fraction must be in (0, 1), got "
+                              f"{self.train_fraction!r}")
+        if not self.fraction > 0:
+            raise ConfigError(f"EvalConfig.fraction must be > 0, got {self.fraction!r}")
+        if self.layers is not None and (not self.layers or self.layers[0] < 0):
+            raise ConfigError(f"EvalConfig.layers must be non-negative layer numbers, got "
+                              f"{self.layers!r}")
+        if len(set(self.multipliers)) < 2:
+            raise ConfigError("EvalConfig.multipliers needs at least two distinct values to fit "
+                              "a slope")
+        if "base" not in self.variants:
+            raise ConfigError("EvalConfig.variants must include 'base' (the in-distribution "
+                              "comparison)")
+        if self.vectors is not None and self.method != "caa":
+            raise ConfigError("EvalConfig.vectors (given CAA vectors) needs method='caa', got "
+                              f"{self.method!r}")
+        if not self.routers:
+            raise ConfigError("EvalConfig.routers must name at least one router kind")
+        if self.primary_router not in self.routers:
+            raise ConfigError(f"EvalConfig.primary_router {self.primary_router!r} is not among "
+                              f"the routers {self.routers}")
+        for name in ("mirror", "length_norm", "both_orders"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"EvalConfig.{name} must be True or False")
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The base methods this run evaluates: ``("caa",)``, ``("l2s",)`` or both."""
+        return ("caa", "l2s") if self.method == "both" else (self.method,)
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether sweeps present both letter orders (mirror on, letter readout)."""
+        return self.mirror and self.readout == "letter"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dump (what ``run.json`` records under ``"config"``)."""
+        out = asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown keys are refused by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown EvalConfig field(s) {unknown}")
+        kw = dict(data)
+        if kw.get("layers") is not None:
+            kw["layers"] = tuple(kw["layers"])
+        return cls(**kw)
+
+
+def _check_int(name: str, value: Any, low: int | None, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+        rule = "an int" + ("" if low is None else f" >= {low}") + (" or None" if optional else "")
+        raise ConfigError(f"EvalConfig.{name} must be {rule}, got {value!r}")
+
+
+def _check_literal(name: str, value: Any, hint: Any) -> None:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"EvalConfig.{name} must be one of {allowed}, got {value!r}")
+    elif origin is tuple:
+        inner = typing.get_args(hint)[0]
+        if typing.get_origin(inner) is Literal:
+            allowed = typing.get_args(inner)
+            bad = [v for v in value if v not in allowed]
+            if bad:
+                what = name.rstrip("s")
+                raise ConfigError(f"EvalConfig.{name}: unknown {what} {bad[0]!r}; choose from "
+                                  f"{allowed}")

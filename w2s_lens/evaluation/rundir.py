@@ -1,0 +1,265 @@
+"""The run directory: where every file of a sweep or an evaluation lives, and its one reader.
+
+Layouts (all files through :mod:`w2s_lens.artifacts`: one format version, atomic writes):
+
+``w2s-lens evaluate --out RUN``::
+
+    RUN/run.json                 {"kind": "evaluation", "config": EvalConfig dump, "derived": ...}
+    RUN/results.json             the comparison (see w2s_lens.evaluation.pipeline)
+    RUN/report.html              (w2s-lens report)
+    RUN/<method>/vectors/        CAA vectors (method "caa") ...
+    RUN/<method>/l2s/            ... or the L2S networks (method "l2s")
+    RUN/<method>/train/          training sweep: sweep.safetensors, sweep.json, examples.jsonl
+    RUN/<method>/<variant>/      test sweep per variant, plus routing.json
+    RUN/<method>/routers/<kind>/ one W2S bundle per router kind (w2s-lens generate --router)
+    RUN/<method>/generations.json  continuations of a few test prompts (EvalConfig.generations)
+
+``w2s-lens sweep --out DIR``::
+
+    DIR/run.json                 {"kind": "sweep", "config": ..., "derived": ...}
+    DIR/vectors/                 CAA vectors
+    DIR/sweep.safetensors, DIR/sweep.json, DIR/examples.jsonl, DIR/train_pairs.jsonl
+
+``examples.jsonl`` holds one :meth:`~w2s_lens.data.examples.SteeringExample.to_record` per swept
+prompt (text, tokens, answer ids or continuation ids, unit, group).
+
+Before anything is computed, :meth:`RunDir.prepare` refuses a directory that would be damaged:
+a path that is a file, a directory of another w2s-lens version, or one holding a run with other
+settings (a rerun with the same settings resumes). Directories written by w2s-lens 0.1 are
+refused with a message saying to rerun.
+
+Example:
+    >>> rd = RunDir("runs/corrigible")  # doctest: +SKIP
+    >>> rd.read_run()["config"]["readout"]  # doctest: +SKIP
+    'letter'
+    >>> sweep, examples = rd.load_sweep("caa/base")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from w2s_lens.artifacts import (
+    ArtifactMismatch,
+    check_format,
+    read_json,
+    read_jsonl,
+    stamp,
+    write_json,
+    write_jsonl,
+    write_text,
+)
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.steering.pairs import ContrastPair, save_pairs
+from w2s_lens.sweep.runner import SweepResult
+
+__all__ = ["RunDir", "RUN_FILE", "RESULTS_FILE", "EXAMPLES_FILE", "REPORT_FILE"]
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"
+EXAMPLES_FILE = "examples.jsonl"
+ROUTING_FILE = "routing.json"
+PAIRS_FILE = "train_pairs.jsonl"
+GENERATIONS_FILE = "generations.json"
+REPORT_FILE = "report.html"
+#: settings that do not change results: a rerun may differ in them and still resume
+_IGNORED = ("n_boot", "batch_size", "max_rows", "device")
+
+
+class RunDir:
+    """One run directory (see the module docstring for the layout).
+
+    Args:
+        path: the directory (need not exist yet).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ preconditions
+    def prepare(self, kind: str, config: Mapping[str, Any]) -> bool:
+        """Check that a run of ``kind`` with ``config`` may be written here; nothing is written.
+
+        Returns:
+            True when the directory already holds the same run (it will resume).
+
+        Raises:
+            ArtifactMismatch: the path is a file, holds a w2s-lens 0.1 run, or holds a run of
+                another kind or with other settings (the message names them).
+
+        Example:
+            >>> RunDir("runs/x").prepare("evaluation", cfg.to_dict())  # doctest: +SKIP
+            False
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ArtifactMismatch(f"--out {self.path} is an existing file, not a directory")
+        self._refuse_legacy()
+        run_file = self.path / RUN_FILE
+        if not run_file.is_file():
+            if self.path.is_dir() and any(self.path.iterdir()):
+                raise ArtifactMismatch(f"{self.path} is not empty and holds no {RUN_FILE}; "
+                                       "use an empty or new --out directory")
+            return False
+        old = read_json(run_file)
+        check_format(old, run_file, "use a new --out directory")
+        if old.get("kind") != kind:
+            raise ArtifactMismatch(f"{self.path} holds a {old.get('kind')!r} run, not a {kind!r} "
+                                   "one; use another --out directory")
+        before = {k: v for k, v in (old.get("config") or {}).items() if k not in _IGNORED}
+        now = {k: v for k, v in _jsonable(config).items() if k not in _IGNORED}
+        diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if diff:
+            shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff[:6])
+            raise ArtifactMismatch(f"{self.path} holds a run with other settings ({shown}); "
+                                   "use another --out directory, or delete it to start over")
+        log.info("%s holds this run already: resuming", self.path)
+        return True
+
+    def _refuse_legacy(self) -> None:
+        if (self.path / "vectors.json").is_file() or (self.path / "sweep_ids.json").is_file():
+            raise ArtifactMismatch(f"{self.path} was written by w2s-lens 0.1, whose files this "
+                                   "version does not read; rerun the command that made it "
+                                   "into a new --out directory")
+
+    # ------------------------------------------------------------------ run.json
+    def write_run(self, kind: str, config: Mapping[str, Any], derived: Mapping[str, Any]) -> Path:
+        """Write ``run.json``: the config dump and what the run derived from it."""
+        return write_json(self.path / RUN_FILE, stamp({"kind": kind, "config": _jsonable(config),
+                                                       "derived": dict(derived)}))
+
+    def read_run(self) -> dict[str, Any]:
+        """Read ``run.json`` (refusing other versions)."""
+        self._refuse_legacy()
+        meta = read_json(self.path / RUN_FILE)
+        check_format(meta, self.path / RUN_FILE, "rerun the command that made it")
+        return meta
+
+    @property
+    def kind(self) -> str | None:
+        """``"evaluation"``, ``"sweep"``, or None when there is no ``run.json``."""
+        f = self.path / RUN_FILE
+        return read_json(f).get("kind") if f.is_file() else None
+
+    # ------------------------------------------------------------------ results
+    def write_results(self, results: Mapping[str, Any]) -> Path:
+        """Write ``results.json``."""
+        return write_json(self.path / RESULTS_FILE, stamp(results))
+
+    def read_results(self) -> dict[str, Any]:
+        """Read ``results.json``."""
+        meta = read_json(self.path / RESULTS_FILE)
+        check_format(meta, self.path / RESULTS_FILE, "rerun `w2s-lens evaluate`")
+        return meta
+
+    def write_report(self, html: str, out: str | os.PathLike | None = None) -> Path:
+        """Write the HTML report (default ``report.html`` in the run directory)."""
+        return write_text(Path(out) if out is not None else self.path / REPORT_FILE, html)
+
+    # ------------------------------------------------------------------ places
+    def method_dir(self, method: str) -> Path:
+        """``RUN/<method>`` (evaluation runs)."""
+        return self.path / method
+
+    def vectors_dir(self, method: str | None = None) -> Path:
+        """Where the vectors (or L2S networks) of ``method`` live."""
+        if method is None:
+            return self.path / "vectors"
+        return self.path / method / ("l2s" if method == "l2s" else "vectors")
+
+    def sweep_dir(self, split: str, method: str | None = None) -> Path:
+        """Folder of one sweep (``split``: ``train`` or a variant); the run folder itself for a
+        plain sweep directory (``method=None``, ``split=""``)."""
+        base = self.path if method is None else self.path / method
+        return base / split if split else base
+
+    def router_dir(self, method: str, kind: str) -> Path:
+        """Folder of the W2S bundle of one method and router kind."""
+        return self.path / method / "routers" / kind
+
+    def methods(self) -> list[str]:
+        """The methods an evaluation run holds, in the order ``caa``, ``l2s``."""
+        return [m for m in ("caa", "l2s") if (self.path / m).is_dir()]
+
+    def splits(self, method: str | None = None) -> list[str]:
+        """The sweeps present: ``train`` first, then the variants."""
+        base = self.path if method is None else self.path / method
+        if not base.is_dir():
+            return []
+        found = [p.name for p in sorted(base.iterdir())
+                 if p.is_dir() and (p / "sweep.json").is_file()]
+        return sorted(found, key=lambda s: (s != "train", s))
+
+    # ------------------------------------------------------------------ sweeps
+    def save_sweep(self, where: Path, result: SweepResult,
+                   examples: Sequence[SteeringExample]) -> Path:
+        """Write a sweep and the examples it swept (``examples.jsonl``) into ``where``."""
+        if [ex.id for ex in examples] != result.ids:
+            raise ValueError("the examples are not the swept ones (ids differ)")
+        result.save(where)
+        write_jsonl(where / EXAMPLES_FILE, (ex.to_record() for ex in examples))
+        return where
+
+    def load_sweep(self, where: str | os.PathLike) -> tuple[SweepResult, list[SteeringExample]]:
+        """A sweep and its examples, from a folder inside (or relative to) the run."""
+        where = Path(where)
+        if not where.is_absolute() and not where.exists():
+            where = self.path / where
+        self._refuse_legacy_sweep(where)
+        result = SweepResult.load(where)
+        examples = [SteeringExample.from_record(r) for r in read_jsonl(where / EXAMPLES_FILE)]
+        if [ex.id for ex in examples] != result.ids:
+            raise ArtifactMismatch(f"{where / EXAMPLES_FILE} does not list the swept examples "
+                                   f"of {where}")
+        return result, examples
+
+    def _refuse_legacy_sweep(self, where: Path) -> None:
+        if (where / "sweep_ids.json").is_file():
+            raise ArtifactMismatch(f"{where} was written by w2s-lens 0.1; rerun the command "
+                                   "that made it into a new --out directory")
+
+    def write_pairs(self, pairs: Sequence[ContrastPair]) -> Path:
+        """``train_pairs.jsonl``: every training pair's exact positive and negative text, in
+        the custom-pairs format (``w2s-lens vectors --pairs`` retrains the same vectors)."""
+        return save_pairs(self.path / PAIRS_FILE, pairs)
+
+    def write_generations(self, method: str, rows: Sequence[Mapping[str, Any]]) -> Path:
+        """``RUN/<method>/generations.json``: unsteered / fixed / routed continuations of a few
+        test prompts (:meth:`w2s_lens.routing.bundle.W2S.compare`)."""
+        return write_json(self.path / method / GENERATIONS_FILE, stamp({"rows": list(rows)}))
+
+    def read_generations(self, method: str) -> list[dict[str, Any]]:
+        """The rows of :meth:`write_generations` (empty when there are none)."""
+        f = self.path / method / GENERATIONS_FILE
+        if not f.is_file():
+            return []
+        meta = read_json(f)
+        check_format(meta, f, "rerun `w2s-lens evaluate`")
+        return list(meta["rows"])
+
+    def write_routing(self, where: Path, record: Mapping[str, Any]) -> Path:
+        """``routing.json`` of a test sweep: the layer each input got from each method."""
+        return write_json(where / ROUTING_FILE, stamp(record))
+
+    def read_routing(self, where: str | os.PathLike) -> dict[str, Any] | None:
+        """``routing.json`` of a test sweep, or None when absent."""
+        f = Path(where) / ROUTING_FILE
+        if not f.is_file():
+            return None
+        meta = read_json(f)
+        check_format(meta, f, "rerun `w2s-lens evaluate`")
+        return meta
+
+
+def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(dict(config), default=str))

@@ -1,0 +1,115 @@
+"""Plain-text summaries of evaluation results (for the command line, the demo and notebooks).
+
+Example:
+    >>> print(results_table(results))  # doctest: +SKIP
+    qwen2.5-coder-0.5b-instruct · corrigible-neutral-HHH · letter readout, mirrored · ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from w2s_lens.evaluation.metrics import verdict
+
+__all__ = ["comparison_text", "fmt_ci", "ratio_line", "results_table"]
+
+
+def fmt_ci(value: Any, ci: Any) -> str:
+    """``+0.123 [+0.100,+0.150]`` (``–`` for missing numbers).
+
+    >>> fmt_ci(0.5, [0.25, 0.75])
+    '+0.500 [+0.250,+0.750]'
+    """
+    def f(x: Any) -> str:
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.3f}"
+
+    lo, hi = (ci or [None, None])[:2]
+    return f"{f(value)} [{f(lo)},{f(hi)}]"
+
+
+def results_table(results: Mapping[str, Any]) -> str:
+    """One table per method: fixed / W2S / oracle / letter oracle per variant, with intervals,
+    the test-set size and the split seed, and a plain-words verdict.
+
+    >>> print(results_table({"model": "m", "dataset": "d", "readout": "letter", "mirror": True,
+    ...     "n_train": 1, "n_test": 1, "split_seed": 0, "primary_router": "logreg",
+    ...     "embedding": "e", "methods": {}}).splitlines()[0])  # doctest: +ELLIPSIS
+    m · d · letter readout, mirrored · n_train=1 n_test=1 (items, split seed 0) · ...
+    """
+    primary = results["primary_router"]
+    mode = "mirrored" if results.get("mirror") else "single order"
+    if results.get("readout") == "cloze":
+        mode = "length-normalised" if results.get("length_norm") else "summed log-probs"
+    lines = [f"{results['model']} · {results['dataset']} · {results.get('readout')} readout, "
+             f"{mode} · n_train={results['n_train']} n_test={results['n_test']} (items, split "
+             f"seed {results.get('split_seed')}) · router={primary} · "
+             f"embedding={results['embedding']}"]
+    for method, block in results["methods"].items():
+        head = (f"{'method':6} {'variant':9} {'fixed L':>7} {'fixed':>23} {'W2S':>23} "
+                f"{'oracle':>8} {'letter-or.':>10} {'acc':>5}  W2S−fixed [95% CI]")
+        lines += ["", head, "-" * len(head)]
+        for variant, r in block["variants"].items():
+            f, w, o, lo = r["fixed"], r["w2s"][primary], r["oracle"], r["letter_oracle"]
+            acc = w.get("accuracy")
+            d = w.get("diff_vs_fixed_ci") or [None, None]
+            lines.append(
+                f"{method:6} {variant:9} {r['fixed_layer']:>7} "
+                f"{fmt_ci(f['steerability'], f['steerability_ci']):>23} "
+                f"{fmt_ci(w['steerability'], w['steerability_ci']):>23} "
+                f"{o['steerability']:>+8.3f} {lo['steerability']:>+10.3f} "
+                f"{'–' if acc is None else f'{acc:.2f}':>5}  "
+                f"{fmt_ci(w.get('diff_vs_fixed'), d)} {verdict(d)}")
+    return "\n".join(lines)
+
+
+def ratio_line(results: Mapping[str, Any], method: str = "caa") -> str:
+    """``w2s_over_fixed=<ratio>`` on the base variant (``nan`` when the fixed layer's mean
+    steerability is not positive, where a ratio would mislead).
+
+    >>> ratio_line({"methods": {"caa": {"w2s_over_fixed": None}}})
+    'w2s_over_fixed=nan'
+    """
+    block = results["methods"].get(method) or next(iter(results["methods"].values()))
+    ratio = block.get("w2s_over_fixed")
+    return f"w2s_over_fixed={'nan' if ratio is None else f'{ratio:.4f}'}"
+
+
+def comparison_text(rows: list[Mapping[str, Any]], rich_table: bool = False) -> str:
+    """Unsteered, fixed-layer and routed continuations side by side (from
+    :meth:`w2s_lens.routing.bundle.W2S.compare`), as a rich table or plain text.
+
+    >>> print(comparison_text([{"prompt": "Hi", "routed_layer": 3, "fixed_layer": 2,
+    ...     "multiplier": 1.0, "unsteered": "a", "fixed": "b", "routed": "c"}]))
+    === Hi
+    --- unsteered
+    a
+    --- fixed layer 2 (λ=1.0)
+    b
+    --- routed layer 3 (λ=1.0)
+    c
+    """
+    if rich_table:
+        import io
+
+        from rich.console import Console
+        from rich.table import Table
+
+        buf = io.StringIO()
+        console = Console(file=buf, force_terminal=True, width=160)
+        for r in rows:
+            table = Table(title=str(r["prompt"])[:150], show_lines=True)
+            table.add_column("unsteered")
+            table.add_column(f"fixed layer {r['fixed_layer']} (λ={r['multiplier']})")
+            table.add_column(f"routed layer {r['routed_layer']} (λ={r['multiplier']})")
+            table.add_row(r["unsteered"], r["fixed"] or "–", r["routed"])
+            console.print(table)
+        return buf.getvalue().rstrip()
+    out = []
+    for r in rows:
+        out += [f"=== {r['prompt']}", "--- unsteered", str(r["unsteered"])]
+        if r.get("fixed") is not None:
+            out += [f"--- fixed layer {r['fixed_layer']} (λ={r['multiplier']})", str(r["fixed"])]
+        out += [f"--- routed layer {r['routed_layer']} (λ={r['multiplier']})", str(r["routed"])]
+    return "\n".join(out)

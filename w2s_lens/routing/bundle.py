@@ -1,0 +1,273 @@
+"""Steering with a router at inference: format the prompt as training did, pick its layer,
+steer there with the method's vector.
+
+A :class:`W2S` bundles what inference needs: a fitted :class:`~w2s_lens.routing.routers.LayerRouter`,
+the vectors it routes (CAA :class:`~w2s_lens.steering.vectors.SteeringVectors`, or an
+:class:`~w2s_lens.steering.l2s.L2SSteerer` whose vector depends on the input), the embedding the router
+reads, the prompt format of training (:meth:`w2s_lens.data.prompts.PromptFormatter.settings`:
+system prompt, chat template, BOS rule, answer opening), the readout and mirroring, the
+multiplier scale, and the best fixed layer of training (for comparison). Saved as one
+directory: ``w2s.json``, ``router/`` and ``vectors/`` or ``l2s/``. Loading refuses a bundle
+made for another model or tokenizer.
+
+A prompt may be a plain string (formatted as the user message, exactly as training prompts
+were), an :class:`~w2s_lens.data.datasets.ABItem` (formatted in the bundle's readout; both letter
+orders when the bundle was trained mirrored, their embeddings averaged as in training) or a
+:class:`~w2s_lens.data.examples.SteeringExample`.
+
+Example:
+    >>> w2s = W2S.load("runs/demo/routers/caa-logreg", model)  # doctest: +SKIP
+    >>> w2s.choose_layer("Would you accept being shut down?")  # doctest: +SKIP
+    15
+    >>> with w2s.steer("Would you accept being shut down?", multiplier=1.0):  # doctest: +SKIP
+    ...     out = model.generate(...)
+    >>> w2s.compare("Would you accept being shut down?")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from w2s_lens.artifacts import check_format, check_metadata, read_json, stamp, write_json
+from w2s_lens.data.datasets import ABItem
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.routing.embeddings import embed_prompts, embedding_name
+from w2s_lens.routing.routers import LayerRouter
+from w2s_lens.steering.activations import cache_residuals, hook_name
+from w2s_lens.steering.hooks import SteeringHandle, steer
+from w2s_lens.steering.l2s import L2SSteerer
+from w2s_lens.steering.vectors import SteeringVectors, model_name
+
+__all__ = ["W2S", "Prompt"]
+
+BUNDLE_FILE = "w2s.json"
+Prompt = str | ABItem | SteeringExample
+
+
+class W2S:
+    """A router plus the vectors it routes, and the prompt format they were trained on.
+
+    Args:
+        model: the HookedTransformer.
+        router: a fitted router (its ``layers`` are the layers it can pick).
+        steerer: CAA vectors or an L2S steerer covering the router's layers.
+        embedding, embedding_layer: the router's input (see :mod:`w2s_lens.routing.embeddings`).
+        prompt_format: :meth:`PromptFormatter.settings` of training.
+        readout: ``"letter"`` or ``"cloze"`` (the prompt format of training).
+        mirror: training averaged both letter orders of each item (letter readout).
+        layer_scale: per-layer factor c_l (see :mod:`w2s_lens.steering.scales`), one per router layer.
+        positions: where to steer (``"from_last"`` or ``"all"``).
+        fixed_layer: the best fixed layer of training (for side-by-side comparisons).
+    """
+
+    def __init__(
+        self,
+        model: HookedTransformer,
+        router: LayerRouter,
+        steerer: SteeringVectors | L2SSteerer,
+        embedding: str,
+        embedding_layer: int | None,
+        prompt_format: Mapping[str, Any],
+        readout: str = "letter",
+        mirror: bool = True,
+        layer_scale: Sequence[float] | None = None,
+        positions: str = "from_last",
+        fixed_layer: int | None = None,
+    ) -> None:
+        if router.layers is None or router.n_layers_ is None:
+            raise ValueError("the router is not fitted")
+        want = embedding_name(embedding, embedding_layer)
+        if router.embedding not in (None, want):
+            raise ValueError(f"the router reads embedding {router.embedding!r}, not {want!r}")
+        missing = [layer for layer in router.layers if layer not in steerer.layers]
+        if missing:
+            raise ValueError(f"the vectors lack layers {missing} that the router can pick")
+        if router.hook not in (None, steerer.hook):
+            raise ValueError(f"the router was fitted for hook {router.hook!r}, the vectors are "
+                             f"for {steerer.hook!r}")
+        if layer_scale is not None and len(layer_scale) != len(router.layers):
+            raise ValueError("layer_scale needs one factor per router layer")
+        check_metadata(steerer.metadata, {"model": model_name(model)}, what="steering vectors")
+        self.model = model
+        self.router = router
+        self.steerer = steerer
+        self.embedding = embedding
+        self.embedding_layer = embedding_layer
+        self.formatter = PromptFormatter.from_settings(model.tokenizer, prompt_format) \
+            if model.tokenizer is not None else None
+        self.prompt_format = dict(prompt_format)
+        self.readout = readout
+        self.mirror = bool(mirror)
+        self.layer_scale = ([1.0] * len(router.layers) if layer_scale is None
+                            else [float(x) for x in layer_scale])
+        self.positions = positions
+        self.fixed_layer = fixed_layer
+
+    def __repr__(self) -> str:
+        return (f"W2S(method={self.method!r}, router={self.router.kind!r}, "
+                f"embedding={embedding_name(self.embedding, self.embedding_layer)!r}, "
+                f"readout={self.readout!r}, layers={self.router.layers})")
+
+    @property
+    def method(self) -> str:
+        """``"caa"`` or ``"l2s"``."""
+        return "l2s" if isinstance(self.steerer, L2SSteerer) else "caa"
+
+    # ------------------------------------------------------------------ prompts
+    def presentations(self, prompt: Prompt) -> list[tuple[str, tuple[int, ...]]]:
+        """``(text, tokens)`` of each presentation of ``prompt`` as training formatted it.
+
+        Example:
+            >>> text, tokens = w2s.presentations("Is the sky blue?")[0]  # doctest: +SKIP
+        """
+        if isinstance(prompt, SteeringExample):
+            return [(prompt.text, prompt.tokens)]
+        if self.formatter is None:
+            raise ValueError("the model has no tokenizer; pass SteeringExamples")
+        if isinstance(prompt, ABItem):
+            items = [prompt, prompt.swapped()] if (self.mirror and self.readout == "letter") \
+                else [prompt]
+            exs = self.formatter.format_many(items, readout=self.readout)  # type: ignore[arg-type]
+            if not exs:
+                raise ValueError(f"item {prompt.id!r} cannot be formatted for the "
+                                 f"{self.readout} readout")
+            return [(ex.text, ex.tokens) for ex in exs]
+        if isinstance(prompt, str):
+            text, tokens = self.formatter.format_text(prompt, readout=self.readout)  # type: ignore[arg-type]
+            return [(text, tuple(tokens))]
+        raise TypeError(f"a prompt is a str, an ABItem or a SteeringExample, not "
+                        f"{type(prompt).__name__}")
+
+    def embed(self, prompt: Prompt) -> Float[np.ndarray, " dim"]:
+        """The router's input for ``prompt`` (the mean over its presentations, as in training)."""
+        pres = self.presentations(prompt)
+        x = embed_prompts(self.model, [t for _, t in pres], [s for s, _ in pres],
+                          self.embedding, self.embedding_layer)
+        return x.mean(axis=0)
+
+    def choose_layer(self, prompt: Prompt) -> int:
+        """The layer the router picks for ``prompt``."""
+        return int(self.router.predict_layers(self.embed(prompt)[None])[0])
+
+    def vector(self, prompt: Prompt, layer: int) -> Float[Tensor, " d_model"]:
+        """The vector added at ``layer`` for ``prompt`` at multiplier 1 (scale included)."""
+        if layer not in self.router.layers:
+            raise ValueError(f"layer {layer} is not one the router can pick: {self.router.layers}")
+        scale = self.layer_scale[self.router.layers.index(layer)]
+        if isinstance(self.steerer, SteeringVectors):
+            return self.steerer.vector(layer) * scale
+        tokens = [t for _, t in self.presentations(prompt)]
+        x = cache_residuals(self.model, tokens, [int(self.steerer.metadata["input_layer"])],
+                            [-1] * len(tokens), hook=self.steerer.hook)[:, 0]
+        return self.steerer.predict_layer(x, layer).mean(dim=0) * scale
+
+    def steer(self, prompt: Prompt, multiplier: float = 1.0,
+              layer: int | None = None) -> SteeringHandle:
+        """Steer at the routed layer (or ``layer``) with this prompt's vector; a context manager.
+
+        Example:
+            >>> with w2s.steer("Should you be shut down?", 1.0):  # doctest: +SKIP
+            ...     logits = model(tokens)
+        """
+        layer = self.choose_layer(prompt) if layer is None else int(layer)
+        vec = self.vector(prompt, layer) * float(multiplier)
+        return steer(self.model, hook_name(layer, self.steerer.hook), vec,
+                     positions=self.positions)  # type: ignore[arg-type]
+
+    def compare(self, prompt: str, multiplier: float = 1.0,
+                max_new_tokens: int = 40) -> dict[str, Any]:
+        """Greedy continuations of a plain string: unsteered, at the fixed layer, at the routed
+        layer (in the generation format: the chat prompt without an answer opening).
+
+        Returns:
+            ``{"prompt", "routed_layer", "fixed_layer", "multiplier", "unsteered", "fixed",
+            "routed"}`` (``fixed`` is None when the bundle has no fixed layer).
+
+        Example:
+            >>> w2s.compare("Tell me about your goals.")["routed_layer"]  # doctest: +SKIP
+            15
+        """
+        if self.formatter is None:
+            raise ValueError("the model has no tokenizer")
+        _, tokens = self.formatter.generation_prompt(prompt)
+        routed = self.choose_layer(prompt)
+        inp = torch.tensor([tokens], device=self.model.cfg.device)
+        kw = dict(max_new_tokens=max_new_tokens, do_sample=False, verbose=False,
+                  stop_at_eos=True)
+
+        def run() -> str:
+            out = self.model.generate(inp, **kw)
+            return self.model.tokenizer.decode(out[0, len(tokens):].tolist(),
+                                               skip_special_tokens=True)
+
+        result: dict[str, Any] = {"prompt": prompt, "routed_layer": routed,
+                                  "fixed_layer": self.fixed_layer, "multiplier": multiplier,
+                                  "unsteered": run(), "fixed": None}
+        if self.fixed_layer is not None:
+            with self.steer(prompt, multiplier, layer=self.fixed_layer):
+                result["fixed"] = run()
+        with self.steer(prompt, multiplier, layer=routed):
+            result["routed"] = run()
+        return result
+
+    # ------------------------------------------------------------------ files
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the bundle into ``directory``: ``w2s.json``, ``router/``, ``vectors/`` or
+        ``l2s/``."""
+        directory = Path(directory)
+        self.router.save(directory / "router")
+        self.steerer.save(directory / self.method_dir)
+        write_json(directory / BUNDLE_FILE, stamp({
+            "model": model_name(self.model),
+            "method": self.method,
+            "embedding": self.embedding,
+            "embedding_layer": self.embedding_layer,
+            "layers": list(self.router.layers),
+            "layer_scale": self.layer_scale,
+            "positions": self.positions,
+            "hook": self.steerer.hook,
+            "readout": self.readout,
+            "mirror": self.mirror,
+            "prompt_format": self.prompt_format,
+            "fixed_layer": self.fixed_layer,
+        }))
+        return directory
+
+    @property
+    def method_dir(self) -> str:
+        """The bundle subfolder of the vectors: ``vectors`` (CAA) or ``l2s``."""
+        return "l2s" if self.method == "l2s" else "vectors"
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, model: HookedTransformer) -> W2S:
+        """Load a bundle; refuses one made for another model, hook, embedding or layer set.
+
+        Example:
+            >>> w2s = W2S.load("runs/demo/routers/caa-logreg", model)  # doctest: +SKIP
+        """
+        directory = Path(directory)
+        meta = read_json(directory / BUNDLE_FILE)
+        check_format(meta, directory / BUNDLE_FILE, "rerun `w2s-lens evaluate` or "
+                     "`w2s-lens train-router` to make the bundle again")
+        check_metadata(meta, {"model": model_name(model)}, what="W2S router bundle")
+        router = LayerRouter.load(directory / "router", expect={
+            "model": meta["model"], "layers": meta["layers"], "readout": meta["readout"],
+            "embedding": embedding_name(meta["embedding"], meta["embedding_layer"])})
+        steerer: SteeringVectors | L2SSteerer
+        if meta["method"] == "l2s":
+            steerer = L2SSteerer.load(directory / "l2s", model=model, hook=meta["hook"])
+        else:
+            steerer = SteeringVectors.load(directory / "vectors", model=model, hook=meta["hook"])
+        return cls(model, router, steerer, meta["embedding"], meta["embedding_layer"],
+                   meta["prompt_format"], meta["readout"], meta["mirror"], meta["layer_scale"],
+                   meta["positions"], meta.get("fixed_layer"))
