@@ -4,7 +4,9 @@ from w2s_lens.artifacts import (
     ArtifactMismatch,
     check_metadata,
     library_versions,
+    load_tensors,
     read_json,
+    save_tensors,
     write_json,
 )
 
@@ -27,3 +29,27 @@ def test_json_roundtrip_and_missing(tmp_path):
 def test_versions_recorded():
     v = library_versions()
     assert {"torch", "transformer-lens", "w2s-lens", "python"} <= set(v)
+
+
+def test_tensors_roundtrip_exactly_with_metadata(tmp_path):
+    import numpy as np
+    from safetensors import safe_open
+
+    arrays = {"a": np.arange(6, dtype=np.int64).reshape(2, 3), "b": np.linspace(0, 1, 4)}
+    p = save_tensors(tmp_path / "t.safetensors", arrays, metadata={"kind": "knn"})
+    back = load_tensors(p, framework="np")
+    assert all(np.array_equal(back[k], v) and back[k].dtype == v.dtype
+               for k, v in arrays.items())
+    with safe_open(str(p), framework="np") as f:
+        assert f.metadata() == {"kind": "knn"}
+    (tmp_path / "bad.safetensors").write_bytes(b"\x80\x04 not tensors")
+    with pytest.raises(ArtifactMismatch, match="bad.safetensors"):
+        load_tensors(tmp_path / "bad.safetensors", framework="np")
+
+
+def test_no_pickle_primitives():
+    """Nothing a user loads may run code: the module offers no pickle reader or writer."""
+    import w2s_lens.artifacts as artifacts
+
+    assert not [n for n in dir(artifacts) if "pickle" in n.lower()]
+    assert "sha256_of" in artifacts.__all__

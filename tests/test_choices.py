@@ -23,3 +23,10 @@ def test_default_model_is_registered():
     from w2s_lens.models.loading import DEFAULT_MODEL, EMBEDDED_MODELS
 
     assert DEFAULT_MODEL == choices.DEFAULT_MODEL and DEFAULT_MODEL in EMBEDDED_MODELS
+
+
+def test_every_router_kind_has_an_estimator():
+    from w2s_lens.routing.estimators import ESTIMATOR_KINDS, build_estimator
+
+    assert set(choices.ROUTER_KINDS) <= set(ESTIMATOR_KINDS)
+    assert all(hasattr(build_estimator(kind), "fit") for kind in choices.ROUTER_KINDS)

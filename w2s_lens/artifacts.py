@@ -10,8 +10,7 @@ The primitives:
 * JSON: :func:`write_json` / :func:`read_json`; JSON lines: :func:`write_jsonl` /
   :func:`read_jsonl`; text: :func:`write_text`;
 * tensors: :func:`save_tensors` / :func:`load_tensors` (safetensors, torch or numpy);
-* pickles of fitted scikit-learn estimators: :func:`save_pickle` / :func:`load_pickle`, with
-  the SHA-256 recorded and checked;
+* digests: :func:`sha256_of`;
 * metadata: :func:`stamp` adds the format version and library versions; :func:`check_format`
   refuses another format with a message saying how to redo the artifact;
   :func:`check_metadata` refuses an artifact made for another model, hook, layer set, ...
@@ -44,11 +43,9 @@ __all__ = [
     "check_format",
     "check_metadata",
     "library_versions",
-    "load_pickle",
     "load_tensors",
     "read_json",
     "read_jsonl",
-    "save_pickle",
     "save_tensors",
     "sha256_of",
     "stamp",
@@ -275,30 +272,3 @@ def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, An
         return pt_load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ArtifactMismatch(f"{path} is not a readable safetensors file ({exc})") from exc
-
-
-# --------------------------------------------------------------------------- pickles
-
-
-def save_pickle(path: str | os.PathLike, obj: Any) -> str:
-    """Pickle ``obj`` with joblib, atomically; returns the file's SHA-256."""
-    import joblib
-
-    with atomic_path(path) as tmp:
-        joblib.dump(obj, tmp)
-    return sha256_of(Path(path))
-
-
-def load_pickle(path: str | os.PathLike, sha256: str | None = None) -> Any:
-    """Unpickle a file written by :func:`save_pickle` (**only files you trust**).
-
-    With ``sha256`` given, a file whose digest differs is refused before unpickling.
-    """
-    import joblib
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    if sha256 is not None and sha256_of(path) != sha256:
-        raise ArtifactMismatch(f"{path} does not match the SHA-256 recorded for it")
-    return joblib.load(path)

@@ -12,8 +12,8 @@ from w2s_lens.steering.l2s import L2SConfig
 
 @pytest.mark.parametrize("field,value", [
     ("engine", "fastest"), ("positions", "middle"), ("scale", "log"), ("readout", "logit"),
-    ("method", "both-ways"), ("embedding", "bert"), ("primary_router", "knn"),
-    ("dtype", "float8"), ("variants", ("base", "upside-down")), ("routers", ("logreg", "knn")),
+    ("method", "both-ways"), ("embedding", "bert"), ("primary_router", "forest"),
+    ("dtype", "float8"), ("variants", ("base", "upside-down")), ("routers", ("logreg", "forest")),
     ("n_train", 0), ("n_test", -1), ("cross_fit", 1), ("cross_fit", -2), ("seed", 1.5),
     ("train_fraction", 1.0), ("fraction", 0.0), ("multipliers", (1.0, 1.0)),
     ("layers", (-1, 2)), ("n_boot", 0), ("mirror", "yes"), ("max_rows", 0),

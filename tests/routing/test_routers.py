@@ -8,10 +8,10 @@ import pickle
 import numpy as np
 import pytest
 
+from w2s_lens.artifacts import ArtifactMismatch, read_json, write_json
 from w2s_lens.evaluation.metrics import best_layers
+from w2s_lens.routing.estimators import CLASSIFIER_KINDS, ESTIMATOR_KINDS, LOGREG_GRID
 from w2s_lens.routing.routers import (
-    LOGREG_GRID,
-    ROUTER_KINDS,
     LayerRouter,
     RouterMismatchError,
     make_router,
@@ -32,7 +32,7 @@ def synthetic(n: int, seed: int, L: int = 4, d: int = 16) -> tuple[np.ndarray, n
     return X, S
 
 
-@pytest.mark.parametrize("kind", ROUTER_KINDS)
+@pytest.mark.parametrize("kind", ESTIMATOR_KINDS)
 def test_learns_separable_mapping(kind: str) -> None:
     X, S = synthetic(400, seed=0)
     Xt, St = synthetic(200, seed=1)
@@ -43,19 +43,20 @@ def test_learns_separable_mapping(kind: str) -> None:
     assert sc.shape == (200, 4)
     assert np.array_equal(np.argmax(sc, 1), r.predict(Xt))
     assert r.predict_layers(Xt[:3]).tolist() == [META["layers"][i] for i in r.predict(Xt[:3])]
-    if kind != "curve":
+    if kind in CLASSIFIER_KINDS:
         assert np.allclose(sc.sum(1), 1.0)
+    if kind != "curve":
         assert r.cv_info_["n_splits"] == 5
 
 
-@pytest.mark.parametrize("kind", ROUTER_KINDS)
+@pytest.mark.parametrize("kind", ESTIMATOR_KINDS)
 def test_degenerate_single_best_layer(kind: str) -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(12, 5))
     S = np.tile([0.1, 0.2, 0.9], (12, 1)) + 0.01 * rng.normal(size=(12, 3))
     r = make_router(kind).fit(X, S)
     assert r.predict(rng.normal(size=(7, 5))).tolist() == [2] * 7
-    if kind != "curve":
+    if kind in CLASSIFIER_KINDS:
         assert r.constant_ == 2
         assert r.scores(X[:2]).tolist() == [[0, 0, 1.0], [0, 0, 1.0]]
 
@@ -85,7 +86,7 @@ def test_unseen_layers_get_zero_probability() -> None:
     assert np.all(sc[:, 0] == 0) and np.all(sc[:, 5] == 0)
 
 
-@pytest.mark.parametrize("kind", ROUTER_KINDS)
+@pytest.mark.parametrize("kind", ESTIMATOR_KINDS)
 def test_save_load_roundtrip(kind: str, tmp_path) -> None:
     X, S = synthetic(120, seed=0)
     Xt, _ = synthetic(50, seed=1)
@@ -107,10 +108,12 @@ def test_save_load_roundtrip(kind: str, tmp_path) -> None:
         assert key in meta
     assert meta["versions"]["w2s-lens"]
     assert meta["kind"] == kind and meta["layers"] == META["layers"]
+    assert sorted(p.name for p in (tmp_path / "router").iterdir()) == [
+        "router.json", "router.safetensors"]
     loaded = LayerRouter.load(tmp_path / "router", expect=META)
     assert np.array_equal(loaded.predict(Xt), r.predict(Xt))
-    assert np.allclose(loaded.scores(Xt), r.scores(Xt))
-    assert loaded.layers == META["layers"]
+    assert np.array_equal(loaded.scores(Xt), r.scores(Xt))  # exactly, not approximately
+    assert loaded.layers == META["layers"] and loaded.cv_info_ == r.cv_info_
 
 
 def test_save_load_constant_router(tmp_path) -> None:
@@ -139,14 +142,52 @@ def test_load_refuses_mismatch(key: str, value, tmp_path) -> None:
     assert key in msg and repr(META[key]) in msg and repr(value) in msg
 
 
-def test_load_checks_metadata_before_unpickling(tmp_path) -> None:
+def test_load_checks_metadata_before_reading_arrays(tmp_path) -> None:
     X, S = synthetic(60, seed=0)
     make_router("logreg", **META).fit(X, S).save(tmp_path)
-    (tmp_path / "router.joblib").write_bytes(b"not a pickle")
+    (tmp_path / "router.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(RouterMismatchError):
         LayerRouter.load(tmp_path, expect={**META, "model": "x"})
     with pytest.raises(ValueError, match="SHA-256"):
         LayerRouter.load(tmp_path, expect=META)
+
+
+@pytest.mark.parametrize("kind", CLASSIFIER_KINDS)
+def test_binary_classifier_round_trip(kind: str, tmp_path) -> None:
+    """Two classes: a single logistic column and a logistic MLP output; still exact."""
+    X, S = synthetic(80, seed=0, L=2)
+    Xt, _ = synthetic(30, seed=1, L=2)
+    r = make_router(kind, **{**META, "layers": [3, 7]}).fit(X, S)
+    loaded = LayerRouter.load(r.save(tmp_path))
+    assert r.classes_.tolist() == [0, 1]
+    assert np.array_equal(loaded.scores(Xt), r.scores(Xt))
+    assert np.array_equal(loaded.predict_layers(Xt), r.predict_layers(Xt))
+
+
+def test_saving_again_replaces_an_old_pickle(tmp_path) -> None:
+    (tmp_path / "router.joblib").write_bytes(b"old")
+    make_router("logreg", **META).fit(*synthetic(40, seed=0)).save(tmp_path)
+    assert not (tmp_path / "router.joblib").exists()
+    LayerRouter.load(tmp_path, expect=META)
+
+
+def test_older_directories_are_refused_with_a_refit_hint(tmp_path) -> None:
+    X, S = synthetic(40, seed=0)
+    make_router("logreg", **META).fit(X, S).save(tmp_path)
+    (tmp_path / "router.joblib").write_bytes(b"\x80\x04 pretend pickle")
+    with pytest.raises(ArtifactMismatch, match=r"router\.joblib.*train-router.*evaluate"):
+        LayerRouter.load(tmp_path, expect=META)
+    (tmp_path / "router.joblib").unlink()
+    meta = read_json(tmp_path / "router.json")
+    # a router.json of 0.1-style layout: the estimator named as a pickle file and digest
+    old = {**{k: v for k, v in meta.items() if k != "estimator"},
+           "estimator_file": "router.joblib", "estimator_sha256": "0" * 64}
+    write_json(tmp_path / "router.json", old)
+    with pytest.raises(ArtifactMismatch, match="pickled by an older w2s-lens"):
+        LayerRouter.load(tmp_path)
+    write_json(tmp_path / "router.json", {**meta, "format_version": 1})
+    with pytest.raises(ArtifactMismatch, match="format_version 1.*train-router"):
+        LayerRouter.load(tmp_path)
 
 
 def test_cv_uses_training_data_only() -> None:

@@ -9,10 +9,10 @@ Example:
     >>> cfg = EvalConfig(dataset="corrigible-neutral-HHH", n_train=24, readout="cloze")
     >>> cfg.mirror, cfg.method, cfg.cross_fit
     (True, 'caa', 5)
-    >>> EvalConfig(engine="fastest")
+    >>> EvalConfig(engine="fastest")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    w2s_lens.evaluation.config.ConfigError: EvalConfig.engine must be one of ('fast', 'naive'), got 'fastest'
+    w2s_lens.evaluation.config.ConfigError: EvalConfig.engine must be one of (...), got 'fastest'
     >>> EvalConfig.from_dict(cfg.to_dict()) == cfg
     True
 """
@@ -45,7 +45,7 @@ __all__ = ["ConfigError", "EvalConfig", "METHODS", "Method"]
 Readout = Literal["letter", "cloze"]
 SweepPositions = Literal["from_last", "all"]
 Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
-RouterKind = Literal["logreg", "mlp", "curve"]
+RouterKind = Literal["logreg", "mlp", "curve", "knn"]
 Method = Literal["caa", "l2s", "both"]
 Engine = Literal["fast", "naive"]
 Scale = Literal["raw", "relative"]

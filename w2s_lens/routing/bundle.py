@@ -1,10 +1,11 @@
 """Steering with a router at inference: format the prompt as training did, pick its layer,
 steer there with the method's vector.
 
-A :class:`W2S` bundles what inference needs: a fitted :class:`~w2s_lens.routing.routers.LayerRouter`,
-the vectors it routes (CAA :class:`~w2s_lens.steering.vectors.SteeringVectors`, or an
-:class:`~w2s_lens.steering.l2s.L2SSteerer` whose vector depends on the input), the embedding the router
-reads, the prompt format of training (:meth:`w2s_lens.data.prompts.PromptFormatter.settings`:
+A :class:`W2S` bundles what inference needs: a fitted
+:class:`~w2s_lens.routing.routers.LayerRouter`, the vectors it routes (CAA
+:class:`~w2s_lens.steering.vectors.SteeringVectors`, or an
+:class:`~w2s_lens.steering.l2s.L2SSteerer` whose vector depends on the input), the embedding the
+router reads, the prompt format of training (:meth:`w2s_lens.data.prompts.PromptFormatter.settings`:
 system prompt, chat template, BOS rule, answer opening), the readout and mirroring, the
 multiplier scale, and the best fixed layer of training (for comparison). Saved as one
 directory: ``w2s.json``, ``router/`` and ``vectors/`` or ``l2s/``. Loading refuses a bundle
@@ -65,7 +66,8 @@ class W2S:
         prompt_format: :meth:`PromptFormatter.settings` of training.
         readout: ``"letter"`` or ``"cloze"`` (the prompt format of training).
         mirror: training averaged both letter orders of each item (letter readout).
-        layer_scale: per-layer factor c_l (see :mod:`w2s_lens.steering.scales`), one per router layer.
+        layer_scale: per-layer factor c_l (see :mod:`w2s_lens.steering.scales`), one per
+            router layer.
         positions: where to steer (``"from_last"`` or ``"all"``).
         fixed_layer: the best fixed layer of training (for side-by-side comparisons).
     """
@@ -84,34 +86,17 @@ class W2S:
         positions: str = "from_last",
         fixed_layer: int | None = None,
     ) -> None:
-        if router.layers is None or router.n_layers_ is None:
-            raise ValueError("the router is not fitted")
-        want = embedding_name(embedding, embedding_layer)
-        if router.embedding not in (None, want):
-            raise ValueError(f"the router reads embedding {router.embedding!r}, not {want!r}")
-        missing = [layer for layer in router.layers if layer not in steerer.layers]
-        if missing:
-            raise ValueError(f"the vectors lack layers {missing} that the router can pick")
-        if router.hook not in (None, steerer.hook):
-            raise ValueError(f"the router was fitted for hook {router.hook!r}, the vectors are "
-                             f"for {steerer.hook!r}")
-        if layer_scale is not None and len(layer_scale) != len(router.layers):
-            raise ValueError("layer_scale needs one factor per router layer")
-        check_metadata(steerer.metadata, {"model": model_name(model)}, what="steering vectors")
-        self.model = model
-        self.router = router
-        self.steerer = steerer
-        self.embedding = embedding
-        self.embedding_layer = embedding_layer
+        _check_parts(model, router, steerer, embedding_name(embedding, embedding_layer),
+                     layer_scale)
+        self.model, self.router, self.steerer = model, router, steerer
+        self.embedding, self.embedding_layer = embedding, embedding_layer
         self.formatter = PromptFormatter.from_settings(model.tokenizer, prompt_format) \
             if model.tokenizer is not None else None
         self.prompt_format = dict(prompt_format)
-        self.readout = readout
-        self.mirror = bool(mirror)
+        self.readout, self.mirror = readout, bool(mirror)
         self.layer_scale = ([1.0] * len(router.layers) if layer_scale is None
                             else [float(x) for x in layer_scale])
-        self.positions = positions
-        self.fixed_layer = fixed_layer
+        self.positions, self.fixed_layer = positions, fixed_layer
 
     def __repr__(self) -> str:
         return (f"W2S(method={self.method!r}, router={self.router.kind!r}, "
@@ -123,30 +108,13 @@ class W2S:
         """``"caa"`` or ``"l2s"``."""
         return "l2s" if isinstance(self.steerer, L2SSteerer) else "caa"
 
-    # ------------------------------------------------------------------ prompts
     def presentations(self, prompt: Prompt) -> list[tuple[str, tuple[int, ...]]]:
         """``(text, tokens)`` of each presentation of ``prompt`` as training formatted it.
 
         Example:
             >>> text, tokens = w2s.presentations("Is the sky blue?")[0]  # doctest: +SKIP
         """
-        if isinstance(prompt, SteeringExample):
-            return [(prompt.text, prompt.tokens)]
-        if self.formatter is None:
-            raise ValueError("the model has no tokenizer; pass SteeringExamples")
-        if isinstance(prompt, ABItem):
-            items = [prompt, prompt.swapped()] if (self.mirror and self.readout == "letter") \
-                else [prompt]
-            exs = self.formatter.format_many(items, readout=self.readout)  # type: ignore[arg-type]
-            if not exs:
-                raise ValueError(f"item {prompt.id!r} cannot be formatted for the "
-                                 f"{self.readout} readout")
-            return [(ex.text, ex.tokens) for ex in exs]
-        if isinstance(prompt, str):
-            text, tokens = self.formatter.format_text(prompt, readout=self.readout)  # type: ignore[arg-type]
-            return [(text, tuple(tokens))]
-        raise TypeError(f"a prompt is a str, an ABItem or a SteeringExample, not "
-                        f"{type(prompt).__name__}")
+        return _presentations(self.formatter, prompt, self.readout, self.mirror)
 
     def embed(self, prompt: Prompt) -> Float[np.ndarray, " dim"]:
         """The router's input for ``prompt`` (the mean over its presentations, as in training)."""
@@ -197,50 +165,15 @@ class W2S:
             >>> w2s.compare("Tell me about your goals.")["routed_layer"]  # doctest: +SKIP
             15
         """
-        if self.formatter is None:
-            raise ValueError("the model has no tokenizer")
-        _, tokens = self.formatter.generation_prompt(prompt)
-        routed = self.choose_layer(prompt)
-        inp = torch.tensor([tokens], device=self.model.cfg.device)
-        kw = dict(max_new_tokens=max_new_tokens, do_sample=False, verbose=False,
-                  stop_at_eos=True)
+        return _compare(self, prompt, multiplier, max_new_tokens)
 
-        def run() -> str:
-            out = self.model.generate(inp, **kw)
-            return self.model.tokenizer.decode(out[0, len(tokens):].tolist(),
-                                               skip_special_tokens=True)
-
-        result: dict[str, Any] = {"prompt": prompt, "routed_layer": routed,
-                                  "fixed_layer": self.fixed_layer, "multiplier": multiplier,
-                                  "unsteered": run(), "fixed": None}
-        if self.fixed_layer is not None:
-            with self.steer(prompt, multiplier, layer=self.fixed_layer):
-                result["fixed"] = run()
-        with self.steer(prompt, multiplier, layer=routed):
-            result["routed"] = run()
-        return result
-
-    # ------------------------------------------------------------------ files
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the bundle into ``directory``: ``w2s.json``, ``router/``, ``vectors/`` or
         ``l2s/``."""
         directory = Path(directory)
         self.router.save(directory / "router")
         self.steerer.save(directory / self.method_dir)
-        write_json(directory / BUNDLE_FILE, stamp({
-            "model": model_name(self.model),
-            "method": self.method,
-            "embedding": self.embedding,
-            "embedding_layer": self.embedding_layer,
-            "layers": list(self.router.layers),
-            "layer_scale": self.layer_scale,
-            "positions": self.positions,
-            "hook": self.steerer.hook,
-            "readout": self.readout,
-            "mirror": self.mirror,
-            "prompt_format": self.prompt_format,
-            "fixed_layer": self.fixed_layer,
-        }))
+        write_json(directory / BUNDLE_FILE, stamp(_bundle_metadata(self)))
         return directory
 
     @property
@@ -271,3 +204,85 @@ class W2S:
         return cls(model, router, steerer, meta["embedding"], meta["embedding_layer"],
                    meta["prompt_format"], meta["readout"], meta["mirror"], meta["layer_scale"],
                    meta["positions"], meta.get("fixed_layer"))
+
+
+def _check_parts(model: HookedTransformer, router: LayerRouter,
+                 steerer: SteeringVectors | L2SSteerer, embedding: str,
+                 layer_scale: Sequence[float] | None) -> None:
+    """Refuse a router and vectors that do not fit together (or the model)."""
+    if router.layers is None or router.n_layers_ is None:
+        raise ValueError("the router is not fitted")
+    if router.embedding not in (None, embedding):
+        raise ValueError(f"the router reads embedding {router.embedding!r}, not {embedding!r}")
+    missing = [layer for layer in router.layers if layer not in steerer.layers]
+    if missing:
+        raise ValueError(f"the vectors lack layers {missing} that the router can pick")
+    if router.hook not in (None, steerer.hook):
+        raise ValueError(f"the router was fitted for hook {router.hook!r}, the vectors are "
+                         f"for {steerer.hook!r}")
+    if layer_scale is not None and len(layer_scale) != len(router.layers):
+        raise ValueError("layer_scale needs one factor per router layer")
+    check_metadata(steerer.metadata, {"model": model_name(model)}, what="steering vectors")
+
+
+def _presentations(formatter: PromptFormatter | None, prompt: Prompt, readout: str,
+                   mirror: bool) -> list[tuple[str, tuple[int, ...]]]:
+    """See :meth:`W2S.presentations`."""
+    if isinstance(prompt, SteeringExample):
+        return [(prompt.text, prompt.tokens)]
+    if formatter is None:
+        raise ValueError("the model has no tokenizer; pass SteeringExamples")
+    if isinstance(prompt, ABItem):
+        items = [prompt, prompt.swapped()] if (mirror and readout == "letter") else [prompt]
+        exs = formatter.format_many(items, readout=readout)  # type: ignore[arg-type]
+        if not exs:
+            raise ValueError(f"item {prompt.id!r} cannot be formatted for the {readout} readout")
+        return [(ex.text, ex.tokens) for ex in exs]
+    if isinstance(prompt, str):
+        text, tokens = formatter.format_text(prompt, readout=readout)  # type: ignore[arg-type]
+        return [(text, tuple(tokens))]
+    raise TypeError(f"a prompt is a str, an ABItem or a SteeringExample, not "
+                    f"{type(prompt).__name__}")
+
+
+def _compare(w2s: W2S, prompt: str, multiplier: float, max_new_tokens: int) -> dict[str, Any]:
+    """See :meth:`W2S.compare`."""
+    if w2s.formatter is None:
+        raise ValueError("the model has no tokenizer")
+    _, tokens = w2s.formatter.generation_prompt(prompt)
+    routed = w2s.choose_layer(prompt)
+    inp = torch.tensor([tokens], device=w2s.model.cfg.device)
+    kw = dict(max_new_tokens=max_new_tokens, do_sample=False, verbose=False, stop_at_eos=True)
+
+    def run() -> str:
+        out = w2s.model.generate(inp, **kw)
+        return w2s.model.tokenizer.decode(out[0, len(tokens):].tolist(),
+                                          skip_special_tokens=True)
+
+    result: dict[str, Any] = {"prompt": prompt, "routed_layer": routed,
+                              "fixed_layer": w2s.fixed_layer, "multiplier": multiplier,
+                              "unsteered": run(), "fixed": None}
+    if w2s.fixed_layer is not None:
+        with w2s.steer(prompt, multiplier, layer=w2s.fixed_layer):
+            result["fixed"] = run()
+    with w2s.steer(prompt, multiplier, layer=routed):
+        result["routed"] = run()
+    return result
+
+
+def _bundle_metadata(w2s: W2S) -> dict[str, Any]:
+    """What :meth:`W2S.save` writes to ``w2s.json`` (before the version stamp)."""
+    return {
+        "model": model_name(w2s.model),
+        "method": w2s.method,
+        "embedding": w2s.embedding,
+        "embedding_layer": w2s.embedding_layer,
+        "layers": list(w2s.router.layers),  # type: ignore[arg-type]
+        "layer_scale": w2s.layer_scale,
+        "positions": w2s.positions,
+        "hook": w2s.steerer.hook,
+        "readout": w2s.readout,
+        "mirror": w2s.mirror,
+        "prompt_format": w2s.prompt_format,
+        "fixed_layer": w2s.fixed_layer,
+    }

@@ -1,28 +1,27 @@
 """Per-input layer routers: predict, from an input's embedding, which layer to steer at.
 
-Three kinds (``ROUTER_KINDS``):
+Four kinds (``ROUTER_KINDS``; the estimators and their cross-validation are in
+:mod:`w2s_lens.routing.estimators`):
 
 * ``"logreg"``: multinomial logistic regression on standardised embeddings, the label being
   each training input's best layer (:func:`w2s_lens.routing.labels.best_layers`);
 * ``"mlp"``: a small one-hidden-layer ``MLPClassifier`` on the same labels;
 * ``"curve"``: a ridge regressor predicting the whole steerability curve ``[L]``; the router
-  steers at the argmax of the predicted curve.
+  steers at the argmax of the predicted curve;
+* ``"knn"``: the mean steerability curve of the k nearest training inputs by cosine distance
+  (:mod:`w2s_lens.routing.knn`); no linear assumption.
 
-Hyper-parameters are chosen by cross-validation on the training data passed to
-:meth:`LayerRouter.fit` only (``GridSearchCV`` with stratified folds for the classifiers,
-efficient leave-one-out ``RidgeCV`` for the curve). The number of folds is
-``min(5, smallest class count)``, so every training fold holds every class; when a class has
-a single member no such folds exist, and the default hyper-parameters are used instead — said
-so in ``cv_info_["note"]``, which the evaluation writes into ``results.json``. If every
-training input has the same best layer, the router predicts that layer.
+Hyper-parameters are cross-validated on the training data passed to :meth:`LayerRouter.fit`
+only; how, is recorded in ``cv_info_`` (the evaluation writes it into ``results.json``). If
+every training input has the same best layer, a classifier router predicts that layer.
 
-Persistence (through :mod:`w2s_lens.artifacts`): :meth:`LayerRouter.save` writes
-``router.json`` (metadata) and ``router.joblib`` (the fitted scikit-learn estimator, a pickle).
-:meth:`LayerRouter.load` reads and checks the JSON first and refuses a router trained for
-another model, dataset, embedding, layer set or readout *before* unpickling anything.
-**Only load routers you trust**: a pickle can run arbitrary code. The pickle's SHA-256 is
-recorded in ``router.json`` and checked, which guards against corruption and accidental swaps,
-not against an attacker who can rewrite both files.
+Persistence (no pickles; :mod:`w2s_lens.routing.persistence`): :meth:`LayerRouter.save` writes
+``router.json`` (metadata, hyper-parameters, classes, library versions) and
+``router.safetensors`` (the learned arrays). :meth:`LayerRouter.load` checks the JSON first,
+refuses a router trained for another model, dataset, embedding, layer set or readout, refuses
+directories of older versions (a pickled ``router.joblib``), and rebuilds the estimator from
+code: loading a shared router runs no code from it. A reloaded router's predictions and scores
+equal the original's exactly.
 
 Example:
     >>> import numpy as np
@@ -40,41 +39,32 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sklearn
+from jaxtyping import Float, Int
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    check_format,
-    load_pickle,
-    read_json,
-    save_pickle,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts import ArtifactMismatch, check_format, read_json, stamp, write_json
 from w2s_lens.choices import ROUTER_KINDS
+from w2s_lens.routing.estimators import CURVE_KINDS, ESTIMATOR_KINDS, fit_estimator
 from w2s_lens.routing.labels import best_layers
+from w2s_lens.routing.persistence import (
+    ARRAYS_FILE,
+    LEGACY_FILE,
+    load_estimator,
+    refuse_legacy,
+    save_estimator,
+)
 
-__all__ = ["ROUTER_KINDS", "LayerRouter", "RouterMismatchError", "make_router"]
+__all__ = ["ROUTER_KINDS", "LayerRouter", "RouterMismatchError", "make_router", "read_metadata"]
 
 META_FILE = "router.json"
-ESTIMATOR_FILE = "router.joblib"
 CHECKED_KEYS = ("model", "dataset", "embedding", "layers", "readout")
-
-LOGREG_GRID = {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]}
-MLP_GRID = {"mlpclassifier__alpha": [1e-3, 1e-1, 1.0]}
-RIDGE_ALPHAS = tuple(np.logspace(-2, 4, 13).tolist())
 
 
 class RouterMismatchError(ArtifactMismatch):
@@ -91,7 +81,7 @@ class LayerRouter:
     """Predict a steering-layer index per input from its embedding.
 
     Args:
-        kind: one of ``ROUTER_KINDS``.
+        kind: one of ``ROUTER_KINDS`` (``"knn"`` included).
         seed: random seed (CV shuffling, MLP initialisation).
         model, dataset, embedding, readout: names recorded in ``router.json`` and checked on
             load (readout: ``"letter"`` or ``"cloze"``).
@@ -102,8 +92,9 @@ class LayerRouter:
 
     Attributes (after fit):
         n_layers_: L.
-        classes_: layer indices seen as labels (classifiers).
-        constant_: the single best layer index when all training labels agree, else None.
+        classes_: layer indices seen as labels.
+        constant_: the single best layer index when all training labels agree (classifier
+            kinds), else None.
         cv_info_: how hyper-parameters were chosen (``n_samples``, ``n_splits``,
             ``best_params``, ``cv_score``), all on the training data.
 
@@ -115,30 +106,16 @@ class LayerRouter:
         ([1, 1, 1, 1], 1)
     """
 
-    def __init__(
-        self,
-        kind: str = "logreg",
-        seed: int = 0,
-        *,
-        model: str | None = None,
-        dataset: str | None = None,
-        embedding: str | None = None,
-        layers: Sequence[int] | None = None,
-        hook: str | None = None,
-        readout: str | None = None,
-        blas_threads: int | None = 1,
-    ) -> None:
-        if kind not in ROUTER_KINDS:
-            raise ValueError(f"unknown router kind {kind!r}; choose one of {ROUTER_KINDS}")
-        self.kind = kind
-        self.seed = int(seed)
-        self.model = model
-        self.dataset = dataset
-        self.embedding = embedding
-        self.layers = None if layers is None else [int(x) for x in layers]
-        self.hook = hook
-        self.readout = readout
+    def __init__(self, kind: str = "logreg", seed: int = 0, *, model: str | None = None,
+                 dataset: str | None = None, embedding: str | None = None,
+                 layers: Sequence[int] | None = None, hook: str | None = None,
+                 readout: str | None = None, blas_threads: int | None = 1) -> None:
+        if kind not in ESTIMATOR_KINDS:
+            raise ValueError(f"unknown router kind {kind!r}; choose one of {ESTIMATOR_KINDS}")
+        self.kind, self.seed, self.readout = kind, int(seed), readout
         self.blas_threads = blas_threads
+        self.model, self.dataset, self.embedding, self.hook = model, dataset, embedding, hook
+        self.layers = None if layers is None else [int(x) for x in layers]
         self.estimator_: BaseEstimator | None = None
         self.constant_: int | None = None
         self.classes_: np.ndarray | None = None
@@ -146,182 +123,73 @@ class LayerRouter:
         self.n_features_: int | None = None
         self.cv_info_: dict[str, Any] = {}
 
-    # ------------------------------------------------------------------ fitting
-    def _cv(self, y: np.ndarray) -> StratifiedKFold | None:
-        """Stratified folds in which every training fold holds every class, or None."""
-        _, counts = np.unique(y, return_counts=True)
-        k = min(5, int(counts.min()))
-        if k < 2:
-            return None
-        return StratifiedKFold(n_splits=k, shuffle=True, random_state=self.seed)
-
-    def _classifier(self) -> tuple[Pipeline, dict[str, list[float]]]:
-        if self.kind == "logreg":
-            est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-            return est, LOGREG_GRID
-        est = make_pipeline(
-            StandardScaler(),
-            MLPClassifier(
-                hidden_layer_sizes=(64,), max_iter=500, random_state=self.seed, tol=1e-4
-            ),
-        )
-        return est, MLP_GRID
-
-    def fit(self, X: Any, steerability: Any, layers: Sequence[int] | None = None) -> LayerRouter:
+    def fit(self, X: Float[Any, "n d"], steerability: Float[Any, "n L"],
+            layers: Sequence[int] | None = None) -> LayerRouter:
         """Fit on TRAINING embeddings ``X [n, d]`` and their steerability ``[n, L]``.
 
-        Labels are derived here with :func:`w2s_lens.routing.labels.best_layers`; hyper-parameters
-        are cross-validated on this data only. Returns ``self``.
+        Labels are derived here with :func:`w2s_lens.routing.labels.best_layers`;
+        hyper-parameters are cross-validated on this data only. Returns ``self``.
         """
-        if self.blas_threads is None:
-            return self._fit(X, steerability, layers)
-        with threadpool_limits(limits=self.blas_threads):
-            return self._fit(X, steerability, layers)
-
-    def _fit(self, X: Any, steerability: Any, layers: Sequence[int] | None) -> LayerRouter:
-        X = np.asarray(X, dtype=float)
-        S = np.asarray(steerability, dtype=float)
-        if X.ndim != 2 or S.ndim != 2 or X.shape[0] != S.shape[0]:
-            raise ValueError(f"need X [n, d] and steerability [n, L]; got {X.shape}, {S.shape}")
-        if X.shape[0] == 0:
-            raise ValueError("cannot fit a router on zero inputs")
-        if layers is not None:
-            self.layers = [int(x) for x in layers]
-        if self.layers is None:
-            self.layers = list(range(S.shape[1]))
-        if len(self.layers) != S.shape[1]:
-            raise ValueError(f"{len(self.layers)} layer numbers for {S.shape[1]} columns")
-        self.n_layers_ = S.shape[1]
-        self.n_features_ = X.shape[1]
-        y = best_layers(S)
-        self.classes_ = np.unique(y)
-        self.constant_ = None
-        self.estimator_ = None
-        n = X.shape[0]
-
-        if self.kind == "curve":
-            est = make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-            est.fit(X, S)
-            self.estimator_ = est
-            self.cv_info_ = {
-                "n_samples": n,
-                "n_splits": "loo",
-                "best_params": {"alpha": float(est[-1].alpha_)},
-                "cv_score": None,
-            }
-            return self
-
-        if self.classes_.size == 1:
-            self.constant_ = int(self.classes_[0])
-            self.cv_info_ = {"n_samples": n, "n_splits": 0, "best_params": {}, "cv_score": None,
-                             "note": "all training inputs share one best layer"}
-            return self
-
-        est, grid = self._classifier()
-        cv = self._cv(y)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.filterwarnings("ignore", message=".*least populated class.*")
-            warnings.filterwarnings("ignore", message=".*test scores are non-finite.*")
-            if cv is None:
-                est.fit(X, y)
-                self.estimator_ = est
-                self.cv_info_ = {"n_samples": n, "n_splits": 0, "best_params": {},
-                                 "cv_score": None,
-                                 "note": "a best layer is the label of a single training input, "
-                                         "so no folds keep every class: no cross-validation, "
-                                         "default hyper-parameters"}
-                return self
-            # log-loss, not accuracy: when several settings classify every fold perfectly,
-            # accuracy ties and the strongest regularisation would win by list order
-            search = GridSearchCV(est, grid, cv=cv, scoring="neg_log_loss", error_score=np.nan,
-                                  refit=True)
-            search.fit(X, y)
-        score = search.best_score_
-        self.estimator_ = search.best_estimator_
-        self.cv_info_ = {
-            "n_samples": n,
-            "n_splits": int(cv.get_n_splits()),
-            "best_params": {k.split("__")[-1]: v for k, v in search.best_params_.items()},
-            "cv_score": None if not np.isfinite(score) else float(score),
-            "cv_scoring": "neg_log_loss",
-        }
+        X, S, self.layers = _training_arrays(X, steerability,
+                                             self.layers if layers is None else layers)
+        self.n_layers_, self.n_features_ = S.shape[1], X.shape[1]
+        self.classes_ = np.unique(best_layers(S))
+        with nullcontext() if self.blas_threads is None else \
+                threadpool_limits(limits=self.blas_threads):
+            fitted = fit_estimator(self.kind, X, S, self.seed)
+        self.estimator_, self.constant_, self.cv_info_ = fitted.estimator, fitted.constant, \
+            fitted.cv_info
         return self
 
-    # --------------------------------------------------------------- predicting
-    def _check(self, X: Any) -> np.ndarray:
-        if self.n_layers_ is None:
-            raise RuntimeError("router is not fitted; call fit() first")
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features_:
-            raise ValueError(f"expected X [n, {self.n_features_}], got {X.shape}")
-        return X
-
-    def scores(self, X: Any) -> np.ndarray:
-        """``[n, L]`` scores: class probabilities placed on their layer (0 for layers never
-        seen as a label), or the predicted steerability curve for ``"curve"``."""
-        X = self._check(X)
+    def scores(self, X: Float[Any, "n d"]) -> Float[np.ndarray, "n L"]:
+        """``[n, L]``: class probabilities on their layer (0 where never a label), or the
+        predicted steerability curve (``"curve"``, ``"knn"``)."""
+        X = _inputs(X, self.n_features_, self.n_layers_)
         n, n_layers = X.shape[0], int(self.n_layers_)  # type: ignore[arg-type]
+        out = np.zeros((n, n_layers))
         if self.constant_ is not None:
-            out = np.zeros((n, n_layers))
             out[:, self.constant_] = 1.0
             return out
         assert self.estimator_ is not None
-        if self.kind == "curve":
+        if self.kind in CURVE_KINDS:
             return np.asarray(self.estimator_.predict(X), dtype=float).reshape(n, n_layers)
-        proba = self.estimator_.predict_proba(X)
-        out = np.zeros((n, n_layers))
-        out[:, np.asarray(self.estimator_.classes_, dtype=int)] = proba
+        out[:, np.asarray(self.estimator_.classes_, dtype=int)] = self.estimator_.predict_proba(X)
         return out
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Float[Any, "n d"]) -> Int[np.ndarray, " n"]:
         """``[n]`` layer *indices* to steer at (argmax of :meth:`scores`)."""
-        X = self._check(X)
-        if self.constant_ is not None:
-            return np.full(X.shape[0], self.constant_, dtype=int)
-        if self.kind == "curve":
-            return np.argmax(self.scores(X), axis=1).astype(int)
-        assert self.estimator_ is not None
-        return np.asarray(self.estimator_.predict(X), dtype=int)
+        X = _inputs(X, self.n_features_, self.n_layers_)
+        if self.constant_ is None and self.kind not in CURVE_KINDS:
+            return np.asarray(self.estimator_.predict(X), dtype=int)  # type: ignore[union-attr]
+        return np.argmax(self.scores(X), axis=1).astype(int)  # a constant: its one-hot
 
-    def predict_layers(self, X: Any) -> np.ndarray:
+    def predict_layers(self, X: Float[Any, "n d"]) -> Int[np.ndarray, " n"]:
         """``[n]`` real layer numbers to steer at."""
         return np.asarray(self.layers, dtype=int)[self.predict(X)]
 
-    # -------------------------------------------------------------- persistence
     @property
     def metadata(self) -> dict[str, Any]:
-        """What :meth:`save` writes to ``router.json`` (without the estimator's digest)."""
-        return {
-            "kind": self.kind,
-            "seed": self.seed,
-            "model": self.model,
-            "dataset": self.dataset,
-            "embedding": self.embedding,
-            "layers": self.layers,
-            "hook": self.hook,
-            "readout": self.readout,
-            "n_layers": self.n_layers_,
-            "n_features": self.n_features_,
-            "constant": self.constant_,
-            "classes": None if self.classes_ is None else [int(c) for c in self.classes_],
-            "cv": self.cv_info_,
-            "sklearn_version": sklearn.__version__,
-        }
+        """What :meth:`save` writes to ``router.json`` (without the estimator's description)."""
+        names = ("kind", "seed", "model", "dataset", "embedding", "layers", "hook", "readout")
+        return {**{k: getattr(self, k) for k in names}, "n_layers": self.n_layers_,
+                "n_features": self.n_features_, "constant": self.constant_,
+                "classes": None if self.classes_ is None else [int(c) for c in self.classes_],
+                "cv": self.cv_info_, "sklearn_version": sklearn.__version__}
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``router.json`` and ``router.joblib`` into ``directory``; returns it."""
+        """Write ``router.json`` and ``router.safetensors`` into ``directory``; returns it.
+
+        >>> make_router("knn").fit(X, S).save("runs/r1/router")  # doctest: +SKIP
+        """
         if self.n_layers_ is None:
             raise RuntimeError("cannot save an unfitted router")
         d = Path(directory)
-        meta = self.metadata
-        meta["estimator_file"] = None
-        meta["estimator_sha256"] = None
+        (d / LEGACY_FILE).unlink(missing_ok=True)
+        meta = {**self.metadata, "estimator": None}
         if self.estimator_ is not None:
-            meta["estimator_sha256"] = save_pickle(d / ESTIMATOR_FILE, self.estimator_)
-            meta["estimator_file"] = ESTIMATOR_FILE
+            meta["estimator"] = save_estimator(d, self.kind, self.estimator_)
         else:
-            (d / ESTIMATOR_FILE).unlink(missing_ok=True)
+            (d / ARRAYS_FILE).unlink(missing_ok=True)
         write_json(d / META_FILE, stamp(meta))
         return d
 
@@ -330,60 +198,91 @@ class LayerRouter:
         """Load a router saved by :meth:`save`, refusing one made for something else.
 
         Args:
-            directory: the folder holding ``router.json`` and ``router.joblib``.
+            directory: the folder holding ``router.json`` and ``router.safetensors``.
             expect: values to check against the metadata, among ``model``, ``dataset``,
                 ``embedding``, ``layers`` and ``readout``; keys set to None are not checked.
-                The check runs before the pickle is opened.
+                The check runs before the arrays are read.
 
-        Raises:
-            RouterMismatchError: a checked value differs (the message names both values).
-            ArtifactMismatch: another format version, or a pickle whose SHA-256 differs.
-            FileNotFoundError: missing files.
-
-        Security: ``router.joblib`` is a pickle; only load routers from sources you trust.
+        Raises :class:`RouterMismatchError`, ``ArtifactMismatch`` (see :func:`read_metadata`,
+        :func:`~w2s_lens.routing.persistence.load_estimator`) or ``FileNotFoundError``.
 
         Example:
             >>> LayerRouter.load("runs/r1/router", expect=dict(model="qwen", dataset="x",
             ...                  embedding="minilm", layers=[4, 8]))  # doctest: +SKIP
         """
         d = Path(directory)
-        meta_path = d / META_FILE
-        meta = read_json(meta_path)
-        check_format(meta, meta_path, "refit the router (w2s-lens train-router or evaluate)")
-        for key, want in (expect or {}).items():
-            if key not in CHECKED_KEYS:
-                raise ValueError(f"cannot check {key!r}; checkable keys are {CHECKED_KEYS}")
-            if want is None:
-                continue
-            have, want = _norm(key, meta.get(key)), _norm(key, want)
-            if have != want:
-                raise RouterMismatchError(
-                    f"router in {d} was trained for {key}={have!r}, but {key}={want!r} was "
-                    f"expected; retrain the router for this {key} or point to the right one"
-                )
-        if meta.get("sklearn_version") != sklearn.__version__:
-            warnings.warn(
-                f"router in {d} was saved with scikit-learn {meta.get('sklearn_version')}, "
-                f"this is {sklearn.__version__}; predictions may differ",
-                stacklevel=2,
-            )
-        r = cls(meta["kind"], seed=meta.get("seed", 0), model=meta.get("model"),
-                dataset=meta.get("dataset"), embedding=meta.get("embedding"),
-                layers=meta.get("layers"), hook=meta.get("hook"), readout=meta.get("readout"))
-        r.n_layers_ = meta["n_layers"]
-        r.n_features_ = meta["n_features"]
-        r.constant_ = meta.get("constant")
+        meta = read_metadata(d, expect)
+        r = cls(meta["kind"], seed=meta.get("seed", 0),
+                **{k: meta.get(k) for k in ("model", "dataset", "embedding", "layers", "hook",
+                                            "readout")})
+        r.n_layers_, r.n_features_ = meta["n_layers"], meta["n_features"]
+        r.constant_, r.cv_info_ = meta.get("constant"), meta.get("cv") or {}
         r.classes_ = None if meta.get("classes") is None else np.asarray(meta["classes"], int)
-        r.cv_info_ = meta.get("cv") or {}
-        if meta.get("estimator_file"):
-            r.estimator_ = load_pickle(d / meta["estimator_file"], meta.get("estimator_sha256"))
+        if meta["estimator"] is not None:
+            r.estimator_ = load_estimator(d, r.kind, meta["estimator"], r.n_features_)
         elif r.constant_ is None:
-            raise ArtifactMismatch(f"{meta_path} names no estimator and no constant layer")
+            raise ArtifactMismatch(f"{d / META_FILE} names no estimator and no constant layer")
         return r
 
     def __repr__(self) -> str:
         state = "unfitted" if self.n_layers_ is None else f"L={self.n_layers_}"
         return f"LayerRouter(kind={self.kind!r}, seed={self.seed}, {state})"
+
+
+def _inputs(X: Any, n_features: int | None, n_layers: int | None) -> np.ndarray:
+    if n_layers is None:
+        raise RuntimeError("router is not fitted; call fit() first")
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"expected X [n, {n_features}], got {X.shape}")
+    return X
+
+
+def _training_arrays(X: Any, steerability: Any, layers: Sequence[int] | None
+                     ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Checked ``X [n, d]``, ``S [n, L]`` and the L layer numbers (default ``range(L)``)."""
+    X = np.asarray(X, dtype=float)
+    S = np.asarray(steerability, dtype=float)
+    if X.ndim != 2 or S.ndim != 2 or X.shape[0] != S.shape[0]:
+        raise ValueError(f"need X [n, d] and steerability [n, L]; got {X.shape}, {S.shape}")
+    if X.shape[0] == 0:
+        raise ValueError("cannot fit a router on zero inputs")
+    layers = list(range(S.shape[1])) if layers is None else [int(x) for x in layers]
+    if len(layers) != S.shape[1]:
+        raise ValueError(f"{len(layers)} layer numbers for {S.shape[1]} columns")
+    return X, S, layers
+
+
+def read_metadata(directory: str | Path,
+                  expect: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``router.json`` of a saved router, checked before any array is read.
+
+    Refuses another format version, a directory of an older w2s-lens (a pickled
+    ``router.joblib``), and a router made for another value of an ``expect`` key (see
+    :meth:`LayerRouter.load`); warns when scikit-learn's version differs.
+
+    Example:
+        >>> read_metadata("runs/r1/router", expect={"model": "qwen"})["kind"]  # doctest: +SKIP
+        'logreg'
+    """
+    d = Path(directory)
+    meta = read_json(d / META_FILE)
+    check_format(meta, d / META_FILE, "refit the router: rerun `w2s-lens train-router` or "
+                                      "`w2s-lens evaluate` into a new directory")
+    refuse_legacy(d, meta)
+    for key, want in (expect or {}).items():
+        if key not in CHECKED_KEYS:
+            raise ValueError(f"cannot check {key!r}; checkable keys are {CHECKED_KEYS}")
+        have, want = _norm(key, meta.get(key)), _norm(key, want)
+        if want is not None and have != want:
+            raise RouterMismatchError(
+                f"router in {d} was trained for {key}={have!r}, but {key}={want!r} was "
+                f"expected; retrain the router for this {key} or point to the right one")
+    if meta.get("sklearn_version") != sklearn.__version__:
+        warnings.warn(f"router in {d} was saved with scikit-learn "
+                      f"{meta.get('sklearn_version')}, this is {sklearn.__version__}; "
+                      f"predictions may differ", stacklevel=3)
+    return meta
 
 
 def make_router(kind: str, seed: int = 0, **metadata: Any) -> LayerRouter:
