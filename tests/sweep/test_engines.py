@@ -205,6 +205,29 @@ def test_fast_engine_refuses_what_it_cannot_do(tiny_model):
     check_fast_supported(tiny_model, "resid_pre")
 
 
+def test_fast_engine_refuses_positional_schemes_it_is_not_tested_on():
+    """ALiBi: TransformerLens adds the bias by raw key index and ignores the mask, so the fast
+    engine's right-padded prefixes would get wrong numbers; it must refuse, naming the naive
+    engine, which still runs the model."""
+    from w2s_lens.steering.vectors import SteeringVectors, model_name
+    from w2s_lens.sweep.engines import FAST_POSITIONAL
+    from w2s_lens.sweep.runner import run_sweep
+
+    assert set(FAST_POSITIONAL) == {"rotary", "standard"}  # the schemes the tests above cover
+    alibi = make_tiny_model("alibi", n_layers=2)
+    alibi.cfg.model_name = "tiny-alibi"
+    with pytest.raises(ValueError, match=r"'tiny-alibi' uses 'alibi'; use engine=\"naive\""):
+        check_fast_supported(alibi, "resid_pre")
+    exs = _examples("letter")[:3]
+    vecs = SteeringVectors(_vectors(1, 2, 32)[0], [0, 1],
+                           metadata={"model": model_name(alibi), "d_model": 32})
+    with pytest.raises(ValueError, match="alibi"):
+        run_sweep(alibi, vecs, exs, engine="fast", progress=False)
+    res = run_sweep(alibi, vecs, exs, engine="naive", multipliers=[-1.0, 1.0], progress=False)
+    assert res.propensity.shape == (3, 2, 2) and np.isfinite(res.propensity).all()
+    assert np.abs(res.steerability).min() > 1e-4  # the vectors do steer it
+
+
 @pytest.mark.slow
 def test_bfloat16_on_an_embedded_model():
     """SmolLM2 in bfloat16: the engines agree within bf16 rounding, and propensities stay

@@ -1,8 +1,9 @@
 """Sweep: how each input's answer moves when it is steered at every layer with every multiplier.
 
 Owns the readouts (letter and cloze propensities, steerability slopes; :mod:`.readouts`), the
-fast and naive engines (:mod:`.engines`) and the resumable sweep with its result
-(:mod:`.runner`: ``run_sweep``, ``SweepResult``).
+fast and naive engines (:mod:`.engines`), the resumable sweep (:mod:`.runner`: ``run_sweep``),
+its checked, self-healing chunk files (:mod:`.chunks`) and its result (:mod:`.result`:
+``SweepResult``, also importable from :mod:`.runner`).
 
 May import: :mod:`w2s_lens.data`, :mod:`w2s_lens.models`, :mod:`w2s_lens.steering`, the
 top-level modules (``choices``, ``artifacts``, ``assets``) and itself.

@@ -56,8 +56,8 @@ from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.hooks import steer
 from w2s_lens.sweep.readouts import ReadPlan, plan_propensity, read_plan
 
-__all__ = ["SweepPositions", "check_fast_supported", "fast_chunk", "naive_chunk",
-           "steer_start"]
+__all__ = ["FAST_POSITIONAL", "SweepPositions", "check_fast_supported", "fast_chunk",
+           "naive_chunk", "steer_start"]
 
 SweepPositions = Literal["from_last", "all"]
 
@@ -67,14 +67,31 @@ def steer_start(example: SteeringExample, positions: SweepPositions) -> int:
     return example.steer_from_position if positions == "from_last" else 0
 
 
+#: Positional schemes the fast engine is tested on (against the naive engine). Others may give
+#: wrong numbers: TransformerLens adds ALiBi by raw key index and ignores the attention mask,
+#: so right-padded prefixes of different lengths get the wrong biases.
+FAST_POSITIONAL = ("rotary", "standard")
+
+
 def check_fast_supported(model: HookedTransformer, hook: str) -> None:
-    """Refuse what the fast engine cannot do (steering elsewhere than ``resid_pre``)."""
+    """Refuse what the fast engine cannot do: steering elsewhere than ``resid_pre``, or a
+    positional scheme outside :data:`FAST_POSITIONAL`.
+
+    Example:
+        >>> check_fast_supported(model, "resid_pre")  # rotary or standard: fine  # doctest: +SKIP
+        >>> check_fast_supported(alibi_model, "resid_pre")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        ValueError: the fast engine is tested on positional_embedding_type ... use engine="naive"
+    """
     if hook != "resid_pre":
-        raise ValueError("the fast engine steers at resid_pre; use engine='naive' for "
+        raise ValueError(f'the fast engine steers at resid_pre; use engine="naive" for '
                          f"hook={hook!r}")
-    if model.cfg.positional_embedding_type == "shortformer":
-        raise ValueError("the fast engine does not support shortformer positional embeddings; "
-                         "use engine='naive'")
+    kind = model.cfg.positional_embedding_type
+    if kind not in FAST_POSITIONAL:
+        raise ValueError(f"the fast engine is tested on positional_embedding_type "
+                         f"{' or '.join(map(repr, FAST_POSITIONAL))} only, and "
+                         f"{model.cfg.model_name!r} uses {kind!r}; use engine=\"naive\"")
 
 
 def _shift_terms(plan: ReadPlan, row0: int) -> list[tuple[int, int, int, float]]:

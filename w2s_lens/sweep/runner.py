@@ -8,13 +8,14 @@ the least-squares slope of propensity against λ. ``v`` is the layer's CAA vecto
 (:class:`~w2s_lens.steering.vectors.SteeringVectors`) or an input's own vector
 (:class:`~w2s_lens.steering.vectors.InputVectors`, e.g. L2S).
 
-The engines (:mod:`w2s_lens.sweep.engines`) give the same numbers (tested to 1e-3); ``fast`` is the
-default. Sweeps are resumable: with ``out_dir`` each chunk of examples is written as it
-finishes, and a rerun with the same configuration skips the chunks already there.
+The engines (:mod:`w2s_lens.sweep.engines`) give the same numbers (tested to 1e-3); ``fast`` is
+the default. Sweeps are resumable: with ``out_dir`` each chunk of examples is written as it
+finishes, and a rerun with the same configuration skips the chunks already there and sound
+(:mod:`w2s_lens.sweep.chunks`: checked against their recorded SHA-256 and shapes; a broken one
+is recomputed, with a warning).
 
-Mirrored evaluation: both letter orders of an item share a ``unit``;
-:meth:`SweepResult.mirrored` averages a unit's presentations, so a pure "answer A vs answer B"
-push cancels.
+The result, its files and its mirrored view (both letter orders of an item averaged) live in
+:mod:`w2s_lens.sweep.result`; :class:`SweepResult` is re-exported here.
 
 Example:
     >>> res = run_sweep(model, vectors, test_examples, engine="fast")  # doctest: +SKIP
@@ -24,39 +25,32 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from jaxtyping import Float
+from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    check_format,
-    load_tensors,
-    read_json,
-    save_tensors,
-    stamp,
-    write_json,
-)
 from w2s_lens.choices import DEFAULT_MULTIPLIERS, ENGINES
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors
+from w2s_lens.sweep.chunks import ChunkStore, ChunkWarning, expected_spec, short_digest
 from w2s_lens.sweep.engines import SweepPositions, check_fast_supported, fast_chunk, naive_chunk
 from w2s_lens.sweep.readouts import slopes
+from w2s_lens.sweep.result import META_FILE, SWEEP_FILE, SweepResult
 
 __all__ = [
     "DEFAULT_MULTIPLIERS",
     "ENGINES",
+    "META_FILE",
+    "SWEEP_FILE",
+    "ChunkWarning",
     "Engine",
     "SweepPositions",
     "SweepResult",
@@ -64,158 +58,10 @@ __all__ = [
     "slopes",
 ]
 
-log = logging.getLogger(__name__)
-
-SWEEP_FILE = "sweep.safetensors"
-META_FILE = "sweep.json"
-
 Engine = Literal["fast", "naive"]
 
 
-@dataclass
-class SweepResult:
-    """A finished sweep.
-
-    Attributes:
-        propensity: ``[n_examples, n_layers, n_multipliers]``.
-        layers, multipliers: the grid.
-        ids, matching_letters, groups, units: one per example (``units`` group the letter
-            orders of one item).
-        metadata: the configuration (model, hook, engine, positions, readout, scales, ...).
-        captured: ``[n_examples, d_model]`` unsteered ``resid_pre`` at ``capture_layer`` at the
-            last prompt token (the ``resid-last`` embedding, free from the fast engine's
-            caching pass), or None.
-
-    Example:
-        >>> r = SweepResult(np.zeros((2, 1, 2)), [3], [-1.0, 1.0], ["a", "a~swap"], ["A", "B"])
-        >>> r.units, r.mirrored().ids
-        (['a', 'a'], ['a'])
-    """
-
-    propensity: np.ndarray
-    layers: list[int]
-    multipliers: list[float]
-    ids: list[str]
-    matching_letters: list[str]
-    groups: list[str] = field(default_factory=list)
-    metadata: dict = field(default_factory=dict)
-    captured: np.ndarray | None = None
-    units: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        from w2s_lens.data.examples import unit_of
-
-        if not self.units:
-            self.units = [unit_of(i) for i in self.ids]
-        if not self.groups:
-            self.groups = [""] * len(self.ids)
-        n = self.propensity.shape[0]
-        for name in ("ids", "matching_letters", "groups", "units"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} "
-                                 "swept examples")
-
-    @property
-    def steerability(self) -> np.ndarray:
-        """Slopes ``[n_examples, n_layers]``."""
-        return slopes(self.propensity, self.multipliers)
-
-    def _unit_rows(self) -> dict[str, list[int]]:
-        order: dict[str, list[int]] = {}
-        for i, u in enumerate(self.units):
-            order.setdefault(u, []).append(i)
-        return order
-
-    def unit_average(self, values: np.ndarray) -> np.ndarray:
-        """Per-example ``values`` (first axis) averaged per unit, in :meth:`mirrored`'s order.
-
-        >>> r = SweepResult(np.zeros((2, 1, 2)), [3], [-1.0, 1.0], ["a", "a~swap"], ["A", "B"])
-        >>> r.unit_average(np.array([[1.0], [3.0]])).tolist()
-        [[2.0]]
-        """
-        values = np.asarray(values)
-        if values.shape[0] != len(self.units):
-            raise ValueError(f"{values.shape[0]} rows for {len(self.units)} swept examples")
-        return np.stack([values[rows].mean(axis=0) for rows in self._unit_rows().values()])
-
-    def mirrored(self) -> SweepResult:
-        """One row per unit: the mean over its presentations (both letter orders).
-
-        The propensity (hence the slope) of a unit is the mean of its presentations'; the
-        letter and group are those of its first presentation; ``captured`` embeddings are
-        averaged too. A result whose units all have one presentation comes back unchanged.
-        """
-        order = self._unit_rows()
-        if all(len(v) == 1 for v in order.values()):
-            return self
-        idx = list(order.values())
-        prop = self.unit_average(self.propensity)
-        cap = None
-        if self.captured is not None:
-            cap = self.unit_average(self.captured).astype(np.float32)
-        firsts = [rows[0] for rows in idx]
-        meta = {**self.metadata, "mirrored": True,
-                "presentations_per_unit": sorted({len(v) for v in idx})}
-        return replace(self, propensity=prop, ids=list(order), units=list(order),
-                       matching_letters=[self.matching_letters[i] for i in firsts],
-                       groups=[self.groups[i] for i in firsts], metadata=meta, captured=cap)
-
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``sweep.safetensors`` (propensity, steerability, layers, multipliers and the
-        captured embeddings) and ``sweep.json`` (ids, units, letters, groups, metadata)."""
-        directory = Path(directory)
-        arrays = {
-            "propensity": np.asarray(self.propensity, dtype=np.float32),
-            "steerability": np.asarray(self.steerability, dtype=np.float32),
-            "layers": np.asarray(self.layers, dtype=np.int64),
-            "multipliers": np.asarray(self.multipliers, dtype=np.float64),
-        }
-        if self.captured is not None:
-            arrays["captured"] = np.asarray(self.captured, dtype=np.float32)
-        save_tensors(directory / SWEEP_FILE, arrays,
-                     metadata={"model": str(self.metadata.get("model")),
-                               "hook": str(self.metadata.get("hook"))})
-        write_json(directory / META_FILE, stamp({
-            "ids": self.ids, "units": self.units, "matching_letters": self.matching_letters,
-            "groups": self.groups, "metadata": self.metadata}))
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | os.PathLike) -> SweepResult:
-        """Read a sweep written by :meth:`save`.
-
-        Example:
-            >>> SweepResult.load("runs/demo/base").steerability.shape  # doctest: +SKIP
-        """
-        directory = Path(directory)
-        if not (directory / META_FILE).is_file() and (directory / "sweep_ids.json").is_file():
-            raise ArtifactMismatch(f"{directory} holds a sweep written by w2s-lens 0.1; rerun "
-                                   "the command that made it with this version")
-        side = read_json(directory / META_FILE)
-        check_format(side, directory / META_FILE, "rerun the sweep")
-        arrays = load_tensors(directory / SWEEP_FILE, framework="np")
-        return cls(
-            propensity=arrays["propensity"].astype(np.float64),
-            layers=[int(x) for x in arrays["layers"]],
-            multipliers=[float(x) for x in arrays["multipliers"]],
-            ids=list(side["ids"]),
-            matching_letters=list(side["matching_letters"]),
-            groups=list(side.get("groups") or []),
-            metadata=dict(side.get("metadata") or {}),
-            captured=arrays.get("captured"),
-            units=list(side.get("units") or []),
-        )
-
-
 # --------------------------------------------------------------------------- driver
-
-
-def _digest(obj) -> str:
-    if isinstance(obj, torch.Tensor):
-        data = obj.detach().float().cpu().contiguous().numpy().tobytes()
-    else:
-        data = json.dumps(obj, sort_keys=True).encode()
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _check_examples(examples: Sequence[SteeringExample]) -> str:
@@ -225,6 +71,70 @@ def _check_examples(examples: Sequence[SteeringExample]) -> str:
     if len(kinds) > 1:
         raise ValueError("a sweep takes examples of one readout, got both letter and cloze")
     return kinds.pop()
+
+
+def _grid(vectors: SteeringVectors | InputVectors, layers: Sequence[int] | None,
+          layer_scale: Sequence[float] | None) -> tuple[list[int], list[float]]:
+    """The swept layers, ascending, and each one's scale."""
+    layers = list(vectors.layers) if layers is None else [int(x) for x in layers]
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"layers must be distinct, got {layers}")
+    missing = [layer for layer in layers if layer not in vectors.layers]
+    if missing:
+        raise KeyError(f"no vectors for layers {missing}; stored layers: {vectors.layers}")
+    scales = [1.0] * len(layers) if layer_scale is None else [float(s) for s in layer_scale]
+    if len(scales) != len(layers):
+        raise ValueError("layer_scale needs one factor per swept layer (in the order of "
+                         "`layers`, or of vectors.layers when `layers` is None)")
+    # sweep in ascending layer order; each scale travels with its layer
+    pairs = sorted(zip(layers, scales))
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _steer_vectors(vectors: SteeringVectors | InputVectors, layers: list[int],
+                   scales: list[float], n: int) -> Float[Tensor, "n layer d_model"]:
+    """Each example's vector at each swept layer, times the layer's scale."""
+    cols = [vectors.layers.index(layer) for layer in layers]
+    scale_t = torch.tensor(scales, dtype=torch.float32)[:, None]
+    if isinstance(vectors, InputVectors):
+        return vectors.vectors[:, cols] * scale_t
+    return (vectors.vectors[cols] * scale_t)[None].expand(n, -1, -1)
+
+
+def _sweep_chunks(model: HookedTransformer, steer_vecs: Float[Tensor, "n layer d_model"],
+                  examples: Sequence[SteeringExample], config: dict, store: ChunkStore | None,
+                  chunk_size: int, max_rows: int | None,
+                  bar: tqdm) -> tuple[np.ndarray, np.ndarray | None]:
+    """Propensities (and captured embeddings) of every chunk: loaded when stored and sound,
+    else computed (and stored)."""
+    layers, mults = config["layers"], config["multipliers"]
+    mult_t = torch.tensor(mults, dtype=torch.float32)
+    capture = config["capture_layer"]
+    d_capture = model.cfg.d_model if capture is not None else None
+    prop = np.empty((len(examples), len(layers), len(mults)), dtype=np.float64)
+    captured = np.empty((len(examples), d_capture), dtype=np.float32) if d_capture else None
+    for start in range(0, len(examples), chunk_size):
+        stop = min(len(examples), start + chunk_size)
+        spec = expected_spec(stop - start, len(layers), len(mults), d_capture)
+        saved = store.load(start, stop, spec) if store is not None else None
+        if saved is None:
+            chunk, vec_chunk = examples[start:stop], steer_vecs[start:stop]
+            if config["engine"] == "fast":
+                part, cap = fast_chunk(model, vec_chunk, layers, mult_t, chunk,
+                                       config["positions"], capture, config["length_norm"],
+                                       max_rows)
+            else:
+                part, cap = naive_chunk(model, vec_chunk, layers, mults, chunk,
+                                        config["positions"], config["hook"],
+                                        config["length_norm"]), None
+            saved = {"propensity": part, **({"captured": cap} if cap is not None else {})}
+            if store is not None:
+                store.save(start, stop, saved)
+        prop[start:stop] = saved["propensity"]
+        if captured is not None:
+            captured[start:stop] = saved["captured"]
+        bar.update((stop - start) * len(layers))
+    return prop, captured
 
 
 def run_sweep(
@@ -258,7 +168,8 @@ def run_sweep(
         layer_scale: per-layer factor c_l so the added vector is ``λ · c_l · v`` (default: all
             1, the raw scale), in the order of ``layers``. See :mod:`w2s_lens.steering.scales`.
         out_dir: if given, chunks are written to ``out_dir/chunks`` as they finish and an
-            interrupted sweep resumes from them.
+            interrupted sweep resumes from them; a stored chunk that fails its check is
+            recomputed (:mod:`w2s_lens.sweep.chunks`).
         chunk_size: examples per chunk.
         progress: show a progress bar over examples × layers.
         desc: progress-bar label.
@@ -271,6 +182,10 @@ def run_sweep(
 
     Returns:
         :class:`SweepResult`.
+
+    Example:
+        >>> res = run_sweep(model, vectors, examples, out_dir="runs/x")  # doctest: +SKIP
+        >>> res.propensity.shape  # [n_examples, n_layers, n_multipliers]  # doctest: +SKIP
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -283,30 +198,12 @@ def run_sweep(
     per_input = isinstance(vectors, InputVectors)
     if per_input and vectors.ids != [ex.id for ex in examples]:
         raise ValueError("InputVectors.ids must be the swept examples' ids, in order")
-    layers = list(vectors.layers) if layers is None else [int(x) for x in layers]
-    if len(set(layers)) != len(layers):
-        raise ValueError(f"layers must be distinct, got {layers}")
-    missing = [layer for layer in layers if layer not in vectors.layers]
-    if missing:
-        raise KeyError(f"no vectors for layers {missing}; stored layers: {vectors.layers}")
+    layers, scales = _grid(vectors, layers, layer_scale)
     mults = [float(m) for m in multipliers]
     slopes(np.zeros(len(mults)), mults)  # fail now, not after the sweep, on a bad grid
-    scales = [1.0] * len(layers) if layer_scale is None else [float(s) for s in layer_scale]
-    if len(scales) != len(layers):
-        raise ValueError("layer_scale needs one factor per swept layer (in the order of "
-                         "`layers`, or of vectors.layers when `layers` is None)")
-    # sweep in ascending layer order; each scale travels with its layer
-    pairs = sorted(zip(layers, scales))
-    layers, scales = [p[0] for p in pairs], [p[1] for p in pairs]
     if engine == "fast":
         check_fast_supported(model, vectors.hook)
-    cols = [vectors.layers.index(layer) for layer in layers]
-    scale_t = torch.tensor(scales, dtype=torch.float32)[:, None]
-    if per_input:
-        steer_vecs = vectors.vectors[:, cols] * scale_t  # [n, L, d]
-    else:
-        steer_vecs = (vectors.vectors[cols] * scale_t)[None].expand(len(examples), -1, -1)
-    mult_t = torch.tensor(mults, dtype=torch.float32)
+    steer_vecs = _steer_vectors(vectors, layers, scales, len(examples))
 
     config = {
         "model": vectors.metadata.get("model"),
@@ -319,59 +216,18 @@ def run_sweep(
         "length_norm": bool(length_norm) if readout == "cloze" else False,
         "layer_scale": scales,
         "vector_kind": "per-input" if per_input else "per-layer",
-        "vectors_digest": _digest(vectors.vectors if per_input else steer_vecs[0]),
-        "ids_digest": _digest([ex.id for ex in examples]),
-        "tokens_digest": _digest([[ex.tokens, *ex.continuations] for ex in examples]),
+        "vectors_digest": short_digest(vectors.vectors if per_input else steer_vecs[0]),
+        "ids_digest": short_digest([ex.id for ex in examples]),
+        "tokens_digest": short_digest([[ex.tokens, *ex.continuations] for ex in examples]),
         "engine": engine,
         "chunk_size": chunk_size,
         "capture_layer": capture_layer if engine == "fast" else None,
     }
-    chunk_dir = None
-    if out_dir is not None:
-        chunk_dir = Path(out_dir) / "chunks"
-        manifest = chunk_dir / "manifest.json"
-        if manifest.exists():
-            old = read_json(manifest)
-            if old.get("fingerprint") != _digest(config):
-                raise ArtifactMismatch(
-                    f"{chunk_dir} holds chunks of a different sweep (other model, vectors, "
-                    f"examples, layers, multipliers, readout or positions); use another --out "
-                    f"directory or delete it")
-            log.info("resuming the sweep in %s", chunk_dir)
-        else:
-            write_json(manifest, stamp({"fingerprint": _digest(config), "config": config}))
-
-    prop = np.empty((len(examples), len(layers), len(mults)), dtype=np.float64)
-    captured = (np.empty((len(examples), model.cfg.d_model), dtype=np.float32)
-                if config["capture_layer"] is not None else None)
-    bar = tqdm(total=len(examples) * len(layers), desc=desc, unit="input·layer",
-               disable=not progress, dynamic_ncols=True)
-    for start in range(0, len(examples), chunk_size):
-        stop = min(len(examples), start + chunk_size)
-        chunk = examples[start:stop]
-        path = chunk_dir / f"{start:06d}-{stop:06d}.safetensors" if chunk_dir else None
-        if path is not None and path.exists():
-            saved = load_tensors(path, framework="np")
-            prop[start:stop] = saved["propensity"]
-            if captured is not None:
-                captured[start:stop] = saved["captured"]
-        else:
-            cap = None
-            vec_chunk = steer_vecs[start:stop]
-            if engine == "fast":
-                part, cap = fast_chunk(model, vec_chunk, layers, mult_t, chunk, positions,
-                                       config["capture_layer"], length_norm, max_rows)
-            else:
-                part = naive_chunk(model, vec_chunk, layers, mults, chunk, positions,
-                                   vectors.hook, length_norm)
-            prop[start:stop] = part
-            if cap is not None:
-                captured[start:stop] = cap  # type: ignore[index]
-            if path is not None:
-                save_tensors(path, {"propensity": part,
-                                    **({"captured": cap} if cap is not None else {})})
-        bar.update((stop - start) * len(layers))
-    bar.close()
+    store = ChunkStore(out_dir, config) if out_dir is not None else None
+    with tqdm(total=len(examples) * len(layers), desc=desc, unit="input·layer",
+              disable=not progress, dynamic_ncols=True) as bar:
+        prop, captured = _sweep_chunks(model, steer_vecs, examples, config, store, chunk_size,
+                                       max_rows, bar)
 
     meta = {**config, "dataset": vectors.metadata.get("dataset"),
             "method": vectors.metadata.get("method"),
