@@ -115,3 +115,22 @@ def runs(tmp_path_factory):
         EvalConfig(routers=("logreg",), mirror=False, **common), root / "single",
         progress=False)
     return {"letter mirrored": root / "mirrored", "letter single-order": root / "single"}
+
+
+#: a Llama-2-Chat-style template: the assistant turn opens right after ``[/INST]``, with no
+#: whitespace, so an answer is written as ``" Yes"`` (Mistral's template has the same shape)
+INST_CHAT = (
+    "{% if messages[0]['role'] == 'system' %}"
+    "{% set sys = '<<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' %}"
+    "{% set msgs = messages[1:] %}{% else %}{% set sys = '' %}{% set msgs = messages %}"
+    "{% endif %}{% for m in msgs %}{% if m['role'] == 'user' %}"
+    "{{ bos_token }}[INST] {{ (sys if loop.first else '') + m['content'] }} [/INST]"
+    "{% else %} {{ m['content'] }} {{ eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def inst_tokenizer() -> PreTrainedTokenizerFast:
+    """:func:`byte_tokenizer` with the ``[INST] ... [/INST]`` chat template."""
+    tok = byte_tokenizer()
+    tok.chat_template = INST_CHAT
+    return tok

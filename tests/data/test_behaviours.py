@@ -45,3 +45,13 @@ def test_unknown_dataset_needs_both():
         behaviour_sentences("mine", pos="P.")
     with pytest.raises(ValueError, match="non-empty"):
         behaviour_sentences("mine", pos="P.", neg="  ")
+
+
+def test_the_shipped_sample_has_its_source_sentences():
+    from w2s_lens.data.behaviours import BEHAVIOUR_ALIASES
+    from w2s_lens.data.samples import SAMPLE_DATASET_NAME
+
+    assert BEHAVIOUR_ALIASES == {SAMPLE_DATASET_NAME: "corrigible-neutral-HHH"}
+    assert behaviour_sentences(SAMPLE_DATASET_NAME) == \
+        BEHAVIOUR_SENTENCES["corrigible-neutral-HHH"]
+    assert behaviour_sentences(SAMPLE_DATASET_NAME, neg="N.")[1] == "N."

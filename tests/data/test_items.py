@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from w2s_lens.data.items import ABItem, answer_label, parse_record, split_choices
+from w2s_lens.data.items import (
+    ABItem,
+    TooManyOptionsError,
+    answer_label,
+    count_options,
+    parse_record,
+    split_choices,
+)
 
 
 def test_question_and_swap_round_trip():
@@ -58,3 +65,21 @@ def test_answer_label_forms():
         ["A", "B", "B", "A", "Yes", "No", "No"]
     for bad in ("C", "", "(A) Yes", ["A", "B"], None, 1):
         assert answer_label(bad) is None
+
+
+def test_count_options():
+    assert count_options("Q\n\nChoices:\n (A) a\n (B) b") == 2
+    assert count_options("Q\n (A) a\n (B) b\n (C) c\n (D) d") == 4
+    assert count_options("(C) earlier\nQ\n (A) a\n (B) b") == 2  # from the last (A) on
+    assert count_options("Is this (A) statement true?") == 0
+
+
+@pytest.mark.parametrize("match,other", [("(A)", "(B)"), ("(C)", "(A)"), (" (B)", " (C)")])
+def test_three_choice_records_raise_their_own_error(match, other):
+    rec = {"question": "Q?\n\nChoices:\n (A) a\n (B) b\n (C) c",
+           "answer_matching_behavior": match, "answer_not_matching_behavior": other}
+    with pytest.raises(TooManyOptionsError, match="'question': 3 options \\(\\(A\\) to \\(C\\)\\)"):
+        parse_record(rec, "d", "d:0")
+    yes_no = {"question": "Is (A) fine?\n (A) x\n (B) y\n (C) z",
+              "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
+    assert parse_record(yes_no, "p", "p:0").options == ("Yes", "No")  # persona: no choices

