@@ -1,16 +1,21 @@
 """The paper's table on one model: fixed vs W2S vs oracle over the 13 shared datasets.
 
-A thin command line over :func:`w2s_lens.evaluation.table.run_table`. For each dataset in ``--data-dir``
-(default ``$W2S_DATA_DIR`` or ``../shared/data/mwe``) it runs the whole W2S evaluation
-(``w2s_lens.evaluation.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or as one Ray task per
-dataset (``--ray``; one GPU per task when the cluster has GPUs). It is resumable: a finished
-dataset is read back, an interrupted one resumes its sweeps from their chunks. At the end it
-writes ``OUT/table.md`` and ``OUT/table.csv`` (per dataset, method and variant: fixed layer,
-fixed / W2S with 95% intervals, oracle, letter oracle, W2S − fixed with its interval and
-verdict, test-set size; then means over datasets with "W2S beats fixed beyond the noise: k of
-N" and the Benjamini-Hochberg count) and ``OUT/run_log.json`` (command line, settings, sizes,
-seeds, per-dataset status and wall time, total wall time, library versions; one entry per
-invocation, so a resumed run keeps the log of the earlier ones).
+A thin command line over :func:`w2s_lens.evaluation.table.run_table`. For each dataset in
+``--data-dir`` (default ``$W2S_DATA_DIR`` or ``../shared/data/mwe``) it runs the whole W2S
+evaluation (``w2s_lens.evaluation.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or
+as one Ray task per dataset (``--ray``; one GPU per task when the cluster has GPUs). It is
+resumable: a finished dataset is read back, an interrupted one resumes its sweeps from their
+chunks. At the end it writes ``OUT/table.md`` and ``OUT/table.csv``
+(:class:`w2s_lens.evaluation.table_rows.Table`: per dataset, method and variant the fixed
+layer, fixed / W2S with 95% intervals, oracle, letter oracle (single-order letter rows),
+answer-form oracle (cloze rows), W2S − fixed with its interval, the paired sign-flip test's
+one-sided p-value, name, minimal detectable difference and informative items, the verdict,
+router and majority-layer accuracy, sizes; then means over datasets with "W2S beats fixed
+beyond the noise (sign-flip, one-sided 2.5%): k of N", the count after Benjamini-Hochberg at
+2.5% and the datasets with too few informative items) and ``OUT/run_log.json`` (command line,
+settings, sizes, seeds, per-dataset status and wall time, total wall time, library versions;
+one entry per invocation, so a resumed run keeps the log of the earlier ones). Results
+written before the sign-flip test are tabulated with the test "bootstrap CI (older)".
 
 Usage:
     python analysis/reproduce_table.py --n-train 24 --n-test 12 --out runs/table
@@ -134,7 +139,8 @@ def config_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from w2s_lens.evaluation.table import Table, run_table
+    from w2s_lens.evaluation.table import run_table
+    from w2s_lens.evaluation.table_rows import Table
 
     out = Path(args.out)
     t0 = time.time()

@@ -11,38 +11,9 @@ from w2s_lens.evaluation import metrics as M
 
 SUMMARY_KEYS = {"steerability", "steerability_ci", "steerable_fraction", "steerable_fraction_ci"}
 ROUTER_KEYS = SUMMARY_KEYS | {"accuracy", "top3_accuracy", "diff_vs_fixed", "diff_vs_fixed_ci",
-                              "diff_vs_fixed_p"}
-
-
-def test_bootstrap_ci_contains_mean_and_is_deterministic() -> None:
-    v = np.random.default_rng(1).normal(0.3, 1.0, size=200)
-    lo, hi = M.bootstrap_ci(v, n_boot=1000, seed=3)
-    assert lo < v.mean() < hi
-    assert (lo, hi) == M.bootstrap_ci(v, n_boot=1000, seed=3)
-    assert (lo, hi) != M.bootstrap_ci(v, n_boot=1000, seed=4)
-    # width close to the normal approximation 2 * 1.96 * sd / sqrt(n)
-    assert hi - lo == pytest.approx(2 * 1.96 * v.std() / np.sqrt(v.size), rel=0.2)
-
-
-def test_bootstrap_ci_custom_stat_and_empty() -> None:
-    v = np.arange(11, dtype=float)
-    lo, hi = M.bootstrap_ci(v, n_boot=300, stat=lambda x: float(np.median(x)))
-    assert lo <= 5 <= hi
-    assert all(np.isnan(M.bootstrap_ci([], n_boot=10)))
-
-
-def test_paired_diff_ci() -> None:
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=100)
-    assert M.paired_diff_ci(a, a.copy(), n_boot=500) == (0.0, 0.0)
-    lo, hi = M.paired_diff_ci(a + 0.5 + 0.05 * rng.normal(size=100), a, n_boot=500)
-    assert 0 < lo < 0.5 < hi
-    # pairing matters: a large shared component would swamp an unpaired comparison
-    noisy = rng.normal(scale=10, size=100)
-    lo, hi = M.paired_diff_ci(noisy + 0.2, noisy, n_boot=500)
-    assert lo > 0
-    with pytest.raises(ValueError):
-        M.paired_diff_ci([1.0, 2.0], [1.0])
+                              "diff_vs_fixed_p", "majority_accuracy", "diff_vs_fixed_p_less",
+                              "diff_vs_fixed_test", "diff_vs_fixed_n_nonzero",
+                              "diff_vs_fixed_mde", "diff_vs_fixed_verdict"}
 
 
 def test_summarize() -> None:
@@ -87,12 +58,6 @@ def test_letter_oracle() -> None:
         M.letter_oracle(S, ["A", "B", "C", "A"])
 
 
-def test_topk_accuracy() -> None:
-    scores = np.array([[0.1, 0.5, 0.3, 0.2], [0.9, 0.05, 0.03, 0.02]])
-    assert M.topk_accuracy(scores, [2, 3], k=3) == 0.5
-    assert M.topk_accuracy(scores, [2, 3], k=1) == 0.0
-
-
 def _variant(n: int = 60, L: int = 5, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     S = rng.normal(size=(n, L))
@@ -113,7 +78,9 @@ def _variant(n: int = 60, L: int = 5, seed: int = 0) -> dict:
 
 def test_evaluate_variant_schema() -> None:
     r = _variant()
-    assert set(r) == {"n", "fixed_layer", "fixed", "w2s", "oracle", "letter_oracle", "by_letter"}
+    assert set(r) == {"n", "fixed_layer", "fixed", "w2s", "oracle", "letter_oracle", "by_letter",
+                      "form_oracle"}
+    assert r["form_oracle"] is None
     assert r["n"] == 60
     assert r["fixed_layer"] == 9  # a real layer number, not index 2
     assert set(r["fixed"]) == SUMMARY_KEYS and set(r["oracle"]) == SUMMARY_KEYS
@@ -128,6 +95,12 @@ def test_evaluate_variant_schema() -> None:
     assert good["steerability"] == pytest.approx(r["oracle"]["steerability"])
     assert good["diff_vs_fixed_ci"][0] > 0
     assert M.verdict(good["diff_vs_fixed_ci"]) == M.VERDICT_BETTER
+    assert good["diff_vs_fixed_verdict"] == M.verdict_of(good) == M.VERDICT_BETTER
+    assert good["diff_vs_fixed_test"] == "sign-flip Monte-Carlo (20000 draws)"  # 60 items
+    assert 0 < good["diff_vs_fixed_p"] <= 1 / 20_001 * 2 and good["diff_vs_fixed_p_less"] == 1.0
+    S = np.random.default_rng(0).normal(size=(60, 5))  # the matrix _variant() drew first
+    assert good["diff_vs_fixed_n_nonzero"] == int(np.sum(S.max(1) - S[:, 2] != 0)) > 40
+    assert good["diff_vs_fixed_mde"] > 0 and good["majority_accuracy"] is None
     assert r["w2s"]["const0"]["top3_accuracy"] is None
     assert set(r["by_letter"]) == {"A", "B"}
     assert r["by_letter"]["A"]["n"] + r["by_letter"]["B"]["n"] == 60
@@ -147,6 +120,11 @@ def test_evaluate_variant_fixed_router_equals_fixed() -> None:
     assert r["w2s"]["same"]["diff_vs_fixed"] == 0.0
     assert r["w2s"]["same"]["diff_vs_fixed_ci"] == [0.0, 0.0]
     assert M.verdict(r["w2s"]["same"]["diff_vs_fixed_ci"]) == M.VERDICT_NONE
+    same = r["w2s"]["same"]
+    assert same["diff_vs_fixed_n_nonzero"] == 0 and same["diff_vs_fixed_p"] == 1.0
+    assert same["diff_vs_fixed_verdict"] == M.VERDICT_TOO_FEW and same["diff_vs_fixed_mde"] is None
+    empty = r["by_letter"]["B"]["w2s"]["same"]
+    assert empty["diff_vs_fixed_p"] is None and empty["diff_vs_fixed_verdict"] == M.VERDICT_TOO_FEW
     assert r["by_letter"]["B"]["n"] == 0 and r["letter_oracle"]["layers"]["B"] is None
     json.dumps(r, allow_nan=False)
 
@@ -157,3 +135,81 @@ def test_verdict_strings() -> None:
     assert M.verdict([0.0, 0.0]) == "no detectable difference"
     assert M.verdict([-0.3, -0.01]) == "W2S is worse than fixed"
     assert M.verdict([None, None]) == "no detectable difference"
+
+
+def test_group_oracle_and_letter_oracle_as_its_special_case() -> None:
+    S = np.array([[1.0, 0.0, 0.2], [0.0, 1.0, 0.3], [0.9, 0.1, 0.0], [0.2, 0.8, 0.9]])
+    slopes, idx = M.group_oracle(S, ["x", "y", "x", "y"])
+    assert idx == {"x": 0, "y": 1} and slopes.tolist() == [1.0, 1.0, 0.9, 0.8]
+    letter_slopes, letter_idx = M.letter_oracle(S, ["A", "B", "A", "B"])
+    assert letter_slopes.tolist() == slopes.tolist() and letter_idx == {"A": 0, "B": 1}
+    one, one_idx = M.group_oracle(S, ["all"] * 4)  # one group: the best layer on this data
+    assert one_idx == {"all": int(np.argmax(S.mean(0)))}
+    assert one.mean() == pytest.approx(S.mean(0).max())
+    per_item, _ = M.group_oracle(S, ["a", "b", "c", "d"])  # one item per group: the oracle
+    assert per_item.tolist() == S.max(1).tolist()
+    with pytest.raises(ValueError, match="3 group labels for 4 inputs"):
+        M.group_oracle(S, ["a", "b", "c"])
+
+
+def test_evaluate_variant_without_letters_and_with_form_groups() -> None:
+    rng = np.random.default_rng(3)
+    S = rng.normal(size=(16, 4))
+    S[:8, 3] += 2.0  # the "longer" items steer at the last layer, the others do not
+    forms = ["match-longer"] * 8 + ["match-shorter"] * 6 + ["same-length"] * 2
+    r = M.evaluate_variant(S, None, fixed_idx=0, router_idx={"r": M.best_layers(S)},
+                           layers=[2, 4, 6, 8], n_boot=100, form_groups=forms)
+    assert r["letter_oracle"] is None and r["by_letter"] == {}
+    fo = r["form_oracle"]
+    assert set(fo) == SUMMARY_KEYS | {"groups", "group_sizes"}
+    assert fo["groups"]["match-longer"] == 8
+    assert fo["group_sizes"] == {"match-longer": 8, "match-shorter": 6, "same-length": 2}
+    expected, _ = M.group_oracle(S, forms)
+    assert fo["steerability"] == pytest.approx(expected.mean())
+    assert r["fixed"]["steerability"] <= fo["steerability"] <= r["oracle"]["steerability"]
+    json.dumps(r, allow_nan=False)
+    with pytest.raises(ValueError, match="form groups"):
+        M.evaluate_variant(S, None, 0, {"r": M.best_layers(S)}, form_groups=forms[:3])
+    # letters given: the letter oracle as before, next to the form oracle
+    both = M.evaluate_variant(S, ["A", "B"] * 8, 0, {"r": M.best_layers(S)}, n_boot=100,
+                              form_groups=forms)
+    assert set(both["by_letter"]) == {"A", "B"} and both["letter_oracle"] is not None
+
+
+def test_evaluate_variant_majority_accuracy() -> None:
+    rng = np.random.default_rng(4)
+    S = rng.normal(size=(20, 3))
+    train_best = [1] * 7 + [0] * 3 + [2] * 7  # a tie of 1 and 2: the earlier layer, 1
+    r = M.evaluate_variant(S, ["A", "B"] * 10, fixed_idx=0,
+                           router_idx={"r": np.ones(20, int)}, n_boot=100,
+                           train_best_idx=train_best)
+    true = M.best_layers(S)
+    block = r["w2s"]["r"]
+    assert block["majority_accuracy"] == pytest.approx(np.mean(true == 1))
+    assert block["majority_accuracy"] == block["accuracy"]  # this router always says 1
+    a_items = np.arange(20) % 2 == 0
+    assert r["by_letter"]["A"]["w2s"]["r"]["majority_accuracy"] == pytest.approx(
+        np.mean(M.best_layers(S[a_items]) == 1))
+
+
+def test_router_block_uses_the_sign_flip_test() -> None:
+    S = np.zeros((12, 2))
+    S[9:, 1] = [0.5, 0.3, 0.8]  # the audit's example: 3 informative items out of 12
+    r = M.evaluate_variant(S, None, fixed_idx=0, router_idx={"r": [1] * 12}, n_boot=500)
+    w = r["w2s"]["r"]
+    assert w["diff_vs_fixed_ci"][0] > 0  # the bootstrap interval excludes 0 ...
+    assert w["diff_vs_fixed_p"] == 0.125 and w["diff_vs_fixed_n_nonzero"] == 3
+    assert w["diff_vs_fixed_test"] == "sign-flip exact"
+    assert M.verdict_of(w) == M.VERDICT_TOO_FEW  # ... the verdict does not follow it
+
+
+def test_moved_names_still_import_from_metrics() -> None:
+    from w2s_lens.evaluation import accuracy, bootstrap, paired
+
+    for mod, names in ((bootstrap, ("bootstrap_ci", "paired_diff_ci", "paired_diff_test")),
+                       (paired, ("fdr_count", "verdict", "verdict_of", "VERDICT_BETTER",
+                                 "VERDICT_NONE", "VERDICT_WORSE", "VERDICT_TOO_FEW")),
+                       (accuracy, ("routing_accuracy", "topk_accuracy", "majority_accuracy"))):
+        for name in names:
+            assert getattr(M, name) is getattr(mod, name), name
+    assert set(M.__all__) <= set(dir(M))

@@ -40,3 +40,40 @@ def test_comparison_text_plain_and_rich():
     assert plain.index("plain text") < plain.index("fixed text") < plain.index("routed text")
     table = comparison_text(rows, rich_table=True)
     assert "routed layer 3" in table and "routed text" in table and "---" not in table
+
+
+def test_table_shows_the_test_majority_baseline_and_form_oracle(results):
+    text = results_table(results)
+    w = results["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]
+    row = next(line for line in text.splitlines() if line.startswith("caa "))
+    assert f"p={w['diff_vs_fixed_p']:.3g} ({w['diff_vs_fixed_test']}, " in row
+    assert f"{w['diff_vs_fixed_n_nonzero']} non-zero)" in row
+    assert row.endswith(w["diff_vs_fixed_verdict"])
+    assert f" {w['accuracy']:.2f}   {w['majority_accuracy']:.2f}  " in row
+
+
+def _older(block_w2s, letter_oracle=None, form_oracle=None):
+    s = {"steerability": 0.1, "steerability_ci": [0.0, 0.2]}
+    return {"model": "m", "dataset": "d", "readout": "cloze", "n_train": 4, "n_test": 4,
+            "split_seed": 0, "primary_router": "logreg", "embedding": "e",
+            "methods": {"caa": {"variants": {"base": {
+                "fixed_layer": 3, "fixed": s, "oracle": s, "w2s": {"logreg": {**s, **block_w2s}},
+                "letter_oracle": letter_oracle, "form_oracle": form_oracle}}}}}
+
+
+def test_older_results_are_labelled_and_missing_oracles_dashed():
+    old = _older({"diff_vs_fixed": 0.05, "diff_vs_fixed_ci": [0.01, 0.09], "accuracy": 0.5,
+                  "diff_vs_fixed_p": 0.01})
+    row = results_table(old).splitlines()[-1]
+    assert row.endswith("W2S beats fixed beyond the noise (bootstrap CI (older))")
+    assert "p=0.01 (bootstrap CI (older))  MDE –" in row
+    # oracle, letter oracle, form oracle, accuracy, majority accuracy
+    assert row.split()[7:12] == ["+0.100", "–", "–", "0.50", "–"]
+    new = _older({"diff_vs_fixed": 0.05, "diff_vs_fixed_ci": [0.01, 0.09],
+                  "diff_vs_fixed_p": 0.125, "diff_vs_fixed_test": "sign-flip exact",
+                  "diff_vs_fixed_n_nonzero": 3,
+                  "diff_vs_fixed_verdict": "too few informative items"},
+                 form_oracle={"steerability": 0.25, "groups": {"match-longer": 3}})
+    row = results_table(new).splitlines()[-1]
+    assert row.endswith("too few informative items") and row.split()[7:10] == ["+0.100", "–",
+                                                                                "+0.250"]

@@ -1,15 +1,12 @@
-"""The cross-dataset table: assembly from real results (synthetic controls), and run_table end
-to end on a tiny chat model (serially, read back, resumed, and on a local Ray instance)."""
+"""The cross-dataset table, run (w2s_lens.evaluation.table): run_table end to end on a tiny chat
+model (serially, read back, resumed, and on a local Ray instance); the assembly is tested in
+test_table_rows.py."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
-import numpy as np
 import pytest
-import scipy.stats
 import torch
 from conftest import byte_tokenizer, make_tiny_model
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -17,108 +14,8 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 import w2s_lens.evaluation.table as table_mod
 import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.artifacts import ArtifactMismatch
-from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.table import COLUMNS, Table, TableError, readout_label, run_table
-
-# --------------------------------------------------------------------------- synthetic results
-
-SYN = dict(variants=("base",), routers=("logreg",), n_boot=300)
-
-
-def _control_results(kind: str, out_dir=None) -> dict:
-    """The evaluation of a synthetic control, mirrored (both letter orders everywhere). Both
-    controls get one model name, so that they summarise as two datasets of one model."""
-    c = build_control(kind, n_families=3, n_layers=4, seed=0)
-    c.model.cfg.model_name = "w2s-synthetic"
-    train = c.make_examples(24, seed=1, both_orders=True)
-    test = c.make_examples(12, seed=2, both_orders=True)
-    exs = SplitExamples(vector_train=train, sweep_train=train, test={"base": test})
-    return evaluate_examples(c.model, exs, EvalConfig(dataset=f"synthetic-{kind}", **SYN),
-                             out_dir, progress=False)
-
-
-@pytest.fixture(scope="module")
-def control_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("controls")
-    results = [_control_results(k, root / f"synthetic-{k}") for k in ("positive", "negative")]
-    return root, results
-
-
-def test_rows_from_control_results(control_root):
-    _, (pos, neg) = control_root
-    table = Table.from_results([pos, neg])
-    assert [(r["dataset"], r["method"], r["variant"], r["readout"]) for r in table.rows] == [
-        ("synthetic-positive", "caa", "base", "letter-mirrored"),
-        ("synthetic-negative", "caa", "base", "letter-mirrored")]
-    rp, rn = table.rows
-    block = pos["methods"]["caa"]["variants"]["base"]
-    assert rp["fixed"] == block["fixed"]["steerability"]
-    assert rp["w2s"] == block["w2s"]["logreg"]["steerability"]
-    assert rp["diff_p"] == block["w2s"]["logreg"]["diff_vs_fixed_p"]
-    assert rp["n_test"] == 12 and rp["fixed_layer"] == block["fixed_layer"]
-    # the positive control is a real per-input effect, the negative control is none
-    assert rp["verdict"] == VERDICT_BETTER and rn["verdict"] == VERDICT_NONE
-    assert rp["diff_lo"] > 0 and rn["diff_lo"] <= 0 <= rn["diff_hi"]
-
-
-def test_summary_counts_and_benjamini_hochberg(control_root):
-    _, results = control_root
-    table = Table.from_results(results)
-    (s,) = table.summary()
-    assert (s["method"], s["readout"], s["variant"], s["n_datasets"]) == (
-        "caa", "letter-mirrored", "base", 2)
-    assert s["wins"] == 1 and s["worse"] == 0
-    ps = np.array([r["diff_p"] for r in table.rows])
-    assert s["wins_bh"] == int(np.sum(scipy.stats.false_discovery_control(ps) <= 0.05)) == 1
-    assert s["fixed"] == pytest.approx(np.mean([r["fixed"] for r in table.rows]))
-    # a stricter q leaves fewer (or as many) datasets significant than the raw intervals
-    assert table.summary(q=1e-9)[0]["wins_bh"] == 0
-
-
-def test_markdown_and_csv(control_root, tmp_path):
-    _, results = control_root
-    table = Table.from_results(results, header="controls")
-    md = table.to_markdown()
-    assert md.startswith("controls\n")
-    assert "| synthetic-positive | caa | letter-mirrored | base |" in md
-    assert "| caa | letter-mirrored | base | 2 |" in md and "| 1 of 2 (worse in 0) | 1 of 2 |" in md
-    paths = table.write(tmp_path)
-    assert paths["md"].read_text() == md
-    back = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
-    assert list(back[0]) == list(COLUMNS) and len(back) == 2
-    for row, orig in zip(back, table.rows):
-        assert float(row["w2s"]) == orig["w2s"] and float(row["diff_hi"]) == orig["diff_hi"]
-        assert row["verdict"] == orig["verdict"]
-
-
-def test_from_run_root_and_combine(control_root):
-    root, results = control_root
-    again = Table.from_run_root(root, ["synthetic-positive", "synthetic-negative"])
-    assert again.rows == Table.from_results(results).rows
-    assert again.header.startswith("Model w2s-synthetic;")
-    assert [r["dataset"] for r in Table.from_run_root(root).rows] == [
-        "synthetic-negative", "synthetic-positive"]  # by name when not given
-    single = Table([{**r, "readout": "letter-single"} for r in again.rows], "single")
-    both = Table.combine([again, single])
-    assert [s["readout"] for s in both.summary()] == ["letter-mirrored", "letter-single"]
-    assert both.header.endswith("single")
-    assert "| model | method |" not in both.to_markdown()
-    other = Table([{**r, "model": "other"} for r in again.rows])
-    two = Table.combine([again, other])
-    assert [(s["model"], s["n_datasets"]) for s in two.summary()] == [
-        ("w2s-synthetic", 2), ("other", 2)]
-    assert "| model | method |" in two.to_markdown()
-
-
-def test_readout_labels():
-    assert readout_label({"readout": "letter", "mirror": True}) == "letter-mirrored"
-    assert readout_label({"readout": "letter", "mirror": False}) == "letter-single"
-    assert readout_label({"readout": "cloze", "mirror": True}) == "cloze"
-    assert readout_label({"readout": "cloze", "length_norm": True}) == "cloze-length-norm"
-
+from w2s_lens.evaluation.table import Table, TableError, run_table
 
 # --------------------------------------------------------------------------- end to end
 
@@ -262,3 +159,11 @@ def test_run_table_on_ray_equals_serial(serial, chat_model, data_dir, tmp_path, 
     assert table.rows == expected.rows and table.header == expected.header
     assert table.to_markdown() == expected.to_markdown()
     assert (tmp_path / "ray" / DATASETS[1] / "results.json").is_file()
+
+
+def test_assembly_names_still_import_from_table():
+    from w2s_lens.evaluation import table_rows
+
+    for name in ("COLUMNS", "FDR_Q", "DatasetRun", "Table", "describe_config", "readout_label",
+                 "summary_rows", "table_rows"):
+        assert getattr(table_mod, name) is getattr(table_rows, name), name

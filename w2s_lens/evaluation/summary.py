@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from w2s_lens.evaluation.metrics import verdict
+from w2s_lens.evaluation.paired import paired_test_name, verdict_of
 
 __all__ = ["comparison_text", "fmt_ci", "ratio_line", "results_table"]
 
@@ -29,9 +29,25 @@ def fmt_ci(value: Any, ci: Any) -> str:
     return f"{f(value)} [{f(lo)},{f(hi)}]"
 
 
+def _num(x: Any, fmt: str) -> str:
+    return "–" if x is None else format(float(x), fmt)
+
+
+def _test_cell(w: Mapping[str, Any]) -> str:
+    """``p=0.031 (sign-flip exact, 9 non-zero)``: the test behind the verdict."""
+    p = w.get("diff_vs_fixed_p")
+    p_text = "–" if p is None else f"{p:.3g}"
+    n = w.get("diff_vs_fixed_n_nonzero")
+    return f"p={p_text} ({paired_test_name(w)}" + ("" if n is None else f", {n} non-zero") + ")"
+
+
 def results_table(results: Mapping[str, Any]) -> str:
-    """One table per method: fixed / W2S / oracle / letter oracle per variant, with intervals,
-    the test-set size and the split seed, and a plain-words verdict.
+    """One table per method: fixed / W2S / oracle / letter oracle / answer-form oracle per
+    variant, with intervals, the router's accuracy beside the majority-layer baseline's, the
+    test-set size and the split seed, W2S − fixed with the sign-flip test's one-sided p-value
+    and name, its minimal detectable difference, and a plain-words verdict
+    (:func:`~w2s_lens.evaluation.paired.verdict_of`; older results: the interval rule, labelled).
+    Oracles a run did not compute (the letter oracle on cloze rows) show ``–``.
 
     >>> print(results_table({"model": "m", "dataset": "d", "readout": "letter", "mirror": True,
     ...     "n_train": 1, "n_test": 1, "split_seed": 0, "primary_router": "logreg",
@@ -48,19 +64,23 @@ def results_table(results: Mapping[str, Any]) -> str:
              f"embedding={results['embedding']}"]
     for method, block in results["methods"].items():
         head = (f"{'method':6} {'variant':9} {'fixed L':>7} {'fixed':>23} {'W2S':>23} "
-                f"{'oracle':>8} {'letter-or.':>10} {'acc':>5}  W2S−fixed [95% CI]")
+                f"{'oracle':>8} {'letter-or.':>10} {'form-or.':>8} {'acc':>5} {'major.':>6}  "
+                "W2S−fixed [95% CI]  test  MDE  verdict")
         lines += ["", head, "-" * len(head)]
         for variant, r in block["variants"].items():
-            f, w, o, lo = r["fixed"], r["w2s"][primary], r["oracle"], r["letter_oracle"]
-            acc = w.get("accuracy")
+            f, w, o = r["fixed"], r["w2s"][primary], r["oracle"]
+            lo, fo = r.get("letter_oracle") or {}, r.get("form_oracle") or {}
             d = w.get("diff_vs_fixed_ci") or [None, None]
             lines.append(
                 f"{method:6} {variant:9} {r['fixed_layer']:>7} "
                 f"{fmt_ci(f['steerability'], f['steerability_ci']):>23} "
                 f"{fmt_ci(w['steerability'], w['steerability_ci']):>23} "
-                f"{o['steerability']:>+8.3f} {lo['steerability']:>+10.3f} "
-                f"{'–' if acc is None else f'{acc:.2f}':>5}  "
-                f"{fmt_ci(w.get('diff_vs_fixed'), d)} {verdict(d)}")
+                f"{_num(o['steerability'], '+.3f'):>8} "
+                f"{_num(lo.get('steerability'), '+.3f'):>10} "
+                f"{_num(fo.get('steerability'), '+.3f'):>8} "
+                f"{_num(w.get('accuracy'), '.2f'):>5} {_num(w.get('majority_accuracy'), '.2f'):>6}"
+                f"  {fmt_ci(w.get('diff_vs_fixed'), d)}  {_test_cell(w)}  "
+                f"MDE {_num(w.get('diff_vs_fixed_mde'), '.3f')}  {verdict_of(w, labelled=True)}")
     return "\n".join(lines)
 
 
