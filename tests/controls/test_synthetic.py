@@ -1,10 +1,11 @@
 """The hand-built controls: their construction by hand, then through the unchanged pipeline.
 
 The construction tests check every kind's exact slopes with a plain TransformerLens hook (no
-w2s engine). The pipeline tests run :func:`w2s_lens.evaluation.pipeline.evaluate_examples` (CAA and/or
-L2S on the training split in both letter orders → cross-fitted sweeps → best layers →
-logistic-regression router on the model's residual → held-out test split with bootstrap
-intervals) and check that each control's known answer comes out.
+w2s engine). The pipeline tests run :func:`w2s_lens.evaluation.pipeline.evaluate_examples`
+(CAA and/or L2S on the training split in both letter orders → cross-fitted sweeps → best layers
+→ logistic-regression router on the model's residual → held-out test split with bootstrap
+intervals) and check that each control's known answer comes out. The task's own tests are in
+test_synthetic_task.py, the kinds' circuits in test_synthetic_kinds.py.
 """
 
 from __future__ import annotations
@@ -65,47 +66,6 @@ def test_build_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
         build_control(**kwargs)
 
 
-def test_examples_are_balanced_and_deterministic() -> None:
-    c = build_control("positive")
-    ex = c.make_examples(12, seed=3)
-    assert ex == c.make_examples(12, seed=3)
-    assert len({e.id for e in ex}) == 12
-    assert not {e.id for e in ex} & {e.id for e in c.make_examples(12, seed=4)}
-    for f in range(3):
-        fam = [e for e in ex if e.group == f"family{f}"]
-        assert sorted(e.matching_letter for e in fam) == ["A", "A", "B", "B"]
-        assert all(c.family_of(e) == f for e in fam)
-    for e in ex:  # the marker sits among the fillers, never on the steered (last) token
-        assert e.text.startswith(("<bos> =A ", "<bos> =B ")) and e.text.endswith(" ?")
-        assert e.tokens[-1] != c.family_token(c.family_of(e))
-        assert e.text == c.to_text(e.tokens)
-        assert {e.matching_token_id, e.non_matching_token_id} == set(c.answer_token_ids)
-    assert len({e.tokens.index(c.family_token(c.family_of(e))) for e in ex}) > 2
-    assert c.family_onehot(ex).sum(0).tolist() == [4.0, 4.0, 4.0]
-
-
-def test_null_ids_follow_the_given_pool() -> None:
-    c = build_control("null", n_families=64)
-    ex = c.make_examples(20, seed=0, families=range(32, 64))
-    fams = [c.family_of(e) for e in ex]
-    assert all(32 <= f < 64 for f in fams) and len(set(fams)) == 20  # no repeats
-    assert [e.matching_letter for e in ex[:4]] == ["A", "B", "A", "B"]
-    with pytest.raises(ValueError):
-        c.make_examples(2, families=[64])
-
-
-def test_swap_flips_letter_and_round_trips() -> None:
-    c = build_control("positive")
-    e = c.make_examples(1, seed=0)[0]
-    s = c.swap(e)
-    assert s.id == e.id + "~swap" and s.matching_letter == "B"
-    assert s.matching_token_id == e.non_matching_token_id
-    assert s.tokens[2:] == e.tokens[2:] and s.tokens[1] != e.tokens[1]
-    assert c.swap(s) == e
-    both = c.make_examples(3, seed=0, both_orders=True)
-    assert [x.id for x in both[:2]] == [e.id, e.id + "~swap"]
-
-
 def test_family_reaches_the_steered_position_only_through_attention() -> None:
     """At the steered position the input residual is the same for every family; after
     layer 0's attention it carries the family's code."""
@@ -150,19 +110,6 @@ def test_exact_construction_slopes(kind: str) -> None:
     want = np.stack([c.expected_slopes(e.matching_letter)[f] for e, f in zip(ex, fam)])
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.abs(want).max() > 0.5  # the check is not vacuous
-
-
-def test_expected_slopes_of_the_kinds() -> None:
-    pos = build_control("positive").expected_slopes()
-    assert pos.argmax(1).tolist() == [1, 2, 3] and np.allclose(pos.max(1), 2.0)
-    letter = build_control("letter")
-    a, b, mirrored = (letter.expected_slopes(x)[0] for x in ("A", "B", None))
-    assert a.tolist() == [0.0, 4.0, 2.0, -4.0] and b.tolist() == [0.0, -4.0, 2.0, 4.0]
-    assert mirrored.tolist() == [0.0, 0.0, 2.0, 0.0]
-    null = build_control("null").expected_slopes()
-    np.testing.assert_allclose(null[:, 1:].mean(0), 2.0)  # the same true slope at every layer
-    assert null[:, 1:].std(0).min() > 0.4  # ... and a spread per id
-    assert len(np.unique(null.argmax(1))) == 5
 
 
 def test_hand_caa_and_p2s_vectors() -> None:
@@ -241,7 +188,11 @@ def test_positive_recovers_the_constructed_layer_numbers(tmp_path: Path) -> None
     assert metrics.verdict(w["diff_vs_fixed_ci"]) == metrics.VERDICT_BETTER
     assert w["accuracy"] > 0.9
     assert w["steerability"] >= 0.95 * b["oracle"]["steerability"]
-    assert b["letter_oracle"]["steerability"] <= b["fixed"]["steerability_ci"][1] + 1e-9
+    assert metrics.verdict_of(w) == metrics.VERDICT_BETTER
+    # mirrored rows carry no letter oracle; the single-order diagnostic keeps it
+    assert b["letter_oracle"] is None and b["by_letter"] == {}
+    so = b["single_order"]
+    assert so["letter_oracle"]["steerability"] <= so["fixed"]["steerability_ci"][1] + 1e-9
     assert res["methods"]["caa"]["fixed_layer"] in (2, 5, 9)
     counts = res["methods"]["caa"]["train_best_layer_counts"]
     assert set(counts) == {2, 5, 9} and min(counts.values()) >= 10
@@ -353,3 +304,13 @@ def test_l2s_direction_and_layer_needs_w2s_over_l2s(tmp_path: Path) -> None:
     lo, _ = metrics.paired_diff_ci(a, b, n_boot=N_BOOT)
     assert lo > 0.5
     assert caa["oracle"]["steerability_ci"][1] < w["steerability_ci"][0]
+
+
+def test_the_old_names_still_import_from_synthetic() -> None:
+    from w2s_lens.controls import synthetic, synthetic_kinds, synthetic_task, weights
+
+    assert synthetic.KINDS is synthetic_kinds.KINDS and synthetic.Kind is synthetic_kinds.Kind
+    assert synthetic.DIMS is weights.DIMS
+    assert issubclass(synthetic.SyntheticControl, synthetic_task.SyntheticTask)
+    assert {"DIMS", "KINDS", "Kind", "SyntheticControl", "build_control"} <= set(
+        synthetic.__all__)

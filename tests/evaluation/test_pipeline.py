@@ -1,17 +1,19 @@
-"""The evaluation pipeline on the synthetic control: run directory, resuming, cross-fitting,
-both methods, and the no-leakage guarantee."""
+"""The evaluation pipeline on the synthetic control: run directory, resuming, both methods,
+the diagnostics each readout allows, and the no-leakage guarantee (cross-fitting itself:
+test_method_vectors.py)."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
+import w2s_lens.evaluation.context as context
 import w2s_lens.evaluation.pipeline as ev
 import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
 from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.steering.activations import contrast_residuals
 
 CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg", "curve"), n_boot=300,
            cross_fit=3)
@@ -74,26 +76,39 @@ def test_mirror_off_scores_each_presentation(control):
     assert base["single_order"] is None
 
 
-def test_cross_fitting_keeps_each_item_out_of_its_own_vectors(control, monkeypatch):
-    split = _split(control, n_train=12)
-    swept = {}
-    real = ev.run_sweep
+def _cloze(examples, longer_every=2):
+    """The letter examples as cloze ones: the answer tokens become continuations, and every
+    ``longer_every``-th item's matching answer is two tokens long."""
+    return [replace(ex, matching_token_id=None, non_matching_token_id=None,
+                    matching_continuation=(ex.matching_token_id,) * (1 + (i % longer_every == 0)),
+                    non_matching_continuation=(ex.non_matching_token_id,))
+            for i, ex in enumerate(examples)]
 
-    def spy(model, vectors, exs, *a, **k):
-        if k.get("desc", "").endswith("train"):
-            swept["vectors"] = vectors
-        return real(model, vectors, exs, *a, **k)
 
-    monkeypatch.setattr(ev, "run_sweep", spy)
+def test_each_readout_gets_its_own_diagnostics(control):
+    """Mirrored letter rows: no letter oracle (a row has both letters), but the single-order
+    block keeps one; single-order letter rows: a letter oracle; cloze rows: no letter oracle,
+    an answer-form oracle. Every block carries the training majority-layer accuracy."""
     cfg = EvalConfig(**{**CFG, "routers": ("logreg",)})
-    evaluate_examples(control.model, split, cfg, progress=False)
-    iv = swept["vectors"]
-    acts = contrast_residuals(control.model, split.vector_train, [1, 2, 3], input_layer=1)
-    folds = ev._folds(list(dict.fromkeys(ex.unit for ex in split.sweep_train)), 3, cfg.seed)
-    for i, ex in enumerate(split.sweep_train):
-        keep = torch.tensor([folds[u] != folds[ex.unit] for u in acts.units])
-        assert torch.allclose(iv.vectors[i], acts.diffs[keep].mean(0), atol=1e-6)
-        assert not torch.allclose(iv.vectors[i], acts.diffs.mean(0), atol=1e-6)
+    mirrored = evaluate_examples(control.model, _split(control, n_train=12, n_test=6), cfg,
+                                 progress=False)["methods"]["caa"]["variants"]["base"]
+    assert mirrored["letter_oracle"] is None and mirrored["by_letter"] == {}
+    assert mirrored["single_order"]["letter_oracle"] is not None
+    assert set(mirrored["single_order"]["by_letter"]) == {"A", "B"}
+    single = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
+                               EvalConfig(**{**CFG, "routers": ("logreg",), "mirror": False}),
+                               progress=False)["methods"]["caa"]["variants"]["base"]
+    assert single["letter_oracle"] is not None and set(single["by_letter"]) == {"A", "B"}
+    train = control.make_examples(12, seed=1)
+    test = _cloze(control.make_examples(8, seed=2))
+    cloze_cfg = EvalConfig(**{**CFG, "routers": ("logreg",), "readout": "cloze"})
+    cloze = evaluate_examples(control.model, SplitExamples(train, _cloze(train), {"base": test}),
+                              cloze_cfg, progress=False)["methods"]["caa"]["variants"]["base"]
+    assert cloze["letter_oracle"] is None and cloze["by_letter"] == {}
+    assert cloze["form_oracle"]["group_sizes"] == {"match-longer": 4, "same-length": 4}
+    for block in (mirrored, mirrored["single_order"], single, cloze):
+        assert (block["form_oracle"] is not None) == (block is cloze)
+        assert 0.0 <= block["w2s"]["logreg"]["majority_accuracy"] <= 1.0
 
 
 def test_in_sample_option_and_too_many_folds(control):
@@ -127,7 +142,7 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
     fitting step is spied on: no test id may reach it, and what it fits must be identical.
     """
     seen = {"contrast": [], "l2s": [], "router": []}
-    real_contrast, real_router = ev.contrast_residuals, ev.LayerRouter.fit
+    real_contrast, real_router = context.contrast_residuals, ev.LayerRouter.fit
     real_l2s = ev.L2SSteerer.fit
 
     def spy_contrast(model, examples, *a, **k):
@@ -142,7 +157,7 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
         seen["router"].append((self.kind, np.array(X, copy=True), np.array(S, copy=True)))
         return real_router(self, X, S, *a, **k)
 
-    monkeypatch.setattr(ev, "contrast_residuals", spy_contrast)
+    monkeypatch.setattr(context, "contrast_residuals", spy_contrast)
     monkeypatch.setattr(ev.L2SSteerer, "fit", spy_l2s)
     monkeypatch.setattr(ev.LayerRouter, "fit", spy_router)
     cfg = EvalConfig(**{**CFG, "method": "both", "routers": ("logreg",)})

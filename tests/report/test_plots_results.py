@@ -1,5 +1,6 @@
-"""Figures from w2s_lens.report.plots: small arrays for the per-input figures, run directories written
-by the library (the synthetic control) for the results and readout figures."""
+"""Figures of evaluation results (w2s_lens.report.plots_results): run directories written by the
+library (the synthetic control) for the method comparison, small arrays for the confusion
+matrix, and results dicts with and without the newer oracles."""
 
 from __future__ import annotations
 
@@ -32,10 +33,16 @@ def test_primary_router_and_method_label() -> None:
 def test_method_bars_side_by_side_with_ci_offsets(runs) -> None:
     results = RunDir(runs["letter mirrored"]).read_results()
     fig = plots_results.method_bars(results)
-    assert [t.name for t in fig.data] == ["fixed layer", "W2S (router)", "oracle", "letter-oracle"]
+    # the letter oracle of mirrored rows is None (not applicable) in newer results: no bars
+    base = [results["methods"][m]["variants"]["base"] for m in ("caa", "l2s")]
+    keys = ["fixed", "w2s", "oracle"] + (
+        ["letter_oracle"] if any(v["letter_oracle"] is not None for v in base) else [])
+    names = {"fixed": "fixed layer", "w2s": "W2S (router)", "oracle": "oracle",
+             "letter_oracle": "letter-oracle"}
+    assert [t.name for t in fig.data] == [names[k] for k in keys]
     assert fig.layout.barmode == "group"
     assert list(fig.data[0].x) == ["CAA / base", "L2S / base"]
-    for trace, key in zip(fig.data, ("fixed", "w2s", "oracle", "letter_oracle")):
+    for trace, key in zip(fig.data, keys, strict=True):
         for k, method in enumerate(("caa", "l2s")):
             vres = results["methods"][method]["variants"]["base"]
             block = vres["w2s"]["curve"] if key == "w2s" else vres[key]  # the primary router
@@ -88,3 +95,29 @@ def test_confusion_matrix_counts() -> None:
         plots_results.confusion_matrix([2], [2, 4], LAYERS)
     with pytest.raises(ValueError, match="predicted_layers contains layer 3"):
         plots_results.confusion_matrix([2], [3], LAYERS)
+
+
+def _summary(mean: float) -> dict:
+    return {"steerability": mean, "steerability_ci": [mean - 0.1, mean + 0.1]}
+
+
+def test_method_bars_draw_the_oracles_that_apply() -> None:
+    cloze = {"n": 8, "fixed_layer": 2, "fixed": _summary(0.1), "oracle": _summary(0.4),
+             "w2s": {"logreg": _summary(0.2)}, "letter_oracle": None,
+             "form_oracle": {**_summary(0.35), "groups": {"longer": 4, "shorter": 6}}}
+    fig = plots_results.method_bars({"primary_router": "logreg", "variants": {"base": cloze}})
+    assert [t.name for t in fig.data] == ["fixed layer", "W2S (router)", "oracle",
+                                          "answer-form oracle"]
+    assert fig.data[3].y[0] == pytest.approx(0.35)
+    assert "longer→layer 4, shorter→layer 6" in fig.data[3].customdata[0]
+    # a letter row next to it: the letter oracle is drawn, NaN where it does not apply
+    letter = {**cloze, "letter_oracle": {**_summary(0.3), "layers": {"A": 2, "B": 4}}}
+    del letter["form_oracle"]
+    fig = plots_results.method_bars({"primary_router": "logreg",
+                                     "variants": {"cloze": cloze, "letter": letter}})
+    names = [t.name for t in fig.data]
+    assert names == ["fixed layer", "W2S (router)", "oracle", "letter-oracle",
+                     "answer-form oracle"]
+    lo, fo = fig.data[3].y, fig.data[4].y
+    assert np.isnan(lo[0]) and lo[1] == pytest.approx(0.3)
+    assert fo[0] == pytest.approx(0.35) and np.isnan(fo[1])

@@ -3,9 +3,9 @@
 :func:`build_control` returns a tiny :class:`~transformer_lens.HookedTransformer` whose weights
 are written down explicitly (no training; :mod:`w2s_lens.controls.weights`), together with a
 synthetic A/B task. Each *kind* is a task the unchanged pipeline
-(:func:`w2s_lens.evaluation.pipeline.evaluate_examples`) must get right — and would get wrong if, for
-example, layer numbers and indices were mixed up, the test split leaked into fitting, or the
-letter orders were not mirrored:
+(:func:`w2s_lens.evaluation.pipeline.evaluate_examples`) must get right — and would get wrong if,
+for example, layer numbers and indices were mixed up, the test split leaked into fitting, or
+the letter orders were not mirrored:
 
 =======================  ======================================================================
 kind                     what is constructed → what the pipeline must report
@@ -28,20 +28,10 @@ kind                     what is constructed → what the pipeline must report
                          reaches the oracle
 =======================  ======================================================================
 
-The task
---------
-A prompt is ``<bos> =X x.. F<m> x.. ?``:
-
-* ``=A`` / ``=B`` (the *key*) says which answer letter expresses the behaviour: the matching
-  letter is ``A`` for half the items and ``B`` for the other half;
-* ``x0 .. x{n-1}``: 2-5 random filler tokens, so inputs differ;
-* ``F<m>``: the *marker* (the family; for ``null`` an item's random id), at a random place
-  among the fillers — never the last token, so the family reaches the steered position only
-  through attention;
-* ``?``: the query token, always last: the position steering starts at and the answer is read.
-
-The answer is the next token, ``A`` or ``B``; ``propensity = logit(matching) -
-logit(non-matching)``.
+The task (:mod:`w2s_lens.controls.synthetic_task`): a prompt is ``<bos> =X x.. F<m> x.. ?``
+with ``=A``/``=B`` the *key* (which letter expresses the behaviour), random fillers, the
+*marker* ``F<m>`` (the family) among them and the query ``?`` last; the answer is the next
+token, ``A`` or ``B``. The kinds' gains are listed in :mod:`w2s_lens.controls.synthetic_kinds`.
 
 The construction
 ----------------
@@ -83,31 +73,6 @@ The exact slope of family f at layer l, for steering with ``2 u_f``, is
 ``4 Σ_{l' >= l} gains[f, l'] (1 - erase) ** (l' - l)`` (:meth:`SyntheticControl.expected_slopes`;
 the tests check it to 1e-5 on noise-free models).
 
-The kinds, as gains (w = ``readout``):
-
-* ``positive``: ``gains[f, family_layers[f]] = w``, erase 0.5: family f's slope peaks at its
-  own layer, ``4 w 0.5 ** (l_f - l)`` before it, ~0 after. Letters are balanced in every
-  family, so the letter says nothing about the best layer.
-* ``negative``: the same with every family at one layer.
-* ``null``: ``n_families`` ids (default 256; each item draws one), ``gains[m, l] = w (1 +
-  spread z[m, l])`` at every layer >= 1 with ``z`` standard normal, centred and scaled per
-  layer over the ids, erase 1: every layer's mean slope is exactly ``4 w`` and each input's
-  argmax layer is random. Draw the training and test items from disjoint ids
-  (``make_examples(..., families=...)``): then nothing about a test input's best layer can
-  be learnt.
-* ``letter``: one family, ``gains[0, family_layers[0]] = w`` plus a letter push of
-  ``+letter_gain`` at ``letter_layers[0]`` and ``-letter_gain`` at ``letter_layers[1]``,
-  erase 1. Single order: A items are best at the first, B items at the second letter layer
-  (slope ``4 letter_gain > 4 w``); mirrored, the push cancels and the behaviour layer wins
-  for everyone.
-* ``linear``: layer 0's attention only, no MLP, ``W_U[:, A]`` and ``W_U[:, B]`` random (blind
-  to the attention's query/key dimensions), noise on the embeddings only.
-* ``l2s-direction``: family f's direction is ``±e_BEH(f // 2)`` (+ for even f): with three
-  families ``+e0, -e0, +e1``, so CAA's mean is ``(2/3) e1`` and families 0 and 1 cannot be
-  steered by it at all (family 2 gets a third of its slope); every reader at one layer,
-  erase 0.5.
-* ``l2s-direction-layer``: these directions with a different reader layer per family.
-
 Example:
     >>> control = build_control("positive", n_families=3, n_layers=4)
     >>> control.family_layers
@@ -119,9 +84,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -129,14 +92,19 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from w2s_lens.controls.synthetic_kinds import (
+    DEFAULT_ERASE,
+    DEFAULT_FAMILIES,
+    DEFAULT_LAYERS,
+    KINDS,
+    Kind,
+    kind_circuit,
+)
+from w2s_lens.controls.synthetic_task import SyntheticTask
 from w2s_lens.controls.weights import (
-    BOS,
     DIMS,
     FIRST_MARKER,
-    KEY_A,
-    KEY_B,
     MARK_JUNK,
-    QUERY,
     TOK_A,
     TOK_B,
     Circuit,
@@ -144,20 +112,14 @@ from w2s_lens.controls.weights import (
     circuit_weights,
     marker_codes,
 )
-from w2s_lens.data.examples import SWAP_SUFFIX, SteeringExample
 
-__all__ = ["DIMS", "KINDS", "Kind", "SyntheticControl", "build_control"]
-
-Kind = Literal["positive", "negative", "null", "letter", "linear", "l2s-direction",
-               "l2s-direction-layer"]
-#: Every kind :func:`build_control` builds.
-KINDS: tuple[str, ...] = ("positive", "negative", "null", "letter", "linear", "l2s-direction",
-                          "l2s-direction-layer")
+__all__ = ["DIMS", "KINDS", "Kind", "SyntheticControl", "SyntheticTask", "build_control"]
 
 
 @dataclass
-class SyntheticControl:
-    """A hand-built model plus its synthetic A/B task.
+class SyntheticControl(SyntheticTask):
+    """A hand-built model plus its synthetic A/B task (the task's methods:
+    :class:`~w2s_lens.controls.synthetic_task.SyntheticTask`).
 
     Attributes:
         model: the HookedTransformer (``cfg.model_name`` is ``"w2s-synthetic-<kind>"``).
@@ -204,105 +166,6 @@ class SyntheticControl:
         """Layers of the letter push (empty when there is none)."""
         return [int(x) for x in np.flatnonzero(self.circuit.letter_push)]
 
-    @property
-    def answer_token_ids(self) -> tuple[int, int]:
-        """Token ids of ``A`` and ``B``."""
-        return TOK_A, TOK_B
-
-    def family_token(self, family: int) -> int:
-        """Token id of the marker ``F<family>``."""
-        if not 0 <= family < self.n_families:
-            raise ValueError(f"family {family} out of range 0..{self.n_families - 1}")
-        return FIRST_MARKER + family
-
-    def family_of(self, example: SteeringExample) -> int:
-        """The family of an example, read from its marker token."""
-        found = [t - FIRST_MARKER for t in example.tokens
-                 if FIRST_MARKER <= t < FIRST_MARKER + self.n_families]
-        if len(found) != 1:
-            raise ValueError(f"example {example.id!r} has {len(found)} marker tokens, not 1")
-        return int(found[0])
-
-    def to_text(self, tokens: tuple[int, ...] | list[int]) -> str:
-        """Space-joined token strings, e.g. ``"<bos> =A x3 F1 x7 ?"``."""
-        return " ".join(self.vocab[int(t)] for t in tokens)
-
-    def make_examples(
-        self, n: int, seed: int = 0, both_orders: bool = False,
-        families: Sequence[int] | None = None,
-    ) -> list[SteeringExample]:
-        """``n`` prompts with balanced matching letters.
-
-        Families cycle through ``families`` (default ``0, 1, .., K-1``) and item ``i`` matches
-        ``A`` when ``i // len(families)`` is even, so every family sees both letters equally
-        often (for ``n`` a multiple of ``2 len(families)``). For ``null`` each item draws an
-        id from ``families`` (default: all ids; without replacement while there are enough)
-        and item ``i`` matches ``A`` when ``i`` is even.
-
-        Args:
-            n: number of items.
-            seed: seed of the draw (fillers, marker place, ids); ids are
-                ``"synthetic-<kind>:s<seed>:<i>"`` so two seeds give disjoint ids (use
-                different seeds for train and test splits).
-            both_orders: also return each item's letter-swapped presentation (key and answers
-                swapped, same fillers, id suffixed ``"~swap"``) right after it.
-            families: the markers to use, e.g. disjoint halves of the null's ids for the
-                training and test splits, so no test id is ever seen in training.
-        """
-        rng = np.random.default_rng(seed)
-        pool = list(range(self.n_families)) if families is None else [int(f) for f in families]
-        for f in pool:
-            self.family_token(f)  # range check
-        if not pool:
-            raise ValueError("families must name at least one family")
-        drawn = (rng.choice(pool, size=n, replace=n > len(pool)) if self.kind == "null"
-                 else None)
-        out: list[SteeringExample] = []
-        for i in range(n):
-            if drawn is not None:
-                family, letter = int(drawn[i]), "AB"[i % 2]
-            else:
-                family = pool[i % len(pool)]
-                letter = "A" if (i // len(pool)) % 2 == 0 else "B"
-            n_fill = int(rng.integers(self.min_fillers, self.max_fillers + 1))
-            fillers = [int(t) for t in rng.integers(0, self.n_filler, size=n_fill)
-                       + FIRST_MARKER + self.n_families]
-            place = int(rng.integers(0, n_fill + 1))
-            body = [*fillers[:place], self.family_token(family), *fillers[place:]]
-            ex = self._example(f"synthetic-{self.kind}:s{seed}:{i}", family, letter, body)
-            out.append(ex)
-            if both_orders:
-                out.append(self.swap(ex))
-        return out
-
-    def swap(self, example: SteeringExample) -> SteeringExample:
-        """The same item with the other letter matching (key token and answers swapped)."""
-        tokens = list(example.tokens)
-        tokens[1] = KEY_B if tokens[1] == KEY_A else KEY_A
-        new_id = (example.id[: -len(SWAP_SUFFIX)] if example.id.endswith(SWAP_SUFFIX)
-                  else example.id + SWAP_SUFFIX)
-        return replace(
-            example,
-            id=new_id,
-            text=self.to_text(tokens),
-            tokens=tuple(tokens),
-            matching_token_id=example.non_matching_token_id,
-            non_matching_token_id=example.matching_token_id,
-            matching_letter="B" if example.matching_letter == "A" else "A",
-        )
-
-    def _example(self, ex_id: str, family: int, letter: str, body: list[int]) -> SteeringExample:
-        tokens = [BOS, KEY_A if letter == "A" else KEY_B, *body, QUERY]
-        match, other = (TOK_A, TOK_B) if letter == "A" else (TOK_B, TOK_A)
-        return SteeringExample(id=ex_id, text=self.to_text(tokens), tokens=tuple(tokens),
-                               matching_token_id=match, non_matching_token_id=other,
-                               matching_letter=letter, group=f"family{family}")
-
-    def family_onehot(self, examples: list[SteeringExample]) -> np.ndarray:
-        """A ``[n, K]`` one-hot family matrix (an ideal router embedding, for reference)."""
-        fam = np.array([self.family_of(e) for e in examples])
-        return np.eye(self.n_families, dtype=np.float32)[fam]
-
     def family_vectors(self) -> Float[Tensor, "family layer d_model"]:
         """``[K, n_layers, d_model]``: ``2 u_f`` (the family's noise-free P2S vector from layer 1
         on) at every layer, layer 0 included."""
@@ -338,53 +201,6 @@ class SyntheticControl:
             out += (1.0 if letter == "A" else -1.0) * 2.0 * (self.circuit.directions @ direct
                                                              )[:, None]
         return out
-
-
-def _spread_layers(n_families: int, n_layers: int) -> list[int]:
-    if n_families > n_layers - 1:
-        raise ValueError(f"{n_families} families with their own layers need n_layers - 1 >= "
-                         f"n_families (layer 0's CAA vector is ~0), got n_layers={n_layers}")
-    layers = [int(round(x)) for x in np.linspace(1, n_layers - 1, n_families)]
-    return layers if len(set(layers)) == n_families else list(range(1, n_families + 1))
-
-
-_DEFAULT_FAMILIES = {"null": 256, "letter": 1, "linear": 1}
-_DEFAULT_LAYERS = {"null": 6}
-_DEFAULT_ERASE = {"null": 1.0, "letter": 1.0, "linear": 0.0}
-
-
-def _circuit(kind: str, K: int, L: int, family_layers: list[int] | None,
-             letter_layers: list[int] | None, readout: float, letter_gain: float,
-             spread: float, erase: float, rng: np.random.Generator) -> Circuit:
-    if kind in ("null", "linear") and family_layers is not None:
-        raise ValueError(f"kind {kind!r} takes no family_layers")
-    if family_layers is None and kind not in ("null", "linear"):
-        spread_out = kind in ("positive", "l2s-direction-layer")
-        family_layers = _spread_layers(K, L) if spread_out else [max(1, L // 2)] * K
-    gains = np.zeros((K, L))
-    if kind == "null":
-        z = rng.standard_normal((K, L - 1))
-        z = (z - z.mean(0)) / z.std(0)
-        gains[:, 1:] = readout * (1.0 + spread * z)
-    elif family_layers is not None:
-        if len(family_layers) != K or not all(1 <= x < L for x in family_layers):
-            raise ValueError(f"family_layers must be {K} layer numbers in 1..{L - 1}, got "
-                             f"{family_layers}")
-        gains[np.arange(K), family_layers] = readout
-    n_beh = (K + 1) // 2 if kind.startswith("l2s") else 1
-    directions = np.zeros((K, n_beh))
-    for f in range(K):
-        directions[f, f // 2 if n_beh > 1 else 0] = -1.0 if n_beh > 1 and f % 2 else 1.0
-    push = np.zeros(L)
-    if kind == "letter" and letter_layers is None:
-        letter_layers = [1, L - 1]
-    if letter_layers is not None:
-        if len(letter_layers) != 2 or len(set(letter_layers)) != 2 or not all(
-                1 <= x < L for x in letter_layers):
-            raise ValueError(f"letter_layers must be two distinct layers in 1..{L - 1}, got "
-                             f"{letter_layers}")
-        push[letter_layers[0]], push[letter_layers[1]] = letter_gain, -letter_gain
-    return Circuit(gains, directions, push, erase, linear=kind == "linear")
 
 
 def build_control(
@@ -433,19 +249,19 @@ def build_control(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    K = _DEFAULT_FAMILIES.get(kind, 3) if n_families is None else int(n_families)
-    L = _DEFAULT_LAYERS.get(kind, 4) if n_layers is None else int(n_layers)
+    K = DEFAULT_FAMILIES.get(kind, 3) if n_families is None else int(n_families)
+    L = DEFAULT_LAYERS.get(kind, 4) if n_layers is None else int(n_layers)
     if K < 1 or L < 2:
         raise ValueError(f"need n_families >= 1 and n_layers >= 2, got {K} and {L}")
     if kind in ("letter", "linear") and K != 1:
         raise ValueError(f"kind {kind!r} has one family, got n_families={K}")
     if kind == "linear" and letter_layers is not None:
         raise ValueError("kind 'linear' has no MLPs, hence no letter push")
-    erase = _DEFAULT_ERASE.get(kind, 0.5) if erase is None else float(erase)
+    erase = DEFAULT_ERASE.get(kind, 0.5) if erase is None else float(erase)
     if not 0.0 <= erase <= 1.0:
         raise ValueError(f"erase must be in [0, 1], got {erase}")
     rng = np.random.default_rng(seed)
-    circuit = _circuit(kind, K, L, family_layers, letter_layers, readout,
+    circuit = kind_circuit(kind, K, L, family_layers, letter_layers, readout,
                        2 * readout if letter_gain is None else float(letter_gain), spread,
                        erase, rng)
     codes = marker_codes(K, rng)

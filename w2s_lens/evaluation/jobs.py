@@ -32,7 +32,8 @@ from w2s_lens.data.datasets import (
 )
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
-from w2s_lens.evaluation.pipeline import evaluate, resolve_layers
+from w2s_lens.evaluation.context import resolve_layers, swept_vectors
+from w2s_lens.evaluation.pipeline import evaluate
 from w2s_lens.evaluation.rundir import RunDir
 from w2s_lens.models.loading import load_model
 from w2s_lens.routing.bundle import W2S
@@ -131,6 +132,8 @@ def run_sweep_job(
     shown = balanced(chosen) if config.mirrored else chosen
     examples = fmt.format_many(shown, variant, readout=config.readout)
     layers = resolve_layers(model, config)
+    if external is not None:  # refuse a swept layer the vectors lack, before anything runs
+        external = swept_vectors(external, layers, str(config.vectors))
     if not resuming:
         rd.write_run("sweep", record, {"status": "running"})
     if external is not None:

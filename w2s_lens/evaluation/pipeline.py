@@ -12,7 +12,9 @@ The pipeline, with the test split kept out of every fitting step:
    embeddings → training labels / curves;
 5. sweep the TEST inputs for each variant (BASE and the OOD prompts) with vectors from all
    training items, route them, and score fixed vs W2S vs the per-input oracle, with bootstrap
-   intervals over test items, plus the single-order and letter-oracle diagnostics.
+   intervals over test items, plus the diagnostics the readout allows (the letter oracle on
+   single-order letter rows, each letter order on its own when mirrored, the answer-form
+   oracle of :mod:`w2s_lens.evaluation.forms` on cloze rows, the training majority layer).
 
 ``method="l2s"`` runs steps 3-5 with L2S's input-dependent vectors (one MLP per layer predicts
 an input's vector from its prompt), ``"both"`` runs CAA and L2S side by side. Only step 5
@@ -35,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
@@ -43,21 +44,22 @@ from w2s_lens.data.datasets import ABItem, balanced, train_test_split
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.context import EvalContext, resolve_layers, unique
+from w2s_lens.evaluation.forms import row_forms
+from w2s_lens.evaluation.method_vectors import (
+    caa_train_vectors,
+    l2s_test_vectors,
+    l2s_train_vectors,
+)
 from w2s_lens.evaluation.metrics import evaluate_variant, fixed_layer
 from w2s_lens.evaluation.rundir import RunDir
 from w2s_lens.routing.bundle import W2S
-from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
+from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import LayerRouter
-from w2s_lens.steering.activations import ContrastActivations, contrast_residuals, hook_name
-from w2s_lens.steering.l2s import L2SSteerer, prompt_features
-from w2s_lens.steering.scales import layer_scales
-from w2s_lens.steering.vectors import (
-    InputVectors,
-    SteeringVectors,
-    caa_from_differences,
-    model_name,
-)
-from w2s_lens.sweep.runner import SweepResult, run_sweep
+from w2s_lens.steering.activations import hook_name
+from w2s_lens.steering.l2s import L2SSteerer
+from w2s_lens.steering.vectors import SteeringVectors, model_name
+from w2s_lens.sweep.runner import SweepResult
 
 __all__ = ["ConfigError", "EvalConfig", "SplitExamples", "evaluate", "evaluate_examples",
            "prepare_examples", "resolve_layers"]
@@ -130,196 +132,53 @@ def prepare_examples(
     )
 
 
-def resolve_layers(model: HookedTransformer, config: EvalConfig) -> list[int]:
-    """The steered layers: ``config.layers``, or every layer but 0 (see :class:`EvalConfig`)."""
-    n = model.cfg.n_layers
-    layers = list(range(1, n)) if config.layers is None else list(config.layers)
-    bad = [x for x in layers if not 0 <= x < n]
-    if bad:
-        raise ConfigError(f"EvalConfig.layers {bad} are outside this model's 0..{n - 1}")
-    return layers
-
-
-# --------------------------------------------------------------------------- the pieces
-
-
-def _folds(units: list[str], k: int, seed: int) -> dict[str, int]:
-    """Cross-fitting folds over training items (0 folds: every item in fold -1, in-sample)."""
-    if k == 0:
-        return {u: -1 for u in units}
-    if len(units) < k:
-        raise ConfigError(f"cross_fit={k} folds need at least {k} training items, got "
-                          f"{len(units)}")
-    order = np.random.default_rng(seed).permutation(len(units))
-    return {units[i]: int(r % k) for r, i in enumerate(order)}
-
-
-def _unique(seq: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(seq))
-
-
-class _Context:
-    """What every method shares within one evaluation."""
-
-    def __init__(self, model: HookedTransformer, exs: SplitExamples, config: EvalConfig,
-                 rd: RunDir | None, progress: bool) -> None:
-        self.model, self.exs, self.config, self.rd, self.progress = model, exs, config, rd, progress
-        self.layers = resolve_layers(model, config)
-        self.emb_layer = (default_layer(model) if config.embedding_layer is None
-                          else int(config.embedding_layer))
-        self.emb_name = embedding_name(config.embedding, self.emb_layer)
-        self.capture = (self.emb_layer if config.embedding == "resid-last"
-                        and config.engine == "fast" else None)
-        self.l2s_input = (default_layer(model) if config.l2s.input_layer is None
-                          else int(config.l2s.input_layer))
-        self.acts: ContrastActivations | None = None
-        if config.vectors is not None:  # given vectors: they never saw the training items
-            self.caa = SteeringVectors.load(config.vectors, model=model)
-            missing = [x for x in self.layers if x not in self.caa.layers]
-            if missing:
-                raise ConfigError(f"the vectors in {config.vectors} lack layers {missing}")
-        else:
-            log.info("contrast pairs: one pass over %d training pairs", len(exs.vector_train))
-            self.acts = contrast_residuals(
-                model, exs.vector_train, self.layers, input_layer=self.l2s_input,
-                batch_size=config.batch_size, progress=progress)
-            self.caa = caa_from_differences(model, self.acts.diffs, exs.vector_train,
-                                            self.layers, dataset=config.dataset,
-                                            resid_norms=self.acts.answer_resid_norms)
-        self.scales = layer_scales(self.caa, config.scale, self.layers, fraction=config.fraction)
-        self.train_units = _unique([ex.unit for ex in exs.sweep_train])
-        self.folds = _folds(self.train_units, config.cross_fit, config.seed)
-
-    def sweep(self, vectors: SteeringVectors | InputVectors, exs: list[SteeringExample],
-              where: str, method: str) -> SweepResult:
-        folder = None if self.rd is None else self.rd.sweep_dir(where, method)
-        res = run_sweep(self.model, vectors, exs, layers=self.layers,
-                        multipliers=self.config.multipliers, engine=self.config.engine,
-                        positions=self.config.positions, layer_scale=self.scales,
-                        out_dir=folder, chunk_size=self.config.chunk_size,
-                        progress=self.progress, desc=f"{method} sweep {where}",
-                        capture_layer=self.capture, length_norm=self.config.length_norm,
-                        max_rows=self.config.max_rows)
-        res.metadata.update({"multiplier_scale": self.config.scale, "split": where,
-                             "method": method})
-        if self.rd is not None and folder is not None:
-            self.rd.save_sweep(folder, res, exs)
-        return res
-
-    def view(self, res: SweepResult) -> SweepResult:
-        """The sweep as scored: one row per item when mirrored, else one per presentation."""
-        return res.mirrored() if self.config.mirrored else res
-
-    def per_input(self, res: SweepResult, x: np.ndarray) -> np.ndarray:
-        """Router inputs aligned with :meth:`view` (a mirrored item: its orders' mean)."""
-        return res.unit_average(x) if self.config.mirrored else x
-
-    def embed(self, exs: list[SteeringExample], res: SweepResult) -> np.ndarray:
-        """Router inputs per presentation (captured by the fast sweep when possible)."""
-        if res.captured is not None:
-            return np.asarray(res.captured, dtype=np.float32)
-        return embed_examples(self.model, exs, self.config.embedding, self.emb_layer,
-                              self.config.batch_size)
-
-
-# --------------------------------------------------------------------------- vectors per method
-
-
-def _caa_train_vectors(ctx: _Context) -> InputVectors | SteeringVectors:
-    """Cross-fitted CAA vectors for every training presentation."""
-    exs = ctx.exs.sweep_train
-    if ctx.config.cross_fit == 0 or ctx.acts is None:
-        return ctx.caa
-    pair_units = np.array(ctx.acts.units)
-    out = torch.empty(len(exs), len(ctx.layers), ctx.model.cfg.d_model)
-    for k in range(ctx.config.cross_fit):
-        keep = np.array([ctx.folds.get(u, -2) != k for u in pair_units])
-        vec = ctx.acts.diffs[torch.from_numpy(keep)].mean(dim=0)
-        for i, ex in enumerate(exs):
-            if ctx.folds[ex.unit] == k:
-                out[i] = vec
-    return InputVectors(out, ctx.layers, [ex.id for ex in exs],
-                        metadata={**ctx.caa.metadata, "method": "caa",
-                                  "cross_fit": ctx.config.cross_fit})
-
-
-def _l2s_data(ctx: _Context, exs: list[SteeringExample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X, Y)`` of training presentations: prompt features and P2S targets (the pair of the
-    same presentation when there is one, else the mean over the item's pairs)."""
-    acts, vec = ctx.acts, ctx.exs.vector_train
-    assert acts is not None  # L2S always computes the contrasts
-    by_id = {ex.id: i for i, ex in enumerate(vec)}
-    by_unit: dict[str, list[int]] = {}
-    for i, u in enumerate(acts.units):
-        by_unit.setdefault(u, []).append(i)
-    X = torch.empty(len(exs), acts.prompt_resid.shape[1])
-    Y = torch.empty(len(exs), *acts.diffs.shape[1:])
-    missing = []
-    for i, ex in enumerate(exs):
-        j = by_id.get(ex.id)
-        if j is not None and vec[j].tokens == ex.tokens:
-            X[i] = acts.prompt_resid[j]
-            Y[i] = acts.diffs[j]
-        else:
-            missing.append(i)
-            Y[i] = acts.diffs[by_unit[ex.unit]].mean(dim=0)
-    if missing:
-        X[missing] = prompt_features(ctx.model, [exs[i].tokens for i in missing], ctx.l2s_input,
-                                     batch_size=ctx.config.batch_size)
-    return X, Y
-
-
-def _fit_l2s(ctx: _Context, X: torch.Tensor, Y: torch.Tensor, units: list[str]) -> L2SSteerer:
-    cfg = ctx.config.l2s
-    if cfg.input_layer != ctx.l2s_input:
-        from dataclasses import replace
-
-        cfg = replace(cfg, input_layer=ctx.l2s_input)
-    steerer = L2SSteerer(cfg, model_name(ctx.model), dataset=ctx.config.dataset)
-    return steerer.fit(X, Y, ctx.layers, groups=units)
-
-
-def _l2s_train_vectors(ctx: _Context) -> tuple[InputVectors, L2SSteerer]:
-    """Cross-fitted L2S vectors for every training presentation, and the final steerer."""
-    exs = ctx.exs.sweep_train
-    X, Y = _l2s_data(ctx, exs)
-    units = [ex.unit for ex in exs]
-    final = _fit_l2s(ctx, X, Y, units)
-    if ctx.config.cross_fit == 0:
-        pred = final.predict(X)
-    else:
-        pred = torch.empty_like(Y)
-        for k in range(ctx.config.cross_fit):
-            inside = torch.tensor([ctx.folds[u] == k for u in units])
-            fold_model = _fit_l2s(ctx, X[~inside], Y[~inside],
-                                  [u for u, f in zip(units, inside.tolist()) if not f])
-            pred[inside] = fold_model.predict(X[inside])
-    meta = {"model": model_name(ctx.model), "d_model": ctx.model.cfg.d_model, "method": "l2s",
-            "dataset": ctx.config.dataset, "cross_fit": ctx.config.cross_fit}
-    return InputVectors(pred, ctx.layers, [ex.id for ex in exs], metadata=meta), final
-
-
-def _l2s_test_vectors(ctx: _Context, steerer: L2SSteerer,
-                      exs: list[SteeringExample]) -> InputVectors:
-    X = prompt_features(ctx.model, [ex.tokens for ex in exs], ctx.l2s_input,
-                        batch_size=ctx.config.batch_size)
-    meta = {"model": model_name(ctx.model), "d_model": ctx.model.cfg.d_model, "method": "l2s",
-            "dataset": ctx.config.dataset}
-    return InputVectors(steerer.predict(X), ctx.layers, [ex.id for ex in exs], metadata=meta)
-
-
 # --------------------------------------------------------------------------- one method
 
 
-def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
+def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringExample],
+                   routers: dict[str, LayerRouter], fixed_idx: int,
+                   train_best: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fixed vs W2S vs oracles on one test sweep, with the diagnostics its readout allows:
+    the letter oracle on single-order letter rows only (a mirrored row has no one letter),
+    the form oracle on cloze rows, and each letter order on its own when mirrored.
+
+    Returns:
+        the variant's results block, and its ``routing.json`` record.
+    """
+    cfg, layers = ctx.config, ctx.layers
+    x_pres = ctx.embed(test_exs, pres)
+    test = ctx.view(pres)
+    x_test = ctx.per_input(pres, x_pres)
+    idx = {k: r.predict(x_test) for k, r in routers.items()}
+    scores = {k: r.scores(x_test) for k, r in routers.items()}
+    cloze = cfg.readout == "cloze"
+    letters = test.matching_letters if not cloze and test is pres else None
+    forms = row_forms(test_exs, test.units, ctx.model.tokenizer) if cloze else None
+    block = evaluate_variant(test.steerability, letters, fixed_idx, idx, scores, layers=layers,
+                             n_boot=cfg.n_boot, seed=cfg.seed, form_groups=forms,
+                             train_best_idx=train_best)
+    block["n_presentations"] = len(test_exs)
+    block["single_order"] = None
+    if test is not pres:  # the letter-dependent diagnostic: each order on its own
+        block["single_order"] = evaluate_variant(
+            pres.steerability, pres.matching_letters, fixed_idx,
+            {k: r.predict(x_pres) for k, r in routers.items()}, None, layers=layers,
+            n_boot=cfg.n_boot, seed=cfg.seed, train_best_idx=train_best)
+    return block, {
+        "ids": test.ids, "fixed_layer": int(layers[fixed_idx]),
+        "oracle_layer": [int(layers[i]) for i in np.argmax(test.steerability, axis=1)],
+        "router_layer": {k: [int(layers[i]) for i in v] for k, v in idx.items()}}
+
+
+def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
     cfg, layers, rd = ctx.config, ctx.layers, ctx.rd
     exs = ctx.exs
     steerer: SteeringVectors | L2SSteerer
     if method == "caa":
-        train_vecs = _caa_train_vectors(ctx)
+        train_vecs = caa_train_vectors(ctx)
         steerer = ctx.caa
     else:
-        train_vecs, steerer = _l2s_train_vectors(ctx)
+        train_vecs, steerer = l2s_train_vectors(ctx)
     if rd is not None:
         steerer.save(rd.vectors_dir(method))
 
@@ -329,6 +188,7 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
     x_train = ctx.per_input(train_pres, ctx.embed(exs.sweep_train, train_pres))
     s_train = train.steerability
     fixed_idx = fixed_layer(s_train)
+    train_best = best_layers(s_train)  # the cross-fitted training labels
     routers: dict[str, LayerRouter] = {}
     bundles: dict[str, W2S] = {}
     for kind in cfg.routers:
@@ -348,38 +208,19 @@ def _evaluate_method(ctx: _Context, method: str) -> dict[str, Any]:
 
     variants: dict[str, Any] = {}
     for variant, test_exs in exs.test.items():
-        vecs = ctx.caa if method == "caa" else _l2s_test_vectors(ctx, steerer, test_exs)
+        vecs = ctx.caa if method == "caa" else l2s_test_vectors(ctx, steerer, test_exs)
         pres = ctx.sweep(vecs, test_exs, variant, method)
-        x_pres = ctx.embed(test_exs, pres)
-        test = ctx.view(pres)
-        x_test = ctx.per_input(pres, x_pres)
         if variant == "base":
-            norms = (vecs.vectors.norm(dim=-1) if isinstance(vecs, InputVectors)
-                     else vecs.vectors.norm(dim=-1)[None]) * torch.tensor(ctx.scales)
-            vector_norms = [float(x) for x in norms.mean(dim=0)]
-        s_test = test.steerability
-        idx = {k: r.predict(x_test) for k, r in routers.items()}
-        scores = {k: r.scores(x_test) for k, r in routers.items()}
-        block = evaluate_variant(s_test, test.matching_letters, fixed_idx, idx, scores,
-                                 layers=layers, n_boot=cfg.n_boot, seed=cfg.seed)
-        block["n_presentations"] = len(test_exs)
-        block["single_order"] = None
-        if test is not pres:  # the letter-dependent diagnostic: each order on its own
-            block["single_order"] = evaluate_variant(
-                pres.steerability, pres.matching_letters, fixed_idx,
-                {k: r.predict(x_pres) for k, r in routers.items()}, None, layers=layers,
-                n_boot=cfg.n_boot, seed=cfg.seed)
-        variants[variant] = block
+            vector_norms = ctx.vector_norms(vecs)
+        variants[variant], routing = _score_variant(ctx, pres, test_exs, routers, fixed_idx,
+                                                    train_best)
         if rd is not None:
-            rd.write_routing(rd.sweep_dir(variant, method), {
-                "ids": test.ids, "fixed_layer": int(layers[fixed_idx]),
-                "oracle_layer": [int(layers[i]) for i in np.argmax(s_test, axis=1)],
-                "router_layer": {k: [int(layers[i]) for i in v] for k, v in idx.items()}})
+            rd.write_routing(rd.sweep_dir(variant, method), routing)
 
     base = variants["base"]
     fixed_mean = base["fixed"]["steerability"]
     w2s_mean = base["w2s"][cfg.primary_router]["steerability"]
-    counts = dict(zip(*np.unique(np.argmax(s_train, 1), return_counts=True)))
+    counts = dict(zip(*np.unique(train_best, return_counts=True)))
     return {
         "fixed_layer": int(layers[fixed_idx]),
         "train_fixed_steerability": float(s_train[:, fixed_idx].mean()),
@@ -410,14 +251,17 @@ def evaluate_examples(
         model: the HookedTransformer.
         examples: training and test prompts (:func:`prepare_examples`, or a synthetic task).
         config: the settings.
-        out_dir: where to write the run directory (:mod:`w2s_lens.evaluation.rundir`); a rerun with the
-            same settings resumes its sweeps. None: nothing is written.
+        out_dir: where to write the run directory (:mod:`w2s_lens.evaluation.rundir`); a
+            rerun with the same settings resumes its sweeps. None: nothing is written.
         progress: progress bars.
 
     Returns:
         the ``results.json`` dict: ``results["methods"][method]["variants"][variant]`` holds
-        fixed / W2S / oracle / letter-oracle summaries (:func:`w2s_lens.evaluation.metrics.evaluate_variant`)
-        over test *items*, and ``single_order`` (each letter order on its own) when mirrored.
+        fixed / W2S / oracle summaries over test *items*
+        (:func:`w2s_lens.evaluation.metrics.evaluate_variant`), with the diagnostics the
+        readout allows: the letter oracle on single-order letter rows, the form oracle
+        (:mod:`w2s_lens.evaluation.forms`) on cloze rows, and ``single_order`` (each letter
+        order on its own, with its letter oracle) when mirrored.
 
     Example:
         >>> res = evaluate_examples(model, exs, EvalConfig(), progress=False)  # doctest: +SKIP
@@ -426,10 +270,10 @@ def evaluate_examples(
     rd = RunDir(out_dir) if out_dir is not None else None
     if rd is not None and not rd.prepare("evaluation", config.to_dict()):
         rd.write_run("evaluation", config.to_dict(), {"status": "running"})
-    ctx = _Context(model, examples, config, rd, progress)
+    ctx = EvalContext(model, examples, config, rd, progress)
     methods = {m: _evaluate_method(ctx, m) for m in config.methods}
     name = model_name(model)
-    test_units = _unique([ex.unit for ex in examples.test["base"]])
+    test_units = unique([ex.unit for ex in examples.test["base"]])
     results = {
         "model": name,
         "dataset": config.dataset,

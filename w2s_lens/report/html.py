@@ -1,7 +1,7 @@
 """Self-contained HTML report of an evaluation run directory or a plain sweep directory.
 
-Everything is read through :class:`~w2s_lens.evaluation.rundir.RunDir` (``run.json``, ``results.json``,
-sweeps as :class:`~w2s_lens.sweep.runner.SweepResult` with their
+Everything is read through :class:`~w2s_lens.evaluation.rundir.RunDir` (``run.json``,
+``results.json``, sweeps as :class:`~w2s_lens.sweep.runner.SweepResult` with their
 :class:`~w2s_lens.data.examples.SteeringExample` records, ``routing.json``, ``generations.json``)
 and the page is written with :meth:`RunDir.write_report`. The page embeds plotly.js once, so
 it opens offline.
@@ -10,11 +10,14 @@ An **evaluation run** (``w2s-lens evaluate``; ``run.json`` kind ``"evaluation"``
 
 * the readout in plain words (letter mirrored / letter single-order / cloze, length-normalised
   or not), the model, dataset, split sizes and seed;
-* the results table: CAA and L2S side by side for every variant (fixed / W2S / oracle /
-  letter oracle / W2S − fixed), each interval followed by the number of test items and the
-  split seed, and a verdict per row; steerable fractions and routing accuracy; the training
-  split (fixed layer, best-layer counts, router CV); the single-order diagnostic and a
-  letter-artifact warning computed on it; every router and the by-letter breakdown (folded);
+* the results table (:mod:`.results_tables`): CAA and L2S side by side for every variant
+  (fixed / W2S / oracle / letter oracle where it applies / answer-form oracle where the
+  results have it / W2S − fixed), each interval followed by the number of test items and the
+  split seed, the test of W2S > fixed with its minimal detectable difference (newer results),
+  and a verdict per row; steerable fractions and routing accuracy (with the majority-layer
+  baseline); the training split (fixed layer, best-layer counts, router CV); the single-order
+  and answer-form diagnostics and the letter- and answer-form-artifact warnings computed on
+  them; every router and the by-letter breakdown (folded);
 * where the behaviour is encoded: best-layer histograms per method (train and base test, per
   item) and per matching letter on single presentations;
 * per method and variant: steerability heatmap, layer curves with the fixed layer and the
@@ -50,20 +53,16 @@ from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE, verdict
 from w2s_lens.evaluation.rundir import RESULTS_FILE, RUN_FILE, RunDir
 from w2s_lens.report import plots, plots_results
+from w2s_lens.report.formatting import Doc, fmt_interval, readout_text
+from w2s_lens.report.readings import LETTER_ARTIFACT_THRESHOLD, letter_artifact, letter_gain_share
+from w2s_lens.report.results_tables import results_section
 from w2s_lens.report.sections import (
-    LETTER_ARTIFACT_THRESHOLD,
-    Doc,
     best_layer_numbers,
-    fmt_interval,
     generations_section,
-    letter_artifact,
-    letter_gain_share,
     load_sweep,
     metadata_section,
     prompts_table,
     read_routing,
-    readout_text,
-    results_section,
 )
 
 __all__ = [

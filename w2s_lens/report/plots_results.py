@@ -1,4 +1,5 @@
-"""Plotly figures of evaluation results: the method comparison and routing confusion matrices.
+"""Plotly figures of evaluation results: the method comparison and routing confusion
+matrices.
 
 Inputs are ``results.json`` blocks and ``routing.json`` layer lists as read by
 :class:`~w2s_lens.evaluation.rundir.RunDir`; conventions as in :mod:`w2s_lens.report.plots`.
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from w2s_lens.report.plots import _check_layer_list, _layer_positions
+from w2s_lens.report.plots_base import _check_layer_list, _layer_positions
 
-__all__ = ["METHODS", "confusion_matrix", "method_bars", "method_label", "primary_router"]
+__all__ = ["METHODS", "OPTIONAL", "confusion_matrix", "method_bars", "method_label",
+           "primary_router"]
 
 #: (results.json key, display name) of the layer choices compared by :func:`method_bars`.
 METHODS: tuple[tuple[str, str], ...] = (
@@ -28,7 +30,11 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("w2s", "W2S (router)"),
     ("oracle", "oracle"),
     ("letter_oracle", "letter-oracle"),
+    ("form_oracle", "answer-form oracle"),
 )
+#: Layer choices drawn only when some variant block has them (``letter_oracle`` is None where
+#: it does not apply; ``form_oracle`` exists on cloze rows of newer results).
+OPTIONAL = ("letter_oracle", "form_oracle")
 
 
 def primary_router(results: Mapping[str, Any], vres: Mapping[str, Any]) -> str | None:
@@ -132,7 +138,8 @@ def _bar_entries(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any
 
 
 def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figure:
-    """Grouped bars of mean steerability per layer choice (fixed / W2S / oracle / letter-oracle).
+    """Grouped bars of mean steerability per layer choice (fixed / W2S / oracle / letter-oracle /
+    answer-form oracle).
 
     Args:
         results: a ``results.json`` dict (groups on the x axis are ``"CAA / base"``,
@@ -140,7 +147,8 @@ def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figu
             ``"variants"`` directly (one method's block plus ``primary_router``), or a dict
             ``{label: results}`` of several (groups prefixed ``"label / "``).
 
-    One bar trace per entry of :data:`METHODS`; error bars are asymmetric and equal the
+    One bar trace per entry of :data:`METHODS` (those in :data:`OPTIONAL` only when some
+    variant block has them); error bars are asymmetric and equal the
     ``steerability_ci`` offsets (``error_y.array = hi - mean``, ``arrayminus = mean - lo``).
     W2S uses :func:`primary_router`. Missing entries are NaN.
 
@@ -157,6 +165,8 @@ def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figu
     groups = [g for g, _, _ in entries]
     fig = go.Figure()
     for key, display in METHODS:
+        if key in OPTIONAL and not any(isinstance(v.get(key), Mapping) for _, _, v in entries):
+            continue
         ys, plus, minus, hover = [], [], [], []
         for _, res, vres in entries:
             router = primary_router(res, vres)
@@ -182,6 +192,8 @@ def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figu
             elif key == "letter_oracle" and st and "layers" in st:
                 lays = st["layers"]
                 bits.append(f"A→layer {lays.get('A', '?')}, B→layer {lays.get('B', '?')}")
+            elif key == "form_oracle" and st and st.get("groups"):
+                bits.append(", ".join(f"{g}→layer {x}" for g, x in st["groups"].items()))
             if st and st.get("steerable_fraction") is not None:
                 bits.append(f"steerable {float(st['steerable_fraction']):.1%}")
             hover.append(f"[{lo:.4f}, {hi:.4f}]<br>" + "<br>".join(bits))

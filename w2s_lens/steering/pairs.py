@@ -295,10 +295,10 @@ def train_caa_from_pairs(
             never a second BOS).
 
     Returns:
-        :class:`~w2s_lens.steering.vectors.SteeringVectors` whose metadata has ``method="caa-pairs"``,
-        ``read_position`` (the common one, or one per pair), ``n_pairs``, ``pairs_sha256``
-        (of the file, or of the file :func:`save_pairs` would write for a list),
-        ``pairs_file``, ``prepend_bos``, ``resid_norms`` and library versions.
+        :class:`~w2s_lens.steering.vectors.SteeringVectors` whose metadata has
+        ``method="caa-pairs"``, ``read_position`` (the common one, or one per pair), ``n_pairs``,
+        ``pairs_sha256`` (of the file, or of the file :func:`save_pairs` would write for a
+        list), ``pairs_file``, ``prepend_bos``, ``resid_norms`` and library versions.
 
     Example:
         >>> vecs = train_caa_from_pairs(model, "pairs.jsonl")  # doctest: +SKIP

@@ -1,0 +1,59 @@
+"""The kinds of control as circuits: reader gains, directions and letter pushes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from w2s_lens.controls.synthetic import build_control
+from w2s_lens.controls.synthetic_kinds import KINDS, kind_circuit, spread_layers
+
+
+def _circuit(kind: str, K: int = 3, L: int = 4, **kw):
+    args = {"family_layers": None, "letter_layers": None, "readout": 0.5, "letter_gain": 1.0,
+            "spread": 0.25, "erase": 0.5, **kw}
+    return kind_circuit(kind, K, L, args["family_layers"], args["letter_layers"],
+                        args["readout"], args["letter_gain"], args["spread"], args["erase"],
+                        np.random.default_rng(0))
+
+
+def test_expected_slopes_of_the_kinds() -> None:
+    pos = build_control("positive").expected_slopes()
+    assert pos.argmax(1).tolist() == [1, 2, 3] and np.allclose(pos.max(1), 2.0)
+    letter = build_control("letter")
+    a, b, mirrored = (letter.expected_slopes(x)[0] for x in ("A", "B", None))
+    assert a.tolist() == [0.0, 4.0, 2.0, -4.0] and b.tolist() == [0.0, -4.0, 2.0, 4.0]
+    assert mirrored.tolist() == [0.0, 0.0, 2.0, 0.0]
+    null = build_control("null").expected_slopes()
+    np.testing.assert_allclose(null[:, 1:].mean(0), 2.0)  # the same true slope at every layer
+    assert null[:, 1:].std(0).min() > 0.4  # ... and a spread per id
+    assert len(np.unique(null.argmax(1))) == 5
+
+
+def test_spread_layers() -> None:
+    assert spread_layers(3, 4) == [1, 2, 3] and spread_layers(2, 6) == [1, 5]
+    assert spread_layers(3, 10) == [1, 5, 9]
+    with pytest.raises(ValueError, match="need n_layers - 1 >= n_families"):
+        spread_layers(4, 4)
+
+
+def test_kind_circuits() -> None:
+    assert len(KINDS) == 7
+    pos = _circuit("positive")
+    assert pos.gains.tolist() == [[0, 0.5, 0, 0], [0, 0, 0.5, 0], [0, 0, 0, 0.5]]
+    assert (_circuit("negative").gains.argmax(1) == 2).all()  # everyone at n_layers // 2
+    null = _circuit("null", K=50, L=6, erase=1.0)
+    assert (null.gains[:, 0] == 0).all()
+    np.testing.assert_allclose(null.gains[:, 1:].mean(0), 0.5)
+    np.testing.assert_allclose(null.gains[:, 1:].std(0), 0.5 * 0.25)
+    assert _circuit("l2s-direction").directions.tolist() == [[1, 0], [-1, 0], [0, 1]]
+    assert _circuit("positive").directions.tolist() == [[1], [1], [1]]
+    letter = _circuit("letter", K=1, erase=1.0, letter_gain=0.75)
+    assert letter.letter_push.tolist() == [0.0, 0.75, 0.0, -0.75]
+    assert not letter.linear and _circuit("linear", K=1).linear
+    with pytest.raises(ValueError, match="takes no family_layers"):
+        _circuit("linear", K=1, family_layers=[1])
+    with pytest.raises(ValueError, match=r"family_layers must be 3 layer numbers in 1..3"):
+        _circuit("positive", family_layers=[1, 2, 4])
+    with pytest.raises(ValueError, match="two distinct layers"):
+        _circuit("positive", letter_layers=[1])

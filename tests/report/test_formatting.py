@@ -1,0 +1,53 @@
+"""Formatting of the HTML report (w2s_lens.report.formatting): numbers, intervals, p-values, the
+readout in words, verdict classes and the Doc's escaping and failure notes."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE
+from w2s_lens.report.formatting import Doc, fmt_interval, fmt_p, readout_text, verdict_class
+
+
+def test_intervals_name_n_and_seed_and_tolerate_missing_numbers() -> None:
+    assert fmt_interval(0.5, [0.25, 0.75], n=12, seed=3) == "+0.500 [+0.250, +0.750] (n=12, seed 3)"
+    assert fmt_interval(0.5, [None, 0.75]) == "+0.500 [–, +0.750]"
+    assert fmt_interval(float("nan"), [0.1, 0.2], n=4) == "– [+0.100, +0.200]"
+    assert fmt_interval(0.25, None, pct=True) == "25.0%"
+
+
+def test_p_values() -> None:
+    assert [fmt_p(x) for x in (0.5, 0.0123456, 0.001, 0.0009, None, "x")] == [
+        "0.5", "0.0123", "0.001", "< 0.001", "–", "–"]
+
+
+def test_readouts_in_words() -> None:
+    assert readout_text({"readout": "cloze"}).endswith("summed log-probabilities of each option")
+    assert "length-normalised" in readout_text({"readout": "cloze", "length_norm": True})
+    assert "mirrored" in readout_text({})
+    assert "single letter order" in readout_text({"mirror": False})
+
+
+def test_verdict_classes_also_read_labelled_older_verdicts() -> None:
+    assert verdict_class(VERDICT_BETTER) == "v-better"
+    assert verdict_class(VERDICT_WORSE + " (bootstrap CI (older))") == "v-worse"
+    assert verdict_class(VERDICT_NONE) == verdict_class("too few informative items") == "v-none"
+
+
+def test_doc_escapes_and_turns_a_failed_figure_into_a_note() -> None:
+    doc = Doc()
+    doc.h(2, "<b>", anchor='a"b')
+    doc.table(["x & y", "z"], [["<i>", ("html", "<em>ok</em>")]], left=1)
+    assert doc.parts[0] == '<h2 id="a&quot;b">&lt;b&gt;</h2>'
+    assert '<th class="l">x &amp; y</th><th>z</th>' in doc.parts[1]
+    assert '<td class="l">&lt;i&gt;</td><td><em>ok</em></td>' in doc.parts[1]
+
+    def broken() -> go.Figure:
+        raise ValueError("no <data>")
+
+    doc.figure("heatmap", broken)
+    assert doc.parts[-1] == ('<p class="note">heatmap: not drawn (ValueError: no &lt;data&gt;)'
+                             "</p>") and doc.n_figures == 0
+    doc.figure("bars", lambda: go.Figure(go.Bar(y=[1])), prefix="CAA")
+    assert doc.n_figures == 1 and doc.parts[-1].startswith('<div class="fig">')
+    assert "CAA: " in doc.parts[-1]

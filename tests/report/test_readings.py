@@ -1,0 +1,95 @@
+"""Readings of results blocks (w2s_lens.report.readings): verdicts old and new, the test and
+MDE texts, and the letter / answer-form shares of the oracle's gain behind the warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, evaluate_variant
+from w2s_lens.report.readings import (
+    FORM_ARTIFACT_THRESHOLD,
+    LETTER_ARTIFACT_THRESHOLD,
+    artifact_warnings,
+    diff_test_text,
+    form_gain_share,
+    form_groups_text,
+    letter_artifact,
+    letter_gain_share,
+    mde_reading,
+    router_verdict,
+)
+from w2s_lens.sweep.runner import SweepResult
+
+
+def _block(fixed: float, oracle: float, **oracles: float | None) -> dict:
+    out = {"fixed": {"steerability": fixed}, "oracle": {"steerability": oracle}}
+    for key, value in oracles.items():
+        out[key] = None if value is None else {"steerability": value}
+    return out
+
+
+def test_the_recorded_verdict_wins_and_older_results_fall_back_to_the_interval() -> None:
+    block = {"diff_vs_fixed_ci": [0.05, 0.3]}
+    assert router_verdict(block).startswith(VERDICT_BETTER)
+    assert router_verdict({"diff_vs_fixed_ci": [-0.1, 0.3]}).startswith(VERDICT_NONE)
+    assert router_verdict({**block, "diff_vs_fixed_verdict": VERDICT_NONE}) == VERDICT_NONE
+
+
+def test_test_text_and_mde_reading() -> None:
+    new = {"diff_vs_fixed_p": 0.0004, "diff_vs_fixed_p_less": 1.0, "diff_vs_fixed_n_nonzero": 12,
+           "diff_vs_fixed_test": "sign-flip exact", "diff_vs_fixed_mde": 0.2,
+           "diff_vs_fixed_verdict": VERDICT_BETTER}
+    assert diff_test_text(new) == ("p < 0.001 for W2S > fixed, p = 1 for W2S < fixed "
+                                   "(sign-flip exact; 12 informative items)")
+    assert mde_reading(new) == "MDE +0.200 (80% power)"
+    assert mde_reading({**new, "diff_vs_fixed_verdict": VERDICT_NONE}) == (
+        "none larger than +0.200 (80% power)")
+    assert mde_reading({**new, "diff_vs_fixed_mde": None}) == "–"
+    assert mde_reading({**new, "diff_vs_fixed_mde": float("inf")}) == "–"
+    assert diff_test_text({"diff_vs_fixed_p": None}) == "–"
+
+
+def test_gain_shares_need_the_oracle_to_beat_fixed() -> None:
+    assert letter_gain_share(_block(0.1, 0.3, letter_oracle=0.2)) == pytest.approx(0.5)
+    assert letter_gain_share(_block(0.1, 0.3, letter_oracle=None)) is None  # not applicable
+    assert letter_gain_share(_block(0.3, 0.3, letter_oracle=0.3)) is None
+    assert form_gain_share(_block(0.0, 0.4, form_oracle=0.3)) == pytest.approx(0.75)
+    assert form_gain_share(_block(0.0, 0.4)) is None
+    assert form_groups_text(None) == "–"
+    assert form_groups_text({"groups": {"yes": 3, "no": None}}) == "yes→3, no→–"
+
+
+def test_warnings_only_above_the_thresholds_and_where_applicable() -> None:
+    assert LETTER_ARTIFACT_THRESHOLD == FORM_ARTIFACT_THRESHOLD == 0.8
+    both = _block(0.0, 1.0, letter_oracle=0.9, form_oracle=0.85)
+    texts = artifact_warnings({"length_norm": False}, "L2S", "sys-neg", both)
+    assert [t.split(" (")[0] for t in texts] == ["Letter artifact suspected",
+                                                   "Answer-form artifact suspected"]
+    assert "90% of the oracle's gain" in texts[0] and "85% of the oracle's gain" in texts[1]
+    assert artifact_warnings({}, "L2S", "x", _block(0.0, 1.0, letter_oracle=0.7,
+                                                    form_oracle=0.79)) == []
+    assert artifact_warnings({}, "L2S", "x", _block(0.0, 1.0, letter_oracle=None)) == []
+
+
+def test_letter_artifact_uses_the_single_order_diagnostic() -> None:
+    """Mirrored: each item's two orders peak at different layers, by letter. Averaged per
+    item the letter cannot show; the single-order block shows it and is the one judged."""
+    mult = [-1.0, 0.0, 1.0]
+    ids, letters, slopes = [], [], []
+    for i in range(8):
+        first = "AB"[i % 2]
+        for suffix, letter in (("", first), ("~swap", "B" if first == "A" else "A")):
+            ids.append(f"d:{i}{suffix}")
+            letters.append(letter)
+            slopes.append([1.0 + 0.1 * i, 0.2] if letter == "A" else [0.2, 1.0 + 0.1 * i])
+    prop = np.asarray(slopes)[:, :, None] * np.asarray(mult)[None, None, :]
+    pres = SweepResult(prop, [4, 8], mult, ids, letters)
+    items = pres.mirrored()
+    block = evaluate_variant(items.steerability, items.matching_letters, 0, {}, n_boot=100)
+    block["single_order"] = evaluate_variant(pres.steerability, pres.matching_letters, 0, {},
+                                             n_boot=100)
+    share, basis = letter_artifact(block)
+    assert basis == "single-order presentations" and share == pytest.approx(1.0)
+    assert share >= LETTER_ARTIFACT_THRESHOLD
+    assert (letter_gain_share(block) or 0.0) < LETTER_ARTIFACT_THRESHOLD

@@ -1,0 +1,58 @@
+"""The report's other sections (w2s_lens.report.sections): unreadable pieces become notes,
+prompts, generations and run metadata; and the names that moved still import from here."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.report import formatting, readings, results_tables, sections
+from w2s_lens.sweep.runner import SweepResult
+
+
+def test_moved_names_still_import_from_sections() -> None:
+    for name in ("Doc", "fmt_interval", "readout_text"):
+        assert getattr(sections, name) is getattr(formatting, name)
+    for name in ("LETTER_ARTIFACT_THRESHOLD", "letter_artifact", "letter_gain_share"):
+        assert getattr(sections, name) is getattr(readings, name)
+    assert sections.results_section is results_tables.results_section
+
+
+def test_unreadable_sweeps_and_routing_become_notes(tmp_path) -> None:
+    doc = sections.Doc()
+    rd = RunDir(tmp_path)
+    assert sections.load_sweep(doc, rd, tmp_path / "caa" / "base", "CAA · base") is None
+    (tmp_path / "routing.json").write_text("{not json", encoding="utf-8")
+    assert sections.read_routing(doc, rd, tmp_path, "CAA · base") is None
+    assert doc.parts[0].startswith('<p class="note">CAA · base: no readable sweep in ')
+    assert doc.parts[1].startswith('<p class="note">CAA · base: routing.json unreadable (')
+
+
+def _example(i: int, letter: str) -> SteeringExample:
+    return SteeringExample(id=f"q{i}", text=f"Question <{i}>?", tokens=(1, 2), matching_token_id=3,
+                           non_matching_token_id=4, matching_letter=letter)
+
+
+def test_prompts_table_shows_best_and_routed_layers_and_the_limit() -> None:
+    steer = np.array([[0.0, 1.0], [2.0, 0.0], [0.5, 0.1]])
+    sweep = SweepResult(steer[:, :, None] * np.array([-1.0, 1.0]), [4, 8], [-1.0, 1.0],
+                        ["q0", "q1", "q2"], ["A", "B", "A"])
+    examples = [_example(i, x) for i, x in enumerate("ABA")]
+    doc = sections.Doc()
+    sections.prompts_table(doc, sweep, examples, routed={"q0": 4}, limit=2)
+    table = doc.parts[0]
+    assert ('<td class="l">q0</td><td>A</td><td>8</td><td>4</td><td class="l"><div '
+            f'class="prompt">{html.escape("Question <0>?")}</div></td>') in table
+    assert '<td class="l">q1</td><td>B</td><td>4</td><td>–</td>' in table
+    assert "q2" not in table and doc.parts[1] == '<p class="note">First 2 of 3 prompts shown.</p>'
+
+
+def test_metadata_section_shortens_long_values() -> None:
+    doc = sections.Doc()
+    sections.metadata_section(doc, {"config": {"layers": list(range(300))}, "version": "1"})
+    assert doc.parts[1] == "<h3>Configuration</h3>"
+    assert "… (" in doc.parts[2] and "characters)" in doc.parts[2]
+    assert '<td class="l">version</td><td class="l">1</td>' in doc.parts[3]
