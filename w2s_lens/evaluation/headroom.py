@@ -21,7 +21,7 @@ no extra forward passes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,12 @@ from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import make_router
 
 __all__ = [
+    "CASE_LEARNABLE",
+    "CASE_NOTHING",
+    "CASE_STABLE",
+    "CASE_UNDETERMINED",
     "cross_validated_oracle",
+    "headroom_case",
     "learning_curve",
     "learning_sizes",
     "nested_subsets",
@@ -241,3 +246,61 @@ def learning_curve(
                                     n_boot=n_boot, seed=seed),
             })
     return rows
+
+
+#: The three cases (and the fallback) :func:`headroom_case` reads.
+CASE_NOTHING = "nothing to learn"
+CASE_STABLE = "stable but not predictable"
+CASE_LEARNABLE = "learnable, given data"
+CASE_UNDETERMINED = "undetermined"
+#: Below this Cohen's κ two halves' best layers count as unstable.
+KAPPA_STABLE = 0.2
+
+
+def _beats(verdict: Any) -> bool:
+    """Whether a paired verdict says its first side beats the second (any names)."""
+    return str(verdict or "").endswith("beyond the noise")
+
+
+def headroom_case(headroom: Mapping[str, Any], w2s_block: Mapping[str, Any] | None = None) -> str:
+    """Which of the three cases the headroom diagnostics point to.
+
+    The rule, in order:
+
+    * **learnable, given data**: W2S − fixed at the largest training size beats the fixed layer
+      (the last learning-curve row of the primary router, or ``w2s_block``'s verdict);
+    * **stable but not predictable**: the cross-validated oracle beats the cross-validated
+      fixed layer, but W2S does not;
+    * **nothing to learn**: the cross-validated oracle does not beat it and the retest κ is
+      below :data:`KAPPA_STABLE` (or undefined because one layer wins everywhere);
+    * otherwise **undetermined** (e.g. stable best layers without a cross-validated gain, or a
+      retest that was skipped).
+
+    Args:
+        headroom: ``results["methods"][m]["headroom"]`` (``retest``, ``xv``,
+            ``learning_curve``).
+        w2s_block: optional router block whose ``diff_vs_fixed_verdict`` overrides the
+            learning curve's last row.
+
+    Example:
+        >>> headroom_case({"retest": {"kappa": 0.05}, "xv": {"verdict": "no detectable "
+        ...                "difference"}, "learning_curve": {"rows": []}})
+        'nothing to learn'
+    """
+    xv = headroom.get("xv") or {}
+    retest = headroom.get("retest") or {}
+    rows = (headroom.get("learning_curve") or {}).get("rows") or []
+    if w2s_block is not None:
+        w2s_beats = _beats(w2s_block.get("diff_vs_fixed_verdict"))
+    else:
+        last = max((r["n_train"] for r in rows), default=None)
+        primary = [r for r in rows if r["n_train"] == last][:1]
+        w2s_beats = bool(primary) and _beats(primary[0].get("verdict"))
+    if w2s_beats:
+        return CASE_LEARNABLE
+    if _beats(xv.get("verdict")):
+        return CASE_STABLE
+    kappa = retest.get("kappa")
+    if xv and "skipped" not in retest and (kappa is None or kappa < KAPPA_STABLE):
+        return CASE_NOTHING
+    return CASE_UNDETERMINED
