@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from w2s_lens.evaluation.headroom import XV_NAMES
 from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE
+from w2s_lens.evaluation.paired import signflip_verdict
 from w2s_lens.report.formatting import Doc, fmt_interval, fmt_p, readout_text, verdict_class
 
 
@@ -32,6 +34,12 @@ def test_verdict_classes_also_read_labelled_older_verdicts() -> None:
     assert verdict_class(VERDICT_BETTER) == "v-better"
     assert verdict_class(VERDICT_WORSE + " (bootstrap CI (older))") == "v-worse"
     assert verdict_class(VERDICT_NONE) == verdict_class("too few informative items") == "v-none"
+
+
+def test_verdict_classes_read_comparisons_with_other_names() -> None:
+    assert verdict_class(signflip_verdict(0.01, 0.99, 12, names=XV_NAMES)) == "v-better"
+    assert verdict_class(signflip_verdict(0.99, 0.01, 12, names=XV_NAMES)) == "v-worse"
+    assert verdict_class(signflip_verdict(0.3, 0.7, 12, names=XV_NAMES)) == "v-none"
 
 
 def test_doc_escapes_and_turns_a_failed_figure_into_a_note() -> None:

@@ -1,5 +1,7 @@
 """write_report on directories the library itself writes: an evaluation of the synthetic
-control (CAA and L2S side by side), a sweep directory, and (slow) SmolLM2 runs end to end."""
+control (CAA and L2S side by side), the same run with and without headroom blocks (measured on
+its own sweeps with w2s_lens.evaluation.headroom), a sweep directory, and (slow) SmolLM2 runs
+end to end."""
 
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ from plotly.offline import get_plotlyjs
 
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.headroom import (
+    cross_validated_oracle,
+    learning_curve,
+    learning_sizes,
+    retest_agreement,
+)
 from w2s_lens.evaluation.metrics import VERDICT_BETTER, verdict_of
 from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
 from w2s_lens.evaluation.rundir import RunDir
@@ -56,6 +64,52 @@ def eval_run(control, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def eval_page(eval_run) -> str:
     return write_report(eval_run).read_text(encoding="utf-8")
+
+
+def _measured_headroom(control, rd: RunDir) -> dict:
+    """CAA's headroom block measured on the run's own items: vectors from two halves of its
+    training items (by unit) sweep its base test items; the learning curve refits the fixed
+    layer and routers on its training sweep, with the family marker (one-hot) as embedding."""
+    train, train_ex = rd.load_sweep(rd.sweep_dir("train", "caa"))
+    base, base_ex = rd.load_sweep(rd.sweep_dir("base", "caa"))
+    units = sorted({e.unit for e in train_ex})
+    halves = [[e for e in train_ex if e.unit in set(units[k::2])] for k in (0, 1)]
+    s1, s2 = (run_sweep(control.model, train_caa(control.model, h, layers=list(LAYERS)), base_ex,
+                        layers=list(LAYERS), progress=False).mirrored().steerability
+              for h in halves)
+    family = {e.unit: control.family_of(e) for e in [*train_ex, *base_ex]}
+
+    def embed(sweep) -> np.ndarray:
+        return np.eye(control.n_families)[[family[u] for u in sweep.mirrored().ids]]
+
+    tr, te = train.mirrored(), base.mirrored()
+    rows = learning_curve(tr.steerability, embed(train), te.steerability, embed(base),
+                          list(CFG["routers"]), sizes=learning_sizes(len(tr.ids)), repeats=2,
+                          n_boot=200)
+    return {"retest": {**retest_agreement(s1, s2), "layers": list(LAYERS),
+                       "n_items": len(te.ids), "half_sizes": [len(units[0::2]), len(units[1::2])]},
+            "xv": cross_validated_oracle(s1, s2, n_boot=200),
+            "learning_curve": {"rows": rows, "note": "routers refitted on nested subsets"}}
+
+
+@pytest.fixture(scope="module")
+def headroom_pages(control, eval_run, tmp_path_factory) -> tuple[str, str, dict]:
+    """The run's page without any headroom block (as older runs and --no-retest write), and
+    with CAA's measured one and none for L2S; and that block."""
+    pages = []
+    measured = _measured_headroom(control, RunDir(eval_run))
+    for with_headroom in (False, True):
+        run = tmp_path_factory.mktemp("headroom") / "run"
+        shutil.copytree(eval_run, run, ignore=shutil.ignore_patterns("report.html"))
+        rd = RunDir(run)
+        results = rd.read_results()
+        for block in results["methods"].values():
+            block.pop("headroom", None)
+        if with_headroom:
+            results["methods"]["caa"]["headroom"] = measured
+        rd.write_results(results)
+        pages.append(write_report(run).read_text(encoding="utf-8"))
+    return pages[0], pages[1], measured
 
 
 def _no_external_scripts(text: str) -> None:
@@ -130,7 +184,34 @@ def test_page_is_self_contained_and_escaped(eval_run, eval_page) -> None:
     results = RunDir(eval_run).read_results()
     per_method = len(CFG["variants"]) * (3 + len(CFG["routers"])) + 1
     expected = 1 + 1 + 2 + len(results["methods"]) * per_method
+    # a measured headroom block adds its retest matrix, layer choices and learning curve
+    expected += sum(_headroom_figures(b.get("headroom")) for b in results["methods"].values())
     assert eval_page.count('class="plotly-graph-div"') == expected
+
+
+def _headroom_figures(headroom: dict | None) -> int:
+    if not headroom or "skipped" in headroom:
+        return 0
+    return (bool((headroom.get("retest") or {}).get("matrix"))
+            + ("skipped" not in (headroom.get("xv") or {"skipped": ""}))
+            + bool((headroom.get("learning_curve") or {}).get("rows")))
+
+
+def test_the_headroom_section_only_where_results_have_it(headroom_pages) -> None:
+    plain, page, measured = headroom_pages
+    assert 'id="headroom"' not in plain and "anything to learn" not in plain
+    assert page.count('class="plotly-graph-div"') == plain.count('class="plotly-graph-div"') + 3
+    part = page[page.index('id="headroom"'):page.index('id="encoding"')]
+    assert "CAA: is there anything to learn?" in part
+    assert "L2S: not measured (results.json has no headroom block for it)." in part
+    retest = measured["retest"]
+    # the positive control's families keep their own layer whichever half fitted the vectors
+    assert retest["agreement"] == 1.0 and retest["kappa"] == pytest.approx(1.0)
+    assert f'<td class="l">{retest["n_items"]}</td><td>12 + 12</td><td>100.0%</td>' in part
+    assert '"x":["1","2","3"],"y":["1","2","3"]' in part
+    assert measured["xv"]["verdict"].startswith("the cross-validated oracle beats")
+    assert '<p class="readout"><b>Reading: learnable, given data.</b>' in part
+    _no_external_scripts(page)
 
 
 def test_histograms_name_methods_splits_and_letters(eval_run, eval_page) -> None:
@@ -275,12 +356,15 @@ def chromium_command(page: Path, profile: Path) -> list[str]:
 
 
 @pytest.mark.browser
-def test_report_renders_in_headless_chromium(eval_page, tmp_path) -> None:
+def test_report_renders_in_headless_chromium(headroom_pages, tmp_path) -> None:
+    """The page with the headroom section (the plain page's figures and its three more)."""
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium not installed (Debian package 'chromium')")
-    n_divs = eval_page.count('class="plotly-graph-div"')
+    plain, page, _ = headroom_pages
+    n_divs = page.count('class="plotly-graph-div"')
+    assert n_divs == plain.count('class="plotly-graph-div"') + 3
     probe = tmp_path / "probe.html"
-    probe.write_text(eval_page.replace("<head>", "<head>\n" + _COLLECTOR, 1), encoding="utf-8")
+    probe.write_text(page.replace("<head>", "<head>\n" + _COLLECTOR, 1), encoding="utf-8")
     proc = subprocess.run(chromium_command(probe, tmp_path / "profile"), capture_output=True,
                           text=True, timeout=180)
     dom, log = proc.stdout, proc.stderr

@@ -9,11 +9,13 @@ import pytest
 from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, evaluate_variant
 from w2s_lens.report.readings import (
     FORM_ARTIFACT_THRESHOLD,
+    FORM_ROUTER_THRESHOLD,
     LETTER_ARTIFACT_THRESHOLD,
     artifact_warnings,
     diff_test_text,
     form_gain_share,
     form_groups_text,
+    form_router_share,
     letter_artifact,
     letter_gain_share,
     mde_reading,
@@ -93,3 +95,14 @@ def test_letter_artifact_uses_the_single_order_diagnostic() -> None:
     assert basis == "single-order presentations" and share == pytest.approx(1.0)
     assert share >= LETTER_ARTIFACT_THRESHOLD
     assert (letter_gain_share(block) or 0.0) < LETTER_ARTIFACT_THRESHOLD
+
+
+def test_the_form_router_share_and_its_threshold() -> None:
+    assert FORM_ROUTER_THRESHOLD == 0.8
+    assert form_router_share(_block(0.0, 1.0, form_router=0.8)) == pytest.approx(0.8)
+    assert form_router_share(_block(0.0, 1.0)) is None
+    texts = artifact_warnings({}, "CAA", "base", _block(0.0, 1.0, form_router=0.8))
+    assert [t.split(" (")[0] for t in texts] == ["Answer-form router artifact suspected"]
+    assert artifact_warnings({}, "CAA", "base", _block(0.0, 1.0, form_router=0.79)) == []
+    assert diff_test_text({"diff_vs_fixed_p": 0.2}, ("xv oracle", "xv fixed")) == (
+        "p = 0.2 for xv oracle > xv fixed (bootstrap (older results))")

@@ -189,3 +189,50 @@ def test_mixed_rows_mark_the_letter_oracle_not_applicable() -> None:
 
 def test_no_methods_is_a_note() -> None:
     assert _page({"methods": {}}).endswith('<p class="note">results.json has no methods.</p>')
+
+
+def _with_form_router(steerability: float) -> dict:
+    res = copy.deepcopy(NEW_CLOZE)
+    vres = res["methods"]["caa"]["variants"]["base"]
+    vres["form_router"] = {**_router(**{**NEW_KEYS, "diff_vs_fixed_verdict":
+                                         "no detectable difference"}),
+                           "steerability": steerability, "diff_vs_fixed": steerability - 0.10,
+                           "diff_vs_fixed_ci": [0.01, 0.2], "diff_vs_fixed_mde": 0.12}
+    return res
+
+
+def test_the_answer_form_router_is_a_row_with_its_test_and_mde() -> None:
+    assert "answer-form router" not in _page(NEW_CLOZE)
+    page = _page(_with_form_router(0.20))  # half the oracle's gain over fixed
+    main = _main(page)
+    heads = _headers(main)
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", main)
+               if '<td class="l">CAA · answer-form router</td>' in r)
+    cells = dict(zip(heads, [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]))
+    assert cells["variant"] == "base" and cells["fixed layer"] == "2"
+    assert cells["W2S (logreg)"] == "+0.200 [+0.200, +0.400] (n=12, seed 7)"
+    assert cells["fixed"] == "+0.100 [+0.050, +0.150] (n=12, seed 7)"
+    assert cells["W2S − fixed"] == "+0.100 [+0.010, +0.200] (n=12, seed 7)"
+    assert cells["test of W2S > fixed"] == (
+        "p = 0.0312 for answer-form router > fixed, p = 0.98 for answer-form router < fixed "
+        "(sign-flip exact; 9 informative items)")
+    assert cells["minimal detectable difference"] == "none larger than +0.120 (80% power)"
+    assert cells["answer-form oracle"] == "–"
+    assert 'A row "answer-form router" puts in the W2S column' in html.unescape(main)
+    # the W2S row keeps its own cells
+    assert dict(zip(heads, _cells(main)))["method"] == "CAA"
+    assert "Answer-form router artifact" not in page
+    details = page[page.index("<details>"):]
+    assert '<td class="l">answer-form router</td>' in details
+
+
+def test_the_answer_form_router_warns_when_it_gets_most_of_the_oracle_gain() -> None:
+    page = _page(_with_form_router(0.27))  # 85% of the oracle's gain over fixed
+    warns = [html.unescape(w) for w in re.findall(r'<div class="warn">(.*?)</div>', page)]
+    assert len(warns) == 2 and warns[0].startswith("⚠ Answer-form artifact suspected")
+    assert warns[1].startswith("⚠ Answer-form router artifact suspected (CAA, variant 'base'): "
+                               "the answer-form router (it routes each item by the form of its "
+                               "answers alone) gets 85% of the oracle's gain over the fixed "
+                               "layer (+0.170 of +0.200)")
+    assert "under the summed log-probability readout, not where the behaviour is encoded" in (
+        warns[1])

@@ -1,10 +1,11 @@
 """Report: figures and the self-contained HTML report of a run.
 
 Owns the plotly figures of sweeps (:mod:`.plots`, re-exporting :mod:`.plots_inputs` and
-:mod:`.plots_layers` on :mod:`.plots_base`) and of results (:mod:`.plots_results`), the
-report's pieces (:mod:`.formatting`, the readings of results in :mod:`.readings`, the results
-tables in :mod:`.results_tables`, the other sections in :mod:`.sections`) and the page itself
-(:mod:`.html`: ``write_report``).
+:mod:`.plots_layers` on :mod:`.plots_base`), of results (:mod:`.plots_results`) and of the
+headroom diagnostics (:mod:`.plots_headroom`), the report's pieces (:mod:`.formatting`, the
+readings of results in :mod:`.readings`, the results tables in :mod:`.results_tables`, the
+"Is there anything to learn?" section in :mod:`.headroom_section`, the other sections in
+:mod:`.sections`) and the page itself (:mod:`.html`: ``write_report``).
 
 May import everything below it (``data`` … ``evaluation``, ``controls``) and the top-level
 ``choices``, ``artifacts``, ``assets``; only ``demo`` and ``cli`` sit above it.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,10 @@ __all__ = ["Doc", "fmt_interval", "fmt_p", "readout_text", "verdict_class"]
 log = logging.getLogger(__name__)
 
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+#: How a paired verdict with any two names reads (``"<a> beats <b> beyond the noise"``,
+#: ``"<a> is worse than <b>"``; :func:`w2s_lens.evaluation.paired.signflip_verdict`).
+_BEATS = re.compile(r"^.+ beats .+ beyond the noise")
+_WORSE = re.compile(r"^.+ is worse than .+")
 
 
 def _e(x: Any) -> str:
@@ -180,16 +185,19 @@ class Doc:
 
 def verdict_class(text: str) -> str:
     """The CSS class of a verdict: ``v-better``, ``v-worse`` or ``v-none`` (a verdict of older
-    results may carry a label after the plain words).
+    results may carry a label after the plain words; a comparison may name other sides than
+    W2S and fixed, as the cross-validated oracle's does).
 
     >>> verdict_class("W2S beats fixed beyond the noise (bootstrap CI (older))")
     'v-better'
+    >>> verdict_class("the cross-validated oracle is worse than the cross-validated fixed layer")
+    'v-worse'
     >>> verdict_class("too few informative items")
     'v-none'
     """
-    if text.startswith(VERDICT_BETTER):
+    if text.startswith(VERDICT_BETTER) or _BEATS.search(text):
         return "v-better"
-    return "v-worse" if text.startswith(VERDICT_WORSE) else "v-none"
+    return "v-worse" if text.startswith(VERDICT_WORSE) or _WORSE.search(text) else "v-none"
 
 
 def _verdict_cell(text: str) -> tuple[str, str]:

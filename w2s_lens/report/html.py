@@ -18,6 +18,9 @@ An **evaluation run** (``w2s-lens evaluate``; ``run.json`` kind ``"evaluation"``
   baseline); the training split (fixed layer, best-layer counts, router CV); the single-order
   and answer-form diagnostics and the letter- and answer-form-artifact warnings computed on
   them; every router and the by-letter breakdown (folded);
+* is there anything to learn (:mod:`.headroom_section`, where ``results.json`` has headroom
+  blocks): the retest agreement matrix and numbers, the cross-validated oracle against the
+  fixed layer, the learning curve, and which case they point to;
 * where the behaviour is encoded: best-layer histograms per method (train and base test, per
   item) and per matching letter on single presentations;
 * per method and variant: steerability heatmap, layer curves with the fixed layer and the
@@ -54,6 +57,7 @@ from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WO
 from w2s_lens.evaluation.rundir import RESULTS_FILE, RUN_FILE, RunDir
 from w2s_lens.report import plots, plots_results
 from w2s_lens.report.formatting import Doc, fmt_interval, readout_text
+from w2s_lens.report.headroom_section import headroom_section
 from w2s_lens.report.readings import LETTER_ARTIFACT_THRESHOLD, letter_artifact, letter_gain_share
 from w2s_lens.report.results_tables import results_section
 from w2s_lens.report.sections import (
@@ -241,6 +245,7 @@ def _evaluation(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
     if methods:
         doc.figure("method comparison", lambda: plots_results.method_bars(
             results, title="Mean steerability per method and variant (95% bootstrap CIs)"))
+    headroom_section(doc, results)
     _encoding_section(doc, rd, results)
     for method in methods:
         name = plots_results.method_label(method)

@@ -27,11 +27,13 @@ except ImportError:  # an evaluation package from before the sign-flip test
 
 __all__ = [
     "FORM_ARTIFACT_THRESHOLD",
+    "FORM_ROUTER_THRESHOLD",
     "LETTER_ARTIFACT_THRESHOLD",
     "OLDER_TEST",
     "artifact_warnings",
     "form_gain_share",
     "form_groups_text",
+    "form_router_share",
     "letter_artifact",
     "letter_gain_share",
     "mde_reading",
@@ -47,6 +49,8 @@ OLDER_TEST = "bootstrap (older results)"
 LETTER_ARTIFACT_THRESHOLD = 0.8
 #: Warn about an answer-form artifact when the answer-form oracle gets at least this share.
 FORM_ARTIFACT_THRESHOLD = 0.8
+#: Warn the same way when the answer-form router (cloze runs) gets at least this share.
+FORM_ROUTER_THRESHOLD = 0.8
 
 
 def router_verdict(block: Mapping[str, Any]) -> str:
@@ -70,9 +74,10 @@ def _p(p: Any) -> str:
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
-def diff_test_text(block: Mapping[str, Any]) -> str:
+def diff_test_text(block: Mapping[str, Any], names: tuple[str, str] = ("W2S", "fixed")) -> str:
     """The test behind the verdict: one-sided p-values (W2S > fixed, and W2S < fixed where
-    recorded), the test's name and how many items differ between W2S and fixed.
+    recorded), the test's name and how many items differ between W2S and fixed (``names``
+    renames the two sides, e.g. for the answer-form router).
 
     >>> diff_test_text({"diff_vs_fixed_p": 0.0312, "diff_vs_fixed_p_less": 0.98,
     ...            "diff_vs_fixed_test": "exact sign-flip", "diff_vs_fixed_n_nonzero": 9})
@@ -82,9 +87,10 @@ def diff_test_text(block: Mapping[str, Any]) -> str:
     """
     if _num(block.get("diff_vs_fixed_p")) is None:
         return "–"
-    text = f"{_p(block['diff_vs_fixed_p'])} for W2S > fixed"
+    a, b = names
+    text = f"{_p(block['diff_vs_fixed_p'])} for {a} > {b}"
     if _num(block.get("diff_vs_fixed_p_less")) is not None:
-        text += f", {_p(block['diff_vs_fixed_p_less'])} for W2S < fixed"
+        text += f", {_p(block['diff_vs_fixed_p_less'])} for {a} < {b}"
     bits = [str(block.get("diff_vs_fixed_test") or OLDER_TEST)]
     if block.get("diff_vs_fixed_n_nonzero") is not None:
         bits.append(f"{block['diff_vs_fixed_n_nonzero']} informative items")
@@ -146,6 +152,17 @@ def form_gain_share(vres: Mapping[str, Any]) -> float | None:
     return _gain_share(vres, "form_oracle")
 
 
+def form_router_share(vres: Mapping[str, Any]) -> float | None:
+    """Share of the oracle's gain over fixed that the answer-form router (routing each test
+    item by the form of its answers alone) gets; ``None`` without a ``form_router`` block.
+
+    >>> form_router_share({"fixed": {"steerability": 0.1}, "oracle": {"steerability": 0.3},
+    ...                    "form_router": {"steerability": 0.27}})
+    0.85
+    """
+    return _gain_share(vres, "form_router")
+
+
 def letter_artifact(vres: Mapping[str, Any]) -> tuple[float | None, str]:
     """``(share, basis)``: :func:`letter_gain_share` on the single-order diagnostic of a
     mirrored variant (each letter order scored on its own, where a letter-dependent best layer
@@ -182,8 +199,8 @@ def _readout_phrase(results: Mapping[str, Any]) -> str:
 
 def artifact_warnings(results: Mapping[str, Any], name: str, variant: str,
                       vres: Mapping[str, Any]) -> list[str]:
-    """The letter- and answer-form-artifact warnings of one variant block (empty when neither
-    oracle reaches its threshold, or is not applicable).
+    """The letter- and answer-form-artifact warnings of one variant block, and the answer-form
+    router's (empty when none reaches its threshold, or is not applicable).
 
     >>> v = {"fixed": {"steerability": 0.0}, "oracle": {"steerability": 0.2},
     ...      "letter_oracle": None, "form_oracle": {"steerability": 0.2}}
@@ -212,4 +229,15 @@ def artifact_warnings(results: Mapping[str, Any], name: str, variant: str,
             f"({_signed(_gain(vres, 'form_oracle'))} of {_signed(_gain(vres, 'oracle'))}), so "
             "the per-input variation is about the answers' form under the "
             f"{_readout_phrase(results)}, not where the behaviour is encoded.")
+    share = form_router_share(vres)
+    groups = form_groups_text(vres.get("form_router"))
+    if share is not None and share >= FORM_ROUTER_THRESHOLD:
+        out.append(
+            f"Answer-form router artifact suspected ({name}, variant '{variant}'): the "
+            "answer-form router (it routes each item by the form of its answers alone"
+            f"{'' if groups == '–' else ': ' + groups}) gets {share:.0%} of the "
+            "oracle's gain over the fixed layer "
+            f"({_signed(_gain(vres, 'form_router'))} of {_signed(_gain(vres, 'oracle'))}), so "
+            "the per-input layer choice a router can exploit is about the answers' form under "
+            f"the {_readout_phrase(results)}, not where the behaviour is encoded.")
     return out

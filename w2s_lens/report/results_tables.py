@@ -32,7 +32,7 @@ from w2s_lens.report.readings import (
     router_verdict,
 )
 
-__all__ = ["results_section"]
+__all__ = ["FORM_ROUTER", "results_section"]
 
 _TEST, _MDE, _MAJORITY = "test of W2S > fixed", "minimal detectable difference", "majority layer"
 
@@ -48,6 +48,8 @@ def _variant_blocks(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[
 def _routers(results: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
     for _, _, vres in _variant_blocks(results):
         yield from ((vres.get("w2s") or {}).values())
+        if isinstance(vres.get("form_router"), Mapping):
+            yield vres["form_router"]
 
 
 def _table(doc: Doc, header: Sequence[str], rows: Sequence[Mapping[str, Any]],
@@ -73,11 +75,16 @@ def _form_text(fo: Mapping[str, Any] | None, n: Any, seed: Any) -> str:
     return text if groups == "–" else f"{text} {groups}"
 
 
-def _diff_cells(w: Mapping[str, Any], n: Any, seed: Any) -> dict[str, Any]:
+#: The row name of the answer-form router (cloze runs), and its side in the test's text.
+FORM_ROUTER = "answer-form router"
+
+
+def _diff_cells(w: Mapping[str, Any], n: Any, seed: Any,
+                names: tuple[str, str] = ("W2S", "fixed")) -> dict[str, Any]:
     """W2S − fixed, its test, its minimal detectable difference and the verdict."""
     return {"W2S − fixed": fmt_interval(w.get("diff_vs_fixed"), w.get("diff_vs_fixed_ci"), n,
                                         seed),
-            _TEST: diff_test_text(w), _MDE: mde_reading(w),
+            _TEST: diff_test_text(w, names), _MDE: mde_reading(w),
             "verdict": _verdict_cell(router_verdict(w) if w else "no router results")}
 
 
@@ -111,6 +118,9 @@ def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
     oracles = ("; the letter oracle picks one layer per matching letter" if has["letter oracle"]
                else "") + ("; the answer-form oracle one layer per group of the answers' form"
                            if has["answer-form oracle"] else "")
+    form_note = (f" A row \"{FORM_ROUTER}\" puts in the W2S column a router that sees only the "
+                 "form of the answers, tested against the fixed layer as W2S is."
+                 if any(isinstance(v.get("form_router"), Mapping) for _, _, v in blocks) else "")
     rule = ("Verdict: from the one-sided paired sign-flip test of W2S > fixed (its p-values, "
             "name and number of informative items, those where W2S and fixed differ, beside "
             "the interval; \"too few informative items\" where no verdict is possible), with "
@@ -121,7 +131,7 @@ def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
           f"with 95% bootstrap intervals, each followed by the number of test items it is "
           f"computed on and the split seed. W2S is the primary router ({primary}); the oracle "
           f"picks each item's own best test layer{oracles} (upper bounds chosen on the test "
-          f"items). {rule}.")
+          f"items). {rule}.{form_note}")
     rows, frac_rows, warnings, w2s_head = [], [], [], f"W2S ({primary})"
     for variant, method, vres in blocks:
         n, name = vres.get("n"), plots_results.method_label(method)
@@ -135,6 +145,14 @@ def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
                      "letter oracle": _letter_text(vres.get("letter_oracle"), n, seed),
                      "answer-form oracle": _form_text(vres.get("form_oracle"), n, seed),
                      **_diff_cells(w, n, seed)})
+        fr = vres.get("form_router")
+        if isinstance(fr, Mapping):
+            rows.append({"variant": variant, "method": f"{name} · {FORM_ROUTER}",
+                         "fixed layer": vres.get("fixed_layer", "–"),
+                         **{k: fmt_interval(x.get("steerability"), x.get("steerability_ci"), n,
+                                            seed)
+                            for k, x in (("fixed", fixed), (w2s_head, fr), ("oracle", oracle))},
+                         **_diff_cells(fr, n, seed, (FORM_ROUTER, "fixed"))})
         frac_rows.append({"variant": variant, "method": name, **{
             k: fmt_interval(x.get("steerable_fraction"), x.get("steerable_fraction_ci"), n,
                             seed, pct=True) for k, x in (("fixed", fixed), ("W2S", w),
@@ -247,6 +265,15 @@ def _details(doc: Doc, results: Mapping[str, Any], method: str, block: Mapping[s
                 "accuracy": _pct(r.get("accuracy")), "top-3 accuracy": _pct(r.get("top3_accuracy")),
                 _MAJORITY: _pct(r.get("majority_accuracy")), **_diff_cells(r, n, seed),
                 "verdict": router_verdict(r)})
+        fr = vres.get("form_router")
+        if isinstance(fr, Mapping):
+            router_rows.append({
+                "variant": variant, "router": FORM_ROUTER,
+                "W2S": fmt_interval(fr.get("steerability"), fr.get("steerability_ci"), n, seed),
+                "accuracy": _pct(fr.get("accuracy")),
+                "top-3 accuracy": _pct(fr.get("top3_accuracy")),
+                _MAJORITY: _pct(fr.get("majority_accuracy")),
+                **_diff_cells(fr, n, seed, (FORM_ROUTER, "fixed")), "verdict": router_verdict(fr)})
         for letter, b in (vres.get("by_letter") or {}).items():
             b = b or {}
             w = (b.get("w2s") or {}).get(primary) or {}

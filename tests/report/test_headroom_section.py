@@ -1,0 +1,213 @@
+"""The "Is there anything to learn?" section (w2s_lens.report.headroom_section) on results dicts
+whose headroom blocks come from the real diagnostics (w2s_lens.evaluation.headroom) and whose
+base variant comes from evaluate_variant, on small steerability matrices; and results without
+headroom blocks, which get no section."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+
+import numpy as np
+import pytest
+
+from w2s_lens.evaluation.headroom import (
+    CASE_LEARNABLE,
+    CASE_NOTHING,
+    CASE_STABLE,
+    KAPPA_STABLE,
+    cross_validated_oracle,
+    learning_curve,
+    retest_agreement,
+)
+from w2s_lens.evaluation.metrics import evaluate_variant
+from w2s_lens.report.formatting import Doc, fmt_interval
+from w2s_lens.report.headroom_section import (
+    HEADROOM_RULE,
+    case_reading,
+    has_headroom,
+    headroom_rule,
+    headroom_section,
+)
+from w2s_lens.routing.labels import best_layers
+from w2s_lens.routing.routers import make_router
+
+LAYERS = [2, 4, 6]
+N = 24
+
+
+def _sweep(rng: np.random.Generator, stable: bool) -> np.ndarray:
+    """``[N, 3]`` slopes: item i's own layer is i mod 3 (``stable``) or every layer is alike."""
+    base = np.eye(3)[np.arange(N) % 3] + 0.5 if stable else np.ones((N, 3))
+    return base + 0.1 * rng.normal(size=base.shape)
+
+
+def _results(stable: bool, informative: bool, seed: int = 0) -> dict:
+    """A results dict of one method: the base variant and its headroom block, measured."""
+    rng = np.random.default_rng(seed)
+    train, s1, s2 = (_sweep(rng, stable) for _ in range(3))
+    test = 0.5 * (s1 + s2)
+    if informative:  # the embedding names the item's own layer
+        x_train, x_test = np.eye(3)[best_layers(train)], np.eye(3)[best_layers(test)]
+    else:
+        x_train, x_test = rng.normal(size=(N, 4)), rng.normal(size=(N, 4))
+    chosen = make_router("logreg").fit(x_train, train).predict(x_test)
+    vres = evaluate_variant(test, None, int(np.argmax(train.mean(axis=0))), {"logreg": chosen},
+                            layers=LAYERS, n_boot=200, train_best_idx=best_layers(train))
+    headroom = {
+        "retest": {**retest_agreement(s1, s2), "layers": LAYERS, "n_items": N,
+                   "half_sizes": [12, 12]},
+        "xv": cross_validated_oracle(s1, s2, n_boot=200),
+        "learning_curve": {"rows": learning_curve(train, x_train, test, x_test, ["logreg", "knn"],
+                                                  sizes=[6, 12, N], repeats=2, n_boot=200),
+                           "note": "routers refitted on nested subsets"},
+    }
+    return {"split_seed": 0, "primary_router": "logreg", "layers": LAYERS,
+            "methods": {"caa": {"variants": {"base": vres}, "headroom": headroom}}}
+
+
+@pytest.fixture(scope="module")
+def learnable() -> dict:
+    return _results(stable=True, informative=True)
+
+
+@pytest.fixture(scope="module")
+def unpredictable() -> dict:
+    return _results(stable=True, informative=False)
+
+
+@pytest.fixture(scope="module")
+def flat() -> dict:
+    return _results(stable=False, informative=False)
+
+
+def _page(results: dict) -> tuple[str, Doc]:
+    doc = Doc()
+    headroom_section(doc, results)
+    return "\n".join(doc.parts), doc
+
+
+def _reading(page: str) -> str:
+    return html.unescape(re.search(r'<p class="readout"><b>Reading: (.*?)</p>', page).group(1))
+
+
+def test_the_three_cases_are_read_from_measured_blocks(learnable, unpredictable, flat) -> None:
+    for results, case in ((learnable, CASE_LEARNABLE), (unpredictable, CASE_STABLE),
+                          (flat, CASE_NOTHING)):
+        page, _ = _page(results)
+        assert _reading(page).startswith(f"{case}.</b> ")
+    nothing = _reading(_page(flat)[0])
+    xv = flat["methods"]["caa"]["headroom"]["xv"]
+    assert "is a maximum over noise" in nothing
+    assert f"No per-input gain larger than {xv['mde']:+.3f} is likely" in nothing
+    assert "the per-input layer is real" in _reading(_page(unpredictable)[0])
+
+
+def test_the_rule_and_the_retest_numbers_are_shown(unpredictable) -> None:
+    page, doc = _page(unpredictable)
+    assert page.startswith('<h2 id="headroom">Is there anything to learn?</h2>')
+    rule = headroom_rule()
+    assert [x.split(":")[0] for x in rule[:3]] == [CASE_LEARNABLE, CASE_STABLE, CASE_NOTHING]
+    assert len(rule) == 4 and rule[3].startswith("otherwise undetermined")
+    assert f"κ below {KAPPA_STABLE:g}" in rule[2]
+    for line in rule:
+        assert "``" not in line and "**" not in line and ":data:" not in line
+        assert f"<li>{html.escape(line)}</li>" in page
+    retest = unpredictable["methods"]["caa"]["headroom"]["retest"]
+    assert retest["kappa"] > 0.5  # the halves see the same own layers
+    row = re.search(r"<h4>Retest.*?<tbody><tr>(.*?)</tr>", page, re.S).group(1)
+    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    assert cells == [str(N), "12 + 12", f"{retest['agreement']:.1%}", f"{retest['chance']:.1%}",
+                     f"{retest['kappa']:.3f}", f"{retest['within_one']:.1%}",
+                     f"{retest['rank_correlation']:.3f}"]
+    assert doc.n_figures == 3  # retest matrix, layer choices, learning curve
+    assert '"x":["2","4","6"],"y":["2","4","6"]' in page  # axes are layer numbers
+    assert '"z":' + str(retest["matrix"]).replace(" ", "") in page
+
+
+def test_the_cross_validated_oracle_beside_fixed_w2s_and_the_in_sample_oracle(
+        unpredictable) -> None:
+    page, _ = _page(unpredictable)
+    block = unpredictable["methods"]["caa"]
+    vres, xv = block["variants"]["base"], block["headroom"]["xv"]
+    part = html.unescape(page[page.index("<h4>Cross-validated"):page.index("<h4>Learning")])
+    for label, x in ((f"fixed layer {vres['fixed_layer']}", vres["fixed"]),
+                     ("W2S", vres["w2s"]["logreg"]), ("in-sample oracle", vres["oracle"])):
+        assert (f"<td class=\"l\">{label}</td><td>"
+                f"{fmt_interval(x['steerability'], x['steerability_ci'], N, 0)}</td>") in part
+    assert f"{fmt_interval(xv['xv_oracle'], None, N, 0)}</td>" in part
+    assert xv["verdict"] == ("the cross-validated oracle beats the cross-validated fixed layer "
+                             "beyond the noise")
+    assert f'<span class="v-better">{xv["verdict"]}</span>' in part
+    assert f"MDE {xv['mde']:+.3f} (80% power)" in part
+    assert "for xv oracle > xv fixed" in part
+    gain = vres["oracle"]["steerability"] - vres["fixed"]["steerability"]
+    assert f"the cross-validated oracle keeps {xv['diff'] / gain:.0%}" in part
+
+
+def test_the_learning_curve_table_has_a_row_per_size_and_router(learnable) -> None:
+    page, _ = _page(learnable)
+    rows = learnable["methods"]["caa"]["headroom"]["learning_curve"]["rows"]
+    part = page[page.index("<h4>Learning curve"):]
+    assert "<p>Learning curve: routers refitted on nested subsets.</p>" in part
+    body = re.findall(r"<tr>(.*?)</tr>", part[part.index("<tbody>"):])
+    assert len(body) == len(rows) == 6
+    for tr, r in zip(body, rows):
+        cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+        assert cells[:6] == [str(r["n_train"]), r["router"], str(r["repeats"]),
+                             f"{r['accuracy']:.1%}", f"{r['majority_accuracy']:.1%}",
+                             fmt_interval(r["diff"], r["ci"], N, 0)]
+    last = [r for r in rows if r["n_train"] == N and r["router"] == "logreg"][0]
+    assert last["accuracy"] == 1.0 and last["verdict"] == "W2S beats fixed beyond the noise"
+    assert '"name":"logreg accuracy"' in part and '"name":"majority layer"' in part
+
+
+def test_results_without_headroom_get_no_section(learnable) -> None:
+    older = copy.deepcopy(learnable)
+    del older["methods"]["caa"]["headroom"]
+    assert not has_headroom(older)
+    page, doc = _page(older)
+    assert page == "" and doc.n_figures == 0
+
+
+def test_missing_and_skipped_pieces_are_marked_not_measured(learnable) -> None:
+    res = copy.deepcopy(learnable)
+    res["methods"]["l2s"] = {"variants": res["methods"]["caa"]["variants"]}
+    hr = res["methods"]["caa"]["headroom"]
+    hr["retest"] = {"skipped": "vectors given with --vectors"}
+    hr["learning_curve"] = {"rows": []}
+    page, doc = _page(res)
+    assert "L2S: not measured (results.json has no headroom block for it)." in page
+    assert "CAA: retest not measured (vectors given with --vectors)." in page
+    assert "CAA: learning curve not measured." in page
+    assert doc.n_figures == 1  # the layer choices only
+    hr["xv"] = {"skipped": "vectors given with --vectors"}
+    page, doc = _page(res)
+    assert "CAA: cross-validated oracle not measured (vectors given with --vectors)." in page
+    assert doc.n_figures == 0
+    # the W2S verdict of the table beats the fixed layer: learnable, whatever the retest says
+    assert _reading(page).startswith(f"{CASE_LEARNABLE}.</b> ")
+    hr.clear()
+    hr["skipped"] = "--no-retest"
+    assert "CAA: not measured (--no-retest)." in _page(res)[0]
+
+
+def test_case_reading_without_a_w2s_block_reads_the_last_learning_curve_row(learnable) -> None:
+    hr = learnable["methods"]["caa"]["headroom"]
+    case, text = case_reading(hr, n=N)
+    last = hr["learning_curve"]["rows"][-2]  # size 24, logreg (the first router)
+    assert (last["n_train"], last["router"]) == (N, "logreg")
+    assert case == CASE_LEARNABLE
+    assert f"at {N} training items (logreg) W2S − fixed " in text
+    assert fmt_interval(last["diff"], last["ci"], N, unit=" test items") in text
+
+
+def test_the_rule_falls_back_to_the_report_s_words(monkeypatch) -> None:
+    from w2s_lens.report import headroom_section as section
+
+    def undocumented(headroom, w2s_block=None):
+        return CASE_NOTHING
+
+    monkeypatch.setattr(section, "headroom_case", undocumented)
+    assert headroom_rule() == list(HEADROOM_RULE)
