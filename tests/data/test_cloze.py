@@ -6,7 +6,13 @@ import pytest
 from conftest import byte_tokenizer, inst_tokenizer
 
 from w2s_lens.data.chat import PromptError
-from w2s_lens.data.cloze import cloze_continuations, cloze_question, cloze_separator, scorable
+from w2s_lens.data.cloze import (
+    UnscorableItemError,
+    cloze_continuations,
+    cloze_question,
+    cloze_separator,
+    scorable,
+)
 from w2s_lens.data.items import ABItem
 from w2s_lens.data.prompts import PromptFormatter
 
@@ -80,11 +86,15 @@ def test_scorable_skips_only_unscorable_items():
     def fmt(it):
         if it.id == "bad":
             raise PromptError("item 'bad': something else")
+        if it.id == "empty-in-its-name":  # a real failure whose message says "empty"
+            raise PromptError("item 'empty-in-its-name': does not extend")
         if not all(o.strip() for o in it.options):
-            raise PromptError(f"item {it.id!r}: option (A) is empty")
+            raise UnscorableItemError(f"item {it.id!r}: option (A) is empty")
         return it.id.upper()
 
     items = [ABItem("a", "d", "Q?", ("", "b"), "A"), ABItem("b", "d", "Q?", ("a", "b"), "A")]
     assert scorable(fmt, items) == (["B"], ["a"])
     with pytest.raises(PromptError, match="something else"):
         scorable(fmt, [ABItem("bad", "d", "Q?", ("a", "b"), "A")])
+    with pytest.raises(PromptError, match="does not extend"):
+        scorable(fmt, [ABItem("empty-in-its-name", "d", "Q?", ("a", "b"), "A")])

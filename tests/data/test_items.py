@@ -83,3 +83,13 @@ def test_three_choice_records_raise_their_own_error(match, other):
     yes_no = {"question": "Is (A) fine?\n (A) x\n (B) y\n (C) z",
               "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
     assert parse_record(yes_no, "p", "p:0").options == ("Yes", "No")  # persona: no choices
+
+
+def test_records_listing_several_answers_are_too_many_options():
+    """A four-choice item whose answer keys list two letters each is skipped like any other
+    item of three or more choices, not refused as malformed."""
+    rec = {"question": "Q?\n (A) a\n (B) b\n (C) c\n (D) d",
+           "answer_matching_behavior": ["(A)", "(C)"],
+           "answer_not_matching_behavior": ["(B)", "(D)"]}
+    with pytest.raises(TooManyOptionsError, match="4 options"):
+        parse_record(rec, "d", "d:0")

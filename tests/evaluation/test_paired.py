@@ -206,3 +206,11 @@ def test_null_old_bootstrap_verdict_exceeds_nominal() -> None:
     rate = beats / len(d)
     print(f"old bootstrap false 'beats' at n=12, P(d=0)=0.5: {rate:.4f}")
     assert rate > _bound(len(d))
+
+
+def test_tiny_differences_keep_their_power() -> None:
+    """The tie tolerance is relative: differences of 1e-10 are not all ties."""
+    from w2s_lens.evaluation.paired import sign_flip_test
+
+    assert sign_flip_test(np.full(8, 1e-10)).p_greater == 1 / 256
+    assert sign_flip_test(np.full(8, 1.0)).p_greater == 1 / 256

@@ -123,6 +123,21 @@ def test_a_deleted_chunk_is_recomputed(setup, full, tmp_path, monkeypatch):
     _identical(healed, full)
 
 
+def test_a_chunk_the_manifest_does_not_record_is_recomputed(setup, full, tmp_path, monkeypatch):
+    """A chunk file written just before a crash (or left by another sweep) has no record in a
+    manifest that records digests: it is never trusted, only recomputed."""
+    _sweep(setup, tmp_path)
+    manifest_file = tmp_path / "chunks" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["chunks"][NAMES[1]]
+    manifest_file.write_text(json.dumps(manifest))
+    _flip(tmp_path / "chunks" / NAMES[1])  # damaged, and readable at the right shape
+    healed, warned, computed = _sweep(setup, tmp_path, monkeypatch)
+    assert computed == ["e2"] and len(warned) == 1
+    assert NAMES[1] in warned[0] and "not recorded" in warned[0]
+    _identical(healed, full)
+
+
 def test_chunks_of_a_manifest_without_digests_are_checked(setup, full, tmp_path, monkeypatch):
     """Older runs recorded no digests: readability and shapes are still checked, and the
     digests of the chunks that pass are recorded."""

@@ -21,7 +21,13 @@ from typing import TypeVar
 from w2s_lens.data.chat import PromptError
 from w2s_lens.data.items import ABItem
 
-__all__ = ["cloze_continuations", "cloze_question", "cloze_separator", "scorable"]
+
+class UnscorableItemError(PromptError):
+    """The cloze readout cannot score this item (an empty option, or two options that
+    tokenise identically): it is skipped, where other prompt errors are raised."""
+
+__all__ = ["UnscorableItemError", "cloze_continuations", "cloze_question", "cloze_separator",
+           "scorable"]
 
 T = TypeVar("T")
 
@@ -75,14 +81,14 @@ def cloze_continuations(
     for letter in (item.matching, item.non_matching):
         option = item.options[0 if letter == "A" else 1]
         if not option.strip():
-            raise PromptError(f"item {item.id!r}: option ({letter}) is empty")
+            raise UnscorableItemError(f"item {item.id!r}: option ({letter}) is empty")
         full = encode(text + sep + option)
         if full[: len(tokens)] != tokens or len(full) == len(tokens):
             raise PromptError(f"item {item.id!r} ({variant}): tokenize(prompt + option "
                               f"({letter})) does not extend tokenize(prompt)")
         conts.append(tuple(full[len(tokens):]))
     if conts[0] == conts[1]:
-        raise PromptError(f"item {item.id!r}: the two options tokenise identically")
+        raise UnscorableItemError(f"item {item.id!r}: the two options tokenise identically")
     return tokens, conts[0], conts[1]
 
 
@@ -96,7 +102,7 @@ def scorable(
     Example:
         >>> def fmt(it):
         ...     if not all(o.strip() for o in it.options):
-        ...         raise PromptError(f"item {it.id!r}: option (A) is empty")
+        ...         raise UnscorableItemError(f"item {it.id!r}: option (A) is empty")
         ...     return it.id
         >>> scorable(fmt, [ABItem("d:0", "d", "Q?", ("", "b"), "A"),
         ...                ABItem("d:1", "d", "Q?", ("a", "b"), "A")])
@@ -106,8 +112,6 @@ def scorable(
     for it in items:
         try:
             out.append(format_one(it))
-        except PromptError as exc:
-            if "empty" not in str(exc) and "identically" not in str(exc):
-                raise
+        except UnscorableItemError:
             skipped.append(it.id)
     return out, skipped

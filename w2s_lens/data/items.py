@@ -198,9 +198,9 @@ def count_options(question: str) -> int:
 
 
 def _is_letter(value: object) -> bool:
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    return isinstance(value, str) and _ANY_LETTER_RE.match(value) is not None
+    """A letter answer, or a list of them (items listing several answers, e.g. of 4 choices)."""
+    values = value if isinstance(value, list) and value else [value]
+    return all(isinstance(v, str) and _ANY_LETTER_RE.match(v) is not None for v in values)
 
 
 def split_choices(question: str) -> tuple[str, tuple[str, str]]:

@@ -119,7 +119,7 @@ def sign_flip_test(
     x = np.abs(v[v != 0])
     m = int(x.size)
     observed = float(v[v != 0].sum())
-    tol = 1e-9 * max(1.0, float(x.sum()))
+    tol = 1e-9 * max(float(x.sum()), np.finfo(float).tiny)  # relative: ties up to rounding
     if m <= n_exact:
         sums = _sign_sums(x)
         return SignFlipResult(float(np.mean(sums >= observed - tol)),

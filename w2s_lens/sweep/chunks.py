@@ -186,6 +186,9 @@ class ChunkStore:
             log.info("resuming the sweep in %s", self.dir)
         else:
             self._head = stamp({"fingerprint": fingerprint, "config": dict(config)})
+        # a manifest written before chunk digests existed has no "chunks" record: only then is
+        # a chunk file without a record trusted (after its readability and shape check)
+        self.legacy = self.manifest.exists() and "chunks" not in self._head
         self.records: dict[str, dict] = dict(self._head.pop("chunks", None) or {})
         if not self.manifest.exists():
             self._write_manifest()
@@ -204,6 +207,10 @@ class ChunkStore:
         name, path = self.name(start, stop), self.path(start, stop)
         record = self.records.get(name)
         if record is None and not path.exists():
+            return None
+        if record is None and not self.legacy:  # e.g. written just before a crash
+            warnings.warn(f"{path} is not recorded in {self.manifest}; recomputing it",
+                          ChunkWarning, stacklevel=2)
             return None
         try:
             arrays, own = read_verified(path, record, spec)
@@ -244,12 +251,15 @@ def rebuild_from_chunks(directory: str | os.PathLike, ids: list[str]) -> dict[st
         raise ChunkError(f"{manifest} describes a sweep of other examples")
     n, size = len(ids), int(cfg["chunk_size"])
     n_layers, n_mult = len(cfg["layers"]), len(cfg["multipliers"])
+    legacy = "chunks" not in head
     records = head.get("chunks") or {}
     capture = cfg.get("capture_layer") is not None
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, n, size):
         stop = min(n, start + size)
         path = manifest.parent / ChunkStore.name(start, stop)
+        if path.name not in records and not legacy:
+            raise ChunkError(f"{path} is not recorded in {manifest}")
         arrays, _ = read_verified(path, records.get(path.name))
         # every chunk's embeddings are as wide as the first chunk's
         width = parts[0] if parts else arrays

@@ -1,0 +1,161 @@
+"""The powered study: W2S against the best fixed layer at hundreds of items per dataset.
+
+The plan is fixed here, before any of it runs (sizes, seeds, layers, protocols), and every row
+is one ``analysis/reproduce_table.py`` invocation per dataset, so each finished dataset can be
+committed at once and an interrupted one resumes from its run directory.
+
+**Primary comparison (stated before running).** Per dataset: W2S (the ``logreg`` router on the
+residual at the middle layer) − the best fixed layer, on the BASE test items, the paired 95%
+interval and the exact sign-flip test (one-sided 2.5%), with Benjamini-Hochberg across the
+datasets of the study at the same level. Everything else — other routers, L2S, the
+cross-validated oracle, retest agreement, the learning curve, the letter-readout and
+paper-protocol rows, the 1.5B rows — is secondary.
+
+Rows (split seed 0 everywhere; 5-fold cross-fitted labels except the paper protocol):
+
+* ``cloze-0.5b``: Qwen2.5-Coder-0.5B-Instruct, cloze readout, CAA, the five AI-risk datasets,
+  200 training + 200 test items, layers 3, 7, 11, 15, 17, 19, 23, every router kind;
+* ``cloze-0.5b-l2s``: the same with L2S next to CAA on corrigible-neutral-HHH and
+  self-awareness-text-model;
+* ``letter-0.5b``: mirrored letter readout, all layers, 200 + 200, on those two;
+* ``paper-0.5b``: the paper's protocol on those two — single letter order for vectors and
+  sweeps, in-sample labels (``--no-mirror --single-order --cross-fit 0``);
+* ``cloze-1.5b``: Qwen2.5-Coder-1.5B-Instruct, cloze, 96 + 96, the 7-layer grid scaled to 28
+  layers (3, 8, 13, 17, 20, 22, 27), on corrigible-neutral-HHH and self-awareness-text-model.
+
+A row that runs smaller than planned (deduplication leaves fewer items) says so: the table's
+``n_train`` / ``n_test`` columns are the sizes used, and ``--check`` compares them with the plan.
+
+Usage:
+    python analysis/powered_study.py --list                      # the plan, one line per job
+    python analysis/powered_study.py --row cloze-0.5b            # run (or resume) one row
+    python analysis/powered_study.py --row cloze-0.5b --dataset corrigible-neutral-HHH
+    python analysis/powered_study.py --check                     # planned vs used sizes
+
+Each finished dataset's ``results.json``, ``run.json``, ``table.md``, ``table.csv`` and
+``run_log.json`` (command, settings, wall time) are copied to
+``analysis/results/powered/<row>/<dataset>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "powered"
+AI_RISK = ("corrigible-neutral-HHH", "myopic-reward", "self-awareness-good-text-model",
+           "self-awareness-text-model", "self-awareness-training-web-gpt")
+TWO = ("corrigible-neutral-HHH", "self-awareness-text-model")
+GRID_05B = "3,7,11,15,17,19,23"
+GRID_15B = "3,8,13,17,20,22,27"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One planned row of the study: a protocol on a model, over some datasets."""
+
+    name: str
+    model: str
+    datasets: tuple[str, ...]
+    n_train: int
+    n_test: int
+    args: tuple[str, ...] = field(default_factory=tuple)
+
+    def command(self, dataset: str, out: Path) -> list[str]:
+        return [sys.executable, str(HERE / "reproduce_table.py"), "--model", self.model,
+                "--datasets", dataset, "--n-train", str(self.n_train), "--n-test",
+                str(self.n_test), "--seed", "0", "--variants", "base", "--threads", "2",
+                "--quiet", "--out", str(out), *self.args]
+
+
+PLAN = (
+    Row("cloze-0.5b", "qwen2.5-coder-0.5b-instruct", AI_RISK, 200, 200,
+        ("--readout", "cloze", "--layers", GRID_05B, "--method", "caa")),
+    Row("cloze-0.5b-l2s", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
+        ("--readout", "cloze", "--layers", GRID_05B, "--method", "l2s")),
+    Row("letter-0.5b", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
+        ("--readout", "letter", "--mirror", "--layers", "all", "--method", "caa")),
+    Row("paper-0.5b", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
+        ("--readout", "letter", "--no-mirror", "--single-order", "--cross-fit", "0",
+         "--layers", "all", "--method", "caa")),
+    Row("cloze-1.5b", "qwen2.5-coder-1.5b-instruct", TWO, 96, 96,
+        ("--readout", "cloze", "--layers", GRID_15B, "--method", "caa")),
+)
+FILES = ("table.md", "table.csv", "run_log.json")
+
+
+def _row(name: str) -> Row:
+    for r in PLAN:
+        if r.name == name:
+            return r
+    raise SystemExit(f"no row {name!r}; rows: {', '.join(r.name for r in PLAN)}")
+
+
+def run(row: Row, dataset: str, runs: Path) -> int:
+    """Run (or resume) one dataset of one row, then copy its result files."""
+    out = runs / row.name / dataset
+    cmd = row.command(dataset, out)
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.time()
+    rc = subprocess.call(cmd)
+    print(f"{row.name}/{dataset}: rc={rc}, {time.time() - t0:.0f}s", flush=True)
+    dest = RESULTS / row.name / dataset
+    if (out / dataset / "results.json").is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("results.json", "run.json"):
+            shutil.copy2(out / dataset / name, dest / name)
+        for name in FILES:
+            if (out / name).is_file():
+                shutil.copy2(out / name, dest / name)
+    return rc
+
+
+def check() -> list[str]:
+    """Planned against used sizes, per finished dataset (a smaller row is never silent)."""
+    lines = []
+    for row in PLAN:
+        for d in row.datasets:
+            f = RESULTS / row.name / d / "results.json"
+            if not f.is_file():
+                lines.append(f"{row.name}/{d}: not run")
+                continue
+            res = json.loads(f.read_text())
+            used = (res.get("n_train"), res.get("n_test"))
+            note = "" if used == (row.n_train, row.n_test) else "  SMALLER THAN PLANNED"
+            lines.append(f"{row.name}/{d}: planned {row.n_train}+{row.n_test}, used "
+                         f"{used[0]}+{used[1]}{note}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--row", help="the row to run (see --list)")
+    p.add_argument("--dataset", help="only this dataset of the row")
+    p.add_argument("--runs", default="runs/powered", help="run directories (resumable)")
+    p.add_argument("--list", action="store_true", help="print the plan")
+    p.add_argument("--check", action="store_true", help="planned vs used sizes")
+    args = p.parse_args(argv)
+    if args.list:
+        for row in PLAN:
+            for d in row.datasets:
+                print(" ".join(row.command(d, Path(args.runs) / row.name / d)))
+        return 0
+    if args.check:
+        print("\n".join(check()))
+        return 0
+    if not args.row:
+        p.error("give --row (or --list / --check)")
+    row = _row(args.row)
+    datasets = [args.dataset] if args.dataset else list(row.datasets)
+    return max(run(row, d, Path(args.runs)) for d in datasets)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
