@@ -12,7 +12,11 @@ answer-form oracle (cloze rows), W2S − fixed with its interval, the paired sig
 one-sided p-value, name, minimal detectable difference and informative items, the verdict,
 router and majority-layer accuracy, sizes; then means over datasets with "W2S beats fixed
 beyond the noise (sign-flip, one-sided 2.5%): k of N", the count after Benjamini-Hochberg at
-2.5% and the datasets with too few informative items) and ``OUT/run_log.json`` (command line,
+2.5% and the datasets with too few informative items; last, "Is there anything to learn?" per
+dataset and method on the base test items: retest agreement and κ of vectors from two halves of
+the training items, the cross-validated oracle − fixed with its interval and p, W2S − fixed at
+the full training size with its MDE, the answer-form router − fixed on cloze runs, and the case
+the diagnostics point to) and ``OUT/run_log.json`` (command line,
 settings, sizes, seeds, per-dataset status and wall time, total wall time, library versions;
 one entry per invocation, so a resumed run keeps the log of the earlier ones). Results
 written before the sign-flip test are tabulated with the test "bootstrap CI (older)".
@@ -70,6 +74,10 @@ def _layers(text: str) -> tuple[int, ...] | None:
     return None if text == "all" else tuple(sorted({int(x) for x in _names(text)}))
 
 
+def _cap(text: str) -> int | None:
+    return None if text == "all" else int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -100,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positions", choices=POSITIONS, default="from_last",
                    help="steer from the last prompt token on, or at every token")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--retest", action=argparse.BooleanOptionalAction, default=True,
+                   help="headroom retest: two more sweeps of the base test items with vectors "
+                        "from two halves of the training items (default: on)")
+    p.add_argument("--retest-items", type=_cap, default=64,
+                   help="cap on the base test items the retest sweeps, or 'all'; it costs two "
+                        "extra test sweeps of this many items (default: %(default)s)")
     p.add_argument("--max-rows", type=int, default=None,
                    help="fast engine: batch the steered rows of several inputs (e.g. 1024 on "
                         "a GPU)")
@@ -133,7 +147,8 @@ def config_from_args(args: argparse.Namespace):
                       n_test=args.n_test, seed=args.seed, layers=args.layers,
                       readout=args.readout, mirror=args.mirror, length_norm=args.length_norm,
                       method=args.method, scale=args.scale, positions=args.positions,
-                      n_boot=args.n_boot, max_rows=args.max_rows)
+                      n_boot=args.n_boot, max_rows=args.max_rows, retest=args.retest,
+                      retest_max_items=args.retest_items)
 
 
 def main(argv: list[str] | None = None) -> int:

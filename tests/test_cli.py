@@ -26,7 +26,12 @@ def test_parser_reads_lists_and_maps_every_option_onto_the_config():
     assert cfg.readout == "cloze" and cfg.mirror is False and cfg.method == "both"
     assert cfg.routers == ("mlp", "logreg") and cfg.primary_router == "mlp"
     assert cfg.cross_fit == 0 and cfg.l2s.hidden == 32 and cfg.max_rows == 64
-    assert cfg.dtype == "bfloat16"
+    assert cfg.dtype == "bfloat16" and cfg.retest is True and cfg.retest_max_items == 64
+    off = config_from_args(build_parser().parse_args(
+        ["evaluate", "--out", "o", "--no-retest", "--retest-items", "all"]))
+    assert off.retest is False and off.retest_max_items is None
+    assert config_from_args(build_parser().parse_args(
+        ["evaluate", "--out", "o", "--retest-items", "8"])).retest_max_items == 8
     defaults = config_from_args(build_parser().parse_args(["evaluate", "--out", "o"]))
     assert defaults == EvalConfig(model=defaults.model)  # CLI defaults are the library's
     with pytest.raises(SystemExit):
@@ -81,6 +86,7 @@ def test_evaluate_equals_the_library_call(tmp_path, capsys):
     assert main(["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^w2s_over_fixed=\S+$", out.strip().splitlines()[-1])
+    assert "Is there anything to learn? (caa, base test items)" in out and "reading: " in out
     cfg = config_from_args(build_parser().parse_args(
         ["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "b")]))
     lib = run_evaluation(cfg, tmp_path / "b", progress=False)

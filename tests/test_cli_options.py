@@ -12,6 +12,7 @@ from w2s_lens.cli_options import (
     add_data,
     add_eval,
     add_model,
+    cap,
     floats,
     layers,
     names,
@@ -28,6 +29,10 @@ def test_value_parsers():
         layers("x")
     with pytest.raises(argparse.ArgumentTypeError, match="non-negative"):
         layers("-1,2")
+    assert cap("12") == 12 and cap("all") is None
+    for bad in ("0", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive count or 'all'"):
+            cap(bad)
 
 
 def test_option_groups_parse_to_their_defaults():
@@ -40,6 +45,10 @@ def test_option_groups_parse_to_their_defaults():
     assert args.multipliers == list(DEFAULT_MULTIPLIERS) and args.routers == list(ROUTER_KINDS)
     assert args.layers is None and args.mirror is True and args.cross_fit == 5
     assert p.parse_args(["--no-mirror", "--layers", "2,1"]).layers == [1, 2]
+    assert args.retest is True and args.retest_items == 64
+    assert p.parse_args(["--no-retest"]).retest is False
+    help_text = next(a.help for a in p._actions if a.dest == "retest_items")
+    assert "two extra test sweeps" in help_text
 
 
 def test_every_command_has_a_summary_and_a_description():

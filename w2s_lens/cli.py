@@ -40,6 +40,7 @@ def config_from_args(args: argparse.Namespace):
         embedding=args.embedding, embedding_layer=args.embedding_layer,
         routers=tuple(args.routers), primary_router=(args.routers or ["logreg"])[0],
         both_orders=not args.single_order, cross_fit=args.cross_fit,
+        retest=args.retest, retest_max_items=args.retest_items,
         system_prompt=args.system_prompt,
         l2s=L2SConfig(input_layer=args.l2s_input_layer, hidden=args.l2s_hidden,
                       epochs=args.l2s_epochs, weight_decay=args.l2s_weight_decay,

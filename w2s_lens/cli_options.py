@@ -32,7 +32,7 @@ from w2s_lens.choices import (
     VARIANTS,
 )
 
-__all__ = ["DESCRIPTIONS", "SUMMARIES", "add_data", "add_eval", "add_model", "floats",
+__all__ = ["DESCRIPTIONS", "SUMMARIES", "add_data", "add_eval", "add_model", "cap", "floats",
            "layers", "names"]
 
 SUMMARIES = {
@@ -66,7 +66,8 @@ DESCRIPTIONS = {
                     "bundle that `generate` can use.",
     "evaluate": "The whole W2S comparison for one dataset: vectors, cross-fitted training "
                 "sweep, routers, test sweeps for every variant, and fixed vs W2S vs oracle with "
-                "bootstrap intervals, for CAA, L2S or both.",
+                "bootstrap intervals, for CAA, L2S or both; then whether there is a per-input "
+                "layer to learn (retest agreement, cross-validated oracle, learning curve).",
     "generate": "Greedy continuations of a prompt (or the first N of a dataset), unsteered, "
                 "at the bundle's fixed layer and at the routed layer, side by side.",
     "report": "Write a self-contained HTML report (figures, tables, verdicts) for a run or "
@@ -105,6 +106,25 @@ def layers(text: str) -> list[int] | None:
     if not layers or layers[0] < 0:
         raise argparse.ArgumentTypeError(f"layers must be non-negative integers, got {text!r}")
     return layers
+
+
+def cap(text: str) -> int | None:
+    """A positive count, or ``"all"`` (None: no cap).
+
+    Example:
+        >>> cap("64"), cap("all")
+        (64, None)
+    """
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive count or 'all', got {text!r}") \
+            from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive count or 'all', got {text!r}")
+    return value
 
 
 def names(text: str) -> list[str]:
@@ -217,6 +237,13 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
                    help="folds: each training item is swept with vectors fitted without it "
                         "(0: in-sample; default: %(default)s)")
     g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    g.add_argument("--retest", action=argparse.BooleanOptionalAction, default=True,
+                   help="headroom retest: sweep the base test items again with vectors from "
+                        "two disjoint halves of the training items (best-layer agreement, "
+                        "cross-validated oracle; default: on)")
+    g.add_argument("--retest-items", type=cap, default=64,
+                   help="cap on the base test items the retest sweeps, or 'all'; the retest "
+                        "costs two extra test sweeps of this many items (default: %(default)s)")
     g = p.add_argument_group("L2S")
     g.add_argument("--l2s-hidden", type=int, default=256, help="MLP hidden width")
     g.add_argument("--l2s-epochs", type=int, default=300, help="maximum training epochs")

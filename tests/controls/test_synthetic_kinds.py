@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from w2s_lens.controls.synthetic import build_control
-from w2s_lens.controls.synthetic_kinds import KINDS, kind_circuit, spread_layers
+from w2s_lens.controls.synthetic_kinds import FLAT_DIMS, KINDS, kind_circuit, spread_layers
 
 
 def _circuit(kind: str, K: int = 3, L: int = 4, **kw):
@@ -38,7 +38,7 @@ def test_spread_layers() -> None:
 
 
 def test_kind_circuits() -> None:
-    assert len(KINDS) == 7
+    assert len(KINDS) == 8
     pos = _circuit("positive")
     assert pos.gains.tolist() == [[0, 0.5, 0, 0], [0, 0, 0.5, 0], [0, 0, 0, 0.5]]
     assert (_circuit("negative").gains.argmax(1) == 2).all()  # everyone at n_layers // 2
@@ -57,3 +57,25 @@ def test_kind_circuits() -> None:
         _circuit("positive", family_layers=[1, 2, 4])
     with pytest.raises(ValueError, match="two distinct layers"):
         _circuit("positive", letter_layers=[1])
+
+
+def test_flat_kind_is_flat_under_the_ideal_vector_only() -> None:
+    """Every layer is equally good with the ideal vector 2 e0; a vector off e0 (an estimate
+    from a few ids) makes each id's best layer depend on that vector's noise."""
+    flat = _circuit("flat", K=40, L=6, erase=1.0, spread=0.4)
+    assert flat.reader_directions is not None and flat.n_beh == 1 + FLAT_DIMS
+    np.testing.assert_allclose(flat.directions[:, 1:].mean(0), 0.0, atol=1e-12)
+    ideal = np.zeros(flat.n_beh)
+    ideal[0] = 2.0
+    slopes = 2.0 * flat.gains * (flat.reader_directions @ ideal)  # reader gain × r · v
+    np.testing.assert_allclose(slopes[:, 1:], 2.0)  # 4 w at every layer for every id
+    rng = np.random.default_rng(1)
+    best = []
+    for _ in range(2):  # two noisy estimates of the same vector
+        v = ideal + 2.0 * 0.4 * rng.normal(size=flat.n_beh) / np.sqrt(18) * (np.arange(
+            flat.n_beh) > 0)
+        best.append((flat.reader_directions[:, 1:] @ v).argmax(1))
+    assert np.mean(best[0] == best[1]) < 0.5  # the best layer moves with the estimate
+    # the exact slopes for each id's own vector 2 u_m: 4 w (r_ml · u_m)
+    want = 4 * 0.5 * np.einsum("mlb,mb->ml", flat.reader_directions, flat.directions)
+    np.testing.assert_allclose(flat.slopes()[:, 1:], want[:, 1:])

@@ -17,7 +17,7 @@ from w2s_lens.steering.l2s import L2SConfig
     ("n_train", 0), ("n_test", -1), ("cross_fit", 1), ("cross_fit", -2), ("seed", 1.5),
     ("train_fraction", 1.0), ("fraction", 0.0), ("multipliers", (1.0, 1.0)),
     ("layers", (-1, 2)), ("n_boot", 0), ("mirror", "yes"), ("max_rows", 0),
-    ("generations", -1), ("embedding_layer", -3),
+    ("generations", -1), ("embedding_layer", -3), ("retest", "on"), ("retest_max_items", 0),
 ])
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field.rstrip("s") if field != "cross_fit" else field):
@@ -39,6 +39,7 @@ def test_defaults_are_letter_free_and_cross_fitted():
     assert cfg.cross_fit == 5 and cfg.layers is None and cfg.methods == ("caa",)
     assert not EvalConfig(readout="cloze").mirrored  # mirroring is a letter-readout notion
     assert EvalConfig(method="both").methods == ("caa", "l2s")
+    assert cfg.retest and cfg.retest_max_items == 64  # the headroom retest runs by default
 
 
 def test_dump_round_trip_and_unknown_keys():

@@ -131,7 +131,7 @@ def test_learning_curve_refuses_impossible_sizes() -> None:
 
 
 def _headroom(kappa, xv_verdict, w2s_verdict):
-    return {"retest": {"kappa": kappa}, "xv": {"verdict": xv_verdict},
+    return {"retest": {"kappa": kappa, "n": 40}, "xv": {"verdict": xv_verdict},
             "learning_curve": {"rows": [
                 {"n_train": 12, "router": "logreg", "verdict": "no detectable difference"},
                 {"n_train": 24, "router": "logreg", "verdict": w2s_verdict}]}}
@@ -155,3 +155,24 @@ def test_headroom_case_reads_the_three_cases() -> None:
     assert headroom_case(_headroom(0.9, beats_xv, none),
                          {"diff_vs_fixed_verdict": "W2S beats fixed beyond the noise"}) \
         == CASE_LEARNABLE
+
+
+def test_headroom_case_never_reads_missing_evidence_as_nothing() -> None:
+    none = "no detectable difference"
+    assert headroom_case({"xv": {"verdict": "too few informative items"},
+                          "retest": {"kappa": 0.1, "n": 40}}) == CASE_UNDETERMINED
+    assert headroom_case({"xv": {"verdict": none}}) == CASE_UNDETERMINED
+    assert headroom_case({"xv": {"verdict": none}, "retest": {"kappa": None, "n": 0}}) \
+        == CASE_UNDETERMINED
+    assert headroom_case({}) == CASE_UNDETERMINED
+
+
+def test_headroom_case_reads_the_primary_router() -> None:
+    rows = [{"n_train": 24, "router": "logreg", "verdict": "no detectable difference"},
+            {"n_train": 24, "router": "knn", "verdict": "W2S beats fixed beyond the noise"},
+            {"n_train": 12, "router": "knn", "verdict": "no detectable difference"}]
+    h = {"retest": {"kappa": 0.9, "n": 40}, "xv": {"verdict": "no detectable difference"},
+         "learning_curve": {"rows": rows}}
+    assert headroom_case(h, primary="knn") == CASE_LEARNABLE
+    assert headroom_case(h, primary="logreg") == CASE_UNDETERMINED
+    assert headroom_case(h) == CASE_UNDETERMINED  # the first router's rows

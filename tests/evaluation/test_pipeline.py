@@ -122,8 +122,9 @@ def test_in_sample_option_and_too_many_folds(control):
 
 
 def test_both_methods_side_by_side(control, tmp_path):
-    res = evaluate_examples(control.model, _split(control),
-                            EvalConfig(**{**CFG, "method": "both"}), tmp_path, progress=False)
+    res = evaluate_examples(control.model, _split(control),  # L2S retest: test_headroom_run
+                            EvalConfig(**{**CFG, "method": "both", "retest": False}), tmp_path,
+                            progress=False)
     assert set(res["methods"]) == {"caa", "l2s"}
     l2s = res["methods"]["l2s"]["variants"]["base"]
     assert l2s["n"] == 12 and set(l2s["w2s"]) == {"logreg", "curve"}

@@ -60,7 +60,8 @@ def test_everything_reads_back_through_the_run_dir(run):
     out, res, test = run
     rd = RunDir(out)
     assert rd.kind == "evaluation" and rd.methods() == ["caa"]
-    assert rd.splits("caa") == ["train", "base"]
+    assert rd.splits("caa") == ["train", "base"]  # the variants; the retest only when asked
+    assert rd.splits("caa", retest=True) == ["train", "base", "retest-1", "retest-2"]
     assert rd.read_results()["methods"]["caa"]["fixed_layer"] == \
         res["methods"]["caa"]["fixed_layer"]
     run_json = rd.read_run()

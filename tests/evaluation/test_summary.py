@@ -4,8 +4,15 @@ import pytest
 
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.headroom import CASE_UNDETERMINED, headroom_case
 from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.summary import comparison_text, ratio_line, results_table
+from w2s_lens.evaluation.summary import (
+    comparison_text,
+    fmt_ci,
+    headroom_text,
+    ratio_line,
+    results_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +84,35 @@ def test_older_results_are_labelled_and_missing_oracles_dashed():
     row = results_table(new).splitlines()[-1]
     assert row.endswith("too few informative items") and row.split()[7:10] == ["+0.100", "–",
                                                                                 "+0.250"]
+
+
+def test_table_asks_whether_there_is_anything_to_learn(results):
+    text = results_table(results)
+    for method in ("caa", "l2s"):
+        block = results["methods"][method]
+        h = block["headroom"]
+        part = text.split(f"Is there anything to learn? ({method}, base test items)")[1]
+        part = part.split("Is there anything to learn?")[0]
+        r, xv = h["retest"], h["xv"]
+        assert (f"agreement {r['agreement']:.2f} (chance {r['chance']:.2f}), "
+                f"κ {r['kappa']:+.2f}") in part
+        assert fmt_ci(xv["diff"], xv["ci"]) in part and f"p={xv['p']:.3g}" in part
+        rows = [x for x in h["learning_curve"]["rows"] if x["router"] == "logreg"]
+        assert part.count("    n_train=") == len(rows) == 1  # 12 training items: one size
+        assert f"W2S−fixed {fmt_ci(rows[0]['diff'], rows[0]['ci'])}" in part
+        case = headroom_case(h, block["variants"]["base"]["w2s"]["logreg"])
+        assert f"  reading: {case}" in part
+
+
+def test_headroom_text_reads_a_skipped_retest_and_the_form_router():
+    block = {"headroom": {"retest": {"skipped": "given vectors (--vectors)"},
+                          "xv": {"skipped": "given vectors (--vectors)"},
+                          "learning_curve": {"rows": [], "note": "note"}},
+             "variants": {"base": {"form_router": {
+                 "diff_vs_fixed": 0.25, "diff_vs_fixed_ci": [0.1, 0.4], "diff_vs_fixed_p": 0.01,
+                 "diff_vs_fixed_verdict": "W2S beats fixed beyond the noise"}}}}
+    text = headroom_text(block, "caa", "logreg")
+    assert "retest: skipped (given vectors (--vectors))" in text
+    assert "cross-validated" not in text  # nothing computed, nothing shown
+    assert "answer-form router − fixed: +0.250 [+0.100,+0.400]  p=0.01" in text
+    assert text.endswith(f"reading: {CASE_UNDETERMINED}")

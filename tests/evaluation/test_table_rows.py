@@ -13,9 +13,11 @@ import scipy.stats
 
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.headroom import CASE_LEARNABLE, headroom_case
 from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_TOO_FEW, VERDICT_WORSE
 from w2s_lens.evaluation.paired import ALPHA, OLDER_TEST
 from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+from w2s_lens.evaluation.table_headroom import HEADROOM_COLUMNS
 from w2s_lens.evaluation.table_rows import COLUMNS, Table, readout_label, summary_rows
 
 # --------------------------------------------------------------------------- synthetic results
@@ -202,3 +204,30 @@ def test_cloze_rows_carry_the_form_oracle(control_root):
     assert "| – | +0.750 |" in Table([row]).to_markdown()
     (s,) = Table([row, {**row, "form_oracle": 0.25, "verdict": VERDICT_WORSE}]).summary()
     assert s["form_oracle"] == 0.5 and s["letter_oracle"] is None and s["worse"] == 1
+
+
+def test_headroom_columns_appended_and_tabulated(control_root):
+    _, (pos, neg) = control_root
+    old = ("dataset", "method", "readout", "variant", "fixed_layer")
+    assert COLUMNS[:5] == old and COLUMNS[-len(HEADROOM_COLUMNS):] == HEADROOM_COLUMNS
+    assert COLUMNS.index("majority_acc") < COLUMNS.index("agreement")  # appended, not moved
+    table = Table.from_results([pos, neg])
+    rp, rn = table.rows
+    h = pos["methods"]["caa"]["headroom"]
+    assert rp["agreement"] == h["retest"]["agreement"] and rp["kappa"] == h["retest"]["kappa"]
+    assert [rp["xv_diff"], [rp["xv_lo"], rp["xv_hi"]], rp["xv_p"]] == [
+        h["xv"]["diff"], h["xv"]["ci"], h["xv"]["p"]]
+    assert rp["form_router_diff"] is None  # letter runs have no answer-form router
+    assert rp["case"] == headroom_case(h, pos["methods"]["caa"]["variants"]["base"]["w2s"][
+        "logreg"]) == CASE_LEARNABLE
+    assert rn["case"] != rp["case"]  # one layer for everyone: no per-input layer to learn
+    md = table.to_markdown()
+    assert "Is there anything to learn?" in md
+    assert (f"| synthetic-positive | caa | letter-mirrored | {rp['agreement']:.2f} | "
+            f"{rp['kappa']:+.2f} |") in md and f"| {CASE_LEARNABLE} |" in md
+    # older results have no headroom: empty cells, no section
+    older = copy.deepcopy(pos)
+    del older["methods"]["caa"]["headroom"]
+    (row,) = Table.from_results([older]).rows
+    assert all(row[k] is None for k in HEADROOM_COLUMNS)
+    assert "Is there anything to learn?" not in Table.from_results([older]).to_markdown()

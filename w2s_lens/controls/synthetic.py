@@ -17,6 +17,10 @@ kind                     what is constructed → what the pipeline must report
 ``null``                 every layer has the same true slope; each input carries an id whose
                          per-layer gains are random → best layers vary by noise alone, and
                          W2S − fixed must not be claimed
+``flat``                 every layer equally good for every input with the ideal vector; an
+                         estimated vector's noise decides each input's best layer → two
+                         vector estimates disagree on it (retest κ ≈ 0), no cross-validated
+                         oracle gain
 ``letter``               a behaviour reader at one layer for everyone, plus a *letter push*:
                          the vector pushes answer A at one layer and B at another → without
                          mirroring a "W2S gain" appears; mirrored it vanishes
@@ -96,6 +100,7 @@ from w2s_lens.controls.synthetic_kinds import (
     DEFAULT_ERASE,
     DEFAULT_FAMILIES,
     DEFAULT_LAYERS,
+    DEFAULT_SPREAD,
     KINDS,
     Kind,
     kind_circuit,
@@ -216,30 +221,32 @@ def build_control(
     erase: float | None = None,
     readout: float = 0.5,
     letter_gain: float | None = None,
-    spread: float = 0.25,
+    spread: float | None = None,
     noise: float = 0.02,
 ) -> SyntheticControl:
     """Build the hand-weighted model and task (instant, deterministic given ``seed``).
 
     Args:
         kind: one of :data:`KINDS` (see the module docstring).
-        n_families: number of markers K. Default 3; ``null``: 256 ids; ``letter``,
-            ``linear``: 1.
-        n_layers: number of blocks. Default 4; ``null``: 6.
+        n_families: number of markers K. Default 3; ``null``, ``flat``: 256 ids;
+            ``letter``, ``linear``: 1.
+        n_layers: number of blocks. Default 4; ``null``, ``flat``: 6.
         d_model: residual width (default: at least 32, with >= 12 junk dimensions).
         seed: seed of the weight noise, the junk embeddings, the codes and the null's gains.
         family_layers: each family's reader layer (numbers in ``1..n_layers-1``). Default:
             ``positive`` and ``l2s-direction-layer`` spread the families over
             ``1..n_layers-1``; ``negative``, ``l2s-direction`` and ``letter`` put every reader
-            at ``n_layers // 2``. Not for ``null`` and ``linear``.
+            at ``n_layers // 2``. Not for ``null``, ``flat`` and ``linear``.
         letter_layers: two layers where a letter push of ``+letter_gain`` (answer A) and
             ``-letter_gain`` (answer B) sits; any kind but ``linear``. Default for ``letter``:
             ``[1, n_layers - 1]``.
         n_filler: number of filler token types.
-        erase: fraction α in [0, 1] erased per layer. Default 0.5; ``null``, ``letter``: 1.
+        erase: fraction α in [0, 1] erased per layer. Default 0.5; ``null``, ``flat``,
+            ``letter``: 1.
         readout: reader gain w (the best slope is ``4 w``).
         letter_gain: gain of the letter push (default ``2 * readout``).
-        spread: ``null``: relative spread of the per-id gains.
+        spread: ``null``: relative spread of the per-id gains (default 0.25); ``flat``: of the
+            per-id writer and reader directions off e0 (default 0.4).
         noise: standard deviation of the weight noise (0 = exact).
 
     Example:
@@ -258,6 +265,7 @@ def build_control(
     if kind == "linear" and letter_layers is not None:
         raise ValueError("kind 'linear' has no MLPs, hence no letter push")
     erase = DEFAULT_ERASE.get(kind, 0.5) if erase is None else float(erase)
+    spread = DEFAULT_SPREAD.get(kind, 0.25) if spread is None else float(spread)
     if not 0.0 <= erase <= 1.0:
         raise ValueError(f"erase must be in [0, 1], got {erase}")
     rng = np.random.default_rng(seed)

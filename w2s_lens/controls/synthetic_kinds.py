@@ -18,6 +18,15 @@ The kinds, as gains (w = ``readout``):
   argmax layer is random. Draw the training and test items from disjoint ids
   (``make_examples(..., families=...)``): then nothing about a test input's best layer can
   be learnt.
+* ``flat``: ``n_families`` ids (default 256) like ``null``, every reader gain ``w`` at every
+  layer >= 1, erase 1, but ``1 + FLAT_DIMS`` behaviour dimensions: id m writes along
+  ``u_m = e0 + spread ζ_m`` and its reader at layer l reads ``r_ml = e0 + spread ξ_ml``
+  (ζ, ξ standard normal in the other dimensions, ζ centred over the ids). With the ideal CAA
+  vector ``2 e0`` every input's slope is ``4 w`` at every layer; a CAA vector estimated from
+  a few training ids is ``2 (e0 + spread ζ̄)``, and its noise ζ̄ decides each input's best
+  layer (``argmax_l ξ_ml · ζ̄``): a different one for vectors from other items (two halves'
+  ζ̄ are nearly orthogonal in the ``FLAT_DIMS`` dimensions). Nothing stable to find, nothing
+  to learn.
 * ``letter``: one family, ``gains[0, family_layers[0]] = w`` plus a letter push of
   ``+letter_gain`` at ``letter_layers[0]`` and ``-letter_gain`` at ``letter_layers[1]``,
   erase 1. Single order: A items are best at the first, B items at the second letter layer
@@ -47,18 +56,23 @@ import numpy as np
 
 from w2s_lens.controls.weights import Circuit
 
-__all__ = ["DEFAULT_ERASE", "DEFAULT_FAMILIES", "DEFAULT_LAYERS", "KINDS", "Kind",
-           "kind_circuit", "spread_layers"]
+__all__ = ["DEFAULT_ERASE", "DEFAULT_FAMILIES", "DEFAULT_LAYERS", "DEFAULT_SPREAD",
+           "FLAT_DIMS", "ID_KINDS", "KINDS", "Kind", "kind_circuit", "spread_layers"]
 
 Kind = Literal["positive", "negative", "null", "letter", "linear", "l2s-direction",
-               "l2s-direction-layer"]
+               "l2s-direction-layer", "flat"]
 #: Every kind :func:`~w2s_lens.controls.synthetic.build_control` builds.
 KINDS: tuple[str, ...] = ("positive", "negative", "null", "letter", "linear", "l2s-direction",
-                          "l2s-direction-layer")
+                          "l2s-direction-layer", "flat")
+#: The kinds whose markers are random ids (each item draws one), not families.
+ID_KINDS = ("null", "flat")
 #: Defaults of :func:`~w2s_lens.controls.synthetic.build_control` that differ by kind.
-DEFAULT_FAMILIES = {"null": 256, "letter": 1, "linear": 1}
-DEFAULT_LAYERS = {"null": 6}
-DEFAULT_ERASE = {"null": 1.0, "letter": 1.0, "linear": 0.0}
+DEFAULT_FAMILIES = {"null": 256, "flat": 256, "letter": 1, "linear": 1}
+DEFAULT_LAYERS = {"null": 6, "flat": 6}
+DEFAULT_ERASE = {"null": 1.0, "flat": 1.0, "letter": 1.0, "linear": 0.0}
+DEFAULT_SPREAD = {"flat": 0.4}
+#: ``flat``: behaviour dimensions besides e0 that the vector-estimate noise lives in.
+FLAT_DIMS = 64
 
 
 def spread_layers(n_families: int, n_layers: int) -> list[int]:
@@ -87,8 +101,10 @@ def kind_circuit(kind: str, K: int, L: int, family_layers: list[int] | None,
         >>> c.letter_push.tolist()
         [0.0, 1.0, 0.0, -1.0]
     """
-    if kind in ("null", "linear") and family_layers is not None:
+    if kind in ("null", "flat", "linear") and family_layers is not None:
         raise ValueError(f"kind {kind!r} takes no family_layers")
+    if kind == "flat":
+        return _flat_circuit(K, L, letter_layers, readout, letter_gain, spread, erase, rng)
     if family_layers is None and kind not in ("null", "linear"):
         spread_out = kind in ("positive", "l2s-direction-layer")
         family_layers = spread_layers(K, L) if spread_out else [max(1, L // 2)] * K
@@ -106,13 +122,32 @@ def kind_circuit(kind: str, K: int, L: int, family_layers: list[int] | None,
     directions = np.zeros((K, n_beh))
     for f in range(K):
         directions[f, f // 2 if n_beh > 1 else 0] = -1.0 if n_beh > 1 and f % 2 else 1.0
-    push = np.zeros(L)
     if kind == "letter" and letter_layers is None:
         letter_layers = [1, L - 1]
+    return Circuit(gains, directions, _letter_push(L, letter_layers, letter_gain), erase,
+                   linear=kind == "linear")
+
+
+def _letter_push(L: int, letter_layers: list[int] | None, letter_gain: float) -> np.ndarray:
+    push = np.zeros(L)
     if letter_layers is not None:
         if len(letter_layers) != 2 or len(set(letter_layers)) != 2 or not all(
                 1 <= x < L for x in letter_layers):
             raise ValueError(f"letter_layers must be two distinct layers in 1..{L - 1}, got "
                              f"{letter_layers}")
         push[letter_layers[0]], push[letter_layers[1]] = letter_gain, -letter_gain
-    return Circuit(gains, directions, push, erase, linear=kind == "linear")
+    return push
+
+
+def _flat_circuit(K: int, L: int, letter_layers: list[int] | None, readout: float,
+                  letter_gain: float, spread: float, erase: float,
+                  rng: np.random.Generator) -> Circuit:
+    """The ``flat`` kind (see the module docstring)."""
+    gains = np.zeros((K, L))
+    gains[:, 1:] = readout
+    zeta = rng.standard_normal((K, FLAT_DIMS))
+    directions = np.concatenate([np.ones((K, 1)), spread * (zeta - zeta.mean(0))], axis=1)
+    xi = rng.standard_normal((K, L, FLAT_DIMS))
+    readers = np.concatenate([np.ones((K, L, 1)), spread * xi], axis=2)
+    return Circuit(gains, directions, _letter_push(L, letter_layers, letter_gain), erase,
+                   reader_directions=readers)

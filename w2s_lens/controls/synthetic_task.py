@@ -31,6 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from w2s_lens.controls.synthetic_kinds import ID_KINDS
 from w2s_lens.controls.weights import BOS, FIRST_MARKER, KEY_A, KEY_B, QUERY, TOK_A, TOK_B
 from w2s_lens.data.examples import SWAP_SUFFIX, SteeringExample
 
@@ -93,9 +94,9 @@ class SyntheticTask:
 
         Families cycle through ``families`` (default ``0, 1, .., K-1``) and item ``i`` matches
         ``A`` when ``i // len(families)`` is even, so every family sees both letters equally
-        often (for ``n`` a multiple of ``2 len(families)``). For ``null`` each item draws an
-        id from ``families`` (default: all ids; without replacement while there are enough)
-        and item ``i`` matches ``A`` when ``i`` is even.
+        often (for ``n`` a multiple of ``2 len(families)``). For ``null`` and ``flat`` each
+        item draws an id from ``families`` (default: all ids; without replacement while there
+        are enough) and item ``i`` matches ``A`` when ``i`` is even.
 
         Args:
             n: number of items.
@@ -113,7 +114,7 @@ class SyntheticTask:
             self.family_token(f)  # range check
         if not pool:
             raise ValueError("families must name at least one family")
-        drawn = (rng.choice(pool, size=n, replace=n > len(pool)) if self.kind == "null"
+        drawn = (rng.choice(pool, size=n, replace=n > len(pool)) if self.kind in ID_KINDS
                  else None)
         out: list[SteeringExample] = []
         for i in range(n):

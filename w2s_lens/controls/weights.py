@@ -128,6 +128,8 @@ class Circuit:
             A (> 0) or B (< 0) whichever letter matches.
         erase: fraction α of the behaviour feature erased per layer at the steered position.
         linear: no MLPs at all and a random unembedding: the logits are linear in the steering.
+        reader_directions: optional ``[n_markers, n_layers, n_beh]``: the direction each
+            marker's reader reads at each layer (default: the marker's own direction).
     """
 
     gains: np.ndarray
@@ -135,6 +137,13 @@ class Circuit:
     letter_push: np.ndarray
     erase: float
     linear: bool = False
+    reader_directions: np.ndarray | None = None
+
+    def readers_at(self, layer: int) -> np.ndarray:
+        """``[n_markers, n_beh]``: what each marker's reader at ``layer`` reads."""
+        if self.reader_directions is None:
+            return self.directions
+        return self.reader_directions[:, layer]
 
     @property
     def n_markers(self) -> int:
@@ -174,7 +183,10 @@ class Circuit:
         n_layers = self.gains.shape[1]
         decay = np.array([[keep ** (j - i) if j >= i else 0.0 for j in range(n_layers)]
                           for i in range(n_layers)])  # [steered layer, reader layer]
-        out = 4.0 * self.gains @ decay.T
+        gains = self.gains
+        if self.reader_directions is not None:  # reader · writer direction per marker, layer
+            gains = gains * np.einsum("mlb,mb->ml", self.reader_directions, self.directions)
+        out = 4.0 * gains @ decay.T
         if letter is not None:
             sign = 1.0 if letter == "A" else -1.0
             out = out + sign * 4.0 * self.directions[:, :1] * (decay @ self.letter_push)[None]
@@ -279,7 +291,8 @@ def _mlp(circ: Circuit, lay: Layout, codes: np.ndarray, layer: int,
         sb, sk = signs[:, 0].repeat(len(readers)), signs[:, 1].repeat(len(readers))
         m = torch.from_numpy(readers).repeat_interleave(4)
         W_in = torch.zeros(lay.d_model, len(m))
-        W_in[lay.beh] = (torch.tensor(circ.directions, dtype=torch.float32)[m] * sb[:, None]).T
+        W_in[lay.beh] = (torch.tensor(circ.readers_at(layer), dtype=torch.float32)[m]
+                         * sb[:, None]).T
         W_in[lay.mark_copy] = g_code * torch.tensor(codes, dtype=torch.float32)[m].T
         W_in[d["END"]], W_in[d["KEY_COPY"]] = G, sk * G / 2
         W_out = torch.zeros(len(m), lay.d_model)

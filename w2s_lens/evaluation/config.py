@@ -95,6 +95,12 @@ class EvalConfig:
         both_orders: train vectors on both letter orders (False: the paper's single order).
         cross_fit: folds for the training labels and the fixed layer: each training item is
             swept with vectors fitted without it (0: in-sample, biased upwards).
+        retest: the headroom retest (:mod:`w2s_lens.evaluation.headroom_run`): vectors
+            fitted on two disjoint halves of the training items sweep the base test items
+            twice more, for the best layers' retest agreement and the cross-validated oracle
+            (two extra test sweeps; skipped for given ``vectors``).
+        retest_max_items: cap on the base test items the retest sweeps (a seeded,
+            letter-balanced subset; None: all of them).
         system_prompt: the base system prompt.
         l2s: L2S hyper-parameters (:class:`w2s_lens.steering.l2s.L2SConfig`).
         n_boot: bootstrap resamples for confidence intervals.
@@ -132,6 +138,8 @@ class EvalConfig:
     primary_router: RouterKind = "logreg"
     both_orders: bool = True
     cross_fit: int = 5
+    retest: bool = True
+    retest_max_items: int | None = 64
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     l2s: L2SConfig = field(default_factory=L2SConfig)
     n_boot: int = 2000
@@ -153,7 +161,7 @@ class EvalConfig:
         hints = typing.get_type_hints(EvalConfig)
         for f in dataclasses.fields(self):
             _check_literal(f.name, getattr(self, f.name), hints[f.name])
-        for name in ("n_train", "n_test", "embedding_layer", "max_rows"):
+        for name in ("n_train", "n_test", "embedding_layer", "max_rows", "retest_max_items"):
             _check_int(name, getattr(self, name), 1 if name != "embedding_layer" else 0, True)
         _check_int("generations", self.generations, 0, False)
         for name in ("n_boot", "batch_size", "chunk_size"):
@@ -184,7 +192,7 @@ class EvalConfig:
         if self.primary_router not in self.routers:
             raise ConfigError(f"EvalConfig.primary_router {self.primary_router!r} is not among "
                               f"the routers {self.routers}")
-        for name in ("mirror", "length_norm", "both_orders"):
+        for name in ("mirror", "length_norm", "both_orders", "retest"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"EvalConfig.{name} must be True or False")
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from w2s_lens.evaluation.paired import paired_comparison
+from w2s_lens.evaluation.paired import VERDICT_TOO_FEW, paired_comparison
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import make_router
 
@@ -37,6 +37,7 @@ __all__ = [
     "CASE_STABLE",
     "CASE_UNDETERMINED",
     "cross_validated_oracle",
+    "form_router",
     "headroom_case",
     "learning_curve",
     "learning_sizes",
@@ -248,6 +249,32 @@ def learning_curve(
     return rows
 
 
+def form_router(
+    train_steerability: Any, train_forms: Sequence[Any], test_forms: Sequence[Any],
+    fallback_idx: int,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """A "router" that sees only the answers' form (the cloze analog of the letter oracle, but
+    fitted on the TRAINING items): per form group, the layer with the best mean training
+    steerability; a test form unseen in training gets ``fallback_idx`` (the fixed layer).
+
+    Returns:
+        ``(chosen layer index per test row [n_test], {form: layer index})``.
+
+    Example:
+        >>> idx, groups = form_router([[1.0, 0.0], [0.0, 1.0]], ["match-yes", "match-no"],
+        ...                           ["match-no", "match-yes", "same-length"], fallback_idx=0)
+        >>> idx.tolist(), groups
+        ([1, 0, 0], {'match-no': 1, 'match-yes': 0})
+    """
+    s = np.asarray(train_steerability, dtype=float)
+    train = np.asarray([str(x) for x in train_forms])
+    if s.ndim != 2 or train.shape[0] != s.shape[0]:
+        raise ValueError(f"{train.shape[0]} training forms for steerability of shape {s.shape}")
+    groups = {g: int(np.argmax(s[train == g].mean(axis=0))) for g in sorted(set(train.tolist()))}
+    chosen = np.asarray([groups.get(str(f), int(fallback_idx)) for f in test_forms], dtype=int)
+    return chosen, groups
+
+
 #: The three cases (and the fallback) :func:`headroom_case` reads.
 CASE_NOTHING = "nothing to learn"
 CASE_STABLE = "stable but not predictable"
@@ -262,7 +289,11 @@ def _beats(verdict: Any) -> bool:
     return str(verdict or "").endswith("beyond the noise")
 
 
-def headroom_case(headroom: Mapping[str, Any], w2s_block: Mapping[str, Any] | None = None) -> str:
+def headroom_case(
+    headroom: Mapping[str, Any],
+    w2s_block: Mapping[str, Any] | None = None,
+    primary: str | None = None,
+) -> str:
     """Which of the three cases the headroom diagnostics point to.
 
     The rule, in order:
@@ -271,19 +302,23 @@ def headroom_case(headroom: Mapping[str, Any], w2s_block: Mapping[str, Any] | No
       (the last learning-curve row of the primary router, or ``w2s_block``'s verdict);
     * **stable but not predictable**: the cross-validated oracle beats the cross-validated
       fixed layer, but W2S does not;
-    * **nothing to learn**: the cross-validated oracle does not beat it and the retest κ is
+    * **nothing to learn**: the cross-validated comparison was informative (not "too few
+      informative items") and found no gain, and the retest ran on at least one item with κ
       below :data:`KAPPA_STABLE` (or undefined because one layer wins everywhere);
-    * otherwise **undetermined** (e.g. stable best layers without a cross-validated gain, or a
-      retest that was skipped).
+    * otherwise **undetermined** (e.g. stable best layers without a cross-validated gain, a
+      retest that was skipped or missing, too few informative items): missing evidence is
+      never read as "nothing".
 
     Args:
         headroom: ``results["methods"][m]["headroom"]`` (``retest``, ``xv``,
             ``learning_curve``).
         w2s_block: optional router block whose ``diff_vs_fixed_verdict`` overrides the
             learning curve's last row.
+        primary: the primary router's kind, whose learning-curve rows are read (default: the
+            first router in the rows).
 
     Example:
-        >>> headroom_case({"retest": {"kappa": 0.05}, "xv": {"verdict": "no detectable "
+        >>> headroom_case({"retest": {"kappa": 0.05, "n": 40}, "xv": {"verdict": "no detectable "
         ...                "difference"}, "learning_curve": {"rows": []}})
         'nothing to learn'
     """
@@ -293,14 +328,18 @@ def headroom_case(headroom: Mapping[str, Any], w2s_block: Mapping[str, Any] | No
     if w2s_block is not None:
         w2s_beats = _beats(w2s_block.get("diff_vs_fixed_verdict"))
     else:
-        last = max((r["n_train"] for r in rows), default=None)
-        primary = [r for r in rows if r["n_train"] == last][:1]
-        w2s_beats = bool(primary) and _beats(primary[0].get("verdict"))
+        if primary is None and rows:
+            primary = rows[0]["router"]
+        mine = [r for r in rows if r["router"] == primary]
+        last = max(mine, key=lambda r: r["n_train"], default=None)
+        w2s_beats = last is not None and _beats(last.get("verdict"))
     if w2s_beats:
         return CASE_LEARNABLE
     if _beats(xv.get("verdict")):
         return CASE_STABLE
     kappa = retest.get("kappa")
-    if xv and "skipped" not in retest and (kappa is None or kappa < KAPPA_STABLE):
+    informative = bool(xv) and xv.get("verdict") not in (None, VERDICT_TOO_FEW)
+    retested = "skipped" not in retest and (retest.get("n") or retest.get("n_items") or 0) > 0
+    if informative and retested and (kappa is None or kappa < KAPPA_STABLE):
         return CASE_NOTHING
     return CASE_UNDETERMINED

@@ -14,11 +14,15 @@ The pipeline, with the test split kept out of every fitting step:
    training items, route them, and score fixed vs W2S vs the per-input oracle, with bootstrap
    intervals over test items, plus the diagnostics the readout allows (the letter oracle on
    single-order letter rows, each letter order on its own when mirrored, the answer-form
-   oracle of :mod:`w2s_lens.evaluation.forms` on cloze rows, the training majority layer).
+   oracle of :mod:`w2s_lens.evaluation.forms` and the answer-form router on cloze rows, the
+   training majority layer);
+6. the headroom diagnostics (:mod:`w2s_lens.evaluation.headroom_run`): two more sweeps of
+   the base test items with vectors from disjoint halves of the training items (retest
+   agreement, cross-validated oracle), and the learning curve from the sweeps already made.
 
-``method="l2s"`` runs steps 3-5 with L2S's input-dependent vectors (one MLP per layer predicts
-an input's vector from its prompt), ``"both"`` runs CAA and L2S side by side. Only step 5
-ever sees a test input, and nothing computed there flows back.
+``method="l2s"`` runs steps 3-6 with L2S's input-dependent vectors (one MLP per layer predicts
+an input's vector from its prompt), ``"both"`` runs CAA and L2S side by side. Only steps 5
+and 6 ever see a test input, and nothing computed there flows back.
 
 Example:
     >>> cfg = EvalConfig(dataset="corrigible-neutral-HHH", n_train=24, n_test=24)  # doctest: +SKIP
@@ -46,6 +50,7 @@ from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import EvalContext, resolve_layers, unique
 from w2s_lens.evaluation.forms import row_forms
+from w2s_lens.evaluation.headroom_run import form_router_block, method_headroom
 from w2s_lens.evaluation.method_vectors import (
     caa_train_vectors,
     l2s_test_vectors,
@@ -137,13 +142,15 @@ def prepare_examples(
 
 def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringExample],
                    routers: dict[str, LayerRouter], fixed_idx: int,
-                   train_best: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+                   train_best: np.ndarray
+                   ) -> tuple[dict[str, Any], dict[str, Any], SweepResult, np.ndarray]:
     """Fixed vs W2S vs oracles on one test sweep, with the diagnostics its readout allows:
     the letter oracle on single-order letter rows only (a mirrored row has no one letter),
     the form oracle on cloze rows, and each letter order on its own when mirrored.
 
     Returns:
-        the variant's results block, and its ``routing.json`` record.
+        the variant's results block, its ``routing.json`` record, the scored view of the sweep
+        and the router inputs aligned with it.
     """
     cfg, layers = ctx.config, ctx.layers
     x_pres = ctx.embed(test_exs, pres)
@@ -167,7 +174,7 @@ def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringE
     return block, {
         "ids": test.ids, "fixed_layer": int(layers[fixed_idx]),
         "oracle_layer": [int(layers[i]) for i in np.argmax(test.steerability, axis=1)],
-        "router_layer": {k: [int(layers[i]) for i in v] for k, v in idx.items()}}
+        "router_layer": {k: [int(layers[i]) for i in v] for k, v in idx.items()}}, test, x_test
 
 
 def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
@@ -210,12 +217,17 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
     for variant, test_exs in exs.test.items():
         vecs = ctx.caa if method == "caa" else l2s_test_vectors(ctx, steerer, test_exs)
         pres = ctx.sweep(vecs, test_exs, variant, method)
+        variants[variant], routing, view, x_view = _score_variant(
+            ctx, pres, test_exs, routers, fixed_idx, train_best)
         if variant == "base":
-            vector_norms = ctx.vector_norms(vecs)
-        variants[variant], routing = _score_variant(ctx, pres, test_exs, routers, fixed_idx,
-                                                    train_best)
+            vector_norms, base_view, x_base = ctx.vector_norms(vecs), view, x_view
+            form = form_router_block(ctx, train, view, test_exs, fixed_idx, train_best)
+            if form is not None:  # cloze: a router that sees only the answers' form
+                variants[variant]["form_router"] = form
         if rd is not None:
             rd.write_routing(rd.sweep_dir(variant, method), routing)
+    # is there a per-input layer to learn? retest halves, cross-validated oracle, learning curve
+    headroom = method_headroom(ctx, method, train, x_train, base_view, x_base)
 
     base = variants["base"]
     fixed_mean = base["fixed"]["steerability"]
@@ -232,6 +244,7 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
         # a ratio only reads as "how much better" when the fixed layer steers at all
         "w2s_over_fixed": (w2s_mean / fixed_mean) if fixed_mean and fixed_mean > 0 else None,
         "variants": variants,
+        "headroom": headroom,
     }
 
 

@@ -11,6 +11,8 @@ Layouts (all files through :mod:`w2s_lens.artifacts`: one format version, atomic
     RUN/<method>/l2s/            ... or the L2S networks (method "l2s")
     RUN/<method>/train/          training sweep: sweep.safetensors, sweep.json, examples.jsonl
     RUN/<method>/<variant>/      test sweep per variant, plus routing.json
+    RUN/<method>/retest-1/, -2/  the base test items swept with vectors from each half of the
+                                 training items (the headroom retest)
     RUN/<method>/routers/<kind>/ one W2S bundle per router kind (w2s-lens generate --router)
     RUN/<method>/generations.json  continuations of a few test prompts (EvalConfig.generations)
 
@@ -65,6 +67,8 @@ __all__ = ["RunDir", "RUN_FILE", "RESULTS_FILE", "EXAMPLES_FILE", "GENERATIONS_F
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
+#: the folder-name prefix of the headroom retest sweeps (``RUN/<method>/retest-1``, ``-2``)
+RETEST_PREFIX = "retest-"
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
 #: settings that do not change results: a rerun may differ in them and still resume
@@ -190,14 +194,17 @@ class RunDir(SweepFiles):
         """The methods an evaluation run holds, in the order ``caa``, ``l2s``."""
         return [m for m in ("caa", "l2s") if (self.path / m).is_dir()]
 
-    def splits(self, method: str | None = None) -> list[str]:
-        """The sweeps present: ``train`` first, then the variants."""
+    def splits(self, method: str | None = None, retest: bool = False) -> list[str]:
+        """The sweeps present: ``train`` first, then the variants; with ``retest``, then the
+        headroom retest sweeps (``retest-1``, ``retest-2``: the base test items steered with
+        vectors from each half of the training items)."""
         base = self.path if method is None else self.path / method
         if not base.is_dir():
             return []
         found = [p.name for p in sorted(base.iterdir())
-                 if p.is_dir() and (p / "sweep.json").is_file()]
-        return sorted(found, key=lambda s: (s != "train", s))
+                 if p.is_dir() and (p / "sweep.json").is_file()
+                 and (retest or not p.name.startswith(RETEST_PREFIX))]
+        return sorted(found, key=lambda s: (s != "train", s.startswith(RETEST_PREFIX), s))
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,9 +11,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from w2s_lens.evaluation.headroom import headroom_case
 from w2s_lens.evaluation.paired import paired_test_name, verdict_of
 
-__all__ = ["comparison_text", "fmt_ci", "ratio_line", "results_table"]
+__all__ = ["comparison_text", "fmt_ci", "headroom_text", "ratio_line", "results_table"]
 
 
 def fmt_ci(value: Any, ci: Any) -> str:
@@ -81,6 +82,59 @@ def results_table(results: Mapping[str, Any]) -> str:
                 f"{_num(w.get('accuracy'), '.2f'):>5} {_num(w.get('majority_accuracy'), '.2f'):>6}"
                 f"  {fmt_ci(w.get('diff_vs_fixed'), d)}  {_test_cell(w)}  "
                 f"MDE {_num(w.get('diff_vs_fixed_mde'), '.3f')}  {verdict_of(w, labelled=True)}")
+        if block.get("headroom"):
+            lines += ["", headroom_text(block, method, primary)]
+    return "\n".join(lines)
+
+
+def _p(x: Any) -> str:
+    return "–" if x is None else f"{float(x):.3g}"
+
+
+def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
+    """The "Is there anything to learn?" block of one method: retest agreement, chance and κ,
+    the cross-validated oracle − fixed with its interval and p, the primary router's learning
+    curve, the answer-form router (cloze runs) and the case
+    :func:`~w2s_lens.evaluation.headroom.headroom_case` reads from them.
+
+    >>> h = {"retest": {"skipped": "given vectors"}, "xv": {"skipped": "given vectors"},
+    ...      "learning_curve": {"rows": [], "note": "n"}}
+    >>> print(headroom_text({"headroom": h, "variants": {}}, "caa", "logreg"))
+    Is there anything to learn? (caa, base test items)
+      retest: skipped (given vectors)
+      learning curve (logreg; n): –
+      reading: undetermined
+    """
+    h = block["headroom"]
+    retest, xv = h.get("retest") or {}, h.get("xv") or {}
+    curve = h.get("learning_curve") or {}
+    lines = [f"Is there anything to learn? ({method}, base test items)"]
+    if "skipped" in retest:
+        lines.append(f"  retest: skipped ({retest['skipped']})")
+    else:
+        sizes = "/".join(str(n) for n in retest.get("half_sizes") or [])
+        lines.append(f"  retest on {retest.get('n_items')} items, vectors from halves of "
+                     f"{sizes} training items: best-layer agreement "
+                     f"{_num(retest.get('agreement'), '.2f')} (chance "
+                     f"{_num(retest.get('chance'), '.2f')}), κ {_num(retest.get('kappa'), '+.2f')}")
+    if xv and "skipped" not in xv:
+        lines.append(f"  cross-validated oracle − cross-validated fixed: "
+                     f"{fmt_ci(xv.get('diff'), xv.get('ci'))}  p={_p(xv.get('p'))} "
+                     f"({xv.get('test')}, {xv.get('n_nonzero')} non-zero)  {xv.get('verdict')}")
+    rows = [r for r in curve.get("rows") or [] if r.get("router") == primary]
+    lines.append(f"  learning curve ({primary}; {curve.get('note', '')}): " + ("" if rows else "–"))
+    for r in rows:
+        lines.append(f"    n_train={r['n_train']:<4} W2S−fixed {fmt_ci(r.get('diff'), r.get('ci'))}"
+                     f"  acc {_num(r.get('accuracy'), '.2f')}  majority "
+                     f"{_num(r.get('majority_accuracy'), '.2f')}  {r.get('verdict')}")
+    base = (block.get("variants") or {}).get("base") or {}
+    form = base.get("form_router")
+    if form:
+        lines.append(f"  answer-form router − fixed: "
+                     f"{fmt_ci(form.get('diff_vs_fixed'), form.get('diff_vs_fixed_ci'))}  "
+                     f"p={_p(form.get('diff_vs_fixed_p'))}  {form.get('diff_vs_fixed_verdict')}")
+    w2s = (base.get("w2s") or {}).get(primary)
+    lines.append(f"  reading: {headroom_case(h, w2s)}")
     return "\n".join(lines)
 
 

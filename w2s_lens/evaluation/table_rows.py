@@ -46,16 +46,23 @@ from w2s_lens.evaluation.paired import (
 )
 from w2s_lens.evaluation.rundir import RESULTS_FILE, RunDir
 from w2s_lens.evaluation.summary import fmt_ci
+from w2s_lens.evaluation.table_headroom import (
+    HEADROOM_COLUMNS,
+    headroom_cells,
+    headroom_markdown,
+)
 
-__all__ = ["COLUMNS", "FDR_Q", "DatasetRun", "Table", "describe_config", "readout_label",
-           "summary_rows", "table_markdown", "table_rows"]
+__all__ = ["COLUMNS", "FDR_Q", "HEADROOM_COLUMNS", "DatasetRun", "Table", "describe_config",
+           "headroom_cells", "headroom_markdown", "readout_label", "summary_rows",
+           "table_markdown", "table_rows"]
 
 #: CSV columns of a table row, in order (the columns of older tables first).
 COLUMNS = ("dataset", "method", "readout", "variant", "fixed_layer", "fixed", "fixed_lo",
            "fixed_hi", "w2s", "w2s_lo", "w2s_hi", "oracle", "letter_oracle", "diff", "diff_lo",
            "diff_hi", "diff_p", "verdict", "n_test", "router", "router_acc", "fixed_frac",
            "w2s_frac", "oracle_frac", "model", "n_train", "p_value", "p_less", "test", "mde",
-           "n_nonzero", "form_oracle", "majority_acc")
+           "n_nonzero", "form_oracle", "majority_acc", "agreement", "kappa", "xv_diff", "xv_lo",
+           "xv_hi", "xv_p", "form_router_diff", "case")
 _VARIANT_ORDER = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
 #: the level of the Benjamini-Hochberg count: the one-sided level of every verdict
 FDR_Q = ALPHA
@@ -86,7 +93,9 @@ def table_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ``verdict`` is :func:`~w2s_lens.evaluation.paired.verdict_of` (labelled for older results)
     and ``test`` names its test; ``p_value`` (= ``diff_p``) is that test's one-sided p-value
     for W2S > fixed. ``letter_oracle`` / ``form_oracle`` are empty where the run did not
-    compute them (e.g. no letter oracle on cloze rows).
+    compute them (e.g. no letter oracle on cloze rows). The headroom columns
+    (:func:`headroom_cells`) are filled on base rows only: the diagnostics run on the base
+    test items.
 
     Example:
         >>> rows = table_rows(results)  # doctest: +SKIP
@@ -122,6 +131,8 @@ def table_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "mde": w.get("diff_vs_fixed_mde"), "n_nonzero": w.get("diff_vs_fixed_n_nonzero"),
                 "form_oracle": _steer(r.get("form_oracle")),
                 "majority_acc": w.get("majority_accuracy"),
+                **(headroom_cells(block, r, primary) if variant == "base"
+                   else dict.fromkeys(HEADROOM_COLUMNS)),
             })
     return rows
 
@@ -241,6 +252,7 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], header: str = "",
             f"| {_f(s['w2s'])} | {_f(s['oracle'])} | {_f(s['letter_oracle'])} | "
             f"{_f(s['form_oracle'])} | {_f(s['diff'])} | {s['wins']} of {n} (worse in "
             f"{s['worse']}) | {s['wins_bh']} of {n} | {s['too_few']} of {n} |")
+    lines += headroom_markdown(rows)
     if any(s["older"] for s in summary):
         lines += ["", f"Rows whose test is \"{OLDER_TEST}\" come from results written before "
                   "the sign-flip test: their verdict is the older rule (the 95% BCa interval "
