@@ -11,7 +11,8 @@ datasets of the study at the same level. Everything else — other routers, L2S,
 cross-validated oracle, retest agreement, the learning curve, the letter-readout and
 paper-protocol rows, the 1.5B rows — is secondary.
 
-Rows (split seed 0 everywhere; 5-fold cross-fitted labels except the paper protocol):
+Rows (split seed 0 everywhere; BASE variant only; 5-fold cross-fitted labels except the paper
+protocol; the retest on the first 64 BASE test items):
 
 * ``cloze-0.5b``: Qwen2.5-Coder-0.5B-Instruct, cloze readout, CAA, the five AI-risk datasets,
   200 training + 200 test items, layers 3, 7, 11, 15, 17, 19, 23, every router kind;
@@ -55,6 +56,8 @@ AI_RISK = ("corrigible-neutral-HHH", "myopic-reward", "self-awareness-good-text-
 TWO = ("corrigible-neutral-HHH", "self-awareness-text-model")
 GRID_05B = "3,7,11,15,17,19,23"
 GRID_15B = "3,8,13,17,20,22,27"
+#: BASE test items the retest sweeps twice (the first, letter-balanced, of the test split).
+RETEST_ITEMS = 64
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,12 @@ class Row:
     n_test: int
     args: tuple[str, ...] = field(default_factory=tuple)
 
-    def command(self, dataset: str, out: Path) -> list[str]:
+    def command(self, dataset: str, out: Path, threads: int = 1) -> list[str]:
         return [sys.executable, str(HERE / "reproduce_table.py"), "--model", self.model,
                 "--datasets", dataset, "--n-train", str(self.n_train), "--n-test",
-                str(self.n_test), "--seed", "0", "--variants", "base", "--threads", "2",
-                "--quiet", "--out", str(out), *self.args]
+                str(self.n_test), "--seed", "0", "--variants", "base", "--threads",
+                str(threads), "--retest-items", str(RETEST_ITEMS), "--quiet", "--out",
+                str(out), *self.args]
 
 
 PLAN = (
@@ -98,10 +102,10 @@ def _row(name: str) -> Row:
     raise SystemExit(f"no row {name!r}; rows: {', '.join(r.name for r in PLAN)}")
 
 
-def run(row: Row, dataset: str, runs: Path) -> int:
+def run(row: Row, dataset: str, runs: Path, threads: int = 1) -> int:
     """Run (or resume) one dataset of one row, then copy its result files."""
     out = runs / row.name / dataset
-    cmd = row.command(dataset, out)
+    cmd = row.command(dataset, out, threads)
     print("$", " ".join(cmd), flush=True)
     t0 = time.time()
     rc = subprocess.call(cmd)
@@ -139,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--row", help="the row to run (see --list)")
     p.add_argument("--dataset", help="only this dataset of the row")
     p.add_argument("--runs", default="runs/powered", help="run directories (resumable)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1 is fastest on a busy 2-core machine)")
     p.add_argument("--list", action="store_true", help="print the plan")
     p.add_argument("--check", action="store_true", help="planned vs used sizes")
     args = p.parse_args(argv)
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give --row (or --list / --check)")
     row = _row(args.row)
     datasets = [args.dataset] if args.dataset else list(row.datasets)
-    return max(run(row, d, Path(args.runs)) for d in datasets)
+    return max(run(row, d, Path(args.runs), args.threads) for d in datasets)
 
 
 if __name__ == "__main__":

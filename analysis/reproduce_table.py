@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="raw vectors, or relative to the typical residual norm")
     p.add_argument("--positions", choices=POSITIONS, default="from_last",
                    help="steer from the last prompt token on, or at every token")
+    p.add_argument("--single-order", action="store_true",
+                   help="train vectors on one letter order only (the paper's protocol)")
+    p.add_argument("--cross-fit", type=int, default=5,
+                   help="folds for cross-fitted training labels (0: in-sample, the paper's)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--retest", action=argparse.BooleanOptionalAction, default=True,
                    help="headroom retest: two more sweeps of the base test items with vectors "
@@ -147,7 +151,8 @@ def config_from_args(args: argparse.Namespace):
                       n_test=args.n_test, seed=args.seed, layers=args.layers,
                       readout=args.readout, mirror=args.mirror, length_norm=args.length_norm,
                       method=args.method, scale=args.scale, positions=args.positions,
-                      n_boot=args.n_boot, max_rows=args.max_rows, retest=args.retest,
+                      n_boot=args.n_boot, both_orders=not args.single_order,
+                      cross_fit=args.cross_fit, max_rows=args.max_rows, retest=args.retest,
                       retest_max_items=args.retest_items)
 
 
