@@ -6,20 +6,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from helpers_plots import IDS, LAYERS, STEER
 
 from w2s_lens.report import plots_inputs
-
-LAYERS = [2, 4, 6, 8]
-# best columns: row0 -> 2 (layer 6), row1 -> 0 (layer 2), row2 -> 1 (tie 1/3 -> 1), row3 -> 0
-STEER = np.array(
-    [
-        [0.0, 0.1, 0.9, 0.2],
-        [0.5, 0.1, -0.2, 0.0],
-        [0.1, 0.7, 0.3, 0.7],
-        [0.8, 0.2, 0.1, 0.0],
-    ]
-)
-IDS = ["a", "b", "c", "d"]
 
 
 def test_heatmap_rows_ordered_by_best_layer() -> None:
