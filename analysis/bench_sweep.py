@@ -14,6 +14,12 @@ Cases (``--cases``, default all):
     per-input vectors (:class:`~w2s_lens.steering.vectors.InputVectors`, as L2S and cross-fitting
     use; here the CAA vectors scaled by a random factor per input and layer): fast vs naive,
     and the fast engine's time against per-layer vectors.
+``mirrored``
+    the study's default: every input in both letter orders (one *item*, two presentations
+    sharing everything up to the ``Choices:`` block). The fast all-layer sweep of the
+    ``--n-inputs`` items (both orders) against one plain forward pass of one presentation per
+    item (full logits included): ``mirrored_item_forwards``, the number of plain forward
+    passes one mirrored item's all-layer sweep costs (CPU time).
 ``batching``
     cross-input batching of the fast engine (``max_rows`` None vs ``--max-rows``): per
     (input, layer) time and max |Δ| against ``max_rows=None``, judged at 1e-5 and 1e-4 (rows
@@ -52,7 +58,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-CASES = ("letter", "cloze", "input", "batching")
+CASES = ("letter", "cloze", "input", "mirrored", "batching")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -67,7 +73,10 @@ def _setup(args, readout: str):
     train, test = train_test_split(items, 0.5, 0)
     fmt = PromptFormatter(model.tokenizer)
     vectors = train_caa(model, fmt.format_many(balanced(train[: args.n_train])))
-    examples = fmt.format_many(test[: args.n_total], readout=readout)[: args.n_total]
+    chosen = test[: args.n_total]
+    if getattr(args, "mirror", "no") == "yes":  # both letter orders, adjacent (as evaluate)
+        chosen = balanced(chosen)
+    examples = fmt.format_many(chosen, readout=readout)
     return model, vectors, examples
 
 
@@ -95,6 +104,7 @@ def worker(args) -> None:
     from w2s_lens.sweep.runner import run_sweep
 
     torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
     model, vectors, examples = _setup(args, args.readout)
     if args.vec == "input":
         vectors = _input_vectors(vectors, examples)
@@ -135,6 +145,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="w2s-bench-"))
         self.lines: list[str] = []
         self.n = 0
+        self.speedups: dict[str, float] = {}
 
     def say(self, line: str) -> None:
         print(line, flush=True)
@@ -142,7 +153,7 @@ class Bench:
 
     def run(self, mode: str, n: int, layers: str = "all", repeats: int = 1,
             engine: str = "fast", readout: str = "letter", vec: str = "layer",
-            max_rows: str = "none") -> dict:
+            max_rows: str = "none", mirror: str = "no") -> dict:
         import numpy as np
 
         a = self.args
@@ -152,6 +163,7 @@ class Bench:
                a.dataset, "--data-dir", a.data_dir, "--n-train", str(a.n_train), "--n-total",
                str(a.n_inputs), "--n", str(n), "--layers", layers, "--repeats", str(repeats),
                "--engine", engine, "--readout", readout, "--vec", vec, "--max-rows", max_rows,
+               "--mirror", mirror,
                "--threads", str(a.threads), "--dump", str(dump)]
         env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
                "MKL_NUM_THREADS": str(a.threads)}
@@ -175,6 +187,7 @@ class Bench:
 
         cols = [fast["layers"].index(layer) for layer in naive["layers"]]
         diff = float(np.abs(fast["prop"][: naive["n_inputs"], cols] - naive["prop"]).max())
+        self.speedups[name] = naive["per_il_cpu"] / fast["per_il_cpu"]
         shown = naive["layers"] if len(naive["layers"]) < 8 else f"{len(naive['layers'])} layers"
         self.say(f"[{name}] fast : {fast['n_inputs']} inputs x {len(fast['layers'])} layers, "
                  f"median {fast['median']:.2f}s wall of {_r(fast['times'])}, {fast['cpu']:.2f}s "
@@ -214,7 +227,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="report file (default: "
                    "analysis/results/bench_<model without -instruct>.txt)")
-    for name in ("worker", "layers", "n", "n-total", "engine", "readout", "vec", "dump"):
+    for name in ("worker", "layers", "n", "n-total", "engine", "readout", "vec", "dump",
+                 "mirror"):
         p.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -265,6 +279,20 @@ def main() -> None:
               f"median {fwd['median']:.2f}s wall, {fwd['cpu']:.2f}s CPU; fast sweep of all "
               f"layers = {fast_letter['cpu'] / fwd['cpu']:.1f}x one forward pass (CPU time; "
               f"{fast_letter['median'] / fwd['median']:.1f}x wall)")
+    forwards = None
+    if "mirrored" in cases:
+        n = args.n_inputs
+        mir = b.run("sweep", 2 * n, repeats=args.repeats, mirror="yes")
+        one = b.run("forward", n, repeats=args.repeats)
+        forwards = mir["cpu"] / one["cpu"]
+        b.say(f"[mirrored] fast all-layer sweep of {n} items x 2 letter orders (mean "
+              f"{mir['mean_tokens']:.0f} tokens) x {len(mir['layers'])} layers: median "
+              f"{mir['median']:.2f}s wall, {mir['cpu']:.2f}s CPU, peak RSS "
+              f"{mir['peak_rss_mb']:.0f} MB (model loaded: {mir['rss_before_mb']:.0f} MB)")
+        b.say(f"[mirrored] one plain forward pass of one presentation per item: median "
+              f"{one['median']:.2f}s wall, {one['cpu']:.2f}s CPU; a mirrored item's all-layer "
+              f"sweep = {forwards:.2f} plain forward passes (CPU time; "
+              f"{mir['median'] / one['median']:.2f}x wall)")
     if "batching" in cases:
         b.say(f"[batching] max_rows=None: {_il(fast_letter)} per input·layer (median of "
               f"{args.repeats})")
@@ -280,11 +308,16 @@ def main() -> None:
                   f"{float(np.abs(fast_letter['prop']).max()):.2f})")
     b.say(f"load average after {'/'.join(f'{x:.2f}' for x in os.getloadavg())}; total "
           f"{time.time() - t0:.0f}s")
+    # the last lines, for scripts: the two ratios the issue tracks
+    if forwards is not None:
+        b.say(f"mirrored_item_forwards={forwards:.2f}")
+    if "cloze" in cases:
+        b.say(f"cloze_speedup={b.speedups['cloze']:.1f}")
     out = Path(args.out) if args.out else (
         RESULTS / f"bench_{args.model.removesuffix('-instruct')}.txt")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(b.lines) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -107,17 +107,15 @@ def test_cross_input_batching_gives_the_same_numbers(model, readout, positions):
     vecs = _vectors(len(exs), len(LAYERS), model.cfg.d_model)
     mults = torch.tensor(MULTS)
     sizes: list[int] = []
-    last = model.blocks[model.cfg.n_layers - 1]
-    handle = last.register_forward_hook(lambda mod, args, out: sizes.append(out.shape[0]))
+    # rows through the last block (the engine calls the blocks' hook points, not the blocks)
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     results = {}
-    try:
+    with model.hooks(fwd_hooks=[(last, lambda act, hook: sizes.append(act.shape[0]))]):
         for max_rows in (None, 4, 1000):
             sizes.clear()
             results[max_rows] = fast_chunk(model, vecs, LAYERS, mults, exs, positions,
                                            max_rows=max_rows)[0]
             results[(max_rows, "sizes")] = list(sizes)
-    finally:
-        handle.remove()
     for max_rows in (4, 1000):
         assert np.abs(results[max_rows] - results[None]).max() <= 1e-5
     # one example's rows at one layer: multipliers × its suffix rows
@@ -258,3 +256,98 @@ def test_bfloat16_on_an_embedded_model():
           f"propensity scale {np.abs(f32[0]).max():.2f}")
     assert fast_vs_naive < 0.15 and vs_f32 < 0.15  # measured 0.064 and 0.053
     assert fast_vs_naive > 0 or vs_f32 > 0  # bf16 really ran
+
+
+# ---------------------------------------------------------------- shared prefixes (mirroring)
+
+# items in two presentations (one unit): a shared head, then remainders of different lengths
+HEADS = [(5, 17, 3, 22, 9), (9, 2, 44), (1,), (21, 4, 4, 50, 8, 8)]
+TAILS = [((7, 30, 12), (30, 7, 12, 6)), ((8,), (13, 8)), ((2, 2), (2, 2)), ((), (40,))]
+
+
+def _pairs(readout: str) -> list[SteeringExample]:
+    out = []
+    for i, (head, tails) in enumerate(zip(HEADS, TAILS)):
+        for o, tail in enumerate(tails):
+            toks, eid = head + tail, f"p{i}" + ("~swap" if o else "")
+            if readout == "letter":
+                out.append(SteeringExample(eid, "", toks, 60 + o, 61 - o, "AB"[o]))
+            else:
+                m, n = CONTS[i]
+                out.append(SteeringExample(eid, "", toks, matching_letter="AB"[o],
+                                           matching_continuation=m,
+                                           non_matching_continuation=n))
+    return out
+
+
+@pytest.fixture(scope="module", params=["rotary", "standard", "gqa"])
+def any_model(request):
+    from test_attention import gqa_model
+
+    if request.param == "gqa":
+        return gqa_model()
+    return make_tiny_model(request.param, seed=0 if request.param == "rotary" else 1)
+
+
+@pytest.mark.parametrize("positions", ["from_last", "all"])
+@pytest.mark.parametrize("readout", ["letter", "cloze"])
+def test_shared_prefixes_equal_per_presentation_runs(any_model, readout, positions):
+    """Both orders of an item in one chunk (their common prefix run once) give the numbers of
+    each presentation run alone, with and without cross-input batching, and the naive
+    engine's, to 1e-5 in float32; per-input vectors."""
+    model = any_model
+    exs = _pairs(readout)
+    assert exs[0].unit == exs[1].unit != exs[2].unit
+    vecs = _vectors(len(exs), len(LAYERS), model.cfg.d_model, seed=4)
+    mults = torch.tensor(MULTS)
+    together, _ = fast_chunk(model, vecs, LAYERS, mults, exs, positions)
+    alone = np.stack([fast_chunk(model, vecs[i : i + 1], LAYERS, mults, [ex], positions)[0][0]
+                      for i, ex in enumerate(exs)])
+    assert np.abs(together - alone).max() <= 1e-5
+    for max_rows in (4, 1000):
+        got, _ = fast_chunk(model, vecs, LAYERS, mults, exs, positions, max_rows=max_rows)
+        assert np.abs(got - alone).max() <= 1e-5
+    naive = naive_chunk(model, vecs, LAYERS, MULTS, exs, positions)
+    assert np.abs(together - naive).max() <= 1e-5
+    assert np.ptp(naive, axis=-1).min() > 1e-2  # the vectors move every readout
+
+
+def test_input_vectors_on_mirrored_items_through_run_sweep(any_model):
+    """L2S's path: InputVectors (one vector per presentation and layer) on both letter orders,
+    fast engine against naive."""
+    from w2s_lens.steering.vectors import InputVectors, model_name
+    from w2s_lens.sweep.runner import run_sweep
+
+    model = any_model
+    exs = _pairs("letter")
+    vecs = InputVectors(_vectors(len(exs), 4, model.cfg.d_model, seed=5), [0, 1, 2, 3],
+                        [ex.id for ex in exs], "resid_pre",
+                        {"model": model_name(model), "d_model": model.cfg.d_model})
+    kw = {"multipliers": [-1.0, 0.0, 1.0], "progress": False, "chunk_size": 4}
+    fast = run_sweep(model, vecs, exs, engine="fast", **kw)
+    naive = run_sweep(model, vecs, exs, engine="naive", **kw)
+    assert np.abs(fast.propensity - naive.propensity).max() <= 1e-5
+    assert np.abs(fast.steerability).min() > 1e-3
+
+
+def test_a_zero_multiplier_reads_the_unsteered_model_once():
+    """λ = 0 does not steer, so no steered rows are run for it (fewer rows through the last
+    block), and its readout is the same at every layer."""
+    model = make_tiny_model()
+    exs = _pairs("cloze")
+    vecs = _vectors(len(exs), len(LAYERS), model.cfg.d_model)
+    rows = {}
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    for grid in ([-1.0, 0.0, 1.0], [-1.0, 0.5, 1.0]):
+        seen: list[int] = []
+
+        def count(act, hook, seen=seen):
+            seen.append(act.shape[0])
+
+        with model.hooks(fwd_hooks=[(last, count)]):
+            prop, _ = fast_chunk(model, vecs, LAYERS, torch.tensor(grid), exs)
+        rows[grid[1]] = sum(seen)
+        if grid[1] == 0.0:
+            assert np.ptp(prop[:, :, 1], axis=1).max() == 0.0
+            assert np.ptp(prop, axis=-1).min() > 1e-2
+    assert rows[0.0] < rows[0.5]

@@ -5,19 +5,24 @@
     (:func:`w2s_lens.steering.hooks.steer`) and reading the full log-softmax.
 ``fast``
     reuses what steering cannot change. Steering starts at token ``s`` (the last prompt token,
-    or 0 for all positions), so the *prefix* ``tokens[:s]`` is computed once per example and
-    its keys and values cached. The *suffix* rows of an example (the tokens from ``s`` on, plus
-    a continuation for the cloze readout; :func:`w2s_lens.sweep.readouts.read_plan`) run once
-    unsteered to record their residual stream at every layer; then every (layer l, multiplier
-    λ) row restarts from the recorded residual at l plus ``λ · v``, and runs through blocks
-    l..L−1 attending to the cached prefix. Rows join the batch at their own layer's block.
-    Rows of several examples share one batch (their prefixes padded, with an attention mask)
-    up to ``max_rows`` rows; ``max_rows=None`` batches one example at a time. Only the answer
-    columns of the unembedding are computed where the softmax normaliser cancels.
+    or 0 for all positions), so the *prefix* ``tokens[:s]`` is computed once and its keys and
+    values kept (:mod:`w2s_lens.sweep.prefix`); the presentations of one item (its two letter
+    orders, same ``unit``) run their longest common prefix once and only their remainders
+    apart. The *suffix* rows of an example (the tokens from ``s`` on, plus a continuation for
+    the cloze readout; :func:`w2s_lens.sweep.readouts.read_plan`) run once unsteered to record
+    their residual stream at every layer; then every (layer l, multiplier λ ≠ 0) row restarts
+    from the recorded residual at l plus ``λ · v`` and runs through blocks l..L−1 attending to
+    its prefix's keys and values, which are shared by all its rows, not copied per row
+    (:mod:`w2s_lens.sweep.attention`). Rows join the batch at their own layer's block. A zero
+    multiplier reads the unsteered pass once for every layer. Without ``max_rows`` one item's
+    rows (both letter orders) share a batch; with it, rows of several items do, up to
+    ``max_rows`` rows. Only the answer columns of the unembedding are computed where the
+    softmax normaliser cancels.
 
 Both take per-(example, layer) vectors ``[n, L, d_model]`` already multiplied by the
 layer scale, so CAA (the same vector for every example) and L2S (one per example) run through
-the same code. Results agree to 1e-3 (tests); readouts are float32 whatever the model dtype.
+the same code. In float32 the engines agree to 1e-5 on tiny models (tests; the older tests
+bound them at 1e-3); readouts are float32 whatever the model dtype.
 
 Example:
     >>> prop, emb = fast_chunk(model, vecs, [1, 2], torch.tensor([-1., 0., 1.]), examples,
@@ -36,24 +41,11 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-try:  # TransformerLens 3.x
-    from transformer_lens.cache.key_value_cache import (
-        TransformerLensKeyValueCache as KVCache,
-    )
-    from transformer_lens.cache.key_value_cache_entry import (
-        TransformerLensKeyValueCacheEntry as KVCacheEntry,
-    )
-except ImportError:  # TransformerLens 2.x
-    from transformer_lens.past_key_value_caching import (  # type: ignore[no-redef]
-        HookedTransformerKeyValueCache as KVCache,
-    )
-    from transformer_lens.past_key_value_caching import (  # type: ignore[no-redef]
-        HookedTransformerKeyValueCacheEntry as KVCacheEntry,
-    )
-
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.hooks import steer
+from w2s_lens.sweep.attention import KV, block_step, check_block_supported
+from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
 from w2s_lens.sweep.readouts import ReadPlan, plan_propensity, read_plan
 
 __all__ = ["FAST_POSITIONAL", "SweepPositions", "check_fast_supported", "fast_chunk",
@@ -74,8 +66,9 @@ FAST_POSITIONAL = ("rotary", "standard")
 
 
 def check_fast_supported(model: HookedTransformer, hook: str) -> None:
-    """Refuse what the fast engine cannot do: steering elsewhere than ``resid_pre``, or a
-    positional scheme outside :data:`FAST_POSITIONAL`.
+    """Refuse what the fast engine cannot do: steering elsewhere than ``resid_pre``, a
+    positional scheme outside :data:`FAST_POSITIONAL`, or a block feature its attention does
+    not reimplement (:func:`w2s_lens.sweep.attention.unsupported_features`).
 
     Example:
         >>> check_fast_supported(model, "resid_pre")  # rotary or standard: fine  # doctest: +SKIP
@@ -92,54 +85,11 @@ def check_fast_supported(model: HookedTransformer, hook: str) -> None:
         raise ValueError(f"the fast engine is tested on positional_embedding_type "
                          f"{' or '.join(map(repr, FAST_POSITIONAL))} only, and "
                          f"{model.cfg.model_name!r} uses {kind!r}; use engine=\"naive\"")
+    check_block_supported(model)
 
 
 def _shift_terms(plan: ReadPlan, row0: int) -> list[tuple[int, int, int, float]]:
     return [(row0 + r, p, t, w) for r, p, t, w in plan.terms]
-
-
-class _Prefix:
-    """Keys, values and mask of the unsteered prefixes of a chunk (one row per example)."""
-
-    def __init__(self, model: HookedTransformer, prefixes: list[tuple[int, ...]]) -> None:
-        device = model.cfg.device
-        self.n = len(prefixes)
-        self.width = max(len(p) for p in prefixes)
-        self.cache = KVCache.init_cache(model.cfg, device, self.n)
-        if self.width == 0:
-            self.mask = torch.zeros((self.n, 0), dtype=torch.long, device=device)
-            return
-        # an empty prefix is padded with one masked dummy token
-        tokens, mask, _ = pad_right([p if p else (0,) for p in prefixes])
-        for i, p in enumerate(prefixes):
-            if not p:
-                mask[i] = 0
-        self.mask = mask.to(device)
-        model(tokens.to(device), attention_mask=self.mask, past_kv_cache=self.cache,
-              return_type=None)
-
-    def entry(self, block: int, rows: Tensor, single: int | None) -> KVCacheEntry:
-        """Frozen cache entry of ``block`` for rows belonging to examples ``rows``."""
-        src = self.cache.entries[block]
-        if single is not None:
-            n = rows.shape[0]
-            keys = src.past_keys[single : single + 1].expand(n, -1, -1, -1)
-            values = src.past_values[single : single + 1].expand(n, -1, -1, -1)
-        else:
-            keys = src.past_keys.index_select(0, rows)
-            values = src.past_values.index_select(0, rows)
-        return KVCacheEntry(past_keys=keys, past_values=values, frozen=True)
-
-    def row_mask(self, rows: Tensor, single: int | None) -> Tensor:
-        if single is not None:
-            return self.mask[single : single + 1].expand(rows.shape[0], -1)
-        return self.mask.index_select(0, rows)
-
-    def frozen_cache(self, rows: Tensor) -> KVCache:
-        cache = KVCache(entries=[self.entry(b, rows, None) for b in range(len(self.cache.entries))],
-                        previous_attention_mask=self.row_mask(rows, None).int())
-        cache.freeze()
-        return cache
 
 
 @torch.inference_mode()
@@ -175,11 +125,12 @@ def fast_chunk(
     """
     device, dtype = model.cfg.device, model.cfg.dtype
     layers = [int(x) for x in layers]
-    n_all, n_mult = model.cfg.n_layers, int(multipliers.shape[0])
+    n_mult = int(multipliers.shape[0])
     mults = multipliers.to(device, dtype)
     starts = [steer_start(ex, positions) for ex in examples]
     plans = [read_plan(ex, s, length_norm) for ex, s in zip(examples, starts)]
-    prefix = _Prefix(model, [ex.tokens[:s] for ex, s in zip(examples, starts)])
+    ctx = build_contexts(model, [ex.tokens[:s] for ex, s in zip(examples, starts)],
+                         [ex.unit for ex in examples])
 
     # unsteered suffix rows of every example: their residual stream at every needed layer
     row_ex, suffixes = [], []
@@ -188,97 +139,115 @@ def fast_chunk(
         first_row.append(len(suffixes))
         suffixes.extend(plan.suffixes)
         row_ex.extend([i] * len(plan.suffixes))
-    row_ex_t = torch.tensor(row_ex, device=device)
     tokens, smask, _ = pad_right(suffixes)
-    smask = smask.to(device)
-    wanted = sorted(set(layers) | ({capture_layer} if capture_layer is not None else set()))
-    grabbed: dict[int, Tensor] = {}
-
-    def grab(act: Tensor, hook) -> None:
-        grabbed[int(hook.name.split(".")[1])] = act.detach()
-
-    with model.hooks(fwd_hooks=[(hook_name(b), grab) for b in wanted]):
-        model(tokens.to(device), attention_mask=smask, past_kv_cache=prefix.frozen_cache(row_ex_t),
-              return_type=None, stop_at_layer=None if max(wanted) + 1 >= n_all
-              else max(wanted) + 1)
+    valid = smask.bool().to(device)
+    pos = row_positions([starts[i] for i in row_ex], tokens.shape[1], device)
+    rows_of = [torch.arange(first_row[i], first_row[i] + len(p.suffixes), device=device)
+               for i, p in enumerate(plans)]
+    # a zero multiplier does not steer: its readout is the unsteered one, at every layer
+    zero = [k for k, m in enumerate(multipliers.tolist()) if m == 0]
+    steered = [k for k in range(n_mult) if k not in zero]
+    n_all = model.cfg.n_layers
+    wanted = sorted(set(layers) | ({capture_layer} if capture_layer is not None else set())
+                    | ({n_all} if zero else set()))
+    _, grabbed = forward_rows(model, tokens.to(device), pos, valid,
+                              lambda b: [c[b] for c in ctx], rows_of, min(max(wanted) + 1, n_all),
+                              grab=wanted)
+    out = np.empty((len(examples), len(layers), n_mult), dtype=np.float64)
+    if zero:
+        terms = [_shift_terms(p, first_row[i]) for i, p in enumerate(plans)]
+        plain = plan_propensity(model, grabbed.pop(n_all), terms).double().cpu().numpy()
+        out[:, :, zero] = plain[:, None, None]
     captured = None
     if capture_layer is not None:
-        pos = torch.tensor([len(ex.tokens) - 1 - s for ex, s in zip(examples, starts)],
-                           device=device)
-        captured = grabbed[capture_layer][torch.tensor(first_row, device=device), pos]
+        at = torch.tensor([len(ex.tokens) - 1 - s for ex, s in zip(examples, starts)],
+                          device=device)
+        captured = grabbed[capture_layer][torch.tensor(first_row, device=device), at]
         captured = captured.float().cpu().numpy()
 
-    # the steered runs: units (example, layer), n_mult rows per suffix row each
-    units = [(i, j) for i in range(len(examples)) for j in range(len(layers))]
-    unit_rows = [n_mult * len(plans[i].suffixes) for i, _ in units]
-    out = np.empty((len(examples), len(layers), n_mult), dtype=np.float64)
+    # the steered runs: units (example, layer), n_mult rows per suffix row each; without
+    # max_rows, one batch per item (its letter orders together)
+    run = _Run(model, layers, mults[steered], steered, vectors, grabbed, ctx, plans, first_row,
+               starts, valid)
+    units = [(i, j) for i in range(len(examples)) for j in range(len(layers))] if steered else []
     batch: list[tuple[int, int]] = []
     size = 0
-    for unit, r in zip(units, unit_rows):
+    for unit in units:
+        r = len(steered) * len(plans[unit[0]].suffixes)
         full = max_rows is not None and batch and size + r > max_rows
-        new_example = max_rows is None and batch and batch[-1][0] != unit[0]
-        if full or new_example:
-            _steered_batch(model, batch, layers, mults, vectors, grabbed, prefix, plans,
-                           first_row, smask, out)
+        new_item = (max_rows is None and batch
+                    and examples[batch[-1][0]].unit != examples[unit[0]].unit)
+        if full or new_item:
+            run.batch(batch, out)
             batch, size = [], 0
         batch.append(unit)
         size += r
     if batch:
-        _steered_batch(model, batch, layers, mults, vectors, grabbed, prefix, plans, first_row,
-                       smask, out)
+        run.batch(batch, out)
     return out, captured
 
 
-def _steered_batch(
-    model: HookedTransformer,
-    batch: list[tuple[int, int]],
-    layers: list[int],
-    mults: Tensor,
-    vectors: Tensor,
-    grabbed: dict[int, Tensor],
-    prefix: _Prefix,
-    plans: list[ReadPlan],
-    first_row: list[int],
-    smask: Tensor,
-    out: np.ndarray,
-) -> None:
-    """Run one batch of (example, layer) units from their layers to the end; fill ``out``."""
-    device = model.cfg.device
-    n_mult = mults.shape[0]
-    examples_in = {i for i, _ in batch}
-    single = next(iter(examples_in)) if len(examples_in) == 1 else None
-    by_layer: dict[int, list[tuple[int, int]]] = {}
-    for i, j in batch:
-        by_layer.setdefault(layers[j], []).append((i, j))
-    residual: Tensor | None = None
-    row_mask: Tensor | None = None
-    rows_ex: list[int] = []
-    groups: list[list[tuple[int, int, int, float]]] = []
-    where: list[tuple[int, int, int]] = []
-    for b in range(min(by_layer), model.cfg.n_layers):
-        for i, j in by_layer.get(b, []):
-            n_rows = len(plans[i].suffixes)
-            base = grabbed[b][first_row[i] : first_row[i] + n_rows]  # [r, S, d]
-            vec = vectors[i, j].to(device, base.dtype)
-            new = (base[None] + mults[:, None, None, None] * vec).reshape(
-                n_mult * n_rows, *base.shape[1:])  # rows ordered (multiplier, suffix row)
-            m = smask[first_row[i] : first_row[i] + n_rows]
-            m = m[None].expand(n_mult, -1, -1).reshape(n_mult * n_rows, -1)
-            for k in range(n_mult):
-                groups.append(_shift_terms(plans[i], len(rows_ex) + k * n_rows))
-                where.append((i, j, k))
-            rows_ex.extend([i] * (n_mult * n_rows))
-            residual = new if residual is None else torch.cat([residual, new], dim=0)
-            row_mask = m if row_mask is None else torch.cat([row_mask, m], dim=0)
-        assert residual is not None and row_mask is not None
-        rows_t = torch.tensor(rows_ex, device=device)
-        mask = torch.cat([prefix.row_mask(rows_t, single), row_mask], dim=1)
-        residual = model.blocks[b](residual, past_kv_cache_entry=prefix.entry(b, rows_t, single),
-                                   attention_mask=mask)
-    assert residual is not None
-    props = plan_propensity(model, residual, groups).double().cpu().numpy()
-    for (i, j, k), v in zip(where, props):
-        out[i, j, k] = v
+class _Run:
+    """The steered runs of a chunk: everything a batch of (example, layer) units needs."""
+
+    def __init__(self, model: HookedTransformer, layers: list[int], mults: Tensor,
+                 mult_index: list[int], vectors: Tensor, grabbed: dict[int, Tensor],
+                 ctx: list[list[KV]], plans: list[ReadPlan], first_row: list[int],
+                 starts: list[int], valid: Tensor) -> None:
+        self.model, self.layers, self.mults, self.vectors = model, layers, mults, vectors
+        self.mult_index = mult_index  # column of out for each of ``mults``
+        self.grabbed, self.ctx, self.plans, self.first_row = grabbed, ctx, plans, first_row
+        self.starts, self.valid = starts, valid
+
+    def batch(self, batch: list[tuple[int, int]], out: np.ndarray) -> None:
+        """Run one batch of (example, layer) units from their layers to the end; fill ``out``.
+
+        Rows join at their own layer's block; every row of example i attends to its prefix's
+        keys and values (shared, not copied per row).
+        """
+        model, device = self.model, self.model.cfg.device
+        n_mult = self.mults.shape[0]
+        # pad this batch's rows to its own longest suffix row, not the chunk's
+        width = max(len(r) for i, _ in batch for r in self.plans[i].suffixes)
+        by_layer: dict[int, list[tuple[int, int]]] = {}
+        for i, j in batch:
+            by_layer.setdefault(self.layers[j], []).append((i, j))
+        parts: list[tuple[Tensor, Tensor]] = []
+        rows_ex: list[int] = []
+        groups: list[list[tuple[int, int, int, float]]] = []
+        where: list[tuple[int, int, int]] = []
+        residual = valid = pos = None
+        members: list[int] = []
+        index: list[Tensor] = []
+        for b in range(min(by_layer), model.cfg.n_layers):
+            joining = by_layer.get(b, [])
+            for i, j in joining:
+                n_rows = len(self.plans[i].suffixes)
+                lo = self.first_row[i]
+                base = self.grabbed[b][lo : lo + n_rows, :width]  # [r, S, d]
+                vec = self.vectors[i, j].to(device, base.dtype)
+                new = (base[None] + self.mults[:, None, None, None] * vec).reshape(
+                    n_mult * n_rows, *base.shape[1:])  # rows ordered (multiplier, suffix row)
+                m = self.valid[lo : lo + n_rows, :width][None].expand(n_mult, -1, -1)
+                parts.append((new, m.reshape(n_mult * n_rows, width)))
+                for k in range(n_mult):
+                    groups.append(_shift_terms(self.plans[i], len(rows_ex) + k * n_rows))
+                    where.append((i, j, self.mult_index[k]))
+                rows_ex.extend([i] * (n_mult * n_rows))
+            if joining:
+                old = [] if residual is None else [(residual, valid)]
+                residual = torch.cat([x for x, _ in old + parts])
+                valid = torch.cat([m for _, m in old + parts])
+                parts = []
+                pos = row_positions([self.starts[i] for i in rows_ex], width, device)
+                row_t = torch.tensor(rows_ex, device=device)
+                members = sorted(set(rows_ex))
+                index = [torch.nonzero(row_t == i).flatten() for i in members]
+            residual, _ = block_step(model, b, residual, pos, valid,
+                                     [self.ctx[i][b] for i in members], index)
+        props = plan_propensity(model, residual, groups).double().cpu().numpy()
+        for (i, j, k), v in zip(where, props):
+            out[i, j, k] = v
 
 
 @torch.inference_mode()
