@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import write_ab_dataset
 
-from w2s_lens.cli import build_parser, config_from_args, main
+from w2s_lens.cli import build_parser, config_from_args, main, usable_cores
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.jobs import run_evaluation
 from w2s_lens.evaluation.rundir import RunDir
@@ -69,6 +69,17 @@ def test_errors_are_one_line_and_name_the_problem(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["sweep", "--dataset", "default", "--out", str(tmp_path / "file")]) == 2
     assert "existing file" in capsys.readouterr().err
+
+
+def test_model_commands_use_every_core_unless_told(tmp_path, monkeypatch):
+    import torch
+
+    seen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    bad = ["evaluate", "--dataset", "default", "--variants", "upside-down", "--out",
+           str(tmp_path / "o")]
+    assert main(bad) == 2 and main([*bad, "--threads", "1"]) == 2
+    assert seen == [usable_cores(), 1] and usable_cores() >= 1
 
 
 ARGS = ["--model", SMOL, "--n-train", "4", "--n-test", "2", "--layers", "3,15",

@@ -21,7 +21,18 @@ from w2s_lens.choices import DTYPES, EMBEDDINGS, ROUTER_KINDS, VARIANTS
 from w2s_lens.cli_options import DESCRIPTIONS, SUMMARIES, add_data, add_eval, add_model
 from w2s_lens.cli_options import layers as _layers
 
-__all__ = ["main", "build_parser", "config_from_args"]
+__all__ = ["main", "build_parser", "config_from_args", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one).
+
+    Example:
+        >>> usable_cores() >= 1
+        True
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else max(1, os.cpu_count() or 1)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -229,10 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    if getattr(args, "threads", None):
+    if hasattr(args, "threads"):  # a model command: every core this process may use
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads or usable_cores())
     from w2s_lens.artifacts import ArtifactMismatch
     from w2s_lens.assets import AssetError
     from w2s_lens.data.behaviours import BehaviourError

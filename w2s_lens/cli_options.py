@@ -154,8 +154,8 @@ def add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -
                    help="model precision; readouts are float32 whatever it is "
                         "(default: %(default)s)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is fastest on a busy "
-                        "machine)")
+                   help="torch CPU threads (default: every core this process may use; 1 is "
+                        "fastest on a machine other jobs keep busy)")
 
 
 def add_data(p: argparse.ArgumentParser, default: str = "default") -> None:
