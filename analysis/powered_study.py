@@ -32,6 +32,14 @@ Usage:
     python analysis/powered_study.py --row cloze-0.5b            # run (or resume) one row
     python analysis/powered_study.py --row cloze-0.5b --dataset corrigible-neutral-HHH
     python analysis/powered_study.py --check                     # planned vs used sizes
+    python analysis/powered_study.py --pending --workers 2 --commit   # everything not yet run
+
+``--pending`` runs every planned (row, dataset) without a result in ``analysis/results/powered``,
+in plan order (the primary row first, then the paper protocol, the 1.5B model, the mirrored
+letter readout and L2S), ``--workers K`` of them at a time (one thread each). ``--commit``
+commits each dataset's result folder as soon as it is copied (under a lock, one commit per
+dataset), so a session cut off mid-study loses at most the datasets still running, and those
+resume from their run directories.
 
 Each finished dataset's ``results.json``, ``run.json``, ``table.md``, ``table.csv`` and
 ``run_log.json`` (command, settings, wall time) are copied to
@@ -41,11 +49,13 @@ Each finished dataset's ``results.json``, ``run.json``, ``table.md``, ``table.cs
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,18 +89,21 @@ class Row:
                 str(out), *self.args]
 
 
+#: The plan, in the order ``--pending`` runs it: the primary row, then the rows that say what
+#: the paper's protocol claims (cheap: letter readout, one order), the larger model, the
+#: mirrored letter readout and L2S.
 PLAN = (
     Row("cloze-0.5b", "qwen2.5-coder-0.5b-instruct", AI_RISK, 200, 200,
         ("--readout", "cloze", "--layers", GRID_05B, "--method", "caa")),
-    Row("cloze-0.5b-l2s", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
-        ("--readout", "cloze", "--layers", GRID_05B, "--method", "l2s")),
-    Row("letter-0.5b", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
-        ("--readout", "letter", "--mirror", "--layers", "all", "--method", "caa")),
     Row("paper-0.5b", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
         ("--readout", "letter", "--no-mirror", "--single-order", "--cross-fit", "0",
          "--layers", "all", "--method", "caa")),
     Row("cloze-1.5b", "qwen2.5-coder-1.5b-instruct", TWO, 96, 96,
         ("--readout", "cloze", "--layers", GRID_15B, "--method", "caa")),
+    Row("letter-0.5b", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
+        ("--readout", "letter", "--mirror", "--layers", "all", "--method", "caa")),
+    Row("cloze-0.5b-l2s", "qwen2.5-coder-0.5b-instruct", TWO, 200, 200,
+        ("--readout", "cloze", "--layers", GRID_05B, "--method", "l2s")),
 )
 FILES = ("table.md", "table.csv", "run_log.json")
 
@@ -102,15 +115,16 @@ def _row(name: str) -> Row:
     raise SystemExit(f"no row {name!r}; rows: {', '.join(r.name for r in PLAN)}")
 
 
-def run(row: Row, dataset: str, runs: Path, threads: int = 1) -> int:
-    """Run (or resume) one dataset of one row, then copy its result files."""
+def run(row: Row, dataset: str, runs: Path, threads: int = 1, commit: bool = False,
+        results: Path = RESULTS) -> int:
+    """Run (or resume) one dataset of one row, then copy (and optionally commit) its files."""
     out = runs / row.name / dataset
     cmd = row.command(dataset, out, threads)
     print("$", " ".join(cmd), flush=True)
     t0 = time.time()
     rc = subprocess.call(cmd)
     print(f"{row.name}/{dataset}: rc={rc}, {time.time() - t0:.0f}s", flush=True)
-    dest = RESULTS / row.name / dataset
+    dest = results / row.name / dataset
     if (out / dataset / "results.json").is_file():
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("results.json", "run.json"):
@@ -118,15 +132,70 @@ def run(row: Row, dataset: str, runs: Path, threads: int = 1) -> int:
         for name in FILES:
             if (out / name).is_file():
                 shutil.copy2(out / name, dest / name)
+        if commit:
+            commit_results(dest, f"Results: powered study, {row.name}/{dataset} "
+                                 f"({row.n_train}+{row.n_test} planned, {time.time() - t0:.0f}s)")
     return rc
 
 
-def check() -> list[str]:
+def commit_results(folder: Path, message: str, tries: int = 30) -> bool:
+    """Commit ``folder`` alone (``git commit --only``), under a lock shared by the workers;
+    a busy index (another git command running) is retried for a minute. False if it failed.
+
+    Example:
+        >>> commit_results(RESULTS / "cloze-0.5b" / "myopic-reward", "msg")  # doctest: +SKIP
+        True
+    """
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder,
+                         capture_output=True, text=True)
+    if top.returncode != 0:
+        print(f"not committed: {folder} is not in a git repository", flush=True)
+        return False
+    root = Path(top.stdout.strip())
+    with open(root / ".git" / "w2s-powered.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for _ in range(tries):
+            add = subprocess.run(["git", "add", "--", str(folder)], cwd=root,
+                                 capture_output=True, text=True)
+            done = add.returncode == 0 and subprocess.run(
+                ["git", "commit", "-q", "-m", message, "--only", "--", str(folder)],
+                cwd=root, capture_output=True, text=True).returncode == 0
+            if done:
+                print(f"committed {folder}", flush=True)
+                return True
+            time.sleep(2)
+    print(f"NOT committed (git busy or nothing to commit): {folder}", flush=True)
+    return False
+
+
+def pending(results: Path = RESULTS) -> list[tuple[Row, str]]:
+    """The planned (row, dataset) jobs without a finished result, in plan order.
+
+    Example:
+        >>> [f"{r.name}/{d}" for r, d in pending()][:1]  # doctest: +SKIP
+        ['cloze-0.5b/myopic-reward']
+    """
+    return [(row, d) for row in PLAN for d in row.datasets
+            if not (results / row.name / d / "results.json").is_file()]
+
+
+def run_many(jobs: list[tuple[Row, str]], runs: Path, threads: int, workers: int,
+             commit: bool) -> int:
+    """Run ``jobs`` with ``workers`` at a time; the highest return code."""
+    if not jobs:
+        print("nothing pending: every planned dataset has a result", flush=True)
+        return 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        codes = list(pool.map(lambda job: run(job[0], job[1], runs, threads, commit), jobs))
+    return max(codes)
+
+
+def check(results: Path = RESULTS) -> list[str]:
     """Planned against used sizes, per finished dataset (a smaller row is never silent)."""
     lines = []
     for row in PLAN:
         for d in row.datasets:
-            f = RESULTS / row.name / d / "results.json"
+            f = results / row.name / d / "results.json"
             if not f.is_file():
                 lines.append(f"{row.name}/{d}: not run")
                 continue
@@ -147,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch threads (1 is fastest on a busy 2-core machine)")
     p.add_argument("--list", action="store_true", help="print the plan")
     p.add_argument("--check", action="store_true", help="planned vs used sizes")
+    p.add_argument("--pending", action="store_true",
+                   help="run every planned dataset that has no result yet, in plan order")
+    p.add_argument("--workers", type=int, default=1,
+                   help="datasets run at a time (each with --threads threads)")
+    p.add_argument("--commit", action="store_true",
+                   help="git-commit each dataset's result folder as soon as it is copied")
     args = p.parse_args(argv)
     if args.list:
         for row in PLAN:
@@ -156,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print("\n".join(check()))
         return 0
+    if args.pending:
+        return run_many(pending(), Path(args.runs), args.threads, args.workers, args.commit)
     if not args.row:
-        p.error("give --row (or --list / --check)")
+        p.error("give --row, --pending, --list or --check")
     row = _row(args.row)
     datasets = [args.dataset] if args.dataset else list(row.datasets)
-    return max(run(row, d, Path(args.runs), args.threads) for d in datasets)
+    return run_many([(row, d) for d in datasets], Path(args.runs), args.threads,
+                    args.workers, args.commit)
 
 
 if __name__ == "__main__":

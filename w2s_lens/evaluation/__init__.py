@@ -9,7 +9,9 @@ differences and the Benjamini-Hochberg count, :mod:`.accuracy` for router accura
 answers' form for the cloze diagnostic (:mod:`.forms`), the headroom diagnostics (retest,
 cross-validated oracle, learning curve; :mod:`.headroom`), plain-text summaries
 (:mod:`.summary`), the jobs each command runs (:mod:`.jobs`) and the cross-dataset table
-(:mod:`.table_rows` builds it, :mod:`.table` runs it, serially or on Ray).
+(:mod:`.table_rows` builds it, :mod:`.table` runs it, serially or on Ray), and the powered
+study's table over its planned rows (:mod:`.study`: planned against used sizes, "not run"
+rows, Benjamini-Hochberg per study row).
 
 May import every package below it (:mod:`w2s_lens.data`, ``models``, ``steering``,
 ``controls``, ``sweep``, ``routing``), the top-level ``choices``, ``artifacts``, ``assets``, and

@@ -1,0 +1,157 @@
+"""The powered study's table, report and figure, from whatever has finished so far.
+
+Reads ``analysis/results/powered/<row>/<dataset>/`` (``results.json``, ``run_log.json``; as
+``analysis/powered_study.py`` copies each finished dataset), takes the plan from that script's
+``PLAN`` (passed to the package as plain data) and writes into ``--out`` (default: the same
+folder):
+
+* ``powered_table.md`` / ``powered_table.csv``: one row per protocol × dataset × method, BASE
+  variant, opening with the primary comparison as stated before running; the counts of
+  datasets beyond the noise per study row, plain and after Benjamini-Hochberg;
+* ``powered_report.html``: the same, with the interactive figure (self-contained, offline);
+* ``powered_figure.png``: the figure as a static image (matplotlib, same content).
+
+Rows not yet run read "not run"; rows that ran on fewer items than planned are marked.
+Nothing is computed again: every number comes from the datasets' ``results.json``.
+
+Usage:
+    python analysis/powered_table.py                       # analysis/results/powered
+    python analysis/powered_table.py --root DIR --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import powered_study  # noqa: E402
+
+from w2s_lens.evaluation.study import (  # noqa: E402
+    DONE,
+    PRIMARY_COMPARISON,
+    study_rows,
+    write_study,
+)
+from w2s_lens.evaluation.table_rows import readout_label  # noqa: E402
+from w2s_lens.report.plots_study import study_panels  # noqa: E402
+from w2s_lens.report.study_report import write_study_report  # noqa: E402
+
+STEM = "powered_table"
+REPORT = "powered_report.html"
+FIGURE = "powered_figure.png"
+
+
+def _flag(args: Sequence[str], name: str, default: str | None = None) -> str | None:
+    """The value after ``name`` in a row's extra arguments (``default`` when absent)."""
+    args = list(args)
+    return args[args.index(name) + 1] if name in args[:-1] else default
+
+
+def plan_data(plan: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """The study plan (default ``powered_study.PLAN``) as plain data for
+    :func:`w2s_lens.evaluation.study.study_rows`: name, model, datasets, planned sizes, the
+    methods and the readout label its arguments set (``reproduce_table.py``'s defaults: letter
+    readout, mirrored, CAA).
+
+    >>> plan = {p["name"]: p for p in plan_data()}
+    >>> plan["paper-0.5b"]["readout"], plan["cloze-0.5b-l2s"]["methods"]
+    ('letter-single', ['l2s'])
+    """
+    out = []
+    for row in powered_study.PLAN if plan is None else plan:
+        method = _flag(row.args, "--method", "caa")
+        mirror = "--no-mirror" not in row.args
+        out.append({"name": row.name, "model": row.model, "datasets": list(row.datasets),
+                    "n_train": row.n_train, "n_test": row.n_test,
+                    "methods": ["caa", "l2s"] if method == "both" else [method],
+                    "readout": readout_label({"readout": _flag(row.args, "--readout", "letter"),
+                                              "mirror": mirror,
+                                              "length_norm": "--length-norm" in row.args})})
+    return out
+
+
+def statement(doc: str | None = powered_study.__doc__) -> str:
+    """The primary comparison as ``powered_study.py``'s docstring states it (one paragraph,
+    rst ``code`` turned into markdown); the package's copy if the docstring lacks it."""
+    found = re.search(r"\*\*Primary comparison \(stated before running\)\.\*\*\s*(.+?)\n\s*\n",
+                      doc or "", re.S)
+    if not found:
+        return PRIMARY_COMPARISON
+    return re.sub(r"``([^`]+)``", r"`\1`", " ".join(found.group(1).split()))
+
+
+def _arm(a: float, b: float) -> float:
+    """``a - b``, an error bar's arm: 0 where either end is missing (NaN)."""
+    return 0.0 if math.isnan(a) or math.isnan(b) else max(a - b, 0.0)
+
+
+def write_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """The study figure (:func:`w2s_lens.report.plots_study.study_panels`, as the report's
+    plotly figure draws it) as a PNG, with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = study_panels(rows)
+    sizes = [max(len(p["labels"]), 1) for p in panels]
+    height = 1.6 + 0.55 * sum(sizes) + 0.6 * len(panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False,
+                             gridspec_kw={"height_ratios": sizes})
+    markers = {"circle": "o", "diamond": "D"}
+    for ax, panel in zip(axes[:, 0], panels):
+        n = len(panel["labels"])
+        for s in panel["series"]:
+            lo = [_arm(m, x) for m, x in zip(s["mean"], s["lo"])]
+            hi = [_arm(x, m) for m, x in zip(s["mean"], s["hi"])]
+            ax.errorbar(s["mean"], s["y"], xerr=[lo, hi], fmt=markers.get(s["symbol"], "o"),
+                        color=s["color"], capsize=3, markersize=6, label=s["name"])
+        ax.axvline(0.0, color="#444", linewidth=1)
+        ax.set_yticks(range(n), panel["labels"], fontsize=8)
+        ax.set_ylim(n - 0.5, -0.5)
+        ax.set_title(panel["title"], fontsize=10)
+        ax.grid(axis="x", color="#ddd", linewidth=0.5)
+    axes[-1, 0].set_xlabel("difference in mean steerability (95% interval)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle("The powered study: W2S − fixed and cross-validated oracle − fixed per "
+                 "dataset (BASE test items)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default=str(powered_study.RESULTS),
+                   help="the powered results folder (<row>/<dataset>/results.json)")
+    p.add_argument("--out", help="where to write the table, report and figure (default --root)")
+    args = p.parse_args(argv)
+    root = Path(args.root)
+    out = Path(args.out) if args.out else root
+    out.mkdir(parents=True, exist_ok=True)
+    rows = study_rows(root, plan_data())
+    done = sum(r["status"] == DONE for r in rows)
+    if not done:
+        print(f"No finished dataset under {root} yet: every planned row reads \"not run\".")
+    text = statement()
+    paths = write_study(rows, out, STEM, statement=text)
+    report = write_study_report(rows, out / REPORT, statement=text, source=root)
+    png = write_png(rows, out / FIGURE)
+    print(f"{done} of {len(rows)} rows finished; wrote {paths['md']}, {paths['csv']}, "
+          f"{report}, {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

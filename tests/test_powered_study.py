@@ -1,0 +1,110 @@
+"""analysis/powered_study.py: the plan, which jobs are pending, copying and committing results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "analysis" / "powered_study.py"
+_spec = importlib.util.spec_from_file_location("powered_study", _PATH)
+ps = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("powered_study", ps)  # dataclasses look their module up by name
+_spec.loader.exec_module(ps)
+
+
+def test_plan_is_the_issue_s_plan():
+    rows = {r.name: r for r in ps.PLAN}
+    assert ps.PLAN[0].name == "cloze-0.5b"  # the primary row runs first
+    assert rows["cloze-0.5b"].datasets == ps.AI_RISK and len(ps.AI_RISK) == 5
+    assert all(r.n_train >= 200 and r.n_test >= 200 for r in ps.PLAN if "0.5b" in r.name)
+    assert (rows["cloze-1.5b"].n_train, rows["cloze-1.5b"].n_test) == (96, 96)
+    paper = rows["paper-0.5b"].command("corrigible-neutral-HHH", Path("o"))
+    assert {"--no-mirror", "--single-order"} <= set(paper)
+    assert paper[paper.index("--cross-fit") + 1] == "0"
+    cmd = rows["cloze-0.5b"].command("myopic-reward", Path("o"), threads=3)
+    assert cmd[cmd.index("--layers") + 1] == ps.GRID_05B
+    assert cmd[cmd.index("--threads") + 1] == "3" and cmd[cmd.index("--seed") + 1] == "0"
+    assert rows["cloze-1.5b"].command("x", Path("o"))[3] == "qwen2.5-coder-1.5b-instruct"
+
+
+def _finish(results: Path, row: str, dataset: str, n_train: int, n_test: int) -> None:
+    d = results / row / dataset
+    d.mkdir(parents=True)
+    (d / "results.json").write_text(json.dumps({"n_train": n_train, "n_test": n_test}))
+
+
+def test_pending_skips_finished_datasets_in_plan_order(tmp_path):
+    _finish(tmp_path, "cloze-0.5b", "corrigible-neutral-HHH", 200, 200)
+    _finish(tmp_path, "paper-0.5b", "self-awareness-text-model", 200, 200)
+    jobs = [(r.name, d) for r, d in ps.pending(tmp_path)]
+    every = [(r.name, d) for r in ps.PLAN for d in r.datasets]
+    assert len(jobs) == len(every) - 2
+    assert ("cloze-0.5b", "corrigible-neutral-HHH") not in jobs
+    assert jobs == [j for j in every if j in jobs]  # order kept
+    assert jobs[0] == ("cloze-0.5b", "myopic-reward")
+
+
+def test_check_names_a_smaller_row(tmp_path):
+    _finish(tmp_path, "cloze-0.5b", "corrigible-neutral-HHH", 200, 200)
+    _finish(tmp_path, "cloze-0.5b", "myopic-reward", 180, 200)
+    lines = ps.check(tmp_path)
+    assert "cloze-0.5b/corrigible-neutral-HHH: planned 200+200, used 200+200" in lines
+    assert "cloze-0.5b/myopic-reward: planned 200+200, used 180+200  SMALLER THAN PLANNED" in lines
+    assert "cloze-1.5b/corrigible-neutral-HHH: not run" in lines
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path):
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.org")
+    _git(tmp_path, "config", "user.name", "t")
+    (tmp_path / "other.txt").write_text("a")
+    _git(tmp_path, "add", "other.txt")
+    _git(tmp_path, "commit", "-qm", "start")
+    return tmp_path
+
+
+def test_run_copies_and_commits_only_the_dataset_folder(repo, monkeypatch):
+    """A finished run's files are copied and committed alone: a change staged elsewhere stays
+    staged and uncommitted."""
+    script = ("import json,pathlib,sys; o=pathlib.Path(sys.argv[1])/sys.argv[2]; "
+              "o.mkdir(parents=True); (o/'results.json').write_text(json.dumps("
+              "{'n_train': 200, 'n_test': 200})); (o/'run.json').write_text('{}'); "
+              "(o.parent/'table.md').write_text('t')")
+    monkeypatch.setattr(ps.Row, "command", lambda self, d, out, threads=1:
+                        [sys.executable, "-c", script, str(out), d])
+    (repo / "other.txt").write_text("b")
+    _git(repo, "add", "other.txt")
+    results = repo / "analysis" / "results" / "powered"
+    rc = ps.run(ps.PLAN[0], "myopic-reward", repo / "runs", commit=True, results=results)
+    assert rc == 0
+    dest = results / "cloze-0.5b" / "myopic-reward"
+    assert json.loads((dest / "results.json").read_text())["n_train"] == 200
+    assert (dest / "table.md").read_text() == "t" and (dest / "run.json").is_file()
+    log = _git(repo, "log", "--format=%s")
+    assert log.splitlines()[0].startswith("Results: powered study, cloze-0.5b/myopic-reward")
+    committed = _git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == sorted(
+        f"analysis/results/powered/cloze-0.5b/myopic-reward/{n}"
+        for n in ("results.json", "run.json", "table.md"))
+    assert _git(repo, "diff", "--cached", "--name-only").split() == ["other.txt"]
+
+
+def test_commit_outside_a_repository_says_so(tmp_path, capsys):
+    assert ps.commit_results(tmp_path, "m") is False
+    assert "not in a git repository" in capsys.readouterr().out
+
+
+def test_nothing_pending(monkeypatch, capsys):
+    assert ps.run_many([], Path("runs"), 1, 2, False) == 0
+    assert "nothing pending" in capsys.readouterr().out

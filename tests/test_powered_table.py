@@ -1,0 +1,97 @@
+"""analysis/powered_table.py on a fake powered folder made of the real headroom results
+(tests/helpers_study.py): the files it writes and the numbers in them, and an empty folder."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from helpers_study import PLAN, build_root
+
+from w2s_lens.evaluation.study import PRIMARY_COMPARISON
+
+_PATH = Path(__file__).resolve().parents[1] / "analysis" / "powered_table.py"
+_spec = importlib.util.spec_from_file_location("powered_table", _PATH)
+pt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pt)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+ARGS = {"cloze-0.5b": ("--readout", "cloze", "--layers", "3,9", "--method", "caa"),
+        "letter-0.5b": ("--readout", "letter", "--mirror", "--layers", "all", "--method", "caa")}
+
+
+@pytest.fixture
+def small_plan(monkeypatch):
+    """The script's plan replaced by helpers_study.PLAN (12 + 12 cloze, 24 + 24 letter)."""
+    Row = pt.powered_study.Row
+    monkeypatch.setattr(pt.powered_study, "PLAN", tuple(
+        Row(p["name"], p["model"], tuple(p["datasets"]), p["n_train"], p["n_test"],
+            ARGS[p["name"]]) for p in PLAN))
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open()))
+
+
+def test_main_writes_the_table_report_and_figure(tmp_path, small_plan, capsys) -> None:
+    root, out = build_root(tmp_path / "powered"), tmp_path / "out"
+    assert pt.main(["--root", str(root), "--out", str(out)]) == 0
+    assert "4 of 6 rows finished" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "powered_figure.png", "powered_report.html", "powered_table.csv", "powered_table.md"]
+    assert (out / "powered_figure.png").read_bytes()[:8] == PNG
+    assert (out / "powered_figure.png").stat().st_size > 10_000
+    rows = _csv(out / "powered_table.csv")
+    assert [(r["protocol"], r["dataset"]) for r in rows] == [
+        (p["name"], d) for p in PLAN for d in p["datasets"]]
+    results = json.loads((root / "cloze-0.5b" / "corrigible-neutral-HHH" / "results.json")
+                         .read_text())
+    w = results["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]
+    corrigible = rows[0]
+    assert float(corrigible["diff"]) == w["diff_vs_fixed"]
+    assert float(corrigible["p_value"]) == w["diff_vs_fixed_p"]
+    assert (corrigible["model"], corrigible["readout"], corrigible["n_train"],
+            corrigible["n_test"]) == ("qwen2.5-coder-0.5b-instruct", "cloze", "12", "12")
+    by_name = {(r["protocol"], r["dataset"]): r for r in rows}
+    assert by_name[("cloze-0.5b", "self-awareness-text-model")]["status"] == "not run"
+    assert by_name[("cloze-0.5b", "self-awareness-text-model")]["verdict"] == "not run"
+    assert by_name[("letter-0.5b", "corrigible-neutral-HHH")]["smaller_than_planned"] == "True"
+    assert by_name[("letter-0.5b", "corrigible-neutral-HHH")]["readout"] == "letter-mirrored"
+    md = (out / "powered_table.md").read_text()
+    assert md.splitlines()[2].endswith(PRIMARY_COMPARISON)
+    summary = next(line for line in md.splitlines() if line.startswith("| cloze-0.5b | qwen"))
+    cells = [c.strip() for c in summary.split("|")[1:-1]]
+    plain, bh = (int(c.split(" of ")[0]) for c in cells[6:8])
+    assert (plain, bh) == (1, 0) and bh <= plain
+    assert "Primary comparison (stated before running)" in (out / "powered_report.html").read_text()
+
+
+def test_with_nothing_finished_every_row_reads_not_run(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert pt.main(["--root", str(tmp_path / "empty"), "--out", str(out)]) == 0
+    assert "No finished dataset under" in capsys.readouterr().out
+    rows = _csv(out / "powered_table.csv")
+    planned = [(r.name, d) for r in pt.powered_study.PLAN for d in r.datasets]
+    assert [(r["protocol"], r["dataset"]) for r in rows] == planned
+    assert {r["status"] for r in rows} == {"not run"}
+    assert (out / "powered_figure.png").read_bytes()[:8] == PNG
+
+
+def test_the_statement_is_the_one_the_plan_states() -> None:
+    """The package's copy of the primary comparison matches powered_study.py's docstring."""
+    assert pt.statement() == PRIMARY_COMPARISON
+    assert pt.statement("no statement here") == PRIMARY_COMPARISON  # the fallback
+
+
+def test_plan_data_reads_methods_and_readouts_from_the_arguments() -> None:
+    plan = {p["name"]: p for p in pt.plan_data()}
+    assert set(plan) == {r.name for r in pt.powered_study.PLAN}
+    assert (plan["cloze-0.5b"]["readout"], plan["cloze-0.5b"]["methods"]) == ("cloze", ["caa"])
+    assert plan["cloze-0.5b-l2s"]["methods"] == ["l2s"]
+    assert plan["letter-0.5b"]["readout"] == "letter-mirrored"
+    assert plan["paper-0.5b"]["readout"] == "letter-single"
+    assert (plan["cloze-1.5b"]["n_train"], plan["cloze-1.5b"]["n_test"]) == (96, 96)
+    assert json.loads(json.dumps(plan)) == plan  # plain data

@@ -1,0 +1,398 @@
+"""The powered study's table: one row per planned protocol × dataset × method on the BASE
+variant, read from ``<root>/<protocol>/<dataset>/results.json`` (``run_log.json`` beside it),
+with the primary comparison's multiplicity per study row.
+
+The plan comes in as plain data (no import of ``analysis/``): one mapping per study row with
+``name`` (the protocol), ``model``, ``datasets``, the planned ``n_train`` / ``n_test`` and
+optionally ``methods`` and ``readout`` (shown on rows not yet run). Every number is the one
+:func:`~w2s_lens.evaluation.table_rows.table_rows` (and its headroom columns) reads; this
+module adds the planned sizes, the in-sample oracle's interval, the retest's chance agreement,
+the learning curve's last two points and the wall time, and counts the primary comparison per
+study row (protocol × model × method) with :func:`~w2s_lens.evaluation.table_rows.summary_rows`
+(sign-flip at one-sided 2.5%, Benjamini-Hochberg across the row's datasets at the same level).
+A missing piece is None; a dataset without ``results.json`` is "not run".
+
+May import :mod:`w2s_lens.evaluation` (``table_rows``, ``paired``, ``rundir``, ``summary``),
+the top-level ``artifacts``; never :mod:`w2s_lens.report` or ``analysis/``.
+
+Example:
+    >>> plan = [{"name": "cloze-0.5b", "model": "m", "datasets": ["d"], "n_train": 200,
+    ...          "n_test": 200, "methods": ["caa"], "readout": "cloze"}]
+    >>> rows = study_rows("/nonexistent", plan)
+    >>> rows[0]["status"], rows[0]["verdict"]
+    ('not run', 'not run')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from w2s_lens.artifacts import read_json, write_text
+from w2s_lens.evaluation.paired import (
+    ALPHA,
+    VERDICT_BETTER,
+    VERDICT_TOO_FEW,
+    bh_rejections,
+    verdict_kind,
+)
+from w2s_lens.evaluation.rundir import RESULTS_FILE, RunDir
+from w2s_lens.evaluation.summary import fmt_ci
+from w2s_lens.evaluation.table_rows import FDR_Q, summary_rows, table_rows
+
+__all__ = ["DONE", "NOT_RUN", "PRIMARY_COMPARISON", "PRIMARY_ROUTER", "STUDY_COLUMNS",
+           "UNREADABLE", "dataset_rows", "study_csv", "study_markdown", "study_rows",
+           "study_notes", "study_summary", "study_tables", "write_study"]
+
+#: The primary comparison as ``analysis/powered_study.py`` states it before running.
+PRIMARY_COMPARISON = (
+    "Per dataset: W2S (the `logreg` router on the residual at the middle layer) − the best "
+    "fixed layer, on the BASE test items, the paired 95% interval and the exact sign-flip test "
+    "(one-sided 2.5%), with Benjamini-Hochberg across the datasets of the study at the same "
+    "level. Everything else — other routers, L2S, the cross-validated oracle, retest "
+    "agreement, the learning curve, the letter-readout and paper-protocol rows, the 1.5B "
+    "rows — is secondary.")
+#: The router the plan names as W2S (results mark theirs as ``primary_router``).
+PRIMARY_ROUTER = "logreg"
+DONE, NOT_RUN, UNREADABLE = "done", "not run", "unreadable"
+RUN_LOG = "run_log.json"
+
+#: CSV columns of a study row, in order.
+STUDY_COLUMNS = (
+    "protocol", "model", "dataset", "method", "readout", "status", "router", "n_train",
+    "n_test", "n_train_planned", "n_test_planned", "smaller_than_planned", "fixed_layer",
+    "fixed", "fixed_lo", "fixed_hi", "w2s", "w2s_lo", "w2s_hi", "oracle", "oracle_lo",
+    "oracle_hi", "xv_diff", "xv_lo", "xv_hi", "xv_p", "diff", "diff_lo", "diff_hi", "p_value",
+    "test", "mde", "n_nonzero", "verdict", "beats_after_bh", "agreement", "chance", "kappa",
+    "curve_n_before", "curve_diff_before", "curve_n_last", "curve_diff_last", "router_acc",
+    "majority_acc", "form_router_diff", "case", "wall_time_s", "error")
+
+
+def _base_row(plan: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(STUDY_COLUMNS)
+    row.update(protocol=plan["name"], model=plan.get("model"), dataset=dataset,
+               readout=plan.get("readout"), n_train_planned=plan.get("n_train"),
+               n_test_planned=plan.get("n_test"))
+    return row
+
+
+def _curve_points(results: Mapping[str, Any], method: str, router: str) -> dict[str, Any]:
+    """The primary router's last two learning-curve points (largest training sizes)."""
+    h = (results["methods"][method].get("headroom") or {})
+    mine = sorted((r for r in (h.get("learning_curve") or {}).get("rows") or []
+                   if r.get("router") == router and r.get("n_train") is not None),
+                  key=lambda r: r["n_train"])
+    last = mine[-1] if mine else {}
+    before = mine[-2] if len(mine) > 1 else {}
+    return {"curve_n_before": before.get("n_train"), "curve_diff_before": before.get("diff"),
+            "curve_n_last": last.get("n_train"), "curve_diff_last": last.get("diff")}
+
+
+def _wall_time(log: Mapping[str, Any] | None, dataset: str) -> float | None:
+    """Seconds the run log records for ``dataset``, summed over its invocations (a killed
+    invocation writes none, so a resumed dataset's time is a lower bound)."""
+    if not log:
+        return None
+    times = [d["wall_time_s"] for inv in log.get("invocations") or []
+             for d in inv.get("datasets") or []
+             if d.get("dataset") == dataset and d.get("wall_time_s") is not None]
+    return float(sum(times)) if times else None
+
+
+def dataset_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
+                 run_log: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The study rows (:data:`STUDY_COLUMNS`) of one finished dataset: one per method, BASE
+    variant, from :func:`~w2s_lens.evaluation.table_rows.table_rows` plus the planned sizes,
+    the in-sample oracle's interval, the retest's chance agreement, the learning curve's last
+    two points of the primary router and the wall time from ``run_log``.
+
+    Example:
+        >>> rows = dataset_rows(results, {"name": "cloze-0.5b", "n_train": 200,
+        ...                               "n_test": 200})  # doctest: +SKIP
+        >>> rows[0]["smaller_than_planned"]  # doctest: +SKIP
+        True
+    """
+    router = results["primary_router"]
+    used = (results.get("n_train"), results.get("n_test"))
+    planned = (plan.get("n_train"), plan.get("n_test"))
+    out = []
+    for t in table_rows(results):
+        if t["variant"] != "base":
+            continue
+        block = results["methods"][t["method"]]
+        oracle = block["variants"]["base"].get("oracle") or {}
+        oracle_ci = oracle.get("steerability_ci") or [None, None]
+        retest = (block.get("headroom") or {}).get("retest") or {}
+        row = _base_row(plan, t["dataset"])
+        row.update({k: t[k] for k in STUDY_COLUMNS if k in t})
+        row.update(
+            status=DONE, router=router,
+            n_train=used[0], n_test=used[1] if used[1] is not None else t["n_test"],
+            smaller_than_planned=any(u is not None and p is not None and u < p
+                                     for u, p in zip(used, planned)),
+            oracle_lo=oracle_ci[0], oracle_hi=oracle_ci[1], chance=retest.get("chance"),
+            wall_time_s=_wall_time(run_log, t["dataset"]),
+            **_curve_points(results, t["method"], router))
+        out.append(row)
+    return out
+
+
+def study_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
+               q: float = FDR_Q) -> list[dict[str, Any]]:
+    """Every planned protocol × dataset × method of the study under ``root``, BASE variant,
+    in plan order (columns :data:`STUDY_COLUMNS`).
+
+    A dataset without ``<root>/<name>/<dataset>/results.json`` gives one ``"not run"`` row
+    per planned method (numbers None); one whose results cannot be read gives
+    ``"unreadable"`` rows with the error. ``beats_after_bh`` says whether a finished row
+    still beats the fixed layer after Benjamini-Hochberg at ``q`` across the datasets of its
+    study row (protocol × model × method; :func:`study_summary` counts them).
+
+    Example:
+        >>> plan = [{"name": "paper-0.5b", "model": "m", "datasets": ["a", "b"],
+        ...          "n_train": 200, "n_test": 200}]
+        >>> [r["status"] for r in study_rows("/nonexistent", plan)]
+        ['not run', 'not run']
+    """
+    rows: list[dict[str, Any]] = []
+    for p in plan:
+        for dataset in p["datasets"]:
+            folder = Path(root) / p["name"] / dataset
+            if not (folder / RESULTS_FILE).is_file():
+                rows += [{**_base_row(p, dataset), "method": m, "status": NOT_RUN,
+                          "verdict": NOT_RUN} for m in p.get("methods") or [None]]
+                continue
+            try:
+                log = read_json(folder / RUN_LOG) if (folder / RUN_LOG).is_file() else None
+                rows += dataset_rows(RunDir(folder).read_results(), p, log)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+                rows += [{**_base_row(p, dataset), "method": m, "status": UNREADABLE,
+                          "verdict": UNREADABLE, "error": f"{type(err).__name__}: {err}"}
+                         for m in p.get("methods") or [None]]
+    for sub in _groups(rows).values():
+        done = [r for r in sub if r["status"] == DONE]
+        kinds = [verdict_kind(str(r["verdict"])) for r in done]
+        rejected = bh_rejections([r["p_value"] for r in done], q, kinds)
+        for r, rej, kind in zip(done, rejected, kinds):
+            r["beats_after_bh"] = bool(rej and kind == VERDICT_BETTER)
+    return rows
+
+
+def _groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], list[Any]]:
+    """Rows by study row: protocol × method (each planned protocol runs on one model)."""
+    groups: dict[tuple[Any, Any], list[Any]] = {}
+    for r in rows:
+        groups.setdefault((r["protocol"], r.get("method")), []).append(r)
+    return groups
+
+
+def study_summary(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[dict[str, Any]]:
+    """Per study row (protocol × model × method, in order): how many of its finished datasets
+    show W2S beyond the noise (``wins``, sign-flip one-sided 2.5%), how many after
+    Benjamini-Hochberg at ``q`` across those datasets (``wins_bh``), ``worse``, the datasets
+    with too few informative items, and the datasets not run, unreadable or smaller than
+    planned. The counts are :func:`~w2s_lens.evaluation.table_rows.summary_rows` of the
+    group's finished rows.
+
+    Example:
+        >>> s = study_summary([{"protocol": "p", "model": "m", "method": "caa",
+        ...     "dataset": "d", "readout": "cloze", "status": "done", "diff": 0.2,
+        ...     "p_value": 0.001, "verdict": "W2S beats fixed beyond the noise"}])
+        >>> s[0]["wins"], s[0]["wins_bh"], s[0]["n_run"], s[0]["n_planned"]
+        (1, 1, 1, 1)
+    """
+    out = []
+    for (protocol, method), sub in _groups(rows).items():
+        done = [r for r in sub if r["status"] == DONE]
+        counts = summary_rows([{**r, "model": "", "readout": "", "variant": "base",
+                                "method": method or ""} for r in done], q)
+        c = counts[0] if counts else {}
+        out.append({
+            "protocol": protocol, "method": method,
+            "model": ", ".join(dict.fromkeys(str(r.get("model")) for r in sub)),
+            "readout": ", ".join(dict.fromkeys(str(r["readout"]) for r in sub if r.get("readout"))),
+            "n_planned": len(sub), "n_run": len(done), "diff": c.get("diff"),
+            "wins": c.get("wins", 0), "wins_bh": c.get("wins_bh", 0),
+            "worse": c.get("worse", 0), "too_few": c.get("too_few", 0),
+            "too_few_datasets": [r["dataset"] for r in done
+                                 if verdict_kind(str(r["verdict"])) == VERDICT_TOO_FEW],
+            "not_run": [r["dataset"] for r in sub if r["status"] == NOT_RUN],
+            "unreadable": [r["dataset"] for r in sub if r["status"] == UNREADABLE],
+            "smaller": [r["dataset"] for r in done if r.get("smaller_than_planned")],
+        })
+    return out
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def _f(x: Any, fmt: str = "+.3f") -> str:
+    return "–" if x is None else format(float(x), fmt)
+
+
+def _p(x: Any) -> str:
+    return "–" if x is None else f"{float(x):.3g}"
+
+
+def _ci(r: Mapping[str, Any], key: str, lo: str, hi: str) -> str:
+    return "–" if r[key] is None else fmt_ci(r[key], [r[lo], r[hi]])
+
+
+def _sizes(r: Mapping[str, Any]) -> str:
+    planned = f"{r['n_train_planned']} + {r['n_test_planned']}"
+    if r["status"] != DONE:
+        return f"– (planned {planned})"
+    used = f"{r['n_train']} + {r['n_test']}"
+    return f"{used} (SMALLER than planned {planned})" if r["smaller_than_planned"] else used
+
+
+def _curve(r: Mapping[str, Any]) -> str:
+    pts = [(r[f"curve_n_{k}"], r[f"curve_diff_{k}"]) for k in ("before", "last")]
+    return "; ".join(f"{n}: {_f(d)}" for n, d in pts if n is not None) or "–"
+
+
+def _bh(r: Mapping[str, Any]) -> str:
+    return "–" if r["status"] != DONE else "beats" if r["beats_after_bh"] else "no"
+
+
+def _wall(s: Any) -> str:
+    return "–" if s is None else f"{float(s) / 3600:.1f} h" if s >= 3600 else f"{s:.0f} s"
+
+
+def study_tables(rows: Sequence[Mapping[str, Any]],
+                 q: float = FDR_Q) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The study's three tables as ``(title, header, cells)``, plain text (the markdown and
+    the HTML page render the same cells): the primary comparison per study row, per dataset,
+    and the secondary (headroom) numbers per dataset.
+
+    Example:
+        >>> [t[0][:23] for t in study_tables([])]
+        ['Primary comparison per ', 'Primary comparison per ', 'Secondary: is there any']
+    """
+    summary = [
+        [s["protocol"], s["model"], s["method"] or "–", s["readout"] or "–",
+         f"{s['n_run']} of {s['n_planned']}", _f(s["diff"]), f"{s['wins']} of {s['n_run']}",
+         f"{s['wins_bh']} of {s['n_run']}", f"{s['worse']} of {s['n_run']}",
+         f"{s['too_few']} of {s['n_run']}" + (f" ({', '.join(s['too_few_datasets'])})"
+                                              if s["too_few_datasets"] else ""),
+         ", ".join(s["not_run"] + [f"{d} (unreadable)" for d in s["unreadable"]]) or "–",
+         ", ".join(s["smaller"]) or "–"]
+        for s in study_summary(rows, q)]
+    primary = [
+        [r["protocol"], str(r["model"]), r["dataset"], r["method"] or "–", r["readout"] or "–",
+         _sizes(r), str(r["fixed_layer"] if r["fixed_layer"] is not None else "–"),
+         _ci(r, "fixed", "fixed_lo", "fixed_hi"),
+         _ci(r, "w2s", "w2s_lo", "w2s_hi"),
+         _ci(r, "oracle", "oracle_lo", "oracle_hi"),
+         _ci(r, "diff", "diff_lo", "diff_hi"), _p(r["p_value"]),
+         _f(r["mde"], ".3f"), str(r["n_nonzero"] if r["n_nonzero"] is not None else "–"),
+         str(r["verdict"]), _bh(r)]
+        for r in rows]
+    secondary = [
+        [r["protocol"], r["dataset"], r["method"] or "–",
+         _ci(r, "xv_diff", "xv_lo", "xv_hi"), _p(r["xv_p"]),
+         f"{_f(r['agreement'], '.2f')} / {_f(r['chance'], '.2f')}, κ {_f(r['kappa'], '+.2f')}",
+         _curve(r), f"{_f(r['router_acc'], '.2f')} / {_f(r['majority_acc'], '.2f')}",
+         _f(r["form_router_diff"]), str(r["case"] or "–"), _wall(r["wall_time_s"])]
+        for r in rows]
+    return [
+        ("Primary comparison per study row (protocol × model × method)",
+         ["protocol", "model", "method", "readout", "datasets run (of planned)",
+          "mean W2S − fixed", f"W2S beats fixed beyond the noise (sign-flip, one-sided "
+          f"{ALPHA:.1%})", f"after BH at {q:.1%} across the row's datasets",
+          "W2S worse than fixed", "too few informative items", "not run", "smaller than planned"],
+         summary),
+        ("Primary comparison per dataset (BASE test items)",
+         ["protocol", "model", "dataset", "method", "readout", "items train + test",
+          "fixed L", "fixed [95% CI]", "W2S [95% CI]", "in-sample oracle [95% CI]",
+          "W2S − fixed [95% CI]", "p (W2S > fixed)", "MDE", "non-zero", "verdict",
+          "after BH"], primary),
+        ("Secondary: is there anything to learn? (BASE test items)",
+         ["protocol", "dataset", "method", "xv-oracle − xv-fixed [95% CI]", "p",
+          "retest agreement / chance, κ", "learning curve (n: W2S − fixed)",
+          "router acc / majority", "form router − fixed", "case", "wall time"], secondary),
+    ]
+
+
+def study_notes(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[str]:
+    """The paragraphs above the tables, plain text: the status (datasets finished, smaller
+    than planned), how BH and the marks read, and a warning when a result's primary router is
+    not the plan's :data:`PRIMARY_ROUTER`.
+
+    Example:
+        >>> study_notes([])[0]
+        'Status: 0 of 0 planned datasets finished (none yet: every row reads "not run").'
+    """
+    done = {(r["protocol"], r["dataset"]) for r in rows if r["status"] == DONE}
+    smaller = {(r["protocol"], r["dataset"]) for r in rows if r["smaller_than_planned"]}
+    status = (f"Status: {len(done)} of {len({(r['protocol'], r['dataset']) for r in rows})} "
+              "planned datasets finished" + ("" if done else " (none yet: every row reads "
+                                              "\"not run\")")
+              + (f"; {len(smaller)} ran SMALLER than planned." if smaller else "."))
+    out = [status,
+           f"Benjamini-Hochberg runs at {q:.1%} across the finished datasets of one study row "
+           "(protocol × model × method) that are tests (a p-value and at least 6 non-zero "
+           "differences); a dataset counts after BH only when its own verdict says it beats. "
+           "\"SMALLER than planned\" marks a dataset that ran on fewer items than the plan "
+           "(deduplication); \"not run\" one without results yet. The in-sample oracle is "
+           "biased upwards (a maximum over layers on the test items); the cross-validated "
+           "oracle is not. W2S = the results' primary router."]
+    others = sorted({str(r["router"]) for r in rows
+                     if r["status"] == DONE and r["router"] != PRIMARY_ROUTER})
+    if others:
+        out.append(f"Warning: some results name another primary router than the plan's "
+                   f"{PRIMARY_ROUTER} ({', '.join(others)}); their W2S is that router.")
+    return out
+
+
+def study_markdown(rows: Sequence[Mapping[str, Any]], statement: str = PRIMARY_COMPARISON,
+                   q: float = FDR_Q, title: str = "The powered study") -> str:
+    """The study as markdown: the primary comparison stated before running (``statement``),
+    :func:`study_notes` (rows not yet run, rows smaller than planned), then
+    :func:`study_tables` (cells with ``|`` escaped).
+
+    Example:
+        >>> study_markdown([]).splitlines()[2].startswith("**Primary comparison (stated")
+        True
+    """
+    lines = [f"# {title}", "", f"**Primary comparison (stated before running).** {statement}"]
+    for note in study_notes(rows, q):
+        lines += ["", note]
+    for title_, header, cells in study_tables(rows, q):
+        lines += ["", f"## {title_}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                  for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def study_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as CSV (columns :data:`STUDY_COLUMNS`; missing numbers empty).
+
+    Example:
+        >>> study_csv([]).split(",")[:3]
+        ['protocol', 'model', 'dataset']
+    """
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(STUDY_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r.get(k) for k in STUDY_COLUMNS} for r in rows)
+    return buf.getvalue()
+
+
+def write_study(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike,
+                stem: str = "powered_table", statement: str = PRIMARY_COMPARISON,
+                q: float = FDR_Q) -> dict[str, Path]:
+    """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir``; returns their paths.
+
+    Example:
+        >>> write_study(study_rows("analysis/results/powered", plan), "out")  # doctest: +SKIP
+        {'md': PosixPath('out/powered_table.md'), 'csv': PosixPath('out/powered_table.csv')}
+    """
+    out = Path(out_dir)
+    return {"md": write_text(out / f"{stem}.md", study_markdown(rows, statement, q)),
+            "csv": write_text(out / f"{stem}.csv", study_csv(rows))}
