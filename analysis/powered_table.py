@@ -35,12 +35,8 @@ sys.path.insert(0, str(HERE))
 
 import powered_study  # noqa: E402
 
-from w2s_lens.evaluation.study import (  # noqa: E402
-    DONE,
-    PRIMARY_COMPARISON,
-    study_rows,
-    write_study,
-)
+from w2s_lens.evaluation.study import DONE, PRIMARY_COMPARISON, study_rows  # noqa: E402
+from w2s_lens.evaluation.study_tables import write_study  # noqa: E402
 from w2s_lens.evaluation.table_rows import readout_label  # noqa: E402
 from w2s_lens.report.plots_study import study_panels  # noqa: E402
 from w2s_lens.report.study_report import write_study_report  # noqa: E402

@@ -1,11 +1,9 @@
 """The powered study's table (w2s_lens.evaluation.study) on a fake results folder made of the
 real headroom results (tests/helpers_study.py): numbers as results.json holds them, planned
-against used sizes, rows not run, the Benjamini-Hochberg count per study row, the writers."""
+against used sizes, rows not run, the Benjamini-Hochberg count per study row."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import pytest
@@ -15,15 +13,12 @@ from helpers_study import CLOZE, LETTER, PLAN, build_root, edited, load
 from w2s_lens.evaluation.paired import ALPHA, VERDICT_TOO_FEW
 from w2s_lens.evaluation.study import (
     NOT_RUN,
-    PRIMARY_COMPARISON,
     STUDY_COLUMNS,
     UNREADABLE,
     dataset_rows,
-    study_csv,
-    study_markdown,
+    router_diffs,
     study_rows,
     study_summary,
-    write_study,
 )
 from w2s_lens.evaluation.table_rows import table_rows
 
@@ -119,7 +114,7 @@ def test_unreadable_and_partial_results_do_not_crash(tmp_path) -> None:
         "base"]["w2s"]["logreg"]["diff_vs_fixed"]
     assert [r[k] for k in ("oracle_lo", "xv_diff", "kappa", "chance", "curve_n_last", "case",
                            "form_router_diff")] == [None] * 7
-    assert "unreadable" in study_markdown(rows)
+    assert bad["verdict"] == UNREADABLE
 
 
 def test_bh_runs_per_study_row_and_never_exceeds_the_plain_count(rows) -> None:
@@ -162,26 +157,12 @@ def test_dataset_rows_flags_a_smaller_run() -> None:
     assert r["smaller_than_planned"] is False
 
 
-def test_markdown_opens_with_the_primary_comparison_and_marks_rows(rows) -> None:
-    md = study_markdown(rows)
-    lines = md.splitlines()
-    assert lines[2] == f"**Primary comparison (stated before running).** {PRIMARY_COMPARISON}"
-    assert "Status: 4 of 6 planned datasets finished; 1 ran SMALLER than planned." in md
-    assert "20 + 24 (SMALLER than planned 24 + 24)" in md
-    assert md.count("| not run | – |") == 2  # verdict and BH cells of the two rows not run
-    summary = next(line for line in lines if line.startswith("| cloze-0.5b | qwen"))
-    assert "| 3 of 4 |" in summary and "| 1 of 3 | 0 of 3 |" in summary
-    assert md.index("## Primary comparison per study row") < md.index("## Secondary")
-    assert "custom statement" in study_markdown(rows, statement="custom statement")
-
-
-def test_csv_has_the_columns_and_the_numbers(rows, tmp_path) -> None:
-    table = list(csv.DictReader(io.StringIO(study_csv(rows))))
-    assert {"model", "dataset", "readout", "protocol", "n_train", "n_test"} <= set(table[0])
-    assert len(table) == len(rows)
-    myopic = next(t for t in table if t["dataset"] == "myopic-reward")
-    assert float(myopic["diff"]) == 0.2 and float(myopic["p_value"]) == 0.02
-    assert next(t for t in table if t["status"] == NOT_RUN)["diff"] == ""
-    paths = write_study(rows, tmp_path / "out")
-    assert paths["csv"].read_text() == study_csv(rows)
-    assert paths["md"].name == "powered_table.md" and paths["md"].read_text().startswith("# ")
+def test_every_router_kind_is_read(rows) -> None:
+    res = load(CLOZE)
+    w2s = res["methods"]["caa"]["variants"]["base"]["w2s"]
+    r = _row(rows, "cloze-0.5b", "corrigible-neutral-HHH")
+    assert list(r["routers"]) == list(w2s) and len(w2s) >= 2
+    for kind, v in router_diffs(res, "caa").items():
+        assert v["diff"] == w2s[kind]["diff_vs_fixed"] and v["p"] == w2s[kind]["diff_vs_fixed_p"]
+        assert [v["lo"], v["hi"]] == w2s[kind]["diff_vs_fixed_ci"]
+    assert r["routers"]["logreg"]["diff"] == r["diff"]  # the primary router is W2S

@@ -2,6 +2,8 @@
 variant, read from ``<root>/<protocol>/<dataset>/results.json`` (``run_log.json`` beside it),
 with the primary comparison's multiplicity per study row.
 
+The tables, notes, markdown and CSV of these rows are :mod:`.study_tables`.
+
 The plan comes in as plain data (no import of ``analysis/``): one mapping per study row with
 ``name`` (the protocol), ``model``, ``datasets``, the planned ``n_train`` / ``n_test`` and
 optionally ``methods`` and ``readout`` (shown on rows not yet run). Every number is the one
@@ -25,28 +27,23 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import read_json, write_text
+from w2s_lens.artifacts import read_json
 from w2s_lens.evaluation.paired import (
-    ALPHA,
     VERDICT_BETTER,
     VERDICT_TOO_FEW,
     bh_rejections,
     verdict_kind,
 )
 from w2s_lens.evaluation.rundir import RESULTS_FILE, RunDir
-from w2s_lens.evaluation.summary import fmt_ci
 from w2s_lens.evaluation.table_rows import FDR_Q, summary_rows, table_rows
 
 __all__ = ["DONE", "NOT_RUN", "PRIMARY_COMPARISON", "PRIMARY_ROUTER", "STUDY_COLUMNS",
-           "UNREADABLE", "dataset_rows", "study_csv", "study_markdown", "study_rows",
-           "study_notes", "study_summary", "study_tables", "write_study"]
+           "UNREADABLE", "dataset_rows", "router_diffs", "study_rows", "study_summary"]
 
 #: The primary comparison as ``analysis/powered_study.py`` states it before running.
 PRIMARY_COMPARISON = (
@@ -69,7 +66,7 @@ STUDY_COLUMNS = (
     "oracle_hi", "xv_diff", "xv_lo", "xv_hi", "xv_p", "diff", "diff_lo", "diff_hi", "p_value",
     "test", "mde", "n_nonzero", "verdict", "beats_after_bh", "agreement", "chance", "kappa",
     "curve_n_before", "curve_diff_before", "curve_n_last", "curve_diff_last", "router_acc",
-    "majority_acc", "form_router_diff", "case", "wall_time_s", "error")
+    "majority_acc", "form_router_diff", "case", "routers", "wall_time_s", "error")
 
 
 def _base_row(plan: Mapping[str, Any], dataset: str) -> dict[str, Any]:
@@ -90,6 +87,25 @@ def _curve_points(results: Mapping[str, Any], method: str, router: str) -> dict[
     before = mine[-2] if len(mine) > 1 else {}
     return {"curve_n_before": before.get("n_train"), "curve_diff_before": before.get("diff"),
             "curve_n_last": last.get("n_train"), "curve_diff_last": last.get("diff")}
+
+
+def router_diffs(results: Mapping[str, Any], method: str) -> dict[str, dict[str, Any]]:
+    """Every router kind's W2S − fixed on the BASE test items: ``{kind: {diff, lo, hi, p,
+    verdict, accuracy, majority}}`` in the order the run fitted them (secondary: the plan's
+    W2S is the primary router alone).
+
+    Example:
+        >>> router_diffs(results, "caa")["knn"]["diff"]  # doctest: +SKIP
+        -0.044
+    """
+    w2s = results["methods"][method]["variants"]["base"]["w2s"]
+    out = {}
+    for kind, w in w2s.items():
+        ci = w.get("diff_vs_fixed_ci") or [None, None]
+        out[kind] = {"diff": w.get("diff_vs_fixed"), "lo": ci[0], "hi": ci[1],
+                     "p": w.get("diff_vs_fixed_p"), "verdict": w.get("diff_vs_fixed_verdict"),
+                     "accuracy": w.get("accuracy"), "majority": w.get("majority_accuracy")}
+    return out
 
 
 def _wall_time(log: Mapping[str, Any] | None, dataset: str) -> float | None:
@@ -136,6 +152,7 @@ def dataset_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
                                      for u, p in zip(used, planned)),
             oracle_lo=oracle_ci[0], oracle_hi=oracle_ci[1], chance=retest.get("chance"),
             wall_time_s=_wall_time(run_log, t["dataset"]),
+            routers=router_diffs(results, t["method"]),
             **_curve_points(results, t["method"], router))
         out.append(row)
     return out
@@ -225,174 +242,3 @@ def study_summary(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[d
             "smaller": [r["dataset"] for r in done if r.get("smaller_than_planned")],
         })
     return out
-
-
-# --------------------------------------------------------------------------- the tables
-
-
-def _f(x: Any, fmt: str = "+.3f") -> str:
-    return "–" if x is None else format(float(x), fmt)
-
-
-def _p(x: Any) -> str:
-    return "–" if x is None else f"{float(x):.3g}"
-
-
-def _ci(r: Mapping[str, Any], key: str, lo: str, hi: str) -> str:
-    return "–" if r[key] is None else fmt_ci(r[key], [r[lo], r[hi]])
-
-
-def _sizes(r: Mapping[str, Any]) -> str:
-    planned = f"{r['n_train_planned']} + {r['n_test_planned']}"
-    if r["status"] != DONE:
-        return f"– (planned {planned})"
-    used = f"{r['n_train']} + {r['n_test']}"
-    return f"{used} (SMALLER than planned {planned})" if r["smaller_than_planned"] else used
-
-
-def _curve(r: Mapping[str, Any]) -> str:
-    pts = [(r[f"curve_n_{k}"], r[f"curve_diff_{k}"]) for k in ("before", "last")]
-    return "; ".join(f"{n}: {_f(d)}" for n, d in pts if n is not None) or "–"
-
-
-def _bh(r: Mapping[str, Any]) -> str:
-    return "–" if r["status"] != DONE else "beats" if r["beats_after_bh"] else "no"
-
-
-def _wall(s: Any) -> str:
-    return "–" if s is None else f"{float(s) / 3600:.1f} h" if s >= 3600 else f"{s:.0f} s"
-
-
-def study_tables(rows: Sequence[Mapping[str, Any]],
-                 q: float = FDR_Q) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The study's three tables as ``(title, header, cells)``, plain text (the markdown and
-    the HTML page render the same cells): the primary comparison per study row, per dataset,
-    and the secondary (headroom) numbers per dataset.
-
-    Example:
-        >>> [t[0][:23] for t in study_tables([])]
-        ['Primary comparison per ', 'Primary comparison per ', 'Secondary: is there any']
-    """
-    summary = [
-        [s["protocol"], s["model"], s["method"] or "–", s["readout"] or "–",
-         f"{s['n_run']} of {s['n_planned']}", _f(s["diff"]), f"{s['wins']} of {s['n_run']}",
-         f"{s['wins_bh']} of {s['n_run']}", f"{s['worse']} of {s['n_run']}",
-         f"{s['too_few']} of {s['n_run']}" + (f" ({', '.join(s['too_few_datasets'])})"
-                                              if s["too_few_datasets"] else ""),
-         ", ".join(s["not_run"] + [f"{d} (unreadable)" for d in s["unreadable"]]) or "–",
-         ", ".join(s["smaller"]) or "–"]
-        for s in study_summary(rows, q)]
-    primary = [
-        [r["protocol"], str(r["model"]), r["dataset"], r["method"] or "–", r["readout"] or "–",
-         _sizes(r), str(r["fixed_layer"] if r["fixed_layer"] is not None else "–"),
-         _ci(r, "fixed", "fixed_lo", "fixed_hi"),
-         _ci(r, "w2s", "w2s_lo", "w2s_hi"),
-         _ci(r, "oracle", "oracle_lo", "oracle_hi"),
-         _ci(r, "diff", "diff_lo", "diff_hi"), _p(r["p_value"]),
-         _f(r["mde"], ".3f"), str(r["n_nonzero"] if r["n_nonzero"] is not None else "–"),
-         str(r["verdict"]), _bh(r)]
-        for r in rows]
-    secondary = [
-        [r["protocol"], r["dataset"], r["method"] or "–",
-         _ci(r, "xv_diff", "xv_lo", "xv_hi"), _p(r["xv_p"]),
-         f"{_f(r['agreement'], '.2f')} / {_f(r['chance'], '.2f')}, κ {_f(r['kappa'], '+.2f')}",
-         _curve(r), f"{_f(r['router_acc'], '.2f')} / {_f(r['majority_acc'], '.2f')}",
-         _f(r["form_router_diff"]), str(r["case"] or "–"), _wall(r["wall_time_s"])]
-        for r in rows]
-    return [
-        ("Primary comparison per study row (protocol × model × method)",
-         ["protocol", "model", "method", "readout", "datasets run (of planned)",
-          "mean W2S − fixed", f"W2S beats fixed beyond the noise (sign-flip, one-sided "
-          f"{ALPHA:.1%})", f"after BH at {q:.1%} across the row's datasets",
-          "W2S worse than fixed", "too few informative items", "not run", "smaller than planned"],
-         summary),
-        ("Primary comparison per dataset (BASE test items)",
-         ["protocol", "model", "dataset", "method", "readout", "items train + test",
-          "fixed L", "fixed [95% CI]", "W2S [95% CI]", "in-sample oracle [95% CI]",
-          "W2S − fixed [95% CI]", "p (W2S > fixed)", "MDE", "non-zero", "verdict",
-          "after BH"], primary),
-        ("Secondary: is there anything to learn? (BASE test items)",
-         ["protocol", "dataset", "method", "xv-oracle − xv-fixed [95% CI]", "p",
-          "retest agreement / chance, κ", "learning curve (n: W2S − fixed)",
-          "router acc / majority", "form router − fixed", "case", "wall time"], secondary),
-    ]
-
-
-def study_notes(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[str]:
-    """The paragraphs above the tables, plain text: the status (datasets finished, smaller
-    than planned), how BH and the marks read, and a warning when a result's primary router is
-    not the plan's :data:`PRIMARY_ROUTER`.
-
-    Example:
-        >>> study_notes([])[0]
-        'Status: 0 of 0 planned datasets finished (none yet: every row reads "not run").'
-    """
-    done = {(r["protocol"], r["dataset"]) for r in rows if r["status"] == DONE}
-    smaller = {(r["protocol"], r["dataset"]) for r in rows if r["smaller_than_planned"]}
-    status = (f"Status: {len(done)} of {len({(r['protocol'], r['dataset']) for r in rows})} "
-              "planned datasets finished" + ("" if done else " (none yet: every row reads "
-                                              "\"not run\")")
-              + (f"; {len(smaller)} ran SMALLER than planned." if smaller else "."))
-    out = [status,
-           f"Benjamini-Hochberg runs at {q:.1%} across the finished datasets of one study row "
-           "(protocol × model × method) that are tests (a p-value and at least 6 non-zero "
-           "differences); a dataset counts after BH only when its own verdict says it beats. "
-           "\"SMALLER than planned\" marks a dataset that ran on fewer items than the plan "
-           "(deduplication); \"not run\" one without results yet. The in-sample oracle is "
-           "biased upwards (a maximum over layers on the test items); the cross-validated "
-           "oracle is not. W2S = the results' primary router."]
-    others = sorted({str(r["router"]) for r in rows
-                     if r["status"] == DONE and r["router"] != PRIMARY_ROUTER})
-    if others:
-        out.append(f"Warning: some results name another primary router than the plan's "
-                   f"{PRIMARY_ROUTER} ({', '.join(others)}); their W2S is that router.")
-    return out
-
-
-def study_markdown(rows: Sequence[Mapping[str, Any]], statement: str = PRIMARY_COMPARISON,
-                   q: float = FDR_Q, title: str = "The powered study") -> str:
-    """The study as markdown: the primary comparison stated before running (``statement``),
-    :func:`study_notes` (rows not yet run, rows smaller than planned), then
-    :func:`study_tables` (cells with ``|`` escaped).
-
-    Example:
-        >>> study_markdown([]).splitlines()[2].startswith("**Primary comparison (stated")
-        True
-    """
-    lines = [f"# {title}", "", f"**Primary comparison (stated before running).** {statement}"]
-    for note in study_notes(rows, q):
-        lines += ["", note]
-    for title_, header, cells in study_tables(rows, q):
-        lines += ["", f"## {title_}", "", "| " + " | ".join(header) + " |",
-                  "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
-                  for row in cells]
-    return "\n".join(lines) + "\n"
-
-
-def study_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as CSV (columns :data:`STUDY_COLUMNS`; missing numbers empty).
-
-    Example:
-        >>> study_csv([]).split(",")[:3]
-        ['protocol', 'model', 'dataset']
-    """
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(STUDY_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: r.get(k) for k in STUDY_COLUMNS} for r in rows)
-    return buf.getvalue()
-
-
-def write_study(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike,
-                stem: str = "powered_table", statement: str = PRIMARY_COMPARISON,
-                q: float = FDR_Q) -> dict[str, Path]:
-    """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir``; returns their paths.
-
-    Example:
-        >>> write_study(study_rows("analysis/results/powered", plan), "out")  # doctest: +SKIP
-        {'md': PosixPath('out/powered_table.md'), 'csv': PosixPath('out/powered_table.csv')}
-    """
-    out = Path(out_dir)
-    return {"md": write_text(out / f"{stem}.md", study_markdown(rows, statement, q)),
-            "csv": write_text(out / f"{stem}.csv", study_csv(rows))}

@@ -1,7 +1,7 @@
 """Self-contained HTML page of the powered study (:mod:`w2s_lens.evaluation.study`): the
 heading, the primary comparison as stated before running, the notes (status, rows smaller
 than planned, how BH reads), the figure (:func:`~w2s_lens.report.plots_study.study_figure`)
-and the tables (:func:`~w2s_lens.evaluation.study.study_tables`, the same cells as the
+and the tables (:func:`~w2s_lens.evaluation.study_tables.study_tables`, the same cells as the
 markdown). Like :mod:`.html`, the page carries plotly.js once, so it opens offline.
 
 Example::
@@ -26,7 +26,8 @@ from typing import Any
 from plotly.offline import get_plotlyjs
 
 from w2s_lens.artifacts import write_text
-from w2s_lens.evaluation.study import PRIMARY_COMPARISON, study_notes, study_tables
+from w2s_lens.evaluation.study import PRIMARY_COMPARISON
+from w2s_lens.evaluation.study_tables import study_notes, study_tables
 from w2s_lens.evaluation.table_rows import FDR_Q
 from w2s_lens.report.formatting import Doc, verdict_class
 from w2s_lens.report.html import _CSS
