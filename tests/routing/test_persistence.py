@@ -122,6 +122,16 @@ def test_missing_or_inconsistent_arrays_are_refused(tmp_path) -> None:
         load_estimator(tmp_path, "logreg", spec, n_features=6)  # not the router's width
 
 
+def test_a_knn_spec_without_its_training_points_is_refused(tmp_path) -> None:
+    """A kNN description missing ``fit_X`` is an ArtifactMismatch naming it, not a KeyError."""
+    spec = _saved(tmp_path, "knn")
+    steps = [dict(s) for s in spec["steps"]]
+    knn = next(i for i, s in enumerate(steps) if s["class"] == "KNeighborsRegressor")
+    steps[knn]["learned"] = {k: v for k, v in steps[knn]["learned"].items() if k != "fit_X"}
+    with pytest.raises(ArtifactMismatch, match=r"KNeighborsRegressor lacks \['fit_X'\]"):
+        load_estimator(tmp_path, "knn", {**spec, "steps": steps})
+
+
 # ------------------------------------------------------------------------- no pickles
 
 

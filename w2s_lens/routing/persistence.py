@@ -189,13 +189,15 @@ def load_estimator(directory: str | os.PathLike, kind: str, spec: dict[str, Any]
     for (_, step), desc in zip(steps, described):
         _set_params(step, desc.get("params") or {}, arrays, path)
         learned = {a: _decode(v, arrays, path) for a, v in (desc.get("learned") or {}).items()}
-        if isinstance(step, KNeighborsRegressor):
-            step.fit(learned["fit_X"], learned["fit_y"])
-            continue
-        missing = set(LEARNED[type(step)]) - set(learned)
+        needed = ("fit_X", "fit_y") if isinstance(step, KNeighborsRegressor) \
+            else LEARNED[type(step)]
+        missing = set(needed) - set(learned)
         if missing:
             raise ArtifactMismatch(f"{path}: {type(step).__name__} lacks {sorted(missing)}; "
                                    f"{REFIT}")
+        if isinstance(step, KNeighborsRegressor):
+            step.fit(learned["fit_X"], learned["fit_y"])
+            continue
         for attr in LEARNED[type(step)]:
             setattr(step, attr, learned[attr])
         if isinstance(step, MLPClassifier):
