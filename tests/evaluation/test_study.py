@@ -76,6 +76,7 @@ def test_learning_curve_gives_its_last_two_sizes(rows) -> None:
     r = _row(rows, "letter-0.5b", "corrigible-neutral-HHH")
     assert (r["curve_n_before"], r["curve_n_last"]) == (12, 24)
     assert r["curve_diff_before"] == r["curve_diff_last"] == 0.0
+    assert list(r["curve"]) == sorted(r["curve"]) and list(r["curve"])[-2:] == [12, 24]
     assert r["form_router_diff"] is None and r["readout"] == "letter-mirrored"
     assert r["wall_time_s"] is None  # no run_log.json copied for this one
 

@@ -64,3 +64,13 @@ def test_every_router_kind_has_a_column(rows) -> None:
     cn = next(t for t in table if t["dataset"] == "corrigible-neutral-HHH"
               and t["protocol"] == "cloze-0.5b")
     assert json.loads(cn["routers"])["knn"]["diff"] == w2s["knn"]["diff_vs_fixed"]
+
+
+def test_the_learning_curve_cell_shows_every_size(rows) -> None:
+    title, header, cells = study_tables(rows)[2]
+    col = header.index("learning curve (n: W2S − fixed)")
+    letter = next(c for c in cells if c[:2] == ["letter-0.5b", "corrigible-neutral-HHH"])
+    assert letter[col] == "12: +0.000; 24: +0.000"
+    table = list(csv.DictReader(io.StringIO(study_csv(rows))))
+    row = next(t for t in table if t["protocol"] == "letter-0.5b" and t["status"] == "done")
+    assert json.loads(row["curve"]) == {"12": 0.0, "24": 0.0}

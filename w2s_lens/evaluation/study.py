@@ -9,9 +9,10 @@ The plan comes in as plain data (no import of ``analysis/``): one mapping per st
 optionally ``methods`` and ``readout`` (shown on rows not yet run). Every number is the one
 :func:`~w2s_lens.evaluation.table_rows.table_rows` (and its headroom columns) reads; this
 module adds the planned sizes, the in-sample oracle's interval, the retest's chance agreement,
-the learning curve's last two points and the wall time, and counts the primary comparison per
-study row (protocol × model × method) with :func:`~w2s_lens.evaluation.table_rows.summary_rows`
-(sign-flip at one-sided 2.5%, Benjamini-Hochberg across the row's datasets at the same level).
+the learning curve (every size, and its last two points), every router kind and the wall time,
+and counts the primary comparison per study row (protocol × model × method) with
+:func:`~w2s_lens.evaluation.table_rows.summary_rows` (sign-flip at one-sided 2.5%,
+Benjamini-Hochberg across the row's datasets at the same level).
 A missing piece is None; a dataset without ``results.json`` is "not run".
 
 May import :mod:`w2s_lens.evaluation` (``table_rows``, ``paired``, ``rundir``, ``summary``),
@@ -65,7 +66,8 @@ STUDY_COLUMNS = (
     "fixed", "fixed_lo", "fixed_hi", "w2s", "w2s_lo", "w2s_hi", "oracle", "oracle_lo",
     "oracle_hi", "xv_diff", "xv_lo", "xv_hi", "xv_p", "diff", "diff_lo", "diff_hi", "p_value",
     "test", "mde", "n_nonzero", "verdict", "beats_after_bh", "agreement", "chance", "kappa",
-    "curve_n_before", "curve_diff_before", "curve_n_last", "curve_diff_last", "router_acc",
+    "curve_n_before", "curve_diff_before", "curve_n_last", "curve_diff_last", "curve",
+    "router_acc",
     "majority_acc", "form_router_diff", "case", "routers", "wall_time_s", "error")
 
 
@@ -78,7 +80,8 @@ def _base_row(plan: Mapping[str, Any], dataset: str) -> dict[str, Any]:
 
 
 def _curve_points(results: Mapping[str, Any], method: str, router: str) -> dict[str, Any]:
-    """The primary router's last two learning-curve points (largest training sizes)."""
+    """The primary router's learning curve: its last two points (largest training sizes) and
+    ``curve``, every size's W2S − fixed (``{n_train: diff}``, ascending)."""
     h = (results["methods"][method].get("headroom") or {})
     mine = sorted((r for r in (h.get("learning_curve") or {}).get("rows") or []
                    if r.get("router") == router and r.get("n_train") is not None),
@@ -86,7 +89,8 @@ def _curve_points(results: Mapping[str, Any], method: str, router: str) -> dict[
     last = mine[-1] if mine else {}
     before = mine[-2] if len(mine) > 1 else {}
     return {"curve_n_before": before.get("n_train"), "curve_diff_before": before.get("diff"),
-            "curve_n_last": last.get("n_train"), "curve_diff_last": last.get("diff")}
+            "curve_n_last": last.get("n_train"), "curve_diff_last": last.get("diff"),
+            "curve": {r["n_train"]: r.get("diff") for r in mine} or None}
 
 
 def router_diffs(results: Mapping[str, Any], method: str) -> dict[str, dict[str, Any]]:

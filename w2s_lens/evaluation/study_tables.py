@@ -59,7 +59,10 @@ def _sizes(r: Mapping[str, Any]) -> str:
 
 
 def _curve(r: Mapping[str, Any]) -> str:
-    pts = [(r[f"curve_n_{k}"], r[f"curve_diff_{k}"]) for k in ("before", "last")]
+    """Every learning-curve size of the primary router (the last two when only those are
+    known)."""
+    pts = list((r.get("curve") or {}).items()) or [
+        (r[f"curve_n_{k}"], r[f"curve_diff_{k}"]) for k in ("before", "last")]
     return "; ".join(f"{n}: {_f(d)}" for n, d in pts if n is not None) or "–"
 
 
