@@ -8,7 +8,8 @@ folder):
 * ``powered_table.md`` / ``powered_table.csv``: one row per protocol × dataset × method, BASE
   variant, opening with the primary comparison as stated before running; the counts of
   datasets beyond the noise per study row, plain and after Benjamini-Hochberg;
-* ``powered_report.html``: the same, with the interactive figure (self-contained, offline);
+* ``powered_report.html``: the same, with the interactive figure (self-contained, offline;
+  ~5 MB of inline plotly.js, so git ignores it: rebuild it with this script);
 * ``powered_figure.png``: the figure as a static image (matplotlib, same content).
 
 Rows not yet run read "not run"; rows that ran on fewer items than planned are marked.
