@@ -117,54 +117,78 @@ def _row(name: str) -> Row:
 
 def run(row: Row, dataset: str, runs: Path, threads: int = 1, commit: bool = False,
         results: Path = RESULTS) -> int:
-    """Run (or resume) one dataset of one row, then copy (and optionally commit) its files."""
+    """Run (or resume) one dataset of one row; when it succeeds, copy (and optionally commit)
+    its files. A dataset another process is running (its run folder's lock is held) is
+    skipped with a message; a failed run (non-zero return code) copies nothing, even if an
+    older ``results.json`` lies in its run folder.
+    """
     out = runs / row.name / dataset
-    cmd = row.command(dataset, out, threads)
-    print("$", " ".join(cmd), flush=True)
-    t0 = time.time()
-    rc = subprocess.call(cmd)
-    print(f"{row.name}/{dataset}: rc={rc}, {time.time() - t0:.0f}s", flush=True)
-    dest = results / row.name / dataset
-    if (out / dataset / "results.json").is_file():
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{dataset}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{row.name}/{dataset}: another process is running it; skipped", flush=True)
+            return 0
+        cmd = row.command(dataset, out, threads)
+        print("$", " ".join(cmd), flush=True)
+        t0 = time.time()
+        rc = subprocess.call(cmd)
+        print(f"{row.name}/{dataset}: rc={rc}, {time.time() - t0:.0f}s", flush=True)
+        if rc != 0 or not (out / dataset / "results.json").is_file():
+            print(f"{row.name}/{dataset}: failed or unfinished; nothing copied", flush=True)
+            return rc or 1
+        dest = results / row.name / dataset
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("results.json", "run.json"):
             shutil.copy2(out / dataset / name, dest / name)
         for name in FILES:
             if (out / name).is_file():
                 shutil.copy2(out / name, dest / name)
-        if commit:
-            commit_results(dest, f"Results: powered study, {row.name}/{dataset} "
-                                 f"({row.n_train}+{row.n_test} planned, {time.time() - t0:.0f}s)")
-    return rc
+        if commit and not commit_results(
+                dest, f"Results: powered study, {row.name}/{dataset} ({row.n_train}+"
+                      f"{row.n_test} planned, {time.time() - t0:.0f}s)"):
+            return 1
+    return 0
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
 
 def commit_results(folder: Path, message: str, tries: int = 30) -> bool:
-    """Commit ``folder`` alone (``git commit --only``), under a lock shared by the workers;
-    a busy index (another git command running) is retried for a minute. False if it failed.
+    """Commit ``folder`` alone (``git commit --only``), under a lock shared by the workers.
+    Nothing to commit is success; a busy index (``index.lock``: another git command running)
+    is retried for a minute; any other git error is printed, the folder unstaged again, and
+    False returned.
 
     Example:
         >>> commit_results(RESULTS / "cloze-0.5b" / "myopic-reward", "msg")  # doctest: +SKIP
         True
     """
-    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder,
-                         capture_output=True, text=True)
+    top = _git(folder, "rev-parse", "--show-toplevel")
     if top.returncode != 0:
         print(f"not committed: {folder} is not in a git repository", flush=True)
         return False
     root = Path(top.stdout.strip())
-    with open(root / ".git" / "w2s-powered.lock", "w") as lock:
+    lock_path = Path(_git(root, "rev-parse", "--git-path", "w2s-powered.lock").stdout.strip())
+    with open(root / lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _git(root, "status", "--porcelain", "--", str(folder)).stdout.strip():
+            print(f"nothing new to commit in {folder}", flush=True)
+            return True
         for _ in range(tries):
-            add = subprocess.run(["git", "add", "--", str(folder)], cwd=root,
-                                 capture_output=True, text=True)
-            done = add.returncode == 0 and subprocess.run(
-                ["git", "commit", "-q", "-m", message, "--only", "--", str(folder)],
-                cwd=root, capture_output=True, text=True).returncode == 0
-            if done:
+            step = _git(root, "add", "--", str(folder))
+            if step.returncode == 0:
+                step = _git(root, "commit", "-q", "-m", message, "--only", "--", str(folder))
+            if step.returncode == 0:
                 print(f"committed {folder}", flush=True)
                 return True
+            if "index.lock" not in step.stderr:
+                break
             time.sleep(2)
-    print(f"NOT committed (git busy or nothing to commit): {folder}", flush=True)
+        _git(root, "reset", "-q", "--", str(folder))
+    print(f"NOT committed: {folder}: {step.stderr.strip()}", flush=True)
     return False
 
 
@@ -181,13 +205,14 @@ def pending(results: Path = RESULTS) -> list[tuple[Row, str]]:
 
 def run_many(jobs: list[tuple[Row, str]], runs: Path, threads: int, workers: int,
              commit: bool) -> int:
-    """Run ``jobs`` with ``workers`` at a time; the highest return code."""
+    """Run ``jobs`` with ``workers`` at a time; 0 when all succeeded, else the first failure's
+    return code (a negative one too: a job killed by a signal)."""
     if not jobs:
         print("nothing pending: every planned dataset has a result", flush=True)
         return 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         codes = list(pool.map(lambda job: run(job[0], job[1], runs, threads, commit), jobs))
-    return max(codes)
+    return next((c for c in codes if c), 0)
 
 
 def check(results: Path = RESULTS) -> list[str]:
@@ -201,7 +226,8 @@ def check(results: Path = RESULTS) -> list[str]:
                 continue
             res = json.loads(f.read_text())
             used = (res.get("n_train"), res.get("n_test"))
-            note = "" if used == (row.n_train, row.n_test) else "  SMALLER THAN PLANNED"
+            note = ("  SIZES NOT RECORDED" if None in used else "  SMALLER THAN PLANNED"
+                    if used[0] < row.n_train or used[1] < row.n_test else "")
             lines.append(f"{row.name}/{d}: planned {row.n_train}+{row.n_test}, used "
                          f"{used[0]}+{used[1]}{note}")
     return lines
@@ -211,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--row", help="the row to run (see --list)")
     p.add_argument("--dataset", help="only this dataset of the row")
-    p.add_argument("--runs", default="runs/powered", help="run directories (resumable)")
+    p.add_argument("--runs", default=str(HERE.parent / "runs" / "powered"),
+                   help="run directories (resumable; default: runs/powered in the repository)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1 is fastest on a busy 2-core machine)")
     p.add_argument("--list", action="store_true", help="print the plan")
@@ -232,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(check()))
         return 0
     if args.pending:
+        if args.row or args.dataset:
+            p.error("--pending runs the whole plan; drop --row/--dataset")
         return run_many(pending(), Path(args.runs), args.threads, args.workers, args.commit)
     if not args.row:
         p.error("give --row, --pending, --list or --check")

@@ -121,7 +121,7 @@ def write_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle("The powered study: W2S − fixed and cross-validated oracle − fixed per "
-                 "dataset (BASE test items)", fontsize=11)
+                 "dataset (BASE test items; the oracle on the retest's items)", fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

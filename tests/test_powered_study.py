@@ -55,6 +55,9 @@ def test_check_names_a_smaller_row(tmp_path):
     lines = ps.check(tmp_path)
     assert "cloze-0.5b/corrigible-neutral-HHH: planned 200+200, used 200+200" in lines
     assert "cloze-0.5b/myopic-reward: planned 200+200, used 180+200  SMALLER THAN PLANNED" in lines
+    _finish(tmp_path, "paper-0.5b", "corrigible-neutral-HHH", None, 200)
+    assert "paper-0.5b/corrigible-neutral-HHH: planned 200+200, used None+200  SIZES NOT " \
+        "RECORDED" in ps.check(tmp_path)
     assert "cloze-1.5b/corrigible-neutral-HHH: not run" in lines
 
 
@@ -77,12 +80,10 @@ def repo(tmp_path):
 def test_run_copies_and_commits_only_the_dataset_folder(repo, monkeypatch):
     """A finished run's files are copied and committed alone: a change staged elsewhere stays
     staged and uncommitted."""
-    script = ("import json,pathlib,sys; o=pathlib.Path(sys.argv[1])/sys.argv[2]; "
-              "o.mkdir(parents=True); (o/'results.json').write_text(json.dumps("
-              "{'n_train': 200, 'n_test': 200})); (o/'run.json').write_text('{}'); "
-              "(o.parent/'table.md').write_text('t')")
-    monkeypatch.setattr(ps.Row, "command", lambda self, d, out, threads=1:
-                        [sys.executable, "-c", script, str(out), d])
+    _fake(monkeypatch, "import json,pathlib,sys; o=pathlib.Path(sys.argv[1])/sys.argv[2]; "
+                       "o.mkdir(parents=True); (o/'results.json').write_text(json.dumps("
+                       "{'n_train': 200, 'n_test': 200})); (o/'run.json').write_text('{}'); "
+                       "(o.parent/'table.md').write_text('t')")
     (repo / "other.txt").write_text("b")
     _git(repo, "add", "other.txt")
     results = repo / "analysis" / "results" / "powered"
@@ -100,9 +101,57 @@ def test_run_copies_and_commits_only_the_dataset_folder(repo, monkeypatch):
     assert _git(repo, "diff", "--cached", "--name-only").split() == ["other.txt"]
 
 
-def test_commit_outside_a_repository_says_so(tmp_path, capsys):
+def test_commit_outside_a_repository_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert ps.commit_results(tmp_path, "m") is False
     assert "not in a git repository" in capsys.readouterr().out
+
+
+def test_committing_twice_is_nothing_new(repo, capsys):
+    folder = repo / "res"
+    folder.mkdir()
+    (folder / "results.json").write_text("{}")
+    assert ps.commit_results(folder, "first") is True
+    assert ps.commit_results(folder, "again") is True
+    assert "nothing new to commit" in capsys.readouterr().out
+    assert _git(repo, "log", "--format=%s").split("\n")[:2] == ["first", "start"]
+
+
+def _fake(monkeypatch, script: str) -> None:
+    monkeypatch.setattr(ps.Row, "command", lambda self, d, out, threads=1:
+                        [sys.executable, "-c", script, str(out), d])
+
+
+def test_a_failed_run_copies_nothing(tmp_path, monkeypatch, capsys):
+    """An older results.json in the run folder is not copied when the run fails."""
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    old = runs / "cloze-0.5b" / "myopic-reward" / "myopic-reward"
+    old.mkdir(parents=True)
+    (old / "results.json").write_text("{}")
+    _fake(monkeypatch, "import sys; sys.exit(3)")
+    assert ps.run(ps.PLAN[0], "myopic-reward", runs, results=results) == 3
+    assert not (results / "cloze-0.5b" / "myopic-reward").exists()
+    assert "nothing copied" in capsys.readouterr().out
+
+
+def test_a_killed_job_is_not_hidden_by_a_good_one(tmp_path, monkeypatch):
+    codes = {"myopic-reward": 0, "corrigible-neutral-HHH": -9}
+    monkeypatch.setattr(ps, "run", lambda row, d, *a, **k: codes[d])
+    jobs = [(ps.PLAN[0], "myopic-reward"), (ps.PLAN[0], "corrigible-neutral-HHH")]
+    assert ps.run_many(jobs, tmp_path, 1, 2, False) == -9
+
+
+def test_a_dataset_running_elsewhere_is_skipped(tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    out = tmp_path / "runs" / "cloze-0.5b"
+    out.mkdir(parents=True)
+    _fake(monkeypatch, "raise SystemExit('must not run')")
+    with open(out / "myopic-reward.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert ps.run(ps.PLAN[0], "myopic-reward", tmp_path / "runs",
+                      results=tmp_path / "res") == 0
+    assert "another process is running it; skipped" in capsys.readouterr().out
 
 
 def test_nothing_pending(monkeypatch, capsys):

@@ -65,6 +65,9 @@ def test_hover_gives_n_p_and_the_verdict(rows) -> None:
     assert "p (one-sided, sign-flip) = 0.688" in corrigible
     assert "too few informative items; after BH: no" in corrigible
     assert "p (one-sided, sign-flip) = 0.0117" in fig.data[1].text[0]  # the xv oracle's p
+    # the xv oracle's n is the retest's items, not the whole test split
+    xv_n = next(r for r in rows if r["status"] == "done")["xv_n"]
+    assert xv_n is not None and f"n = {xv_n} test items, 12 training" in fig.data[1].text[0]
     assert fig.data[0].text[3].endswith("not run")
 
 

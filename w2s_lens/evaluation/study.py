@@ -64,8 +64,9 @@ STUDY_COLUMNS = (
     "protocol", "model", "dataset", "method", "readout", "status", "router", "n_train",
     "n_test", "n_train_planned", "n_test_planned", "smaller_than_planned", "fixed_layer",
     "fixed", "fixed_lo", "fixed_hi", "w2s", "w2s_lo", "w2s_hi", "oracle", "oracle_lo",
-    "oracle_hi", "xv_diff", "xv_lo", "xv_hi", "xv_p", "diff", "diff_lo", "diff_hi", "p_value",
-    "test", "mde", "n_nonzero", "verdict", "beats_after_bh", "agreement", "chance", "kappa",
+    "oracle_hi", "xv_diff", "xv_lo", "xv_hi", "xv_p", "xv_n", "diff", "diff_lo", "diff_hi",
+    "p_value", "test", "mde", "n_nonzero", "verdict", "beats_after_bh", "agreement", "chance",
+    "kappa",
     "curve_n_before", "curve_diff_before", "curve_n_last", "curve_diff_last", "curve",
     "router_acc",
     "majority_acc", "form_router_diff", "case", "routers", "wall_time_s", "error")
@@ -99,8 +100,8 @@ def router_diffs(results: Mapping[str, Any], method: str) -> dict[str, dict[str,
     W2S is the primary router alone).
 
     Example:
-        >>> router_diffs(results, "caa")["knn"]["diff"]  # doctest: +SKIP
-        -0.044
+        >>> router_diffs(results, "caa")["knn"]["verdict"]  # doctest: +SKIP
+        'no detectable difference'
     """
     w2s = results["methods"][method]["variants"]["base"]["w2s"]
     out = {}
@@ -155,6 +156,7 @@ def dataset_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
             smaller_than_planned=any(u is not None and p is not None and u < p
                                      for u, p in zip(used, planned)),
             oracle_lo=oracle_ci[0], oracle_hi=oracle_ci[1], chance=retest.get("chance"),
+            xv_n=((block.get("headroom") or {}).get("xv") or {}).get("n"),
             wall_time_s=_wall_time(run_log, t["dataset"]),
             routers=router_diffs(results, t["method"]),
             **_curve_points(results, t["method"], router))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from w2s_lens.artifacts import write_text
-from w2s_lens.evaluation.paired import ALPHA
+from w2s_lens.evaluation.paired import ALPHA, MIN_NONZERO
 from w2s_lens.evaluation.study import (
     DONE,
     PRIMARY_COMPARISON,
@@ -113,12 +113,13 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
          _ci(r, "fixed", "fixed_lo", "fixed_hi"),
          _ci(r, "w2s", "w2s_lo", "w2s_hi"),
          _ci(r, "oracle", "oracle_lo", "oracle_hi"),
-         _ci(r, "diff", "diff_lo", "diff_hi"), _p(r["p_value"]),
+         _ci(r, "diff", "diff_lo", "diff_hi"), _p(r["p_value"]), str(r["test"] or "–"),
          _f(r["mde"], ".3f"), str(r["n_nonzero"] if r["n_nonzero"] is not None else "–"),
          str(r["verdict"]), _bh(r)]
         for r in rows]
     secondary = [
         [r["protocol"], r["dataset"], r["method"] or "–",
+         str(r["xv_n"] if r["xv_n"] is not None else "–"),
          _ci(r, "xv_diff", "xv_lo", "xv_hi"), _p(r["xv_p"]),
          f"{_f(r['agreement'], '.2f')} / {_f(r['chance'], '.2f')}, κ {_f(r['kappa'], '+.2f')}",
          _curve(r), f"{_f(r['router_acc'], '.2f')} / {_f(r['majority_acc'], '.2f')}",
@@ -134,10 +135,11 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
         ("Primary comparison per dataset (BASE test items)",
          ["protocol", "model", "dataset", "method", "readout", "items train + test",
           "fixed L", "fixed [95% CI]", "W2S [95% CI]", "in-sample oracle [95% CI]",
-          "W2S − fixed [95% CI]", "p (W2S > fixed)", "MDE", "non-zero", "verdict",
+          "W2S − fixed [95% CI]", "p (W2S > fixed)", "test", "MDE", "non-zero", "verdict",
           "after BH"], primary),
-        ("Secondary: is there anything to learn? (BASE test items)",
-         ["protocol", "dataset", "method", "xv-oracle − xv-fixed [95% CI]", "p",
+        ("Secondary: is there anything to learn? (retest and cross-validated oracle on the "
+         "first n BASE test items: column n)",
+         ["protocol", "dataset", "method", "n", "xv-oracle − xv-fixed [95% CI]", "p",
           "retest agreement / chance, κ", "learning curve (n: W2S − fixed)",
           "router acc / majority", "form router − fixed", "case", "wall time"], secondary),
         ("Secondary: every router kind, W2S − fixed [95% CI] (BASE test items)",
@@ -162,8 +164,9 @@ def study_notes(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[str
               + (f"; {len(smaller)} ran SMALLER than planned." if smaller else "."))
     out = [status,
            f"Benjamini-Hochberg runs at {q:.1%} across the finished datasets of one study row "
-           "(protocol × model × method) that are tests (a p-value and at least 6 non-zero "
-           "differences); a dataset counts after BH only when its own verdict says it beats. "
+           f"(protocol × model × method) that are tests (a p-value and at least {MIN_NONZERO} "
+           "non-zero differences); a dataset counts after BH only when its own verdict says it "
+           "beats. "
            "\"SMALLER than planned\" marks a dataset that ran on fewer items than the plan "
            "(deduplication); \"not run\" one without results yet. The in-sample oracle is "
            "biased upwards (a maximum over layers on the test items); the cross-validated "

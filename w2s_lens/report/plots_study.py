@@ -59,7 +59,8 @@ def _hover(r: Mapping[str, Any], name: str, mean: float, ci: Sequence[Any],
     interval = "" if math.isnan(lo) or math.isnan(hi) else f" [{lo:+.3f}, {hi:+.3f}]"
     lines.append(f"{name}: {mean:+.3f}{interval}" if not math.isnan(mean) else f"{name}: –")
     nz = r.get("n_nonzero") if p_key == "p_value" else None
-    lines.append(f"n = {r.get('n_test')} test items" + ("" if nz is None else
+    n = r.get("n_test") if p_key == "p_value" else r.get("xv_n")
+    lines.append(f"n = {n} test items" + ("" if nz is None else
                                                         f" ({nz} non-zero)")
                  + f", {r.get('n_train')} training items")
     lines.append(f"p (one-sided, sign-flip) = {fmt_p(r.get(p_key))}")
@@ -151,6 +152,7 @@ def study_figure(rows: Sequence[Mapping[str, Any]], title: str | None = None) ->
     fig.update_layout(
         height=max(360, 120 + 70 * len(panels) + 55 * sum(sizes)),
         title={"text": title or "The powered study: W2S − fixed and cross-validated oracle − "
-                                "fixed per dataset (BASE test items)"},
+                                "fixed per dataset (BASE test items; the oracle on the retest's "
+                                "items)"},
         legend={"orientation": "h", "y": -0.08 if len(panels) > 1 else -0.2})
     return fig
