@@ -74,6 +74,7 @@ __all__ = [
     "VERDICT_BETTER",
     "VERDICT_NONE",
     "VERDICT_WORSE",
+    "html_page",
     "fmt_interval",
     "letter_artifact",
     "letter_gain_share",
@@ -348,15 +349,27 @@ def render_report(run_dir: str | os.PathLike) -> str:
     else:
         raise ArtifactMismatch(f"{rd.path / RUN_FILE} names kind {kind!r}; the report reads "
                                "'evaluation' and 'sweep' directories")
+    return html_page(title, doc.parts, rd.path.resolve())
+
+
+def html_page(title: str, parts: Sequence[str], source: str | os.PathLike | None = None,
+              css: str = "") -> str:
+    """A self-contained page: ``title``, a generated-from note naming ``source``, the body
+    ``parts`` (e.g. :attr:`Doc.parts`), the report's style plus ``css``, plotly.js inline.
+
+    Example:
+        >>> html_page("t", ["<p>x</p>"]).startswith("<!DOCTYPE html>")
+        True
+    """
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    where = "" if source is None else f" from <code>{_e(source)}</code>"
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n"
+        f"<title>{_e(title)}</title>\n<style>{_CSS}{css}</style>\n"
         "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
         f"<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
-        f"<h1>{_e(title)}</h1>\n<p class=\"note\">Generated {_e(stamp)} from "
-        f"<code>{_e(rd.path.resolve())}</code>.</p>\n" + "\n".join(doc.parts)
-        + "\n</body>\n</html>\n")
+        f"<h1>{_e(title)}</h1>\n<p class=\"note\">Generated {_e(stamp)}{where}.</p>\n"
+        + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
 def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import os
 import re
@@ -23,14 +22,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plotly.offline import get_plotlyjs
-
 from w2s_lens.artifacts import write_text
 from w2s_lens.evaluation.study import PRIMARY_COMPARISON
 from w2s_lens.evaluation.study_tables import study_notes, study_tables
 from w2s_lens.evaluation.table_rows import FDR_Q
 from w2s_lens.report.formatting import Doc, verdict_class
-from w2s_lens.report.html import _CSS
+from w2s_lens.report.html import html_page
 from w2s_lens.report.plots_study import study_figure
 
 __all__ = ["render_study_report", "write_study_report"]
@@ -89,15 +86,7 @@ def render_study_report(rows: Sequence[Mapping[str, Any]],
         doc.h(2, name, f"table-{i}")
         doc.table(header, [[_cell(h, c) for h, c in zip(header, row)] for row in cells],
                   left=(4, 6, 3)[i] if i < 3 else 1)
-    stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    where = "" if source is None else f" from <code>{html.escape(str(source))}</code>"
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}{_STUDY_CSS}</style>\n"
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-        f"<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n<p class=\"note\">Generated {html.escape(stamp)}"
-        f"{where}.</p>\n" + "\n".join(doc.parts) + "\n</body>\n</html>\n")
+    return html_page(title, doc.parts, source, css=_STUDY_CSS)
 
 
 def write_study_report(rows: Sequence[Mapping[str, Any]], out_path: str | os.PathLike,
