@@ -35,6 +35,7 @@ from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.pipeline import evaluate
 from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.runlock import hold
 from w2s_lens.models.loading import load_model
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
@@ -85,9 +86,10 @@ def run_evaluation(config: EvalConfig, out_dir: str | os.PathLike, progress: boo
         model: an already loaded model (skips loading).
     """
     RunDir(out_dir).prepare("evaluation", config.to_dict())
-    items, test_items = load_items(config)
-    model = model if model is not None else _model(config.model, config)
-    return evaluate(model, items, config, out_dir, progress, test_items=test_items)
+    with hold(out_dir):  # refuse a second process before the model loads
+        items, test_items = load_items(config)
+        model = model if model is not None else _model(config.model, config)
+        return evaluate(model, items, config, out_dir, progress, test_items=test_items)
 
 
 def run_sweep_job(
@@ -109,7 +111,12 @@ def run_sweep_job(
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     if variant not in config.variants and variant != "base":
         raise ConfigError(f"variant {variant!r} is not one of {config.variants}")
-    rd = RunDir(out_dir)
+    with hold(out_dir):  # one writer per run directory
+        return _sweep_job(config, RunDir(out_dir), split, variant, progress)
+
+
+def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
+               progress: bool) -> SweepResult:
     record = {**config.to_dict(), "split": split, "variant": variant}
     resuming = rd.prepare("sweep", record)
     external = SteeringVectors.load(config.vectors) if config.vectors is not None else None

@@ -58,6 +58,7 @@ from w2s_lens.evaluation.method_vectors import (
 )
 from w2s_lens.evaluation.metrics import evaluate_variant, fixed_layer
 from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.runlock import hold
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import LayerRouter
@@ -279,8 +280,15 @@ def evaluate_examples(
     Example:
         >>> res = evaluate_examples(model, exs, EvalConfig(), progress=False)  # doctest: +SKIP
     """
+    if out_dir is None:
+        return _evaluate_examples(model, examples, config, None, progress)
+    with hold(out_dir):  # one writer per run directory (re-entrant in this process)
+        return _evaluate_examples(model, examples, config, RunDir(out_dir), progress)
+
+
+def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config: EvalConfig,
+                       rd: RunDir | None, progress: bool) -> dict[str, Any]:
     t0 = time.time()
-    rd = RunDir(out_dir) if out_dir is not None else None
     if rd is not None and not rd.prepare("evaluation", config.to_dict()):
         rd.write_run("evaluation", config.to_dict(), {"status": "running"})
     ctx = EvalContext(model, examples, config, rd, progress)

@@ -28,7 +28,9 @@ prompt (text, tokens, answer ids or continuation ids, unit, group).
 Before anything is computed, :meth:`RunDir.prepare` refuses a directory that would be damaged:
 a path that is a file, a directory of another w2s-lens version, or one holding a run with other
 settings (a rerun with the same settings resumes). Directories written by w2s-lens 0.1 are
-refused with a message saying to rerun.
+refused with a message saying to rerun. While a job writes, it holds the directory
+(:func:`w2s_lens.evaluation.runlock.hold`): a second process on the same directory is refused
+at once instead of interleaving its writes.
 
 Example:
     >>> rd = RunDir("runs/corrigible")  # doctest: +SKIP
