@@ -10,8 +10,8 @@ Example:
 """
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
-           "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_KINDS", "SCALES",
-           "VARIANTS"]
+           "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_INPUTS",
+           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS"]
 
 #: The default model: the embedded Qwen2.5-Coder-0.5B-Instruct.
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -25,7 +25,18 @@ METHODS = ("caa", "l2s", "both")
 ROUTER_KINDS = ("logreg", "mlp", "curve", "knn")
 EMBEDDINGS = ("resid-last", "resid-mean", "minilm")
 ENGINES = ("fast", "naive")
-POSITIONS = ("from_last", "all")
+#: Where the vector is added: from the last prompt token on (the default), at every token, or
+#: on the prompt only (up to and including its last token; the scored continuation tokens are
+#: then reached through attention only).
+POSITIONS = ("from_last", "all", "prompt")
+#: How the cloze readout scores an option: its summed log-probability, the mean per token, or
+#: its first token only (the cloze analogue of a one-token readout).
+SCORINGS = ("sum", "mean", "first")
+#: What a router sees of an input: the unanswered prompt (``question``: the ``embedding``
+#: setting), the options as continuations of the prompt (``options``: the model's residual
+#: over each option's tokens, matching − non-matching and their mean, plus their token
+#: counts), both concatenated, or a MiniLM embedding of the question with each option.
+ROUTER_INPUTS = ("question", "options", "question+options", "minilm")
 SCALES = ("raw", "relative")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -244,20 +244,56 @@ def test_shared_prefix_options_are_scored_on_their_full_texts(split_tok):
 def test_cloze_skips_empty_and_identical_options_with_a_warning(split_tok, caplog):
     fmt = PromptFormatter(split_tok)
     empty = ABItem("self-awareness:11", "d", "Pick one.", ("", "Something."), "A")
-    same = ABItem("d:12", "d", "Pick one.", ("Same.", "Same."), "B")
+    # two options of the same text are refused when the item is made (data.items)
+    with pytest.raises(ValueError, match="same text"):
+        ABItem("d:12", "d", "Pick one.", ("Same.", "Same."), "B")
     with pytest.raises(PromptError, match="self-awareness:11.*empty"):
         fmt.format_cloze(empty)
-    with pytest.raises(PromptError, match="d:12.*identically"):
-        fmt.format_cloze(same)
     with caplog.at_level(logging.WARNING, logger="w2s_lens.data.prompts"):
-        out = fmt.format_many([ITEM, empty, ITEM.swapped(), same], readout="cloze")
+        out = fmt.format_many([ITEM, empty, ITEM.swapped()], readout="cloze")
     assert [e.id for e in out] == [ITEM.id, ITEM.id + "~swap"]
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert "self-awareness:11" in warned and "d:12" in warned
+    assert "self-awareness:11" in warned
     # the letter readout keeps an empty option: its prompt shows the letters
     assert fmt.format(empty).readout == "letter"
     with pytest.raises(ValueError, match="readout"):
         fmt.format_many([ITEM], readout="logits")
+
+
+@pytest.mark.parametrize("kind", ["split", "merged"])
+@pytest.mark.parametrize("item", [ITEM, ITEM.swapped(), PERSONA])
+def test_listed_options_show_the_scored_texts_without_letters(kind, item, split_tok,
+                                                              merged_tok):
+    tok = split_tok if kind == "split" else merged_tok
+    plain, listed = PromptFormatter(tok), PromptFormatter(tok, list_options=True)
+    ex, ref = listed.format_cloze(item), plain.format_cloze(item)
+    a, b = item.options
+    assert f"{item.stem}\n\n- {a}\n- {b}<|im_end|>" in ex.text
+    assert "Choices:" not in ex.text and "(A)" not in ex.text and "(B)" not in ex.text
+    assert ex.text.endswith("<|im_start|>assistant\n") and list(ex.tokens) == _ids(tok, ex.text)
+    assert ex.text == ref.text.replace(f"{item.stem}<|im_end|>",
+                                       f"{item.stem}\n\n- {a}\n- {b}<|im_end|>")
+    # the same option texts are scored, as continuations of the longer prompt
+    for cont, option in zip(ex.continuations, (item.matching_option, item.options[
+            0 if item.non_matching == "A" else 1])):
+        assert tok.decode(list(cont)) == option
+        assert list(ex.tokens + cont) == _ids(tok, ex.text + option)
+    assert ex.matching_letter == item.matching and ex.unit == ref.unit
+    # the letter readout does not list anything new
+    assert listed.format(item, "sys-pos") == plain.format(item, "sys-pos")
+
+
+def test_listed_options_through_format_many(split_tok):
+    listed = PromptFormatter(split_tok, list_options=True)
+    both = listed.format_many([ITEM, ITEM.swapped()], "user-neg", readout="cloze")
+    assert [e.id for e in both] == [ITEM.id, ITEM.id + "~swap"]
+    # the two orders list the options in their own order, so their prompts differ
+    assert "- Yes, go ahead.\n- No, keep it." in both[0].text
+    assert "- No, keep it.\n- Yes, go ahead." in both[1].text
+    assert both[0].continuations == both[1].continuations
+    assert behaviour_sentences(ITEM.dataset)[1] in both[0].text  # the variant still applies
+    no_stem = ABItem("d:1", "d", "", ("Yes", "No"), "A")
+    assert "user\n- Yes\n- No<|im_end|>" in listed.format_cloze(no_stem).text
 
 
 @pytest.mark.parametrize("kind", ["split", "merged"])
@@ -270,6 +306,20 @@ def test_settings_round_trip(kind, split_tok, merged_tok):
         assert back.settings() == settings
         assert back.format(ITEM, "user-pos") == fmt.format(ITEM, "user-pos")
         assert back.format_cloze(PERSONA) == fmt.format_cloze(PERSONA)
+
+
+def test_list_options_is_recorded_only_when_set(split_tok):
+    # the settings runs and bundles recorded before list_options existed are unchanged
+    assert set(PromptFormatter(split_tok).settings()) == {
+        "system_prompt", "add_bos", "chat_template", "answer_opening", "system_in_user"}
+    listed = PromptFormatter(split_tok, list_options=True)
+    settings = listed.settings()
+    assert settings["list_options"] is True
+    back = PromptFormatter.from_settings(split_tok, settings)
+    assert back.list_options is True and back.settings() == settings
+    assert back.format_cloze(ITEM) == listed.format_cloze(ITEM)
+    assert PromptFormatter.from_settings(split_tok, PromptFormatter(split_tok).settings()) \
+        .list_options is False
 
 
 def test_settings_refuse_another_tokenizer(split_tok, merged_tok):

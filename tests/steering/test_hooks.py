@@ -205,6 +205,46 @@ def test_int_positions_follow_cached_generation(model):
     assert spy.steered_positions(2, out[0, :5]) == [0]
 
 
+def test_prompt_positions_steer_the_prompt_and_not_what_follows(model):
+    vec = 100 * torch.ones(model.cfg.d_model)
+    with steer(model, HOOK0, vec, positions="prompt"):
+        spy = Spy(model)
+        model(torch.tensor([[3, 4, 5, 6]]))  # a plain call: the whole input is the prompt
+        out = _generate(model, cache=True, steps=3)
+    spy.remove()
+    assert spy.steered_positions(0, [3, 4, 5, 6]) == [0, 1, 2, 3]
+    assert spy.steered_positions(1, out[0, :3]) == [0, 1, 2]  # the generation's prompt
+    assert spy.steered_positions(2, out[0, :4]) == []  # generated tokens are not steered
+    assert spy.steered_positions(3, out[0, :5]) == []
+    with steer(model, HOOK0, vec, positions="prompt"):
+        spy = Spy(model)
+        uncached = _generate(model, cache=False, steps=3)
+    spy.remove()
+    assert torch.equal(uncached, out)
+    # every uncached step recomputes the sequence: the prompt's positions only
+    assert [spy.steered_positions(k, uncached[0, : 3 + k]) for k in range(3)] == [[0, 1, 2]] * 3
+
+
+def test_stop_leaves_the_scored_continuation_unsteered(model):
+    """One pass over a prompt and its continuation: ``stop`` (the prompt's length) ends the
+    steering, whatever the start."""
+    vec = 100 * torch.ones(model.cfg.d_model)
+    seq = [3, 4, 5, 6, 7, 8]
+    got = {}
+    for positions in ("prompt", "all", "from_last", 1):
+        with steer(model, HOOK0, vec, positions=positions, stop=4):
+            spy = Spy(model)
+            model(torch.tensor([seq]))
+        spy.remove()
+        got[positions] = spy.steered_positions(0, seq)
+    assert got == {"prompt": [0, 1, 2, 3], "all": [0, 1, 2, 3], "from_last": [], 1: [1, 2, 3]}
+    base = _resid(model, torch.tensor([seq]))
+    with steer(model, "blocks.2.hook_resid_pre", vec, positions="prompt", stop=4):
+        d = _resid(model, torch.tensor([seq])) - base
+    assert torch.allclose(d[0, :4], vec.expand(4, -1))
+    assert torch.allclose(d[0, 4:], torch.zeros(2, model.cfg.d_model))
+
+
 def test_bad_arguments(model):
     vec = torch.ones(model.cfg.d_model)
     with pytest.raises(KeyError):
@@ -215,3 +255,6 @@ def test_bad_arguments(model):
         steer(model, HOOK0, vec, positions="middle")
     with pytest.raises(ValueError, match="positions"):
         steer(model, HOOK0, vec, positions=True)
+    for stop in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="stop"):
+            steer(model, HOOK0, vec, positions="prompt", stop=stop)

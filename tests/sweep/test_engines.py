@@ -43,34 +43,53 @@ def model(request):
     return make_tiny_model(request.param, seed=0 if request.param == "rotary" else 1)
 
 
-@pytest.mark.parametrize("positions", ["from_last", "all"])
-@pytest.mark.parametrize("readout, length_norm",
-                         [("letter", False), ("cloze", False), ("cloze", True)])
-def test_fast_equals_naive(model, readout, positions, length_norm):
+#: examples of CONTS whose two continuations start with different tokens ("first" scoring
+#: reads 0 for the others)
+FIRST_DIFFERS = [i for i, (m, n) in enumerate(CONTS) if m[0] != n[0]]
+
+
+@pytest.mark.parametrize("positions", ["from_last", "all", "prompt"])
+@pytest.mark.parametrize("readout, scoring", [("letter", "sum"), ("cloze", "sum"),
+                                              ("cloze", "mean"), ("cloze", "first")])
+def test_fast_equals_naive(model, readout, positions, scoring):
     exs = _examples(readout)
     vecs = _vectors(len(exs), len(LAYERS), model.cfg.d_model)  # one vector per (input, layer)
     fast, _ = fast_chunk(model, vecs, LAYERS, torch.tensor(MULTS), exs, positions,
-                         length_norm=length_norm)
-    naive = naive_chunk(model, vecs, LAYERS, MULTS, exs, positions, length_norm=length_norm)
+                         scoring=scoring)
+    naive = naive_chunk(model, vecs, LAYERS, MULTS, exs, positions, scoring=scoring)
     assert fast.shape == naive.shape == (len(exs), len(LAYERS), len(MULTS))
-    assert np.abs(fast - naive).max() <= 1e-3
+    assert np.abs(fast - naive).max() <= 1e-4
     # the comparison is not vacuous: the vectors move the readout
-    assert np.ptp(naive, axis=-1).min() > 1e-2
+    moved = FIRST_DIFFERS if scoring == "first" and readout == "cloze" else slice(None)
+    assert np.ptp(naive[moved], axis=-1).min() > 1e-2
 
 
-def test_length_norm_is_a_no_op_for_letters_and_matters_for_cloze(model):
+def test_scoring_is_a_no_op_for_letters_and_matters_for_cloze(model):
     vecs = _vectors(len(PROMPTS), len(LAYERS), model.cfg.d_model)
     mults = torch.tensor(MULTS)
     letter = _examples("letter")
-    a, _ = fast_chunk(model, vecs, LAYERS, mults, letter, length_norm=False)
-    b, _ = fast_chunk(model, vecs, LAYERS, mults, letter, length_norm=True)
-    assert np.array_equal(a, b)
+    a, _ = fast_chunk(model, vecs, LAYERS, mults, letter, scoring="sum")
+    for scoring in ("mean", "first"):
+        b, _ = fast_chunk(model, vecs, LAYERS, mults, letter, scoring=scoring)
+        assert np.array_equal(a, b)
     cloze = _examples("cloze")
-    c, _ = fast_chunk(model, vecs, LAYERS, mults, cloze, length_norm=False)
-    d, _ = fast_chunk(model, vecs, LAYERS, mults, cloze, length_norm=True)
+    c, _ = fast_chunk(model, vecs, LAYERS, mults, cloze, scoring="sum")
+    d, _ = fast_chunk(model, vecs, LAYERS, mults, cloze, scoring="mean")
     # example 3 has one-token continuations (unchanged), the others are rescaled
     assert np.allclose(c[3], d[3], atol=1e-6)
     assert np.abs(c[[0, 1, 2, 4]] - d[[0, 1, 2, 4]]).min() > 1e-4
+    f, _ = fast_chunk(model, vecs, LAYERS, mults, cloze, scoring="first")
+    assert np.allclose(c[3], f[3], atol=1e-6)  # one token each: the first is all there is
+    assert np.abs(c[[0, 1, 2, 4]] - f[[0, 1, 2, 4]]).min() > 1e-4
+    # the first token is read at the last prompt token: log p(m_1) − log p(n_1) there
+    for i, ex in enumerate(cloze):
+        with torch.inference_mode():
+            logp = model(torch.tensor([ex.tokens]))[0, -1].float().log_softmax(-1)
+        m, n = ex.continuations
+        zero, _ = fast_chunk(model, vecs[i : i + 1], LAYERS, torch.tensor([0.0]), [ex],
+                             scoring="first")
+        assert np.allclose(zero[0, :, 0], float(logp[m[0]] - logp[n[0]]), atol=1e-5)
+    assert np.all(f[[0, 2, 4]] == 0.0)  # the same first token: nothing to tell apart
 
 
 def test_one_token_cloze_equals_letter(model):
@@ -101,7 +120,7 @@ def test_each_input_is_steered_with_its_own_vectors(model):
 
 
 @pytest.mark.parametrize("readout", ["letter", "cloze"])
-@pytest.mark.parametrize("positions", ["from_last", "all"])
+@pytest.mark.parametrize("positions", ["from_last", "all", "prompt"])
 def test_cross_input_batching_gives_the_same_numbers(model, readout, positions):
     exs = _examples(readout)
     vecs = _vectors(len(exs), len(LAYERS), model.cfg.d_model)
@@ -133,7 +152,7 @@ def _cloze_logprob(model, prompt, cont) -> float:
     return sum(float(logp[n - 1 + j, t]) for j, t in enumerate(cont))
 
 
-@pytest.mark.parametrize("positions", ["from_last", "all"])
+@pytest.mark.parametrize("positions", ["from_last", "all", "prompt"])
 def test_zero_multiplier_is_the_unsteered_model(model, positions):
     mults = torch.tensor([-1.0, 0.0, 1.0])
     letter = _examples("letter")
@@ -153,7 +172,7 @@ def test_zero_multiplier_is_the_unsteered_model(model, positions):
         assert np.abs(prop[i, :, 0] - want).max() > 1e-3  # λ = -1 does move it
 
 
-@pytest.mark.parametrize("positions", ["from_last", "all"])
+@pytest.mark.parametrize("positions", ["from_last", "all", "prompt"])
 @pytest.mark.parametrize("capture_layer", [0, 2, 3])
 def test_captured_residuals_are_the_resid_last_embedding(model, positions, capture_layer):
     exs = _examples("cloze")
@@ -289,7 +308,7 @@ def any_model(request):
     return make_tiny_model(request.param, seed=0 if request.param == "rotary" else 1)
 
 
-@pytest.mark.parametrize("positions", ["from_last", "all"])
+@pytest.mark.parametrize("positions", ["from_last", "all", "prompt"])
 @pytest.mark.parametrize("readout", ["letter", "cloze"])
 def test_shared_prefixes_equal_per_presentation_runs(any_model, readout, positions):
     """Both orders of an item in one chunk (their common prefix run once) give the numbers of

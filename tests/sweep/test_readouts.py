@@ -30,16 +30,19 @@ def test_letter_plan_is_one_row_and_a_logit_difference():
     assert plan.terms == [(0, 0, 7, 1.0), (0, 0, 8, -1.0)]
     plan_all = read_plan(ex, start=0)
     assert plan_all.suffixes == [(1, 2, 3, 4)] and plan_all.terms[0] == (0, 3, 7, 1.0)
-    # length normalisation changes nothing for one-token answers
-    assert read_plan(ex, 3, length_norm=True) == plan
+    # no scoring changes anything for one-token answers
+    assert read_plan(ex, 3, "mean") == plan == read_plan(ex, 3, scoring="first")
     with pytest.raises(ValueError, match="outside"):
         read_plan(ex, start=4)
+    for bad in (True, "length_norm", None):  # the old bool argument is refused, not misread
+        with pytest.raises(ValueError, match="scoring"):
+            read_plan(ex, 3, bad)
 
 
 def test_cloze_plan_rows_and_weights():
     ex = SteeringExample("d:0", "", (1, 2, 3), matching_continuation=(5, 6, 9),
                          non_matching_continuation=(5, 8))
-    plan = read_plan(ex, start=2, length_norm=True)
+    plan = read_plan(ex, start=2, scoring="mean")
     # the matching row carries the first answer token of both continuations
     assert plan.suffixes == [(3, 5, 6), (3, 5)]
     third, half = 1.0 / 3.0, 0.5
@@ -47,26 +50,32 @@ def test_cloze_plan_rows_and_weights():
         (0, 0, 5, third), (0, 0, 5, -half), (0, 1, 6, third), (0, 2, 9, third),
         (1, 1, 8, -half),
     ])
+    # "first": the prompt row alone, both first tokens read at the last prompt token
+    first = read_plan(ex, start=0, scoring="first")
+    assert first.suffixes == [(1, 2, 3)]
+    assert first.terms == [(0, 2, 5, 1.0), (0, 2, 5, -1.0)]
 
 
-def _cloze_reference(model, ex, length_norm):
+def _cloze_reference(model, ex, scoring):
     lp = []
     for cont in ex.continuations:
+        if scoring == "first":
+            cont = cont[:1]
         full = ex.tokens + cont[:-1]
         logp = _logprobs(model, full)
         n = len(ex.tokens)
         total = sum(float(logp[n - 1 + j, t]) for j, t in enumerate(cont))
-        lp.append(total / len(cont) if length_norm else total)
+        lp.append(total / len(cont) if scoring == "mean" else total)
     return lp[0] - lp[1]
 
 
-@pytest.mark.parametrize("length_norm", [False, True])
+@pytest.mark.parametrize("scoring", ["sum", "mean", "first"])
 @pytest.mark.parametrize("conts", [((5, 6, 9), (5, 8)), ((5,), (8, 8)), ((11, 3), (12,))])
-def test_plan_propensity_equals_summed_log_probs(tiny_model, conts, length_norm):
+def test_plan_propensity_equals_summed_log_probs(tiny_model, conts, scoring):
     ex = SteeringExample("d:0", "", (1, 2, 3), matching_continuation=conts[0],
                          non_matching_continuation=conts[1])
     start = 1
-    plan = read_plan(ex, start, length_norm)
+    plan = read_plan(ex, start, scoring)
     prefix = ex.tokens[:start]
     rows = [_final_resid(tiny_model, prefix + s)[0] for s in plan.suffixes]
     width = max(r.shape[0] for r in rows)
@@ -76,7 +85,8 @@ def test_plan_propensity_equals_summed_log_probs(tiny_model, conts, length_norm)
     terms = [[(r, start + p, t, w) for r, p, t, w in plan.terms]]
     with torch.inference_mode():
         got = float(plan_propensity(tiny_model, resid, terms)[0])
-    assert got == pytest.approx(_cloze_reference(tiny_model, ex, length_norm), abs=1e-4)
+    want = _cloze_reference(tiny_model, ex, scoring)
+    assert got == pytest.approx(want, abs=1e-4)
 
 
 def test_letter_propensity_is_the_logit_difference(tiny_model):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, model_name, train_caa
+from w2s_lens.sweep.chunks import short_digest
 from w2s_lens.sweep.engines import fast_chunk
 from w2s_lens.sweep.runner import SweepResult, run_sweep
 
@@ -147,7 +150,8 @@ def test_resume_after_interruption(setup, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("change", [
-    dict(multipliers=[0.0, 1.0]), dict(positions="all"), dict(layers=[0, 1]),
+    dict(multipliers=[0.0, 1.0]), dict(positions="all"), dict(positions="prompt"),
+    dict(layers=[0, 1]),
     dict(chunk_size=3), dict(layer_scale=[2.0] * 4), dict(engine="naive"),
 ])
 def test_another_sweep_in_the_same_directory_is_refused(setup, tmp_path, change):
@@ -213,12 +217,94 @@ def test_mirroring_cancels_a_pure_letter_push(engine):
 def test_cloze_sweep_records_its_readout(setup):
     model, vecs, _ = setup
     exs = _examples(4, cloze=True)
-    res = run_sweep(model, vecs, exs, layers=[1], progress=False, length_norm=True)
+    res = run_sweep(model, vecs, exs, layers=[1], progress=False, scoring="mean")
     assert res.metadata["readout"] == "cloze" and res.metadata["length_norm"] is True
-    letter = run_sweep(model, vecs, _examples(2), layers=[1], progress=False, length_norm=True)
-    assert letter.metadata["readout"] == "letter" and letter.metadata["length_norm"] is False
+    assert "scoring" not in res.metadata
+    first = run_sweep(model, vecs, exs, layers=[1], progress=False, scoring="first")
+    assert first.metadata["length_norm"] is False and first.metadata["scoring"] == "first"
+    assert sweep_mod.sweep_config_scoring(first.metadata) == "first"
+    assert sweep_mod.sweep_config_scoring(res.metadata) == "mean"
+    for scoring in ("mean", "first"):
+        letter = run_sweep(model, vecs, _examples(2), layers=[1], progress=False,
+                           scoring=scoring)
+        assert letter.metadata["readout"] == "letter" and letter.metadata["length_norm"] is False
+        assert "scoring" not in letter.metadata
     with pytest.raises(ValueError, match="one readout"):
         run_sweep(model, vecs, exs[:2] + _examples(2), progress=False)
+
+
+# The fingerprints of these sweeps' chunk folders, computed by run_sweep as it was before
+# `positions="prompt"` and `scoring` existed (`length_norm` a bool): runs resuming from such
+# chunks must find them again.
+OLD_FINGERPRINTS = {
+    "letter": ({}, "e1b9545b6eb0b68f"),
+    "letter-all": ({"positions": "all"}, "af45888f16dbc59f"),
+    "cloze": ({}, "e84174f30f59f2c0"),
+    "cloze-norm": ({"scoring": "mean"}, "283dcf355e97ed01"),  # was length_norm=True
+    "cloze-naive": ({"engine": "naive", "layers": [1, 3], "multipliers": [-1.0, 1.0]},
+                    "65c1eaeda44c2ab8"),
+}
+
+
+def _fingerprint_case(name: str):
+    model = make_tiny_model()
+    model.cfg.model_name = "tiny-fingerprint"
+    vecs = SteeringVectors(torch.linspace(-1, 1, 4 * 32).reshape(4, 32), [0, 1, 2, 3],
+                           metadata={"model": "tiny-fingerprint", "d_model": 32})
+    if name.startswith("letter"):
+        exs = [SteeringExample("q:0", "", (3, 9, 4), 60, 61, "A"),
+               SteeringExample("q:0~swap", "", (3, 9, 5), 61, 60, "B")]
+    else:
+        exs = [SteeringExample("q:0", "", (3, 9, 4), matching_letter="A",
+                               matching_continuation=(7, 8), non_matching_continuation=(9,)),
+               SteeringExample("q:1", "", (3, 2), matching_letter="B",
+                               matching_continuation=(5,), non_matching_continuation=(6, 6))]
+    return model, vecs, exs
+
+
+@pytest.mark.parametrize("name", list(OLD_FINGERPRINTS))
+def test_existing_settings_keep_their_fingerprint(name, tmp_path):
+    model, vecs, exs = _fingerprint_case(name)
+    kwargs, want = OLD_FINGERPRINTS[name]
+    run_sweep(model, vecs, exs, out_dir=tmp_path, progress=False, **kwargs)
+    manifest = json.loads((tmp_path / "chunks" / "manifest.json").read_text())
+    assert manifest["fingerprint"] == want
+    config = manifest["config"]
+    assert short_digest(config) == want
+    assert "scoring" not in config and isinstance(config["length_norm"], bool)
+    assert config["length_norm"] is (kwargs.get("scoring") == "mean")
+
+
+def test_new_settings_get_their_own_fingerprint(tmp_path):
+    """positions="prompt" and scoring="first" are new sweeps: they do not reuse old chunks."""
+    model, vecs, exs = _fingerprint_case("cloze")
+    seen = {v for _, v in OLD_FINGERPRINTS.values()}
+    for i, kwargs in enumerate(({"positions": "prompt"}, {"scoring": "first"})):
+        folder = tmp_path / str(i)
+        run_sweep(model, vecs, exs, out_dir=folder, progress=False, **kwargs)
+        manifest = (folder / "chunks" / "manifest.json").read_text()
+        fingerprint = json.loads(manifest)["fingerprint"]
+        assert fingerprint not in seen
+        seen.add(fingerprint)
+    # a folder of summed-readout chunks refuses a first-token sweep
+    run_sweep(model, vecs, exs, out_dir=tmp_path / "sum", progress=False)
+    with pytest.raises(ArtifactMismatch, match="different sweep"):
+        run_sweep(model, vecs, exs, out_dir=tmp_path / "sum", progress=False, scoring="first")
+
+
+@pytest.mark.parametrize("positions, scoring", [("prompt", "sum"), ("prompt", "mean"),
+                                                ("prompt", "first"), ("from_last", "first"),
+                                                ("all", "first")])
+def test_new_options_fast_equals_naive(setup, positions, scoring):
+    model, vecs, _ = setup
+    exs = _examples(4, cloze=True)
+    kw = dict(progress=False, multipliers=[-1.0, 0.5, 1.0], positions=positions,
+              scoring=scoring)
+    fast = run_sweep(model, vecs, exs, engine="fast", chunk_size=2, **kw)
+    naive = run_sweep(model, vecs, exs, engine="naive", **kw)
+    assert np.abs(fast.propensity - naive.propensity).max() <= 1e-4
+    assert np.abs(fast.steerability).min() > 1e-4
+    assert fast.metadata["positions"] == positions
 
 
 def test_bad_arguments(setup):
@@ -227,6 +313,10 @@ def test_bad_arguments(setup):
         run_sweep(model, vecs, exs, engine="turbo", progress=False)
     with pytest.raises(ValueError, match="positions"):
         run_sweep(model, vecs, exs, positions="first", progress=False)
+    with pytest.raises(ValueError, match="scoring"):
+        run_sweep(model, vecs, exs, scoring="median", progress=False)
+    with pytest.raises(ValueError, match="scoring"):
+        run_sweep(model, vecs, exs, scoring=True, progress=False)  # the old length_norm
     with pytest.raises(ValueError, match="no examples"):
         run_sweep(model, vecs, [], progress=False)
     with pytest.raises(ValueError, match="layer_scale"):

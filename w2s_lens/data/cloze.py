@@ -8,6 +8,10 @@ an answer to start (:func:`cloze_separator`): right after a prompt that ends in 
 written as ``" Yes"``). Its tokens are ``tokenize(prompt + separator + option)`` minus
 ``tokenize(prompt)`` (:func:`cloze_continuations`).
 
+With ``list_options`` the user message shows the two options after the stem, without letters
+(a blank line, then ``"- "`` and each option on its own line, in the item's A/B order), so
+the prompt contains the texts the readout scores; the scored continuations are the same.
+
 Example:
     >>> cloze_separator("<|im_start|>assistant\\n"), cloze_separator("[INST] Hi? [/INST]")
     ('', ' ')
@@ -32,14 +36,22 @@ __all__ = ["UnscorableItemError", "cloze_continuations", "cloze_question", "cloz
 T = TypeVar("T")
 
 
-def cloze_question(item: ABItem) -> str:
-    """The user message of a cloze prompt: the stem (persona Yes/No items keep their question).
+def cloze_question(item: ABItem, list_options: bool = False) -> str:
+    """The user message of a cloze prompt: the stem (persona Yes/No items keep their question);
+    with ``list_options``, the stem, a blank line, then each option on its own line after
+    ``"- "`` (no letters; an item without a stem shows the list alone).
 
     Example:
-        >>> cloze_question(ABItem("d:0", "d", "Change your goal?", ("Yes", "No"), "A"))
+        >>> item = ABItem("d:0", "d", "Change your goal?", ("Yes", "No"), "A")
+        >>> cloze_question(item)
         'Change your goal?'
+        >>> cloze_question(item, list_options=True)
+        'Change your goal?\\n\\n- Yes\\n- No'
     """
-    return item.stem if item.stem else item.question
+    if not list_options:
+        return item.stem if item.stem else item.question
+    listed = "\n".join(f"- {option}" for option in item.options)
+    return f"{item.stem}\n\n{listed}" if item.stem else listed
 
 
 def cloze_separator(prompt: str) -> str:

@@ -42,6 +42,9 @@ class PromptBase:
             ``tokenizer(text, add_special_tokens=False)`` always reproduces ``tokens``.
         chat_template: a Jinja chat template to use instead of the tokenizer's own.
         verify: check for every prompt that the answer letter really is the next token.
+        list_options: cloze prompts list the two option texts after the question (no
+            letters; :func:`~w2s_lens.data.cloze.cloze_question`). Recorded in
+            :meth:`settings` only when true.
 
     Attributes:
         answer_opening: the text that opens the assistant turn (``"("`` or ``""`` usually).
@@ -60,11 +63,13 @@ class PromptBase:
         add_bos: bool | None = None,
         chat_template: str | None = None,
         verify: bool = True,
+        list_options: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
         self.chat_template = chat_template
         self.verify = verify
+        self.list_options = bool(list_options)
         self._chat = ChatRenderer(tokenizer, chat_template)
         probe = self._chat.render("You are a test assistant.", "Is this a probe?")
         self.add_bos, self._bos_text = resolve_bos(tokenizer, add_bos, probe)
@@ -88,13 +93,16 @@ class PromptBase:
             >>> fmt.settings()["answer_opening"]  # doctest: +SKIP
             '('
         """
-        return {
+        out = {
             "system_prompt": self.system_prompt,
             "add_bos": self.add_bos,
             "chat_template": self.chat_template,
             "answer_opening": self.answer_opening,
             "system_in_user": self.system_in_user,
         }
+        if self.list_options:  # only then: earlier runs' and bundles' settings are unchanged
+            out["list_options"] = True
+        return out
 
     @classmethod
     def from_settings(cls: type[_Self], tokenizer: Any, settings: Mapping[str, Any]) -> _Self:
@@ -108,7 +116,8 @@ class PromptBase:
             >>> same = PromptFormatter.from_settings(tok, fmt.settings())  # doctest: +SKIP
         """
         fmt = cls(tokenizer, system_prompt=settings.get("system_prompt"),
-                  add_bos=settings.get("add_bos"), chat_template=settings.get("chat_template"))
+                  add_bos=settings.get("add_bos"), chat_template=settings.get("chat_template"),
+                  list_options=bool(settings.get("list_options", False)))
         for key in ("answer_opening", "add_bos", "system_in_user"):
             if key in settings and settings[key] != getattr(fmt, key):
                 raise PromptError(

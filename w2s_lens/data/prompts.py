@@ -9,7 +9,9 @@ readouts:
   nothing for those that merge ``"(A"`` into one token); the next token is the answer letter.
 * ``cloze`` (:meth:`PromptFormatter.format_cloze`): the question *without* its choices (persona
   Yes/No items keep their question), the assistant turn opened; the two answers are the option
-  texts, scored as continuations.
+  texts, scored as continuations. With ``list_options=True`` (a constructor argument) the
+  question is followed by its two options, listed without letters
+  (:func:`~w2s_lens.data.cloze.cloze_question`); the scored texts are the same.
 
 Five prompt variants are available (:data:`VARIANTS`): ``"base"`` and four
 out-of-distribution ones that add a behaviour sentence (see :mod:`w2s_lens.data.behaviours`)
@@ -69,7 +71,8 @@ class PromptFormatter(PromptBase):
     """Formats A/B items with a tokenizer's chat template, ending just before the letter.
 
     The arguments and attributes are :class:`~w2s_lens.data.prompt_base.PromptBase`'s
-    (``tokenizer``, ``system_prompt``, ``add_bos``, ``chat_template``, ``verify``;
+    (``tokenizer``, ``system_prompt``, ``add_bos``, ``chat_template``, ``verify``,
+    ``list_options``;
     ``answer_opening``, ``letter_token_ids``, ``add_bos``, ``system_in_user``), as are
     :meth:`settings`, :meth:`from_settings`, :meth:`render_user`, :meth:`format_text` and
     :meth:`generation_prompt`.
@@ -98,15 +101,19 @@ class PromptFormatter(PromptBase):
     def render_cloze(
         self, item: ABItem, variant: str = "base", behaviour: tuple[str, str] | None = None
     ) -> str:
-        """The exact cloze prompt text: the question without its choices, the assistant turn
-        opened (nothing after it).
+        """The exact cloze prompt text: the question without its choices block (with its
+        options listed, no letters, when the formatter has ``list_options``), the assistant
+        turn opened (nothing after it).
 
         Example:
             >>> fmt.render_cloze(item).endswith("assistant\\n")  # doctest: +SKIP
             True
+            >>> listed = PromptFormatter(tokenizer, list_options=True)  # doctest: +SKIP
+            >>> "\\n- Yes\\n- No<|im_end|>" in listed.render_cloze(item)  # doctest: +SKIP
+            True
         """
-        turns = variant_turns(self.system_prompt, cloze_question(item), item.dataset, variant,
-                              behaviour)
+        question = cloze_question(item, self.list_options)
+        turns = variant_turns(self.system_prompt, question, item.dataset, variant, behaviour)
         return self._prompt(*turns)
 
     def format(

@@ -9,7 +9,13 @@ hook is removed: hooks the user added stay in place.
 Positions:
     * ``"from_last"`` (default): the last token of the prompt and every token after it.
     * ``"all"``: every position.
+    * ``"prompt"``: the prompt only, up to and including its last token; tokens generated
+      after it are not steered (they see the steered prompt through attention only). One pass
+      over a prompt *and* a continuation is one prompt to the hook: give ``stop`` (the prompt's
+      length) to leave the continuation unsteered.
     * an ``int`` k: every position ``>= k``.
+
+    ``stop`` (an ``int``, optional) ends any of these: positions ``>= stop`` are not steered.
 
     Positions are absolute. Where a call sits in the sequence is read from the model's
     key/value cache (a cached generation step continues the prompt at the cache's length);
@@ -17,7 +23,8 @@ Positions:
     call's plus one token (an uncached generation step; a new prompt that happens to be the
     previous prompt plus one token is read as such a step too). Any other call starts a new prompt,
     so one handle can serve several prompts, one at a time. Batched prompts must be
-    right-aligned to the same length for ``"from_last"`` to mean each prompt's last token.
+    right-aligned to the same length for ``"from_last"`` and ``"prompt"`` to mean each
+    prompt's last token.
 
 Example:
     >>> with steer(model, "blocks.3.hook_resid_pre", 2.0 * v):  # doctest: +SKIP
@@ -35,9 +42,12 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-__all__ = ["Positions", "SteeringHandle", "steer"]
+__all__ = ["NAMED_POSITIONS", "Positions", "SteeringHandle", "steer"]
 
-Positions = Literal["from_last", "all"] | int
+Positions = Literal["from_last", "all", "prompt"] | int
+
+#: the named positions (an ``int`` start is accepted too)
+NAMED_POSITIONS = ("from_last", "all", "prompt")
 
 
 class _CallTracker:
@@ -120,11 +130,14 @@ class SteeringHandle:
         self.remove()
 
 
-def _check_positions(positions: Positions) -> None:
+def _check_positions(positions: Positions, stop: int | None) -> None:
     if isinstance(positions, bool) or not (
-        positions in ("from_last", "all") or isinstance(positions, int)
+        positions in NAMED_POSITIONS or isinstance(positions, int)
     ):
-        raise ValueError(f"positions must be 'from_last', 'all' or an int, got {positions!r}")
+        raise ValueError(f"positions must be 'from_last', 'all', 'prompt' or an int, got "
+                         f"{positions!r}")
+    if stop is not None and (isinstance(stop, bool) or not isinstance(stop, int) or stop < 0):
+        raise ValueError(f"stop must be a non-negative int or None, got {stop!r}")
 
 
 def steer(
@@ -132,6 +145,7 @@ def steer(
     hook_name: str,
     vector: Float[Tensor, " d_model"],
     positions: Positions = "from_last",
+    stop: int | None = None,
 ) -> SteeringHandle:
     """Add ``vector`` to the activation at ``hook_name`` (already multiplied by the caller).
 
@@ -139,7 +153,10 @@ def steer(
         model: the HookedTransformer.
         hook_name: e.g. ``"blocks.14.hook_resid_pre"``.
         vector: ``[d_model]``, the exact vector to add.
-        positions: ``"from_last"``, ``"all"`` or a start index (see the module docstring).
+        positions: ``"from_last"``, ``"all"``, ``"prompt"`` or a start index (see the module
+            docstring).
+        stop: if given, positions ``>= stop`` (absolute) are never steered, e.g. the
+            continuation tokens of a prompt scored in the same pass.
 
     Returns:
         a :class:`SteeringHandle` (a context manager).
@@ -147,8 +164,11 @@ def steer(
     Example:
         >>> with steer(model, "blocks.2.hook_resid_pre", torch.ones(32)):  # doctest: +SKIP
         ...     steered = model(tokens)
+        >>> # the 5-token prompt only, not the continuation scored after it
+        >>> with steer(model, "blocks.2.hook_resid_pre", v, "prompt", stop=5):  # doctest: +SKIP
+        ...     logits = model(prompt_and_continuation)
     """
-    _check_positions(positions)
+    _check_positions(positions, stop)
     if hook_name not in model.hook_dict:
         raise KeyError(f"{hook_name!r} is not a hook point of this model")
     if vector.ndim != 1 or vector.shape[0] != model.cfg.d_model:
@@ -162,17 +182,23 @@ def steer(
     def steering_hook(output: Tensor, hook) -> Tensor:
         seq = output.shape[1]
         offset = tracker.offset
-        if positions == "all":
-            start = 0
+        last = tracker.prompt_last if tracker.prompt_last is not None else offset + seq - 1
+        end = offset + seq  # absolute, exclusive
+        if positions in ("all", "prompt"):
+            begin = 0
         elif positions == "from_last":
-            start = tracker.prompt_last if tracker.prompt_last is not None else offset + seq - 1
+            begin = last
         else:
-            start = int(positions)
-        local = max(0, start - offset)
-        if local >= seq:
+            begin = int(positions)
+        if positions == "prompt":
+            end = min(end, last + 1)
+        if stop is not None:
+            end = min(end, stop)
+        lo, hi = max(0, begin - offset), end - offset
+        if lo >= hi:
             return output
         out = output.clone()
-        out[:, local:] += vector.to(device=output.device, dtype=output.dtype)
+        out[:, lo:hi] += vector.to(device=output.device, dtype=output.dtype)
         return out
 
     fn_ref.append(steering_hook)

@@ -5,11 +5,12 @@
     (:func:`w2s_lens.steering.hooks.steer`) and reading the full log-softmax.
 ``fast``
     reuses what steering cannot change. Steering starts at token ``s`` (the last prompt token,
-    or 0 for all positions), so the *prefix* ``tokens[:s]`` is computed once and its keys and
-    values kept (:mod:`w2s_lens.sweep.prefix`); the presentations of one item (its two letter
-    orders, same ``unit``) run their longest common prefix once and only their remainders
-    apart. The *suffix* rows of an example (the tokens from ``s`` on, plus a continuation for
-    the cloze readout; :func:`w2s_lens.sweep.readouts.read_plan`) run once unsteered to record
+    or 0 for all positions and for the prompt only), so the *prefix* ``tokens[:s]`` is
+    computed once and its keys and values kept (:mod:`w2s_lens.sweep.prefix`); the
+    presentations of one item (its two letter orders, same ``unit``) run their longest common
+    prefix once and only their remainders apart. The *suffix* rows of an example (the tokens
+    from ``s`` on, plus a continuation for the cloze readout;
+    :func:`w2s_lens.sweep.readouts.read_plan`) run once unsteered to record
     their residual stream at every layer; then every (layer l, multiplier λ ≠ 0) row restarts
     from the recorded residual at l plus ``λ · v`` and runs through blocks l..L−1 attending to
     its prefix's keys and values, which are shared by all its rows, not copied per row
@@ -17,7 +18,9 @@
     multiplier reads the unsteered pass once for every layer. Without ``max_rows`` one item's
     rows (both letter orders) share a batch; with it, rows of several items do, up to
     ``max_rows`` rows. Only the answer columns of the unembedding are computed where the
-    softmax normaliser cancels.
+    softmax normaliser cancels. With ``positions="prompt"`` the prefix is empty and ``λ · v``
+    is added to the prompt positions of a steered row only, not to its continuation tokens
+    (:func:`steer_stop`), which see the steered prompt through attention alone.
 
 Both take per-(example, layer) vectors ``[n, L, d_model]`` already multiplied by the
 layer scale, so CAA (the same vector for every example) and L2S (one per example) run through
@@ -27,6 +30,8 @@ bound them at 1e-3); readouts are float32 whatever the model dtype.
 Example:
     >>> prop, emb = fast_chunk(model, vecs, [1, 2], torch.tensor([-1., 0., 1.]), examples,
     ...                        "from_last")  # doctest: +SKIP
+    >>> prop, _ = fast_chunk(model, vecs, [1, 2], torch.tensor([-1., 1.]), examples,
+    ...                      "prompt", scoring="first")  # doctest: +SKIP
     >>> prop.shape  # [n_examples, n_layers, n_multipliers]  # doctest: +SKIP
 """
 
@@ -43,20 +48,41 @@ from transformer_lens import HookedTransformer
 
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name, pad_right
-from w2s_lens.steering.hooks import steer
+from w2s_lens.steering.hooks import Positions, steer
 from w2s_lens.sweep.attention import KV, block_step, check_block_supported
 from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
-from w2s_lens.sweep.readouts import ReadPlan, plan_propensity, read_plan
+from w2s_lens.sweep.readouts import ReadPlan, Scoring, plan_propensity, read_plan
 
-__all__ = ["FAST_POSITIONAL", "SweepPositions", "check_fast_supported", "fast_chunk",
-           "naive_chunk", "steer_start"]
+__all__ = ["FAST_POSITIONAL", "SWEEP_POSITIONS", "SweepPositions", "check_fast_supported",
+           "fast_chunk", "naive_chunk", "steer_start", "steer_stop"]
 
-SweepPositions = Literal["from_last", "all"]
+SweepPositions = Literal["from_last", "all", "prompt"]
+#: the sweep's positions: from the last prompt token on (continuation tokens included), every
+#: token, or the prompt only (every prompt token, none of the continuation's)
+SWEEP_POSITIONS = ("from_last", "all", "prompt")
 
 
 def steer_start(example: SteeringExample, positions: SweepPositions) -> int:
-    """Index of the first steered token of ``example``."""
+    """Index of the first steered token of ``example``.
+
+    Example:
+        >>> ex = SteeringExample("d:0", "", (1, 2, 3), 7, 8, "A")
+        >>> [steer_start(ex, p) for p in ("from_last", "all", "prompt")]
+        [2, 0, 0]
+    """
     return example.steer_from_position if positions == "from_last" else 0
+
+
+def steer_stop(example: SteeringExample, positions: SweepPositions) -> int | None:
+    """Index after the last steered token of ``example`` (``None``: no end, continuation
+    tokens are steered too).
+
+    Example:
+        >>> ex = SteeringExample("d:0", "", (1, 2, 3), 7, 8, "A")
+        >>> [steer_stop(ex, p) for p in ("from_last", "all", "prompt")]
+        [None, None, 3]
+    """
+    return len(example.tokens) if positions == "prompt" else None
 
 
 #: Positional schemes the fast engine is tested on (against the naive engine). Others may give
@@ -88,6 +114,11 @@ def check_fast_supported(model: HookedTransformer, hook: str) -> None:
     check_block_supported(model)
 
 
+def _check_positions(positions: str) -> None:
+    if positions not in SWEEP_POSITIONS:
+        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+
+
 def _shift_terms(plan: ReadPlan, row0: int) -> list[tuple[int, int, int, float]]:
     return [(row0 + r, p, t, w) for r, p, t, w in plan.terms]
 
@@ -101,7 +132,7 @@ def fast_chunk(
     examples: Sequence[SteeringExample],
     positions: SweepPositions = "from_last",
     capture_layer: int | None = None,
-    length_norm: bool = False,
+    scoring: Scoring = "sum",
     max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Propensity ``[n, len(layers), n_mult]`` of a chunk, by the fast engine.
@@ -113,22 +144,33 @@ def fast_chunk(
         layers: ascending layer numbers.
         multipliers: the λ grid.
         examples: the chunk (letter or cloze examples).
-        positions: ``"from_last"`` or ``"all"``.
+        positions: ``"from_last"``, ``"all"`` or ``"prompt"`` (see :data:`SWEEP_POSITIONS`).
         capture_layer: also return each example's unsteered ``resid_pre`` at this layer at
             its last prompt token ``[n, d_model]`` (float32), for the router embedding.
-        length_norm: cloze readout: divide each continuation's log-probability by its length.
+        scoring: cloze readout: ``"sum"``, ``"mean"`` or ``"first"``
+            (:func:`~w2s_lens.sweep.readouts.read_plan`).
         max_rows: rows of several examples share a batch up to this many rows (None: one
             example per batch).
 
     Returns:
         ``(propensity, captured or None)`` as numpy arrays.
+
+    Example:
+        >>> prop, cap = fast_chunk(model, vecs, [1, 3], torch.tensor([-1.0, 0.0, 1.0]),
+        ...                        examples, "prompt", capture_layer=2)  # doctest: +SKIP
+        >>> prop.shape, cap.shape  # doctest: +SKIP
+        ((8, 2, 3), (8, 896))
     """
     device, dtype = model.cfg.device, model.cfg.dtype
     layers = [int(x) for x in layers]
     n_mult = int(multipliers.shape[0])
     mults = multipliers.to(device, dtype)
+    _check_positions(positions)
     starts = [steer_start(ex, positions) for ex in examples]
-    plans = [read_plan(ex, s, length_norm) for ex, s in zip(examples, starts)]
+    stops = [steer_stop(ex, positions) for ex in examples]
+    # steered positions of a row, counted from its first token (None: all)
+    spans = [None if e is None else e - s for s, e in zip(starts, stops)]
+    plans = [read_plan(ex, s, scoring) for ex, s in zip(examples, starts)]
     ctx = build_contexts(model, [ex.tokens[:s] for ex, s in zip(examples, starts)],
                          [ex.unit for ex in examples])
 
@@ -168,7 +210,7 @@ def fast_chunk(
     # the steered runs: units (example, layer), n_mult rows per suffix row each; without
     # max_rows, one batch per item (its letter orders together)
     run = _Run(model, layers, mults[steered], steered, vectors, grabbed, ctx, plans, first_row,
-               starts, valid)
+               starts, valid, spans)
     units = [(i, j) for i in range(len(examples)) for j in range(len(layers))] if steered else []
     batch: list[tuple[int, int]] = []
     size = 0
@@ -193,11 +235,11 @@ class _Run:
     def __init__(self, model: HookedTransformer, layers: list[int], mults: Tensor,
                  mult_index: list[int], vectors: Tensor, grabbed: dict[int, Tensor],
                  ctx: list[list[KV]], plans: list[ReadPlan], first_row: list[int],
-                 starts: list[int], valid: Tensor) -> None:
+                 starts: list[int], valid: Tensor, spans: list[int | None]) -> None:
         self.model, self.layers, self.mults, self.vectors = model, layers, mults, vectors
         self.mult_index = mult_index  # column of out for each of ``mults``
         self.grabbed, self.ctx, self.plans, self.first_row = grabbed, ctx, plans, first_row
-        self.starts, self.valid = starts, valid
+        self.starts, self.valid, self.spans = starts, valid, spans
 
     def batch(self, batch: list[tuple[int, int]], out: np.ndarray) -> None:
         """Run one batch of (example, layer) units from their layers to the end; fill ``out``.
@@ -226,6 +268,9 @@ class _Run:
                 lo = self.first_row[i]
                 base = self.grabbed[b][lo : lo + n_rows, :width]  # [r, S, d]
                 vec = self.vectors[i, j].to(device, base.dtype)
+                if self.spans[i] is not None:  # the prompt only: not its continuation tokens
+                    on = torch.arange(width, device=device) < self.spans[i]
+                    vec = vec * on[:, None].to(base.dtype)  # [S, d]
                 new = (base[None] + self.mults[:, None, None, None] * vec).reshape(
                     n_mult * n_rows, *base.shape[1:])  # rows ordered (multiplier, suffix row)
                 m = self.valid[lo : lo + n_rows, :width][None].expand(n_mult, -1, -1)
@@ -259,18 +304,27 @@ def naive_chunk(
     examples: Sequence[SteeringExample],
     positions: SweepPositions = "from_last",
     hook: str = "resid_pre",
-    length_norm: bool = False,
+    scoring: Scoring = "sum",
 ) -> np.ndarray:
     """Propensity ``[n, len(layers), n_mult]``: one full forward pass per steered run.
 
-    Steering goes through the public hook (:func:`w2s_lens.steering.hooks.steer`); the readout uses
-    the same terms as the fast engine, on full log-softmaxes.
+    Steering goes through the public hook (:func:`w2s_lens.steering.hooks.steer`; for
+    ``"prompt"``, ``positions="prompt", stop=len(prompt)``); the readout uses the same terms
+    as the fast engine, on full log-softmaxes.
+
+    Example:
+        >>> prop = naive_chunk(model, vecs, [1, 3], [-1.0, 1.0], examples, "prompt",
+        ...                    scoring="first")  # doctest: +SKIP
+        >>> prop.shape  # doctest: +SKIP
+        (8, 2, 2)
     """
+    _check_positions(positions)
     device = model.cfg.device
     out = np.empty((len(examples), len(layers), len(multipliers)), dtype=np.float64)
     for i, ex in enumerate(examples):
         start = steer_start(ex, positions)
-        plan = read_plan(ex, start, length_norm)
+        where: Positions = "prompt" if positions == "prompt" else start
+        plan = read_plan(ex, start, scoring)
         prefix = tuple(ex.tokens[:start])
         tokens, mask, _ = pad_right([prefix + s for s in plan.suffixes])
         # read positions are relative to the steering start; shift them past the prefix
@@ -278,7 +332,8 @@ def naive_chunk(
         for j, layer in enumerate(layers):
             for k, mult in enumerate(multipliers):
                 vec = vectors[i, j].to(device) * float(mult)
-                with steer(model, hook_name(layer, hook), vec, positions=start):
+                with steer(model, hook_name(layer, hook), vec, positions=where,
+                           stop=steer_stop(ex, positions)):
                     resid = _final_resid(model, tokens.to(device), mask.to(device))
                 out[i, j, k] = float(plan_propensity(model, resid, terms)[0])
     return out

@@ -4,10 +4,12 @@ Propensity is a sum of weighted answer-token log-probabilities,
 
     propensity = Σ_j log p(m_j | ...) / k_m  −  Σ_j log p(n_j | ...) / k_n
 
-over the matching continuation ``m`` (k_m tokens) and the non-matching one ``n`` — with
-``k = 1`` (no length normalisation) unless ``length_norm`` is set. For the letter readout both
-continuations are one token read at the same position, so it is the logit difference
-``logit(matching) − logit(non-matching)``.
+over the matching continuation ``m`` (k_m tokens) and the non-matching one ``n``; the
+``scoring`` (:data:`~w2s_lens.choices.SCORINGS`) says how: ``"sum"`` (``k = 1``), ``"mean"``
+(``k`` = the continuation's token count) or ``"first"`` (the first token of each only,
+``log p(m_1) − log p(n_1)``, both read at the last prompt token, so no continuation rows
+run). For the letter readout both continuations are one token read at the same position, so
+every scoring gives the logit difference ``logit(matching) − logit(non-matching)``.
 
 A :class:`ReadPlan` says, for one example, which token rows must run from the steering start
 on (its *suffixes*) and which (row, position, token, weight) terms make up the propensity.
@@ -29,6 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -36,9 +39,14 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from w2s_lens.choices import SCORINGS
 from w2s_lens.data.examples import SteeringExample
 
-__all__ = ["ReadPlan", "read_plan", "plan_propensity", "slopes", "final_logits"]
+__all__ = ["SCORINGS", "ReadPlan", "Scoring", "check_scoring", "read_plan", "plan_propensity",
+           "slopes", "final_logits"]
+
+#: how the cloze readout scores an option (see the module docstring)
+Scoring = Literal["sum", "mean", "first"]
 
 #: positions whose full-vocabulary log-softmax is computed at once (memory: chunk × vocab)
 _NORM_CHUNK = 64
@@ -59,14 +67,30 @@ class ReadPlan:
     terms: list[tuple[int, int, int, float]]
 
 
-def read_plan(example: SteeringExample, start: int, length_norm: bool = False) -> ReadPlan:
+def check_scoring(scoring: str) -> None:
+    """Raise ``ValueError`` unless ``scoring`` is one of :data:`SCORINGS`.
+
+    Example:
+        >>> check_scoring("first")
+        >>> check_scoring(True)
+        Traceback (most recent call last):
+        ...
+        ValueError: scoring must be one of ('sum', 'mean', 'first'), got True
+    """
+    if not isinstance(scoring, str) or scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+
+
+def read_plan(example: SteeringExample, start: int, scoring: Scoring = "sum") -> ReadPlan:
     """The :class:`ReadPlan` of ``example`` when steering starts at token ``start``.
 
     Args:
         example: a letter or cloze example.
-        start: index of the first steered prompt token (``len(tokens) - 1`` to steer from the
-            last prompt token on, 0 to steer all positions).
-        length_norm: divide each continuation's log-probability by its token count.
+        start: index of the first token of the rows (the first steered prompt token:
+            ``len(tokens) - 1`` to steer from the last prompt token on, 0 to steer all
+            positions or the prompt only).
+        scoring: ``"sum"`` of each continuation's token log-probabilities, their ``"mean"``,
+            or the ``"first"`` token's only (one row: the prompt from ``start``).
 
     Example:
         >>> from w2s_lens.data.examples import SteeringExample
@@ -74,7 +98,10 @@ def read_plan(example: SteeringExample, start: int, length_norm: bool = False) -
         ...                      non_matching_continuation=(7,))
         >>> read_plan(ex, start=1)
         ReadPlan(suffixes=[(2, 5)], terms=[(0, 0, 5, 1.0), (0, 0, 7, -1.0), (0, 1, 6, 1.0)])
+        >>> read_plan(ex, start=0, scoring="first")
+        ReadPlan(suffixes=[(1, 2)], terms=[(0, 1, 5, 1.0), (0, 1, 7, -1.0)])
     """
+    check_scoring(scoring)
     n = len(example.tokens)
     if not 0 <= start < n:
         raise ValueError(f"example {example.id!r}: steering start {start} outside its "
@@ -82,8 +109,10 @@ def read_plan(example: SteeringExample, start: int, length_norm: bool = False) -
     head = tuple(example.tokens[start:])
     last = len(head) - 1
     m, k = example.continuations
-    wm = 1.0 / len(m) if length_norm else 1.0
-    wk = 1.0 / len(k) if length_norm else 1.0
+    if scoring == "first":
+        return ReadPlan([head], [(0, last, m[0], 1.0), (0, last, k[0], -1.0)])
+    wm = 1.0 / len(m) if scoring == "mean" else 1.0
+    wk = 1.0 / len(k) if scoring == "mean" else 1.0
     # the first answer token of both continuations is read at the same position (the last
     # prompt token): one row carries it; a second row only for a longer non-matching answer
     suffixes = [head + m[:-1]]

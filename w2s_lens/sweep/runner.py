@@ -8,7 +8,7 @@ the least-squares slope of propensity against λ. ``v`` is the layer's CAA vecto
 (:class:`~w2s_lens.steering.vectors.SteeringVectors`) or an input's own vector
 (:class:`~w2s_lens.steering.vectors.InputVectors`, e.g. L2S).
 
-The engines (:mod:`w2s_lens.sweep.engines`) give the same numbers (tested to 1e-3); ``fast`` is
+The engines (:mod:`w2s_lens.sweep.engines`) give the same numbers (tested to 1e-4); ``fast`` is
 the default. Sweeps are resumable: with ``out_dir`` each chunk of examples is written as it
 finishes, and a rerun with the same configuration skips the chunks already there and sound
 (:mod:`w2s_lens.sweep.chunks`: checked against their recorded SHA-256 and shapes; a broken one
@@ -41,8 +41,14 @@ from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors
 from w2s_lens.sweep.chunks import ChunkStore, ChunkWarning, expected_spec, short_digest
-from w2s_lens.sweep.engines import SweepPositions, check_fast_supported, fast_chunk, naive_chunk
-from w2s_lens.sweep.readouts import slopes
+from w2s_lens.sweep.engines import (
+    SWEEP_POSITIONS,
+    SweepPositions,
+    check_fast_supported,
+    fast_chunk,
+    naive_chunk,
+)
+from w2s_lens.sweep.readouts import Scoring, check_scoring, slopes
 from w2s_lens.sweep.result import META_FILE, SWEEP_FILE, SweepResult
 
 __all__ = [
@@ -52,10 +58,12 @@ __all__ = [
     "SWEEP_FILE",
     "ChunkWarning",
     "Engine",
+    "Scoring",
     "SweepPositions",
     "SweepResult",
     "run_sweep",
     "slopes",
+    "sweep_config_scoring",
 ]
 
 Engine = Literal["fast", "naive"]
@@ -101,6 +109,24 @@ def _steer_vectors(vectors: SteeringVectors | InputVectors, layers: list[int],
     return (vectors.vectors[cols] * scale_t)[None].expand(n, -1, -1)
 
 
+def sweep_config_scoring(config: dict) -> Scoring:
+    """The cloze scoring a sweep's recorded configuration stands for (``"sum"`` for the
+    letter readout, where every scoring gives the same numbers).
+
+    Only a non-default ``"first"`` is recorded under ``"scoring"``; ``"mean"`` is recorded as
+    ``"length_norm": True``, as it was before ``scoring`` existed, so the fingerprints of
+    earlier sweeps (and their chunks) still match.
+
+    Example:
+        >>> sweep_config_scoring({"length_norm": True}), sweep_config_scoring({"length_norm":
+        ...     False, "scoring": "first"}), sweep_config_scoring({"length_norm": False})
+        ('mean', 'first', 'sum')
+    """
+    if "scoring" in config:
+        return config["scoring"]
+    return "mean" if config.get("length_norm") else "sum"
+
+
 def _sweep_chunks(model: HookedTransformer, steer_vecs: Float[Tensor, "n layer d_model"],
                   examples: Sequence[SteeringExample], config: dict, store: ChunkStore | None,
                   chunk_size: int, max_rows: int | None,
@@ -110,6 +136,7 @@ def _sweep_chunks(model: HookedTransformer, steer_vecs: Float[Tensor, "n layer d
     layers, mults = config["layers"], config["multipliers"]
     mult_t = torch.tensor(mults, dtype=torch.float32)
     capture = config["capture_layer"]
+    scoring = sweep_config_scoring(config)
     d_capture = model.cfg.d_model if capture is not None else None
     prop = np.empty((len(examples), len(layers), len(mults)), dtype=np.float64)
     captured = np.empty((len(examples), d_capture), dtype=np.float32) if d_capture else None
@@ -121,12 +148,10 @@ def _sweep_chunks(model: HookedTransformer, steer_vecs: Float[Tensor, "n layer d
             chunk, vec_chunk = examples[start:stop], steer_vecs[start:stop]
             if config["engine"] == "fast":
                 part, cap = fast_chunk(model, vec_chunk, layers, mult_t, chunk,
-                                       config["positions"], capture, config["length_norm"],
-                                       max_rows)
+                                       config["positions"], capture, scoring, max_rows)
             else:
                 part, cap = naive_chunk(model, vec_chunk, layers, mults, chunk,
-                                        config["positions"], config["hook"],
-                                        config["length_norm"]), None
+                                        config["positions"], config["hook"], scoring), None
             saved = {"propensity": part, **({"captured": cap} if cap is not None else {})}
             if store is not None:
                 store.save(start, stop, saved)
@@ -151,7 +176,7 @@ def run_sweep(
     progress: bool = True,
     desc: str = "sweep",
     capture_layer: int | None = None,
-    length_norm: bool = False,
+    scoring: Scoring = "sum",
     max_rows: int | None = None,
 ) -> SweepResult:
     """Steer every example at every layer with every multiplier; record propensities.
@@ -164,7 +189,9 @@ def run_sweep(
         layers: layers to steer at (default: all layers the vectors have).
         multipliers: the λ grid (default {-1.5, ..., 1.5}).
         engine: ``"fast"`` or ``"naive"`` (reference).
-        positions: ``"from_last"`` (last prompt token on) or ``"all"`` tokens.
+        positions: ``"from_last"`` (last prompt token on, continuation tokens included),
+            ``"all"`` tokens, or ``"prompt"`` (every prompt token up to and including the
+            last; the continuation tokens see the steered prompt through attention only).
         layer_scale: per-layer factor c_l so the added vector is ``λ · c_l · v`` (default: all
             1, the raw scale), in the order of ``layers``. See :mod:`w2s_lens.steering.scales`.
         out_dir: if given, chunks are written to ``out_dir/chunks`` as they finish and an
@@ -175,8 +202,9 @@ def run_sweep(
         desc: progress-bar label.
         capture_layer: with the fast engine, also keep each example's unsteered
             ``resid_pre`` at this layer at the last prompt token (``SweepResult.captured``).
-        length_norm: cloze readout: divide each continuation's log-probability by its
-            token count.
+        scoring: cloze readout: an option's summed token log-probabilities (``"sum"``),
+            their mean (``"mean"``), or its first token's only (``"first"``; read at the last
+            prompt token, no continuation rows run). No effect on the letter readout.
         max_rows: fast engine: batch the steered rows of several examples together, up to
             this many rows (None: one example at a time). Same results; a memory bound.
 
@@ -189,8 +217,9 @@ def run_sweep(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if positions not in ("from_last", "all"):
-        raise ValueError(f"positions must be 'from_last' or 'all', got {positions!r}")
+    if positions not in SWEEP_POSITIONS:
+        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    check_scoring(scoring)
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be >= 1 or None, got {max_rows}")
     readout = _check_examples(examples)
@@ -213,7 +242,8 @@ def run_sweep(
         "multipliers": mults,
         "positions": positions,
         "readout": readout,
-        "length_norm": bool(length_norm) if readout == "cloze" else False,
+        # as before `scoring` existed, so earlier sweeps' fingerprints still match
+        "length_norm": readout == "cloze" and scoring == "mean",
         "layer_scale": scales,
         "vector_kind": "per-input" if per_input else "per-layer",
         "vectors_digest": short_digest(vectors.vectors if per_input else steer_vecs[0]),
@@ -223,6 +253,8 @@ def run_sweep(
         "chunk_size": chunk_size,
         "capture_layer": capture_layer if engine == "fast" else None,
     }
+    if readout == "cloze" and scoring == "first":
+        config["scoring"] = "first"  # recorded only where it is not an earlier setting
     store = ChunkStore(out_dir, config) if out_dir is not None else None
     with tqdm(total=len(examples) * len(layers), desc=desc, unit="input·layer",
               disable=not progress, dynamic_ncols=True) as bar:
