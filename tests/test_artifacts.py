@@ -53,3 +53,22 @@ def test_no_pickle_primitives():
 
     assert not [n for n in dir(artifacts) if "pickle" in n.lower()]
     assert "sha256_of" in artifacts.__all__
+
+
+def test_nan_never_reaches_a_json_file(tmp_path) -> None:
+    import json as _json
+    import math as _math
+
+    import numpy as _np
+
+    from w2s_lens.artifacts import write_json as _write_json
+
+    path = tmp_path / "run.json"
+    with pytest.warns(UserWarning, match=r"config\.multipliers\[0\], p not a finite number"):
+        _write_json(path, {"config": {"multipliers": [float("nan"), 1.0]},
+                           "p": _np.float32("inf"), "ok": _np.float64(0.5)})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    got = _json.loads(text)  # strict JSON
+    assert got == {"config": {"multipliers": [None, 1.0]}, "p": None, "ok": 0.5}
+    assert not any(isinstance(v, float) and not _math.isfinite(v) for v in got.values())

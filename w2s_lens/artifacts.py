@@ -3,14 +3,19 @@
 One format version (:data:`FORMAT_VERSION`) for every artifact, one error type for every
 mismatch (:class:`ArtifactMismatch`, subclasses allowed), and atomic writes (write to a
 temporary file in the same folder, then rename), so an interrupted or refused run never
-leaves a half-written file behind.
+leaves a half-written file behind. Files are created with the process umask, as ``open`` would,
+and safetensors headers are written with sorted metadata, so identical runs give byte-identical
+files.
 
 The primitives:
 
 * JSON: :func:`write_json` / :func:`read_json`; JSON lines: :func:`write_jsonl` /
   :func:`read_jsonl`; text: :func:`write_text`;
 * tensors: :func:`save_tensors` / :func:`load_tensors` (safetensors, torch or numpy);
-* digests: :func:`sha256_of`;
+* digests: :func:`sha256_of`; :func:`seal` records, in a JSON artifact, the SHA-256 of the
+  files it describes and of its own content, and :func:`check_seal` refuses an artifact whose
+  files or values changed since (one written before seals existed loads with an
+  :class:`IntegrityWarning`);
 * metadata: :func:`stamp` adds the format version and library versions; :func:`check_format`
   refuses another format with a message saying how to redo the artifact;
   :func:`check_metadata` refuses an artifact made for another model, hook, layer set, ...
@@ -25,10 +30,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
+import warnings
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,16 +46,22 @@ from w2s_lens.assets import sha256_of
 
 __all__ = [
     "FORMAT_VERSION",
+    "INTEGRITY_KEY",
     "ArtifactMismatch",
+    "IntegrityWarning",
     "atomic_path",
     "check_format",
     "check_metadata",
+    "check_seal",
+    "json_digest",
     "library_versions",
     "load_tensors",
     "read_json",
     "read_jsonl",
     "save_tensors",
+    "seal",
     "sha256_of",
+    "sort_header_metadata",
     "stamp",
     "write_json",
     "write_jsonl",
@@ -59,8 +73,17 @@ __all__ = [
 FORMAT_VERSION = 2
 
 
+#: The field of a sealed JSON artifact that holds its digests (see :func:`seal`).
+INTEGRITY_KEY = "integrity"
+
+
 class ArtifactMismatch(ValueError):
     """An artifact was loaded for another model, hook, layer set, readout or format."""
+
+
+class IntegrityWarning(UserWarning):
+    """An artifact written before digests were recorded was loaded without an integrity
+    check."""
 
 
 def library_versions() -> dict[str, str]:
@@ -158,10 +181,24 @@ def atomic_path(path: str | os.PathLike):
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; `open` honours the umask
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read from /proc where possible: setting it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -171,10 +208,42 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def finite_json(obj: Any, where: str = "") -> tuple[Any, list[str]]:
+    """``obj`` with every NaN or infinite float replaced by None, and the paths of those
+    replaced (``"config.multipliers[0]"``): NaN and infinity are not JSON.
+
+    Example:
+        >>> finite_json({"a": [1.0, float("nan")], "b": {"c": float("inf")}})
+        ({'a': [1.0, None], 'b': {'c': None}}, ['a[1]', 'b.c'])
+    """
+    bad: list[str] = []
+
+    def walk(x: Any, at: str) -> Any:
+        if getattr(x, "shape", None) == () and hasattr(x, "item"):  # a numpy scalar
+            x = x.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            bad.append(at or "(the value)")
+            return None
+        if isinstance(x, Mapping):
+            return {k: walk(v, f"{at}.{k}" if at else str(k)) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [walk(v, f"{at}[{i}]") for i, v in enumerate(x)]
+        if type(x).__name__ == "ndarray":
+            return walk(x.tolist(), at)
+        return x
+
+    return walk(obj, where), bad
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
-                      + "\n")
+    """Write ``obj`` as indented JSON atomically; a NaN or infinite number is written as
+    ``null`` with a warning naming its key (NaN and infinity are not JSON)."""
+    clean, bad = finite_json(obj)
+    if bad:
+        warnings.warn(f"{path}: {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} not a finite "
+                      "number; written as null", stacklevel=2)
+    return write_text(path, json.dumps(clean, indent=2, sort_keys=False, default=_json_default,
+                                       allow_nan=False) + "\n")
 
 
 def _json_default(obj: Any) -> Any:
@@ -206,7 +275,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
     """Write one JSON object per line, atomically."""
-    lines = [json.dumps(dict(r), default=_json_default) for r in records]
+    lines = [json.dumps(finite_json(dict(r))[0], default=_json_default, allow_nan=False)
+             for r in records]
     return write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -254,7 +324,37 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any],
 
             np_save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
                          metadata=meta)
+        sort_header_metadata(tmp)
     return Path(path)
+
+
+def sort_header_metadata(path: str | os.PathLike) -> None:
+    """Rewrite a safetensors file's header with its ``__metadata__`` keys sorted.
+
+    safetensors writes the metadata in hash order, which differs from process to process; sorted,
+    identical tensors and metadata give byte-identical files (and equal digests). The header
+    keeps its length, so it is rewritten in place.
+
+    >>> import tempfile, pathlib, numpy as np
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.safetensors"
+    >>> _ = save_tensors(p, {"x": np.zeros(2)}, metadata={"b": "1", "a": "2"})
+    >>> p.read_bytes()[8:41]
+    b'{"__metadata__":{"a":"2","b":"1"}'
+    """
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        raw = f.read(n)
+        header = json.loads(raw)
+        meta = header.get("__metadata__")
+        if not isinstance(meta, dict):
+            return
+        header["__metadata__"] = dict(sorted(meta.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        text += b" " * (n - len(text))
+        if len(text) != n:  # pragma: no cover - safetensors writes compact JSON
+            raise ArtifactMismatch(f"{path}: unexpected safetensors header layout")
+        f.seek(8)
+        f.write(text)
 
 
 def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, Any]:
@@ -272,3 +372,78 @@ def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, An
         return pt_load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ArtifactMismatch(f"{path} is not a readable safetensors file ({exc})") from exc
+
+
+# --------------------------------------------------------------------------- seals
+
+
+def json_digest(obj: Mapping[str, Any]) -> str:
+    """SHA-256 of ``obj`` as canonical JSON (sorted keys), without ``integrity.content``.
+
+    >>> json_digest({"a": 1, "b": [1.5]}) == json_digest({"b": [1.5], "a": 1})
+    True
+    """
+    body = dict(obj)
+    seal_ = body.get(INTEGRITY_KEY)
+    if isinstance(seal_, Mapping):
+        body[INTEGRITY_KEY] = {k: v for k, v in seal_.items() if k != "content"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seal(meta: Mapping[str, Any], directory: str | os.PathLike,
+         files: Iterable[str] = ()) -> dict[str, Any]:
+    """``meta`` plus ``integrity``: the SHA-256 of each of ``files`` (paths relative to
+    ``directory``, the folder the JSON is written into) and of the JSON's own content.
+
+    Write the result with :func:`write_json` into ``directory``; :func:`check_seal` checks it.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "w.bin").write_bytes(b"w")
+    >>> sealed = seal({"model": "m"}, d, ["w.bin"])
+    >>> sorted(sealed["integrity"]), check_seal(sealed, d / "meta.json")
+    (['content', 'files'], True)
+    """
+    out = json.loads(json.dumps(dict(meta), default=_json_default))  # as it will be read back
+    out.pop(INTEGRITY_KEY, None)
+    out[INTEGRITY_KEY] = {"files": {name: sha256_of(Path(directory) / name) for name in files}}
+    out[INTEGRITY_KEY]["content"] = json_digest(out)
+    return out
+
+
+def check_seal(meta: Mapping[str, Any], path: str | os.PathLike, redo: str = "") -> bool:
+    """Check a JSON artifact sealed by :func:`seal`, read from ``path``.
+
+    Returns True when the content and every recorded file match their digests, False (with
+    one :class:`IntegrityWarning`) for an artifact written before seals were recorded.
+
+    Raises:
+        ArtifactMismatch: the JSON was edited, or a file it records is missing or damaged; the
+            message names the file and ends with ``redo``.
+
+    >>> check_seal({"model": "m", "integrity": {"files": {}, "content": "0"}}, "m.json")
+    Traceback (most recent call last):
+    ...
+    w2s_lens.artifacts.ArtifactMismatch: m.json was changed after it was written: ...
+    """
+    path = Path(path)
+    hint = f"; {redo}" if redo else ""
+    seal_ = meta.get(INTEGRITY_KEY)
+    if seal_ is None:
+        warnings.warn(f"{path} records no digests (written by an older w2s-lens), so it is "
+                      f"loaded without an integrity check{hint}", IntegrityWarning,
+                      stacklevel=3)
+        return False
+    if not isinstance(seal_, Mapping) or json_digest(meta) != seal_.get("content"):
+        raise ArtifactMismatch(f"{path} was changed after it was written: its content does not "
+                               f"match the digest recorded in it{hint}")
+    for name, digest in (seal_.get("files") or {}).items():
+        file = path.parent / str(name)
+        if Path(str(name)).is_absolute() or ".." in Path(str(name)).parts:
+            raise ArtifactMismatch(f"{path} records a file outside its folder: {name!r}{hint}")
+        if not file.is_file():
+            raise ArtifactMismatch(f"{file} is missing (recorded in {path}){hint}")
+        if sha256_of(file) != digest:
+            raise ArtifactMismatch(f"{file} is damaged: its SHA-256 differs from the one "
+                                   f"recorded in {path}{hint}")
+    return True

@@ -23,6 +23,7 @@ from safetensors.numpy import load_file
 import w2s_lens.evaluation.pipeline as ev
 from w2s_lens.artifacts import (
     ArtifactMismatch,
+    IntegrityWarning,
     read_json,
     save_tensors,
     sha256_of,
@@ -35,7 +36,7 @@ from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
 from w2s_lens.report.html import write_report
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.estimators import ESTIMATOR_KINDS, fit_estimator
-from w2s_lens.routing.persistence import ARRAYS_FILE, load_estimator, save_estimator
+from w2s_lens.routing.persistence import ARRAYS_FILE, _spec_digest, load_estimator, save_estimator
 from w2s_lens.routing.routers import LayerRouter
 
 KINDS = ESTIMATOR_KINDS
@@ -78,6 +79,30 @@ def _saved(tmp_path: Path, kind: str = "logreg") -> dict:
     return save_estimator(tmp_path, kind, fit_estimator(kind, X, S).estimator)
 
 
+def _resealed(spec: dict) -> dict:
+    """``spec`` with its digest recomputed: an edit made to look intact, so the checks behind
+    the digest are exercised too."""
+    return {**spec, "digest": _spec_digest(spec)}
+
+
+def test_an_edited_description_or_non_finite_arrays_are_refused(tmp_path) -> None:
+    spec = _saved(tmp_path)
+    steps = [dict(s) for s in spec["steps"]]
+    steps[1]["params"] = {**steps[1]["params"], "C": 1000.0}
+    with pytest.raises(ArtifactMismatch, match="router.json was changed after it was written"):
+        load_estimator(tmp_path, "logreg", {**spec, "steps": steps})
+    arrays = load_file(str(tmp_path / ARRAYS_FILE))
+    arrays["logisticregression.coef_"][0, 0] = np.nan
+    save_tensors(tmp_path / ARRAYS_FILE, arrays)
+    with pytest.raises(ArtifactMismatch, match="non-finite values.*coef_"):
+        load_estimator(tmp_path, "logreg",
+                       _resealed({**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)}))
+    legacy = {k: v for k, v in spec.items() if k != "digest"}
+    with pytest.warns(IntegrityWarning, match="records no digest"), \
+            pytest.raises(ArtifactMismatch, match="SHA-256"):  # the arrays are still checked
+        load_estimator(tmp_path, "logreg", legacy)
+
+
 def test_tampered_files_are_refused(tmp_path) -> None:
     spec = _saved(tmp_path)
     good = (tmp_path / ARRAYS_FILE).read_bytes()
@@ -90,17 +115,17 @@ def test_tampered_files_are_refused(tmp_path) -> None:
     steps = [dict(s) for s in spec["steps"]]
     steps[1] = {**steps[1], "class": "MLPClassifier"}
     with pytest.raises(ArtifactMismatch, match="not those of a 'logreg' router"):
-        load_estimator(tmp_path, "logreg", {**spec, "steps": steps})
+        load_estimator(tmp_path, "logreg", _resealed({**spec, "steps": steps}))
     steps = [dict(s) for s in spec["steps"]]
     steps[1]["params"] = {**steps[1]["params"], "C": {"py/object": "os.system"}}
     with pytest.raises(ArtifactMismatch, match="unexpected entry"):
-        load_estimator(tmp_path, "logreg", {**spec, "steps": steps})
+        load_estimator(tmp_path, "logreg", _resealed({**spec, "steps": steps}))
     steps = [dict(s) for s in spec["steps"]]
     steps[1]["params"] = {**steps[1]["params"], "evil": 1}
     with pytest.raises(ArtifactMismatch, match="evil"):
-        load_estimator(tmp_path, "logreg", {**spec, "steps": steps})
+        load_estimator(tmp_path, "logreg", _resealed({**spec, "steps": steps}))
     with pytest.raises(FileNotFoundError):
-        load_estimator(tmp_path, "logreg", {**spec, "file": "../elsewhere.safetensors"})
+        load_estimator(tmp_path, "logreg", _resealed({**spec, "file": "../elsewhere.safetensors"}))
 
 
 def test_missing_or_inconsistent_arrays_are_refused(tmp_path) -> None:
@@ -108,15 +133,15 @@ def test_missing_or_inconsistent_arrays_are_refused(tmp_path) -> None:
     arrays = load_file(str(tmp_path / ARRAYS_FILE))
     coef = arrays.pop("logisticregression.coef_")
     save_tensors(tmp_path / ARRAYS_FILE, arrays)
-    spec = {**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)}
+    spec = _resealed({**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)})
     with pytest.raises(ArtifactMismatch, match="lacks the array"):
         load_estimator(tmp_path, "logreg", spec)
     save_tensors(tmp_path / ARRAYS_FILE, {**arrays, "logisticregression.coef_": coef[:5]})
-    spec = {**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)}
+    spec = _resealed({**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)})
     with pytest.raises(ArtifactMismatch, match="cannot be rebuilt.*train-router"):
         load_estimator(tmp_path, "logreg", spec)  # 5 coefficients for 8 features
     save_tensors(tmp_path / ARRAYS_FILE, {**arrays, "logisticregression.coef_": coef})
-    spec = {**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)}
+    spec = _resealed({**spec, "sha256": sha256_of(tmp_path / ARRAYS_FILE)})
     load_estimator(tmp_path, "logreg", spec, n_features=8)
     with pytest.raises(ArtifactMismatch, match="cannot be rebuilt"):
         load_estimator(tmp_path, "logreg", spec, n_features=6)  # not the router's width
@@ -129,7 +154,7 @@ def test_a_knn_spec_without_its_training_points_is_refused(tmp_path) -> None:
     knn = next(i for i, s in enumerate(steps) if s["class"] == "KNeighborsRegressor")
     steps[knn]["learned"] = {k: v for k, v in steps[knn]["learned"].items() if k != "fit_X"}
     with pytest.raises(ArtifactMismatch, match=r"KNeighborsRegressor lacks \['fit_X'\]"):
-        load_estimator(tmp_path, "knn", {**spec, "steps": steps})
+        load_estimator(tmp_path, "knn", _resealed({**spec, "steps": steps}))
 
 
 # ------------------------------------------------------------------------- no pickles

@@ -6,7 +6,7 @@ from conftest import make_tiny_model
 from helpers_l2s import D_IN, D_OUT, examples, families, noise
 from torch.nn.functional import cosine_similarity
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning
 from w2s_lens.steering.l2s import prompt_features, train_l2s
 from w2s_lens.steering.l2s_config import L2SConfig
 from w2s_lens.steering.l2s_steerer import L2SSteerer
@@ -137,5 +137,11 @@ def test_load_refuses_missing_tensors(fitted_families, tmp_path):
     tensors = load_file(tmp_path / "l2s.safetensors")
     del tensors["y_scale"]
     save_file(tensors, tmp_path / "l2s.safetensors")
-    with pytest.raises(ArtifactMismatch, match=r"l2s.safetensors lacks tensors \['y_scale'\]"):
+    with pytest.raises(ArtifactMismatch, match=r"l2s.safetensors is damaged.*l2s.json"):
+        L2SSteerer.load(tmp_path)
+    meta = json.loads((tmp_path / "l2s.json").read_text())
+    del meta["integrity"]  # as written before seals: the tensors are still checked
+    (tmp_path / "l2s.json").write_text(json.dumps(meta))
+    with pytest.warns(IntegrityWarning), \
+            pytest.raises(ArtifactMismatch, match=r"l2s.safetensors lacks tensors \['y_scale'\]"):
         L2SSteerer.load(tmp_path)

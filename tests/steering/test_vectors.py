@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import cache_residuals, contrast_residuals
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, caa_from_differences, train_caa
@@ -145,7 +145,12 @@ def test_load_refuses_vectors_missing_a_layer(named_model, tmp_path):
     meta = json.loads((tmp_path / "vectors.json").read_text())
     meta["layers"] = [1, 2, 3]
     (tmp_path / "vectors.json").write_text(json.dumps(meta))
-    with pytest.raises(ArtifactMismatch, match="blocks.3.hook_resid_pre"):
+    with pytest.raises(ArtifactMismatch, match="vectors.json was changed after it was written"):
+        SteeringVectors.load(tmp_path)
+    del meta["integrity"], meta["norms"]  # as written before seals: only the tensors are checked
+    (tmp_path / "vectors.json").write_text(json.dumps(meta))
+    with pytest.warns(IntegrityWarning, match="no digests"), \
+            pytest.raises(ArtifactMismatch, match="blocks.3.hook_resid_pre"):
         SteeringVectors.load(tmp_path)
 
 

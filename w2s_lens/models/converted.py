@@ -3,7 +3,10 @@
 :func:`convert_gguf` runs the earlier stages (:mod:`w2s_lens.models.gguf_file`,
 :mod:`w2s_lens.models.gguf_convert`) once and :func:`write_converted` caches the result as a
 folder (``model.safetensors``, ``cfg.json``, ``tokenizer/``), always in float32;
-:func:`converted_is_valid` tells whether such a folder is complete and current, and
+:func:`converted_is_valid` tells whether such a folder is complete and current,
+:func:`converted_problem` whether it is also intact (``cfg.json`` is sealed with
+:func:`w2s_lens.artifacts.seal`: the SHA-256 of every file of the folder and of its own content,
+written at conversion; a damaged folder is converted again with one :class:`CacheWarning`), and
 :func:`load_converted` builds the :class:`~transformer_lens.HookedTransformer` from it in the
 requested dtype and device, in seconds. :func:`load_reference` keeps the dequantized
 transformers model (for :func:`~w2s_lens.models.loading.check_model`) the same way. Nothing
@@ -23,12 +26,22 @@ import gc
 import logging
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from w2s_lens.artifacts import load_tensors, read_json, save_tensors, write_json
+from w2s_lens.artifacts import (
+    INTEGRITY_KEY,
+    ArtifactMismatch,
+    check_seal,
+    load_tensors,
+    read_json,
+    save_tensors,
+    seal,
+    write_json,
+)
 from w2s_lens.models.embedded import CACHE_VERSION, EmbeddedModel, ModelLoadError, fix_tokenizer
 from w2s_lens.models.gguf_convert import convert_hf_model, hf_from_gguf
 
@@ -37,14 +50,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
+    "CacheWarning",
     "convert_gguf",
     "converted_is_valid",
+    "converted_problem",
     "load_converted",
     "load_reference",
     "write_converted",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+#: How :func:`converted_problem` describes a folder of an older cache format (not damage).
+STALE = "is of another cache format"
+
+
+class CacheWarning(UserWarning):
+    """A cached converted model failed its integrity check and is converted again."""
+
+
+def _folder_files(folder: Path) -> list[str]:
+    """The files of a converted folder that ``cfg.json`` seals (relative POSIX paths)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name != "cfg.json" and not p.name.startswith("."))
 
 
 def write_converted(
@@ -57,7 +86,8 @@ def write_converted(
 
     ``meta`` must hold ``name``, ``cfg`` (from
     :func:`~w2s_lens.models.gguf_convert.tl_config_dict`) and ``tied_unembed``;
-    ``w2s_lens_format`` is added.
+    ``w2s_lens_format`` and the seal (digests of every file, see :func:`converted_problem`) are
+    added.
 
     Example:
         >>> meta = {"name": "tiny", "cfg": cfg_dict, "tied_unembed": tied}  # doctest: +SKIP
@@ -70,7 +100,8 @@ def write_converted(
         tmp / "model.safetensors", state, metadata={"w2s_lens_format": str(CACHE_VERSION)}
     )
     tokenizer.save_pretrained(str(tmp / "tokenizer"))
-    write_json(tmp / "cfg.json", {"w2s_lens_format": CACHE_VERSION, **meta})
+    write_json(tmp / "cfg.json",
+               seal({"w2s_lens_format": CACHE_VERSION, **meta}, tmp, _folder_files(tmp)))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.replace(out_dir)
 
@@ -126,6 +157,50 @@ def converted_is_valid(model_dir: Path) -> bool:
         and (model_dir / "model.safetensors").is_file()
         and (model_dir / "tokenizer").is_dir()
     )
+
+
+def converted_problem(model_dir: Path) -> str | None:
+    """Why ``model_dir`` cannot be loaded as it is, or None when it is complete and intact.
+
+    A complete folder whose ``cfg.json`` records no digests (converted by an older w2s-lens)
+    has its digests recorded now (once, trusting the folder as it is: converting again would
+    take minutes and race with other processes using it) and counts as intact.
+
+    Example:
+        >>> converted_problem(Path("/nonexistent"))
+        '/nonexistent/cfg.json does not exist'
+    """
+    cfg_file = model_dir / "cfg.json"
+    try:
+        meta = read_json(cfg_file)
+    except (OSError, ValueError) as err:
+        return str(err)
+    if not isinstance(meta, dict) or meta.get("w2s_lens_format") != CACHE_VERSION:
+        return f"{cfg_file} {STALE}"
+    if not converted_is_valid(model_dir):
+        return f"{model_dir} is incomplete (model.safetensors or tokenizer/ is missing)"
+    if INTEGRITY_KEY not in meta:
+        try:
+            write_json(cfg_file, seal(meta, model_dir, _folder_files(model_dir)))
+            logger.info("recorded the digests of the converted model in %s", model_dir)
+        except OSError as err:  # a read-only cache still loads
+            logger.info("could not record digests in %s (%s)", cfg_file, err)
+        return None
+    try:
+        check_seal(meta, cfg_file)
+    except ArtifactMismatch as err:
+        return str(err)
+    return None
+
+
+def warn_damaged(model_dir: Path, problem: str) -> None:
+    """The one :class:`CacheWarning` for a damaged converted folder that is converted again.
+
+    Example:
+        >>> warn_damaged(Path("cache/models/m"), "cfg.json is not valid JSON")  # doctest: +SKIP
+    """
+    warnings.warn(f"the converted model in {model_dir} failed its integrity check ({problem}); "
+                  "converting it again", CacheWarning, stacklevel=3)
 
 
 def load_converted(

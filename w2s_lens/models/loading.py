@@ -40,10 +40,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from w2s_lens.models.converted import (
+    STALE,
+    CacheWarning,
     convert_gguf,
-    converted_is_valid,
+    converted_problem,
     load_converted,
     load_reference,
+    warn_damaged,
 )
 from w2s_lens.models.devices import DTYPES, resolve_device, resolve_dtype
 from w2s_lens.models.embedded import (
@@ -75,6 +78,7 @@ __all__ = [
     "EMBEDDED_MODELS",
     "CACHE_VERSION",
     "MAX_N_CTX",
+    "CacheWarning",
     "EmbeddedModel",
     "HubUnreachableError",
     "ModelLoadError",
@@ -137,8 +141,9 @@ def load_model(
     """Load ``name`` as a :class:`~transformer_lens.HookedTransformer` in eval mode.
 
     Embedded models (see :data:`EMBEDDED_MODELS`) are converted from their GGUF on first use
-    (1-4 minutes on a CPU) and cached in float32 in :func:`model_cache_dir`; every load casts
-    that copy to ``dtype`` on ``device`` in seconds and never touches transformers' GGUF code.
+    (1-4 minutes on a CPU) and cached in float32 in :func:`model_cache_dir`; every load checks
+    that copy's digests, casts it to ``dtype`` on ``device`` in seconds and never touches
+    transformers' GGUF code. A damaged copy is converted again, with one :class:`CacheWarning`.
     Their tokenizers add no BOS (the chat templates start with ``<|im_start|>``),
     ``model.cfg.default_prepend_bos`` is False and ``model.cfg.model_name`` is the registry
     name. Weights are not processed (no centering or LayerNorm folding), so the residual stream
@@ -181,7 +186,10 @@ def load_model(
             out = Path(tmp) / name
             convert_gguf(entry, out)
             return load_converted(out, entry, dev, dt)
-    if not converted_is_valid(model_dir):
+    problem = converted_problem(model_dir) if model_dir.exists() else "not converted yet"
+    if problem is not None:
+        if model_dir.exists() and not problem.endswith(STALE):
+            warn_damaged(model_dir, problem)
         convert_gguf(entry, model_dir)
     return load_converted(model_dir, entry, dev, dt)
 

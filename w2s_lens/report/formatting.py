@@ -128,6 +128,8 @@ class Doc:
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.n_figures = 0
+        #: what the report found damaged (see :meth:`damage`); ``w2s-lens report`` fails on it
+        self.damaged: list[str] = []
 
     def add(self, raw_html: str) -> None:
         """Append raw HTML (already escaped)."""
@@ -145,6 +147,16 @@ class Doc:
     def note(self, text: str) -> None:
         """A grey note (what was skipped and why)."""
         self.parts.append(f'<p class="note">{_e(text)}</p>')
+
+    def damage(self, text: str) -> None:
+        """A note about a damaged file the report could not read; also kept in
+        :attr:`damaged`.
+
+        >>> d = Doc(); d.damage("caa/base: sweep.safetensors unreadable"); d.damaged
+        ['caa/base: sweep.safetensors unreadable']
+        """
+        self.note(text)
+        self.damaged.append(text)
 
     def warn(self, text: str) -> None:
         """A highlighted warning."""

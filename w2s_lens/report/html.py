@@ -324,8 +324,13 @@ def _sweep(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- entry points
 
 
-def render_report(run_dir: str | os.PathLike) -> str:
-    """The report of ``run_dir`` as one HTML page (see the module docstring).
+class ReportDamaged(ArtifactMismatch):
+    """A file the report reads is damaged (the page was written, with notes saying what)."""
+
+
+def render_report(run_dir: str | os.PathLike, damaged: list[str] | None = None) -> str:
+    """The report of ``run_dir`` as one HTML page (see the module docstring); what it found
+    damaged (:meth:`Doc.damage`) is appended to ``damaged`` when given.
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist, has no ``run.json``, or is an
@@ -349,7 +354,9 @@ def render_report(run_dir: str | os.PathLike) -> str:
     else:
         raise ArtifactMismatch(f"{rd.path / RUN_FILE} names kind {kind!r}; the report reads "
                                "'evaluation' and 'sweep' directories")
-    return html_page(title, doc.parts, rd.path.resolve())
+    if damaged is not None:
+        damaged.extend(doc.damaged)
+    return html_page(title, doc.parts, rd.path.resolve().name)  # no local path in the page
 
 
 def html_page(title: str, parts: Sequence[str], source: str | os.PathLike | None = None,
@@ -372,7 +379,8 @@ def html_page(title: str, parts: Sequence[str], source: str | os.PathLike | None
         + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
-def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:
+def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = None,
+                 strict: bool = False) -> Path:
     """Write the self-contained HTML report of ``run_dir`` and return its path.
 
     ``run_dir`` is an evaluation run directory or a sweep directory (layouts in
@@ -381,11 +389,18 @@ def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None 
 
     Raises:
         FileNotFoundError, ArtifactMismatch: see :func:`render_report`.
+        ReportDamaged: with ``strict``, after writing the page, when a sweep,
+            ``examples.jsonl``, ``routing.json`` or ``generations.json`` it reports on could
+            not be read (the message names them).
 
     >>> write_report("runs/my-run")                        # doctest: +SKIP
     PosixPath('runs/my-run/report.html')
     """
-    page = render_report(run_dir)
+    damaged: list[str] = []
+    page = render_report(run_dir, damaged)
     out = RunDir(run_dir).write_report(page, out_path)
     log.info("wrote the report %s (%.1f MB)", out, len(page) / 1e6)
+    if strict and damaged:
+        raise ReportDamaged(f"wrote {out}, but {len(damaged)} of the files it reports on are "
+                            "damaged: " + " | ".join(damaged))
     return out

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,21 +66,38 @@ __all__ = [
 MAX_PROMPTS = 24
 
 
+def _in_run(rd: RunDir, text: str) -> str:
+    """``text`` with the run directory's path written as its name (no local path in a page).
+
+    >>> _in_run(RunDir("/data/runs/r1"), "/data/runs/r1/caa/base is damaged")
+    'r1/caa/base is damaged'
+    """
+    for root in {str(rd.path.resolve()), str(rd.path.absolute())}:
+        text = text.replace(root, rd.path.resolve().name)
+    return text
+
+
 def load_sweep(doc: Doc, rd: RunDir, where: Any,
                label: str) -> tuple[SweepResult, list[SteeringExample]] | None:
-    """``rd.load_sweep(where)``, or None with a note when it is absent or unreadable.
+    """``rd.load_sweep(where)``, or None with a note when it is absent or unreadable (a folder
+    that exists but cannot be read is recorded as damage: :meth:`Doc.damage`).
 
     >>> doc = Doc()
     >>> load_sweep(doc, RunDir("/nonexistent"), "/nonexistent/caa/base", "CAA · base") is None
     True
-    >>> doc.parts[0][:50]
-    '<p class="note">CAA · base: no readable sweep in /'
+    >>> "no readable sweep in nonexistent/caa/base" in doc.parts[0], doc.damaged  # not run
+    (True, [])
     """
     try:
         return rd.load_sweep(where)
     except (OSError, ValueError, KeyError) as err:  # ArtifactMismatch is a ValueError
-        doc.note(f"{label}: no readable sweep in {where} ({type(err).__name__}: {err}); "
-                 "skipped.")
+        text = _in_run(rd, f"{label}: no readable sweep in {where} ({type(err).__name__}: "
+                           f"{err}); skipped.")
+        folder = Path(where) if Path(where).is_absolute() else rd.path / where
+        if folder.exists():
+            doc.damage(text)
+        else:
+            doc.note(text)
         return None
 
 
@@ -92,7 +110,8 @@ def read_routing(doc: Doc, rd: RunDir, where: Any, label: str) -> dict[str, Any]
     try:
         return rd.read_routing(where)
     except (OSError, ValueError) as err:
-        doc.note(f"{label}: routing.json unreadable ({type(err).__name__}: {err}).")
+        doc.damage(_in_run(rd, f"{label}: routing.json unreadable ({type(err).__name__}: "
+                               f"{err})."))
         return None
 
 
@@ -138,7 +157,8 @@ def generations_section(doc: Doc, rd: RunDir, methods: Sequence[str]) -> None:
         try:
             rows = rd.read_generations(method)
         except (OSError, ValueError, KeyError) as err:
-            doc.note(f"{method}/generations.json unreadable ({type(err).__name__}: {err}).")
+            doc.damage(_in_run(rd, f"{method}/generations.json unreadable "
+                                   f"({type(err).__name__}: {err})."))
             continue
         if not rows:
             continue
@@ -174,6 +194,8 @@ def metadata_section(doc: Doc, run: Mapping[str, Any] | None) -> None:
         return
 
     def value(v: Any) -> str:
+        if isinstance(v, str) and Path(v).is_absolute():  # no local path in a shared page
+            v = f"…/{Path(v).name}"
         text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
         return text if len(text) <= 400 else text[:400] + f"… ({len(text)} characters)"
 

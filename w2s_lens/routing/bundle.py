@@ -9,7 +9,11 @@ router reads, the prompt format of training (:meth:`w2s_lens.data.prompts.Prompt
 system prompt, chat template, BOS rule, answer opening), the readout and mirroring, the
 multiplier scale, and the best fixed layer of training (for comparison). Saved as one
 directory: ``w2s.json``, ``router/`` and ``vectors/`` or ``l2s/``. Loading refuses a bundle
-made for another model or tokenizer.
+made for another model or tokenizer. ``w2s.json`` is sealed (:func:`w2s_lens.artifacts.seal`):
+it records the SHA-256 of every file of the bundle and of its own content, so loading refuses a
+damaged or edited bundle with an :class:`~w2s_lens.artifacts.ArtifactMismatch` naming the file.
+A bundle written before seals loads with an :class:`~w2s_lens.artifacts.IntegrityWarning`
+(re-save it to seal it).
 
 A prompt may be a plain string (formatted as the user message, exactly as training prompts
 were), an :class:`~w2s_lens.data.datasets.ABItem` (formatted in the bundle's readout; both letter
@@ -38,7 +42,15 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import check_format, check_metadata, read_json, stamp, write_json
+from w2s_lens.artifacts import (
+    check_format,
+    check_metadata,
+    check_seal,
+    read_json,
+    seal,
+    stamp,
+    write_json,
+)
 from w2s_lens.data.datasets import ABItem
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.prompts import PromptFormatter
@@ -52,6 +64,7 @@ from w2s_lens.steering.vectors import SteeringVectors, model_name
 __all__ = ["W2S", "Prompt"]
 
 BUNDLE_FILE = "w2s.json"
+REDO = "rerun `w2s-lens evaluate` or `w2s-lens train-router` to make the bundle again"
 Prompt = str | ABItem | SteeringExample
 
 
@@ -173,7 +186,12 @@ class W2S:
         directory = Path(directory)
         self.router.save(directory / "router")
         self.steerer.save(directory / self.method_dir)
-        write_json(directory / BUNDLE_FILE, stamp(_bundle_metadata(self)))
+        files = sorted(p.relative_to(directory).as_posix()
+                       for sub in ("router", self.method_dir)
+                       for p in (directory / sub).rglob("*")
+                       if p.is_file() and not p.name.startswith("."))
+        write_json(directory / BUNDLE_FILE,
+                   seal(stamp(_bundle_metadata(self)), directory, files))
         return directory
 
     @property
@@ -183,15 +201,17 @@ class W2S:
 
     @classmethod
     def load(cls, directory: str | os.PathLike, model: HookedTransformer) -> W2S:
-        """Load a bundle; refuses one made for another model, hook, embedding or layer set.
+        """Load a bundle; refuses one made for another model, hook, embedding or layer set,
+        and a damaged or edited one (:class:`~w2s_lens.artifacts.ArtifactMismatch` naming the
+        file).
 
         Example:
             >>> w2s = W2S.load("runs/demo/routers/caa-logreg", model)  # doctest: +SKIP
         """
         directory = Path(directory)
         meta = read_json(directory / BUNDLE_FILE)
-        check_format(meta, directory / BUNDLE_FILE, "rerun `w2s-lens evaluate` or "
-                     "`w2s-lens train-router` to make the bundle again")
+        check_format(meta, directory / BUNDLE_FILE, REDO)
+        check_seal(meta, directory / BUNDLE_FILE, REDO)
         check_metadata(meta, {"model": model_name(model)}, what="W2S router bundle")
         router = LayerRouter.load(directory / "router", expect={
             "model": meta["model"], "layers": meta["layers"], "readout": meta["readout"],

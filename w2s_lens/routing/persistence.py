@@ -2,12 +2,14 @@
 
 Saving writes each step's learned arrays into ``router.safetensors`` and returns a JSON-able
 description: the step classes, their hyper-parameters (``get_params``), their learned scalars,
-the names of their arrays, the file's SHA-256 and the library versions. Loading rebuilds the
-estimator of the router kind from code (:func:`w2s_lens.routing.estimators.build_estimator`:
+the names of their arrays, the file's SHA-256, the library versions and ``digest``, the SHA-256
+of the description itself (so an edited value is refused). Loading rebuilds the estimator of
+the router kind from code (:func:`w2s_lens.routing.estimators.build_estimator`:
 the file chooses no class and holds no code), sets the hyper-parameters and the learned
-values, and checks that the result predicts. A ``knn`` router is rebuilt by refitting its
-stored training embeddings and curves with its stored k (fitting a nearest-neighbour model only
-stores them). Predictions and scores of the rebuilt estimator equal the original's exactly.
+values (refusing non-finite learned arrays), and checks that the result predicts. A ``knn``
+router is rebuilt by refitting its stored training embeddings and curves with its stored k
+(fitting a nearest-neighbour model only stores them). Predictions and scores of the rebuilt
+estimator equal the original's exactly.
 
 Directories written by w2s-lens before this format (a pickled ``router.joblib``) are refused
 by :func:`refuse_legacy`, with a message saying how to refit.
@@ -43,6 +45,8 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 from w2s_lens.artifacts import (
     ArtifactMismatch,
+    IntegrityWarning,
+    json_digest,
     library_versions,
     save_tensors,
     sha256_of,
@@ -141,8 +145,33 @@ def save_estimator(directory: str | os.PathLike, kind: str,
                                       for a in attrs}})
     path = Path(directory) / ARRAYS_FILE
     save_tensors(path, arrays, metadata={"kind": kind, "format": ESTIMATOR_FORMAT})
-    return {"format": ESTIMATOR_FORMAT, "kind": kind, "file": ARRAYS_FILE,
+    spec = {"format": ESTIMATOR_FORMAT, "kind": kind, "file": ARRAYS_FILE,
             "sha256": sha256_of(path), "steps": steps, "libraries": library_versions()}
+    spec["digest"] = _spec_digest(spec)
+    return spec
+
+
+def _spec_digest(spec: dict[str, Any]) -> str:
+    """SHA-256 of the description without its ``digest`` (as JSON stores it)."""
+    return json_digest({k: v for k, v in spec.items() if k != "digest"})
+
+
+def _check_spec(spec: dict[str, Any], d: Path) -> None:
+    """Refuse an edited description; warn about one written before digests were recorded."""
+    if "digest" not in spec:
+        warnings.warn(f"{d / 'router.json'}: the router's description records no digest "
+                      "(written by an older w2s-lens); its values are loaded unchecked",
+                      IntegrityWarning, stacklevel=3)
+    elif spec["digest"] != _spec_digest(spec):
+        raise ArtifactMismatch(f"{d / 'router.json'} was changed after it was written: the "
+                               f"router's description does not match its digest; {REFIT}")
+
+
+def _check_finite(arrays: dict[str, np.ndarray], path: Path) -> None:
+    bad = [k for k, v in arrays.items()
+           if np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all()]
+    if bad:
+        raise ArtifactMismatch(f"{path} holds non-finite values (NaN or inf) in {bad}; {REFIT}")
 
 
 def _params(step: BaseEstimator) -> dict[str, Any]:
@@ -156,8 +185,9 @@ def load_estimator(directory: str | os.PathLike, kind: str, spec: dict[str, Any]
     ``n_features``, when given, is the embedding width the result must accept.
 
     Raises:
-        ArtifactMismatch: another description format, a SHA-256 that differs, steps or
-            classes other than the kind's, or a result that cannot predict.
+        ArtifactMismatch: another description format, an edited description, a SHA-256 that
+            differs, non-finite arrays, steps or classes other than the kind's, or a result that
+            cannot predict.
 
     Example:
         >>> est = load_estimator("runs/r/router", "logreg", meta["estimator"])  # doctest: +SKIP
@@ -167,6 +197,7 @@ def load_estimator(directory: str | os.PathLike, kind: str, spec: dict[str, Any]
         raise ArtifactMismatch(f"{d}: router estimator format {spec.get('format')!r} for kind "
                                f"{spec.get('kind')!r}; this w2s-lens reads {ESTIMATOR_FORMAT!r} "
                                f"for {kind!r}; {REFIT}")
+    _check_spec(spec, d)
     path = d / str(spec.get("file"))
     if Path(str(spec.get("file"))).name != spec.get("file") or not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; {REFIT}")
@@ -179,6 +210,7 @@ def load_estimator(directory: str | os.PathLike, kind: str, spec: dict[str, Any]
     except Exception as err:  # noqa: BLE001 - any parse failure is a damaged file
         raise ArtifactMismatch(f"{path} is not a readable safetensors file ({err}); "
                                f"{REFIT}") from err
+    _check_finite(arrays, path)
     est = build_estimator(kind, 0)
     steps = _steps(est)
     described = spec.get("steps") or []

@@ -5,7 +5,9 @@ An :class:`L2SSteerer` holds one 2-layer MLP per steered layer (trained by
 representation ``h(x)`` (:mod:`w2s_lens.steering.l2s` explains the method). Files:
 ``l2s.safetensors`` (stacked MLP weights ``[L, ...]``, input mean/std, target mean and scale)
 and ``l2s.json`` (model, hook, input_layer, layers, dataset, config, sizes, loss curves, best
-epochs, format version and library versions); loading executes no code.
+epochs, format version and library versions); loading executes no code. ``l2s.json`` is
+sealed (:func:`w2s_lens.artifacts.seal`): loading refuses a damaged or edited pair and
+non-finite weights, naming the file.
 
 Example:
     >>> X = torch.randn(50, 8); Y = torch.randn(50, 2, 4)
@@ -30,12 +32,15 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import (
+    INTEGRITY_KEY,
     ArtifactMismatch,
     check_format,
     check_metadata,
+    check_seal,
     load_tensors,
     read_json,
     save_tensors,
+    seal,
     stamp,
     write_json,
 )
@@ -49,7 +54,7 @@ from w2s_lens.steering.l2s_training import (
     standardisers,
     train_stacked,
 )
-from w2s_lens.steering.vectors import model_name
+from w2s_lens.steering.vectors import check_values, model_name, shareable_paths
 
 __all__ = ["META_FILE", "TENSOR_KEYS", "WEIGHTS_FILE", "L2SSteerer"]
 
@@ -59,6 +64,7 @@ WEIGHTS_FILE = "l2s.safetensors"
 META_FILE = "l2s.json"
 TENSOR_KEYS = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "x_mean", "x_std",
                "y_mean", "y_scale")
+REDO = "retrain with w2s_lens.steering.l2s.train_l2s (or rerun the evaluation that made it)"
 
 
 def _check_model(meta: dict[str, Any], model: HookedTransformer) -> None:
@@ -193,16 +199,23 @@ class L2SSteerer:
         tensors = {**{k: v.detach() for k, v in net.tensors().items()}, **self._stats}
         save_tensors(directory / WEIGHTS_FILE, tensors,
                      metadata={"model": str(self.metadata.get("model")), "hook": self.hook})
-        write_json(directory / META_FILE, stamp(self.metadata))
+        meta = stamp(shareable_paths(self.metadata))
+        write_json(directory / META_FILE, seal(meta, directory, [WEIGHTS_FILE]))
         return directory
 
     @classmethod
     def load(cls, directory: str | os.PathLike, model: HookedTransformer | None = None,
              hook: str | None = None, layers: Sequence[int] | None = None) -> L2SSteerer:
-        """Load a saved steerer; refuse another model, hook or layer set when given."""
+        """Load a saved steerer; refuse another model, hook or layer set when given, and a
+        damaged or edited file or non-finite weights (ArtifactMismatch naming the file).
+
+        >>> steerer = L2SSteerer.load("runs/r/l2s", model=model)  # doctest: +SKIP
+        """
         directory = Path(directory)
         meta = read_json(directory / META_FILE)
-        check_format(meta, directory / META_FILE, "retrain with w2s_lens.steering.l2s.train_l2s")
+        check_format(meta, directory / META_FILE, REDO)
+        check_seal(meta, directory / META_FILE, REDO)
+        meta.pop(INTEGRITY_KEY, None)
         check_metadata(meta, {"hook": hook}, what="L2S networks")
         if layers is not None:
             check_metadata({"layers": sorted(meta["layers"])},
@@ -213,6 +226,8 @@ class L2SSteerer:
         missing = [k for k in TENSOR_KEYS if k not in tensors]
         if missing:
             raise ArtifactMismatch(f"{directory / WEIGHTS_FILE} lacks tensors {missing}")
+        check_values(torch.cat([tensors[k].flatten().float() for k in TENSOR_KEYS]),
+                     directory / WEIGHTS_FILE, redo=REDO)
         cfg = L2SConfig(**meta["config"])
         out = cls(cfg, meta.get("model"), meta["hook"], meta.get("dataset"))
         out.metadata = copy.deepcopy(meta)

@@ -12,8 +12,12 @@ engines take for input-dependent steering.
 
 Vectors are saved as ``vectors.safetensors`` (one tensor per layer, named by its hook, e.g.
 ``blocks.14.hook_resid_pre``) plus ``vectors.json`` (model, hook, layers, read position,
-dataset, library versions), through :mod:`w2s_lens.artifacts`. Loading onto another model or
-hook is refused.
+dataset, norms, library versions), through :mod:`w2s_lens.artifacts`. Loading onto another
+model or hook is refused. ``vectors.json`` is sealed (:func:`w2s_lens.artifacts.seal`: the
+SHA-256 of ``vectors.safetensors`` and of its own content); loading refuses a damaged or edited
+pair, non-finite values and norms that differ from the recorded ones, naming the file. A
+dataset given as a file path is recorded by file name and SHA-256 (:func:`shareable_paths`),
+so the JSON carries no path of the machine that made it.
 
 Example:
     >>> vecs = train_caa(model, train_examples, layers=range(1, 24))  # doctest: +SKIP
@@ -36,12 +40,16 @@ from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import (
+    INTEGRITY_KEY,
     ArtifactMismatch,
     check_format,
     check_metadata,
+    check_seal,
     load_tensors,
     read_json,
     save_tensors,
+    seal,
+    sha256_of,
     stamp,
     write_json,
 )
@@ -49,16 +57,68 @@ from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import contrast_residuals, hook_name
 from w2s_lens.steering.hooks import Positions, SteeringHandle, steer
 
-__all__ = ["InputVectors", "SteeringVectors", "caa_from_differences", "model_name",
-           "train_caa"]
+__all__ = ["InputVectors", "SteeringVectors", "caa_from_differences", "check_values",
+           "model_name", "shareable_paths", "train_caa"]
 
 VECTORS_FILE = "vectors.safetensors"
 META_FILE = "vectors.json"
+REDO = "train the vectors again, e.g. rerun the `w2s-lens sweep`/`evaluate` command that made them"
 
 
 def model_name(model: HookedTransformer) -> str:
     """The name recorded in artifacts for ``model`` (``cfg.model_name``)."""
     return str(model.cfg.model_name)
+
+
+def shareable_paths(meta: dict[str, Any], keys: Sequence[str] = ("dataset",),
+                    root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``meta`` without local paths: each of ``keys`` whose value is a file path becomes the
+    path relative to ``root`` when it lies inside it, else the file's name (and, for a file
+    that exists, its SHA-256 in ``<key>_sha256``), so shared artifacts carry no local path.
+
+    Example:
+        >>> shareable_paths({"dataset": "/home/me/data/openness.jsonl"})["dataset"]
+        'openness.jsonl'
+        >>> shareable_paths({"vectors": "/runs/r1/vectors"}, ["vectors"], root="/runs/r1")
+        {'vectors': 'vectors'}
+        >>> shareable_paths({"dataset": "openness"})
+        {'dataset': 'openness'}
+    """
+    out = dict(meta)
+    for key in keys:
+        value = out.get(key)
+        if not isinstance(value, str) or ("/" not in value and os.sep not in value):
+            continue
+        path = Path(value)
+        if root is not None and path.is_absolute() and path.is_relative_to(Path(root)):
+            out[key] = path.relative_to(Path(root)).as_posix()
+            continue
+        out[key] = path.name
+        if path.is_file():
+            out[f"{key}_sha256"] = sha256_of(path)
+    return out
+
+
+def check_values(tensor: Tensor, path: str | os.PathLike,
+                 norms: Sequence[float] | None = None, redo: str = REDO) -> None:
+    """Refuse non-finite values, or row norms other than the recorded ``norms``.
+
+    Example:
+        >>> check_values(torch.ones(2, 3), "v.safetensors", norms=[3 ** 0.5] * 2)
+        >>> check_values(torch.tensor([[float("nan")]]), "v.safetensors")
+        Traceback (most recent call last):
+        ...
+        w2s_lens.artifacts.ArtifactMismatch: v.safetensors holds non-finite values (NaN or ...
+    """
+    if not bool(torch.isfinite(tensor).all()):
+        raise ArtifactMismatch(f"{path} holds non-finite values (NaN or inf); {redo}")
+    if norms is None:
+        return
+    want = torch.tensor([float(x) for x in norms], dtype=torch.float64)
+    have = tensor.double().norm(dim=-1) if tensor.ndim == 2 else want.new_full(want.shape, -1.0)
+    if have.shape != want.shape or not torch.allclose(have, want, rtol=1e-5, atol=1e-8):
+        raise ArtifactMismatch(f"{path}: the vectors' norms differ from those recorded in its "
+                               f"JSON; {redo}")
 
 
 class SteeringVectors:
@@ -135,11 +195,12 @@ class SteeringVectors:
         directory = Path(directory)
         tensors = {self.hook_name(layer): self.vectors[i].contiguous()
                    for i, layer in enumerate(self.layers)}
-        meta = stamp({**self.metadata, "hook": self.hook, "layers": self.layers,
-                      "hook_names": list(tensors)})
+        meta = stamp({**shareable_paths(self.metadata), "hook": self.hook,
+                      "layers": self.layers, "hook_names": list(tensors),
+                      "norms": [float(x) for x in self.vectors.double().norm(dim=-1)]})
         save_tensors(directory / VECTORS_FILE, tensors,
                      metadata={"model": str(meta.get("model")), "hook": self.hook})
-        write_json(directory / META_FILE, meta)
+        write_json(directory / META_FILE, seal(meta, directory, [VECTORS_FILE]))
         return directory
 
     @classmethod
@@ -149,18 +210,29 @@ class SteeringVectors:
         model: HookedTransformer | None = None,
         hook: str | None = None,
     ) -> SteeringVectors:
-        """Load vectors; with ``model``/``hook`` given, refuse a mismatch."""
+        """Load vectors; with ``model``/``hook`` given, refuse a mismatch.
+
+        Raises:
+            ArtifactMismatch: another format, model or hook; a damaged or edited file (named);
+                non-finite values or norms other than the recorded ones.
+
+        Example:
+            >>> vecs = SteeringVectors.load("runs/r/caa/vectors", model=model)  # doctest: +SKIP
+        """
         directory = Path(directory)
         meta = read_json(directory / META_FILE)
-        check_format(meta, directory / META_FILE, "train the vectors again, e.g. rerun the "
-                     "`w2s-lens sweep`/`evaluate` command that made them")
+        check_format(meta, directory / META_FILE, REDO)
+        check_seal(meta, directory / META_FILE, REDO)
+        meta.pop(INTEGRITY_KEY, None)
         tensors = load_tensors(directory / VECTORS_FILE)
         layers = [int(x) for x in meta["layers"]]
         names = [hook_name(layer, meta["hook"]) for layer in layers]
         missing = [n for n in names if n not in tensors]
         if missing:
             raise ArtifactMismatch(f"{directory / VECTORS_FILE} lacks tensors {missing}")
-        vecs = cls(torch.stack([tensors[n] for n in names]), layers, meta["hook"], meta)
+        stacked = torch.stack([tensors[n] for n in names])
+        check_values(stacked, directory / VECTORS_FILE, meta.get("norms"))
+        vecs = cls(stacked, layers, meta["hook"], meta)
         if hook is not None:
             check_metadata(meta, {"hook": hook}, what="steering vectors")
         if model is not None:
