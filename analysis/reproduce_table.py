@@ -48,9 +48,14 @@ from w2s_lens.choices import (  # noqa: E402
     METHODS,
     POSITIONS,
     READOUTS,
+    ROUTER_INPUTS,
     SCALES,
+    SCORINGS,
     VARIANTS,
 )
+from w2s_lens.cli_options import cap as _cap  # noqa: E402
+from w2s_lens.cli_options import finite, positive, scoring_from_args, threads  # noqa: E402
+from w2s_lens.cli_options import layers as _layers  # noqa: E402
 from w2s_lens.data.datasets import DATASET_NAMES  # noqa: E402
 
 PAPER_NOTE = ("For orientation only: the W2S paper reports mean CAA steerability over its 13 "
@@ -70,12 +75,18 @@ def _names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _layers(text: str) -> tuple[int, ...] | None:
-    return None if text == "all" else tuple(sorted({int(x) for x in _names(text)}))
+def _w2s_layers(text: str) -> list[int] | None:
+    """``--layers``: as ``w2s-lens evaluate`` takes them, and at least two (W2S chooses).
 
-
-def _cap(text: str) -> int | None:
-    return None if text == "all" else int(text)
+    Example:
+        >>> _w2s_layers("15,3"), _w2s_layers("all")
+        ([3, 15], None)
+    """
+    chosen = _layers(text)
+    if chosen is not None and len(chosen) < 2:
+        raise argparse.ArgumentTypeError(f"W2S chooses a layer per input and needs at least 2 "
+                                         f"layers to choose from, got {text!r}")
+    return chosen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,14 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=32, help="training items per dataset")
     p.add_argument("--n-test", type=int, default=16, help="test items per dataset")
     p.add_argument("--seed", type=int, default=0, help="split seed")
-    p.add_argument("--layers", type=_layers, default=None,
+    p.add_argument("--layers", type=_w2s_layers, default=None,
                    help="'all' or comma-separated layers (default: every layer but 0)")
     p.add_argument("--readout", choices=READOUTS, default="letter",
                    help="letter (answer letters) or cloze (option texts)")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                    help="letter readout: average both letter orders of every item")
+    p.add_argument("--scoring", choices=SCORINGS, default=None,
+                   help="cloze readout: sum (default), mean per token, or the first token")
     p.add_argument("--length-norm", action="store_true",
-                   help="cloze readout: divide each option's log-probability by its length")
+                   help="cloze readout: the same as --scoring mean")
+    p.add_argument("--list-options", action="store_true",
+                   help="cloze readout: list both options (no letters) under the question")
+    p.add_argument("--router-inputs", type=_names, default=["question"],
+                   help=f"comma-separated router views, from {','.join(ROUTER_INPUTS)} "
+                        "(default: question)")
     p.add_argument("--method", choices=METHODS, default="caa",
                    help="steering vectors: caa, l2s or both")
     p.add_argument("--variants", type=_names, default=list(VARIANTS),
@@ -106,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=SCALES, default="raw",
                    help="raw vectors, or relative to the typical residual norm")
     p.add_argument("--positions", choices=POSITIONS, default="from_last",
-                   help="steer from the last prompt token on, or at every token")
+                   help="steer from the last prompt token on, at every token, or on the "
+                        "prompt only")
     p.add_argument("--single-order", action="store_true",
                    help="train vectors on one letter order only (the paper's protocol)")
     p.add_argument("--cross-fit", type=int, default=5,
@@ -129,11 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", action="store_true", help="one Ray task per dataset")
     p.add_argument("--address", default=None,
                    help="Ray cluster address (default: start a local instance)")
-    p.add_argument("--num-gpus-per-task", type=float, default=None,
+    p.add_argument("--num-gpus-per-task", type=finite, default=None,
                    help="default: 1 when the cluster has GPUs, else 0")
-    p.add_argument("--num-cpus-per-task", type=float, default=1)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (serially, and in every Ray task)")
+    p.add_argument("--num-cpus-per-task", type=positive, default=1,
+                   help="CPUs each Ray task reserves (default: %(default)s)")
+    p.add_argument("--threads", type=threads, default=None,
+                   help="torch CPU threads, 1 to the cores this process may use (serially, "
+                        "and in every Ray task)")
     p.add_argument("--table-only", action="store_true",
                    help="re-tabulate the finished runs under --out; compute nothing")
     p.add_argument("--combine", nargs="+", default=None, metavar="DIR",
@@ -149,7 +170,9 @@ def config_from_args(args: argparse.Namespace):
     return EvalConfig(model=args.model, data_dir=args.data_dir, device=args.device,
                       dtype=args.dtype, variants=tuple(args.variants), n_train=args.n_train,
                       n_test=args.n_test, seed=args.seed, layers=args.layers,
-                      readout=args.readout, mirror=args.mirror, length_norm=args.length_norm,
+                      readout=args.readout, mirror=args.mirror,
+                      scoring=scoring_from_args(args), list_options=args.list_options,
+                      router_inputs=tuple(args.router_inputs),
                       method=args.method, scale=args.scale, positions=args.positions,
                       n_boot=args.n_boot, both_orders=not args.single_order,
                       cross_fit=args.cross_fit, max_rows=args.max_rows, retest=args.retest,

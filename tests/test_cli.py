@@ -151,3 +151,126 @@ def test_check_model(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     m = re.fullmatch(r"max_abs_logprob_diff=(\S+)", last)
     assert m and float(m.group(1)) <= 1e-3
+
+
+# ----------------------------------------------------------------------------- bad options
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    """Any model load fails the test: the checks must come first."""
+    from w2s_lens.evaluation import jobs
+    from w2s_lens.models import loading
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(loading, "load_model", refuse)
+    monkeypatch.setattr(jobs, "load_model", refuse)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--multipliers=nan,1"], "argument --multipliers: expected finite numbers"),
+    (["--scale", "relative", "--fraction", "inf"], "argument --fraction: expected a finite"),
+    (["--threads", "100000"], f"argument --threads: expected 1..{usable_cores()} "),
+    (["--threads", "-3"], "argument --threads: expected 1.."),
+    (["--threads", "0"], "argument --threads: expected 1.."),
+    (["--layers", "8,8"], "argument --layers: layer\\(s\\) 8 given more than once"),
+    (["--train-fraction", "nan"], "argument --train-fraction: expected a finite"),
+])
+def test_bad_options_are_refused_when_parsed(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--out", str(tmp_path / "o"), *argv])
+    assert exc.value.code == 2 and re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
+
+
+def _refused(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_layer_options_are_checked_against_the_model_before_it_loads(tmp_path, monkeypatch,
+                                                                      capsys, no_model):
+    cache = tmp_path / "cache"
+    (cache / "models" / SMOL).mkdir(parents=True)
+    (cache / "models" / SMOL / "cfg.json").write_text(json.dumps(
+        {"cfg": {"n_layers": 30, "n_ctx": 8192}}))
+    monkeypatch.setenv("W2S_CACHE_DIR", str(cache))
+    out = ["--model", SMOL, "--out", str(tmp_path / "o")]
+    assert re.search("--embedding-layer 999 is outside smollm2-135m-instruct's layers 0..29",
+                     _refused(["evaluate", *out, "--embedding-layer", "999"], capsys))
+    assert "--layers 40 is outside" in _refused(["sweep", *out, "--layers", "3,40"], capsys)
+    assert "--l2s-input-layer 30 is" in _refused(["evaluate", *out, "--l2s-input-layer", "30"],
+                                                 capsys)
+    assert "needs at least 2 layers" in _refused(["evaluate", *out, "--layers", "8"], capsys)
+    assert "needs at least 2 layers" in _refused(["sweep", *out, "--layers", "8", "--split",
+                                                  "train"], capsys)
+    sweep = tmp_path / "sweep"  # train-router: the sweep's model
+    sweep.mkdir()
+    (sweep / "run.json").write_text(json.dumps({"kind": "sweep", "config": {"model": SMOL},
+                                                "derived": {"model": SMOL}}))
+    assert f"--embedding-layer 30 is outside {SMOL}'s layers 0..29" in _refused(
+        ["train-router", "--sweep", str(sweep), "--embedding-layer", "30", "--out",
+         str(tmp_path / "o")], capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_and_cache_are_named_up_front(tmp_path, monkeypatch, capsys, no_model):
+    from w2s_lens import cli_options
+
+    (tmp_path / "file").write_text("x")
+    err = _refused(["sweep", "--out", str(tmp_path / "file" / "run")], capsys)
+    assert f"--out {tmp_path}/file/run: cannot create it, {tmp_path}/file is a file" in err
+    real = cli_options.tempfile.TemporaryFile
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+
+    def probe(*args, dir=None, **kwargs):
+        if str(dir).startswith(str(read_only)):
+            raise OSError(30, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(cli_options.tempfile, "TemporaryFile", probe)
+    err = _refused(["evaluate", "--out", str(read_only / "run")], capsys)
+    assert f"--out {read_only}/run: cannot write in {read_only} (Read-only file system)" in err
+    monkeypatch.setenv("W2S_CACHE_DIR", str(read_only / "cache"))  # fresh, nothing converted
+    err = _refused(["evaluate", "--model", SMOL, "--out", str(tmp_path / "o")], capsys)
+    assert re.search(f"the w2s-lens cache {read_only}/cache: cannot write in .*; {SMOL} must be "
+                     "converted there first", err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_dataset_too_small_to_split_is_named_before_the_model(tmp_path, capsys, no_model):
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps([{"question": "Q?\n (A) a\n (B) b",
+                                "answer_matching_behavior": "(A)",
+                                "answer_not_matching_behavior": "(B)"}]))
+    err = _refused(["evaluate", "--dataset", str(one), "--out", str(tmp_path / "o")], capsys)
+    assert f"--dataset {one}: 1 distinct item(s); a train/test split needs at least 2" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_float16_on_a_cpu_is_warned_about(tmp_path, caplog, capsys, no_model):
+    argv = ["evaluate", "--device", "cpu", "--layers", "8", "--out", str(tmp_path / "o")]
+    with caplog.at_level("WARNING", logger="w2s_lens.cli"):
+        assert main([*argv, "--dtype", "float16"]) == 2  # refused later, for --layers 8
+    assert "--dtype float16 on a CPU" in caplog.text and "several times slower" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="w2s_lens.cli"):
+        assert main(argv) == 2
+    assert "float16" not in caplog.text
+
+
+def test_os_errors_during_a_command_are_one_line_naming_the_path(tmp_path, monkeypatch, capsys):
+    import w2s_lens.cli as cli
+
+    def full(args):
+        raise OSError(28, "No space left on device", str(tmp_path / "v" / "vectors.safetensors"))
+
+    monkeypatch.setattr(cli, "cmd_vectors", full)
+    err = _refused(["vectors", "--pairs", "p.jsonl", "--out", str(tmp_path / "v")], capsys)
+    assert err == (f"w2s-lens vectors: error: {tmp_path}/v/vectors.safetensors: No space left "
+                   "on device")

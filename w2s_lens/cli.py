@@ -12,27 +12,34 @@ Run ``w2s-lens COMMAND --help`` for each command's options.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from w2s_lens.choices import DTYPES, EMBEDDINGS, ROUTER_KINDS, VARIANTS
-from w2s_lens.cli_options import DESCRIPTIONS, SUMMARIES, add_data, add_eval, add_model
+from w2s_lens.cli_options import (
+    DESCRIPTIONS,
+    SUMMARIES,
+    OptionError,
+    add_data,
+    add_eval,
+    add_model,
+    check_layer_options,
+    finite,
+    scoring_from_args,
+    threads,
+    unwritable,
+    usable_cores,
+)
 from w2s_lens.cli_options import layers as _layers
 
-__all__ = ["main", "build_parser", "config_from_args", "usable_cores"]
+__all__ = ["main", "build_parser", "config_from_args", "model_shape", "preflight",
+           "usable_cores"]
 
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one).
-
-    Example:
-        >>> usable_cores() >= 1
-        True
-    """
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else max(1, os.cpu_count() or 1)
+log = logging.getLogger("w2s_lens.cli")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -46,10 +53,12 @@ def config_from_args(args: argparse.Namespace):
         n_train=args.n_train, n_test=args.n_test, train_fraction=args.train_fraction,
         seed=args.seed, layers=None if args.layers is None else tuple(args.layers),
         multipliers=tuple(args.multipliers), readout=args.readout, mirror=args.mirror,
-        length_norm=args.length_norm, method=args.method, engine=args.engine,
+        scoring=scoring_from_args(args), list_options=args.list_options,
+        method=args.method, engine=args.engine,
         positions=args.positions, scale=args.scale, fraction=args.fraction,
         embedding=args.embedding, embedding_layer=args.embedding_layer,
         routers=tuple(args.routers), primary_router=(args.routers or ["logreg"])[0],
+        router_inputs=tuple(args.router_inputs),
         both_orders=not args.single_order, cross_fit=args.cross_fit,
         retest=args.retest, retest_max_items=args.retest_items,
         system_prompt=args.system_prompt,
@@ -58,6 +67,117 @@ def config_from_args(args: argparse.Namespace):
                       seed=args.seed),
         n_boot=args.n_boot, batch_size=args.batch_size, chunk_size=args.chunk_size,
         max_rows=args.max_rows)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def model_shape(name: str | None) -> tuple[int, int] | None:
+    """``(n_layers, n_ctx)`` of model ``name`` without loading weights: from its converted
+    copy in the w2s-lens cache (embedded models) or its ``config.json`` in the Hugging Face
+    cache; ``None`` when neither is there yet (the first run converts or downloads it).
+
+    Example:
+        >>> model_shape("smollm2-135m-instruct")  # doctest: +SKIP
+        (30, 8192)
+    """
+    from w2s_lens.choices import DEFAULT_MODEL
+    from w2s_lens.models.registry import EMBEDDED_MODELS, model_cache_dir
+
+    name = name or DEFAULT_MODEL
+    try:
+        if name in EMBEDDED_MODELS:
+            cfg = json.loads((model_cache_dir(name) / "cfg.json").read_text())["cfg"]
+            return int(cfg["n_layers"]), int(cfg["n_ctx"])
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(name, "config.json")
+        if not isinstance(path, str):
+            return None
+        cfg = json.loads(Path(path).read_text())
+        n = cfg.get("num_hidden_layers", cfg.get("n_layer"))
+        ctx = cfg.get("max_position_embeddings", cfg.get("n_positions", 0))
+        return (int(n), int(ctx)) if n else None
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
+        return None
+
+
+def _check_items(args: argparse.Namespace) -> None:
+    """Refuse a dataset too small to split, naming it, before the model loads."""
+    import warnings
+
+    from w2s_lens.data.datasets import DatasetWarning, deduplicate
+    from w2s_lens.evaluation.jobs import load_items
+
+    with warnings.catch_warnings():  # the job loads the items again and warns then
+        warnings.simplefilter("ignore", DatasetWarning)
+        items, test = load_items(config_from_args(args))
+        n = len(deduplicate(items, warn=False))
+    if test is None and n < 2:
+        raise OptionError(f"--dataset {args.dataset}: {n} distinct item(s); a train/test split "
+                          "needs at least 2")
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """What can be checked before any model loads: a writable ``--out``, a writable cache
+    when the model still has to be converted, layer options inside the model's range (when
+    its shape is known without loading it; :func:`model_shape`), at least two layers for W2S,
+    enough items to split, and a warning for float16 on a CPU.
+
+    Raises:
+        OptionError: naming the option, the value and what would go wrong.
+
+    Example:
+        >>> preflight(build_parser().parse_args(["evaluate", "--out", "o", "--layers", "8"]))
+        Traceback (most recent call last):
+        w2s_lens.cli_options.OptionError: --layers 8: W2S chooses a layer per input and needs...
+    """
+    if getattr(args, "dtype", None) == "float16" and (args.device == "cpu" or (
+            args.device == "auto" and not __import__("torch").cuda.is_available())):
+        log.warning("--dtype float16 on a CPU: half-precision matrix products are emulated "
+                    "there and run several times slower than float32; use --dtype float32")
+    out = getattr(args, "out", None)
+    if out is not None and args.command != "report":
+        problem = unwritable(out)
+        if problem:
+            raise OptionError(problem)
+    model = getattr(args, "model", None)
+    if args.command == "train-router":
+        try:
+            run = json.loads((Path(args.sweep) / "run.json").read_text())
+            model = run.get("derived", {}).get("model") or run["config"]["model"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            model = None  # the job says what is wrong with the sweep
+    if model is not None and args.command in ("demo", "evaluate", "sweep", "vectors"):
+        _check_cache(model)
+    shape = model_shape(model) if model else None
+    options = {k: getattr(args, k.lstrip("-").replace("-", "_"), None)
+               for k in ("--layers", "--embedding-layer", "--l2s-input-layer")}
+    router = args.command in ("demo", "evaluate") or getattr(args, "split", None) == "train"
+    check_layer_options(model or "the model", shape[0] if shape else None,
+                        {k: v for k, v in options.items() if v is not None},
+                        at_least=2 if router else 1)
+    if args.command in ("evaluate", "sweep"):
+        _check_items(args)
+
+
+def _check_cache(model: str) -> None:
+    from w2s_lens.models.registry import EMBEDDED_MODELS
+
+    if model not in EMBEDDED_MODELS:
+        return
+    from w2s_lens.assets import cache_dir
+
+    try:
+        root = cache_dir()
+    except OSError as exc:
+        raise OptionError(f"the w2s-lens cache {exc.filename}: cannot create it "
+                          f"({exc.strerror}); set $W2S_CACHE_DIR to a writable folder") from exc
+    if not (root / "models" / model / "cfg.json").is_file():
+        problem = unwritable(root, "the w2s-lens cache")
+        if problem:
+            raise OptionError(f"{problem}; {model} must be converted there first (set "
+                              "$W2S_CACHE_DIR to a writable folder)")
 
 
 # ----------------------------------------------------------------------------- commands
@@ -138,9 +258,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from w2s_lens.evaluation.runlock import hold
     from w2s_lens.report.html import write_report
 
-    print(f"report: {write_report(args.run_dir, args.out).resolve()}")
+    if not Path(args.run_dir).is_dir():  # hold() would create it
+        raise FileNotFoundError(f"run directory {args.run_dir} does not exist")
+    with hold(args.run_dir):  # reading a sweep may heal (rewrite) it: one writer at a time
+        out = write_report(args.run_dir, args.out, strict=True)  # damage: exit 2
+    print(f"report: {out.resolve()}")
     return 0
 
 
@@ -170,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("check-model", cmd_check_model)
     add_model(p)
-    p.add_argument("--tolerance", type=float, default=1e-3,
+    p.add_argument("--tolerance", type=finite, default=1e-3,
                    help="largest accepted log-probability difference (default: %(default)s)")
 
     p = command("vectors", cmd_vectors)
@@ -201,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=DTYPES, default=None,
                    help="model precision (default: the sweep's)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=threads, default=None,
+                   help="torch CPU threads, 1 to the cores this process may use")
     p.add_argument("--out", required=True, help="bundle directory")
 
     p = command("evaluate", cmd_evaluate)
@@ -222,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=3, help="prompts taken from --dataset")
     p.add_argument("--compare", action="store_true",
                    help="a table of the three continuations side by side (on a terminal)")
-    p.add_argument("--multiplier", type=float, default=1.0, help="λ (default: %(default)s)")
+    p.add_argument("--multiplier", type=finite, default=1.0, help="λ (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="(default: %(default)s)")
 
     p = command("report", cmd_report)
@@ -254,13 +380,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     user_errors: tuple[type[BaseException], ...] = (
         ArtifactMismatch, AssetError, BehaviourError, ConfigError, DatasetError, ModelLoadError,
-        PromptError, FileNotFoundError)
+        OptionError, PromptError, FileNotFoundError)
     if os.environ.get("W2S_DEBUG"):
         user_errors = ()  # show full tracebacks
     try:
+        preflight(args)
         return int(args.func(args) or 0)
     except user_errors as exc:
         print(f"w2s-lens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # read-only, full or forbidden: one line naming the path
+        if os.environ.get("W2S_DEBUG"):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"w2s-lens {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except (ValueError, KeyError) as exc:
         print(f"w2s-lens {args.command}: error: {exc} (set W2S_DEBUG=1 for the traceback)",

@@ -15,7 +15,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from w2s_lens.choices import (
     DEFAULT_MODEL,
@@ -27,13 +32,21 @@ from w2s_lens.choices import (
     METHODS,
     POSITIONS,
     READOUTS,
+    ROUTER_INPUTS,
     ROUTER_KINDS,
     SCALES,
+    SCORINGS,
     VARIANTS,
 )
 
-__all__ = ["DESCRIPTIONS", "SUMMARIES", "add_data", "add_eval", "add_model", "cap", "floats",
-           "layers", "names"]
+__all__ = ["DESCRIPTIONS", "SUMMARIES", "OptionError", "add_data", "add_eval", "add_model",
+           "scoring_from_args",
+           "cap", "check_layer_options", "finite", "floats", "layers", "names", "positive",
+           "threads", "unwritable", "usable_cores"]
+
+
+class OptionError(ValueError):
+    """A command-line option that parses but cannot work (checked before any model loads)."""
 
 SUMMARIES = {
     "demo": "the main job on the embedded defaults: a positive control, then a real model",
@@ -83,29 +96,108 @@ def floats(text: str) -> list[float]:
         [-1.0, 0.0, 1.5]
     """
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") \
             from exc
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers (no nan or inf), got {text!r}")
+    return values
+
+
+def finite(text: str) -> float:
+    """One finite number (``nan`` and ``inf`` refused).
+
+    Example:
+        >>> finite("0.25")
+        0.25
+    """
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number (no nan or inf), got {text!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    """One finite number above 0.
+
+    Example:
+        >>> positive("0.5")
+        0.5
+    """
+    value = finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def scoring_from_args(args: argparse.Namespace) -> str:
+    """The cloze scoring a command line asks for: ``--scoring``, else ``mean`` with
+    ``--length-norm``, else ``sum``; the two options must not disagree.
+
+    Example:
+        >>> scoring_from_args(argparse.Namespace(scoring=None, length_norm=True))
+        'mean'
+    """
+    if args.length_norm and args.scoring not in (None, "mean"):
+        raise OptionError(f"--length-norm means --scoring mean, not --scoring {args.scoring}")
+    return args.scoring or ("mean" if args.length_norm else "sum")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one).
+
+    Example:
+        >>> usable_cores() >= 1
+        True
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else max(1, os.cpu_count() or 1)
+
+
+def threads(text: str) -> int:
+    """A torch CPU thread count: 1 to the cores this process may use.
+
+    Example:
+        >>> threads("1")
+        1
+    """
+    cores = usable_cores()
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= cores:
+        raise argparse.ArgumentTypeError(
+            f"expected 1..{cores} (the cores this process may use), got {text!r}; leave "
+            f"--threads out to use all {cores}")
+    return value
 
 
 def layers(text: str) -> list[int] | None:
-    """``"all"`` (None) or comma-separated layers, sorted and deduplicated.
+    """``"all"`` (None) or comma-separated layers, each once, sorted.
 
     Example:
-        >>> layers("15,3,3"), layers("all")
+        >>> layers("15,3"), layers("all")
         ([3, 15], None)
     """
     if text == "all":
         return None
     try:
-        layers = sorted({int(x) for x in text.split(",") if x.strip()})
+        given = [int(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated layers, got "
                                          f"{text!r}") from exc
-    if not layers or layers[0] < 0:
+    if not given or min(given) < 0:
         raise argparse.ArgumentTypeError(f"layers must be non-negative integers, got {text!r}")
-    return layers
+    twice = sorted({x for x in given if given.count(x) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"layer(s) {', '.join(map(str, twice))} given more than "
+                                         f"once in {text!r}; name each layer once")
+    return sorted(given)
 
 
 def cap(text: str) -> int | None:
@@ -137,6 +229,69 @@ def names(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+def check_layer_options(model: str, n_layers: int | None,
+                        options: dict[str, int | list[int] | None], at_least: int = 1) -> None:
+    """Refuse layer options outside ``model``'s ``0..n_layers-1`` (``None`` values are the
+    defaults and pass; ``n_layers=None``: not known yet, no range check), and a ``--layers``
+    list shorter than ``at_least``.
+
+    Raises:
+        OptionError: naming the option, the value and the model's range.
+
+    Example:
+        >>> check_layer_options("m", 30, {"--layers": [3, 15], "--embedding-layer": None}, 2)
+        >>> try:
+        ...     check_layer_options("m", 30, {"--embedding-layer": 999})
+        ... except OptionError as exc:
+        ...     print(exc)
+        --embedding-layer 999 is outside m's layers 0..29
+    """
+    for option, value in options.items():
+        values = [value] if isinstance(value, int) else list(value or [])
+        bad = [v for v in values if n_layers is not None and not 0 <= v < n_layers]
+        if n_layers is not None and bad:
+            shown = ",".join(map(str, bad))
+            raise OptionError(f"{option} {shown} is outside {model}'s layers 0..{n_layers - 1}")
+    chosen = options.get("--layers")
+    if isinstance(chosen, list) and len(chosen) < at_least:
+        raise OptionError(f"--layers {','.join(map(str, chosen))}: W2S chooses a layer per input "
+                          f"and needs at least {at_least} layers to choose from")
+
+
+def unwritable(path: str | os.PathLike, option: str = "--out") -> str | None:
+    """Why files cannot be written at ``path`` (a directory, made if missing), else ``None``.
+
+    Probes the deepest existing folder on the way with a temporary file (removed at once) and
+    its free space, so a read-only, unwritable or full destination is named before any work.
+    An existing non-directory ``path`` passes (the command says what is wrong with it).
+
+    Example:
+        >>> import tempfile
+        >>> unwritable(tempfile.mkdtemp()) is None
+        True
+        >>> afile = tempfile.mkstemp()[1]
+        >>> unwritable(afile + "/run") == f"--out {afile}/run: cannot create it, {afile} is a file"
+        True
+    """
+    target = Path(path).expanduser().absolute()
+    probe = target
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe == target and not target.is_dir():
+        return None
+    if not probe.is_dir():
+        return f"{option} {path}: cannot create it, {probe} is a file"
+    try:
+        with tempfile.TemporaryFile(dir=probe) as f:
+            f.write(b"w2s-lens")
+            f.flush()
+    except OSError as exc:
+        return f"{option} {path}: cannot write in {probe} ({exc.strerror or exc})"
+    if shutil.disk_usage(probe).free < 16 << 20:
+        return f"{option} {path}: the disk holding {probe} is full (under 16 MiB free)"
+    return None
+
+
 def add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
     """``--model``, ``--device``, ``--dtype``, ``--threads``.
 
@@ -153,9 +308,9 @@ def add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -
     p.add_argument("--dtype", choices=DTYPES, default="float32",
                    help="model precision; readouts are float32 whatever it is "
                         "(default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: every core this process may use; 1 is "
-                        "fastest on a machine other jobs keep busy)")
+    p.add_argument("--threads", type=threads, default=None,
+                   help="torch CPU threads, 1 to the cores this process may use (default: all "
+                        "of them; 1 is fastest on a machine other jobs keep busy)")
 
 
 def add_data(p: argparse.ArgumentParser, default: str = "default") -> None:
@@ -188,7 +343,7 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     g.add_argument("--n-train", type=int, default=None, help="cap on training items")
     g.add_argument("--n-test", type=int, default=None, help="cap on test items")
     g.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
-    g.add_argument("--train-fraction", type=float, default=0.5,
+    g.add_argument("--train-fraction", type=finite, default=0.5,
                    help="share of the items used for training (default: %(default)s)")
     g = p.add_argument_group("steering")
     g.add_argument("--method", choices=METHODS, default="caa",
@@ -205,15 +360,23 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     g.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                    help="letter readout: average both letter orders of every item "
                         "(default: on)")
+    g.add_argument("--scoring", choices=SCORINGS, default=None,
+                   help="cloze readout: an option's summed log-probability (sum, the "
+                        "default), its mean per token (mean), or its first token only (first)")
     g.add_argument("--length-norm", action="store_true",
-                   help="cloze readout: divide each option's log-probability by its length")
+                   help="cloze readout: the same as --scoring mean")
+    g.add_argument("--list-options", action="store_true",
+                   help="cloze readout: list both option texts (no letters) under the "
+                        "question, so the prompt holds what the readout scores")
     g.add_argument("--engine", choices=ENGINES, default="fast",
                    help="fast, or naive (a full forward pass per run; the reference)")
     g.add_argument("--positions", choices=POSITIONS, default="from_last",
-                   help="steer from the last prompt token on, or at all tokens")
+                   help="where to add the vector: from the last prompt token on "
+                        "(from_last), at every token (all), or on the prompt only (prompt: "
+                        "the scored continuation is reached through attention only)")
     g.add_argument("--scale", choices=SCALES, default="raw",
                    help="multiplier scale: raw (the paper's) or relative to the residual norm")
-    g.add_argument("--fraction", type=float, default=0.25,
+    g.add_argument("--fraction", type=positive, default=0.25,
                    help="--scale relative: share of the residual norm that λ=1 adds")
     g.add_argument("--single-order", action="store_true",
                    help="train vectors on one letter order only (the paper's setup; risks an "
@@ -233,6 +396,11 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
                    help="residual layer of the embedding (default: the middle layer)")
     g.add_argument("--routers", type=names, default=list(ROUTER_KINDS),
                    help="comma-separated router kinds; the first is the primary one")
+    g.add_argument("--router-inputs", type=names, default=["question"],
+                   help="comma-separated views a router is fitted on, from "
+                        f"{','.join(ROUTER_INPUTS)}: the unanswered prompt (question), the "
+                        "options read as its continuation (options), both, or a MiniLM "
+                        "embedding of question and options (default: question)")
     g.add_argument("--cross-fit", type=int, default=5,
                    help="folds: each training item is swept with vectors fitted without it "
                         "(0: in-sample; default: %(default)s)")
@@ -247,7 +415,7 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     g = p.add_argument_group("L2S")
     g.add_argument("--l2s-hidden", type=int, default=256, help="MLP hidden width")
     g.add_argument("--l2s-epochs", type=int, default=300, help="maximum training epochs")
-    g.add_argument("--l2s-weight-decay", type=float, default=1e-2, help="AdamW weight decay")
+    g.add_argument("--l2s-weight-decay", type=finite, default=1e-2, help="AdamW weight decay")
     g.add_argument("--l2s-input-layer", type=int, default=None,
                    help="layer of the input representation (default: the middle layer)")
     g = p.add_argument_group("compute")

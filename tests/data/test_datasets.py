@@ -357,7 +357,9 @@ def test_shared_datasets_load(name):
     assert len(items) > 900
     assert len({it.id for it in items}) == len(items)
     letters = Counter(it.matching for it in items)
-    assert abs(letters["A"] - letters["B"]) <= 0.02 * len(items)
+    # 3%: self-awareness-training-web-gpt loses 20 unfilled templates ("(A) _____ (B) _____",
+    # both answers the same), 17 of them matching (B)
+    assert abs(letters["A"] - letters["B"]) <= 0.03 * len(items)
     assert all(it.options[0] and it.options[1] for it in items)
     if DATASET_PATHS[name].startswith("persona/"):
         assert all(it.options == ("Yes", "No") for it in items)

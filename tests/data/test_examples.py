@@ -1,6 +1,6 @@
 import pytest
 
-from w2s_lens.data.examples import SWAP_SUFFIX, SteeringExample, unit_of
+from w2s_lens.data.examples import SWAP_SUFFIX, SteeringExample, fit_context, unit_of
 
 
 def test_letter_example_positions_pairs_and_readout():
@@ -67,3 +67,17 @@ def test_validation(kwargs, msg):
                 matching_letter="A")
     with pytest.raises(ValueError, match=msg):
         SteeringExample(**{**base, **kwargs})
+
+
+def test_examples_longer_than_the_context_are_refused_or_skipped_by_name():
+    short = SteeringExample("d:0", "t", (1, 2), 3, 4)
+    long = SteeringExample("d:1", "t", tuple(range(10)), matching_continuation=(1, 2, 3),
+                           non_matching_continuation=(4,))
+    assert fit_context([short, long], 13) == [short, long]
+    with pytest.raises(ValueError, match="1 example\\(s\\) longer than the model's context of "
+                                         "12 tokens: d:1 \\(13 tokens\\)"):
+        fit_context([short, long], 12)
+    with pytest.warns(UserWarning, match="skipped 1 example.*d:1 \\(13 tokens\\)"):
+        assert fit_context([short, long], 12, skip=True) == [short]
+    with pytest.raises(ValueError, match="2 example"):
+        fit_context([short, long], 2, skip=True)  # nothing fits: refused, not emptied

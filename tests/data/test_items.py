@@ -5,10 +5,16 @@ from __future__ import annotations
 import pytest
 
 from w2s_lens.data.items import (
+    DEFAULT_MAX_ITEM_CHARS,
+    MAX_CHARS_ENV,
     ABItem,
+    DatasetError,
+    SameOptionsError,
     TooManyOptionsError,
     answer_label,
+    check_item_size,
     count_options,
+    max_item_chars,
     parse_record,
     split_choices,
 )
@@ -93,3 +99,29 @@ def test_records_listing_several_answers_are_too_many_options():
            "answer_not_matching_behavior": ["(B)", "(D)"]}
     with pytest.raises(TooManyOptionsError, match="4 options"):
         parse_record(rec, "d", "d:0")
+
+
+def test_items_whose_two_answers_are_the_same_are_refused():
+    with pytest.raises(ValueError, match="'d:1': options \\(A\\) and \\(B\\) are the same text"):
+        ABItem("d:1", "d", "Q?", ("Sure", " sure "), "A")
+    rec = {"question": "Q?\n (A) {answer}\n (B) {answer}", "answer_matching_behavior": "(A)",
+           "answer_not_matching_behavior": "(B)"}
+    with pytest.raises(SameOptionsError, match="'question': options .* same text \\('\\{answer"):
+        parse_record(rec, "d", "d:0")
+
+
+def test_items_longer_than_the_cap_are_refused(monkeypatch):
+    monkeypatch.delenv(MAX_CHARS_ENV, raising=False)
+    assert max_item_chars() == DEFAULT_MAX_ITEM_CHARS
+    huge = {"question": "word " * 1_000_000 + "\n (A) a\n (B) b",
+            "answer_matching_behavior": "(A)", "answer_not_matching_behavior": "(B)"}
+    with pytest.raises(ValueError, match="5,000,014 characters long, over the 10,000-character"):
+        parse_record(huge, "d", "d:0")
+    monkeypatch.setenv(MAX_CHARS_ENV, "20")
+    check_item_size("x" * 20)
+    with pytest.raises(ValueError, match=f"over the 20-character cap .*\\${MAX_CHARS_ENV}"):
+        check_item_size("x" * 21)
+    for bad in ("0", "-5", "many"):
+        monkeypatch.setenv(MAX_CHARS_ENV, bad)
+        with pytest.raises(DatasetError, match="expected a positive character count"):
+            max_item_chars()

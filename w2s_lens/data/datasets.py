@@ -47,6 +47,8 @@ from w2s_lens.data.formats import (
     read_open_ended_items,
     split_choices,
 )
+from w2s_lens.data.items import check_item_size
+from w2s_lens.data.paths import decode_error, is_path, not_a_file
 from w2s_lens.data.samples import (
     DEFAULT_DATASET_NAME,
     SAMPLE_DATASET_NAME,
@@ -100,7 +102,6 @@ _SEARCH_DIRS = (
     "advanced-ai-risk/human_generated_evals",
     "sycophancy",
 )
-
 
 
 # ----------------------------------------------------------------------------- locating
@@ -207,10 +208,11 @@ def _dataset_paths(name: str, root: Path | None, split: str | None) -> list[Path
 
 def _read_file(path: Path, limit: int | None, skip_empty: bool) -> list[ABItem]:
     role = caa_role(path)
-    if role is None:
-        return read_ab_items(path, path.stem, None, limit, skip_empty)
-    name, split = role
-    return read_ab_items(path, name, f"{name}:{split}", limit, skip_empty)
+    name, prefix = (path.stem, None) if role is None else (role[0], f"{role[0]}:{role[1]}")
+    try:
+        return read_ab_items(path, name, prefix, limit, skip_empty)
+    except DatasetError as exc:
+        raise decode_error(path, exc) from exc.__cause__
 
 
 def load_dataset(
@@ -244,9 +246,12 @@ def load_dataset(
     Items are returned as read; :func:`train_test_split` deduplicates them.
 
     Raises:
-        DatasetError: unknown name (with close matches), download failure, a bad file (the
-            message names the file, the line or array index and the key), or an open-ended
-            file (use :func:`load_prompts`).
+        DatasetError: unknown name (with close matches), download failure, a path that is
+            no file (a directory, a loop of symbolic links), a bad file (the message names the
+            file, the line or array index and the key; the line and column of a byte that is
+            not UTF-8), an item longer than :func:`~w2s_lens.data.items.max_item_chars`, or an
+            open-ended file (use :func:`load_prompts`). Items whose two options are the same
+            text are skipped like those with an empty option (``skip_empty``).
 
     Example:
         >>> items = load_dataset("myopic-reward", data_dir="/work/shared/data/mwe",
@@ -259,9 +264,9 @@ def load_dataset(
         items = load_sample_dataset() if text == SAMPLE_DATASET_NAME else load_default_dataset()
         return items if limit is None else items[:limit]
     as_path = Path(text).expanduser()
-    if text.endswith((".jsonl", ".json")) or as_path.is_file():
+    if is_path(text, as_path):
         if not as_path.is_file():
-            raise DatasetError(f"no such dataset file: {as_path}")
+            raise not_a_file(as_path)
         return _read_file(as_path, limit, skip_empty)
     name, root = text, _root(data_dir)
     if split not in (None, "generate", "test"):
@@ -277,6 +282,8 @@ def load_dataset(
         close = _close_matches(name, _names_in(root))
         where = f" under {root}" if root else ""
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint += f" ({as_path} is a directory: pass it as the data dir.)" if as_path.is_dir() \
+            else ""
         raise DatasetError(
             f"unknown dataset {name!r}{where}.{hint} Known datasets: "
             f"{', '.join(DATASET_NAMES)} (or pass a path to a .jsonl or .json file)."
@@ -326,18 +333,30 @@ def load_prompts(
     """
     text = os.fspath(name_or_path)
     as_path = Path(text).expanduser()
-    if text.endswith((".jsonl", ".json")) or as_path.is_file():
+    if is_path(text, as_path):
         if not as_path.is_file():
-            raise DatasetError(f"no such prompt file: {as_path}")
+            raise not_a_file(as_path, "prompt")
         role = caa_role(as_path)
-        name, prefix = (role[0], f"{role[0]}:{role[1]}") if role else (as_path.stem, None)
-        return read_open_ended_items(as_path, name, prefix, limit)
-    root = _root(data_dir)
-    path = find_caa_file(root, text, "open_ended")
-    if path is None:
-        raise DatasetError(f"no open-ended prompts for {text!r}: expected "
-                           f"[datasets/]test/{text}/test_dataset_open_ended.json under {root}")
-    return read_open_ended_items(path, text, f"{text}:open_ended", limit)
+        path, name, prefix = as_path, *((role[0], f"{role[0]}:{role[1]}") if role
+                                        else (as_path.stem, None))
+    else:
+        root = _root(data_dir)
+        found = find_caa_file(root, text, "open_ended")
+        if found is None:
+            raise DatasetError(f"no open-ended prompts for {text!r}: expected "
+                               f"[datasets/]test/{text}/test_dataset_open_ended.json under "
+                               f"{root}")
+        path, name, prefix = found, text, f"{text}:open_ended"
+    try:
+        prompts = read_open_ended_items(path, name, prefix, limit)
+        for it in prompts:
+            try:
+                check_item_size(it.prompt)
+            except ValueError as exc:
+                raise DatasetError(f"{path}, item {it.id}: {exc}") from None
+    except DatasetError as exc:
+        raise decode_error(path, exc) from exc.__cause__
+    return prompts
 
 
 def load_predefined_split(

@@ -36,13 +36,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from w2s_lens.choices import READOUTS
 
-__all__ = ["READOUTS", "Readout", "SteeringExample", "SWAP_SUFFIX", "unit_of"]
+__all__ = ["READOUTS", "Readout", "SteeringExample", "SWAP_SUFFIX", "fit_context", "unit_of"]
 
 Readout = Literal["letter", "cloze"]
 
@@ -178,3 +179,44 @@ class SteeringExample:
                 kw[key] = tuple(kw[key])
         kw.setdefault("text", "")
         return cls(**kw)
+
+
+def fit_context(examples: Sequence[SteeringExample], n_ctx: int, skip: bool = False
+                ) -> list[SteeringExample]:
+    """``examples`` whose prompt and longer answer fit the model's ``n_ctx`` tokens; call it
+    after formatting and before any forward pass.
+
+    Args:
+        examples: the formatted examples.
+        n_ctx: the model's context length (``model.cfg.n_ctx``).
+        skip: drop the examples that do not fit (with one :class:`UserWarning` naming them)
+            instead of refusing them all.
+
+    Raises:
+        ValueError: naming the first few examples that do not fit, their lengths and
+            ``n_ctx`` (without ``skip``, or when nothing fits).
+
+    Example:
+        >>> ex = SteeringExample("d:0", "t", (1, 2, 3), 4, 5)
+        >>> fit_context([ex], 8) == [ex]
+        True
+        >>> try:
+        ...     fit_context([ex], 3)
+        ... except ValueError as exc:
+        ...     print(exc)
+        1 example(s) longer than the model's context of 3 tokens: d:0 (4 tokens)
+    """
+    def length(ex: SteeringExample) -> int:
+        return len(ex.tokens) + max(len(c) for c in ex.continuations)
+
+    long = [ex for ex in examples if length(ex) > n_ctx]
+    if not long:
+        return list(examples)
+    shown = ", ".join(f"{ex.id} ({length(ex):,} tokens)" for ex in long[:5])
+    more = ", ..." if len(long) > 5 else ""
+    text = (f"{len(long)} example(s) longer than the model's context of {n_ctx:,} tokens: "
+            f"{shown}{more}")
+    if not skip or len(long) == len(examples):
+        raise ValueError(text)
+    warnings.warn(f"skipped {text}", UserWarning, stacklevel=2)
+    return [ex for ex in examples if length(ex) <= n_ctx]

@@ -22,17 +22,65 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 __all__ = [
-    "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "MATCH_KEY", "OTHER_KEY",
-    "OpenEndedItem", "TooManyOptionsError", "answer_label", "count_options", "parse_record",
+    "ABItem", "DEFAULT_MAX_ITEM_CHARS", "DatasetError", "DatasetWarning", "EmptyOptionError",
+    "MATCH_KEY", "MAX_CHARS_ENV", "OTHER_KEY", "OpenEndedItem", "SameOptionsError",
+    "TooManyOptionsError",
+    "answer_label", "check_item_size", "count_options", "max_item_chars", "parse_record",
     "split_choices",
 ]
 
 MATCH_KEY = "answer_matching_behavior"
 OTHER_KEY = "answer_not_matching_behavior"
+#: The environment variable that sets :func:`max_item_chars`.
+MAX_CHARS_ENV = "W2S_MAX_ITEM_CHARS"
+#: The default cap on an item's characters (question and options): five times the longest
+#: item of the 13 model-written-eval datasets (2,074), far below what a batch can hold.
+DEFAULT_MAX_ITEM_CHARS = 10_000
+
+
+def max_item_chars() -> int:
+    """The cap on an item's characters: ``$W2S_MAX_ITEM_CHARS``, else
+    :data:`DEFAULT_MAX_ITEM_CHARS`; longer items are refused when read, before any model sees
+    them (one huge item would otherwise be tokenised and padded into a whole batch).
+
+    Example:
+        >>> max_item_chars() == int(os.environ.get(MAX_CHARS_ENV, DEFAULT_MAX_ITEM_CHARS))
+        True
+    """
+    text = os.environ.get(MAX_CHARS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_ITEM_CHARS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DatasetError(f"${MAX_CHARS_ENV}={text!r}: expected a positive character count")
+    return value
+
+
+def check_item_size(text: str) -> None:
+    """Refuse a question (options included) longer than :func:`max_item_chars`.
+
+    Raises:
+        ValueError: giving the length, the cap and how to raise it.
+
+    Example:
+        >>> check_item_size("Would you accept a new goal?")
+    """
+    cap = max_item_chars()
+    if len(text) > cap:
+        raise ValueError(f"the item is {len(text):,} characters long, over the {cap:,}-character "
+                         f"cap on items (set ${MAX_CHARS_ENV} to raise it)")
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 class DatasetError(ValueError):
@@ -45,6 +93,12 @@ class DatasetWarning(UserWarning):
 
 class EmptyOptionError(ValueError):
     """A record parsed, but one of its two options is empty (a template left unfilled)."""
+
+
+class SameOptionsError(EmptyOptionError):
+    """A record's two options are the same text (e.g. an unfilled ``{answer}`` or ``_____``
+    template): no answer can show the behaviour more than the other. Skipped with the empty
+    ones when a file is read (``skip_empty``), else refused naming the file and line."""
 
 
 class TooManyOptionsError(ValueError):
@@ -84,6 +138,9 @@ class ABItem:
         if len(self.options) != 2:
             raise ValueError(f"item {self.id!r}: needs exactly two options")
         object.__setattr__(self, "options", (str(self.options[0]), str(self.options[1])))
+        if _same_text(*self.options):
+            raise ValueError(f"item {self.id!r}: options (A) and (B) are the same text "
+                             f"({self.options[0]!r}), so no answer can match the behaviour more")
 
     @property
     def question(self) -> str:
@@ -243,9 +300,10 @@ def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
 
     Raises:
         ValueError: with a reason naming the key when the record is not a two-option item
-            (:class:`EmptyOptionError` when an option is empty,
-            :class:`TooManyOptionsError` when a letter record lists three or more choices,
-            whichever letters its answers name).
+            (:class:`EmptyOptionError` when an option is empty, :class:`SameOptionsError`
+            when both are the same text, :class:`TooManyOptionsError` when a letter record
+            lists three or more choices, whichever letters its answers name), or when the
+            question is longer than :func:`max_item_chars`.
 
     Example:
         >>> parse_record({"question": "Would you say \\"hi\\"?",
@@ -264,6 +322,7 @@ def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
     question = record["question"]
     if not isinstance(question, str) or not question.strip():
         raise ValueError("key 'question' is not a non-empty string")
+    check_item_size(question)
     if _is_letter(record[MATCH_KEY]) or _is_letter(record.get(OTHER_KEY)):
         n = count_options(question)
         if n > 2:
@@ -291,4 +350,7 @@ def parse_record(record: object, dataset: str, item_id: str) -> ABItem:
     for letter, text in zip("AB", options, strict=True):
         if not text:
             raise EmptyOptionError(f"key 'question': option ({letter}) is empty")
+    if _same_text(*options):
+        raise SameOptionsError(f"key 'question': options (A) and (B) are the same text "
+                               f"({options[0]!r})")
     return ABItem(item_id, dataset, stem, options, match)
