@@ -39,6 +39,7 @@ _EXPORTS = {
     "LayerRouter": "w2s_lens.routing.routers",
     "EvalConfig": "w2s_lens.evaluation.config",
     "evaluate": "w2s_lens.evaluation.pipeline",
+    "EvaluationResult": "w2s_lens.evaluation.results",
     "RunDir": "w2s_lens.evaluation.rundir",
     "W2S": "w2s_lens.routing.bundle",
     "write_report": "w2s_lens.report.html",
