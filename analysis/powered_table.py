@@ -1,6 +1,6 @@
 """The powered study's table, report and figure, from whatever has finished so far.
 
-Reads ``analysis/results/powered/<row>/<dataset>/`` (``results.json``, ``run_log.json``; as
+Reads ``analysis/results/<study>/<row>/<dataset>/`` (``results.json``, ``run_log.json``; as
 ``analysis/powered_study.py`` copies each finished dataset), takes the plan from that script's
 ``PLAN`` (passed to the package as plain data) and writes into ``--out`` (default: the same
 folder):
@@ -16,7 +16,8 @@ Rows not yet run read "not run"; rows that ran on fewer items than planned are m
 Nothing is computed again: every number comes from the datasets' ``results.json``.
 
 Usage:
-    python analysis/powered_table.py                       # analysis/results/powered
+    python analysis/powered_table.py                       # the fair study: analysis/results/fair
+    python analysis/powered_table.py --study powered-v1    # the first study: .../powered
     python analysis/powered_table.py --root DIR --out DIR
 """
 
@@ -43,6 +44,14 @@ from w2s_lens.report.plots_study import study_panels  # noqa: E402
 from w2s_lens.report.study_report import write_study_report  # noqa: E402
 
 STEM = "powered_table"
+#: The first study's primary comparison, as it was stated before it ran.
+STATEMENT_V1 = (
+    "Per dataset: W2S (the `logreg` router on the residual at the middle layer) − the best "
+    "fixed layer, on the BASE test items, the paired 95% interval and the exact sign-flip test "
+    "(one-sided 2.5%), with Benjamini-Hochberg across the datasets of the study at the same "
+    "level. Everything else — other routers, L2S, the cross-validated oracle, retest "
+    "agreement, the learning curve, the letter-readout and paper-protocol rows, the 1.5B "
+    "rows — is secondary.")
 REPORT = "powered_report.html"
 FIGURE = "powered_figure.png"
 
@@ -79,8 +88,8 @@ def plan_data(plan: Sequence[Any] | None = None) -> list[dict[str, Any]]:
 def statement(doc: str | None = powered_study.__doc__) -> str:
     """The primary comparison as ``powered_study.py``'s docstring states it (one paragraph,
     rst ``code`` turned into markdown); the package's copy if the docstring lacks it."""
-    found = re.search(r"\*\*Primary comparison \(stated before running\)\.\*\*\s*(.+?)\n\s*\n",
-                      doc or "", re.S)
+    found = re.search(r"\*\*Primary comparisons?[^*]*\(stated before running\)\.\*\*\s*(.+?)"
+                      r"\n\s*\n", doc or "", re.S)
     if not found:
         return PRIMARY_COMPARISON
     return re.sub(r"``([^`]+)``", r"`\1`", " ".join(found.group(1).split()))
@@ -130,18 +139,23 @@ def write_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", default=str(powered_study.RESULTS),
-                   help="the powered results folder (<row>/<dataset>/results.json)")
+    p.add_argument("--study", choices=("fair", "powered-v1"), default="fair",
+                   help="which plan: the fair-router study (analysis/results/fair) or the "
+                        "first study (analysis/results/powered)")
+    p.add_argument("--root", default=None,
+                   help="the study's results folder (<row>/<dataset>/results.json; default: "
+                        "the study's)")
     p.add_argument("--out", help="where to write the table, report and figure (default --root)")
     args = p.parse_args(argv)
-    root = Path(args.root)
+    v1 = args.study == "powered-v1"
+    root = Path(args.root or (powered_study.RESULTS_V1 if v1 else powered_study.RESULTS))
     out = Path(args.out) if args.out else root
     out.mkdir(parents=True, exist_ok=True)
-    rows = study_rows(root, plan_data())
+    rows = study_rows(root, plan_data(powered_study.PLAN_V1 if v1 else None))
     done = sum(r["status"] == DONE for r in rows)
     if not done:
         print(f"No finished dataset under {root} yet: every planned row reads \"not run\".")
-    text = statement()
+    text = STATEMENT_V1 if v1 else statement()
     paths = write_study(rows, out, STEM, statement=text)
     report = write_study_report(rows, out / REPORT, statement=text, source=root)
     png = write_png(rows, out / FIGURE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -86,14 +87,32 @@ def test_the_check_catches_an_upward_import() -> None:
     assert (dst, line) == ("report", 2) and RANK[dst] > RANK["data"]
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_modules_and_classes_stay_small(path: Path) -> None:
-    text = path.read_text()
-    assert len(text.splitlines()) <= MAX_MODULE_LINES, f"{path} has {len(text.splitlines())} lines"
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, ast.ClassDef):
-            n = node.end_lineno - node.lineno + 1
-            assert n <= MAX_CLASS_LINES, f"{path}: class {node.name} has {n} lines"
+def oversized() -> list[str]:
+    """Modules over :data:`MAX_MODULE_LINES` and classes over :data:`MAX_CLASS_LINES` lines.
+
+    The sizes are a guideline, not a wall: a module is split by topic, never to meet a line
+    count, so the test reports what is over (a warning in the test summary) and fails only on
+    a module more than twice the guideline.
+    """
+    found = []
+    for path in _modules():
+        text = path.read_text()
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            found.append(f"{path.relative_to(PACKAGE)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and \
+                    node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                found.append(f"{path.relative_to(PACKAGE)}: class {node.name} has "
+                             f"{node.end_lineno - node.lineno + 1} lines")
+    return found
+
+
+def test_module_and_class_sizes_are_reported() -> None:
+    over = oversized()
+    if over:
+        warnings.warn("over the size guideline: " + "; ".join(over), stacklevel=1)
+    huge = [p for p in _modules() if len(p.read_text().splitlines()) > 2 * MAX_MODULE_LINES]
+    assert not huge, f"modules over twice the size guideline: {huge}"
 
 
 def test_subpackages_say_what_they_own() -> None:

@@ -32,6 +32,32 @@ def test_plan_is_the_issue_s_plan():
     assert rows["cloze-1.5b"].command("x", Path("o"))[3] == "qwen2.5-coder-1.5b-instruct"
 
 
+def test_the_fair_plan_sees_options_retests_all_and_sweeps_ood_on_two():
+    rows = {r.name: r for r in ps.PLAN}
+    for row in ps.PLAN:
+        for d in row.datasets:
+            cmd = row.command(d, Path("o"))
+            assert cmd[cmd.index("--router-inputs") + 1] == \
+                "question,options,question+options,minilm"
+            assert cmd[cmd.index("--retest-items") + 1] == "all"
+            variants = cmd[cmd.index("--variants") + 1].split(",")
+            ood = row.name == "cloze-0.5b" and d in ps.TWO
+            assert variants == (["base", "sys-pos", "sys-neg", "user-pos", "user-neg"] if ood
+                                else ["base"])
+    assert rows["cloze-0.5b"].ood == ps.TWO
+    # the v1 plan as it ran: the question view only, the retest on 64 items
+    v1 = ps.PLAN_V1[0].command("myopic-reward", Path("o"))
+    assert "--router-inputs" not in v1 and v1[v1.index("--retest-items") + 1] == "64"
+
+
+def test_run_directories_live_outside_the_work_tree(monkeypatch, tmp_path):
+    monkeypatch.delenv("W2S_RUNS_DIR", raising=False)
+    assert ps.runs_root() == Path.home() / ".local" / "share" / "w2s-lens" / "runs"
+    assert not ps.runs_root().is_relative_to(_PATH.parents[1])
+    monkeypatch.setenv("W2S_RUNS_DIR", str(tmp_path))
+    assert ps.runs_root() == tmp_path
+
+
 def _finish(results: Path, row: str, dataset: str, n_train: int, n_test: int) -> None:
     d = results / row / dataset
     d.mkdir(parents=True)
@@ -83,6 +109,7 @@ def test_run_copies_and_commits_only_the_dataset_folder(repo, monkeypatch):
     _fake(monkeypatch, "import json,pathlib,sys; o=pathlib.Path(sys.argv[1])/sys.argv[2]; "
                        "o.mkdir(parents=True); (o/'results.json').write_text(json.dumps("
                        "{'n_train': 200, 'n_test': 200})); (o/'run.json').write_text('{}'); "
+                       "(o/'items.csv').write_text('id\\na'); "
                        "(o.parent/'table.md').write_text('t')")
     (repo / "other.txt").write_text("b")
     _git(repo, "add", "other.txt")
@@ -92,12 +119,13 @@ def test_run_copies_and_commits_only_the_dataset_folder(repo, monkeypatch):
     dest = results / "cloze-0.5b" / "myopic-reward"
     assert json.loads((dest / "results.json").read_text())["n_train"] == 200
     assert (dest / "table.md").read_text() == "t" and (dest / "run.json").is_file()
+    assert (dest / "items.csv").read_text() == "id\na"  # the per-item data travels along
     log = _git(repo, "log", "--format=%s")
     assert log.splitlines()[0].startswith("Results: powered study, cloze-0.5b/myopic-reward")
     committed = _git(repo, "show", "--name-only", "--format=", "HEAD").split()
     assert sorted(committed) == sorted(
         f"analysis/results/powered/cloze-0.5b/myopic-reward/{n}"
-        for n in ("results.json", "run.json", "table.md"))
+        for n in ("results.json", "run.json", "items.csv", "table.md"))
     assert _git(repo, "diff", "--cached", "--name-only").split() == ["other.txt"]
 
 

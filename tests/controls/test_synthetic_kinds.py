@@ -38,7 +38,7 @@ def test_spread_layers() -> None:
 
 
 def test_kind_circuits() -> None:
-    assert len(KINDS) == 8
+    assert len(KINDS) == 9
     pos = _circuit("positive")
     assert pos.gains.tolist() == [[0, 0.5, 0, 0], [0, 0, 0.5, 0], [0, 0, 0, 0.5]]
     assert (_circuit("negative").gains.argmax(1) == 2).all()  # everyone at n_layers // 2
@@ -51,6 +51,10 @@ def test_kind_circuits() -> None:
     letter = _circuit("letter", K=1, erase=1.0, letter_gain=0.75)
     assert letter.letter_push.tolist() == [0.0, 0.75, 0.0, -0.75]
     assert not letter.linear and _circuit("linear", K=1).linear
+    cont = _circuit("continuation", erase=1.0)  # positive's gains, read at the marker
+    assert cont.gains.tolist() == pos.gains.tolist()
+    assert (cont.read_at, pos.read_at) == ("IS_MARK", "END")
+    assert build_control("continuation").erase == 1.0
     with pytest.raises(ValueError, match="takes no family_layers"):
         _circuit("linear", K=1, family_layers=[1])
     with pytest.raises(ValueError, match=r"family_layers must be 3 layer numbers in 1..3"):

@@ -58,6 +58,23 @@ def test_circuit_slopes_follow_the_erasure_formula() -> None:
     assert Circuit(np.full((3, 4), 0.5), np.ones((3, 1)), np.zeros(4), 0.5).mlp_width() == 18
 
 
+def test_readers_sit_where_read_at_says() -> None:
+    """The same gains read at the query (END) or at the marker (IS_MARK): only the gate's
+    input row differs, so the two weight sets differ exactly in those two rows."""
+    lay, codes = Layout(n_beh=1, code_dim=3, d_model=32), np.eye(3)
+    gains = np.array([[0.0, 0.5, 0.0], [0.0, 0.0, 0.5], [0.0, 0.5, 0.0]])
+    ctrl = build_control("positive", n_layers=3, family_layers=[1, 2, 1], noise=0.0)
+    states = {at: circuit_weights(ctrl.model.cfg, Circuit(gains, np.ones((3, 1)), np.zeros(3),
+                                                          0.5, read_at=at), lay, codes, 0.0, 0)
+              for at in ("END", "IS_MARK")}
+    w_end, w_mark = (states[at]["blocks.1.mlp.W_in"] for at in ("END", "IS_MARK"))
+    changed = torch.nonzero((w_end != w_mark).any(dim=1)).flatten().tolist()
+    assert changed == [DIMS["END"], DIMS["IS_MARK"]]
+    torch.testing.assert_close(w_end[DIMS["END"]], w_mark[DIMS["IS_MARK"]])
+    with pytest.raises(ValueError, match="read_at must be 'END' or 'IS_MARK'"):
+        Circuit(gains, np.ones((3, 1)), np.zeros(3), 0.5, read_at="QUERY")
+
+
 def test_noise_spares_copy_heads_and_exact_dims() -> None:
     exact = build_control("positive", noise=0.0)
     noisy = build_control("positive", noise=0.05)

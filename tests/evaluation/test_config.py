@@ -18,6 +18,9 @@ from w2s_lens.steering.l2s import L2SConfig
     ("train_fraction", 1.0), ("fraction", 0.0), ("multipliers", (1.0, 1.0)),
     ("layers", (-1, 2)), ("n_boot", 0), ("mirror", "yes"), ("max_rows", 0),
     ("generations", -1), ("embedding_layer", -3), ("retest", "on"), ("retest_max_items", 0),
+    ("multipliers", (float("nan"), 1.0)), ("multipliers", (-1.0, float("inf"))),
+    ("fraction", float("inf")), ("fraction", float("nan")), ("layers", (8, 8)),
+    ("train_fraction", float("nan")),
 ])
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field.rstrip("s") if field != "cross_fit" else field):
@@ -44,7 +47,7 @@ def test_defaults_are_letter_free_and_cross_fitted():
 
 def test_dump_round_trip_and_unknown_keys():
     cfg = EvalConfig(dataset="d", layers=(5, 2), variants=["base", "sys-neg"],
-                     l2s=L2SConfig(hidden=64), readout="cloze", length_norm=True)
+                     l2s=L2SConfig(hidden=64), readout="cloze", scoring="mean")
     assert cfg.layers == (2, 5) and cfg.variants == ("base", "sys-neg")
     dump = cfg.to_dict()
     assert dump["l2s"]["hidden"] == 64 and dump["layers"] == [2, 5]
@@ -66,3 +69,24 @@ def test_literals_follow_the_choices_module():
                          ("embedding", choices.EMBEDDINGS), ("positions", choices.POSITIONS),
                          ("dtype", choices.DTYPES)]:
         assert typing.get_args(hints[field]) == names, field
+
+
+def test_scoring_router_inputs_and_older_dumps():
+    cfg = EvalConfig(readout="cloze", scoring="first", list_options=True,
+                     routers=("logreg", "knn"), router_inputs=("question", "options"))
+    assert cfg.router_names == ("logreg", "knn", "logreg@options", "knn@options")
+    assert cfg.primary_name == "logreg" and not cfg.length_norm
+    assert EvalConfig(readout="cloze", scoring="mean").length_norm
+    assert EvalConfig(router_inputs=("options",)).primary_name == "logreg@options"
+    # a dump written before 0.3 had a length_norm bool and no views: read as today's fields
+    old = EvalConfig(readout="cloze").to_dict()
+    for key in ("scoring", "list_options", "router_inputs"):
+        old.pop(key)
+    assert EvalConfig.from_dict({**old, "length_norm": True}) == \
+        EvalConfig(readout="cloze", scoring="mean")
+    with pytest.raises(ConfigError, match="cloze readout only"):
+        EvalConfig(readout="letter", scoring="first")
+    with pytest.raises(ConfigError, match="each once"):
+        EvalConfig(router_inputs=("options", "options"))
+    with pytest.raises(ConfigError, match="unknown router_input"):
+        EvalConfig(router_inputs=("answers",))

@@ -4,12 +4,7 @@ import numpy as np
 import pytest
 
 from w2s_lens.evaluation.headroom import (
-    CASE_LEARNABLE,
-    CASE_NOTHING,
-    CASE_STABLE,
-    CASE_UNDETERMINED,
     cross_validated_oracle,
-    headroom_case,
     learning_curve,
     learning_sizes,
     nested_subsets,
@@ -128,51 +123,3 @@ def test_learning_curve_refuses_impossible_sizes() -> None:
     S, X = _learnable(10, seed=9)
     with pytest.raises(ValueError, match="outside"):
         learning_curve(S, X, S, X, ["logreg"], sizes=[20])
-
-
-def _headroom(kappa, xv_verdict, w2s_verdict):
-    return {"retest": {"kappa": kappa, "n": 40}, "xv": {"verdict": xv_verdict},
-            "learning_curve": {"rows": [
-                {"n_train": 12, "router": "logreg", "verdict": "no detectable difference"},
-                {"n_train": 24, "router": "logreg", "verdict": w2s_verdict}]}}
-
-
-def test_headroom_case_reads_the_three_cases() -> None:
-    beats_xv = "the cross-validated oracle beats the cross-validated fixed layer beyond the noise"
-    none = "no detectable difference"
-    assert headroom_case(_headroom(0.9, beats_xv, "W2S beats fixed beyond the noise")) \
-        == CASE_LEARNABLE
-    assert headroom_case(_headroom(0.9, beats_xv, none)) == CASE_STABLE
-    assert headroom_case(_headroom(0.05, none, none)) == CASE_NOTHING
-    assert headroom_case(_headroom(None, none, none)) == CASE_NOTHING
-    assert headroom_case(_headroom(0.6, none, none)) == CASE_UNDETERMINED
-    assert headroom_case({"retest": {"skipped": "given vectors"}, "xv": {},
-                          "learning_curve": {"rows": []}}) == CASE_UNDETERMINED
-    # a worse-than verdict is not a gain
-    assert headroom_case(_headroom(0.9, "the cross-validated oracle is worse than the "
-                                        "cross-validated fixed layer", none)) == CASE_UNDETERMINED
-    # the router block overrides the learning curve's last row
-    assert headroom_case(_headroom(0.9, beats_xv, none),
-                         {"diff_vs_fixed_verdict": "W2S beats fixed beyond the noise"}) \
-        == CASE_LEARNABLE
-
-
-def test_headroom_case_never_reads_missing_evidence_as_nothing() -> None:
-    none = "no detectable difference"
-    assert headroom_case({"xv": {"verdict": "too few informative items"},
-                          "retest": {"kappa": 0.1, "n": 40}}) == CASE_UNDETERMINED
-    assert headroom_case({"xv": {"verdict": none}}) == CASE_UNDETERMINED
-    assert headroom_case({"xv": {"verdict": none}, "retest": {"kappa": None, "n": 0}}) \
-        == CASE_UNDETERMINED
-    assert headroom_case({}) == CASE_UNDETERMINED
-
-
-def test_headroom_case_reads_the_primary_router() -> None:
-    rows = [{"n_train": 24, "router": "logreg", "verdict": "no detectable difference"},
-            {"n_train": 24, "router": "knn", "verdict": "W2S beats fixed beyond the noise"},
-            {"n_train": 12, "router": "knn", "verdict": "no detectable difference"}]
-    h = {"retest": {"kappa": 0.9, "n": 40}, "xv": {"verdict": "no detectable difference"},
-         "learning_curve": {"rows": rows}}
-    assert headroom_case(h, primary="knn") == CASE_LEARNABLE
-    assert headroom_case(h, primary="logreg") == CASE_UNDETERMINED
-    assert headroom_case(h) == CASE_UNDETERMINED  # the first router's rows

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import w2s_lens.evaluation.context as context
+import w2s_lens.evaluation.contrast_cache as contrast_cache
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.headroom_run import (
@@ -61,13 +61,13 @@ def test_helpers_split_seeded_and_balanced(control):
 
 def test_every_evaluation_carries_the_headroom(control, tmp_path, monkeypatch):
     calls = []
-    real = context.contrast_residuals
+    real = contrast_cache.contrast_residuals
 
     def count(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(context, "contrast_residuals", count)
+    monkeypatch.setattr(contrast_cache, "contrast_residuals", count)
     res = evaluate_examples(control.model, _split(control),
                             EvalConfig(**CFG, retest_max_items=8), tmp_path, progress=False)
     assert len(calls) == 1  # the halves' CAA vectors reuse the training contrasts

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import w2s_lens.evaluation.context as context
+import w2s_lens.evaluation.contrast_cache as contrast_cache
 import w2s_lens.evaluation.pipeline as ev
 import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
@@ -65,6 +65,50 @@ def test_rerun_resumes_sweeps(control, tmp_path, monkeypatch):
                               progress=False)
     assert again["methods"]["caa"]["variants"]["base"]["fixed"] == \
         first["methods"]["caa"]["variants"]["base"]["fixed"]
+
+
+def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
+    cfg = EvalConfig(**{**CFG, "routers": ("logreg", "knn"),
+                        "router_inputs": ("question", "options")})
+    res = evaluate_examples(control.model, _split(control), cfg, tmp_path, progress=False)
+    caa = res["methods"]["caa"]
+    names = ["logreg", "knn", "logreg@options", "knn@options"]
+    assert list(caa["variants"]["base"]["w2s"]) == names
+    assert res["router_inputs"] == ["question", "options"]
+    for name in names:  # every router tuned: splits, a chosen value, its grid
+        cv = caa["router_cv"][name]
+        assert cv.get("constant") or (cv["n_splits"] > 0 and cv["best_params"] and cv["grid"])
+    reading = caa["reading"]
+    assert set(reading["views"]) == {"question", "options"}
+    assert reading["text"].startswith(reading["headroom"]["reading"])
+    # only question-view routers become bundles: new prompts come without options
+    assert (tmp_path / "caa/routers/logreg/w2s.json").is_file()
+    assert not (tmp_path / "caa/routers/logreg@options").exists()
+    import csv
+
+    with open(tmp_path / "items.csv") as f:
+        rows = list(csv.DictReader(f))
+    sweeps = {r["sweep"] for r in rows}
+    assert sweeps == {"train", "base", "retest-1", "retest-2"}
+    train = [r for r in rows if r["sweep"] == "train"]
+    test = [r for r in rows if r["sweep"] == "base"]
+    assert len(train) == 24 and len(test) == 12
+    routing = RunDir(tmp_path).read_routing(tmp_path / "caa" / "base")
+    assert [int(r["route_logreg@options"]) for r in test] == \
+        routing["router_layer"]["logreg@options"]
+    assert all(r["route_logreg"] == "" for r in train)
+    best = [max(res["layers"], key=lambda layer: float(r[f"s_L{layer}"])) for r in test]
+    assert best == [int(r["best_layer"]) for r in test]
+
+    # other views on the same run directory: every sweep is reused, only routers refitted
+    def no_compute(*a, **k):
+        raise AssertionError("a finished sweep chunk was recomputed")
+
+    monkeypatch.setattr(sweep_mod, "fast_chunk", no_compute)
+    again = evaluate_examples(control.model, _split(control),
+                              replace(cfg, router_inputs=("question", "question+options")),
+                              tmp_path, progress=False)
+    assert "logreg@question+options" in again["methods"]["caa"]["variants"]["base"]["w2s"]
 
 
 def test_mirror_off_scores_each_presentation(control):
@@ -143,7 +187,7 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
     fitting step is spied on: no test id may reach it, and what it fits must be identical.
     """
     seen = {"contrast": [], "l2s": [], "router": []}
-    real_contrast, real_router = context.contrast_residuals, ev.LayerRouter.fit
+    real_contrast, real_router = contrast_cache.contrast_residuals, ev.LayerRouter.fit
     real_l2s = ev.L2SSteerer.fit
 
     def spy_contrast(model, examples, *a, **k):
@@ -158,7 +202,7 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
         seen["router"].append((self.kind, np.array(X, copy=True), np.array(S, copy=True)))
         return real_router(self, X, S, *a, **k)
 
-    monkeypatch.setattr(context, "contrast_residuals", spy_contrast)
+    monkeypatch.setattr(contrast_cache, "contrast_residuals", spy_contrast)
     monkeypatch.setattr(ev.L2SSteerer, "fit", spy_l2s)
     monkeypatch.setattr(ev.LayerRouter, "fit", spy_router)
     cfg = EvalConfig(**{**CFG, "method": "both", "routers": ("logreg",)})

@@ -74,3 +74,40 @@ def test_everything_reads_back_through_the_run_dir(run):
     routing = rd.read_routing(rd.sweep_dir("base", "caa"))
     assert len(routing["router_layer"]["logreg"]) == len(test) // 2
     assert rd.read_generations("caa") == []
+
+
+def test_a_run_written_before_the_router_views_resumes_with_them(tmp_path):
+    """run.json of an older version (length_norm, no views) resumes with today's config, and
+    settings applied after the sweeps (routers, views, variants, data_dir) may change."""
+
+    cfg = EvalConfig(readout="cloze", variants=("base",), data_dir="/old/checkout/data")
+    old = cfg.to_dict()
+    for key in ("scoring", "list_options", "router_inputs"):
+        old.pop(key)
+    old["length_norm"] = False
+    rd = RunDir(tmp_path / "run")
+    rd.write_run("evaluation", old, {})
+    now = EvalConfig(readout="cloze", variants=("base", "sys-pos"), data_dir="/new/data",
+                     router_inputs=("question", "options"), routers=("logreg",))
+    assert rd.prepare("evaluation", now.to_dict()) is True
+    with pytest.raises(ArtifactMismatch, match="scoring: 'sum' -> 'mean'"):
+        rd.prepare("evaluation", EvalConfig(readout="cloze", scoring="mean").to_dict())
+
+
+def test_a_resume_keeps_its_batch_size_and_says_how(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.write_run("evaluation", EvalConfig(batch_size=8).to_dict(), {})
+    with pytest.raises(ArtifactMismatch, match="batch_size: 8 -> 3.*give --batch-size 8"):
+        rd.prepare("evaluation", EvalConfig(batch_size=3).to_dict())
+    assert rd.prepare("evaluation", EvalConfig(batch_size=8, n_boot=10).to_dict()) is True
+
+
+def test_a_run_killed_in_its_first_write_resumes(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".run.json.abc123.tmp").write_text('{"kind": "eval')  # the kill landed mid-write
+    assert RunDir(run).prepare("evaluation", EvalConfig().to_dict()) is False
+    assert not list(run.iterdir())  # the half-written temporary is gone
+    (run / "stray.txt").write_text("x")  # anything else is still refused
+    with pytest.raises(ArtifactMismatch, match="not empty"):
+        RunDir(run).prepare("evaluation", EvalConfig().to_dict())

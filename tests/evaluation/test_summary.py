@@ -4,7 +4,6 @@ import pytest
 
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.headroom import CASE_UNDETERMINED, headroom_case
 from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
 from w2s_lens.evaluation.summary import (
     comparison_text,
@@ -100,8 +99,8 @@ def test_table_asks_whether_there_is_anything_to_learn(results):
         rows = [x for x in h["learning_curve"]["rows"] if x["router"] == "logreg"]
         assert part.count("    n_train=") == len(rows) == 1  # 12 training items: one size
         assert f"W2S−fixed {fmt_ci(rows[0]['diff'], rows[0]['ci'])}" in part
-        case = headroom_case(h, block["variants"]["base"]["w2s"]["logreg"])
-        assert f"  reading: {case}" in part
+        assert f"  reading: {block['reading']['text']}" in part
+        assert block["reading"]["text"].startswith(block["reading"]["headroom"]["reading"])
 
 
 def test_headroom_text_reads_a_skipped_retest_and_the_form_router():
@@ -115,4 +114,5 @@ def test_headroom_text_reads_a_skipped_retest_and_the_form_router():
     assert "retest: skipped (given vectors (--vectors))" in text
     assert "cross-validated" not in text  # nothing computed, nothing shown
     assert "answer-form router − fixed: +0.250 [+0.100,+0.400]  p=0.01" in text
-    assert text.endswith(f"reading: {CASE_UNDETERMINED}")
+    assert text.endswith("reading: headroom not measured; robustness not measured; "
+                         "question not run")

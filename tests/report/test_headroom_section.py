@@ -13,10 +13,6 @@ import numpy as np
 import pytest
 
 from w2s_lens.evaluation.headroom import (
-    CASE_LEARNABLE,
-    CASE_NOTHING,
-    CASE_STABLE,
-    KAPPA_STABLE,
     cross_validated_oracle,
     learning_curve,
     retest_agreement,
@@ -24,11 +20,10 @@ from w2s_lens.evaluation.headroom import (
 from w2s_lens.evaluation.metrics import evaluate_variant
 from w2s_lens.report.formatting import Doc, fmt_interval
 from w2s_lens.report.headroom_section import (
-    HEADROOM_RULE,
-    case_reading,
+    READING_RULES,
     has_headroom,
-    headroom_rule,
     headroom_section,
+    method_reading,
 )
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import make_router
@@ -89,30 +84,26 @@ def _page(results: dict) -> tuple[str, Doc]:
 
 
 def _reading(page: str) -> str:
-    return html.unescape(re.search(r'<p class="readout"><b>Reading: (.*?)</p>', page).group(1))
+    return html.unescape(re.search(r'<p class="readout"><b>Reading: (.*?)\.</b>',
+                                   page).group(1))
 
 
-def test_the_three_cases_are_read_from_measured_blocks(learnable, unpredictable, flat) -> None:
-    for results, case in ((learnable, CASE_LEARNABLE), (unpredictable, CASE_STABLE),
-                          (flat, CASE_NOTHING)):
-        page, _ = _page(results)
-        assert _reading(page).startswith(f"{case}.</b> ")
-    nothing = _reading(_page(flat)[0])
-    xv = flat["methods"]["caa"]["headroom"]["xv"]
-    assert "is a maximum over noise" in nothing
-    assert f"No per-input gain larger than {xv['mde']:+.3f} is likely" in nothing
-    assert "the per-input layer is real" in _reading(_page(unpredictable)[0])
+def test_readings_name_their_evidence_from_measured_blocks(learnable, unpredictable,
+                                                           flat) -> None:
+    learned, unlearned, nothing = (_reading(_page(r)[0]) for r in (learnable, unpredictable, flat))
+    assert learned.startswith("headroom; robust to re-estimating the vector")
+    assert learned.endswith("learned by question")
+    assert unlearned.startswith("headroom; robust to re-estimating the vector")
+    assert unlearned.endswith(("not learned by question at this power",
+                               "underpowered for question"))
+    assert nothing.startswith("no headroom; not robust to re-estimating the vector")
+    assert len({learned, unlearned, nothing}) == 3
 
 
 def test_the_rule_and_the_retest_numbers_are_shown(unpredictable) -> None:
     page, doc = _page(unpredictable)
     assert page.startswith('<h2 id="headroom">Is there anything to learn?</h2>')
-    rule = headroom_rule()
-    assert [x.split(":")[0] for x in rule[:3]] == [CASE_LEARNABLE, CASE_STABLE, CASE_NOTHING]
-    assert len(rule) == 4 and rule[3].startswith("otherwise undetermined")
-    assert f"κ below {KAPPA_STABLE:g}" in rule[2]
-    for line in rule:
-        assert "``" not in line and "**" not in line and ":data:" not in line
+    for line in READING_RULES:
         assert f"<li>{html.escape(line)}</li>" in page
     retest = unpredictable["methods"]["caa"]["headroom"]["retest"]
     assert retest["kappa"] > 0.5  # the halves see the same own layers
@@ -186,28 +177,23 @@ def test_missing_and_skipped_pieces_are_marked_not_measured(learnable) -> None:
     page, doc = _page(res)
     assert "CAA: cross-validated oracle not measured (vectors given with --vectors)." in page
     assert doc.n_figures == 0
-    # the W2S verdict of the table beats the fixed layer: learnable, whatever the retest says
-    assert _reading(page).startswith(f"{CASE_LEARNABLE}.</b> ")
+    # the W2S verdict of the table beats the fixed layer: learned, whatever the retest says
+    assert _reading(page).endswith("learned by question")
+    assert _reading(page).startswith("headroom not measured; robustness not measured")
     hr.clear()
     hr["skipped"] = "--no-retest"
     assert "CAA: not measured (--no-retest)." in _page(res)[0]
 
 
-def test_case_reading_without_a_w2s_block_reads_the_last_learning_curve_row(learnable) -> None:
-    hr = learnable["methods"]["caa"]["headroom"]
-    case, text = case_reading(hr, n=N)
-    last = hr["learning_curve"]["rows"][-2]  # size 24, logreg (the first router)
-    assert (last["n_train"], last["router"]) == (N, "logreg")
-    assert case == CASE_LEARNABLE
-    assert f"at {N} training items (logreg) W2S − fixed " in text
-    assert fmt_interval(last["diff"], last["ci"], N, unit=" test items") in text
-
-
-def test_the_rule_falls_back_to_the_report_s_words(monkeypatch) -> None:
-    from w2s_lens.report import headroom_section as section
-
-    def undocumented(headroom, w2s_block=None):
-        return CASE_NOTHING
-
-    monkeypatch.setattr(section, "headroom_case", undocumented)
-    assert headroom_rule() == list(HEADROOM_RULE)
+def test_a_stored_reading_and_the_router_tuning_are_shown(unpredictable) -> None:
+    res = copy.deepcopy(unpredictable)
+    block = res["methods"]["caa"]
+    block["reading"] = {**method_reading(res, block), "text": "stored words"}
+    block["router_cv"] = {"logreg": {"n_splits": 5, "best_params": {"C": 1e-05},
+                                     "at_grid_edge": True, "cv_score": -1.1,
+                                     "cv_scoring": "neg_log_loss"}}
+    page, _ = _page(res)
+    assert _reading(page) == "stored words"
+    row = re.search(r"<h4>Router tuning.*?<tbody><tr>(.*?)</tr>", page, re.S).group(1)
+    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    assert cells[:4] == ["logreg", "5", "C = 1e-05", "yes"]

@@ -210,7 +210,8 @@ def test_the_headroom_section_only_where_results_have_it(headroom_pages) -> None
     assert f'<td class="l">{retest["n_items"]}</td><td>12 + 12</td><td>100.0%</td>' in part
     assert '"x":["1","2","3"],"y":["1","2","3"]' in part
     assert measured["xv"]["verdict"].startswith("the cross-validated oracle beats")
-    assert '<p class="readout"><b>Reading: learnable, given data.</b>' in part
+    assert ('<p class="readout"><b>Reading: headroom; robust to re-estimating the vector; '
+            'learned by question.</b>') in part
     _no_external_scripts(page)
 
 

@@ -25,7 +25,7 @@ def test_page_is_self_contained_with_the_statement_figure_and_tables(rows) -> No
     assert "<script src=" not in page and page.count('class="plotly-graph-div"') == 1
     head = page.index("Primary comparison (stated before running)")
     assert head < page.index("plotly-graph-div") < page.index("<table>")
-    assert "(the <code>logreg</code> router" in page  # the statement's code span
+    assert "with the <code>logreg</code> router" in page  # the statement's code span
     assert "from <code>analysis/results/powered</code>" in page
     assert page.count("<table>") == len(study_tables(rows))
     for title, header, _ in study_tables(rows):

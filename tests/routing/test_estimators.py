@@ -12,8 +12,10 @@ from sklearn.preprocessing import StandardScaler
 from w2s_lens.routing.estimators import (
     CLASSIFIER_KINDS,
     CURVE_KINDS,
+    GRIDS,
     build_estimator,
     fit_estimator,
+    tuning_grid,
 )
 
 KINDS = CLASSIFIER_KINDS + CURVE_KINDS
@@ -55,4 +57,30 @@ def test_cv_info_describes_the_training_data(kind: str) -> None:
     info = fit_estimator(kind, X, S, seed=0).cv_info
     assert info["n_samples"] == 40
     assert set(info) >= {"n_splits", "best_params", "cv_score"}
-    assert info["n_splits"] == ("loo" if kind == "curve" else 5)
+    assert info["n_splits"] == 5
+    assert info["best_params"] and len(info["grid"]) >= 4
+    assert info["at_grid_edge"] == (info["grid"].index(next(iter(
+        info["best_params"].values()))) in (0, len(info["grid"]) - 1))
+    assert len(info["grid_scores"]) == len(info["grid"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_one_item_class_never_disables_tuning(kind: str) -> None:
+    """A best layer that labels a single training input used to skip cross-validation (no
+    stratified folds keep every class): the default C = 1.0 was fitted untuned."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 6))
+    labels = np.where(X[:, 0] > 0, 0, 1)
+    labels[7] = 2  # layer 2 is best for one input only
+    S = np.eye(3)[labels] + 0.01 * rng.normal(size=(60, 3))
+    info = fit_estimator(kind, X, S, seed=0).cv_info
+    assert info["n_splits"] == 5
+    assert info["cv_score"] is not None and np.isfinite(info["cv_score"])
+    assert "note" not in info
+
+
+def test_grids_reach_past_the_edges_chosen_so_far() -> None:
+    """C = 0.01, ridge alpha = 1e4 and k = 15 were grid edges in the powered study."""
+    assert min(GRIDS["logreg"][1]) <= 1e-5 and max(GRIDS["logreg"][1]) >= 10
+    assert max(a[0] for a in GRIDS["curve"][1]) >= 1e6
+    assert tuning_grid("knn", 200)[1][0] == 160 and 1 in tuning_grid("knn", 200)[1]

@@ -71,9 +71,10 @@ def test_tiny_data_and_singleton_class(kind: str) -> None:
     assert r.predict(X).shape == (9,)
     assert r.scores(X).shape == (9, 3)
     assert r.cv_info_["n_samples"] == 9
-    # two inputs, two classes: no CV possible, defaults are used
+    assert r.cv_info_["n_splits"] == 5  # the one-input class does not disable tuning
+    # two inputs, two classes: two folds, each training fold one input (a constant router)
     r2 = make_router(kind).fit(X[[0, 8]], S[[0, 8]])
-    assert r2.cv_info_["n_splits"] == 0
+    assert r2.cv_info_["n_splits"] == 2
     assert set(r2.predict(X).tolist()) <= {0, 2}
 
 

@@ -30,6 +30,10 @@ kind                     what is constructed → what the pipeline must report
                          cancel in the CAA mean); one reader layer → L2S beats CAA
 ``l2s-direction-layer``  own direction *and* own layer per family → only W2S over L2S
                          reaches the oracle
+``continuation``         cloze: the marker is the first token of both answers, not in the
+                         prompt; family f is steerable only at its own layer, read at the
+                         marker → best layers = the family layers, yet a router on the
+                         prompt's last token cannot know them (one on the answers can)
 =======================  ======================================================================
 
 The task (:mod:`w2s_lens.controls.synthetic_task`): a prompt is ``<bos> =X x.. F<m> x.. ?``
@@ -61,7 +65,10 @@ dimensions (:data:`DIMS`, :class:`~w2s_lens.controls.weights.Layout`): ``ONE`` (
 * **Readers**: the reader of marker m at layer l is four neurons gated on ``END`` (only the
   steered position), on ``MARK_COPY`` matching m's code and on the sign of ``KEY_COPY``, writing
   ``READOUT += gains[m, l] * (u_m · BEH) * KEY_COPY``. Steering with ``λ · 2 u_m`` there gives
-  slope ``4 gains[m, l]``.
+  slope ``4 gains[m, l]``. In the ``continuation`` kind the readers, the eraser and the letter
+  push are gated on ``IS_MARK`` instead of ``END``: they act at the marker, the first token of
+  both cloze continuations, whose ``MARK_COPY`` (head 1 attends to the marker itself) and
+  ``KEY_COPY`` are set as at ``?`` in the other kinds.
 * **Eraser**: two neurons per behaviour dimension in every layer, gated on ``END``, write
   ``-erase * BEH``: a feature added at layer l reaches a reader at layer ``l' >= l`` scaled by
   ``(1 - erase) ** (l' - l)`` (``erase = 1``: each layer's steering reaches only its own
@@ -234,7 +241,7 @@ def build_control(
         d_model: residual width (default: at least 32, with >= 12 junk dimensions).
         seed: seed of the weight noise, the junk embeddings, the codes and the null's gains.
         family_layers: each family's reader layer (numbers in ``1..n_layers-1``). Default:
-            ``positive`` and ``l2s-direction-layer`` spread the families over
+            ``positive``, ``l2s-direction-layer`` and ``continuation`` spread the families over
             ``1..n_layers-1``; ``negative``, ``l2s-direction`` and ``letter`` put every reader
             at ``n_layers // 2``. Not for ``null``, ``flat`` and ``linear``.
         letter_layers: two layers where a letter push of ``+letter_gain`` (answer A) and
@@ -242,7 +249,7 @@ def build_control(
             ``[1, n_layers - 1]``.
         n_filler: number of filler token types.
         erase: fraction α in [0, 1] erased per layer. Default 0.5; ``null``, ``flat``,
-            ``letter``: 1.
+            ``letter``, ``continuation``: 1.
         readout: reader gain w (the best slope is ``4 w``).
         letter_gain: gain of the letter push (default ``2 * readout``).
         spread: ``null``: relative spread of the per-id gains (default 0.25); ``flat``: of the

@@ -39,6 +39,10 @@ The kinds, as gains (w = ``readout``):
   steered by it at all (family 2 gets a third of its slope); every reader at one layer,
   erase 0.5.
 * ``l2s-direction-layer``: these directions with a different reader layer per family.
+* ``continuation``: the gains of ``positive`` (family f read at its own layer), erase 1, but
+  the readers sit at the *marker* (``read_at="IS_MARK"``), which is no longer in the prompt:
+  it is the first token of both answer continuations, ``(F<f>, A)`` and ``(F<f>, B)``, so the
+  family is invisible at the prompt's last token and the best layer is set by the answer.
 
 Example:
     >>> import numpy as np
@@ -57,19 +61,23 @@ import numpy as np
 from w2s_lens.controls.weights import Circuit
 
 __all__ = ["DEFAULT_ERASE", "DEFAULT_FAMILIES", "DEFAULT_LAYERS", "DEFAULT_SPREAD",
-           "FLAT_DIMS", "ID_KINDS", "KINDS", "Kind", "kind_circuit", "spread_layers"]
+           "FLAT_DIMS", "ID_KINDS", "KINDS", "Kind", "MARKER_READ_KINDS", "kind_circuit",
+           "spread_layers"]
 
 Kind = Literal["positive", "negative", "null", "letter", "linear", "l2s-direction",
-               "l2s-direction-layer", "flat"]
+               "l2s-direction-layer", "flat", "continuation"]
 #: Every kind :func:`~w2s_lens.controls.synthetic.build_control` builds.
 KINDS: tuple[str, ...] = ("positive", "negative", "null", "letter", "linear", "l2s-direction",
-                          "l2s-direction-layer", "flat")
+                          "l2s-direction-layer", "flat", "continuation")
 #: The kinds whose markers are random ids (each item draws one), not families.
 ID_KINDS = ("null", "flat")
+#: The kinds whose marker is the first token of the answer continuations (cloze examples),
+#: read there; the prompt carries no marker.
+MARKER_READ_KINDS = ("continuation",)
 #: Defaults of :func:`~w2s_lens.controls.synthetic.build_control` that differ by kind.
 DEFAULT_FAMILIES = {"null": 256, "flat": 256, "letter": 1, "linear": 1}
 DEFAULT_LAYERS = {"null": 6, "flat": 6}
-DEFAULT_ERASE = {"null": 1.0, "flat": 1.0, "letter": 1.0, "linear": 0.0}
+DEFAULT_ERASE = {"null": 1.0, "flat": 1.0, "letter": 1.0, "linear": 0.0, "continuation": 1.0}
 DEFAULT_SPREAD = {"flat": 0.4}
 #: ``flat``: behaviour dimensions besides e0 that the vector-estimate noise lives in.
 FLAT_DIMS = 64
@@ -106,7 +114,7 @@ def kind_circuit(kind: str, K: int, L: int, family_layers: list[int] | None,
     if kind == "flat":
         return _flat_circuit(K, L, letter_layers, readout, letter_gain, spread, erase, rng)
     if family_layers is None and kind not in ("null", "linear"):
-        spread_out = kind in ("positive", "l2s-direction-layer")
+        spread_out = kind in ("positive", "l2s-direction-layer", "continuation")
         family_layers = spread_layers(K, L) if spread_out else [max(1, L // 2)] * K
     gains = np.zeros((K, L))
     if kind == "null":
@@ -125,7 +133,8 @@ def kind_circuit(kind: str, K: int, L: int, family_layers: list[int] | None,
     if kind == "letter" and letter_layers is None:
         letter_layers = [1, L - 1]
     return Circuit(gains, directions, _letter_push(L, letter_layers, letter_gain), erase,
-                   linear=kind == "linear")
+                   linear=kind == "linear",
+                   read_at="IS_MARK" if kind in MARKER_READ_KINDS else "END")
 
 
 def _letter_push(L: int, letter_layers: list[int] | None, letter_gain: float) -> np.ndarray:

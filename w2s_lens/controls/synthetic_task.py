@@ -14,6 +14,15 @@ A prompt is ``<bos> =X x.. F<m> x.. ?``:
 The answer is the next token, ``A`` or ``B``; ``propensity = logit(matching) -
 logit(non-matching)``.
 
+The ``continuation`` kind (:data:`~w2s_lens.controls.synthetic_kinds.MARKER_READ_KINDS`) moves
+the marker out of the prompt and into the answers: the prompt is ``<bos> =X x.. ?``, drawn
+exactly as for the other kinds but without looking at the family (its fillers follow the seed,
+its key the item's index and the number of families in the pool), and the item is a *cloze*
+example whose two continuations are ``(F<m>, A)`` and ``(F<m>, B)`` (the matching one first).
+Both start with the marker, so the first token's log-probabilities cancel and ``propensity =
+logit(matching) - logit(non-matching)`` read at the marker, a position the sweep steers (from
+the last prompt token on).
+
 :class:`SyntheticTask` makes and reads these prompts; ``SyntheticControl``
 (:mod:`w2s_lens.controls.synthetic`) mixes it in and holds the fields it reads.
 
@@ -31,7 +40,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from w2s_lens.controls.synthetic_kinds import ID_KINDS
+from w2s_lens.controls.synthetic_kinds import ID_KINDS, MARKER_READ_KINDS
 from w2s_lens.controls.weights import BOS, FIRST_MARKER, KEY_A, KEY_B, QUERY, TOK_A, TOK_B
 from w2s_lens.data.examples import SWAP_SUFFIX, SteeringExample
 
@@ -75,8 +84,9 @@ class SyntheticTask:
         return FIRST_MARKER + family
 
     def family_of(self, example: SteeringExample) -> int:
-        """The family of an example, read from its marker token."""
-        found = [t - FIRST_MARKER for t in example.tokens
+        """The family of an example, read from its marker token (in the prompt, or in the
+        answer continuations for the ``continuation`` kind)."""
+        found = [t - FIRST_MARKER for t in example.tokens + example.matching_continuation
                  if FIRST_MARKER <= t < FIRST_MARKER + self.n_families]
         if len(found) != 1:
             raise ValueError(f"example {example.id!r} has {len(found)} marker tokens, not 1")
@@ -106,7 +116,12 @@ class SyntheticTask:
             both_orders: also return each item's letter-swapped presentation (key and answers
                 swapped, same fillers, id suffixed ``"~swap"``) right after it.
             families: the markers to use, e.g. disjoint halves of the null's ids for the
-                training and test splits, so no test id is ever seen in training.
+                training and test splits, so no test id is ever seen in training; a family
+                named twice gets twice the items (e.g. ``[0, 0, 1, 2]``).
+
+        For ``continuation`` the prompt is drawn without the marker (the same ``seed`` and
+        pool size give the same prompts whatever the families) and each example is a cloze
+        example with continuations ``(F<m>, matching letter)`` and ``(F<m>, other letter)``.
         """
         rng = np.random.default_rng(seed)
         pool = list(range(self.n_families)) if families is None else [int(f) for f in families]
@@ -128,6 +143,8 @@ class SyntheticTask:
                        + FIRST_MARKER + self.n_families]
             place = int(rng.integers(0, n_fill + 1))
             body = [*fillers[:place], self.family_token(family), *fillers[place:]]
+            if self.kind in MARKER_READ_KINDS:  # the marker goes into the answers instead
+                body = fillers
             ex = self._example(f"synthetic-{self.kind}:s{seed}:{i}", family, letter, body)
             out.append(ex)
             if both_orders:
@@ -140,6 +157,11 @@ class SyntheticTask:
         tokens[1] = KEY_B if tokens[1] == KEY_A else KEY_A
         new_id = (example.id[: -len(SWAP_SUFFIX)] if example.id.endswith(SWAP_SUFFIX)
                   else example.id + SWAP_SUFFIX)
+        if example.readout == "cloze":
+            return replace(example, id=new_id, text=self.to_text(tokens), tokens=tuple(tokens),
+                           matching_continuation=example.non_matching_continuation,
+                           non_matching_continuation=example.matching_continuation,
+                           matching_letter="B" if example.matching_letter == "A" else "A")
         return replace(
             example,
             id=new_id,
@@ -153,6 +175,12 @@ class SyntheticTask:
     def _example(self, ex_id: str, family: int, letter: str, body: list[int]) -> SteeringExample:
         tokens = [BOS, KEY_A if letter == "A" else KEY_B, *body, QUERY]
         match, other = (TOK_A, TOK_B) if letter == "A" else (TOK_B, TOK_A)
+        if self.kind in MARKER_READ_KINDS:
+            marker = self.family_token(family)
+            return SteeringExample(id=ex_id, text=self.to_text(tokens), tokens=tuple(tokens),
+                                   matching_letter=letter, group=f"family{family}",
+                                   matching_continuation=(marker, match),
+                                   non_matching_continuation=(marker, other))
         return SteeringExample(id=ex_id, text=self.to_text(tokens), tokens=tuple(tokens),
                                matching_token_id=match, non_matching_token_id=other,
                                matching_letter=letter, group=f"family{family}")

@@ -130,6 +130,10 @@ class Circuit:
         linear: no MLPs at all and a random unembedding: the logits are linear in the steering.
         reader_directions: optional ``[n_markers, n_layers, n_beh]``: the direction each
             marker's reader reads at each layer (default: the marker's own direction).
+        read_at: the :data:`DIMS` flag of the position where the readers, the eraser and the
+            letter push act and the answer is read: ``"END"`` (the query ``?``, the last
+            prompt token) or ``"IS_MARK"`` (the marker, e.g. the first token of a cloze
+            continuation that the sweep steers from the last prompt token on).
     """
 
     gains: np.ndarray
@@ -138,6 +142,11 @@ class Circuit:
     erase: float
     linear: bool = False
     reader_directions: np.ndarray | None = None
+    read_at: str = "END"
+
+    def __post_init__(self) -> None:
+        if self.read_at not in ("END", "IS_MARK"):
+            raise ValueError(f"read_at must be 'END' or 'IS_MARK', got {self.read_at!r}")
 
     def readers_at(self, layer: int) -> np.ndarray:
         """``[n_markers, n_beh]``: what each marker's reader at ``layer`` reads."""
@@ -264,6 +273,7 @@ class _Neurons:
 def _mlp(circ: Circuit, lay: Layout, codes: np.ndarray, layer: int,
          d_mlp: int) -> _Neurons:
     G, d = GATE, DIMS
+    at = d[circ.read_at]  # the reading position's flag: END (?) or IS_MARK (the marker)
     g_code = G / code_margin(codes)
     mlp = _Neurons(lay.d_model, d_mlp)
 
@@ -281,10 +291,10 @@ def _mlp(circ: Circuit, lay: Layout, codes: np.ndarray, layer: int,
             for sl, sk, sign in [(1, 1, 1), (-1, -1, 1), (1, -1, -1), (-1, 1, -1)]:
                 mlp.add({d["LETTER"]: sl, d["KEY_COPY"]: sk, **gate}, -1.0 + gate_bias,
                         along(direction, sign))
-    if circ.erase > 0:  # the eraser: -α x_p at the steered (END) position
+    if circ.erase > 0:  # the eraser: -α x_p at the steered reading position
         for dim in lay.beh:
             for sign in (1.0, -1.0):
-                mlp.add({dim: sign, d["END"]: G}, -G, {dim: -circ.erase * sign})
+                mlp.add({dim: sign, at: G}, -G, {dim: -circ.erase * sign})
     readers = np.flatnonzero(circ.gains[:, layer])
     if len(readers):  # readers: READOUT += w * b * KEY_COPY, four neurons per marker
         signs = torch.tensor([(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)])
@@ -294,14 +304,14 @@ def _mlp(circ: Circuit, lay: Layout, codes: np.ndarray, layer: int,
         W_in[lay.beh] = (torch.tensor(circ.readers_at(layer), dtype=torch.float32)[m]
                          * sb[:, None]).T
         W_in[lay.mark_copy] = g_code * torch.tensor(codes, dtype=torch.float32)[m].T
-        W_in[d["END"]], W_in[d["KEY_COPY"]] = G, sk * G / 2
+        W_in[at], W_in[d["KEY_COPY"]] = G, sk * G / 2
         W_out = torch.zeros(len(m), lay.d_model)
         W_out[:, d["READOUT"]] = torch.tensor(circ.gains[:, layer], dtype=torch.float32)[m] \
             * sb * sk
         mlp.add_block(W_in, torch.full((len(m),), -g_code - G - G / 2), W_out)
     if circ.letter_push[layer] != 0:  # the letter push: READOUT += g * BEH0 (any key)
         for sb in (1.0, -1.0):
-            mlp.add({lay.beh[0]: sb, d["END"]: G}, -G,
+            mlp.add({lay.beh[0]: sb, at: G}, -G,
                     {d["READOUT"]: float(circ.letter_push[layer]) * sb})
     return mlp
 

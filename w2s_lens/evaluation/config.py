@@ -33,17 +33,23 @@ from w2s_lens.choices import (
     METHODS,
     POSITIONS,
     READOUTS,
+    ROUTER_INPUTS,
     ROUTER_KINDS,
     SCALES,
+    SCORINGS,
     VARIANTS,
 )
+from w2s_lens.routing.views import router_name, split_router_name
 from w2s_lens.steering.l2s import L2SConfig
 
-__all__ = ["ConfigError", "EvalConfig", "METHODS", "Method"]
+__all__ = ["ConfigError", "EvalConfig", "METHODS", "Method", "router_name", "split_router_name",
+           "upgrade_config"]
 
 
 Readout = Literal["letter", "cloze"]
-SweepPositions = Literal["from_last", "all"]
+SweepPositions = Literal["from_last", "all", "prompt"]
+Scoring = Literal["sum", "mean", "first"]
+RouterInput = Literal["question", "options", "question+options", "minilm"]
 Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
 RouterKind = Literal["logreg", "mlp", "curve", "knn"]
 Method = Literal["caa", "l2s", "both"]
@@ -56,7 +62,8 @@ DType = Literal["auto", "float32", "bfloat16", "float16"]
 # the Literal types above spell out w2s_lens.choices; keep them in step
 for _lit, _names in ((Variant, VARIANTS), (RouterKind, ROUTER_KINDS), (Engine, ENGINES),
                      (EmbeddingKind, EMBEDDINGS), (Readout, READOUTS), (Method, METHODS),
-                     (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES)):
+                     (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES),
+                     (Scoring, SCORINGS), (RouterInput, ROUTER_INPUTS)):
     assert typing.get_args(_lit) == _names, (_lit, _names)
 
 
@@ -86,12 +93,19 @@ class EvalConfig:
         readout: ``letter`` (A/B logit difference) or ``cloze`` (option texts scored).
         mirror: letter readout: sweep both letter orders of every item and average them, so a
             pure "answer A vs answer B" push cancels (the default; no effect on cloze).
-        length_norm: cloze readout: divide each option's log-probability by its length.
+        scoring: cloze readout: an option's summed log-probability (``sum``), its mean per
+            token (``mean``) or its first token only (``first``).
+        list_options: cloze readout: the prompt lists both option texts (without letters)
+            under the question, so the router's input holds what the readout scores.
         method: ``caa`` (one vector per layer), ``l2s`` (a vector per input) or ``both``.
         engine, positions: see :func:`w2s_lens.sweep.runner.run_sweep`.
         scale, fraction: multiplier scale (see :mod:`w2s_lens.steering.scales`).
-        embedding, embedding_layer: the routers' input (see :mod:`w2s_lens.routing.embeddings`).
+        embedding, embedding_layer: the ``question`` view's embedding (see
+            :mod:`w2s_lens.routing.embeddings`).
         routers, primary_router: router kinds to fit; the primary one is called "W2S".
+        router_inputs: what the routers see (:mod:`w2s_lens.routing.views`): every router kind
+            is fitted once per view; the ``question`` view's routers keep their kind as name,
+            the others are named ``"<kind>@<view>"``.
         both_orders: train vectors on both letter orders (False: the paper's single order).
         cross_fit: folds for the training labels and the fixed layer: each training item is
             swept with vectors fitted without it (0: in-sample, biased upwards).
@@ -126,7 +140,8 @@ class EvalConfig:
     multipliers: tuple[float, ...] = DEFAULT_MULTIPLIERS
     readout: Readout = "letter"
     mirror: bool = True
-    length_norm: bool = False
+    scoring: Scoring = "sum"
+    list_options: bool = False
     method: Method = "caa"
     engine: Engine = "fast"
     positions: SweepPositions = "from_last"
@@ -135,6 +150,7 @@ class EvalConfig:
     embedding: EmbeddingKind = "resid-last"
     embedding_layer: int | None = None
     routers: tuple[RouterKind, ...] = ROUTER_KINDS
+    router_inputs: tuple[RouterInput, ...] = ("question",)
     primary_router: RouterKind = "logreg"
     both_orders: bool = True
     cross_fit: int = 5
@@ -149,13 +165,16 @@ class EvalConfig:
     max_rows: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("variants", "routers", "multipliers"):
+        for name in ("variants", "routers", "multipliers", "router_inputs"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, (list, tuple)):
                 raise ConfigError(f"EvalConfig.{name} must be a sequence, got {value!r}")
             object.__setattr__(self, name, tuple(value))
         if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(sorted({int(x) for x in self.layers})))
+            given = [int(x) for x in self.layers]
+            if len(set(given)) != len(given):
+                raise ConfigError(f"EvalConfig.layers names a layer twice: {self.layers!r}")
+            object.__setattr__(self, "layers", tuple(sorted(given)))
         if isinstance(self.l2s, dict):
             object.__setattr__(self, "l2s", L2SConfig(**self.l2s))
         hints = typing.get_type_hints(EvalConfig)
@@ -173,8 +192,10 @@ class EvalConfig:
         if not 0.0 < self.train_fraction < 1.0:
             raise ConfigError(f"EvalConfig.train_fraction must be in (0, 1), got "
                               f"{self.train_fraction!r}")
-        if not self.fraction > 0:
-            raise ConfigError(f"EvalConfig.fraction must be > 0, got {self.fraction!r}")
+        if not 0 < self.fraction < float("inf"):
+            raise ConfigError(f"EvalConfig.fraction must be finite, > 0: {self.fraction!r}")
+        if not all(-float("inf") < m < float("inf") for m in self.multipliers):
+            raise ConfigError(f"EvalConfig.multipliers must be finite: {self.multipliers!r}")
         if self.layers is not None and (not self.layers or self.layers[0] < 0):
             raise ConfigError(f"EvalConfig.layers must be non-negative layer numbers, got "
                               f"{self.layers!r}")
@@ -189,10 +210,16 @@ class EvalConfig:
                               f"{self.method!r}")
         if not self.routers:
             raise ConfigError("EvalConfig.routers must name at least one router kind")
+        if not self.router_inputs or len(set(self.router_inputs)) != len(self.router_inputs):
+            raise ConfigError("EvalConfig.router_inputs must name at least one view, each once, "
+                              f"got {self.router_inputs!r}")
+        if self.readout != "cloze" and (self.scoring != "sum" or self.list_options):
+            raise ConfigError("EvalConfig.scoring and list_options apply to the cloze readout "
+                              f"only (readout={self.readout!r})")
         if self.primary_router not in self.routers:
             raise ConfigError(f"EvalConfig.primary_router {self.primary_router!r} is not among "
                               f"the routers {self.routers}")
-        for name in ("mirror", "length_norm", "both_orders", "retest"):
+        for name in ("mirror", "list_options", "both_orders", "retest"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"EvalConfig.{name} must be True or False")
 
@@ -200,6 +227,34 @@ class EvalConfig:
     def methods(self) -> tuple[str, ...]:
         """The base methods this run evaluates: ``("caa",)``, ``("l2s",)`` or both."""
         return ("caa", "l2s") if self.method == "both" else (self.method,)
+
+    @property
+    def router_names(self) -> tuple[str, ...]:
+        """Every fitted router's name, view by view: ``"logreg"`` (question view),
+        ``"logreg@options"``, ...
+
+        Example:
+            >>> EvalConfig(routers=("logreg",), router_inputs=("question", "options")).router_names
+            ('logreg', 'logreg@options')
+        """
+        return tuple(router_name(k, v) for v in self.router_inputs for k in self.routers)
+
+    @property
+    def primary_name(self) -> str:
+        """The name of the router called "W2S": the primary kind on the question view (on
+        the first view when the question view is not fitted).
+
+        Example:
+            >>> EvalConfig(router_inputs=("options",)).primary_name
+            'logreg@options'
+        """
+        view = "question" if "question" in self.router_inputs else self.router_inputs[0]
+        return router_name(self.primary_router, view)
+
+    @property
+    def length_norm(self) -> bool:
+        """Whether cloze options are scored by their mean per-token log-probability."""
+        return self.readout == "cloze" and self.scoring == "mean"
 
     @property
     def mirrored(self) -> bool:
@@ -218,13 +273,29 @@ class EvalConfig:
     def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
         """Rebuild a config from :meth:`to_dict` output; unknown keys are refused by name."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(upgrade_config(data)) - known)
         if unknown:
             raise ConfigError(f"unknown EvalConfig field(s) {unknown}")
-        kw = dict(data)
+        kw = upgrade_config(data)
         if kw.get("layers") is not None:
             kw["layers"] = tuple(kw["layers"])
         return cls(**kw)
+
+
+def upgrade_config(data: dict[str, Any]) -> dict[str, Any]:
+    """An older config dump in today's fields: ``length_norm`` (a bool until 0.3) becomes
+    ``scoring``; fields added since keep their defaults.
+
+    Example:
+        >>> upgrade_config({"readout": "cloze", "length_norm": True})["scoring"]
+        'mean'
+    """
+    kw = dict(data)
+    if "length_norm" in kw:
+        legacy = kw.pop("length_norm")
+        if "scoring" not in kw:
+            kw["scoring"] = "mean" if legacy else "sum"
+    return kw
 
 
 def _check_int(name: str, value: Any, low: int | None, optional: bool) -> None:

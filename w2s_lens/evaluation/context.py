@@ -25,9 +25,11 @@ from transformer_lens import HookedTransformer
 
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.contrast_cache import cached_contrasts
 from w2s_lens.evaluation.rundir import RunDir
 from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
-from w2s_lens.steering.activations import ContrastActivations, contrast_residuals
+from w2s_lens.routing.views import view_features
+from w2s_lens.steering.activations import ContrastActivations
 from w2s_lens.steering.scales import layer_scales
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, caa_from_differences
 from w2s_lens.sweep.runner import SweepResult, run_sweep
@@ -138,15 +140,20 @@ class EvalContext:
                         and config.engine == "fast" else None)
         self.l2s_input = (default_layer(model) if config.l2s.input_layer is None
                           else int(config.l2s.input_layer))
+        n = model.cfg.n_layers
+        for name, layer in (("embedding_layer", self.emb_layer),
+                            ("l2s.input_layer", self.l2s_input)):
+            if not 0 <= layer < n:  # before any forward pass
+                raise ConfigError(f"EvalConfig.{name} {layer} is outside this model's layers "
+                                  f"0..{n - 1}")
         self.acts: ContrastActivations | None = None
         if config.vectors is not None:  # given vectors: they never saw the training items
             self.caa = swept_vectors(SteeringVectors.load(config.vectors, model=model),
                                      self.layers, config.vectors)
         else:
             log.info("contrast pairs: one pass over %d training pairs", len(exs.vector_train))
-            self.acts = contrast_residuals(
-                model, exs.vector_train, self.layers, input_layer=self.l2s_input,
-                batch_size=config.batch_size, progress=progress)
+            self.acts = cached_contrasts(rd, model, exs.vector_train, self.layers,
+                                         self.l2s_input, config.batch_size, progress)
             self.caa = caa_from_differences(model, self.acts.diffs, exs.vector_train,
                                             self.layers, dataset=config.dataset,
                                             resid_norms=self.acts.answer_resid_norms)
@@ -163,7 +170,7 @@ class EvalContext:
                         positions=self.config.positions, layer_scale=self.scales,
                         out_dir=folder, chunk_size=self.config.chunk_size,
                         progress=self.progress, desc=f"{method} sweep {where}",
-                        capture_layer=self.capture, length_norm=self.config.length_norm,
+                        capture_layer=self.capture, scoring=self.config.scoring,
                         max_rows=self.config.max_rows)
         res.metadata.update({"multiplier_scale": self.config.scale, "split": where,
                              "method": method})
@@ -185,6 +192,21 @@ class EvalContext:
             return np.asarray(res.captured, dtype=np.float32)
         return embed_examples(self.model, exs, self.config.embedding, self.emb_layer,
                               self.config.batch_size)
+
+    def views(self, exs: list[SteeringExample], res: SweepResult) -> dict[str, np.ndarray]:
+        """Router inputs per presentation for every view of ``config.router_inputs``
+        (:mod:`w2s_lens.routing.views`), aligned with ``res``: ``{view: [n, features]}``.
+
+        Example:
+            >>> {v: x.shape for v, x in ctx.views(exs, res).items()}  # doctest: +SKIP
+            {'question': (48, 896), 'options': (48, 1794)}
+        """
+        question = self.embed(exs, res) if "question" in self.config.router_inputs or \
+            "question+options" in self.config.router_inputs else None
+        cache: dict[str, np.ndarray] = {}
+        return {v: view_features(v, question, self.model, exs, self.emb_layer,
+                                 self.config.batch_size, cache)
+                for v in self.config.router_inputs}
 
     def vector_norms(self, vecs: SteeringVectors | InputVectors) -> list[float]:
         """Mean norm per swept layer of the vectors an input is steered with (λ = 1).

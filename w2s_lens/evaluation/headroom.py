@@ -1,18 +1,13 @@
 """Is there a per-input layer to learn? Retest stability, the cross-validated oracle and the
-learning curve.
+learning curve: the measurements :mod:`w2s_lens.evaluation.evidence` reads.
 
-Three situations look alike in a W2S − fixed interval that contains 0, and these diagnostics
-tell them apart:
-
-* **nothing to learn**: an input's best layer is not a stable property of the input. Two sweeps
-  with vectors fitted on disjoint halves of the training items disagree about it (agreement near
-  its chance level, Cohen's κ near 0), and choosing each input's layer under one half and scoring
-  it under the other gains nothing over a fixed layer chosen the same way: the in-sample
-  oracle's gain was a maximum over noise.
-* **stable but not predictable**: the halves agree (κ well above 0) and the cross-validated
-  oracle beats the cross-validated fixed layer, but the router's gain stays at 0 however many
-  training items it sees (a flat learning curve).
-* **learnable, given data**: the learning curve rises with the number of training items.
+* the **retest**: two sweeps of the same test items with vectors fitted on disjoint halves of
+  the training items; how far they agree on each item's best layer (agreement, chance, κ).
+  Forward passes are deterministic, so this is robustness to re-estimating the vector;
+* the **cross-validated oracle**: each item's layer chosen under one half and scored under the
+  other, against a fixed layer chosen the same way: the headroom a router could have, free of
+  the in-sample oracle's max-over-noise bias;
+* the **learning curve**: W2S − fixed as the number of training items grows.
 
 Pure numpy on steerability matrices ``[n_items, n_layers]``; the learning curve fits routers
 (:mod:`w2s_lens.routing.routers`) on nested subsets of the training items' sweeps, so it needs
@@ -21,24 +16,19 @@ no extra forward passes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.stats
 
-from w2s_lens.evaluation.paired import VERDICT_TOO_FEW, paired_comparison
+from w2s_lens.evaluation.paired import paired_comparison
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import make_router
 
 __all__ = [
-    "CASE_LEARNABLE",
-    "CASE_NOTHING",
-    "CASE_STABLE",
-    "CASE_UNDETERMINED",
     "cross_validated_oracle",
     "form_router",
-    "headroom_case",
     "learning_curve",
     "learning_sizes",
     "nested_subsets",
@@ -273,73 +263,3 @@ def form_router(
     groups = {g: int(np.argmax(s[train == g].mean(axis=0))) for g in sorted(set(train.tolist()))}
     chosen = np.asarray([groups.get(str(f), int(fallback_idx)) for f in test_forms], dtype=int)
     return chosen, groups
-
-
-#: The three cases (and the fallback) :func:`headroom_case` reads.
-CASE_NOTHING = "nothing to learn"
-CASE_STABLE = "stable but not predictable"
-CASE_LEARNABLE = "learnable, given data"
-CASE_UNDETERMINED = "undetermined"
-#: Below this Cohen's κ two halves' best layers count as unstable.
-KAPPA_STABLE = 0.2
-
-
-def _beats(verdict: Any) -> bool:
-    """Whether a paired verdict says its first side beats the second (any names)."""
-    return str(verdict or "").endswith("beyond the noise")
-
-
-def headroom_case(
-    headroom: Mapping[str, Any],
-    w2s_block: Mapping[str, Any] | None = None,
-    primary: str | None = None,
-) -> str:
-    """Which of the three cases the headroom diagnostics point to.
-
-    The rule, in order:
-
-    * **learnable, given data**: W2S − fixed at the largest training size beats the fixed layer
-      (the last learning-curve row of the primary router, or ``w2s_block``'s verdict);
-    * **stable but not predictable**: the cross-validated oracle beats the cross-validated
-      fixed layer, but W2S does not;
-    * **nothing to learn**: the cross-validated comparison was informative (not "too few
-      informative items") and found no gain, and the retest ran on at least one item with κ
-      below :data:`KAPPA_STABLE` (or undefined because one layer wins everywhere);
-    * otherwise **undetermined** (e.g. stable best layers without a cross-validated gain, a
-      retest that was skipped or missing, too few informative items): missing evidence is
-      never read as "nothing".
-
-    Args:
-        headroom: ``results["methods"][m]["headroom"]`` (``retest``, ``xv``,
-            ``learning_curve``).
-        w2s_block: optional router block whose ``diff_vs_fixed_verdict`` overrides the
-            learning curve's last row.
-        primary: the primary router's kind, whose learning-curve rows are read (default: the
-            first router in the rows).
-
-    Example:
-        >>> headroom_case({"retest": {"kappa": 0.05, "n": 40}, "xv": {"verdict": "no detectable "
-        ...                "difference"}, "learning_curve": {"rows": []}})
-        'nothing to learn'
-    """
-    xv = headroom.get("xv") or {}
-    retest = headroom.get("retest") or {}
-    rows = (headroom.get("learning_curve") or {}).get("rows") or []
-    if w2s_block is not None:
-        w2s_beats = _beats(w2s_block.get("diff_vs_fixed_verdict"))
-    else:
-        if primary is None and rows:
-            primary = rows[0]["router"]
-        mine = [r for r in rows if r["router"] == primary]
-        last = max(mine, key=lambda r: r["n_train"], default=None)
-        w2s_beats = last is not None and _beats(last.get("verdict"))
-    if w2s_beats:
-        return CASE_LEARNABLE
-    if _beats(xv.get("verdict")):
-        return CASE_STABLE
-    kappa = retest.get("kappa")
-    informative = bool(xv) and xv.get("verdict") not in (None, VERDICT_TOO_FEW)
-    retested = "skipped" not in retest and (retest.get("n") or retest.get("n_items") or 0) > 0
-    if informative and retested and (kappa is None or kappa < KAPPA_STABLE):
-        return CASE_NOTHING
-    return CASE_UNDETERMINED

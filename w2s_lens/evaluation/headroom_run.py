@@ -50,6 +50,7 @@ from w2s_lens.evaluation.headroom import (
 from w2s_lens.evaluation.method_vectors import fit_l2s, l2s_data, l2s_test_vectors
 from w2s_lens.evaluation.metrics import evaluate_variant
 from w2s_lens.evaluation.rundir import RETEST_PREFIX
+from w2s_lens.routing.views import router_name
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, caa_from_differences
 from w2s_lens.sweep.runner import SweepResult
 
@@ -174,10 +175,11 @@ def retest_block(ctx: EvalContext, method: str) -> tuple[dict[str, Any], dict[st
     return retest, xv
 
 
-def learning_block(ctx: EvalContext, train: SweepResult, x_train: np.ndarray,
-                   test: SweepResult, x_test: np.ndarray) -> dict[str, Any]:
-    """The learning curve of every router kind (primary first) from the sweeps already made:
-    ``{"rows", "sizes", "strata", "note"}``.
+def learning_block(ctx: EvalContext, train: SweepResult, x_train: dict[str, np.ndarray],
+                   test: SweepResult, x_test: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The learning curve from the sweeps already made: every router kind (primary first) on
+    the question view, and the primary kind on every other view (rows named like the routers,
+    e.g. ``logreg@options``): ``{"rows", "sizes", "strata", "note"}``.
 
     Example:
         >>> learning_block(ctx, train_view, x_train, base_view, x_base)["sizes"]  # doctest: +SKIP
@@ -186,9 +188,14 @@ def learning_block(ctx: EvalContext, train: SweepResult, x_train: np.ndarray,
     cfg = ctx.config
     kinds = [cfg.primary_router, *(k for k in cfg.routers if k != cfg.primary_router)]
     sizes = learning_sizes(train.steerability.shape[0])
-    rows = learning_curve(train.steerability, x_train, test.steerability, x_test, kinds,
-                          strata=unit_strata(ctx.exs.sweep_train, train.units), sizes=sizes,
-                          repeats=LEARNING_REPEATS, seed=cfg.seed, n_boot=cfg.n_boot)
+    strata = unit_strata(ctx.exs.sweep_train, train.units)
+    rows = []
+    for view in cfg.router_inputs:
+        view_kinds = kinds if view == "question" else kinds[:1]
+        for row in learning_curve(train.steerability, x_train[view], test.steerability,
+                                  x_test[view], view_kinds, strata=strata, sizes=sizes,
+                                  repeats=LEARNING_REPEATS, seed=cfg.seed, n_boot=cfg.n_boot):
+            rows.append({**row, "router": router_name(row["router"], view)})
     return {"rows": rows, "sizes": sizes, "repeats": LEARNING_REPEATS,
             "strata": "matching letter", "note": LEARNING_NOTE}
 
@@ -220,8 +227,9 @@ def form_router_block(ctx: EvalContext, train: SweepResult, test: SweepResult,
     return block
 
 
-def method_headroom(ctx: EvalContext, method: str, train: SweepResult, x_train: np.ndarray,
-                    test: SweepResult, x_test: np.ndarray) -> dict[str, Any]:
+def method_headroom(ctx: EvalContext, method: str, train: SweepResult,
+                    x_train: dict[str, np.ndarray], test: SweepResult,
+                    x_test: dict[str, np.ndarray]) -> dict[str, Any]:
     """``{"retest", "xv", "learning_curve"}`` of one method (see the module docstring).
 
     Example:

@@ -134,7 +134,8 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
     chosen = train if split == "train" else test
     if not train or not chosen:
         raise ConfigError(f"the split left {len(train)} training and {len(test)} test items")
-    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt)
+    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt,
+                          list_options=config.list_options)
     pairs = fmt.format_many(balanced(train) if config.both_orders else train, "base")
     shown = balanced(chosen) if config.mirrored else chosen
     examples = fmt.format_many(shown, variant, readout=config.readout)
@@ -157,7 +158,7 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
     result = run_sweep(model, vectors, examples, layers=layers, multipliers=config.multipliers,
                        engine=config.engine, positions=config.positions, layer_scale=scales,
                        out_dir=rd.path, chunk_size=config.chunk_size, progress=progress,
-                       capture_layer=capture, length_norm=config.length_norm,
+                       capture_layer=capture, scoring=config.scoring,
                        max_rows=config.max_rows)
     result.metadata.update({"multiplier_scale": config.scale, "split": split,
                             "variant": variant})

@@ -45,12 +45,14 @@ from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
 from w2s_lens.data.datasets import ABItem, balanced, train_test_split
-from w2s_lens.data.examples import SteeringExample
+from w2s_lens.data.examples import SteeringExample, fit_context
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import EvalContext, resolve_layers, unique
+from w2s_lens.evaluation.evidence import read_evidence
 from w2s_lens.evaluation.forms import row_forms
 from w2s_lens.evaluation.headroom_run import form_router_block, method_headroom
+from w2s_lens.evaluation.item_table import ITEMS_FILE, item_rows, write_items
 from w2s_lens.evaluation.method_vectors import (
     caa_train_vectors,
     l2s_test_vectors,
@@ -62,6 +64,7 @@ from w2s_lens.evaluation.runlock import hold
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import LayerRouter
+from w2s_lens.routing.views import split_router_name, view_embedding_name
 from w2s_lens.steering.activations import hook_name
 from w2s_lens.steering.l2s import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, model_name
@@ -123,16 +126,22 @@ def prepare_examples(
     if not train or not test:
         raise ConfigError(f"the split left {len(train)} training and {len(test)} test items; "
                           "give more items or change train_fraction")
-    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt)
+    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt,
+                          list_options=config.list_options)
 
     def shown(its: list[ABItem]) -> list[ABItem]:
         return balanced(its) if config.mirrored else its
 
+    n_ctx = model.cfg.n_ctx
+
+    def formatted(its: list[ABItem], variant: str, **kw: Any) -> list[SteeringExample]:
+        # refused, naming the items, before any forward pass: nothing longer than the context
+        return fit_context(fmt.format_many(its, variant, **kw), n_ctx)
+
     return SplitExamples(
-        vector_train=fmt.format_many(balanced(train) if config.both_orders else train, "base"),
-        sweep_train=fmt.format_many(shown(train), "base", readout=config.readout),
-        test={v: fmt.format_many(shown(test), v, readout=config.readout)
-              for v in config.variants},
+        vector_train=formatted(balanced(train) if config.both_orders else train, "base"),
+        sweep_train=formatted(shown(train), "base", readout=config.readout),
+        test={v: formatted(shown(test), v, readout=config.readout) for v in config.variants},
         prompt_format=fmt.settings(),
         test_questions=[it.question for it in test],
     )
@@ -144,21 +153,25 @@ def prepare_examples(
 def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringExample],
                    routers: dict[str, LayerRouter], fixed_idx: int,
                    train_best: np.ndarray
-                   ) -> tuple[dict[str, Any], dict[str, Any], SweepResult, np.ndarray]:
+                   ) -> tuple[dict[str, Any], dict[str, Any], SweepResult, dict[str, np.ndarray]]:
     """Fixed vs W2S vs oracles on one test sweep, with the diagnostics its readout allows:
     the letter oracle on single-order letter rows only (a mirrored row has no one letter),
     the form oracle on cloze rows, and each letter order on its own when mirrored.
 
     Returns:
         the variant's results block, its ``routing.json`` record, the scored view of the sweep
-        and the router inputs aligned with it.
+        and the router inputs (view -> array) aligned with it.
     """
     cfg, layers = ctx.config, ctx.layers
-    x_pres = ctx.embed(test_exs, pres)
+    x_pres = ctx.views(test_exs, pres)
     test = ctx.view(pres)
-    x_test = ctx.per_input(pres, x_pres)
-    idx = {k: r.predict(x_test) for k, r in routers.items()}
-    scores = {k: r.scores(x_test) for k, r in routers.items()}
+    x_test = {v: ctx.per_input(pres, x) for v, x in x_pres.items()}
+
+    def route(xs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: r.predict(xs[split_router_name(k)[1]]) for k, r in routers.items()}
+
+    idx = route(x_test)
+    scores = {k: r.scores(x_test[split_router_name(k)[1]]) for k, r in routers.items()}
     cloze = cfg.readout == "cloze"
     letters = test.matching_letters if not cloze and test is pres else None
     forms = row_forms(test_exs, test.units, ctx.model.tokenizer) if cloze else None
@@ -169,9 +182,8 @@ def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringE
     block["single_order"] = None
     if test is not pres:  # the letter-dependent diagnostic: each order on its own
         block["single_order"] = evaluate_variant(
-            pres.steerability, pres.matching_letters, fixed_idx,
-            {k: r.predict(x_pres) for k, r in routers.items()}, None, layers=layers,
-            n_boot=cfg.n_boot, seed=cfg.seed, train_best_idx=train_best)
+            pres.steerability, pres.matching_letters, fixed_idx, route(x_pres), None,
+            layers=layers, n_boot=cfg.n_boot, seed=cfg.seed, train_best_idx=train_best)
     return block, {
         "ids": test.ids, "fixed_layer": int(layers[fixed_idx]),
         "oracle_layer": [int(layers[i]) for i in np.argmax(test.steerability, axis=1)],
@@ -193,25 +205,30 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
     # training sweep → labels, fixed layer, routers (mirrored: one row per item)
     train_pres = ctx.sweep(train_vecs, exs.sweep_train, "train", method)
     train = ctx.view(train_pres)
-    x_train = ctx.per_input(train_pres, ctx.embed(exs.sweep_train, train_pres))
+    x_train = {v: ctx.per_input(train_pres, x)
+               for v, x in ctx.views(exs.sweep_train, train_pres).items()}
     s_train = train.steerability
     fixed_idx = fixed_layer(s_train)
     train_best = best_layers(s_train)  # the cross-fitted training labels
     routers: dict[str, LayerRouter] = {}
     bundles: dict[str, W2S] = {}
-    for kind in cfg.routers:
+    for name in cfg.router_names:
+        kind, view = split_router_name(name)
         router = LayerRouter(kind, seed=cfg.seed, model=model_name(ctx.model),
-                             dataset=cfg.dataset, embedding=ctx.emb_name, layers=layers,
-                             hook="resid_pre", readout=cfg.readout)
-        routers[kind] = router.fit(x_train, s_train)
+                             dataset=cfg.dataset, layers=layers, hook="resid_pre",
+                             embedding=view_embedding_name(view, ctx.emb_name),
+                             readout=cfg.readout)
+        routers[name] = router.fit(x_train[view], s_train)
+        if view != "question":  # a bundle routes new prompts, which come without options
+            continue
         bundles[kind] = W2S(ctx.model, router, steerer, cfg.embedding, ctx.emb_layer,
                             exs.prompt_format or {}, cfg.readout, cfg.mirrored, ctx.scales,
                             cfg.positions, layers[fixed_idx])
         if rd is not None:
             bundles[kind].save(rd.router_dir(method, kind))
-    if cfg.generations and rd is not None and exs.test_questions:
+    if cfg.generations and rd is not None and exs.test_questions and bundles:
         log.info("%s: generating for %d test prompts", method, cfg.generations)
-        rd.write_generations(method, [bundles[cfg.primary_router].compare(q) for q in
+        rd.write_generations(method, [next(iter(bundles.values())).compare(q) for q in
                                       exs.test_questions[: cfg.generations]])
 
     variants: dict[str, Any] = {}
@@ -232,7 +249,7 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
 
     base = variants["base"]
     fixed_mean = base["fixed"]["steerability"]
-    w2s_mean = base["w2s"][cfg.primary_router]["steerability"]
+    w2s_mean = base["w2s"][cfg.primary_name]["steerability"]
     counts = dict(zip(*np.unique(train_best, return_counts=True)))
     return {
         "fixed_layer": int(layers[fixed_idx]),
@@ -246,6 +263,8 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
         "w2s_over_fixed": (w2s_mean / fixed_mean) if fixed_mean and fixed_mean > 0 else None,
         "variants": variants,
         "headroom": headroom,
+        "reading": read_evidence(headroom, base["w2s"], fixed_mean, cfg.primary_router,
+                                 cfg.router_inputs),
     }
 
 
@@ -300,10 +319,14 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
         "dataset": config.dataset,
         "readout": config.readout,
         "mirror": config.mirrored,
-        "length_norm": config.length_norm if config.readout == "cloze" else False,
+        "length_norm": config.length_norm,
+        "scoring": config.scoring if config.readout == "cloze" else None,
+        "positions": config.positions,
+        "list_options": config.list_options,
         "methods_run": list(config.methods),
         "layers": ctx.layers,
         "routers": list(config.routers),
+        "router_inputs": list(config.router_inputs),
         "primary_router": config.primary_router,
         "embedding": ctx.emb_name,
         "n_train": len(ctx.train_units),
@@ -335,6 +358,8 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
             "versions": library_versions(),
         })
         rd.write_results(results)
+        write_items(rd.path / ITEMS_FILE, [row for m in config.methods
+                                           for row in item_rows(rd, m, config.mirrored)])
     return results
 
 

@@ -55,6 +55,7 @@ from w2s_lens.artifacts import (
     write_json,
     write_text,
 )
+from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.sweepfiles import (
     EXAMPLES_FILE,
     GENERATIONS_FILE,
@@ -73,8 +74,17 @@ RUN_FILE = "run.json"
 RETEST_PREFIX = "retest-"
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
-#: settings that do not change results: a rerun may differ in them and still resume
-_IGNORED = ("n_boot", "batch_size", "max_rows", "device")
+#: settings that do not change results: a rerun may differ in them and still resume (not
+#: ``batch_size``: padding moves the training contrasts, and so the vectors every sweep is
+#: keyed by, in their last float bits, so a resume keeps the batch size it started with)
+_IGNORED = ("n_boot", "max_rows", "device")
+#: settings an evaluation applies after its sweeps (routers, what they see, which test
+#: variants are swept, generations): a rerun that changes them reuses every sweep already made
+#: and recomputes only what depends on them
+_AFTER_SWEEPS = ("routers", "primary_router", "router_inputs", "variants", "generations",
+                 # where the dataset files lie (a checkout elsewhere); the sweeps' chunks
+                 # record digests of the items' ids and tokens, so other items are refused
+                 "data_dir")
 
 
 class RunDir(SweepFiles):
@@ -111,6 +121,7 @@ class RunDir(SweepFiles):
             raise ArtifactMismatch(f"--out {self.path} is an existing file, not a directory")
         self._refuse_legacy()
         run_file = self.path / RUN_FILE
+        self._clear_stale_temporaries()
         if not run_file.is_file():
             if self.path.is_dir() and any(self.path.iterdir()):
                 raise ArtifactMismatch(f"{self.path} is not empty and holds no {RUN_FILE}; "
@@ -121,15 +132,35 @@ class RunDir(SweepFiles):
         if old.get("kind") != kind:
             raise ArtifactMismatch(f"{self.path} holds a {old.get('kind')!r} run, not a {kind!r} "
                                    "one; use another --out directory")
-        before = {k: v for k, v in (old.get("config") or {}).items() if k not in _IGNORED}
-        now = {k: v for k, v in _jsonable(config).items() if k not in _IGNORED}
+        ignored = _IGNORED + (_AFTER_SWEEPS if kind == "evaluation" else ())
+        old_cfg, new_cfg = old.get("config") or {}, _jsonable(config)
+        if kind == "evaluation":  # both in today's fields, defaults filled in
+            old_cfg, new_cfg = _current(old_cfg), _current(new_cfg)
+        before = {k: v for k, v in old_cfg.items() if k not in ignored}
+        now = {k: v for k, v in new_cfg.items() if k not in ignored}
         diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if diff:
             shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff[:6])
+            keep = (f"; to resume it, give --batch-size {before.get('batch_size')}"
+                    if diff == ["batch_size"] else "")
             raise ArtifactMismatch(f"{self.path} holds a run with other settings ({shown}); "
-                                   "use another --out directory, or delete it to start over")
+                                   "use another --out directory, or delete it to start over"
+                                   + keep)
         log.info("%s holds this run already: resuming", self.path)
         return True
+
+    def _clear_stale_temporaries(self) -> None:
+        """Remove the temporary files of writes a killed run left half done (``.NAME.*.tmp``
+        next to the run's own files, see :func:`~w2s_lens.artifacts.atomic_path`): they hold
+        nothing a resume needs, and a run killed in its very first write would otherwise look
+        like a foreign, non-empty directory. Only called by :meth:`prepare`, i.e. before this
+        process writes anything, under the run lock when the pipeline holds it."""
+        if not self.path.is_dir():
+            return
+        for tmp in self.path.glob(".*.tmp"):
+            if tmp.is_file():
+                log.info("removing %s, left by an interrupted write", tmp)
+                tmp.unlink(missing_ok=True)
 
     def _refuse_legacy(self) -> None:
         if (self.path / "vectors.json").is_file() or (self.path / "sweep_ids.json").is_file():
@@ -207,6 +238,16 @@ class RunDir(SweepFiles):
                  if p.is_dir() and (p / "sweep.json").is_file()
                  and (retest or not p.name.startswith(RETEST_PREFIX))]
         return sorted(found, key=lambda s: (s != "train", s.startswith(RETEST_PREFIX), s))
+
+
+def _current(config: Mapping[str, Any]) -> dict[str, Any]:
+    """An evaluation config dump as today's :class:`EvalConfig` writes it (older dumps
+    upgraded, fields added since at their defaults); unreadable dumps are compared as they are.
+    """
+    try:
+        return _jsonable(EvalConfig.from_dict(dict(config)).to_dict())
+    except (ConfigError, TypeError):
+        return dict(config)
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

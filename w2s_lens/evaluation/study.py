@@ -46,14 +46,19 @@ from w2s_lens.evaluation.table_rows import FDR_Q, summary_rows, table_rows
 __all__ = ["DONE", "NOT_RUN", "PRIMARY_COMPARISON", "PRIMARY_ROUTER", "STUDY_COLUMNS",
            "UNREADABLE", "dataset_rows", "router_diffs", "study_rows", "study_summary"]
 
-#: The primary comparison as ``analysis/powered_study.py`` states it before running.
+#: The primary comparisons of the fair study as ``analysis/powered_study.py`` states them before
+#: running.
 PRIMARY_COMPARISON = (
-    "Per dataset: W2S (the `logreg` router on the residual at the middle layer) − the best "
-    "fixed layer, on the BASE test items, the paired 95% interval and the exact sign-flip test "
-    "(one-sided 2.5%), with Benjamini-Hochberg across the datasets of the study at the same "
-    "level. Everything else — other routers, L2S, the cross-validated oracle, retest "
-    "agreement, the learning curve, the letter-readout and paper-protocol rows, the 1.5B "
-    "rows — is secondary.")
+    "Per dataset, on the BASE test items: (1) W2S with the `logreg` router on the *question* "
+    "view (the residual at the middle layer of the unanswered prompt, as in the paper) − the "
+    "best fixed layer; (2) the same router on the *options* view (the residual over each "
+    "option's tokens read as a continuation of the prompt: matching − non-matching, their mean "
+    "and their token counts) − the best fixed layer. Each: the paired 95% interval and the exact "
+    "sign-flip test (one-sided 2.5%), with Benjamini-Hochberg across the datasets of the study "
+    "row, each comparison its own BH family. Everything else (other router kinds and views, the "
+    "cross-validated oracle, the retest, the learning curve, the OOD variants, the 1.5B rows) is "
+    "secondary. Every router is tuned by cross-validation on the training items (`router_cv` in "
+    "each `results.json`).")
 #: The router the plan names as W2S (results mark theirs as ``primary_router``).
 PRIMARY_ROUTER = "logreg"
 DONE, NOT_RUN, UNREADABLE = "done", "not run", "unreadable"

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from w2s_lens.evaluation.headroom import headroom_case
+from w2s_lens.evaluation.evidence import reading_words
 from w2s_lens.evaluation.paired import paired_test_name, verdict_of
 
 __all__ = ["comparison_text", "fmt_ci", "headroom_text", "ratio_line", "results_table"]
@@ -94,8 +94,8 @@ def _p(x: Any) -> str:
 def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
     """The "Is there anything to learn?" block of one method: retest agreement, chance and κ,
     the cross-validated oracle − fixed with its interval and p, the primary router's learning
-    curve, the answer-form router (cloze runs) and the case
-    :func:`~w2s_lens.evaluation.headroom.headroom_case` reads from them.
+    curve, the answer-form router (cloze runs) and the reading
+    :func:`~w2s_lens.evaluation.evidence.read_evidence` stored (or reads) from them.
 
     >>> h = {"retest": {"skipped": "given vectors"}, "xv": {"skipped": "given vectors"},
     ...      "learning_curve": {"rows": [], "note": "n"}}
@@ -103,7 +103,7 @@ def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
     Is there anything to learn? (caa, base test items)
       retest: skipped (given vectors)
       learning curve (logreg; n): –
-      reading: undetermined
+      reading: headroom not measured; robustness not measured; question not run
     """
     h = block["headroom"]
     retest, xv = h.get("retest") or {}, h.get("xv") or {}
@@ -133,8 +133,7 @@ def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
         lines.append(f"  answer-form router − fixed: "
                      f"{fmt_ci(form.get('diff_vs_fixed'), form.get('diff_vs_fixed_ci'))}  "
                      f"p={_p(form.get('diff_vs_fixed_p'))}  {form.get('diff_vs_fixed_verdict')}")
-    w2s = (base.get("w2s") or {}).get(primary)
-    lines.append(f"  reading: {headroom_case(h, w2s)}")
+    lines.append(f"  reading: {reading_words(block, primary)}")
     return "\n".join(lines)
 
 

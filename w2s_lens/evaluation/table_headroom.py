@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from w2s_lens.evaluation.headroom import headroom_case
+from w2s_lens.evaluation.evidence import reading_words
 from w2s_lens.evaluation.summary import fmt_ci
 
 __all__ = ["HEADROOM_COLUMNS", "headroom_cells", "headroom_markdown"]
@@ -37,7 +37,7 @@ def headroom_cells(block: Mapping[str, Any], base: Mapping[str, Any],
                    primary: str) -> dict[str, Any]:
     """The :data:`HEADROOM_COLUMNS` of one method's base row: retest agreement and κ, the
     cross-validated oracle − fixed with its interval and p, the answer-form router − fixed
-    (cloze runs), and the case :func:`~w2s_lens.evaluation.headroom.headroom_case` reads;
+    (cloze runs), and the reading (:func:`~w2s_lens.evaluation.evidence.reading_words`);
     all None for results without headroom diagnostics.
 
     Example:
@@ -53,7 +53,7 @@ def headroom_cells(block: Mapping[str, Any], base: Mapping[str, Any],
     return {"agreement": retest.get("agreement"), "kappa": retest.get("kappa"),
             "xv_diff": xv.get("diff"), "xv_lo": ci[0], "xv_hi": ci[1], "xv_p": xv.get("p"),
             "form_router_diff": form.get("diff_vs_fixed"),
-            "case": headroom_case(h, (base.get("w2s") or {}).get(primary))}
+            "case": reading_words(block, primary)}
 
 
 def headroom_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -70,7 +70,7 @@ def headroom_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     out = ["", "Is there anything to learn? (base test items: retest of vectors from two "
            "halves of the training items, cross-validated oracle, learning curve)", "",
            "| dataset | method | readout | retest agreement | κ | xv-oracle − xv-fixed [95% CI] "
-           "| p | W2S − fixed | MDE | form router − fixed | case |", "|" + "---|" * 11]
+           "| p | W2S − fixed | MDE | form router − fixed | reading |", "|" + "---|" * 11]
     for r in base:
         out.append(f"| {r['dataset']} | {r['method']} | {r['readout']} | "
                    f"{_f(r.get('agreement'), '.2f')} | {_f(r.get('kappa'), '+.2f')} | "

@@ -1,6 +1,6 @@
 """The report's "Is there anything to learn?" section: per method, the headroom diagnostics of
-``results["methods"][m]["headroom"]`` (:mod:`w2s_lens.evaluation.headroom`) and which of the
-three cases they point to.
+``results["methods"][m]["headroom"]`` (:mod:`w2s_lens.evaluation.headroom`), the reading that
+names its evidence (:mod:`w2s_lens.evaluation.evidence`) and how each router was tuned.
 
 * the **retest**: the two halves' best layers as an agreement matrix (a heatmap labelled with
   layer numbers), agreement against chance, Cohen's κ, agreement within one layer, the median
@@ -9,7 +9,8 @@ three cases they point to.
   layer, W2S and the in-sample oracle of the results table (a table and a bar figure);
 * the **learning curve**: W2S − fixed with its interval against the number of training items,
   one trace per router, with the router and majority-layer accuracies (a figure and a table);
-* a reading in words of :func:`~w2s_lens.evaluation.headroom.headroom_case`, with its rule.
+* the reading (stored in ``results.json``, or made from the stored diagnostics for older
+  results) with its rules, and each router's tuning (``router_cv``).
 
 Results without headroom blocks (older runs, runs with ``--no-retest``) get no section; a
 method without one, in a run where another has one, is marked "not measured".
@@ -24,17 +25,14 @@ Example:
 
 from __future__ import annotations
 
-import inspect
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from w2s_lens.evaluation.headroom import (
-    CASE_LEARNABLE,
-    CASE_NOTHING,
-    CASE_STABLE,
-    KAPPA_STABLE,
-    headroom_case,
+from w2s_lens.evaluation.evidence import (
+    HEADROOM_FRACTION,
+    KAPPA_ROBUST,
+    POWER_RATIO,
+    read_evidence,
 )
 from w2s_lens.report import plots_headroom, plots_results
 from w2s_lens.report.formatting import (
@@ -49,43 +47,22 @@ from w2s_lens.report.formatting import (
 )
 from w2s_lens.report.readings import diff_test_text, mde_reading, router_verdict
 
-__all__ = ["HEADROOM_RULE", "case_reading", "has_headroom", "headroom_rule", "headroom_section"]
+__all__ = ["READING_RULES", "has_headroom", "headroom_section", "method_reading"]
 
-#: The rule of :func:`~w2s_lens.evaluation.headroom.headroom_case` in the report's words, where
-#: its docstring cannot be read (:func:`headroom_rule` reads the rule from there).
-HEADROOM_RULE: tuple[str, ...] = (
-    f"{CASE_LEARNABLE}: W2S beats the fixed layer at the largest training size;",
-    f"{CASE_STABLE}: the cross-validated oracle beats the cross-validated fixed layer, but W2S "
-    "does not;",
-    f"{CASE_NOTHING}: the cross-validated oracle does not beat it and the retest κ is below "
-    f"{KAPPA_STABLE:g} (or undefined because one layer wins everywhere);",
-    "otherwise undetermined.",
+#: How the readings are made, in the report's words (the rule of
+#: :func:`w2s_lens.evaluation.evidence.read_evidence`).
+READING_RULES: tuple[str, ...] = (
+    f"headroom: the cross-validated oracle beats the cross-validated fixed layer beyond the "
+    f"noise (sign-flip test, one-sided 2.5%) and by at least {HEADROOM_FRACTION:.0%} of the "
+    "fixed layer's effect;",
+    f"robust to re-estimating the vector: retest κ of at least {KAPPA_ROBUST:g} between the "
+    "best layers under vectors from two halves of the training items (forward passes are "
+    "deterministic, so this is all the retest measures);",
+    "learned by view V: W2S with the primary router on that view beats the fixed layer beyond "
+    "the noise;",
+    f"not learned by view V at this power: it does not, and its minimal detectable difference "
+    f"is at most {POWER_RATIO:.0%} of the headroom; otherwise underpowered for V.",
 )
-_RULE = re.compile(r"The rule, in order:\s*\n(.*?)\n\s*\n", re.S)
-_ROLE = re.compile(r":(?:data|func|mod):`~?([\w.]+)`")
-
-
-def headroom_rule() -> list[str]:
-    """The rule of :func:`~w2s_lens.evaluation.headroom.headroom_case`, one string per case,
-    read from its docstring (so the report shows the rule the code applies), in plain text:
-    markup dropped, :data:`~w2s_lens.evaluation.headroom.KAPPA_STABLE` as its value;
-    :data:`HEADROOM_RULE` if the docstring has no rule.
-
-    >>> headroom_rule()[0].startswith("learnable, given data: ")
-    True
-    """
-    m = _RULE.search(inspect.getdoc(headroom_case) or "")
-    if m is None:
-        return list(HEADROOM_RULE)
-
-    def plain(text: str) -> str:
-        text = _ROLE.sub(lambda r: (f"{KAPPA_STABLE:g}" if r.group(1).endswith("KAPPA_STABLE")
-                                    else r.group(1).rsplit(".", 1)[-1]), text)
-        text = re.sub(r"\*\*(.+?)\*\*", r"\1", text).replace("``", "")
-        return " ".join(text.split())
-
-    items = [plain(x) for x in re.split(r"^\s*\*\s+", m.group(1), flags=re.M) if x.strip()]
-    return items or list(HEADROOM_RULE)
 
 
 #: The two sides of the cross-validated comparison, as its test's text names them.
@@ -119,72 +96,21 @@ def _base(results: Mapping[str, Any], block: Mapping[str, Any]) -> tuple[dict, d
     return dict(vres), dict(((vres.get("w2s") or {}).get(router) or {}) if router else {})
 
 
-def _retest_text(retest: Mapping[str, Any]) -> str:
-    if "skipped" in retest:
-        return f"the retest was not measured ({retest['skipped']})"
-    kappa = _num(retest.get("kappa"))
-    return (f"the two halves agree on {_pct(retest.get('agreement'))} of the items' best layers "
-            f"against {_pct(retest.get('chance'))} by chance, κ "
-            f"{'undefined' if kappa is None else f'= {kappa:.2f}'}")
+def method_reading(results: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored reading of one method (:func:`~w2s_lens.evaluation.evidence.read_evidence`),
+    or, for results written before readings were stored, the reading made now from the stored
+    diagnostics.
 
-
-def _xv_text(xv: Mapping[str, Any], n: Any) -> str:
-    if not xv or "skipped" in xv:
-        return "the cross-validated oracle was not measured"
-    return (f"cross-validated oracle − fixed "
-            f"{fmt_interval(xv.get('diff'), xv.get('ci'), n, unit=' test items')}: "
-            f"{router_verdict(_paired(xv))}")
-
-
-def _last_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    last = max((r.get("n_train") or 0 for r in rows), default=None)
-    return [r for r in rows if r.get("n_train") == last]
-
-
-def case_reading(headroom: Mapping[str, Any], w2s_block: Mapping[str, Any] | None = None,
-                 in_sample_gain: float | None = None, n: Any = None) -> tuple[str, str]:
-    """``(case, reading)``: :func:`~w2s_lens.evaluation.headroom.headroom_case` of a headroom
-    block and what its numbers say, in words.
-
-    >>> case, text = case_reading({"retest": {"agreement": 0.3, "chance": 0.3, "kappa": 0.0,
-    ...                                       "n": 40},
-    ...                            "xv": {"diff": 0.0, "verdict": "no detectable difference"},
-    ...                            "learning_curve": {"rows": []}}, in_sample_gain=0.4)
-    >>> case, text[:37]
-    ('nothing to learn', 'The halves do not agree beyond chance')
+    >>> method_reading({"primary_router": "logreg"}, {"headroom": {}})["text"]
+    'headroom not measured; robustness not measured; question not run'
     """
-    case = headroom_case(headroom, w2s_block)
-    retest = headroom.get("retest") or {}
-    xv = headroom.get("xv") or {}
-    rows = (headroom.get("learning_curve") or {}).get("rows") or []
-    stab, xvt = _retest_text(retest), _xv_text(xv, n)
-    parts = [] if w2s_block is None else [f"results table: {router_verdict(w2s_block)}"]
-    if rows:
-        r = _last_rows(rows)[0]
-        parts.append(f"at {r.get('n_train')} training items ({r.get('router')}) W2S − fixed "
-                     f"{fmt_interval(r.get('diff'), r.get('ci'), n, unit=' test items')}: "
-                     f"{r.get('verdict')}")
-    curve = "; ".join(parts) or "no learning curve"
-    gain = "" if in_sample_gain is None else f" ({_signed(in_sample_gain)} over the fixed layer)"
-    if case == CASE_LEARNABLE:
-        text = (f"W2S beats the fixed layer ({curve}): there is a per-input layer, and the "
-                "router learns it from the prompt embedding.")
-    elif case == CASE_STABLE:
-        text = (f"Best layers are stable ({stab}) and the cross-validated oracle beats the "
-                f"cross-validated fixed layer ({xvt}), but W2S does not beat the fixed layer "
-                f"({curve}): the per-input layer is real, and the router does not predict it "
-                "from the embedding with this many training items.")
-    elif case == CASE_NOTHING:
-        mde = _num(xv.get("mde"))
-        text = (f"The halves do not agree beyond chance ({stab}) and the cross-validated oracle "
-                f"does not beat the cross-validated fixed layer ({xvt}): an item's best layer "
-                f"is not a stable property of the item, and the in-sample oracle's gain{gain} "
-                "is a maximum over noise." + ("" if mde is None else
-                                              f" No per-input gain larger than {_signed(mde)} "
-                                              "is likely (80% power)."))
-    else:
-        text = (f"The diagnostics fit none of the three cases: {stab}; {xvt}; {curve}.")
-    return case, text
+    if block.get("reading"):
+        return dict(block["reading"])
+    base = (block.get("variants") or {}).get("base") or {}
+    return read_evidence(block.get("headroom") or {}, base.get("w2s") or {},
+                         (base.get("fixed") or {}).get("steerability"),
+                         results.get("primary_router") or "logreg",
+                         results.get("router_inputs") or ("question",))
 
 
 def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
@@ -201,18 +127,12 @@ def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
     if not has_headroom(results):
         return
     doc.h(2, "Is there anything to learn?", "headroom")
-    doc.p("Three situations look alike when W2S − fixed is not detectably above 0. Nothing to "
-          "learn: an item's best layer is not stable between two sweeps of the test items with "
-          "vectors fitted on disjoint halves of the training items, and the in-sample oracle's "
-          "gain is a maximum over noise. Stable but not predictable: the halves agree and the "
-          "cross-validated oracle (each item's layer chosen under one half and scored under "
-          "the other) beats the cross-validated fixed layer, but routers do not gain at any "
-          "training size. Learnable, given data: the learning curve rises.")
-    doc.add("<p>Which case the numbers point to, in order (the rule of "
-            "<code>w2s_lens.evaluation.headroom.headroom_case</code>):</p><ul>"
-            + "".join(f"<li>{_e(x)}</li>" for x in headroom_rule()) + "</ul>")
-    doc.p("Here the W2S verdict read is the one of the results table (base variant, primary "
-          "router); the learning curve's last row is shown beside it.")
+    doc.p("Each method is read in parts that name their evidence: is there headroom (a "
+          "per-item layer worth more than the fixed one, cross-validated), are the best layers "
+          "robust to re-estimating the vector, and does a router learn the headroom from what "
+          "it sees (each router view: the question, the options, both, or a text embedding).")
+    doc.add("<p>The rules (<code>w2s_lens.evaluation.evidence.read_evidence</code>):</p><ul>"
+            + "".join(f"<li>{_e(x)}</li>" for x in READING_RULES) + "</ul>")
     for method, block in methods.items():
         name = plots_results.method_label(method)
         hr = (block or {}).get("headroom")
@@ -223,22 +143,51 @@ def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
         if "skipped" in hr:
             doc.note(f"{name}: not measured ({hr['skipped']}).")
             continue
-        _method_part(doc, results, name, hr, *_base(results, block))
+        _method_part(doc, results, name, hr, *_base(results, block), block)
 
 
 def _method_part(doc: Doc, results: Mapping[str, Any], name: str, hr: Mapping[str, Any],
-                 vres: Mapping[str, Any], w: Mapping[str, Any]) -> None:
+                 vres: Mapping[str, Any], w: Mapping[str, Any],
+                 method_block: Mapping[str, Any]) -> None:
     n = vres.get("n")
     fixed, oracle = vres.get("fixed") or {}, vres.get("oracle") or {}
     gain = (None if _num(oracle.get("steerability")) is None
             or _num(fixed.get("steerability")) is None
             else float(oracle["steerability"]) - float(fixed["steerability"]))
-    block = {"diff_vs_fixed_verdict": router_verdict(w)} if w else None
-    case, text = case_reading(hr, block, gain, n)
-    doc.add(f'<p class="readout"><b>Reading: {_e(case)}.</b> {_e(text)}</p>')
+    _reading_part(doc, method_reading(results, method_block), gain)
+    _tuning_part(doc, method_block.get("router_cv") or {})
     _retest_part(doc, results, name, hr.get("retest") or {})
     _xv_part(doc, results, name, hr.get("xv") or {}, vres, w, gain)
     _curve_part(doc, results, name, hr.get("learning_curve") or {}, n)
+
+
+def _reading_part(doc: Doc, reading: Mapping[str, Any], gain: float | None) -> None:
+    doc.add(f'<p class="readout"><b>Reading: {_e(reading.get("text", "–"))}.</b></p>')
+    hr, rob = reading.get("headroom") or {}, reading.get("robustness") or {}
+    rows = [["headroom", _e(hr.get("text", "–"))], ["robustness", _e(rob.get("text", "–"))]]
+    for view, v in (reading.get("views") or {}).items():
+        ci = v.get("ci") or [None, None]
+        rows.append([f"view: {view}", _e(f"{v.get('reading')}: W2S − fixed "
+                                         f"{fmt_interval(v.get('diff'), ci)}, p "
+                                         f"{_plain(v.get('p'))}, MDE {_plain(v.get('mde'))}")])
+    if gain is not None:
+        rows.append(["in-sample oracle − fixed", _signed(gain) + " (biased upwards)"])
+    doc.table(["part", "reading and evidence"], rows, left={0, 1})
+
+
+def _tuning_part(doc: Doc, router_cv: Mapping[str, Any]) -> None:
+    if not router_cv:
+        return
+    doc.h(4, "Router tuning (cross-validated on the training items)")
+    rows = []
+    for name, cv in router_cv.items():
+        chosen = ", ".join(f"{k} = {v}" for k, v in (cv.get("best_params") or {}).items())
+        edge = cv.get("at_grid_edge")
+        rows.append([name, cv.get("n_splits", "–"), chosen or cv.get("note", "–"),
+                     "–" if edge is None else ("yes" if edge else "no"),
+                     _plain(cv.get("cv_score")), cv.get("cv_scoring", "–")])
+    doc.table(["router", "folds", "chosen", "at a grid edge", "cv score", "score"], rows,
+              left={0, 2})
 
 
 def _retest_part(doc: Doc, results: Mapping[str, Any], name: str,

@@ -1,0 +1,169 @@
+"""Where does the cloze headroom come from? Readout and intervention ablations on the same items.
+
+Under the cloze readout the same items, vectors and model show a per-item best layer worth
++0.4 to +0.8 (cross-validated) that the letter readouts do not have. Each row here removes one
+ingredient of the cloze measurement, on the same items (split seed 0, the first 96 + 96 of the
+letter-balanced split), the study's 7-layer grid, CAA, Qwen2.5-Coder-0.5B, and every router
+view:
+
+=================  ====================================================================
+variant            what changes against ``baseline`` (cloze, from the last prompt token
+                   on, summed option log-probabilities, raw vectors, options hidden)
+=================  ====================================================================
+``baseline``       nothing
+``prompt-only``    steer the prompt only (``--positions prompt``): the option tokens
+                   are reached through attention alone
+``all-positions``  steer every token (``--positions all``)
+``first-token``    score the first option token only (``--scoring first``)
+``mean``           length-normalised scoring (``--scoring mean``)
+``relative``       λ = 1 is the same fraction of the residual norm at every layer
+                   (``--scale relative``)
+``listed``         the prompt lists both options (no letters) above the answer
+                   (``--list-options``): the router's input holds what is scored
+=================  ====================================================================
+
+Each (variant, dataset) is one ``analysis/reproduce_table.py`` run into
+``$W2S_RUNS_DIR/ablation/<variant>/<dataset>`` (resumable), copied when finished to
+``analysis/results/ablation/<variant>/<dataset>/`` (``results.json``, ``run.json``,
+``items.csv``, ``run_log.json``) and committed with ``--commit``. ``--table`` writes
+``analysis/results/ablation/ablation_table.csv`` and ``.md`` from whatever has finished: one
+row per dataset × variant with the fixed steerability and its interval, the cross-validated
+headroom with its interval, the retest κ, the best-layer histogram and W2S − fixed per router
+view (the primary router kind).
+
+Usage:
+    python analysis/ablation_study.py --list
+    python analysis/ablation_study.py --pending --workers 2 --commit
+    python analysis/ablation_study.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from powered_study import GRID_05B, TWO, Row, run_many, runs_root  # noqa: E402
+
+RESULTS = HERE / "results" / "ablation"
+N_ITEMS = 96
+_BASE = ("--readout", "cloze", "--layers", GRID_05B, "--method", "caa")
+#: variant -> the arguments it adds to the baseline's
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "baseline": (),
+    "prompt-only": ("--positions", "prompt"),
+    "all-positions": ("--positions", "all"),
+    "first-token": ("--scoring", "first"),
+    "mean": ("--scoring", "mean"),
+    "relative": ("--scale", "relative"),
+    "listed": ("--list-options",),
+}
+#: One row per variant, in the order ``--pending`` runs them.
+PLAN = tuple(Row(name, "qwen2.5-coder-0.5b-instruct", TWO, N_ITEMS, N_ITEMS, (*_BASE, *extra))
+             for name, extra in VARIANTS.items())
+#: The CSV's columns.
+COLUMNS = ("dataset", "variant", "n_train", "n_test", "fixed_layer", "fixed", "fixed_lo",
+           "fixed_hi", "headroom", "headroom_lo", "headroom_hi", "headroom_p", "kappa",
+           "best_layers", "reading")
+
+
+def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
+    """One row per finished (dataset, variant), read from its ``results.json`` (nothing is
+    computed again), with ``w2s_minus_fixed[<view>]`` columns for the primary router kind.
+
+    Example:
+        >>> rows = table_rows()  # doctest: +SKIP
+        >>> rows[0]["variant"]  # doctest: +SKIP
+        'baseline'
+    """
+    rows = []
+    for row in PLAN:
+        for d in row.datasets:
+            f = results / row.name / d / "results.json"
+            if not f.is_file():
+                continue
+            res = json.loads(f.read_text())
+            m = res["methods"]["caa"]
+            base = m["variants"]["base"]
+            xv = (m.get("headroom") or {}).get("xv") or {}
+            retest = (m.get("headroom") or {}).get("retest") or {}
+            fixed = base["fixed"]
+            best = Counter(m.get("train_best_layer_counts") or {})
+            out = {"dataset": d, "variant": row.name, "n_train": res.get("n_train"),
+                   "n_test": res.get("n_test"), "fixed_layer": base.get("fixed_layer"),
+                   "fixed": fixed.get("steerability"),
+                   "fixed_lo": (fixed.get("steerability_ci") or [None, None])[0],
+                   "fixed_hi": (fixed.get("steerability_ci") or [None, None])[1],
+                   "headroom": xv.get("diff"), "headroom_lo": (xv.get("ci") or [None])[0],
+                   "headroom_hi": (xv.get("ci") or [None, None])[1], "headroom_p": xv.get("p"),
+                   "kappa": retest.get("kappa"),
+                   "best_layers": " ".join(f"L{k}:{v}" for k, v in sorted(
+                       best.items(), key=lambda kv: int(kv[0]))),
+                   "reading": (m.get("reading") or {}).get("text")}
+            primary = res.get("primary_router", "logreg")
+            for name, block in base.get("w2s", {}).items():
+                kind, _, view = name.partition("@")
+                if kind == primary:
+                    out[f"w2s_minus_fixed[{view or 'question'}]"] = block.get("diff_vs_fixed")
+                    out[f"w2s_minus_fixed_mde[{view or 'question'}]"] = \
+                        block.get("diff_vs_fixed_mde")
+            rows.append(out)
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
+    """``ablation_table.csv`` (and a markdown copy) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(COLUMNS) + sorted({k for r in rows for k in r if k not in COLUMNS})
+    path = out / "ablation_table.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, restval="", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+    def cell(x: Any) -> str:
+        return "–" if x is None or x == "" else f"{x:+.3f}" if isinstance(x, float) else str(x)
+
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    (out / "ablation_table.md").write_text("\n".join(md) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default=str(runs_root() / "ablation"),
+                   help="run directories (default: $W2S_RUNS_DIR/ablation, else "
+                        "~/.local/share/w2s-lens/runs/ablation)")
+    p.add_argument("--list", action="store_true", help="print the plan")
+    p.add_argument("--pending", action="store_true", help="run every unfinished row")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--commit", action="store_true")
+    p.add_argument("--table", action="store_true", help="write ablation_table.csv / .md")
+    args = p.parse_args(argv)
+    if args.list:
+        for row in PLAN:
+            for d in row.datasets:
+                print(" ".join(row.command(d, Path(args.runs) / row.name / d)))
+        return 0
+    if args.table:
+        print(f"wrote {write_table(table_rows())}")
+        return 0
+    if not args.pending:
+        p.error("give --list, --pending or --table")
+    jobs = [(r, d) for r in PLAN for d in r.datasets
+            if not (RESULTS / r.name / d / "results.json").is_file()]
+    return run_many(jobs, Path(args.runs), args.threads, args.workers, args.commit,
+                    results=RESULTS, study="ablation study")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""analysis/ablation_study.py: the plan of readout and intervention ablations, and its table
+read from results.json files the pipeline wrote."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "analysis"))
+_spec = importlib.util.spec_from_file_location("ablation_study",
+                                               ROOT / "analysis" / "ablation_study.py")
+ab = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("ablation_study", ab)
+_spec.loader.exec_module(ab)
+
+
+def test_each_variant_changes_one_ingredient_on_the_same_items():
+    base = ab.PLAN[0].command("corrigible-neutral-HHH", Path("o"))
+    assert ab.PLAN[0].name == "baseline"
+    seen = set()
+    for row in ab.PLAN[1:]:
+        cmd = row.command("corrigible-neutral-HHH", Path("o"))
+        extra = [a for a in cmd if a not in base]
+        assert extra and tuple(extra) not in seen, row.name
+        seen.add(tuple(extra))
+        for flag in ("--n-train", "--n-test", "--seed", "--layers", "--readout"):
+            assert cmd[cmd.index(flag) + 1] == base[base.index(flag) + 1]
+    assert {r.name for r in ab.PLAN} >= {"prompt-only", "first-token", "relative", "listed"}
+    assert all(r.n_train == r.n_test == 96 for r in ab.PLAN)
+
+
+def test_the_table_reads_finished_rows(tmp_path):
+    real = ROOT / "analysis/results/powered/cloze-0.5b/corrigible-neutral-HHH/results.json"
+    dest = tmp_path / "baseline" / "corrigible-neutral-HHH"
+    dest.mkdir(parents=True)
+    shutil.copy(real, dest / "results.json")
+    rows = ab.table_rows(tmp_path)
+    assert len(rows) == 1 and rows[0]["variant"] == "baseline"
+    import json
+
+    res = json.loads(real.read_text())
+    xv = res["methods"]["caa"]["headroom"]["xv"]
+    assert (rows[0]["headroom"], rows[0]["headroom_lo"]) == (xv["diff"], xv["ci"][0])
+    assert rows[0]["w2s_minus_fixed[question]"] == \
+        res["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]["diff_vs_fixed"]
+    path = ab.write_table(rows, tmp_path)
+    with open(path) as f:
+        got = list(csv.DictReader(f))
+    assert got[0]["dataset"] == "corrigible-neutral-HHH" and got[0]["n_test"] == "200"
+    assert (tmp_path / "ablation_table.md").read_text().count("\n") == 3

@@ -1,0 +1,162 @@
+"""Readings that name their evidence: what an evaluation's diagnostics show, and what not.
+
+One method of one run is read in three parts, each saying what was tested
+(:func:`read_evidence`; stored in ``results.json`` under ``methods[m]["reading"]``):
+
+* **headroom**: the cross-validated oracle (each test item's layer chosen under vectors from
+  one half of the training items, scored under the other half's) beats the cross-validated
+  fixed layer beyond the noise (the paired sign-flip test, one-sided 2.5%) *and* by at least
+  :data:`HEADROOM_FRACTION` of the fixed layer's effect. Otherwise "no headroom" (or "not
+  measured" when the retest did not run);
+* **robustness to re-estimating the vector**: the retest κ of the best layers under the two
+  half-sample vectors. Forward passes are deterministic, so this measures only how far an
+  item's best layer survives re-estimating the steering vector, not test–retest noise and not
+  whether the best layer is a property of the input;
+* per router view V (:mod:`w2s_lens.routing.views`), for the primary router kind:
+  **learned by V** (W2S with that view beats the fixed layer beyond the noise); **not learned
+  by V at this power** only when the comparison's minimal detectable difference is at most
+  half the headroom (:data:`POWER_RATIO`), so a real gain of half the headroom would have been
+  seen; else **underpowered for V**. Without headroom, a view that does not beat the fixed layer
+  reads "no gain by V (no headroom to learn)".
+
+The readings' words are the ones the table, the report, the printed summary and the README use.
+
+Example:
+    >>> hr = {"xv": {"diff": 0.5, "ci": [0.3, 0.7], "xv_fixed": 1.0, "mde": 0.2,
+    ...              "verdict": "the cross-validated oracle beats the cross-validated fixed "
+    ...                         "layer beyond the noise"},
+    ...       "retest": {"kappa": 0.9, "n_items": 64}}
+    >>> w2s = {"logreg": {"diff_vs_fixed": 0.0, "diff_vs_fixed_mde": 0.2,
+    ...                   "diff_vs_fixed_p": 0.5, "diff_vs_fixed_verdict": "no detectable "
+    ...                   "difference"}}
+    >>> read_evidence(hr, w2s, 1.0, "logreg", ("question",))["text"]
+    'headroom; robust to re-estimating the vector; not learned by question at this power'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from w2s_lens.routing.views import router_name
+
+__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "read_evidence",
+           "reading_words"]
+
+#: The headroom must be at least this fraction of the (cross-validated) fixed layer's effect.
+HEADROOM_FRACTION = 0.10
+#: "Not learned at this power" needs a minimal detectable difference of at most this fraction
+#: of the headroom.
+POWER_RATIO = 0.5
+#: Retest κ from which best layers read as robust to re-estimating the vector.
+KAPPA_ROBUST = 0.6
+#: What the retest measures, in one sentence.
+RETEST_NOTE = ("forward passes are deterministic: the retest re-estimates the steering vector "
+               "from two halves of the training items and nothing else")
+
+
+def _beats(verdict: Any) -> bool:
+    return str(verdict or "").endswith("beyond the noise")
+
+
+def _f(x: Any) -> str:
+    return "–" if x is None else f"{x:+.3f}"
+
+
+def _headroom(xv: Mapping[str, Any]) -> dict[str, Any]:
+    if not xv or "skipped" in xv or xv.get("diff") is None:
+        return {"holds": None, "reading": "headroom not measured",
+                "text": f"headroom not measured ({(xv or {}).get('skipped', 'no retest')})"}
+    diff, fixed, ci = xv["diff"], xv.get("xv_fixed"), xv.get("ci") or [None, None]
+    share = diff / abs(fixed) if fixed else None
+    big = share is None or share >= HEADROOM_FRACTION
+    holds = _beats(xv.get("verdict")) and big
+    span = f"{_f(diff)} [{_f(ci[0])}, {_f(ci[1])}]"
+    of = "" if share is None else f", {share:.0%} of the fixed layer's {_f(fixed)}"
+    if holds:
+        text = f"headroom {span}{of}"
+    elif _beats(xv.get("verdict")):
+        text = f"headroom beyond the noise but below {HEADROOM_FRACTION:.0%} of the fixed effect " \
+               f"({span}{of})"
+    else:
+        text = f"no headroom beyond the noise ({span}{of})"
+    return {"holds": bool(holds), "reading": "headroom" if holds else "no headroom",
+            "diff": diff, "ci": list(ci), "share_of_fixed": share, "p": xv.get("p"),
+            "fraction_required": HEADROOM_FRACTION, "text": text}
+
+
+def _robustness(retest: Mapping[str, Any]) -> dict[str, Any]:
+    kappa = (retest or {}).get("kappa")
+    n = (retest or {}).get("n_items") or (retest or {}).get("n")
+    if not retest or "skipped" in retest or not n:
+        return {"kappa": None, "reading": "robustness not measured",
+                "text": "robustness to re-estimating the vector not measured", "note": RETEST_NOTE}
+    if kappa is None:
+        reading = "one layer best everywhere"
+    elif kappa >= KAPPA_ROBUST:
+        reading = "robust to re-estimating the vector"
+    else:
+        reading = "not robust to re-estimating the vector"
+    shown = "undefined (one layer wins everywhere)" if kappa is None else f"{kappa:.2f}"
+    return {"kappa": kappa, "n_items": n, "reading": reading,
+            "text": f"{reading} (retest κ {shown} on {n} items; {RETEST_NOTE})",
+            "note": RETEST_NOTE}
+
+
+def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any]) -> dict[str, Any]:
+    if block is None:
+        return {"reading": f"{view} not run", "diff": None, "mde": None, "p": None}
+    diff, mde = block.get("diff_vs_fixed"), block.get("diff_vs_fixed_mde")
+    out = {"diff": diff, "ci": block.get("diff_vs_fixed_ci"), "mde": mde,
+           "p": block.get("diff_vs_fixed_p"), "verdict": block.get("diff_vs_fixed_verdict")}
+    if _beats(block.get("diff_vs_fixed_verdict")):
+        return {**out, "reading": f"learned by {view}"}
+    if not headroom.get("holds"):
+        return {**out, "reading": f"no gain by {view} (no headroom to learn)"}
+    power = mde is not None and mde <= POWER_RATIO * headroom["diff"]
+    reading = f"not learned by {view} at this power" if power else f"underpowered for {view}"
+    return {**out, "reading": reading}
+
+
+def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, Any]],
+                  fixed_effect: float | None, primary: str,
+                  views: Sequence[str]) -> dict[str, Any]:
+    """The reading of one method (see the module docstring).
+
+    Args:
+        headroom: ``results["methods"][m]["headroom"]`` (``xv``, ``retest``).
+        w2s: the base variant's router blocks (``results[...]["variants"]["base"]["w2s"]``).
+        fixed_effect: the fixed layer's mean steerability on the base test items (recorded).
+        primary: the primary router kind (its block on each view is read).
+        views: the router views of the run.
+
+    Returns:
+        ``{"headroom", "robustness", "views": {view: ...}, "text", "rules"}``.
+    """
+    hr = _headroom(headroom.get("xv") or {})
+    rob = _robustness(headroom.get("retest") or {})
+    vws = {v: _view(v, w2s.get(router_name(primary, v)), hr) for v in views}
+    parts = [hr["reading"], rob["reading"], *(b["reading"] for b in vws.values())]
+    return {"headroom": hr, "robustness": rob, "views": vws, "primary": primary,
+            "fixed_effect": fixed_effect, "text": "; ".join(parts),
+            "rules": {"headroom_fraction": HEADROOM_FRACTION, "power_ratio": POWER_RATIO,
+                      "kappa_robust": KAPPA_ROBUST, "alpha": "one-sided 2.5%"}}
+
+
+def reading_words(method: Mapping[str, Any], primary: str,
+                  views: Sequence[str] = ("question",)) -> str:
+    """The reading's words for a ``results.json`` method block: the stored ``reading`` when
+    there is one, else read now from the stored diagnostics (results written before readings
+    were stored).
+
+    Example:
+        >>> reading_words({"reading": {"text": "headroom; ..."}}, "logreg")
+        'headroom; ...'
+    """
+    stored = method.get("reading")
+    if stored:
+        return str(stored["text"])
+    base = ((method.get("variants") or {}).get("base") or {})
+    fixed = (base.get("fixed") or {}).get("steerability")
+    return read_evidence(method.get("headroom") or {}, base.get("w2s") or {}, fixed, primary,
+                         views)["text"]
