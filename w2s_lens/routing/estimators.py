@@ -13,11 +13,11 @@ training data only, with the same folds for every kind: plain shuffled ``KFold(m
 search: a training fold without it simply never predicts it). The classifiers are searched
 through :class:`CurveClassifier`, which fits on the best-layer labels of a fold and gives
 probabilities over all L layers (0 for a layer the fold never saw), scored by the held-out
-log-likelihood of the best layers (:func:`best_layer_log_likelihood`: with accuracy, several
-settings that classify every fold perfectly would tie and the strongest penalty would win by
-list order); the curve kinds are scored by the mean steerability, on the held-out fold, of the
-layer each input is routed to (:func:`~w2s_lens.routing.knn.routed_steerability`). The chosen
-value is then refitted on all training inputs in the plain pipeline of
+log-likelihood of the best layers, smoothed (:func:`best_layer_log_likelihood`: with accuracy,
+several settings that classify every fold perfectly would tie and the strongest penalty would
+win by list order); the curve kinds are scored by the mean steerability, on the held-out
+fold, of the layer each input is routed to (:func:`~w2s_lens.routing.knn.routed_steerability`).
+The chosen value is then refitted on all training inputs in the plain pipeline of
 :func:`build_estimator`. The grids (:data:`GRIDS`) run from the strongest
 regularisation to the weakest, so ties go to the simpler model, and reach well past where the
 data have chosen so far (C from 1e-5, ridge α to 1e6, k up to the training size).
@@ -79,8 +79,11 @@ GRIDS: dict[str, tuple[str, list[Any]]] = {
     "curve": ("ridgecv__alphas", [[a] for a in RIDGE_ALPHAS]),
     "knn": ("n_neighbors", sorted(K_GRID, reverse=True)),
 }
-#: Probability given to a layer a training fold never saw (log-likelihood is finite).
-_EPS = 1e-15
+#: Share of uniform probability mixed into a fold's predicted probabilities when scoring, so
+#: a held-out input whose best layer the fold never saw costs log(SMOOTHING / L), not −∞ (the
+#: same for every candidate value: it does not change which one wins, it keeps the score
+#: readable).
+SMOOTHING = 0.01
 
 
 @dataclass
@@ -158,7 +161,8 @@ class CurveClassifier(BaseEstimator):
 def best_layer_log_likelihood(estimator: CurveClassifier, X: Float[np.ndarray, "n d"],
                               S: Float[np.ndarray, "n L"]) -> float:
     """Mean log-probability of each input's best layer (a scikit-learn scorer, higher is
-    better; a layer the model gives probability 0 counts as 1e-15).
+    better), the probabilities mixed with :data:`SMOOTHING` of a uniform distribution over the
+    L layers.
 
     Example:
         >>> import numpy as np
@@ -167,8 +171,9 @@ def best_layer_log_likelihood(estimator: CurveClassifier, X: Float[np.ndarray, "
         >>> best_layer_log_likelihood(est, np.eye(8)[:, :2] * 5, S) > np.log(0.5)
         True
     """
-    p = estimator.predict_proba(X)[np.arange(np.asarray(S).shape[0]), best_layers(S)]
-    return float(np.mean(np.log(np.clip(p, _EPS, 1.0))))
+    S = np.asarray(S)
+    p = estimator.predict_proba(X)[np.arange(S.shape[0]), best_layers(S)]
+    return float(np.mean(np.log((1.0 - SMOOTHING) * p + SMOOTHING / S.shape[1])))
 
 
 def tuning_grid(kind: str, n: int) -> tuple[str, list[Any]]:
