@@ -20,6 +20,16 @@ Cases (``--cases``, default all):
     ``--n-inputs`` items (both orders) against one plain forward pass of one presentation per
     item (full logits included): ``mirrored_item_forwards``, the number of plain forward
     passes one mirrored item's all-layer sweep costs (CPU time).
+``first_order``
+    the first-order steerability (:mod:`w2s_lens.sweep.first_order`: one forward and one
+    backward pass of the steered rows, prefix once without gradients) against the fast sweep
+    of all layers and of a 7-layer grid and the naive loop, both readouts, on the same
+    ``--n-inputs`` inputs (naive: ``--naive-inputs`` x ``--naive-layers``, per input·layer,
+    scaled to all layers): CPU time per input, the ratios, the first-order cost in plain
+    forward passes of the prompt, and how close the estimate is to the sweep's OLS slope
+    (mean |gap| / mean |slope|; derivative, end-point slope and cubic-corrected slope, per-input
+    Spearman across layers, best-layer agreement). Ends with ``first_order_speedup`` (all
+    layers, fast sweep / first order, cloze, CPU time).
 ``batching``
     cross-input batching of the fast engine (``max_rows`` None vs ``--max-rows``): per
     (input, layer) time and max |Δ| against ``max_rows=None``, judged at 1e-5 and 1e-4 (rows
@@ -40,6 +50,8 @@ Usage:
     python analysis/bench_sweep.py --model smollm2-135m-instruct --n-inputs 16 --repeats 3
     python analysis/bench_sweep.py --model qwen2.5-coder-0.5b-instruct --n-inputs 8 \\
         --naive-inputs 2 --naive-layers 14 --repeats 2
+    python analysis/bench_sweep.py --cases first_order --n-inputs 2 --naive-inputs 1 \\
+        --naive-layers 15 --repeats 1   # SmolLM2: ~10 min CPU (~13 subprocesses)
 """
 
 from __future__ import annotations
@@ -58,7 +70,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-CASES = ("letter", "cloze", "input", "mirrored", "batching")
+CASES = ("letter", "cloze", "input", "mirrored", "batching", "first_order")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -92,8 +104,18 @@ def _input_vectors(vectors, examples):
                         [ex.id for ex in examples], vectors.hook, dict(vectors.metadata))
 
 
+#: the study's 7-layer grid on the 24-layer Qwen2.5-Coder-0.5B (analysis/powered_study.py)
+GRID_24 = (3, 7, 11, 15, 17, 19, 23)
+
+
 def _layers(spec: str, n_layers: int) -> list[int]:
-    return list(range(n_layers)) if spec == "all" else [int(x) for x in spec.split(",")]
+    if spec == "all":
+        return list(range(n_layers))
+    if spec == "grid":  # the study's grid, or 7 layers spread the same way
+        if n_layers == 24:
+            return list(GRID_24)
+        return sorted({round(x * (n_layers - 1) / 23) for x in GRID_24})
+    return [int(x) for x in spec.split(",")]
 
 
 def worker(args) -> None:
@@ -121,6 +143,13 @@ def worker(args) -> None:
             with torch.inference_mode():
                 for ex in examples:
                     model(torch.tensor([ex.tokens]))
+        elif args.worker == "first":
+            from w2s_lens.sweep.first_order import first_order
+
+            fo = first_order(model, vectors, examples, layers=layers,
+                             curvature=args.curvature == "yes")
+            prop = (np.stack([fo.gradient, fo.endpoint_slope, fo.cubic_slope])
+                    if args.curvature == "yes" else fo.gradient[None])
         else:
             res = run_sweep(model, vectors, examples, layers=layers, engine=args.engine,
                             progress=False, max_rows=max_rows)
@@ -153,7 +182,7 @@ class Bench:
 
     def run(self, mode: str, n: int, layers: str = "all", repeats: int = 1,
             engine: str = "fast", readout: str = "letter", vec: str = "layer",
-            max_rows: str = "none", mirror: str = "no") -> dict:
+            max_rows: str = "none", mirror: str = "no", curvature: str = "no") -> dict:
         import numpy as np
 
         a = self.args
@@ -163,7 +192,7 @@ class Bench:
                a.dataset, "--data-dir", a.data_dir, "--n-train", str(a.n_train), "--n-total",
                str(a.n_inputs), "--n", str(n), "--layers", layers, "--repeats", str(repeats),
                "--engine", engine, "--readout", readout, "--vec", vec, "--max-rows", max_rows,
-               "--mirror", mirror,
+               "--mirror", mirror, "--curvature", curvature,
                "--threads", str(a.threads), "--dump", str(dump)]
         env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
                "MKL_NUM_THREADS": str(a.threads)}
@@ -201,6 +230,58 @@ class Bench:
                  f"propensity = {diff:.2e} ({'OK' if diff <= 1e-3 else 'FAIL'} at 1e-3)")
 
 
+def first_order_case(b: Bench, readout: str, naive: dict | None) -> None:
+    """First order against the fast sweep (all layers, grid) and the naive loop, on the same
+    ``--n-inputs`` inputs (naive: its own subset, per input·layer scaled to all layers)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from w2s_lens.sweep.readouts import slopes
+
+    a, tag = b.args, f"[first_order/{readout}]"
+    n, kw = a.n_inputs, {"readout": readout, "repeats": a.repeats}
+    runs = {"first order, all layers": b.run("first", n, "all", **kw),
+            "first order, 7-layer grid": b.run("first", n, "grid", **kw),
+            "fast sweep, all layers": b.run("sweep", n, "all", **kw),
+            "fast sweep, 7-layer grid": b.run("sweep", n, "grid", **kw)}
+    fwd = b.run("forward", n, **kw)
+    if naive is None:
+        naive = b.run("sweep", a.naive_inputs, a.naive_layers, engine="naive", readout=readout)
+    fo, fast = runs["first order, all layers"], runs["fast sweep, all layers"]
+    n_layers = len(fo["layers"])
+    b.say(f"{tag} {n} inputs: prompts mean {fo['mean_tokens']:.0f} tokens"
+          + (f", options {fo['mean_cont']:.0f} tokens together" if readout == "cloze" else "")
+          + f"; {n_layers} layers; grid {runs['first order, 7-layer grid']['layers']}")
+    for name, r in runs.items():
+        b.say(f"{tag} {name}: {1000 * r['cpu'] / n:.0f} ms CPU per input "
+              f"({1000 * r['median'] / n:.0f} ms wall) = {r['cpu'] / fwd['cpu']:.2f} plain "
+              f"forwards of the prompt; peak RSS {r['peak_rss_mb']:.0f} MB")
+    naive_cpu = naive["per_il_cpu"] * n_layers
+    b.say(f"{tag} naive loop, all layers (from {naive['n_inputs']} inputs x "
+          f"{len(naive['layers'])} layers): {naive_cpu:.1f} s CPU per input")
+    grid = runs["first order, 7-layer grid"]
+    ratios = {"fast all-layer sweep": fast["cpu"] / fo["cpu"],
+              "fast 7-layer sweep (vs first order on the grid)":
+                  runs["fast sweep, 7-layer grid"]["cpu"] / grid["cpu"],
+              "naive loop, all layers": naive_cpu * n / fo["cpu"]}
+    for name, x in ratios.items():
+        b.say(f"{tag} speedup vs {name}: {x:.1f}x CPU time")
+    b.say(f"{tag} (wall: {fast['median'] / fo['median']:.1f}x the fast all-layer sweep)")
+    if readout == "cloze":
+        b.speedups["first_order"] = ratios["fast all-layer sweep"]
+    curv = b.run("first", n, "all", readout=readout, curvature="yes")
+    ols = slopes(fast["prop"], [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5])
+    scale = float(np.abs(ols).mean())
+    gaps = ", ".join(f"{name} {float(np.abs(est - ols).mean()) / scale:.3f}" for name, est in
+                     zip(("derivative", "end-point slope", "cubic-corrected"), curv["prop"]))
+    rho = [spearmanr(g, o)[0] for g, o in zip(fo["prop"][0], ols)]
+    agree = float(np.mean(fo["prop"][0].argmax(1) == ols.argmax(1)))
+    b.say(f"{tag} vs the sweep's OLS slope (all layers): mean |gap| / mean |slope| {gaps}; "
+          f"per-input Spearman across layers median {np.nanmedian(rho):.3f}; best layer "
+          f"agrees on {agree:.0%}; the curvature run (+2 steered runs per layer) costs "
+          f"{curv['cpu'] / n:.2f} s CPU per input")
+
+
 def _il(res: dict) -> str:
     return f"{1000 * res['per_il_cpu']:.1f} ms CPU ({1000 * res['per_il']:.1f} ms wall)"
 
@@ -228,7 +309,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="report file (default: "
                    "analysis/results/bench_<model without -instruct>.txt)")
     for name in ("worker", "layers", "n", "n-total", "engine", "readout", "vec", "dump",
-                 "mirror"):
+                 "mirror", "curvature"):
         p.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -251,13 +332,15 @@ def main() -> None:
           f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
     # speed-ups compare both engines on the same (naive) inputs: cloze continuations vary a
     # lot in length, so per-(input, layer) costs of different inputs are not comparable
-    sub = {}
+    sub, naive_of = {}, {}
     for case, kw in (("letter", {}), ("cloze", {"readout": "cloze"}),
                      ("input", {"vec": "input"})):
         if case in cases or (case == "letter" and "input" in cases):
             sub[case] = b.run("sweep", args.naive_inputs, repeats=args.repeats, **kw)
         if case in cases:
             naive = b.run("sweep", args.naive_inputs, args.naive_layers, engine="naive", **kw)
+            if case != "input":
+                naive_of[case] = naive
             extra = (f" + options of {sub[case]['mean_cont']:.0f} tokens together"
                      if case == "cloze" else "")
             b.say(f"[{case}] prompts: mean {sub[case]['mean_tokens']:.0f} tokens{extra}")
@@ -306,6 +389,9 @@ def main() -> None:
                   f"({'within' if diff <= 1e-5 else 'ABOVE'} 1e-5, "
                   f"{'within' if diff <= 1e-4 else 'ABOVE'} 1e-4; |propensity| up to "
                   f"{float(np.abs(fast_letter['prop']).max()):.2f})")
+    if "first_order" in cases:
+        for readout in ("letter", "cloze"):
+            first_order_case(b, readout, naive_of.get(readout))
     b.say(f"load average after {'/'.join(f'{x:.2f}' for x in os.getloadavg())}; total "
           f"{time.time() - t0:.0f}s")
     # the last lines, for scripts: the two ratios the issue tracks
@@ -313,6 +399,8 @@ def main() -> None:
         b.say(f"mirrored_item_forwards={forwards:.2f}")
     if "cloze" in cases:
         b.say(f"cloze_speedup={b.speedups['cloze']:.1f}")
+    if "first_order" in cases:
+        b.say(f"first_order_speedup={b.speedups['first_order']:.1f}")
     out = Path(args.out) if args.out else (
         RESULTS / f"bench_{args.model.removesuffix('-instruct')}.txt")
     out.parent.mkdir(parents=True, exist_ok=True)

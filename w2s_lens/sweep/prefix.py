@@ -68,8 +68,9 @@ def forward_rows(
     n_blocks: int,
     want_kv: bool = False,
     grab: Sequence[int] = (),
+    steer: Callable[[int, Tensor], Tensor] | None = None,
 ) -> tuple[list[KV], dict[int, Tensor]]:
-    """Run token rows unsteered through blocks ``0..n_blocks-1``.
+    """Run token rows through blocks ``0..n_blocks-1`` (unsteered unless ``steer`` is given).
 
     Args:
         model: the HookedTransformer.
@@ -80,14 +81,25 @@ def forward_rows(
         want_kv: keep each block's keys and values ``[rows, width, n_kv, d_head]``.
         grab: keep the residual stream entering these blocks ``[rows, width, d_model]``
             (``n_blocks``: the residual after the last block run).
+        steer: ``(block, resid_pre) -> resid_pre`` applied before each block (before
+            ``grab`` records it), e.g. adding ``α · v`` with ``α`` a tensor that requires
+            grad (:mod:`w2s_lens.sweep.first_order`). Nothing here is in-place or under
+            ``inference_mode``, so gradients flow when the caller enables them.
 
     Returns:
         ``(per-block keys and values or [], {block: resid_pre})``.
+
+    Example:
+        >>> _, got = forward_rows(model, toks, pos, valid, lambda b: [], [], 4,
+        ...                       grab=[4])  # doctest: +SKIP
+        >>> got[4].shape  # the residual after block 3: [rows, width, d_model]  # doctest: +SKIP
     """
     resid = embed_rows(model, tokens, pos)
     kvs: list[KV] = []
     grabbed: dict[int, Tensor] = {}
     for b in range(n_blocks):
+        if steer is not None:
+            resid = steer(b, resid)
         if b in grab:
             grabbed[b] = resid
         resid, kv = block_step(model, b, resid, pos, valid, ctx_of_block(b), groups, want_kv)

@@ -1,0 +1,408 @@
+"""First-order steerability: every layer's slope from one forward and one backward pass.
+
+The sweep (:mod:`w2s_lens.sweep.runner`) measures, per (example, layer l), the least-squares
+slope of the propensity against λ. Its first-order form is the derivative at λ = 0: add
+``α_l · c_l · v_l`` at every swept layer at once (``α`` a ``[n, L]`` leaf tensor of zeros, one
+row per example), compute the propensity with the readout's own terms
+(:mod:`w2s_lens.sweep.readouts`, float32), backpropagate: ``∂p_i/∂α_il`` is the first-order
+steerability of example i at layer l (at α = 0 the other layers are unsteered, so it is the
+derivative of steering at l alone). Same inputs and ``[n_examples, n_layers]`` output as
+:attr:`SweepResult.steerability <w2s_lens.sweep.result.SweepResult.steerability>`.
+
+Engines:
+
+``reference``
+    one example at a time, a full forward pass with TransformerLens hooks adding ``α_l v_l``
+    at the steered positions, and ``torch.autograd``. Any residual hook.
+``fast``
+    steering starts at token ``s``, so the keys and values of ``tokens[:s]`` do not depend on
+    α: they are computed once without gradients, shared by an item's letter orders
+    (:func:`~w2s_lens.sweep.prefix.build_contexts`), and only the chunk's suffix rows (the
+    tokens from ``s`` on plus the continuations, :func:`~w2s_lens.sweep.readouts.read_plan`)
+    run with autograd, all in one batch (:func:`~w2s_lens.sweep.prefix.forward_rows` with a
+    steering callback). Agrees with ``reference`` to 1e-5 on tiny models (tests).
+
+Curvature (``curvature=True``). On a grid symmetric about 0 the even-order terms of
+``p(λ)`` do not move the OLS slope; the gap between ``p'(0)`` and the OLS slope is the odd
+terms of order ≥ 3. Two steered passes per layer at the grid's ends (the sweep's own engine,
+:func:`~w2s_lens.sweep.engines.fast_chunk`) give :attr:`FirstOrderResult.endpoint_slope`
+``(p(hi) − p(lo)) / (hi − lo)`` and, with ``p(0)`` and ``p'(0)``, the cubic through those
+four facts, whose OLS slope over the grid is :attr:`FirstOrderResult.cubic_slope` (exact for
+any ``p`` of degree ≤ 4 on a symmetric grid; ``2/9 p'(0) + 7/9 endpoint`` on the default
+grid). Costs two steered runs per layer (a third of the sweep's six) plus the prefix again.
+
+Measured (mean |estimate − OLS slope| / mean |OLS slope|, λ ∈ {−1.5…1.5}, all layers):
+on the 4-layer tiny random models with their own CAA vectors (norms 0.8–2.5; 6 inputs,
+``curvature_gaps`` in tests/sweep/test_first_order.py) the derivative is off by 12–24 %, the
+end-point slope by 3–6 %, the cubic-corrected slope by 0.4–2 %: the correction closes 90–97 %
+of the gap there. With real CAA vectors (``analysis/bench_sweep.py --cases first_order``,
+corrigible-neutral-HHH, all layers; analysis/results/bench_first_order_*.txt) the derivative
+is off by 4.5 % (letter) and 2.6 % (cloze) on Qwen2.5-Coder-0.5B (2 inputs), the cubic-
+corrected slope by 0.9 % and 0.1 %; on SmolLM2-135M (6 inputs) by 0.3–0.4 % and < 0.05 %.
+Cost (CPU, one thread): all layers of one cloze input 11x cheaper than the fast all-layer
+sweep on Qwen (2.2 s vs 24 s; 1.0 plain forwards of the prompt, options of 12 tokens) and
+16.6x on SmolLM2 (2.4 s vs 40 s; options of 46 tokens); letter readout 1.4–1.6x (the
+sweep's steered rows are one token there, and the prefix dominates both).
+
+Example:
+    >>> fo = first_order(model, vectors, examples)  # doctest: +SKIP
+    >>> fo.steerability.shape  # [n_examples, n_layers] as a sweep's  # doctest: +SKIP
+    >>> fo.mirrored().steerability.shape  # [n_items, n_layers]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+from w2s_lens.choices import DEFAULT_MULTIPLIERS
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.steering.activations import hook_name, pad_right
+from w2s_lens.steering.vectors import InputVectors, SteeringVectors
+from w2s_lens.sweep import engines
+from w2s_lens.sweep.engines import SWEEP_POSITIONS, SweepPositions, steer_start, steer_stop
+from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
+from w2s_lens.sweep.readouts import Scoring, check_scoring, plan_propensity, read_plan, slopes
+from w2s_lens.sweep.runner import _check_examples, _grid, _steer_vectors
+
+__all__ = ["FirstOrderEngine", "FirstOrderResult", "cubic_slope", "first_order",
+           "first_order_chunk"]
+
+FirstOrderEngine = Literal["fast", "reference"]
+
+
+@dataclass
+class FirstOrderResult:
+    """First-order steerability of every (example, layer), and its curvature check.
+
+    Attributes:
+        gradient: ``[n_examples, n_layers]`` ``∂propensity/∂λ`` at λ = 0.
+        propensity: ``[n_examples]`` the unsteered propensity ``p(0)``.
+        layers, multipliers: the layers, and the λ grid whose OLS slope this estimates.
+        ids, units, matching_letters, groups: one per example (as :class:`SweepResult`).
+        endpoints: ``[n_examples, n_layers, 2]`` propensity at ``min(multipliers)`` and
+            ``max(multipliers)`` (``curvature=True``), else None.
+        metadata: the configuration.
+
+    Example:
+        >>> r = FirstOrderResult(np.ones((2, 1)), np.zeros(2), [3], [-1.0, 1.0], ["a", "a~swap"],
+        ...                      ["a", "a"])
+        >>> r.steerability.shape, r.mirrored().steerability.shape
+        ((2, 1), (1, 1))
+    """
+
+    gradient: np.ndarray
+    propensity: np.ndarray
+    layers: list[int]
+    multipliers: list[float]
+    ids: list[str]
+    units: list[str]
+    matching_letters: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    endpoints: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def steerability(self) -> np.ndarray:
+        """The first-order slopes ``[n_examples, n_layers]`` (``gradient``)."""
+        return self.gradient
+
+    @property
+    def endpoint_slope(self) -> np.ndarray:
+        """``(p(hi) − p(lo)) / (hi − lo)`` per (example, layer); needs ``curvature=True``."""
+        lo, hi = min(self.multipliers), max(self.multipliers)
+        return (self._ends()[..., 1] - self._ends()[..., 0]) / (hi - lo)
+
+    @property
+    def cubic_slope(self) -> np.ndarray:
+        """OLS slope over ``multipliers`` of the cubic matching ``p(0)``, ``p'(0)``, ``p(lo)``,
+        ``p(hi)`` (:func:`cubic_slope`); needs ``curvature=True``."""
+        ends = self._ends()
+        return cubic_slope(self.propensity[:, None], self.gradient, ends[..., 0], ends[..., 1],
+                           self.multipliers)
+
+    def _ends(self) -> np.ndarray:
+        if self.endpoints is None:
+            raise ValueError("no end-point propensities: run first_order(..., curvature=True)")
+        return self.endpoints
+
+    def mirrored(self) -> FirstOrderResult:
+        """One row per unit (both letter orders averaged), in :meth:`SweepResult.mirrored`'s
+        order: every field is linear in the propensities, so this is the first-order form of
+        the mirrored sweep."""
+        order: dict[str, list[int]] = {}
+        for i, u in enumerate(self.units):
+            order.setdefault(u, []).append(i)
+        if all(len(v) == 1 for v in order.values()):
+            return self
+        idx = list(order.values())
+
+        def avg(a):
+            return None if a is None else np.stack([a[r].mean(axis=0) for r in idx])
+
+        def first(values: list[str]) -> list[str]:
+            return [values[r[0]] for r in idx] if values else []
+
+        return replace(self, gradient=avg(self.gradient), propensity=avg(self.propensity),
+                       endpoints=avg(self.endpoints), ids=list(order), units=list(order),
+                       matching_letters=first(self.matching_letters),
+                       groups=first(self.groups), metadata={**self.metadata, "mirrored": True})
+
+
+def cubic_slope(p0: np.ndarray, grad: np.ndarray, p_lo: np.ndarray, p_hi: np.ndarray,
+                multipliers: Sequence[float]) -> np.ndarray:
+    """OLS slope over ``multipliers`` of ``a + bλ + cλ² + dλ³`` with ``a = p0``, ``b = grad``
+    and ``c, d`` fitted to ``p(lo) = p_lo``, ``p(hi) = p_hi`` (lo, hi: the grid's ends).
+
+    Example:
+        >>> f = lambda x: 1 + 2 * x - x ** 2 + 0.5 * x ** 3 + 0.1 * x ** 4
+        >>> g = [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
+        >>> float(cubic_slope(f(0.0), 2.0, f(-1.5), f(1.5), g)), float(slopes(f(np.array(g)), g))
+        (2.875, 2.875)
+    """
+    x = np.asarray(multipliers, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    if lo == 0 or hi == 0 or lo == hi:
+        raise ValueError(f"the grid's ends must be non-zero and distinct, got {lo} and {hi}")
+    r_lo = np.asarray(p_lo) - p0 - grad * lo
+    r_hi = np.asarray(p_hi) - p0 - grad * hi
+    det = lo * lo * hi * hi * (hi - lo)
+    c = (r_lo * hi ** 3 - r_hi * lo ** 3) / det
+    d = (lo * lo * r_hi - hi * hi * r_lo) / det
+    return grad + c * float(slopes(x ** 2, x)) + d * float(slopes(x ** 3, x))
+
+
+def _span(example: SteeringExample, positions: SweepPositions) -> tuple[int, int | None]:
+    """``(start, stop)``: the steered token indices, as the sweep engines steer them."""
+    return steer_start(example, positions), steer_stop(example, positions)
+
+
+def _reference(model: HookedTransformer, vecs: Tensor, layers: list[int],
+               ex: SteeringExample, positions: SweepPositions, scoring: Scoring,
+               hook: str) -> tuple[np.ndarray, float]:
+    """One example: full forward with hooks adding ``α_l v_l``; ``(∂p/∂α [L], p(0))``."""
+    device = model.cfg.device
+    start, stop = _span(ex, positions)
+    plan = read_plan(ex, start, scoring)
+    prefix = tuple(ex.tokens[:start])
+    tokens, mask, _ = pad_right([prefix + s for s in plan.suffixes])
+    terms = [[(r, len(prefix) + p, t, w) for r, p, t, w in plan.terms]]
+    where = torch.zeros(tokens.shape[1], device=device)
+    where[start:stop] = 1.0
+    alpha = torch.zeros(len(layers), device=device, requires_grad=True)
+    vecs = vecs.to(device, torch.float32)
+    got: dict[str, Tensor] = {}
+
+    def adder(j: int):
+        def add(act: Tensor, hook) -> Tensor:
+            return act + (where[:, None] * (alpha[j] * vecs[j])).to(act.dtype)
+        return add
+
+    def grab(act: Tensor, hook) -> None:
+        got["x"] = act
+
+    fwd = [(hook_name(layer, hook), adder(j)) for j, layer in enumerate(layers)]
+    fwd.append((f"blocks.{model.cfg.n_layers - 1}.hook_resid_post", grab))
+    with model.hooks(fwd_hooks=fwd):
+        model(tokens.to(device), attention_mask=mask.to(device), return_type=None)
+    prop = plan_propensity(model, got["x"], terms)[0]
+    (grad,) = torch.autograd.grad(prop, alpha)
+    return grad.double().cpu().numpy(), float(prop.detach())
+
+
+def _fast(model: HookedTransformer, vecs: Tensor, layers: list[int],
+          examples: Sequence[SteeringExample], positions: SweepPositions,
+          scoring: Scoring) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk at once: prefixes without gradients, suffix rows with autograd."""
+    device = model.cfg.device
+    spans = [_span(ex, positions) for ex in examples]
+    plans = [read_plan(ex, s, scoring) for ex, (s, _) in zip(examples, spans)]
+    with torch.no_grad():  # not inference_mode: these keys and values enter the graph
+        ctx = build_contexts(model, [ex.tokens[:s] for ex, (s, _) in zip(examples, spans)],
+                             [ex.unit for ex in examples])
+    row_ex, suffixes, first_row = [], [], []
+    for i, plan in enumerate(plans):
+        first_row.append(len(suffixes))
+        suffixes.extend(plan.suffixes)
+        row_ex.extend([i] * len(plan.suffixes))
+    tokens, smask, _ = pad_right(suffixes)
+    valid = smask.bool().to(device)
+    pos = row_positions([spans[i][0] for i in row_ex], tokens.shape[1], device)
+    stops = torch.tensor([spans[i][1] if spans[i][1] is not None else 1 << 30
+                          for i in row_ex], device=device)
+    steered = (valid & (pos < stops[:, None]))[..., None].float()  # [rows, width, 1]
+    rows_of = [torch.arange(first_row[i], first_row[i] + len(p.suffixes), device=device)
+               for i, p in enumerate(plans)]
+    terms = [[(first_row[i] + r, p, t, w) for r, p, t, w in plan.terms]
+             for i, plan in enumerate(plans)]
+    row_t = torch.tensor(row_ex, device=device)
+    vecs = vecs.to(device, torch.float32)[row_t]  # [rows, L, d]
+    alpha = torch.zeros(len(examples), len(layers), device=device, requires_grad=True)
+    col = {layer: j for j, layer in enumerate(layers)}
+
+    def steer(b: int, resid: Tensor) -> Tensor:
+        if b not in col:
+            return resid
+        add = alpha[row_t, col[b], None] * vecs[:, col[b]]  # [rows, d]
+        return resid + (steered * add[:, None, :]).to(resid.dtype)
+
+    n_all = model.cfg.n_layers
+    _, got = forward_rows(model, tokens.to(device), pos, valid, lambda b: [c[b] for c in ctx],
+                          rows_of, n_all, grab=[n_all], steer=steer)
+    props = plan_propensity(model, got[n_all], terms)
+    (grad,) = torch.autograd.grad(props.sum(), alpha)
+    return grad.double().cpu().numpy(), props.detach().double().cpu().numpy()
+
+
+def first_order_chunk(
+    model: HookedTransformer,
+    vectors: Float[Tensor, "n layer d_model"],
+    layers: Sequence[int],
+    examples: Sequence[SteeringExample],
+    positions: SweepPositions = "from_last",
+    scoring: Scoring = "sum",
+    engine: FirstOrderEngine = "fast",
+    hook: str = "resid_pre",
+) -> tuple[np.ndarray, np.ndarray]:
+    """First-order steerability ``[n, len(layers)]`` and unsteered propensity ``[n]`` of a
+    chunk (the engines' arguments: ``vectors`` already times the layer scale).
+
+    Example:
+        >>> grad, p0 = first_order_chunk(model, vecs, [1, 2], examples)  # doctest: +SKIP
+        >>> grad.shape  # [n_examples, 2]  # doctest: +SKIP
+    """
+    layers = [int(x) for x in layers]
+    if positions not in SWEEP_POSITIONS:
+        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    check_scoring(scoring)
+    if engine not in ("fast", "reference"):
+        raise ValueError(f"engine must be 'fast' or 'reference', got {engine!r}")
+    with torch.inference_mode(False), torch.enable_grad():
+        if engine == "fast":
+            try:
+                engines.check_fast_supported(model, hook)
+            except ValueError as err:
+                raise ValueError(str(err).replace('engine="naive"', 'engine="reference"')
+                                 ) from None
+            return _fast(model, vectors, layers, examples, positions, scoring)
+        out = [_reference(model, vectors[i], layers, ex, positions, scoring, hook)
+               for i, ex in enumerate(examples)]
+    return np.stack([g for g, _ in out]), np.array([p for _, p in out])
+
+
+def _endpoints(model: HookedTransformer, vecs: Tensor, layers: list[int], ends: list[float],
+               examples: Sequence[SteeringExample], positions: SweepPositions,
+               scoring: Scoring, engine: str, hook: str) -> np.ndarray:
+    """Propensity ``[n, L, 2]`` steered at λ = ``ends``, by the sweep's own engines."""
+    if engine == "fast":
+        out, _ = engines.fast_chunk(model, vecs, layers, torch.tensor(ends), examples,
+                                    positions, scoring=scoring)
+        return out
+    return engines.naive_chunk(model, vecs, layers, ends, examples, positions, hook, scoring)
+
+
+def _batches(examples: Sequence[SteeringExample], positions: SweepPositions, scoring: Scoring,
+             chunk_size: int, max_tokens: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` example ranges: whole units while they fit ``chunk_size`` examples and
+    ``max_tokens`` steered tokens, a unit split only where it alone does not fit."""
+    cost = []
+    for ex in examples:
+        start = steer_start(ex, positions)
+        cost.append(sum(len(r) for r in read_plan(ex, start, scoring).suffixes))
+    out: list[tuple[int, int]] = []
+    lo = size = 0
+    for i, ex in enumerate(examples):
+        new_unit = i == 0 or ex.unit != examples[i - 1].unit
+        if i > lo and (i - lo >= chunk_size or size + cost[i] > max_tokens):
+            cut = i
+            if not new_unit:  # move the cut back to the unit's start when that leaves some
+                while cut > lo and examples[cut - 1].unit == ex.unit:
+                    cut -= 1
+                cut = cut if cut > lo else i
+            out.append((lo, cut))
+            lo, size = cut, sum(cost[cut:i])
+        size += cost[i]
+    out.append((lo, len(examples)))
+    return out
+
+
+def first_order(
+    model: HookedTransformer,
+    vectors: SteeringVectors | InputVectors,
+    examples: Sequence[SteeringExample],
+    layers: Sequence[int] | None = None,
+    positions: SweepPositions = "from_last",
+    layer_scale: Sequence[float] | None = None,
+    scoring: Scoring = "sum",
+    engine: FirstOrderEngine = "fast",
+    curvature: bool = False,
+    multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
+    chunk_size: int = 8,
+    max_tokens: int = 1024,
+) -> FirstOrderResult:
+    """First-order steerability of every example at every layer (the sweep's inputs).
+
+    Args:
+        model, vectors, examples, layers, positions, layer_scale, scoring: as
+            :func:`~w2s_lens.sweep.runner.run_sweep`.
+        engine: ``"fast"`` (prefix once, autograd on the steered rows only) or
+            ``"reference"`` (full forward with hooks; any residual hook).
+        curvature: also steer each layer at the grid's two ends (two steered runs per
+            layer, by the sweep engine): :attr:`FirstOrderResult.endpoint_slope`,
+            :attr:`FirstOrderResult.cubic_slope`.
+        multipliers: the grid whose OLS slope is estimated (its ends for ``curvature``).
+        chunk_size: at most this many examples per forward/backward batch.
+        max_tokens: and at most this many steered tokens (suffix rows × their lengths; at
+            least one example): the backward pass keeps every steered token's activations
+            (and its full-vocabulary logits where the cloze readout needs them), so long
+            options would otherwise need gigabytes. An item's presentations stay together
+            where they fit (they share their prefix).
+
+    Returns:
+        :class:`FirstOrderResult`, rows in the order of ``examples`` and columns in ascending
+        layer order (as :func:`~w2s_lens.sweep.runner.run_sweep`).
+
+    Example:
+        >>> fo = first_order(model, vectors, examples, curvature=True)  # doctest: +SKIP
+        >>> fo.steerability.shape, fo.cubic_slope.shape  # doctest: +SKIP
+    """
+    readout = _check_examples(examples)
+    if positions not in SWEEP_POSITIONS:
+        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    check_scoring(scoring)
+    vectors.check_model(model)
+    per_input = isinstance(vectors, InputVectors)
+    if per_input and vectors.ids != [ex.id for ex in examples]:
+        raise ValueError("InputVectors.ids must be the examples' ids, in order")
+    layers, scales = _grid(vectors, layers, layer_scale)
+    mults = [float(m) for m in multipliers]
+    slopes(np.zeros(len(mults)), mults)  # a bad grid fails now
+    vecs = _steer_vectors(vectors, layers, scales, len(examples))
+    grads, props, ends = [], [], []
+    for lo, hi in _batches(examples, positions, scoring, chunk_size, max_tokens):
+        chunk, v = examples[lo:hi], vecs[lo:hi]
+        g, p = first_order_chunk(model, v, layers, chunk, positions, scoring, engine,
+                                 vectors.hook)
+        grads.append(g)
+        props.append(p)
+        if curvature:
+            ends.append(_endpoints(model, v, layers, [min(mults), max(mults)], chunk,
+                                   positions, scoring, engine, vectors.hook))
+    meta = {"model": vectors.metadata.get("model"), "hook": vectors.hook, "layers": layers,
+            "positions": positions, "readout": readout, "scoring": scoring,
+            "layer_scale": scales, "engine": engine,
+            "vector_kind": "per-input" if per_input else "per-layer",
+            "dtype": str(model.cfg.dtype).replace("torch.", "")}
+    return FirstOrderResult(
+        gradient=np.concatenate(grads), propensity=np.concatenate(props), layers=layers,
+        multipliers=mults, ids=[ex.id for ex in examples], units=[ex.unit for ex in examples],
+        matching_letters=[ex.matching_letter for ex in examples],
+        groups=[ex.group for ex in examples],
+        endpoints=np.concatenate(ends) if curvature else None, metadata=meta)
