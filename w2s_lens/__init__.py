@@ -39,6 +39,8 @@ _EXPORTS = {
     "LayerRouter": "w2s_lens.routing.routers",
     "EvalConfig": "w2s_lens.evaluation.config",
     "evaluate": "w2s_lens.evaluation.pipeline",
+    "advise": "w2s_lens.evaluation.advice",
+    "Advice": "w2s_lens.evaluation.advice",
     "EvaluationResult": "w2s_lens.evaluation.results",
     "RunDir": "w2s_lens.evaluation.rundir",
     "W2S": "w2s_lens.routing.bundle",

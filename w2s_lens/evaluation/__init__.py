@@ -11,7 +11,9 @@ cross-validated oracle, learning curve; :mod:`.headroom`), plain-text summaries
 (:mod:`.summary`), the jobs each command runs (:mod:`.jobs`) and the cross-dataset table
 (:mod:`.table_rows` builds it, :mod:`.table` runs it, serially or on Ray), and the powered
 study's table over its planned rows (:mod:`.study`: planned against used sizes, "not run"
-rows, Benjamini-Hochberg per study row).
+rows, Benjamini-Hochberg per study row); layer advice without a sweep from first-order
+steerability, verified against a real sweep on request (:mod:`.advice`, its text in
+:mod:`.advice_text`).
 
 May import every package below it (:mod:`w2s_lens.data`, ``models``, ``steering``,
 ``controls``, ``sweep``, ``routing``), the top-level ``choices``, ``artifacts``, ``assets``, and

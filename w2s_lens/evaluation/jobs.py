@@ -31,6 +31,7 @@ from w2s_lens.data.datasets import (
     train_test_split,
 )
 from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.evaluation.advice import Advice, advise
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.pipeline import evaluate
@@ -45,8 +46,8 @@ from w2s_lens.steering.scales import layer_scales
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
 from w2s_lens.sweep.runner import SweepResult, run_sweep
 
-__all__ = ["generate_job", "load_items", "run_evaluation", "run_sweep_job", "train_router_job",
-           "vectors_from_pairs_job"]
+__all__ = ["advise_job", "generate_job", "load_items", "run_evaluation", "run_sweep_job",
+           "train_router_job", "vectors_from_pairs_job"]
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,39 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
         "prompt_format": fmt.settings(), "capture_layer": capture,
         "wall_time_s": round(time.time() - t0, 1)})
     return result
+
+
+def advise_job(config: EvalConfig, verify: int = 0, progress: bool = True,
+               advise_on: str | os.PathLike | None = None) -> Advice:
+    """``w2s-lens advise``: load the items and the model, split the items as ``evaluate``
+    does, CAA vectors from the training split (or ``config.vectors``), and first-order layer
+    advice on the test split (:func:`w2s_lens.evaluation.advice.advise`); ``verify`` test
+    items are swept for real.
+
+    ``advise_on``: a file of A/B items to advise on instead of the test split; then every
+    dataset item (the training split of a predefined split) whose question is not among them
+    trains the vectors.
+
+    Example:
+        >>> adv = advise_job(EvalConfig(dataset="corrigible-neutral-HHH", n_train=48,
+        ...                             n_test=24, readout="cloze"), verify=8)  # doctest: +SKIP
+    """
+    if verify < 0:
+        raise ConfigError(f"--verify must be 0 or a positive count, got {verify}")
+    items, test_items = load_items(config)
+    if advise_on is not None:
+        test_items = load_dataset(advise_on)
+        asked = {it.question.strip().lower() for it in test_items}
+        kept = [it for it in items if it.question.strip().lower() not in asked]
+        if len(kept) < len(items):
+            log.info("advise: %d dataset item(s) share a question with %s; left out of the "
+                     "vectors' training items", len(items) - len(kept), advise_on)
+        items = kept
+        if not items:
+            raise ConfigError(f"no dataset items are left to train the vectors on: every "
+                              f"question is in {advise_on}")
+    model = _model(config.model, config)
+    return advise(model, items, config, test_items, verify=verify, progress=progress)
 
 
 def train_router_job(
