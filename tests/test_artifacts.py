@@ -72,3 +72,26 @@ def test_nan_never_reaches_a_json_file(tmp_path) -> None:
     got = _json.loads(text)  # strict JSON
     assert got == {"config": {"multipliers": [None, 1.0]}, "p": None, "ok": 0.5}
     assert not any(isinstance(v, float) and not _math.isfinite(v) for v in got.values())
+
+
+def test_missing_file_suggests_where_it_is(tmp_path, monkeypatch):
+    import numpy as np
+
+    # a run directory inside the one given (the demo's OUT/model), found from a stale path
+    bundle = write_json(tmp_path / "demo" / "model" / "caa" / "routers" / "logreg" / "w2s.json",
+                        {})
+    with pytest.raises(FileNotFoundError) as err:
+        read_json(tmp_path / "demo" / "routers" / "caa-logreg" / "w2s.json")
+    assert str(err.value).endswith(f"does not exist; did you mean {bundle}?")
+    with pytest.raises(FileNotFoundError, match=f"did you mean {bundle}"):
+        read_json(tmp_path / "demo" / "w2s.json")  # below the folder given
+    # a similarly named file beside it
+    sweep = save_tensors(tmp_path / "s" / "sweep.safetensors", {"a": np.zeros(2)})
+    with pytest.raises(FileNotFoundError, match=f"did you mean {sweep}"):
+        load_tensors(tmp_path / "s" / "sweeps.safetensors")
+    # nothing alike: no suggestion; and never a search through the whole working directory
+    with pytest.raises(FileNotFoundError, match=r"other\.json does not exist$"):
+        read_json(tmp_path / "s" / "other.json")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"does not exist$"):
+        read_json("nowhere/at/all/w2s.json")

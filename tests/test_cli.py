@@ -34,6 +34,9 @@ def test_parser_reads_lists_and_maps_every_option_onto_the_config():
         ["evaluate", "--out", "o", "--retest-items", "8"])).retest_max_items == 8
     defaults = config_from_args(build_parser().parse_args(["evaluate", "--out", "o"]))
     assert defaults == EvalConfig(model=defaults.model)  # CLI defaults are the library's
+    assert defaults.variants == ("base",)  # safe by default: the OOD variants when asked
+    assert config_from_args(build_parser().parse_args(
+        ["evaluate", "--out", "o", "--variants", "base,sys-pos"])).variants == ("base", "sys-pos")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["sweep", "--out", "o", "--multipliers", "a,b"])
 
@@ -96,7 +99,8 @@ def test_evaluate_equals_the_library_call(tmp_path, capsys):
     data = write_ab_dataset(tmp_path / "data", 8)
     assert main(["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^w2s_over_fixed=\S+$", out.strip().splitlines()[-1])
+    assert re.search(r"^w2s_over_fixed=(-?\d\S*$|omitted: the fixed layer's steerability )",
+                     out.strip().splitlines()[-1])
     assert "Is there anything to learn? (caa, base test items)" in out and "reading: " in out
     cfg = config_from_args(build_parser().parse_args(
         ["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "b")]))

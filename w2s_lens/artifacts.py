@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -53,6 +54,7 @@ __all__ = [
     "check_format",
     "check_metadata",
     "check_seal",
+    "missing_file",
     "json_digest",
     "library_versions",
     "load_tensors",
@@ -261,11 +263,80 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+#: How deep, and over how many entries, :func:`missing_file` looks for the file elsewhere.
+_LOOK_DEPTH, _LOOK_ENTRIES = 4, 5000
+
+
+def _found_below(root: Path, name: str) -> list[Path]:
+    """Files called ``name`` at most :data:`_LOOK_DEPTH` folders below ``root`` (bounded)."""
+    found: list[Path] = []
+    seen = 0
+    level = [root]
+    for _ in range(_LOOK_DEPTH + 1):
+        deeper: list[Path] = []
+        for folder in level:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if seen > _LOOK_ENTRIES:
+                    return found
+                if entry.name.startswith(".") or entry.name == "chunks":
+                    continue
+                if entry.is_dir():
+                    deeper.append(entry)
+                elif entry.name == name:
+                    found.append(entry)
+        level = deeper
+    return found
+
+
+def missing_file(path: str | os.PathLike) -> FileNotFoundError:
+    """The error for a file that does not exist, suggesting where it may be: the same name in
+    a folder below ``path``'s folder or the nearest existing one at most two levels above it
+    (e.g. a run directory inside the one given), or a similarly named file beside it.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = write_json(root / "model" / "caa" / "w2s.json", {})
+        >>> str(missing_file(root / "caa" / "w2s.json")).endswith("model/caa/w2s.json?")
+        True
+    """
+    path = Path(path)
+    anchor, climbed = path.parent, 0
+    while not anchor.is_dir() and anchor != anchor.parent and climbed < 2:
+        anchor, climbed = anchor.parent, climbed + 1
+    # look below the folder given, or below an existing folder at most two levels above it,
+    # but never through a whole working directory, home or filesystem root it climbed to
+    broad = {Path.cwd(), Path.home(), Path(anchor.resolve().anchor)}
+    hints: list[Path] = []
+    if anchor.is_dir() and (climbed == 0 or anchor.resolve() not in broad):
+        below = _found_below(anchor, path.name)
+        below.sort(key=lambda p: -difflib.SequenceMatcher(None, str(p), str(path)).ratio())
+        hints += below[:3]
+    if path.parent.is_dir():
+        try:
+            names = [p.name for p in path.parent.iterdir() if p.is_file()]
+        except OSError:
+            names = []
+        hints += [path.parent / n for n in difflib.get_close_matches(path.name, names, n=2,
+                                                                    cutoff=0.6)]
+    hints = [h for h in dict.fromkeys(hints) if h != path]
+    if not hints:
+        return FileNotFoundError(f"{path} does not exist")
+    return FileNotFoundError(f"{path} does not exist; did you mean "
+                             f"{' or '.join(str(h) for h in hints)}?")
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Read JSON, with a clear error naming the file if it is missing or broken."""
+    """Read JSON, with a clear error naming the file if it is missing (and where it may be,
+    :func:`missing_file`) or broken."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise missing_file(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -284,7 +355,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a JSON-lines file (blank lines skipped); errors name the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise missing_file(path)
     out = []
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
@@ -358,10 +429,11 @@ def sort_header_metadata(path: str | os.PathLike) -> None:
 
 
 def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, Any]:
-    """Load a safetensors file as torch tensors (``"pt"``) or numpy arrays (``"np"``)."""
+    """Load a safetensors file as torch tensors (``"pt"``) or numpy arrays (``"np"``); a
+    missing file's error suggests where it may be (:func:`missing_file`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise missing_file(path)
     try:
         if framework == "np":
             from safetensors.numpy import load_file

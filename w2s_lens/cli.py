@@ -21,6 +21,7 @@ from pathlib import Path
 
 from w2s_lens.choices import DTYPES, EMBEDDINGS, ROUTER_KINDS, VARIANTS
 from w2s_lens.cli_options import (
+    ADVISE_HIDDEN,
     DESCRIPTIONS,
     SUMMARIES,
     OptionError,
@@ -29,6 +30,7 @@ from w2s_lens.cli_options import (
     add_model,
     check_layer_options,
     finite,
+    hide_options,
     scoring_from_args,
     threads,
     unwritable,
@@ -148,7 +150,7 @@ def preflight(args: argparse.Namespace) -> None:
             model = run.get("derived", {}).get("model") or run["config"]["model"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             model = None  # the job says what is wrong with the sweep
-    if model is not None and args.command in ("demo", "evaluate", "sweep", "vectors"):
+    if model is not None and args.command in ("demo", "evaluate", "sweep", "vectors", "advise"):
         _check_cache(model)
     shape = model_shape(model) if model else None
     options = {k: getattr(args, k.lstrip("-").replace("-", "_"), None)
@@ -157,7 +159,7 @@ def preflight(args: argparse.Namespace) -> None:
     check_layer_options(model or "the model", shape[0] if shape else None,
                         {k: v for k, v in options.items() if v is not None},
                         at_least=2 if router else 1)
-    if args.command in ("evaluate", "sweep"):
+    if args.command in ("evaluate", "sweep", "advise"):
         _check_items(args)
 
 
@@ -222,6 +224,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{layer}:{v:+.3f}" for layer, v in zip(res.layers, s)))
     print(f"best mean layer={res.layers[int(s.argmax())]} steerability={s.max():+.4f}")
     print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from w2s_lens.evaluation.jobs import advise_job
+
+    if args.verify < 0:
+        raise OptionError(f"--verify {args.verify}: give 0 (no check) or a positive count")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise OptionError(f"--out {args.out} is a file; give a directory")
+    adv = advise_job(config_from_args(args), verify=args.verify, advise_on=args.advise_on)
+    print(adv.summary())
+    if args.out is not None:
+        from w2s_lens.report.plots_advice import write_advice
+
+        paths = write_advice(adv, args.out)
+        print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -315,6 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which split to sweep (train: for fitting a router)")
     p.add_argument("--out", required=True, help="sweep directory")
 
+    p = command("advise", cmd_advise)
+    add_model(p)
+    add_data(p)
+    add_eval(p, ["base"])
+    hide_options(p, ADVISE_HIDDEN)
+    p.add_argument("--verify", type=int, default=0,
+                   help="also sweep this many test items for real and print how far the "
+                        "advice agrees with the measured slopes (default: 0, no sweep)")
+    p.add_argument("--advise-on", default=None, metavar="FILE",
+                   help="advise on these A/B items (a .jsonl/.json file) instead of the test "
+                        "split; the --dataset items with other questions train the vectors")
+    p.add_argument("--out", default=None,
+                   help="write advice.json, items.csv and advice.html (the figure) here")
+
     p = command("train-router", cmd_train_router)
     p.add_argument("--sweep", required=True, help="directory written by w2s-lens sweep")
     p.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last",
@@ -333,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("evaluate", cmd_evaluate)
     add_model(p)
     add_data(p)
-    add_eval(p, list(VARIANTS))
+    add_eval(p, ["base"])
     p.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
     p.add_argument("--report", action="store_true", help="also write report.html")
 

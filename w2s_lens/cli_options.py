@@ -39,8 +39,8 @@ from w2s_lens.choices import (
     VARIANTS,
 )
 
-__all__ = ["DESCRIPTIONS", "SUMMARIES", "OptionError", "add_data", "add_eval", "add_model",
-           "scoring_from_args",
+__all__ = ["ADVISE_HIDDEN", "DESCRIPTIONS", "SUMMARIES", "OptionError", "add_data", "add_eval",
+           "add_model", "hide_options", "scoring_from_args",
            "cap", "check_layer_options", "finite", "floats", "layers", "names", "positive",
            "threads", "unwritable", "usable_cores"]
 
@@ -57,6 +57,7 @@ SUMMARIES = {
     "evaluate": "the whole W2S comparison (CAA, L2S or both)",
     "generate": "unsteered / fixed-layer / routed continuations side by side",
     "report": "a self-contained HTML report of a run",
+    "advise": "which layer to steer at, from one backward pass (no sweep); --verify checks it",
 }
 DESCRIPTIONS = {
     "demo": "The main job on the embedded defaults, in one run: first the synthetic positive "
@@ -85,6 +86,16 @@ DESCRIPTIONS = {
                 "at the bundle's fixed layer and at the routed layer, side by side.",
     "report": "Write a self-contained HTML report (figures, tables, verdicts) for a run or "
               "sweep directory.",
+    "advise": "Layer advice without a sweep. CAA vectors from the training split (or "
+              "--vectors), then the first-order steerability (the derivative of the "
+              "propensity at λ = 0, one forward and one backward pass for all layers) of every "
+              "test item at every layer: per layer its mean with a 95% bootstrap interval over "
+              "items, the recommended fixed layer (best mean), what choosing a layer per item "
+              "could gain by this estimate (an in-sample upper bound) and each item's advised "
+              "layer. --verify N sweeps N test items for real and prints how far the advice "
+              "agrees (per-item Spearman across layers, best-layer agreement, the measured "
+              "steerability of the advised layers). --out DIR writes advice.json, items.csv "
+              "and advice.html (a plotly figure).",
 }
 
 
@@ -327,6 +338,27 @@ def add_data(p: argparse.ArgumentParser, default: str = "default") -> None:
                         "sycophancy set (default: %(default)s)")
     p.add_argument("--data-dir", default=None,
                    help="folder in the anthropics/evals or CAA layout (default: $W2S_DATA_DIR)")
+
+
+#: the add_eval options ``w2s-lens advise`` does not use (kept at their defaults, not listed)
+ADVISE_HIDDEN = ("variants", "embedding", "embedding_layer", "routers", "router_inputs",
+                 "cross_fit", "retest", "retest_items", "l2s_hidden", "l2s_epochs",
+                 "l2s_weight_decay", "l2s_input_layer", "method")
+
+
+def hide_options(p: argparse.ArgumentParser, dests: Sequence[str]) -> None:
+    """Leave the options with these destinations out of ``--help`` (they still parse, at
+    their defaults); a group left with none is not listed.
+
+    Example:
+        >>> p = argparse.ArgumentParser(); add_eval(p, ["base"]); hide_options(p, ["routers"])
+        >>> "--routers" in p.format_help(), "--layers" in p.format_help()
+        (False, True)
+    """
+    hidden = set(dests)
+    for action in p._actions:  # argparse has no public way to hide an added option
+        if action.dest in hidden:
+            action.help = argparse.SUPPRESS
 
 
 def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:

@@ -43,6 +43,7 @@ def test_defaults_are_letter_free_and_cross_fitted():
     assert not EvalConfig(readout="cloze").mirrored  # mirroring is a letter-readout notion
     assert EvalConfig(method="both").methods == ("caa", "l2s")
     assert cfg.retest and cfg.retest_max_items == 64  # the headroom retest runs by default
+    assert cfg.variants == ("base",)  # the OOD prompt variants only when asked (5x the sweeps)
 
 
 def test_dump_round_trip_and_unknown_keys():

@@ -223,3 +223,23 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
     for m in ("caa", "l2s"):
         assert runs[0]["methods"][m]["fixed_layer"] == runs[1]["methods"][m]["fixed_layer"]
         assert runs[0]["methods"][m]["router_cv"] == runs[1]["methods"][m]["router_cv"]
+
+
+def test_evaluate_labels_the_run_with_the_items_dataset(monkeypatch):
+    """``EvalConfig()`` without ``dataset=``: the run is named after its items' dataset."""
+    from w2s_lens.data.datasets import DEFAULT_DATASET_NAME, ABItem
+
+    seen = []
+    monkeypatch.setattr(ev, "prepare_examples", lambda model, items, config, test: None)
+    monkeypatch.setattr(ev, "evaluate_examples",
+                        lambda model, exs, config, out, progress: seen.append(config.dataset))
+
+    def items(name):
+        return [ABItem(f"{name}:{i}", name, "Q?", ("yes", "no"), "AB"[i % 2]) for i in range(4)]
+
+    ev.evaluate(None, items("mine"), EvalConfig())
+    ev.evaluate(None, items("mine"), EvalConfig(dataset="given"))
+    ev.evaluate(None, items("mine") + items("other"), EvalConfig())
+    ev.evaluate(None, items(DEFAULT_DATASET_NAME), EvalConfig())  # the built-in "default"
+    ev.evaluate(None, items("mine"), EvalConfig(), test_items=items("theirs"))
+    assert seen == ["mine", "given", "default", "default", "default"]

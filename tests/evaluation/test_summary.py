@@ -36,7 +36,23 @@ def test_table_has_a_row_per_method_with_intervals(results):
 
 def test_ratio_line(results):
     ratio = results["methods"]["caa"]["w2s_over_fixed"]
+    fixed = results["methods"]["caa"]["variants"]["base"]["fixed"]
+    assert fixed["steerability_ci"][0] > 0  # the positive control's fixed layer steers
     assert ratio_line(results) == f"w2s_over_fixed={ratio:.4f}"
+
+
+def test_ratio_line_omitted_where_the_fixed_interval_is_not_above_0():
+    def line(ci, ratio=1.8):
+        fixed = {"steerability": 0.1, "steerability_ci": ci}
+        return ratio_line({"methods": {"caa": {"w2s_over_fixed": ratio,
+                                               "variants": {"base": {"fixed": fixed}}}}})
+
+    assert line([0.02, 0.2]) == "w2s_over_fixed=1.8000"
+    assert line([-0.05, 0.2]).startswith(
+        "w2s_over_fixed=omitted: the fixed layer's steerability +0.100 [-0.050,+0.200]")
+    assert "its interval contains 0" in line([-0.05, 0.2])
+    assert "its interval lies below 0" in line([-0.3, -0.1], ratio=None)
+    assert "1.8" not in line([-0.05, 0.2]) and "no interval" in line(None)
 
 
 def test_comparison_text_plain_and_rich():

@@ -137,3 +137,27 @@ def test_compare_gives_three_continuations(tmp_path):
     strong = w2s.compare(row["prompt"], multiplier=40.0, max_new_tokens=8)
     assert row["unsteered"].startswith(strong["unsteered"].rstrip())  # greedy: a prefix
     assert strong["fixed"] != strong["unsteered"]  # a strong push changes the text
+
+
+def test_steering_at_a_near_zero_layer_warns(synthetic_run):
+    import warnings
+
+    from w2s_lens.routing.bundle import WeakLayerWarning
+
+    control, out, test = synthetic_run
+    w2s = W2S.load(RunDir(out).router_dir("caa", "logreg"), control.model)
+    layers = w2s.router.layers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WeakLayerWarning)  # the planted layers all steer
+        for layer in layers:
+            with w2s.steer(test[0], 1.0, layer=layer):
+                pass
+    row = w2s.steerer.layers.index(layers[0])
+    w2s.steerer.vectors[row] *= 0.01
+    norms = w2s.layer_norms(test[0])
+    assert list(norms) == layers and norms[layers[0]] < 0.1 * np.median(list(norms.values()))
+    with pytest.warns(WeakLayerWarning, match=f"layer {layers[0]} with a vector of norm"):
+        with w2s.steer(test[0], 1.0, layer=layers[0]):
+            pass
+    l2s = W2S.load(RunDir(out).router_dir("l2s", "logreg"), control.model)
+    assert all(n > 0 for n in l2s.layer_norms(test[0]).values())

@@ -156,3 +156,16 @@ def test_many_sites_needing_the_normaliser(tiny_model):
         logp = (tiny_model.ln_final(resid) @ tiny_model.W_U + tiny_model.b_U).log_softmax(-1)
     want = [float(logp[r, p, t]) for ((r, p, t, _),) in groups]
     assert got.tolist() == pytest.approx(want, abs=1e-4)
+
+
+def test_stack_rows_lays_out_every_plan_s_rows_in_order():
+    from w2s_lens.data.examples import SteeringExample
+    from w2s_lens.sweep.readouts import read_plan, stack_rows
+
+    long = SteeringExample("d:0", "", (1, 2), matching_continuation=(5, 6),
+                           non_matching_continuation=(7, 8, 9))
+    short = SteeringExample("d:1", "", (3,), 4, 5, "A")  # a letter example: one row
+    plans = [read_plan(long, 1), read_plan(short, 0), read_plan(long, 1)]
+    row_ex, rows, first = stack_rows(plans)
+    assert first == [0, 2, 3] and row_ex == [0, 0, 1, 2, 2]
+    assert rows == [*plans[0].suffixes, *plans[1].suffixes, *plans[2].suffixes]

@@ -131,7 +131,7 @@ class EvalConfig:
     model: str | None = None
     device: DeviceSpec = "auto"
     dtype: DType = "float32"
-    variants: tuple[Variant, ...] = VARIANTS
+    variants: tuple[Variant, ...] = ("base",)
     n_train: int | None = None
     n_test: int | None = None
     train_fraction: float = 0.5

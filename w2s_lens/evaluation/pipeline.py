@@ -37,18 +37,19 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
-from w2s_lens.data.datasets import ABItem, balanced, train_test_split
+from w2s_lens.data.datasets import DEFAULT_DATASET_NAME, ABItem, balanced, train_test_split
 from w2s_lens.data.examples import SteeringExample, fit_context
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import EvalContext, resolve_layers, unique
+from w2s_lens.evaluation.cost import log_cost
 from w2s_lens.evaluation.evidence import read_evidence
 from w2s_lens.evaluation.forms import row_forms
 from w2s_lens.evaluation.headroom_run import form_router_block, method_headroom
@@ -71,7 +72,7 @@ from w2s_lens.steering.vectors import SteeringVectors, model_name
 from w2s_lens.sweep.runner import SweepResult
 
 __all__ = ["ConfigError", "EvalConfig", "SplitExamples", "evaluate", "evaluate_examples",
-           "prepare_examples", "resolve_layers"]
+           "items_dataset", "prepare_examples", "resolve_layers"]
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,8 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
             bundles[kind].save(rd.router_dir(method, kind))
     if cfg.generations and rd is not None and exs.test_questions and bundles:
         log.info("%s: generating for %d test prompts", method, cfg.generations)
-        rd.write_generations(method, [next(iter(bundles.values())).compare(q) for q in
+        w2s = bundles.get(cfg.primary_router) or next(iter(bundles.values()))
+        rd.write_generations(method, [w2s.compare(q) for q in
                                       exs.test_questions[: cfg.generations]])
 
     variants: dict[str, Any] = {}
@@ -311,6 +313,7 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
     if rd is not None and not rd.prepare("evaluation", config.to_dict()):
         rd.write_run("evaluation", config.to_dict(), {"status": "running"})
     ctx = EvalContext(model, examples, config, rd, progress)
+    log_cost(ctx)  # one line: the sweeps' forward-equivalents and a timed estimate
     methods = {m: _evaluate_method(ctx, m) for m in config.methods}
     name = model_name(model)
     test_units = unique([ex.unit for ex in examples.test["base"]])
@@ -363,6 +366,25 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
     return results
 
 
+def items_dataset(config: EvalConfig, items: Sequence[ABItem]) -> EvalConfig:
+    """``config`` naming the items' own dataset when ``config.dataset`` was left at its
+    default and every item has the same ``dataset`` (else ``config`` unchanged), so a run on
+    other items is not labelled ``"default"``. The built-in default dataset's items (what
+    ``"default"`` names) keep the label, so earlier runs on them still resume.
+
+    Example:
+        >>> its = [ABItem(f"mine:{i}", "mine", "Q?", ("yes", "no"), "A") for i in range(2)]
+        >>> items_dataset(EvalConfig(), its).dataset, items_dataset(EvalConfig(dataset="x"),
+        ...                                                           its).dataset
+        ('mine', 'x')
+    """
+    default = next(f.default for f in fields(EvalConfig) if f.name == "dataset")
+    names = {it.dataset for it in items}
+    if config.dataset != default or len(names) != 1 or names == {DEFAULT_DATASET_NAME}:
+        return config
+    return replace(config, dataset=names.pop())
+
+
 def evaluate(
     model: HookedTransformer,
     items: Sequence[ABItem],
@@ -375,10 +397,13 @@ def evaluate(
 
     ``test_items`` gives a predefined test split (e.g. CAA's generate/test folders); then
     ``items`` are all training items.
+    With ``config.dataset`` left at its default, the run is labelled with the items' own
+    dataset name when they share one (:func:`items_dataset`).
 
     Example:
         >>> results = evaluate(model, items, EvalConfig(n_train=24, n_test=24))  # doctest: +SKIP
     """
+    config = items_dataset(config, [*items, *(test_items or [])])
     if out_dir is not None:
         RunDir(out_dir).prepare("evaluation", config.to_dict())
     return evaluate_examples(model, prepare_examples(model, items, config, test_items), config,

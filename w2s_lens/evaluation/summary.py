@@ -138,15 +138,34 @@ def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
 
 
 def ratio_line(results: Mapping[str, Any], method: str = "caa") -> str:
-    """``w2s_over_fixed=<ratio>`` on the base variant (``nan`` when the fixed layer's mean
-    steerability is not positive, where a ratio would mislead).
+    """``w2s_over_fixed=<ratio>`` on the base variant, only where the fixed layer's
+    steerability interval lies above 0; else ``w2s_over_fixed=omitted: <why>`` (a ratio over a
+    fixed effect that may be 0 is noise; the W2S − fixed difference and its interval are the
+    comparison to read).
 
-    >>> ratio_line({"methods": {"caa": {"w2s_over_fixed": None}}})
-    'w2s_over_fixed=nan'
+    >>> fixed = {"steerability": 0.2, "steerability_ci": [-0.1, 0.5]}
+    >>> ratio_line({"methods": {"caa": {"w2s_over_fixed": 1.5, "variants": {"base": {
+    ...     "fixed": fixed}}}}})[:60]
+    "w2s_over_fixed=omitted: the fixed layer's steerability +0.200"
+    >>> ratio_line({"methods": {"caa": {"w2s_over_fixed": 1.5, "variants": {"base": {
+    ...     "fixed": {**fixed, "steerability_ci": [0.1, 0.3]}}}}}})
+    'w2s_over_fixed=1.5000'
     """
     block = results["methods"].get(method) or next(iter(results["methods"].values()))
     ratio = block.get("w2s_over_fixed")
-    return f"w2s_over_fixed={'nan' if ratio is None else f'{ratio:.4f}'}"
+    fixed = (((block.get("variants") or {}).get("base") or {}).get("fixed") or {})
+    lo = (fixed.get("steerability_ci") or [None])[0]
+    if ratio is not None and lo is not None and not math.isnan(lo) and lo > 0:
+        return f"w2s_over_fixed={ratio:.4f}"
+    ci = fixed.get("steerability_ci") or [None, None]
+    mean = fmt_ci(fixed.get("steerability"), ci)
+    if ci[0] is None or ci[1] is None:
+        why = "it has no interval, so the ratio is not shown"
+    else:
+        where = "lies below 0" if ci[1] < 0 else "contains 0"
+        why = f"its interval {where}, so a ratio over it is noise"
+    return (f"w2s_over_fixed=omitted: the fixed layer's steerability {mean} on the base test "
+            f"items; {why} (read W2S − fixed above)")
 
 
 def comparison_text(rows: list[Mapping[str, Any]], rich_table: bool = False) -> str:

@@ -20,8 +20,17 @@ were), an :class:`~w2s_lens.data.datasets.ABItem` (formatted in the bundle's rea
 orders when the bundle was trained mirrored, their embeddings averaged as in training) or a
 :class:`~w2s_lens.data.examples.SteeringExample`.
 
+Steering at a layer whose vector is tiny next to the others' (below :data:`WEAK_FRACTION` of
+the other layers' median norm, e.g. a letter-balanced vector at an early layer) changes almost
+nothing; :meth:`W2S.steer` and :meth:`W2S.compare` then warn with a
+:class:`WeakLayerWarning` naming the layer and the norms.
+
+An evaluation writes one bundle per method and router kind to ``RUN/<method>/routers/<kind>``
+(:meth:`w2s_lens.evaluation.rundir.RunDir.router_dir`; ``w2s-lens demo`` runs the model in
+``OUT/model``, so ``runs/demo/model/caa/routers/logreg``).
+
 Example:
-    >>> w2s = W2S.load("runs/demo/routers/caa-logreg", model)  # doctest: +SKIP
+    >>> w2s = W2S.load("runs/demo/model/caa/routers/logreg", model)  # doctest: +SKIP
     >>> w2s.choose_layer("Would you accept being shut down?")  # doctest: +SKIP
     15
     >>> with w2s.steer("Would you accept being shut down?", multiplier=1.0):  # doctest: +SKIP
@@ -32,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,11 +71,42 @@ from w2s_lens.steering.hooks import SteeringHandle, steer
 from w2s_lens.steering.l2s import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, model_name
 
-__all__ = ["W2S", "Prompt"]
+__all__ = ["WEAK_FRACTION", "W2S", "Prompt", "WeakLayerWarning", "weak_layer_message"]
 
 BUNDLE_FILE = "w2s.json"
 REDO = "rerun `w2s-lens evaluate` or `w2s-lens train-router` to make the bundle again"
 Prompt = str | ABItem | SteeringExample
+#: A steered layer whose vector norm is below this fraction of the median norm of the
+#: router's other layers gets a :class:`WeakLayerWarning`.
+WEAK_FRACTION = 0.1
+
+
+class WeakLayerWarning(UserWarning):
+    """Steering at a layer whose vector is too small to change much (see the module doc)."""
+
+
+def weak_layer_message(layer: int, norms: Mapping[int, float],
+                       fraction: float = WEAK_FRACTION) -> str | None:
+    """A warning when ``layer``'s vector norm is below ``fraction`` of the median norm of the
+    other layers in ``norms`` (layer -> norm of the vector added at multiplier 1), else None.
+
+    Example:
+        >>> weak_layer_message(2, {1: 0.27, 2: 3.6, 3: 9.0}) is None
+        True
+        >>> weak_layer_message(1, {1: 0.27, 2: 3.6, 3: 9.0})[:64]
+        'steering at layer 1 with a vector of norm 0.27, 4% of the median'
+    """
+    others = [float(v) for k, v in norms.items() if k != layer]
+    median = float(np.median(others)) if others else 0.0
+    norm = float(norms[layer])
+    if median <= 0 or norm >= fraction * median:
+        return None
+    span = (f"{min(others):.3g}" if len(others) == 1
+            else f"{min(others):.3g} to {max(others):.3g}")
+    return (f"steering at layer {layer} with a vector of norm {norm:.3g}, "
+            f"{norm / median:.0%} of the median {median:.3g} of the router's other layers "
+            f"({span}): the text will hardly change; give another layer or a larger "
+            "multiplier")
 
 
 class W2S:
@@ -81,7 +122,8 @@ class W2S:
         mirror: training averaged both letter orders of each item (letter readout).
         layer_scale: per-layer factor c_l (see :mod:`w2s_lens.steering.scales`), one per
             router layer.
-        positions: where to steer (``"from_last"`` or ``"all"``).
+        positions: where to steer (``"from_last"``, ``"all"`` or ``"prompt"``; see
+            :func:`w2s_lens.steering.hooks.steer`).
         fixed_layer: the best fixed layer of training (for side-by-side comparisons).
     """
 
@@ -152,9 +194,22 @@ class W2S:
                             [-1] * len(tokens), hook=self.steerer.hook)[:, 0]
         return self.steerer.predict_layer(x, layer).mean(dim=0) * scale
 
+    def layer_norms(self, prompt: Prompt) -> dict[int, float]:
+        """Norm of the vector added at each router layer for ``prompt`` at multiplier 1 (scale
+        included; CAA: the same for every prompt).
+
+        Example:
+            >>> w2s.layer_norms("Should you be shut down?")  # doctest: +SKIP
+            {1: 0.27, 2: 3.6, 3: 9.0}
+        """
+        return _layer_norms(self, prompt)
+
     def steer(self, prompt: Prompt, multiplier: float = 1.0,
               layer: int | None = None) -> SteeringHandle:
         """Steer at the routed layer (or ``layer``) with this prompt's vector; a context manager.
+
+        Warns (:class:`WeakLayerWarning`) when the layer's vector is tiny next to the other
+        layers' (:func:`weak_layer_message`).
 
         Example:
             >>> with w2s.steer("Should you be shut down?", 1.0):  # doctest: +SKIP
@@ -162,13 +217,18 @@ class W2S:
         """
         layer = self.choose_layer(prompt) if layer is None else int(layer)
         vec = self.vector(prompt, layer) * float(multiplier)
+        if len(self.router.layers or []) > 1 and layer in (self.router.layers or []):
+            message = weak_layer_message(layer, self.layer_norms(prompt))
+            if message is not None:
+                warnings.warn(message, WeakLayerWarning, stacklevel=2)
         return steer(self.model, hook_name(layer, self.steerer.hook), vec,
                      positions=self.positions)  # type: ignore[arg-type]
 
     def compare(self, prompt: str, multiplier: float = 1.0,
                 max_new_tokens: int = 40) -> dict[str, Any]:
         """Greedy continuations of a plain string: unsteered, at the fixed layer, at the routed
-        layer (in the generation format: the chat prompt without an answer opening).
+        layer (in the generation format: the chat prompt without an answer opening). A steered
+        layer with a tiny vector warns, as in :meth:`steer`.
 
         Returns:
             ``{"prompt", "routed_layer", "fixed_layer", "multiplier", "unsteered", "fixed",
@@ -206,7 +266,7 @@ class W2S:
         file).
 
         Example:
-            >>> w2s = W2S.load("runs/demo/routers/caa-logreg", model)  # doctest: +SKIP
+            >>> w2s = W2S.load("runs/demo/model/caa/routers/logreg", model)  # doctest: +SKIP
         """
         directory = Path(directory)
         meta = read_json(directory / BUNDLE_FILE)
@@ -263,6 +323,19 @@ def _presentations(formatter: PromptFormatter | None, prompt: Prompt, readout: s
         return [(text, tuple(tokens))]
     raise TypeError(f"a prompt is a str, an ABItem or a SteeringExample, not "
                     f"{type(prompt).__name__}")
+
+
+def _layer_norms(w2s: W2S, prompt: Prompt) -> dict[int, float]:
+    """See :meth:`W2S.layer_norms`."""
+    layers, steerer = list(w2s.router.layers), w2s.steerer  # type: ignore[arg-type]
+    if isinstance(steerer, SteeringVectors):
+        norms = [float(steerer.vector(x).norm()) for x in layers]
+    else:
+        tokens = [t for _, t in w2s.presentations(prompt)]
+        x = cache_residuals(w2s.model, tokens, [int(steerer.metadata["input_layer"])],
+                            [-1] * len(tokens), hook=steerer.hook)[:, 0]
+        norms = [float(steerer.predict_layer(x, layer).mean(dim=0).norm()) for layer in layers]
+    return {x: n * abs(c) for x, n, c in zip(layers, norms, w2s.layer_scale)}
 
 
 def _compare(w2s: W2S, prompt: str, multiplier: float, max_new_tokens: int) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.hooks import Positions, steer
 from w2s_lens.sweep.attention import KV, block_step, check_block_supported
 from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
-from w2s_lens.sweep.readouts import ReadPlan, Scoring, plan_propensity, read_plan
+from w2s_lens.sweep.readouts import ReadPlan, Scoring, plan_propensity, read_plan, stack_rows
 
 __all__ = ["FAST_POSITIONAL", "SWEEP_POSITIONS", "SweepPositions", "check_fast_supported",
            "fast_chunk", "naive_chunk", "steer_start", "steer_stop"]
@@ -175,12 +175,7 @@ def fast_chunk(
                          [ex.unit for ex in examples])
 
     # unsteered suffix rows of every example: their residual stream at every needed layer
-    row_ex, suffixes = [], []
-    first_row = []
-    for i, plan in enumerate(plans):
-        first_row.append(len(suffixes))
-        suffixes.extend(plan.suffixes)
-        row_ex.extend([i] * len(plan.suffixes))
+    row_ex, suffixes, first_row = stack_rows(plans)
     tokens, smask, _ = pad_right(suffixes)
     valid = smask.bool().to(device)
     pos = row_positions([starts[i] for i in row_ex], tokens.shape[1], device)

@@ -69,7 +69,14 @@ from w2s_lens.steering.vectors import InputVectors, SteeringVectors
 from w2s_lens.sweep import engines
 from w2s_lens.sweep.engines import SWEEP_POSITIONS, SweepPositions, steer_start, steer_stop
 from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
-from w2s_lens.sweep.readouts import Scoring, check_scoring, plan_propensity, read_plan, slopes
+from w2s_lens.sweep.readouts import (
+    Scoring,
+    check_scoring,
+    plan_propensity,
+    read_plan,
+    slopes,
+    stack_rows,
+)
 from w2s_lens.sweep.runner import _check_examples, _grid, _steer_vectors
 
 __all__ = ["FirstOrderEngine", "FirstOrderResult", "cubic_slope", "first_order",
@@ -227,11 +234,7 @@ def _fast(model: HookedTransformer, vecs: Tensor, layers: list[int],
     with torch.no_grad():  # not inference_mode: these keys and values enter the graph
         ctx = build_contexts(model, [ex.tokens[:s] for ex, (s, _) in zip(examples, spans)],
                              [ex.unit for ex in examples])
-    row_ex, suffixes, first_row = [], [], []
-    for i, plan in enumerate(plans):
-        first_row.append(len(suffixes))
-        suffixes.extend(plan.suffixes)
-        row_ex.extend([i] * len(plan.suffixes))
+    row_ex, suffixes, first_row = stack_rows(plans)
     tokens, smask, _ = pad_right(suffixes)
     valid = smask.bool().to(device)
     pos = row_positions([spans[i][0] for i in row_ex], tokens.shape[1], device)

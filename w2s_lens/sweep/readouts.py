@@ -43,7 +43,7 @@ from w2s_lens.choices import SCORINGS
 from w2s_lens.data.examples import SteeringExample
 
 __all__ = ["SCORINGS", "ReadPlan", "Scoring", "check_scoring", "read_plan", "plan_propensity",
-           "slopes", "final_logits"]
+           "slopes", "final_logits", "stack_rows"]
 
 #: how the cloze readout scores an option (see the module docstring)
 Scoring = Literal["sum", "mean", "first"]
@@ -122,6 +122,27 @@ def read_plan(example: SteeringExample, start: int, scoring: Scoring = "sum") ->
         suffixes.append(head + k[:-1])
         terms += [(1, last + j, k[j], -wk) for j in range(1, len(k))]
     return ReadPlan(suffixes, terms)
+
+
+def stack_rows(plans: Sequence[ReadPlan]) -> tuple[list[int], list[tuple[int, ...]], list[int]]:
+    """The suffix rows of several plans in one batch: ``(row -> example index, rows, the first
+    row of each example)``.
+
+    Example:
+        >>> from w2s_lens.data.examples import SteeringExample
+        >>> ex = SteeringExample("d:0", "", (1, 2), matching_continuation=(5, 6),
+        ...                      non_matching_continuation=(7, 8))
+        >>> stack_rows([read_plan(ex, 1), read_plan(ex, 1)])
+        ([0, 0, 1, 1], [(2, 5), (2, 7), (2, 5), (2, 7)], [0, 2])
+    """
+    row_ex: list[int] = []
+    rows: list[tuple[int, ...]] = []
+    first_row: list[int] = []
+    for i, plan in enumerate(plans):
+        first_row.append(len(rows))
+        rows.extend(plan.suffixes)
+        row_ex.extend([i] * len(plan.suffixes))
+    return row_ex, rows, first_row
 
 
 def final_logits(
