@@ -16,8 +16,9 @@ from w2s_lens.evaluation.evidence import reading_words
 from w2s_lens.evaluation.results import EvaluationResult, MethodResult, VariantResult
 from w2s_lens.evaluation.results_frames import ITEMS_FILE, REPR_ROWS, comparison_rows
 from w2s_lens.evaluation.results_headroom import Reading, Retest
-from w2s_lens.evaluation.results_nodes import RouterComparison, Summary, split_router
+from w2s_lens.evaluation.results_nodes import RouterComparison, Summary
 from w2s_lens.evaluation.summary import headroom_text
+from w2s_lens.routing.views import split_router_name as split_router
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = sorted((ROOT / "analysis" / "results").rglob("results.json"))

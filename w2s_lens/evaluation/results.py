@@ -24,9 +24,10 @@ Schema of ``results.json``, format version 2 (:data:`SCHEMA_VERSION`)::
                    views {view: {reading, diff, mde, p}}, text
 
 A router's name is ``"<kind>"`` (it reads the question) or ``"<kind>@<view>"`` (view
-``options``, ``question+options`` or ``minilm``; :func:`split_router`). Keys marked ``?`` come
-from newer runs and are ``None`` when absent; keys this version does not know are kept in each
-part's ``extra`` and written back. Layer-keyed counts have ``int`` keys here, strings in JSON.
+``options``, ``question+options`` or ``minilm``;
+:func:`~w2s_lens.routing.views.split_router_name`). Keys marked ``?`` come from newer runs
+and are ``None`` when absent; keys this version does not know are kept in each part's
+``extra`` and written back. Layer-keyed counts have ``int`` keys here, strings in JSON.
 
 Example:
     >>> r = EvaluationResult.load("runs/corrigible")  # doctest: +SKIP
@@ -64,10 +65,9 @@ from w2s_lens.evaluation.results_nodes import (
     Summary,
     key,
     nested,
-    split_router,
 )
 
-__all__ = ["SCHEMA_VERSION", "EvaluationResult", "MethodResult", "VariantResult", "split_router"]
+__all__ = ["SCHEMA_VERSION", "EvaluationResult", "MethodResult", "VariantResult"]
 
 #: The ``results.json`` schema this module reads and writes (the artifacts' format version).
 SCHEMA_VERSION = FORMAT_VERSION

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.evaluation.evidence import reading_words
-from w2s_lens.evaluation.results_nodes import split_router
+from w2s_lens.routing.views import split_router_name
 
 if TYPE_CHECKING:
     from w2s_lens.evaluation.results import EvaluationResult, MethodResult
@@ -70,7 +70,7 @@ def comparison_rows(result: EvaluationResult) -> list[dict[str, Any]]:
         for variant, v in m.variants.items():
             fixed, oracle = v.fixed, v.oracle
             for router, c in v.routers.items():
-                kind, view = split_router(router)
+                kind, view = split_router_name(router)
                 f_lo, f_hi = _pair(fixed.steerability_ci if fixed else None)
                 w_lo, w_hi = _pair(c.steerability_ci)
                 d_lo, d_hi = _pair(c.diff_ci)

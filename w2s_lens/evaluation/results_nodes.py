@@ -25,24 +25,8 @@ from typing import Any
 
 __all__ = [
     "FormRouter", "GroupOracle", "Keyed", "Node", "RouterComparison", "RouterTuning", "Summary",
-    "key", "nested", "split_router",
+    "key", "nested",
 ]
-
-#: The view a router name without ``@`` reads (the plain question).
-DEFAULT_VIEW = "question"
-
-
-def split_router(name: str) -> tuple[str, str]:
-    """``(kind, view)`` of a router name in the ``"w2s"`` block: ``"<kind>"`` reads the question,
-    ``"<kind>@<view>"`` another view (``options``, ``question+options``, ``minilm``).
-
-    Example:
-        >>> split_router("logreg"), split_router("knn@question+options")
-        (('logreg', 'question'), ('knn', 'question+options'))
-    """
-    kind, _, view = name.partition("@")
-    return kind, view or DEFAULT_VIEW
-
 
 # --------------------------------------------------------------------------- codecs
 
