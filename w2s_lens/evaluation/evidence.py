@@ -40,8 +40,8 @@ from typing import Any
 
 from w2s_lens.routing.views import router_name
 
-__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "read_evidence",
-           "reading_words"]
+__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "method_evidence",
+           "read_evidence", "reading_words"]
 
 #: The headroom must be at least this fraction of the (cross-validated) fixed layer's effect.
 HEADROOM_FRACTION = 0.10
@@ -143,20 +143,31 @@ def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, An
                       "kappa_robust": KAPPA_ROBUST, "alpha": "one-sided 2.5%"}}
 
 
+def method_evidence(method: Mapping[str, Any], primary: str,
+                    views: Sequence[str] = ("question",)) -> dict[str, Any]:
+    """The reading of a ``results.json`` method block: the stored ``reading`` when there is
+    one, else read now from the stored diagnostics (results written before readings were
+    stored).
+
+    Example:
+        >>> method_evidence({"reading": {"text": "headroom; ..."}}, "logreg")["text"]
+        'headroom; ...'
+    """
+    stored = method.get("reading")
+    if stored:
+        return dict(stored)
+    base = ((method.get("variants") or {}).get("base") or {})
+    fixed = (base.get("fixed") or {}).get("steerability")
+    return read_evidence(method.get("headroom") or {}, base.get("w2s") or {}, fixed, primary,
+                         views)
+
+
 def reading_words(method: Mapping[str, Any], primary: str,
                   views: Sequence[str] = ("question",)) -> str:
-    """The reading's words for a ``results.json`` method block: the stored ``reading`` when
-    there is one, else read now from the stored diagnostics (results written before readings
-    were stored).
+    """The reading's words (:func:`method_evidence`'s ``text``).
 
     Example:
         >>> reading_words({"reading": {"text": "headroom; ..."}}, "logreg")
         'headroom; ...'
     """
-    stored = method.get("reading")
-    if stored:
-        return str(stored["text"])
-    base = ((method.get("variants") or {}).get("base") or {})
-    fixed = (base.get("fixed") or {}).get("steerability")
-    return read_evidence(method.get("headroom") or {}, base.get("w2s") or {}, fixed, primary,
-                         views)["text"]
+    return str(method_evidence(method, primary, views)["text"])

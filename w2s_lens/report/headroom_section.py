@@ -32,7 +32,7 @@ from w2s_lens.evaluation.evidence import (
     HEADROOM_FRACTION,
     KAPPA_ROBUST,
     POWER_RATIO,
-    read_evidence,
+    method_evidence,
 )
 from w2s_lens.report import plots_headroom, plots_results
 from w2s_lens.report.formatting import (
@@ -104,13 +104,8 @@ def method_reading(results: Mapping[str, Any], block: Mapping[str, Any]) -> dict
     >>> method_reading({"primary_router": "logreg"}, {"headroom": {}})["text"]
     'headroom not measured; robustness not measured; question not run'
     """
-    if block.get("reading"):
-        return dict(block["reading"])
-    base = (block.get("variants") or {}).get("base") or {}
-    return read_evidence(block.get("headroom") or {}, base.get("w2s") or {},
-                         (base.get("fixed") or {}).get("steerability"),
-                         results.get("primary_router") or "logreg",
-                         results.get("router_inputs") or ("question",))
+    return method_evidence(block, results.get("primary_router") or "logreg",
+                           results.get("router_inputs") or ("question",))
 
 
 def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
