@@ -50,7 +50,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from powered_study import GRID_05B, TWO, Row, run_many, runs_root  # noqa: E402
+from powered_study import (  # noqa: E402
+    GRID_05B,
+    TWO,
+    Row,
+    plan_commands,
+    run_many,
+    runs_root,
+)
 
 RESULTS = HERE / "results" / "ablation"
 N_ITEMS = 96
@@ -150,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="write ablation_table.csv / .md")
     args = p.parse_args(argv)
     if args.list:
-        for row in PLAN:
-            for d in row.datasets:
-                print(" ".join(row.command(d, Path(args.runs) / row.name / d)))
+        print("\n".join(plan_commands(PLAN, Path(args.runs))))
         return 0
     if args.table:
         print(f"wrote {write_table(table_rows())}")

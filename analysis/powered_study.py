@@ -267,6 +267,17 @@ def pending(results: Path = RESULTS) -> list[tuple[Row, str]]:
             if not (results / row.name / d / "results.json").is_file()]
 
 
+def plan_commands(plan: tuple[Row, ...], runs: Path) -> list[str]:
+    """Every job of ``plan`` as the command line it runs (``--list``), run folders under
+    ``runs``.
+
+    Example:
+        >>> plan_commands(PLAN, Path("r"))[0].split()[3]  # doctest: +SKIP
+        'qwen2.5-coder-0.5b-instruct'
+    """
+    return [" ".join(row.command(d, runs / row.name / d)) for row in plan for d in row.datasets]
+
+
 def run_many(jobs: list[tuple[Row, str]], runs: Path, threads: int, workers: int,
              commit: bool, results: Path = RESULTS, study: str = "powered study") -> int:
     """Run ``jobs`` with ``workers`` at a time, copying finished datasets under ``results``;
@@ -318,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="git-commit each dataset's result folder as soon as it is copied")
     args = p.parse_args(argv)
     if args.list:
-        for row in PLAN:
-            for d in row.datasets:
-                print(" ".join(row.command(d, Path(args.runs) / row.name / d)))
+        print("\n".join(plan_commands(PLAN, Path(args.runs))))
         return 0
     if args.check:
         print("\n".join(check()))
