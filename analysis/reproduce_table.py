@@ -41,6 +41,9 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+#: the repository's root (the run log's paths are written relative to it)
+ROOT = Path(__file__).resolve().parent.parent
+
 from w2s_lens.artifacts import read_json, stamp, write_json  # noqa: E402
 from w2s_lens.choices import (  # noqa: E402
     DEFAULT_MODEL,
@@ -57,10 +60,40 @@ from w2s_lens.cli_options import cap as _cap  # noqa: E402
 from w2s_lens.cli_options import finite, positive, scoring_from_args, threads  # noqa: E402
 from w2s_lens.cli_options import layers as _layers  # noqa: E402
 from w2s_lens.data.datasets import DATASET_NAMES  # noqa: E402
+from w2s_lens.evaluation.config import portable_config  # noqa: E402
 
 PAPER_NOTE = ("For orientation only: the W2S paper reports mean CAA steerability over its 13 "
               "datasets of 1.259 (best fixed layer) → 1.502 (W2S) on 7B–14B chat models; the "
               "model here is far smaller, so the numbers are not comparable.")
+
+
+def _relative(path: str | os.PathLike, start: Path) -> str:
+    """``path`` relative to ``start`` (the run log's folder), so the log names no local path."""
+    return os.path.relpath(path, start)
+
+
+def portable_command(command: list[str]) -> list[str]:
+    """A command line for the run log without this machine's paths: the interpreter as
+    ``python``, an absolute path inside the repository relative to it, one under the home folder
+    as ``~/...``, any other relative to the repository.
+
+    Example:
+        >>> portable_command([sys.executable, str(ROOT / "analysis" / "x.py"), "--n", "2"])
+        ['python', 'analysis/x.py', '--n', '2']
+    """
+    home = Path.home()
+    out = ["python"] if command and command[0] == sys.executable else command[:1]
+    for arg in command[1:]:
+        path = Path(arg)
+        if not path.is_absolute():
+            out.append(arg)
+        elif path.is_relative_to(ROOT):
+            out.append(str(path.relative_to(ROOT)))
+        elif path.is_relative_to(home):
+            out.append(str(Path("~") / path.relative_to(home)))
+        else:
+            out.append(os.path.relpath(path, ROOT))
+    return out
 
 
 def default_data_dir() -> str:
@@ -207,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         log_file = out / "run_log.json"
         earlier = read_json(log_file).get("invocations", []) if log_file.is_file() else []
         write_json(log_file, stamp({"invocations": earlier + [{
-            "command": [sys.executable, *sys.argv] if argv is None else list(argv),
-            "config": config.to_dict(),
-            "datasets": [{**vars(r), "n_train_items": n_items(r.out_dir, "n_train"),
+            "command": portable_command([sys.executable, *sys.argv] if argv is None
+                                        else list(argv)),
+            "config": portable_config(config.to_dict()),
+            "datasets": [{**vars(r), "out_dir": _relative(r.out_dir, out),
+                          "n_train_items": n_items(r.out_dir, "n_train"),
                           "n_test_items": n_items(r.out_dir, "n_test")} for r in table.runs],
             "ray": {"used": args.ray, "address": args.address,
                     "num_gpus_per_task": args.num_gpus_per_task,

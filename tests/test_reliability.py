@@ -26,6 +26,9 @@ file modes                                             follow the umask (0644 un
 safetensors written twice with the same content        byte-identical (sorted metadata)
 dataset given as a path; the report's own page         no absolute path in vectors.json,
                                                        l2s.json, w2s.json or report.html
+absolute data_dir / dataset path in run.json           left out (None / the file name); a run
+                                                       moved to another checkout resumes
+the same sweep run twice, in two places                every file byte-identical (chunks too)
 =====================================================  =======================================
 
 Old artifacts without digests are accepted with an :class:`IntegrityWarning` (running
@@ -407,3 +410,64 @@ def test_no_local_dataset_path_in_shared_jsons(tiny, tmp_path) -> None:
                 assert "secret-home" not in f.read_text(), f
         meta = json.loads(next(d.glob("*/vectors.json"), d / "l2s" / "l2s.json").read_text())
         assert meta["dataset"] == "toy.jsonl" and len(meta["dataset_sha256"]) == 64
+
+
+def _sweep_run(path: Path, data_dir: str) -> Path:
+    """The ``sweep_dir`` fixture's sweep, written into ``path`` with a given ``data_dir``."""
+    control = build_control("positive", n_families=3, n_layers=4, seed=0)
+    rd = RunDir(path)
+    record = {**EvalConfig(dataset="synthetic", data_dir=data_dir,
+                           layers=tuple(LAYERS)).to_dict(), "split": "test", "variant": "base"}
+    rd.prepare("sweep", record)
+    vectors = train_caa(control.model, control.make_examples(12, seed=1, both_orders=True),
+                        layers=LAYERS)
+    vectors.save(rd.vectors_dir())
+    examples = control.make_examples(4, seed=4, both_orders=True)
+    result = run_sweep(control.model, vectors, examples, layers=LAYERS, out_dir=rd.path,
+                       progress=False)
+    rd.save_sweep(rd.path, result, examples)
+    rd.write_run("sweep", record, {"model": control.model.cfg.model_name, "layers": LAYERS})
+    return rd.path
+
+
+def test_identical_runs_write_byte_identical_files(tmp_path) -> None:
+    """Two identical sweeps, in two places and from two checkouts of the data: every file
+    (chunks, sweep, examples, vectors, run.json) is byte-identical, so digests compare."""
+    a = _sweep_run(tmp_path / "home-a" / "run", str(tmp_path / "home-a" / "mwe"))
+    b = _sweep_run(tmp_path / "home-b" / "run", str(tmp_path / "home-b" / "mwe"))
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()
+                     and not p.name.endswith(".lock"))
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()
+                     and not p.name.endswith(".lock"))
+    assert files_a == files_b and any(p.parts[0] == "chunks" for p in files_a)
+    differ = [str(p) for p in files_a if (a / p).read_bytes() != (b / p).read_bytes()]
+    assert differ == []
+
+
+def test_run_json_names_no_local_path_and_a_moved_run_resumes(tmp_path) -> None:
+    run = tmp_path / "run"
+    config = EvalConfig(dataset=str(tmp_path / "secret-home" / "toy.jsonl"),
+                        data_dir=str(tmp_path / "secret-home"), layers=(1, 2))
+    rd = RunDir(run)
+    assert rd.prepare("evaluation", config.to_dict()) is False
+    rd.write_run("evaluation", config.to_dict(), {"status": "running"})
+    text = (run / "run.json").read_text()
+    assert "secret-home" not in text
+    stored = json.loads(text)["config"]
+    assert stored["data_dir"] is None and stored["dataset"] == "toy.jsonl"
+    # the same run, given from another checkout (other absolute paths), resumes
+    moved = dataclasses.replace(config, dataset=str(tmp_path / "elsewhere" / "toy.jsonl"),
+                                data_dir=str(tmp_path / "elsewhere"))
+    assert RunDir(run).prepare("evaluation", moved.to_dict()) is True
+    # a sweep directory too (where data_dir is not one of the settings a rerun may change)
+    sweep = tmp_path / "sweep"
+    record = {**config.to_dict(), "split": "test", "variant": "base"}
+    RunDir(sweep).prepare("sweep", record)
+    RunDir(sweep).write_run("sweep", record, {})
+    assert "secret-home" not in (sweep / "run.json").read_text()
+    assert RunDir(sweep).prepare("sweep", {**moved.to_dict(), "split": "test",
+                                           "variant": "base"}) is True
+    # but another dataset is still refused
+    other = dataclasses.replace(config, dataset=str(tmp_path / "x" / "other.jsonl"))
+    with pytest.raises(ArtifactMismatch, match="dataset"):
+        RunDir(run).prepare("evaluation", other.to_dict())

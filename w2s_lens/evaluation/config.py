@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -296,6 +297,28 @@ def upgrade_config(data: dict[str, Any]) -> dict[str, Any]:
         if "scoring" not in kw:
             kw["scoring"] = "mean" if legacy else "sum"
     return kw
+
+
+def portable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dump fit for files people share (``run.json``, ``run_log.json``): no absolute
+    path of this machine. An absolute ``data_dir`` becomes ``None`` (the sweeps' chunks record
+    digests of the items' ids and tokens, and ``run.json`` lists the item ids, so the items stay
+    identified), and a dataset given as an absolute file path becomes its file name. Relative
+    paths, which say nothing about this machine, are kept as given. A resume compares configs in
+    this form, so a run moved to another checkout or machine still resumes.
+
+    Example:
+        >>> portable_config({"data_dir": "/home/me/mwe", "dataset": "/home/me/x/toy.jsonl"})
+        {'data_dir': None, 'dataset': 'toy.jsonl'}
+        >>> portable_config({"data_dir": "../shared/data/mwe", "dataset": "myopic-reward"})
+        {'data_dir': '../shared/data/mwe', 'dataset': 'myopic-reward'}
+    """
+    out = dict(config)
+    if isinstance(out.get("data_dir"), str) and os.path.isabs(out["data_dir"]):
+        out["data_dir"] = None
+    if isinstance(out.get("dataset"), str) and os.path.isabs(out["dataset"]):
+        out["dataset"] = os.path.basename(out["dataset"])
+    return out
 
 
 def _check_int(name: str, value: Any, low: int | None, optional: bool) -> None:

@@ -55,7 +55,7 @@ from w2s_lens.artifacts import (
     write_json,
     write_text,
 )
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import ConfigError, EvalConfig, portable_config
 from w2s_lens.evaluation.sweepfiles import (
     EXAMPLES_FILE,
     GENERATIONS_FILE,
@@ -133,7 +133,9 @@ class RunDir(SweepFiles):
             raise ArtifactMismatch(f"{self.path} holds a {old.get('kind')!r} run, not a {kind!r} "
                                    "one; use another --out directory")
         ignored = _IGNORED + (_AFTER_SWEEPS if kind == "evaluation" else ())
-        old_cfg, new_cfg = old.get("config") or {}, _jsonable(config)
+        # both without this machine's paths (what run.json stores): a run moved elsewhere resumes
+        old_cfg = portable_config(old.get("config") or {})
+        new_cfg = portable_config(_jsonable(config))
         if kind == "evaluation":  # both in today's fields, defaults filled in
             old_cfg, new_cfg = _current(old_cfg), _current(new_cfg)
         before = {k: v for k, v in old_cfg.items() if k not in ignored}
@@ -170,8 +172,10 @@ class RunDir(SweepFiles):
 
     # ------------------------------------------------------------------ run.json
     def write_run(self, kind: str, config: Mapping[str, Any], derived: Mapping[str, Any]) -> Path:
-        """Write ``run.json``: the config dump and what the run derived from it."""
-        return write_json(self.path / RUN_FILE, stamp({"kind": kind, "config": _jsonable(config),
+        """Write ``run.json``: the config dump (without this machine's absolute paths, see
+        :func:`~w2s_lens.evaluation.config.portable_config`) and what the run derived from it."""
+        return write_json(self.path / RUN_FILE, stamp({"kind": kind,
+                                                       "config": portable_config(_jsonable(config)),
                                                        "derived": dict(derived)}))
 
     def read_run(self) -> dict[str, Any]:
@@ -245,9 +249,9 @@ def _current(config: Mapping[str, Any]) -> dict[str, Any]:
     upgraded, fields added since at their defaults); unreadable dumps are compared as they are.
     """
     try:
-        return _jsonable(EvalConfig.from_dict(dict(config)).to_dict())
+        return portable_config(_jsonable(EvalConfig.from_dict(dict(config)).to_dict()))
     except (ConfigError, TypeError):
-        return dict(config)
+        return portable_config(dict(config))
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
