@@ -123,6 +123,14 @@ class Row:
     #: the router views (None: reproduce_table's default, the question view only)
     views: str | None = VIEWS
 
+    @property
+    def primary_routers(self) -> tuple[str, ...]:
+        """The routers whose W2S − fixed are this row's primary comparisons (each its own
+        Benjamini-Hochberg family): ``logreg`` on the question view, and ``logreg@options``
+        where the row fits the options view."""
+        views = (self.views or "question").split(",")
+        return ("logreg",) + (("logreg@options",) if "options" in views else ())
+
     def command(self, dataset: str, out: Path, threads: int = 1) -> list[str]:
         variants = OOD if dataset in self.ood else "base"
         views = [] if self.views is None else ["--router-inputs", self.views]

@@ -65,7 +65,8 @@ def _flag(args: Sequence[str], name: str, default: str | None = None) -> str | N
 def plan_data(plan: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """The study plan (default ``powered_study.PLAN``) as plain data for
     :func:`w2s_lens.evaluation.study.study_rows`: name, model, datasets, planned sizes, the
-    methods and the readout label its arguments set (``reproduce_table.py``'s defaults: letter
+    methods, the primary routers (``logreg``, and ``logreg@options`` where the row fits the
+    options view) and the readout label its arguments set (``reproduce_table.py``'s defaults: letter
     readout, mirrored, CAA).
 
     >>> plan = {p["name"]: p for p in plan_data()}
@@ -79,6 +80,7 @@ def plan_data(plan: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         out.append({"name": row.name, "model": row.model, "datasets": list(row.datasets),
                     "n_train": row.n_train, "n_test": row.n_test,
                     "methods": ["caa", "l2s"] if method == "both" else [method],
+                    "primary_routers": list(row.primary_routers),
                     "readout": readout_label({"readout": _flag(row.args, "--readout", "letter"),
                                               "mirror": mirror,
                                               "length_norm": "--length-norm" in row.args})})

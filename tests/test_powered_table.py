@@ -29,7 +29,7 @@ def small_plan(monkeypatch):
     Row = pt.powered_study.Row
     monkeypatch.setattr(pt.powered_study, "PLAN", tuple(
         Row(p["name"], p["model"], tuple(p["datasets"]), p["n_train"], p["n_test"],
-            ARGS[p["name"]]) for p in PLAN))
+            ARGS[p["name"]], views=None) for p in PLAN))  # one primary router per row
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -64,7 +64,7 @@ def test_main_writes_the_table_report_and_figure(tmp_path, small_plan, capsys) -
     assert md.splitlines()[2].endswith(PRIMARY_COMPARISON)
     summary = next(line for line in md.splitlines() if line.startswith("| cloze-0.5b | qwen"))
     cells = [c.strip() for c in summary.split("|")[1:-1]]
-    plain, bh = (int(c.split(" of ")[0]) for c in cells[6:8])
+    plain, bh = (int(c.split(" of ")[0]) for c in cells[7:9])
     assert (plain, bh) == (1, 0) and bh <= plain
     assert "Primary comparison (stated before running)" in (out / "powered_report.html").read_text()
 
@@ -74,8 +74,10 @@ def test_with_nothing_finished_every_row_reads_not_run(tmp_path, capsys) -> None
     assert pt.main(["--root", str(tmp_path / "empty"), "--out", str(out)]) == 0
     assert "No finished dataset under" in capsys.readouterr().out
     rows = _csv(out / "powered_table.csv")
-    planned = [(r.name, d) for r in pt.powered_study.PLAN for d in r.datasets]
-    assert [(r["protocol"], r["dataset"]) for r in rows] == planned
+    planned = [(r.name, d, k) for r in pt.powered_study.PLAN for d in r.datasets
+               for k in r.primary_routers]  # one row per primary router, question view first
+    assert [(r["protocol"], r["dataset"], r["router"]) for r in rows] == planned
+    assert {k for *_, k in planned} == {"logreg", "logreg@options"}
     assert {r["status"] for r in rows} == {"not run"}
     assert (out / "powered_figure.png").read_bytes()[:8] == PNG
 

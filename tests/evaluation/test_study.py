@@ -168,3 +168,32 @@ def test_every_router_kind_is_read(rows) -> None:
         assert v["diff"] == w2s[kind]["diff_vs_fixed"] and v["p"] == w2s[kind]["diff_vs_fixed_p"]
         assert [v["lo"], v["hi"]] == w2s[kind]["diff_vs_fixed_ci"]
     assert r["routers"]["logreg"]["diff"] == r["diff"]  # the primary router is W2S
+
+
+def test_two_primary_routers_give_two_rows_and_two_bh_families(tmp_path) -> None:
+    """The fair study states two primary comparisons (logreg on the question view and on the
+    options view): one row per dataset and router, each router its own BH family; a run that
+    fitted no options router reads "not run" for it, with the reason."""
+    root = build_root(tmp_path, p_beats=0.004)
+    for name in ("myopic-reward", "self-awareness-good-text-model"):
+        f = root / "cloze-0.5b" / name / "results.json"
+        res = json.loads(f.read_text())
+        w2s = res["methods"]["caa"]["variants"]["base"]["w2s"]
+        w2s["logreg@options"] = {**w2s["logreg"], "diff_vs_fixed": -0.05,
+                                 "diff_vs_fixed_ci": [-0.2, 0.1], "diff_vs_fixed_p": 0.9,
+                                 "diff_vs_fixed_verdict": "no detectable difference"}
+        f.write_text(json.dumps(res))
+    plan = [{**PLAN[0], "primary_routers": ["logreg", "logreg@options"]}]
+    rows = study_rows(root, plan)
+    by = {(r["dataset"], r["router"]): r for r in rows}
+    assert len(rows) == 2 * len(PLAN[0]["datasets"])
+    assert by[("myopic-reward", "logreg")]["diff"] == 0.2
+    assert by[("myopic-reward", "logreg@options")]["diff"] == -0.05
+    assert by[("myopic-reward", "logreg@options")]["p_value"] == 0.9
+    corr = by[("corrigible-neutral-HHH", "logreg@options")]
+    assert corr["status"] == NOT_RUN and "logreg@options" in corr["error"]
+    assert by[("self-awareness-text-model", "logreg@options")]["status"] == NOT_RUN
+    question, options = study_summary(rows)
+    assert (question["router"], question["wins"], question["wins_bh"]) == ("logreg", 1, 1)
+    assert (options["router"], options["n_run"], options["wins"]) == ("logreg@options", 2, 0)
+    assert by[("myopic-reward", "logreg")]["beats_after_bh"] is True

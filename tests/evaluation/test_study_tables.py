@@ -35,7 +35,7 @@ def test_markdown_opens_with_the_primary_comparison_and_marks_rows(rows) -> None
     assert md.count("| not run | – |") == 2  # verdict and BH cells of the two rows not run
     summary = next(line for line in lines if line.startswith("| cloze-0.5b | qwen"))
     assert "| 3 of 4 |" in summary and "| 1 of 3 | 0 of 3 |" in summary
-    assert md.index("## Primary comparison per study row") < md.index("## Secondary")
+    assert md.index("## Primary comparisons per study row") < md.index("## Secondary")
     assert "custom statement" in study_markdown(rows, statement="custom statement")
 
 

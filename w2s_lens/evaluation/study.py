@@ -6,11 +6,13 @@ The tables, notes, markdown and CSV of these rows are :mod:`.study_tables`.
 
 The plan comes in as plain data (no import of ``analysis/``): one mapping per study row with
 ``name`` (the protocol), ``model``, ``datasets``, the planned ``n_train`` / ``n_test`` and
-optionally ``methods`` and ``readout`` (shown on rows not yet run). Every number is the one
+optionally ``methods``, ``readout`` (shown on rows not yet run) and ``primary_routers`` (the
+routers whose W2S − fixed are primary comparisons, each with its own row per dataset and its own
+Benjamini-Hochberg family; default: the results' ``primary_router``). Every number is the one
 :func:`~w2s_lens.evaluation.table_rows.table_rows` (and its headroom columns) reads; this
 module adds the planned sizes, the in-sample oracle's interval, the retest's chance agreement,
 the learning curve (every size, and its last two points), every router kind and the wall time,
-and counts the primary comparison per study row (protocol × model × method) with
+and counts each primary comparison per study row (protocol × model × method × router) with
 :func:`~w2s_lens.evaluation.table_rows.summary_rows` (sign-flip at one-sided 2.5%,
 Benjamini-Hochberg across the row's datasets at the same level).
 A missing piece is None; a dataset without ``results.json`` is "not run".
@@ -44,7 +46,8 @@ from w2s_lens.evaluation.rundir import RESULTS_FILE, RunDir
 from w2s_lens.evaluation.table_rows import FDR_Q, summary_rows, table_rows
 
 __all__ = ["DONE", "NOT_RUN", "PRIMARY_COMPARISON", "PRIMARY_ROUTER", "STUDY_COLUMNS",
-           "UNREADABLE", "dataset_rows", "router_diffs", "study_rows", "study_summary"]
+           "UNREADABLE", "dataset_rows", "primary_routers", "router_diffs", "study_rows",
+           "study_summary"]
 
 #: The primary comparisons of the fair study as ``analysis/powered_study.py`` states them before
 #: running.
@@ -142,11 +145,43 @@ def dataset_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
         >>> rows[0]["smaller_than_planned"]  # doctest: +SKIP
         True
     """
-    router = results["primary_router"]
     used = (results.get("n_train"), results.get("n_test"))
     planned = (plan.get("n_train"), plan.get("n_test"))
     out = []
-    for t in table_rows(results):
+    for router in primary_routers(plan, results):
+        out += _router_rows(results, plan, run_log, router, used, planned)
+    return out
+
+
+def primary_routers(plan: Mapping[str, Any], results: Mapping[str, Any] | None = None
+                    ) -> list[str]:
+    """The routers whose W2S − fixed the plan states as primary comparisons: the plan's
+    ``primary_routers``, else the results' ``primary_router``, else :data:`PRIMARY_ROUTER`.
+
+    Example:
+        >>> primary_routers({"primary_routers": ["logreg", "logreg@options"]})
+        ['logreg', 'logreg@options']
+        >>> primary_routers({}, {"primary_router": "ridge"})
+        ['ridge']
+    """
+    if plan.get("primary_routers"):
+        return list(plan["primary_routers"])
+    return [(results or {}).get("primary_router") or PRIMARY_ROUTER]
+
+
+def _router_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
+                 run_log: Mapping[str, Any] | None, router: str, used: tuple[Any, Any],
+                 planned: tuple[Any, Any]) -> list[dict[str, Any]]:
+    """:func:`dataset_rows` for one primary router; a router the run did not fit gives a
+    ``"not run"`` row per method (e.g. a view added to the plan after the run)."""
+    out = []
+    fitted = {m for m, b in results["methods"].items() if router in b["variants"]["base"]["w2s"]}
+    for m in results["methods"]:
+        if m not in fitted:
+            out.append({**_base_row(plan, results["dataset"]), "method": m, "router": router,
+                        "status": NOT_RUN, "verdict": NOT_RUN,
+                        "error": f"this run fitted no router {router!r}"})
+    for t in table_rows(results, router=router):
         if t["variant"] != "base":
             continue
         block = results["methods"][t["method"]]
@@ -178,7 +213,8 @@ def study_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
     per planned method (numbers None); one whose results cannot be read gives
     ``"unreadable"`` rows with the error. ``beats_after_bh`` says whether a finished row
     still beats the fixed layer after Benjamini-Hochberg at ``q`` across the datasets of its
-    study row (protocol × model × method; :func:`study_summary` counts them).
+    comparison (protocol × model × method × primary router; :func:`study_summary` counts
+    them). A plan with several ``primary_routers`` gives one row per dataset × method × router.
 
     Example:
         >>> plan = [{"name": "paper-0.5b", "model": "m", "datasets": ["a", "b"],
@@ -191,16 +227,18 @@ def study_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
         for dataset in p["datasets"]:
             folder = Path(root) / p["name"] / dataset
             if not (folder / RESULTS_FILE).is_file():
-                rows += [{**_base_row(p, dataset), "method": m, "status": NOT_RUN,
-                          "verdict": NOT_RUN} for m in p.get("methods") or [None]]
+                rows += [{**_base_row(p, dataset), "method": m, "router": r,
+                          "status": NOT_RUN, "verdict": NOT_RUN}
+                         for r in primary_routers(p) for m in p.get("methods") or [None]]
                 continue
             try:
                 log = read_json(folder / RUN_LOG) if (folder / RUN_LOG).is_file() else None
                 rows += dataset_rows(RunDir(folder).read_results(), p, log)
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-                rows += [{**_base_row(p, dataset), "method": m, "status": UNREADABLE,
-                          "verdict": UNREADABLE, "error": f"{type(err).__name__}: {err}"}
-                         for m in p.get("methods") or [None]]
+                rows += [{**_base_row(p, dataset), "method": m, "router": r,
+                          "status": UNREADABLE, "verdict": UNREADABLE,
+                          "error": f"{type(err).__name__}: {err}"}
+                         for r in primary_routers(p) for m in p.get("methods") or [None]]
     for sub in _groups(rows).values():
         done = [r for r in sub if r["status"] == DONE]
         kinds = [verdict_kind(str(r["verdict"])) for r in done]
@@ -210,16 +248,18 @@ def study_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
     return rows
 
 
-def _groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], list[Any]]:
-    """Rows by study row: protocol × method (each planned protocol runs on one model)."""
-    groups: dict[tuple[Any, Any], list[Any]] = {}
+def _groups(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any, Any], list[Any]]:
+    """Rows by comparison: protocol × method × router (each planned protocol runs on one
+    model; each primary router is its own Benjamini-Hochberg family)."""
+    groups: dict[tuple[Any, Any, Any], list[Any]] = {}
     for r in rows:
-        groups.setdefault((r["protocol"], r.get("method")), []).append(r)
+        groups.setdefault((r["protocol"], r.get("method"), r.get("router")), []).append(r)
     return groups
 
 
 def study_summary(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[dict[str, Any]]:
-    """Per study row (protocol × model × method, in order): how many of its finished datasets
+    """Per comparison (protocol × model × method × primary router, in order): how many of its
+    finished datasets
     show W2S beyond the noise (``wins``, sign-flip one-sided 2.5%), how many after
     Benjamini-Hochberg at ``q`` across those datasets (``wins_bh``), ``worse``, the datasets
     with too few informative items, and the datasets not run, unreadable or smaller than
@@ -234,13 +274,13 @@ def study_summary(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[d
         (1, 1, 1, 1)
     """
     out = []
-    for (protocol, method), sub in _groups(rows).items():
+    for (protocol, method, router), sub in _groups(rows).items():
         done = [r for r in sub if r["status"] == DONE]
         counts = summary_rows([{**r, "model": "", "readout": "", "variant": "base",
                                 "method": method or ""} for r in done], q)
         c = counts[0] if counts else {}
         out.append({
-            "protocol": protocol, "method": method,
+            "protocol": protocol, "method": method, "router": router,
             "model": ", ".join(dict.fromkeys(str(r.get("model")) for r in sub)),
             "readout": ", ".join(dict.fromkeys(str(r["readout"]) for r in sub if r.get("readout"))),
             "n_planned": len(sub), "n_run": len(done), "diff": c.get("diff"),

@@ -34,6 +34,7 @@ from w2s_lens.evaluation.study import (
 )
 from w2s_lens.evaluation.summary import fmt_ci
 from w2s_lens.evaluation.table_rows import FDR_Q
+from w2s_lens.routing.views import split_router_name
 
 __all__ = ["study_csv", "study_markdown", "study_notes", "study_tables", "write_study"]
 
@@ -48,6 +49,14 @@ def _p(x: Any) -> str:
 
 def _ci(r: Mapping[str, Any], key: str, lo: str, hi: str) -> str:
     return "–" if r[key] is None else fmt_ci(r[key], [r[lo], r[hi]])
+
+
+def _router(name: Any) -> str:
+    """A router's name as the tables show it: ``kind@view`` (the question view spelled out)."""
+    if not name:
+        return "–"
+    kind, view = split_router_name(str(name))
+    return f"{kind}@{view}"
 
 
 def _sizes(r: Mapping[str, Any]) -> str:
@@ -99,8 +108,9 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
 'Secondary: every router']
     """
     summary = [
-        [s["protocol"], s["model"], s["method"] or "–", s["readout"] or "–",
-         f"{s['n_run']} of {s['n_planned']}", _f(s["diff"]), f"{s['wins']} of {s['n_run']}",
+        [s["protocol"], s["model"], s["method"] or "–", _router(s.get("router")),
+         s["readout"] or "–", f"{s['n_run']} of {s['n_planned']}", _f(s["diff"]),
+         f"{s['wins']} of {s['n_run']}",
          f"{s['wins_bh']} of {s['n_run']}", f"{s['worse']} of {s['n_run']}",
          f"{s['too_few']} of {s['n_run']}" + (f" ({', '.join(s['too_few_datasets'])})"
                                               if s["too_few_datasets"] else ""),
@@ -108,8 +118,9 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
          ", ".join(s["smaller"]) or "–"]
         for s in study_summary(rows, q)]
     primary = [
-        [r["protocol"], str(r["model"]), r["dataset"], r["method"] or "–", r["readout"] or "–",
-         _sizes(r), str(r["fixed_layer"] if r["fixed_layer"] is not None else "–"),
+        [r["protocol"], str(r["model"]), r["dataset"], r["method"] or "–",
+         _router(r.get("router")), r["readout"] or "–", _sizes(r),
+         str(r["fixed_layer"] if r["fixed_layer"] is not None else "–"),
          _ci(r, "fixed", "fixed_lo", "fixed_hi"),
          _ci(r, "w2s", "w2s_lo", "w2s_hi"),
          _ci(r, "oracle", "oracle_lo", "oracle_hi"),
@@ -126,14 +137,15 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
          _f(r["form_router_diff"]), str(r["case"] or "–"), _wall(r["wall_time_s"])]
         for r in rows]
     return [
-        ("Primary comparison per study row (protocol × model × method)",
-         ["protocol", "model", "method", "readout", "datasets run (of planned)",
+        ("Primary comparisons per study row (protocol × model × method × router)",
+         ["protocol", "model", "method", "W2S router", "readout", "datasets run (of planned)",
           "mean W2S − fixed", f"W2S beats fixed beyond the noise (sign-flip, one-sided "
           f"{ALPHA:.1%})", f"after BH at {q:.1%} across the row's datasets",
           "W2S worse than fixed", "too few informative items", "not run", "smaller than planned"],
          summary),
-        ("Primary comparison per dataset (BASE test items)",
-         ["protocol", "model", "dataset", "method", "readout", "items train + test",
+        ("Primary comparisons per dataset (BASE test items)",
+         ["protocol", "model", "dataset", "method", "W2S router", "readout",
+          "items train + test",
           "fixed L", "fixed [95% CI]", "W2S [95% CI]", "in-sample oracle [95% CI]",
           "W2S − fixed [95% CI]", "p (W2S > fixed)", "test", "MDE", "non-zero", "verdict",
           "after BH"], primary),
@@ -163,19 +175,21 @@ def study_notes(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[str
                                               "\"not run\")")
               + (f"; {len(smaller)} ran SMALLER than planned." if smaller else "."))
     out = [status,
-           f"Benjamini-Hochberg runs at {q:.1%} across the finished datasets of one study row "
-           f"(protocol × model × method) that are tests (a p-value and at least {MIN_NONZERO} "
+           f"Benjamini-Hochberg runs at {q:.1%} across the finished datasets of one comparison "
+           f"(protocol × model × method × W2S router: each primary router is its own family) "
+           f"that are tests (a p-value and at least {MIN_NONZERO} "
            "non-zero differences); a dataset counts after BH only when its own verdict says it "
            "beats. "
            "\"SMALLER than planned\" marks a dataset that ran on fewer items than the plan "
            "(deduplication); \"not run\" one without results yet. The in-sample oracle is "
            "biased upwards (a maximum over layers on the test items); the cross-validated "
-           "oracle is not. W2S = the results' primary router."]
-    others = sorted({str(r["router"]) for r in rows
-                     if r["status"] == DONE and r["router"] != PRIMARY_ROUTER})
+           "oracle is not. W2S = the row's router (`kind@view`; a bare kind reads the "
+           "question)."]
+    others = sorted({str(r["router"]) for r in rows if r["status"] == DONE
+                     and split_router_name(str(r["router"]))[0] != PRIMARY_ROUTER})
     if others:
-        out.append(f"Warning: some results name another primary router than the plan's "
-                   f"{PRIMARY_ROUTER} ({', '.join(others)}); their W2S is that router.")
+        out.append(f"Warning: some rows' W2S router is not the plan's kind {PRIMARY_ROUTER} "
+                   f"({', '.join(others)}); their W2S is that router.")
     return out
 
 

@@ -87,8 +87,10 @@ def _steer(block: Mapping[str, Any] | None) -> float | None:
     return None if not block else block.get("steerability")
 
 
-def table_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The table rows of one ``results.json`` (one per method × variant), with ``COLUMNS``.
+def table_rows(results: Mapping[str, Any], router: str | None = None) -> list[dict[str, Any]]:
+    """The table rows of one ``results.json`` (one per method × variant), with ``COLUMNS``:
+    W2S is ``router`` (default: the results' ``primary_router``; a method × variant that did
+    not fit it gives no row).
 
     ``verdict`` is :func:`~w2s_lens.evaluation.paired.verdict_of` (labelled for older results)
     and ``test`` names its test; ``p_value`` (= ``diff_p``) is that test's one-sided p-value
@@ -102,13 +104,15 @@ def table_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         >>> rows[0]["verdict"], rows[0]["test"]  # doctest: +SKIP
         ('no detectable difference', 'sign-flip exact')
     """
-    primary = results["primary_router"]
+    primary = router or results["primary_router"]
     label = readout_label(results)
     rows = []
     for method, block in results["methods"].items():
         variants = sorted(block["variants"].items(),
                           key=lambda kv: (_VARIANT_ORDER + (kv[0],)).index(kv[0]))
         for variant, r in variants:
+            if primary not in r["w2s"]:
+                continue
             w = r["w2s"][primary]
             fixed_ci = r["fixed"]["steerability_ci"] or [None, None]
             w2s_ci = w["steerability_ci"] or [None, None]

@@ -40,10 +40,12 @@ SERIES = (("W2S − fixed", "diff", ("diff_lo", "diff_hi"), "p_value"),
 OFFSET = 0.15
 
 
-def _label(r: Mapping[str, Any], several_methods: bool) -> str:
+def _label(r: Mapping[str, Any], several_methods: bool, several_routers: bool = False) -> str:
     text = str(r.get("dataset"))
     if several_methods:
         text += f" · {r.get('method')}"
+    if several_routers:  # the study's two primary comparisons: question and options views
+        text += f" · {r.get('router')}"
     status = r.get("status")
     if status != "done":
         return f"{text} ({status})"
@@ -52,7 +54,8 @@ def _label(r: Mapping[str, Any], several_methods: bool) -> str:
 
 def _hover(r: Mapping[str, Any], name: str, mean: float, ci: Sequence[Any],
            p_key: str) -> str:
-    lines = [f"{r.get('dataset')} · {r.get('method')} ({r.get('protocol')})"]
+    lines = [f"{r.get('dataset')} · {r.get('method')} · W2S router {r.get('router')} "
+             f"({r.get('protocol')})"]
     if r.get("status") != "done":
         return "<br>".join(lines + [str(r.get("status"))])
     lo, hi = (_f(x) for x in ci)
@@ -74,7 +77,8 @@ def study_panels(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Study rows grouped into panels, one per protocol × model, in order of appearance.
 
     Each panel is ``{"title", "protocol", "model", "labels", "series"}``: ``labels`` the
-    y-axis labels (one per dataset × method, top to bottom: label ``i`` at ``y = i``),
+    y-axis labels (one per dataset × method × primary router, top to bottom: label ``i`` at
+    ``y = i``; the router is named when a panel has several),
     ``series`` one entry per comparison of :data:`SERIES` with ``name``, ``color``,
     ``symbol`` (plotly's marker name), ``y`` (``i`` ∓ :data:`OFFSET`: W2S above, the oracle
     below), ``mean``, ``lo``, ``hi`` (floats, NaN where missing) and ``hover`` (text per
@@ -93,6 +97,7 @@ def study_panels(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for protocol, sub in groups.items():
         model = ", ".join(dict.fromkeys(str(r.get("model")) for r in sub))
         several = len({r.get("method") for r in sub}) > 1
+        routers = len({r.get("router") for r in sub}) > 1
         series = []
         for j, (name, key, (lo_key, hi_key), p_key) in enumerate(SERIES):
             mean = [_f(r.get(key)) for r in sub]
@@ -104,7 +109,8 @@ def study_panels(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "hi": [_f(c[1]) for c in cis],
                 "hover": [_hover(r, name, m, c, p_key) for r, m, c in zip(sub, mean, cis)]})
         panels.append({"title": f"{protocol} · {model}", "protocol": protocol, "model": model,
-                       "labels": [_label(r, several) for r in sub], "series": series})
+                       "labels": [_label(r, several, routers) for r in sub],
+                       "series": series})
     return panels
 
 
