@@ -45,7 +45,14 @@ def test_refusals_come_before_the_model_loads(tmp_path, no_model):
 def test_sweep_rerun_with_other_layers_damages_nothing(tmp_path, monkeypatch, caplog):
     data = write_ab_dataset(tmp_path / "data", 8)
     out = tmp_path / "sweep"
-    first = jobs.run_sweep_job(small(data), out, split="train")
+    with caplog.at_level("INFO", logger="w2s_lens.evaluation.jobs"):
+        first = jobs.run_sweep_job(small(data), out, split="train")
+    # one cost line before the sweep: presentations × layers × non-zero multipliers, timed
+    n_mult = sum(m != 0 for m in small(data).multipliers)
+    n = first.propensity.shape[0] * len(first.layers) * n_mult
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cost: ")]
+    assert line.startswith(f"cost: {n:,} forward-equivalents") and "≈" in line
+    caplog.clear()
     vec_before = (out / "vectors" / "vectors.safetensors").read_bytes()
     run_before = (out / "run.json").read_text()
     with pytest.raises(ArtifactMismatch, match="layers"):
@@ -58,6 +65,7 @@ def test_sweep_rerun_with_other_layers_damages_nothing(tmp_path, monkeypatch, ca
     with caplog.at_level("INFO"):
         again = jobs.run_sweep_job(small(data), out, split="train")
     assert not calls and "resuming" in caplog.text
+    assert "nothing left to sweep" in caplog.text  # every chunk on disk
     assert (again.propensity == first.propensity).all()
     sweep, examples = RunDir(out).load_sweep(out)
     assert len(examples) == 8 and examples[0].text.startswith("<|im_start|>")

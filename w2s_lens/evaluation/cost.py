@@ -36,19 +36,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import read_json
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.headroom_run import RETEST_SPLITS, retest_units
+from w2s_lens.steering.vectors import SteeringVectors
 from w2s_lens.sweep.chunks import CHUNKS_DIR, MANIFEST_FILE
 from w2s_lens.sweep.engines import fast_chunk
 from w2s_lens.sweep.runner import run_sweep
 
 if TYPE_CHECKING:
+    from w2s_lens.evaluation.config import EvalConfig
     from w2s_lens.evaluation.context import EvalContext
 
 __all__ = ["HOUR_S", "CostEstimate", "SweepCount", "count_sweeps",
-           "effective_tokens", "estimate_cost", "format_seconds", "log_cost"]
+           "effective_tokens", "estimate_cost", "format_seconds", "log_cost", "sweep_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +209,13 @@ def _timing_item(exs: Sequence[SteeringExample]) -> list[SteeringExample]:
     return min(_by_unit(exs), key=lambda g: (effective_tokens(g), g[0].unit))
 
 
-def _timed_costs(ctx: EvalContext, clock: Callable[[], float]) -> tuple[float, float]:
+def _timed_costs(model: HookedTransformer, vectors: SteeringVectors, scale: float,
+                 layers: Sequence[int], config: EvalConfig, pool: Sequence[SteeringExample],
+                 clock: Callable[[], float]) -> tuple[float, float]:
     """``(seconds per prompt token of a presentation, seconds per presentation and swept
-    layer)`` from one training item timed on the model, nothing written.
+    layer)`` from one item of ``pool`` (:func:`_timing_item`) timed on the model, nothing
+    written; the steering vector is ``vectors``' at the middle swept layer, times ``scale``
+    (the run's scale there).
 
     Fast engine: the unsteered pass alone (multiplier 0: prefix and suffix once), then the
     item steered at the middle swept layer with the run's multipliers; the difference is one
@@ -217,14 +224,13 @@ def _timed_costs(ctx: EvalContext, clock: Callable[[], float]) -> tuple[float, f
     the steered rows hardly do). Naive engine: a full forward per multiplier at any layer,
     timed at the middle layer after a warm-up.
     """
-    cfg, model = ctx.config, ctx.model
-    item = _timing_item(ctx.exs.sweep_train)
-    layers = sorted(ctx.layers)
+    cfg = config
+    item = _timing_item(pool)
+    layers = sorted(layers)
     mid = layers[len(layers) // 2]
     n_all = model.cfg.n_layers
     depth = sum(n_all - x for x in layers) / len(layers) / (n_all - mid)
-    vec = ctx.caa.vector(mid) * ctx.scales[ctx.layers.index(mid)]
-    vecs = vec.float()[None, None].expand(len(item), 1, -1)
+    vecs = (vectors.vector(mid) * scale).float()[None, None].expand(len(item), 1, -1)
 
     def timed(mults: Sequence[float]) -> float:
         t0 = clock()
@@ -232,8 +238,9 @@ def _timed_costs(ctx: EvalContext, clock: Callable[[], float]) -> tuple[float, f
             fast_chunk(model, vecs, [mid], torch.tensor(mults, dtype=torch.float32), item,
                        cfg.positions, None, cfg.scoring, cfg.max_rows)
         else:
-            run_sweep(model, ctx.caa, item, layers=[mid], multipliers=mults, engine=cfg.engine,
-                      positions=cfg.positions, progress=False, scoring=cfg.scoring)
+            run_sweep(model, vectors, item, layers=[mid], multipliers=mults, engine=cfg.engine,
+                      positions=cfg.positions, layer_scale=[scale], progress=False,
+                      scoring=cfg.scoring)
         return (clock() - t0) / len(item)
 
     if cfg.engine != "fast":
@@ -271,16 +278,46 @@ def estimate_cost(ctx: EvalContext,
         >>> cost.n_forward_equivalents, round(cost.seconds_estimate)  # doctest: +SKIP
         (4320, 65)
     """
-    cfg = ctx.config
-    n_layers = len(ctx.layers)
+    return _estimate(count_sweeps(ctx), ctx.model, ctx.caa, ctx.scales, ctx.layers, ctx.config,
+                     ctx.exs.sweep_train, clock)
+
+
+def sweep_cost(model: HookedTransformer, vectors: SteeringVectors, scales: Sequence[float],
+               layers: Sequence[int], examples: Sequence[SteeringExample], config: EvalConfig,
+               folder: Path | None = None, split: str = "test",
+               clock: Callable[[], float] = time.perf_counter) -> CostEstimate:
+    """What one sweep of ``examples`` (``w2s-lens sweep``) will cost: the same count and timing
+    as :func:`estimate_cost`, for that sweep alone (its chunks already in ``folder`` not
+    counted).
+
+    Example:
+        >>> sweep_cost(model, vectors, scales, [3, 7], exs, EvalConfig()).text  # doctest: +SKIP
+        'cost: 168 forward-equivalents (presentations × 2 layers × 6 non-zero multipliers; caa:
+        test 14 presentations) ≈ 21 s of sweeps (timed on one item; ...)'
+    """
+    layers = list(layers)
+    n = len(examples)
+    count = SweepCount("caa", split, n, _done(folder, sorted(layers), config.multipliers, n),
+                       effective_tokens(examples))
+    return _estimate([count], model, vectors, scales, layers, config, examples, clock)
+
+
+def _estimate(sweeps: Sequence[SweepCount], model: HookedTransformer,
+              vectors: SteeringVectors, scales: Sequence[float], layers: Sequence[int],
+              config: EvalConfig, pool: Sequence[SteeringExample],
+              clock: Callable[[], float]) -> CostEstimate:
+    """The :class:`CostEstimate` of ``sweeps``, timed on one item of ``pool``."""
+    cfg = config
+    n_layers = len(layers)
     n_mult = sum(float(m) != 0.0 for m in cfg.multipliers)
-    sweeps = count_sweeps(ctx)
     n_total = sum(s.n_presentations for s in sweeps) * n_layers * n_mult
     pres_left = sum(s.n_left for s in sweeps)
     n_left = pres_left * n_layers * n_mult
     seconds = 0.0
     if pres_left:
-        per_token, per_layer = _timed_costs(ctx, clock)
+        mid = sorted(layers)[len(layers) // 2]
+        scale = float(scales[list(layers).index(mid)])
+        per_token, per_layer = _timed_costs(model, vectors, scale, layers, cfg, pool, clock)
         seconds = sum(s.n_left * (s.n_tokens / max(s.n_presentations, 1) * per_token
                                   + n_layers * per_layer) for s in sweeps)
     resumed = n_left < n_total
@@ -288,7 +325,7 @@ def estimate_cost(ctx: EvalContext,
             f"{n_mult} non-zero multipliers; {_detail(sweeps)} presentations)")
     if resumed:
         text += f", {n_total - n_left:,} of {n_total:,} already on disk"
-    text += (f" ≈ {format_seconds(seconds)} of sweeps (timed on one training item; sweeps "
+    text += (f" ≈ {format_seconds(seconds)} of sweeps (timed on one item; sweeps "
              "that batch several items usually take less)" if pres_left
              else "; nothing left to sweep")
     warning = None

@@ -34,6 +34,7 @@ from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.evaluation.advice import Advice, advise
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
+from w2s_lens.evaluation.cost import sweep_cost
 from w2s_lens.evaluation.pipeline import evaluate
 from w2s_lens.evaluation.rundir import RunDir
 from w2s_lens.evaluation.runlock import hold
@@ -156,6 +157,10 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
         vectors.save(rd.vectors_dir())
     scales = layer_scales(vectors, config.scale, layers, fraction=config.fraction)
     capture = default_layer(model) if config.engine == "fast" else None
+    cost = sweep_cost(model, vectors, scales, layers, examples, config, rd.path, split)
+    log.info("%s", cost.text)  # one line before the sweep: its forward-equivalents, timed
+    if cost.warning:
+        log.warning("%s", cost.warning)
     result = run_sweep(model, vectors, examples, layers=layers, multipliers=config.multipliers,
                        engine=config.engine, positions=config.positions, layer_scale=scales,
                        out_dir=rd.path, chunk_size=config.chunk_size, progress=progress,
