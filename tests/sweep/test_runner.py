@@ -74,6 +74,26 @@ def test_layer_order_and_scales_travel_together(setup):
     assert np.allclose(res.propensity, asc.propensity, atol=1e-6)
 
 
+def test_public_helpers_are_what_run_sweep_steers_with(setup):
+    """check_examples, sweep_grid and steer_vectors (shared with the first-order module): the
+    sweep's recorded layers, scales and vector digest are theirs."""
+    model, vecs, exs = setup
+    assert sweep_mod.check_examples(exs) == "letter"
+    assert sweep_mod.check_examples(_examples(2, cloze=True)) == "cloze"
+    with pytest.raises(ValueError, match="one readout"):
+        sweep_mod.check_examples([*exs[:1], *_examples(1, cloze=True)])
+    layers, scales = sweep_mod.sweep_grid(vecs, [3, 1], [0.0, 2.0])
+    assert (layers, scales) == ([1, 3], [2.0, 0.0])
+    steer = sweep_mod.steer_vectors(vecs, layers, scales, len(exs))
+    assert steer.shape == (len(exs), 2, model.cfg.d_model)
+    assert torch.equal(steer[0, 0], vecs.vectors[1] * 2.0) and not steer[:, 1].any()
+    res = run_sweep(model, vecs, exs, layers=[3, 1], layer_scale=[0.0, 2.0], progress=False)
+    assert res.layers == layers and res.metadata["layer_scale"] == scales
+    assert res.metadata["vectors_digest"] == short_digest(steer[0])
+    iv = InputVectors.broadcast(vecs, [ex.id for ex in exs])
+    assert torch.equal(sweep_mod.steer_vectors(iv, layers, scales, len(exs)), steer)
+
+
 def test_input_vectors_broadcast_equal_per_layer_vectors(setup):
     model, vecs, exs = setup
     per_layer = run_sweep(model, vecs, exs, layers=[0, 2], progress=False)

@@ -61,9 +61,12 @@ __all__ = [
     "Scoring",
     "SweepPositions",
     "SweepResult",
+    "check_examples",
     "run_sweep",
     "slopes",
+    "steer_vectors",
     "sweep_config_scoring",
+    "sweep_grid",
 ]
 
 Engine = Literal["fast", "naive"]
@@ -72,7 +75,13 @@ Engine = Literal["fast", "naive"]
 # --------------------------------------------------------------------------- driver
 
 
-def _check_examples(examples: Sequence[SteeringExample]) -> str:
+def check_examples(examples: Sequence[SteeringExample]) -> str:
+    """The readout (``"letter"`` or ``"cloze"``) of ``examples``; refuses none or a mix.
+
+    Example:
+        >>> check_examples([SteeringExample("d:0", "", (1, 2), 7, 8, "A")])
+        'letter'
+    """
     if len(examples) == 0:
         raise ValueError("no examples to sweep")
     kinds = {ex.readout for ex in examples}
@@ -81,9 +90,16 @@ def _check_examples(examples: Sequence[SteeringExample]) -> str:
     return kinds.pop()
 
 
-def _grid(vectors: SteeringVectors | InputVectors, layers: Sequence[int] | None,
-          layer_scale: Sequence[float] | None) -> tuple[list[int], list[float]]:
-    """The swept layers, ascending, and each one's scale."""
+def sweep_grid(vectors: SteeringVectors | InputVectors, layers: Sequence[int] | None,
+               layer_scale: Sequence[float] | None) -> tuple[list[int], list[float]]:
+    """The swept layers, ascending, and each one's scale (``layer_scale`` in the order of
+    ``layers``, default all 1); refuses repeated layers and layers the vectors lack.
+
+    Example:
+        >>> v = SteeringVectors(torch.zeros(3, 4), [1, 2, 3])
+        >>> sweep_grid(v, [3, 1], [2.0, 0.5]), sweep_grid(v, None, None)
+        (([1, 3], [0.5, 2.0]), ([1, 2, 3], [1.0, 1.0, 1.0]))
+    """
     layers = list(vectors.layers) if layers is None else [int(x) for x in layers]
     if len(set(layers)) != len(layers):
         raise ValueError(f"layers must be distinct, got {layers}")
@@ -99,9 +115,17 @@ def _grid(vectors: SteeringVectors | InputVectors, layers: Sequence[int] | None,
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _steer_vectors(vectors: SteeringVectors | InputVectors, layers: list[int],
-                   scales: list[float], n: int) -> Float[Tensor, "n layer d_model"]:
-    """Each example's vector at each swept layer, times the layer's scale."""
+def steer_vectors(vectors: SteeringVectors | InputVectors, layers: list[int],
+                  scales: list[float], n: int) -> Float[Tensor, "n layer d_model"]:
+    """Each of ``n`` examples' vector at each swept layer, times the layer's scale (what the
+    engines add at λ = 1).
+
+    Example:
+        >>> v = SteeringVectors(torch.ones(3, 4), [1, 2, 3])
+        >>> steer_vectors(v, [1, 3], [1.0, 2.0], n=5)[:, :, 0].tolist()[0], tuple(
+        ...     steer_vectors(v, [1, 3], [1.0, 2.0], n=5).shape)
+        ([1.0, 2.0], (5, 2, 4))
+    """
     cols = [vectors.layers.index(layer) for layer in layers]
     scale_t = torch.tensor(scales, dtype=torch.float32)[:, None]
     if isinstance(vectors, InputVectors):
@@ -222,17 +246,17 @@ def run_sweep(
     check_scoring(scoring)
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be >= 1 or None, got {max_rows}")
-    readout = _check_examples(examples)
+    readout = check_examples(examples)
     vectors.check_model(model)
     per_input = isinstance(vectors, InputVectors)
     if per_input and vectors.ids != [ex.id for ex in examples]:
         raise ValueError("InputVectors.ids must be the swept examples' ids, in order")
-    layers, scales = _grid(vectors, layers, layer_scale)
+    layers, scales = sweep_grid(vectors, layers, layer_scale)
     mults = [float(m) for m in multipliers]
     slopes(np.zeros(len(mults)), mults)  # fail now, not after the sweep, on a bad grid
     if engine == "fast":
         check_fast_supported(model, vectors.hook)
-    steer_vecs = _steer_vectors(vectors, layers, scales, len(examples))
+    steer_vecs = steer_vectors(vectors, layers, scales, len(examples))
 
     config = {
         "model": vectors.metadata.get("model"),
