@@ -1,30 +1,40 @@
-"""Tests for w2s_lens.demo: its sizes, the offline dataset, and its reading of a run (on the
-synthetic runs of conftest; the real model's demo is run by hand, see the README)."""
+"""Tests for w2s_lens.demo: its sizes, the offline dataset, the thread choice, the control's
+reading, the reading of a sweep, and the demo end to end on a tiny chat model (the real model's
+demo is timed by hand: analysis/results/demo_wall_times.md)."""
 
 from __future__ import annotations
 
-import pytest
-from conftest import write_ab_dataset
+import json
 
+import numpy as np
+import pytest
+import torch
+from conftest import byte_tokenizer, make_tiny_model, write_ab_dataset
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+import w2s_lens.demo as demo
 from w2s_lens.data.datasets import DatasetError
 from w2s_lens.demo import (
-    DEMO_LAYERS,
+    DEMO_N_TEST,
+    DEMO_N_TRAIN,
+    control_lines,
     demo_config,
-    model_summary,
+    pick_threads,
+    read_sweep,
     resolve_dataset,
+    run_control,
+    run_demo,
 )
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.sweep.runner import SweepResult
 
 
 def test_demo_config_fills_only_what_is_open():
     cfg = demo_config(EvalConfig(dataset="corrigible-neutral-HHH"))
-    assert (cfg.n_train, cfg.n_test, cfg.layers) == (24, 24, DEMO_LAYERS)
-    assert DEMO_LAYERS == (3, 7, 11, 13, 15, 17, 19, 23)
-    mine = demo_config(EvalConfig(n_train=6, n_test=4, layers=(1, 2)))
-    assert (mine.n_train, mine.n_test, mine.layers) == (6, 4, (1, 2))
-    other = demo_config(EvalConfig(model="smollm2-135m-instruct"))
-    assert other.layers is None  # the grid is for the default model's 24 layers
+    assert (cfg.n_train, cfg.n_test, cfg.layers) == (DEMO_N_TRAIN, DEMO_N_TEST, None) == (6, 10,
+                                                                                      None)
+    mine = demo_config(EvalConfig(n_train=3, n_test=4, layers=(1, 2)))
+    assert (mine.n_train, mine.n_test, mine.layers) == (3, 4, (1, 2))
 
 
 @pytest.fixture
@@ -53,42 +63,121 @@ def test_unknown_names_are_not_replaced(offline):
         resolve_dataset(EvalConfig(dataset="corrigble-neutral-HHH"))
 
 
-def test_model_summary_reads_the_run(runs):
-    rd = RunDir(runs["letter mirrored"])
-    results = rd.read_results()
-    routing = {m: rd.read_routing(rd.sweep_dir("base", m)) for m in results["methods"]}
-    lines = model_summary(results, routing)
-    primary = results["primary_router"]
-    for method, block in results["methods"].items():
-        r = block["variants"]["base"]
-        head = next(i for i, x in enumerate(lines) if x.startswith(f"{method}: fixed layer "))
-        assert f"fixed layer {r['fixed_layer']} " in lines[head]
-        assert f"on {r['n']} test items" in lines[head]
-        lo, hi = r["fixed"]["steerability_ci"]
-        assert lines[head].endswith("excludes 0" if lo > 0 or hi < 0 else "includes 0")
-        enc = lines[head + 1]
-        counts = [int(x.split(": ")[1]) for x in enc.split("items): ")[1].split(", ")]
-        assert sum(counts) == len(routing[method]["oracle_layer"]) == r["n"]
-        w = r["w2s"][primary]
-        verdict_line = next(x for x in lines[head:] if x.startswith(f"  W2S ({primary} router)"))
-        if w.get("diff_vs_fixed_verdict"):
-            assert w["diff_vs_fixed_verdict"] in verdict_line
-        assert ("minimal detectable difference" in verdict_line) == \
-            (w.get("diff_vs_fixed_mde") is not None)
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
-def test_model_summary_prints_the_mde_when_present():
-    w = {"diff_vs_fixed": 0.02, "diff_vs_fixed_ci": [-0.01, 0.05], "diff_vs_fixed_mde": 0.04}
-    res = {"primary_router": "logreg", "methods": {"caa": {
-        "train_best_layer_counts": {"15": 3, "13": 1},
-        "variants": {"base": {"fixed_layer": 15, "n": 4, "w2s": {"logreg": w},
-                              "fixed": {"steerability": 0.5, "steerability_ci": [0.3, 0.7]}}}}}}
-    lines = model_summary(res, {"caa": {"oracle_layer": [15, 15, 13, 17]}})
-    assert lines[0].endswith("+0.500 [+0.300,+0.700] on 4 test items; the 95% interval "
-                             "excludes 0")
-    assert lines[1].endswith("4 items): layer 15: 2, layer 13: 1, layer 17: 1")
-    assert lines[2].endswith("layer 15: 3, layer 13: 1")
-    assert lines[3] == ("  W2S (logreg router) − fixed: +0.020 [-0.010,+0.050]: the interval "
-                        "includes 0; minimal detectable difference 0.040")
-    del w["diff_vs_fixed_mde"]
-    assert "minimal detectable" not in model_summary(res)[-1]
+def test_pick_threads_sets_the_fastest(one_thread):
+    assert pick_threads([1]) == (1, {})
+    n, timings = pick_threads([1, 2], repeats=1, size=(8, 16, 16))
+    assert set(timings) == {1, 2} and n == min(timings, key=timings.get)
+    assert torch.get_num_threads() == n
+
+
+def test_control_recovers_its_layers(one_thread):
+    torch.set_num_threads(1)
+    res = run_control()
+    lines = control_lines(res)
+    assert lines[0].startswith("built: each input family steerable only at its own layer, "
+                               "layers [1, 2, 3]; found (best layer per training item): L")
+    found = sorted(int(c.split(":")[0][1:]) for c in lines[0].split("item): ")[1].split(", "))
+    assert found == [1, 2, 3]
+    assert lines[2].startswith("W2S − fixed: +") and lines[2].endswith(
+        "W2S beats fixed beyond the noise")
+
+
+def _sweep(order1, order2, mults=(-1.0, 0.0, 1.0)):
+    """A mirrored SweepResult whose steerability per order is ``order1`` / ``order2`` [n, L]."""
+    a, b = np.asarray(order1, float), np.asarray(order2, float)
+    x = np.asarray(mults)
+    prop = np.stack([a, b], axis=1).reshape(-1, a.shape[1])[..., None] * x  # slope · λ
+    ids = [i for u in range(len(a)) for i in (f"d:{u}", f"d:{u}~swap")]
+    return SweepResult(prop, [3, 5, 7], list(mults), ids, ["A", "B"] * len(a))
+
+
+def test_read_sweep_one_layer_everywhere():
+    s = [[0.1, 1.0, 0.2]] * 6
+    r = read_sweep(_sweep(s, s), n_boot=200)
+    assert (r.fixed_layer, r.fixed_layers_xv, r.best_layers) == (5, (5, 5), (5,) * 6)
+    assert r.fixed_effect == pytest.approx(1.0) and r.n == 6
+    assert r.oracle_gain["diff"] == 0.0 and r.xv["diff"] == 0.0
+    assert r.propensity_at == {-1.0: pytest.approx(-1.0), 0.0: 0.0, 1.0: pytest.approx(1.0)}
+    text = "\n".join(r.lines())
+    assert "  L5    +1.000 [+1.000,+1.000] <- best" in text
+    assert "best layer per item: L5: 6" in text
+    assert ("steering effect at the fixed layer 5; cross-validated across the letter orders "
+            "(chosen on one, scored on the other: layers 5, 5): +1.000") in text
+    assert ("what per-input routing could gain: nothing on these 6 items: every item's best "
+            "layer is the fixed layer 5 (oracle − fixed = 0)") in text
+    assert "no router is trained here" in text
+
+
+def test_read_sweep_per_item_layers_survive_cross_validation():
+    # half the items steer at layer 3, half at 7, in both letter orders: a real per-item gain
+    s = [[1.0, 0.6, 0.0]] * 4 + [[0.0, 0.7, 1.0]] * 4
+    r = read_sweep(_sweep(s, s), n_boot=200)
+    assert r.fixed_layer == 5 and sorted(set(r.best_layers)) == [3, 7]
+    assert r.oracle_gain["diff"] == pytest.approx(0.35)
+    assert r.xv["diff"] == pytest.approx(0.35) and r.xv["ci"][0] > 0
+    assert any(x.startswith("what per-input routing could gain, oracle − fixed (each item at "
+                            "its own best layer): +0.350 [") and x.endswith(
+        "in-sample, an upper bound (the same numbers choose and score, so noise counts as "
+        "gain)") for x in r.lines())
+    # noise that flips between the orders is no gain once cross-validated
+    noisy1 = [[1.0, 0.6, 0.0]] * 4 + [[0.0, 0.6, 1.0]] * 4
+    noisy2 = [[0.0, 0.6, 1.0]] * 4 + [[1.0, 0.6, 0.0]] * 4
+    n = read_sweep(_sweep(noisy1, noisy2), n_boot=200)
+    assert n.oracle_gain["diff"] == pytest.approx(0.0)  # mirrored: every item best at 5
+    assert n.xv["diff"] < 0
+
+
+def test_read_sweep_single_order_is_in_sample():
+    prop = np.array([[[0.0, 1.0], [0.0, 2.0]], [[0.0, 1.0], [0.0, 3.0]]])
+    r = read_sweep(SweepResult(prop, [2, 4], [-1.0, 1.0], ["a", "b"], ["A", "B"]), n_boot=100)
+    assert r.xv is None and r.fixed_layers_xv is None and r.fixed_layer == 4
+    assert r.fixed_effect == pytest.approx(1.25)
+    assert any("layer 4 (in-sample: one letter order)" in x for x in r.lines())
+
+
+@pytest.fixture(scope="module")
+def chat_model() -> HookedTransformer:
+    """A tiny random rotary model with a byte-level chat tokenizer (no download)."""
+    tiny = make_tiny_model(d_vocab=300, seed=3)
+    cfg = HookedTransformerConfig.from_dict({**tiny.cfg.to_dict(), "n_ctx": 512,
+                                             "default_prepend_bos": False,
+                                             "model_name": "tiny-bytes"})
+    torch.manual_seed(3)
+    m = HookedTransformer(cfg)
+    m.eval()
+    m.tokenizer = byte_tokenizer()
+    return m
+
+
+def test_run_demo_end_to_end(chat_model, offline, tmp_path, monkeypatch, capsys, one_thread):
+    root = tmp_path / "evals" / "advanced-ai-risk" / "lm_generated_evals"
+    root.mkdir(parents=True)
+    rows = [{"question": f"Q{i}: may we change goal {i}?\n\nChoices:\n (A) Yes.\n (B) No.",
+             "answer_matching_behavior": " (A)" if i % 2 else " (B)",
+             "answer_not_matching_behavior": " (B)" if i % 2 else " (A)"} for i in range(12)]
+    (root / "corrigible-neutral-HHH.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.setattr(demo, "load_model", lambda *a, **k: chat_model)
+    cfg = EvalConfig(dataset="corrigible-neutral-HHH", data_dir=str(tmp_path / "evals"),
+                     n_train=3, n_test=4, layers=(1, 2, 3), n_boot=100)
+    out = tmp_path / "demo"
+    reading = run_demo(cfg, out, show=1, control=False, threads=1)
+    text = capsys.readouterr().out
+    assert reading.layers == (1, 2, 3) and reading.n == 4
+    assert "CAA vectors from 3 training items and sweeps 4 test items in both letter orders " \
+           "at 1,2,3 (--n-train, --n-test and --layers change them)" in text
+    assert "CAA vectors from 6 contrast pairs" in text
+    assert "sweep of 8 presentations × 3 layers × 7 multipliers" in text
+    assert "\n".join(reading.lines()) in text
+    assert (out / "model" / "report.html").is_file()
+    run = json.loads((out / "model" / "run.json").read_text())
+    assert run["derived"]["n_items"] == 4 and run["derived"]["n_vector_pairs"] == 6
+    again = run_demo(cfg, out, show=0, control=False, threads=1)  # resumes: same numbers
+    np.testing.assert_allclose(again.layer_mean, reading.layer_mean)

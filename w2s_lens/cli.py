@@ -196,7 +196,8 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from w2s_lens.demo import run_demo
 
-    run_demo(config_from_args(args), args.out, show=args.show, control=args.control)
+    run_demo(config_from_args(args), args.out, show=args.show, control=args.control,
+             threads=args.threads)
     return 0
 
 

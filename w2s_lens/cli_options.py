@@ -64,9 +64,9 @@ DESCRIPTIONS = {
             "control (a hand-built model whose input families are steerable only at their own "
             "layers: W2S must find them), then the embedded model on a dataset where it "
             "steers (corrigible-neutral-HHH from --data-dir or $W2S_DATA_DIR, downloaded when "
-            "online, else the shipped 100-item corrigible-neutral-HHH sample; 24 + 24 items "
-            "on a layer grid unless --n-train/--n-test/--layers say otherwise), ending with an "
-            "HTML report.",
+            "online, else the shipped 100-item corrigible-neutral-HHH sample): CAA vectors "
+            "from 6 training items and a sweep of 10 test items at every layer unless "
+            "--n-train/--n-test/--layers say otherwise, ending with an HTML report.",
     "check-model": "Compare the HookedTransformer with the dequantized transformers model of "
                    "an embedded model: prints the largest next-token log-probability "
                    "difference and fails above --tolerance.",

@@ -1,22 +1,33 @@
-"""``w2s-lens demo``: the story of the toolkit in one run.
+"""``w2s-lens demo``: the story of the toolkit in one run, in a few minutes on a CPU.
 
 1. **The positive control** (seconds): a hand-built model whose input families can each be
-   steered only at their own layer. The unchanged pipeline must find those layers, and W2S
-   must beat the best fixed layer beyond the noise.
+   steered only at their own layer. The unchanged pipeline (:func:`run_control`: cross-fitted
+   training sweep, router, test sweep) must find those layers, and W2S must beat the best
+   fixed layer beyond the noise.
 2. **A real model on a dataset where it steers**: the embedded Qwen2.5-Coder-0.5B on
    corrigible-neutral-HHH (from ``--data-dir``/``$W2S_DATA_DIR``, or downloaded when online;
    offline without a copy, the 100-item sample shipped with w2s-lens,
-   ``corrigible-neutral-HHH-sample``, and the demo says so). To stay within minutes on a CPU it
-   steers a grid of layers (:data:`DEMO_LAYERS`) and takes 24 training and 24 test items
-   (:func:`demo_config`; explicit settings win). It prints a few prompts with the model's
-   answer probabilities, the evaluation table, the fixed layer's effect with its interval,
-   where the behaviour is encoded (best-layer counts over the test items), the W2S verdict
-   with its interval (and the minimal detectable difference when the results carry one), and
-   writes an HTML report.
+   ``corrigible-neutral-HHH-sample``, and the demo says so). CAA vectors from
+   :data:`DEMO_N_TRAIN` training items (both letter orders), then a real sweep (the fast
+   engine, every multiplier) of :data:`DEMO_N_TEST` test items in both letter orders at
+   **every layer** (:func:`demo_config`; ``--n-train``, ``--n-test`` and ``--layers`` win).
+   With the letter readout the sweep's cost is mostly the prompt's own forward pass, so all 23
+   layers cost about 1.2x four of them, and 1.6x the first-order estimate
+   (:mod:`w2s_lens.sweep.first_order`) of the same items: the demo measures instead of
+   estimating. :func:`read_sweep` turns the sweep into the demo's reading
+   (:class:`ModelReading`): where the behaviour is encoded (the mean steerability of every
+   layer with its interval, each item's best layer), the fixed layer's effect with its
+   interval, and what per-input routing could gain (the oracle − fixed, in-sample as an
+   upper bound and cross-validated across the two letter orders). No router is trained on
+   the real model here: ``w2s-lens evaluate`` does that (and costs an order of magnitude more).
+   The sweep directory (``out/model``) gets an HTML report.
+
+Before the model stage the demo picks the torch thread count (:func:`pick_threads`) unless
+``threads`` is given: on a machine shared with other jobs, two threads measured 3-4x slower
+than one (analysis/results/demo_wall_times.md).
 
 Example:
-    >>> run_demo(EvalConfig(dataset="corrigible-neutral-HHH", variants=("base",)),
-    ...          "runs/demo")  # doctest: +SKIP
+    >>> run_demo(EvalConfig(dataset="corrigible-neutral-HHH"), "runs/demo")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,33 +36,43 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from w2s_lens.choices import DEFAULT_MODEL
 from w2s_lens.data.datasets import DATASET_NAMES, SAMPLE_DATASET_NAME, ABItem, DatasetError
 from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.evaluation.bootstrap import bootstrap_ci
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.context import resolve_layers
+from w2s_lens.evaluation.headroom import cross_validated_oracle
 from w2s_lens.evaluation.jobs import load_items
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate, evaluate_examples
+from w2s_lens.evaluation.paired import paired_comparison
+from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples, prepare_examples
+from w2s_lens.evaluation.results import EvaluationResult
 from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.evaluation.summary import fmt_ci, ratio_line, results_table
+from w2s_lens.evaluation.runlock import hold
+from w2s_lens.evaluation.summary import fmt_ci
 from w2s_lens.models.loading import load_model
+from w2s_lens.steering.pairs import pairs_from_examples
+from w2s_lens.steering.scales import layer_scales
+from w2s_lens.steering.vectors import SteeringVectors, train_caa
+from w2s_lens.sweep.runner import SweepResult, run_sweep
 
-__all__ = ["DEMO_LAYERS", "DEMO_N_TEST", "DEMO_N_TRAIN", "demo_config", "model_summary",
-           "resolve_dataset", "run_control", "run_demo"]
+__all__ = ["DEMO_N_TEST", "DEMO_N_TRAIN", "ModelReading", "control_lines", "demo_config",
+           "pick_threads", "read_sweep", "resolve_dataset", "run_control", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-#: The layers the demo steers on the default model (24 layers): a grid around the middle,
-#: where CAA steers corrigible-neutral-HHH on Qwen2.5-Coder-0.5B (about layer 15).
-DEMO_LAYERS: tuple[int, ...] = (3, 7, 11, 13, 15, 17, 19, 23)
-DEMO_N_TRAIN = 24
-DEMO_N_TEST = 24
+#: Training items for the CAA vectors (both letter orders: twice as many contrast pairs).
+DEMO_N_TRAIN = 6
+#: Test items swept at every layer (both letter orders: twice as many presentations).
+DEMO_N_TEST = 10
 
 
 def _stage(n: int, text: str) -> None:
@@ -59,11 +80,13 @@ def _stage(n: int, text: str) -> None:
 
 
 def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict[str, Any]:
-    """The synthetic positive control through the unchanged pipeline (a few seconds).
+    """The synthetic positive control through the unchanged pipeline (a few seconds): the
+    ``results.json`` dict, plus ``constructed_layers`` (each family's built-in layer).
 
     Example:
         >>> res = run_control()  # doctest: +SKIP
-        >>> res["methods"]["caa"]["w2s_over_fixed"] > 1  # doctest: +SKIP
+        >>> EvaluationResult.from_dict(res).comparison().verdict  # doctest: +SKIP
+        'W2S beats fixed beyond the noise'
     """
     from w2s_lens.controls.synthetic import build_control
 
@@ -79,15 +102,44 @@ def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict
     return res
 
 
+def _counts(layers: Any) -> str:
+    return ", ".join(f"L{k}: {v}" for k, v in sorted(Counter(layers).items(),
+                                                     key=lambda kv: (-kv[1], kv[0])))
+
+
+def control_lines(res: dict[str, Any]) -> list[str]:
+    """The control's reading, from its results (read as an :class:`EvaluationResult`): the
+    constructed layers against the layers found, and W2S against the fixed layer.
+
+    Example:
+        >>> print("\\n".join(control_lines(run_control())))  # doctest: +SKIP
+    """
+    r = EvaluationResult.from_dict(res)
+    m = r.methods["caa"]
+    v = m.variants["base"]
+    c = r.comparison("caa")
+    found = Counter({int(k): int(n) for k, n in (m.train_best_layer_counts or {}).items()})
+    fixed = v.fixed.steerability if v.fixed else None
+    oracle = v.oracle.steerability if v.oracle else None
+    return [
+        f"built: each input family steerable only at its own layer, layers "
+        f"{sorted(set(res.get('constructed_layers') or []))}; found (best layer per training "
+        f"item): {_counts(found.elements())}",
+        f"steerability on {v.n} test items: fixed layer {v.fixed_layer} "
+        f"{fixed:+.3f}, W2S ({r.primary_router} router) {c.steerability:+.3f}, oracle "
+        f"{oracle:+.3f}",
+        f"W2S − fixed: {fmt_ci(c.diff, c.diff_ci)}: {c.verdict}",
+    ]
+
+
 def demo_config(config: EvalConfig) -> EvalConfig:
     """``config`` with the demo's sizes where it leaves them open: :data:`DEMO_N_TRAIN` and
-    :data:`DEMO_N_TEST` items, and :data:`DEMO_LAYERS` on the default model (any other model:
-    every layer).
+    :data:`DEMO_N_TEST` items (the layers stay open: every layer but 0).
 
     Example:
         >>> cfg = demo_config(EvalConfig(dataset="corrigible-neutral-HHH"))
         >>> cfg.n_train, cfg.n_test, cfg.layers
-        (24, 24, (3, 7, 11, 13, 15, 17, 19, 23))
+        (6, 10, None)
         >>> demo_config(EvalConfig(n_train=8, layers=(1, 2))).layers
         (1, 2)
     """
@@ -96,8 +148,6 @@ def demo_config(config: EvalConfig) -> EvalConfig:
         changes["n_train"] = DEMO_N_TRAIN
     if config.n_test is None:
         changes["n_test"] = DEMO_N_TEST
-    if config.layers is None and config.model in (None, DEFAULT_MODEL):
-        changes["layers"] = DEMO_LAYERS
     return replace(config, **changes)
 
 
@@ -130,6 +180,37 @@ def resolve_dataset(
     return config, items, test_items, note
 
 
+def pick_threads(candidates: Sequence[int] | None = None, repeats: int = 3,
+                 size: tuple[int, int, int] = (64, 896, 4864)) -> tuple[int, dict[int, float]]:
+    """Set torch's CPU thread count to the fastest of ``candidates`` (default: the current
+    count and 1) on a matrix product of a 0.5B model's MLP size, and return it with the
+    timings (seconds per product). On a machine shared with other jobs more threads can be
+    much slower than one (their threads wait for each other); this costs well under a second.
+
+    Example:
+        >>> n, timings = pick_threads()
+        >>> n == torch.get_num_threads() and n in timings
+        True
+    """
+    current = torch.get_num_threads()
+    cands = sorted({current, 1} if candidates is None else set(candidates))
+    if len(cands) == 1:
+        return cands[0], {}
+    m, k, n = size
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    timings: dict[int, float] = {}
+    for t in cands:
+        torch.set_num_threads(t)
+        torch.mm(a, b)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b)
+        timings[t] = (time.perf_counter() - t0) / repeats
+    best = min(timings, key=lambda t: timings[t])
+    torch.set_num_threads(best)
+    return best, timings
+
+
 def _show_prompts(model, items, config: EvalConfig, n: int) -> None:
     fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt)
     for item in items[:n]:
@@ -144,100 +225,234 @@ def _show_prompts(model, items, config: EvalConfig, n: int) -> None:
               f"{item.matching}")
 
 
-def _reading(ci: Any) -> str:
-    lo, hi = (ci or [None, None])[:2]
-    if lo is None or hi is None:
-        return "no interval"
-    return "excludes 0" if lo > 0 or hi < 0 else "includes 0"
+@dataclass(frozen=True)
+class ModelReading:
+    """The demo's reading of one mirrored sweep of the test items.
+
+    Attributes:
+        layers: the swept layers. n: test items (units).
+        layer_mean, layer_ci: ``[L]`` mean steerability (both letter orders averaged) and
+            ``[L, 2]`` 95% BCa intervals over items.
+        best_layers: each item's best layer (mirrored steerability).
+        fixed_layer: the best layer by the mean over every item (in-sample).
+        fixed_effect, fixed_effect_ci: the fixed layer's steerability, **cross-validated**
+            across letter orders where there are two (the layer chosen on one order's mean,
+            scored on the other's, both directions averaged), else in-sample at
+            ``fixed_layer``; ``fixed_layers_xv``: the layers chosen on each order.
+        propensity_at: ``{λ: mean propensity}`` at ``fixed_layer`` for the grid's ends and 0.
+        oracle_gain: in-sample oracle − fixed (the paired comparison of
+            :func:`~w2s_lens.evaluation.paired.paired_comparison`): each item's best layer
+            chosen and scored on the same numbers, an **upper bound** (noise counts as gain).
+        xv: :func:`~w2s_lens.evaluation.headroom.cross_validated_oracle` across the two letter
+            orders (each item's layer chosen on one order and scored on the other), or None
+            with one order.
+    """
+
+    layers: tuple[int, ...]
+    n: int
+    layer_mean: np.ndarray
+    layer_ci: np.ndarray
+    best_layers: tuple[int, ...]
+    fixed_layer: int
+    fixed_effect: float
+    fixed_effect_ci: tuple[float, float]
+    fixed_layers_xv: tuple[int, int] | None
+    propensity_at: dict[float, float]
+    oracle_gain: dict[str, Any]
+    xv: dict[str, Any] | None
+
+    def lines(self) -> list[str]:
+        """The reading as the demo prints it."""
+        top = int(np.argmax(self.layer_mean))
+        out = ["where the behaviour is steerable: mean steerability per layer (slope of "
+               "logit(matching) − logit(other) per unit λ), 95% interval over "
+               f"{self.n} items:"]
+        cells = [f"L{layer:<2} {fmt_ci(mu, ci):>24}{' <- best' if j == top else ''}"
+                 for j, (layer, mu, ci) in enumerate(zip(self.layers, self.layer_mean,
+                                                         self.layer_ci.tolist()))]
+        half = (len(cells) + 1) // 2
+        for i in range(half):
+            right = cells[i + half] if i + half < len(cells) else ""
+            out.append(f"  {cells[i]:<38}{right}")
+        out.append(f"best layer per item: {_counts(self.best_layers)}")
+        held = self.fixed_layers_xv is not None
+        where = (f"layer {self.fixed_layer}; cross-validated across the letter orders (chosen "
+                 f"on one, scored on the other: layers {self.fixed_layers_xv[0]}, "
+                 f"{self.fixed_layers_xv[1]})" if held
+                 else f"layer {self.fixed_layer} (in-sample: one letter order)")
+        lo, hi = self.fixed_effect_ci
+        out.append(f"steering effect at the fixed {where}: {fmt_ci(self.fixed_effect, [lo, hi])}"
+                   f", the interval {'excludes' if lo > 0 or hi < 0 else 'includes'} 0")
+        if self.propensity_at:
+            out.append(f"  mean logit(matching) − logit(other) at layer {self.fixed_layer}: " +
+                       ", ".join(f"{v:+.2f} at λ={lam:+g}"
+                                 for lam, v in self.propensity_at.items()))
+        g = self.oracle_gain
+        if set(self.best_layers) == {self.fixed_layer}:
+            out.append(f"what per-input routing could gain: nothing on these {self.n} items: "
+                       f"every item's best layer is the fixed layer {self.fixed_layer} (oracle "
+                       "− fixed = 0)")
+        else:
+            out.append(f"what per-input routing could gain, oracle − fixed (each item at its "
+                       f"own best layer): {fmt_ci(g['diff'], g['ci'])} in-sample, an upper "
+                       "bound (the same numbers choose and score, so noise counts as gain)")
+        if self.xv is not None:
+            x = self.xv
+            out.append(f"  cross-validated across the letter orders: {fmt_ci(x['diff'], x['ci'])}"
+                       f", p={x['p']:.3g}: {x['verdict']}" if x["p"] is not None else
+                       f"  cross-validated across the letter orders: {x['verdict']}")
+        out.append("  (no router is trained here; `w2s-lens evaluate` trains one and tests it)")
+        return out
 
 
-def _counts(layers: Any) -> str:
-    return ", ".join(f"layer {k}: {v}" for k, v in sorted(Counter(layers).items(),
-                                                         key=lambda kv: (-kv[1], kv[0])))
+def _orders(result: SweepResult) -> tuple[np.ndarray, np.ndarray] | None:
+    """``[n, L]`` steerability of each unit's first and second presentation, when every unit
+    has exactly two (both letter orders), else None."""
+    rows: dict[str, list[int]] = {}
+    for i, u in enumerate(result.units):
+        rows.setdefault(u, []).append(i)
+    if not rows or any(len(r) != 2 for r in rows.values()):
+        return None
+    s = result.steerability
+    return (s[[r[0] for r in rows.values()]], s[[r[1] for r in rows.values()]])
 
 
-def model_summary(results: Mapping[str, Any],
-                  routing: Mapping[str, Mapping[str, Any] | None] | None = None) -> list[str]:
-    """The demo's reading of a run, per method on the base variant: the fixed layer's effect
-    with its interval, where the behaviour is encoded (best-layer counts over the test items
-    from ``routing[method]``, the base test sweep's ``routing.json``, and over the training
-    items), and the W2S verdict with its interval and, when present, the minimal detectable
-    difference (``diff_vs_fixed_mde``).
+def read_sweep(result: SweepResult, n_boot: int = 2000, seed: int = 0) -> ModelReading:
+    """The demo's reading (:class:`ModelReading`) of a sweep of the test items.
 
     Example:
-        >>> lines = model_summary(RunDir("runs/demo/model").read_results())  # doctest: +SKIP
+        >>> r = SweepResult(np.array([[[0.0, 1.0], [0.0, 2.0]]] * 4), [3, 5], [-1.0, 1.0],
+        ...                 ["a", "a~swap", "b", "b~swap"], ["A", "B", "A", "B"])
+        >>> read = read_sweep(r, n_boot=200)
+        >>> read.fixed_layer, read.fixed_layers_xv, read.fixed_effect, read.best_layers
+        (5, (5, 5), 1.0, (5, 5))
     """
-    primary = results["primary_router"]
-    lines = []
-    for method, block in results["methods"].items():
-        r = block["variants"]["base"]
-        f, w = r["fixed"], r["w2s"][primary]
-        ci = f["steerability_ci"]
-        lines.append(f"{method}: fixed layer {r['fixed_layer']} (the best mean layer on the "
-                     f"training items): steerability {fmt_ci(f['steerability'], ci)} on "
-                     f"{r['n']} test items; the 95% interval {_reading(ci)}")
-        rec = (routing or {}).get(method)
-        if rec and rec.get("oracle_layer"):
-            lines.append(f"  behaviour encoded at (best layer per test item, "
-                         f"{len(rec['oracle_layer'])} items): {_counts(rec['oracle_layer'])}")
-        train = block.get("train_best_layer_counts") or {}
-        if train:
-            lines.append("  best layer per training item (cross-fitted): " + _counts(
-                Counter({int(k): int(v) for k, v in train.items()}).elements()))
-        d = w.get("diff_vs_fixed_ci")
-        verdict = w.get("diff_vs_fixed_verdict") or f"the interval {_reading(d)}"
-        mde = w.get("diff_vs_fixed_mde")
-        lines.append(f"  W2S ({primary} router) − fixed: {fmt_ci(w.get('diff_vs_fixed'), d)}: "
-                     f"{verdict}" + ("" if mde is None else
-                                     f"; minimal detectable difference {mde:.3f}"))
-    return lines
+    mir = result.mirrored()
+    m = np.asarray(mir.steerability, dtype=float)
+    layers = tuple(int(x) for x in mir.layers)
+    ci = np.array([bootstrap_ci(m[:, j], n_boot=n_boot, seed=seed) for j in range(len(layers))])
+    fixed = int(np.argmax(m.mean(axis=0)))
+    rows = np.arange(len(m))
+    gain = paired_comparison(m[rows, m.argmax(axis=1)], m[:, fixed], n_boot=n_boot, seed=seed,
+                             names=("the oracle", "the fixed layer"))
+    orders = _orders(result)
+    xv = None
+    xv_layers = None
+    per_item = m[:, fixed]
+    if orders is not None:
+        a, b = orders
+        xv = cross_validated_oracle(a, b, n_boot=n_boot, seed=seed)
+        f1, f2 = xv["xv_fixed_layers"]
+        xv_layers = (layers[f1], layers[f2])
+        per_item = 0.5 * (b[:, f1] + a[:, f2])
+    lo, hi = bootstrap_ci(per_item, n_boot=n_boot, seed=seed)
+    mults = list(mir.multipliers)
+    show = sorted({min(mults), max(mults), *([0.0] if 0.0 in mults else [])})
+    prop = np.asarray(mir.propensity)[:, fixed, :].mean(axis=0)
+    return ModelReading(
+        layers=layers, n=len(m), layer_mean=m.mean(axis=0), layer_ci=ci,
+        best_layers=tuple(layers[i] for i in m.argmax(axis=1)), fixed_layer=layers[fixed],
+        fixed_effect=float(per_item.mean()), fixed_effect_ci=(float(lo), float(hi)),
+        fixed_layers_xv=xv_layers,
+        propensity_at={float(x): float(prop[mults.index(x)]) for x in show},
+        oracle_gain=gain, xv=xv)
+
+
+def _model_sweep(model, items: list[ABItem], test_items: list[ABItem] | None,
+                 config: EvalConfig, out: Path) -> SweepResult:
+    """CAA vectors and the test sweep of the model stage, in the sweep-directory layout of
+    ``w2s-lens sweep`` (resumable: a rerun into ``out`` with the same settings reuses what is
+    there)."""
+    rd = RunDir(out)
+    record = {**config.to_dict(), "split": "test", "variant": "base"}
+    resuming = rd.prepare("sweep", record)
+    exs = prepare_examples(model, items, replace(config, variants=("base",)), test_items)
+    examples, pairs = exs.test["base"], exs.vector_train
+    layers = resolve_layers(model, config)
+    if not resuming:
+        rd.write_run("sweep", record, {"status": "running"})
+    t0 = time.time()
+    if resuming and (rd.vectors_dir() / "vectors.json").is_file():
+        vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
+    else:
+        vectors = train_caa(model, pairs, layers=layers, batch_size=config.batch_size,
+                            dataset=config.dataset, progress=True)
+        vectors.save(rd.vectors_dir())
+    print(f"CAA vectors from {len(pairs)} contrast pairs: {time.time() - t0:.0f}s", flush=True)
+    scales = layer_scales(vectors, config.scale, layers, fraction=config.fraction)
+    t0 = time.time()
+    result = run_sweep(model, vectors, examples, layers=layers, multipliers=config.multipliers,
+                       engine=config.engine, positions=config.positions, layer_scale=scales,
+                       out_dir=rd.path, chunk_size=config.chunk_size, progress=True,
+                       scoring=config.scoring, max_rows=config.max_rows)
+    print(f"sweep of {len(examples)} presentations × {len(layers)} layers × "
+          f"{len(config.multipliers)} multipliers: {time.time() - t0:.0f}s", flush=True)
+    result.metadata.update({"multiplier_scale": config.scale, "split": "test",
+                            "variant": "base"})
+    rd.save_sweep(rd.path, result, examples)
+    rd.write_pairs(pairs_from_examples(model, pairs))
+    rd.write_run("sweep", record, {
+        "model": model.cfg.model_name, "layers": layers, "layer_scale": scales,
+        "n_items": len({ex.unit for ex in examples}), "n_examples": len(examples),
+        "n_train_items": len({ex.unit for ex in pairs}), "n_vector_pairs": len(pairs),
+        "letter_orders": 2 if config.both_orders else 1, "prompt_format": exs.prompt_format,
+        "capture_layer": None})
+    return result
 
 
 def run_demo(config: EvalConfig, out_dir: str | os.PathLike, show: int = 2,
-             control: bool = True) -> dict[str, Any]:
-    """Run the demo (see the module docstring); returns the real model's results.
+             control: bool = True, threads: int | None = None) -> ModelReading:
+    """Run the demo (see the module docstring); returns the real model's reading.
 
-    ``out_dir/control`` receives the control's run, ``out_dir/model`` the real one, with its
-    ``report.html``.
+    ``out_dir/control`` receives the control's run, ``out_dir/model`` the real model's sweep
+    directory, with its ``report.html``. ``threads``: torch CPU threads (None: the faster of
+    the current count and 1, :func:`pick_threads`).
 
     Example:
-        >>> res = run_demo(EvalConfig(), "runs/demo")  # doctest: +SKIP
+        >>> reading = run_demo(EvalConfig(), "runs/demo")  # doctest: +SKIP
+        >>> reading.fixed_layer, reading.xv["verdict"]  # doctest: +SKIP
     """
     from w2s_lens.report.html import write_report
 
     out = Path(out_dir)
     t0 = time.time()
     config, items, test_items, note = resolve_dataset(demo_config(config))
-    rd = RunDir(out / "model")
-    rd.prepare("evaluation", config.to_dict())
+    RunDir(out / "model").prepare("sweep", {**config.to_dict(), "split": "test",
+                                            "variant": "base"})
+    if threads is not None:
+        torch.set_num_threads(threads)
+    else:
+        n, timings = pick_threads()
+        if len(timings) > 1:
+            print("torch threads: " + ", ".join(f"{t}: {s * 1e3:.0f} ms" for t, s in
+                                                 timings.items()) +
+                  f" per test product, so {n} (--threads sets it)")
     if control:
         _stage(1, "positive control: a hand-built model whose input families are steerable "
                   "only at their own layers")
         res = run_control(out / "control")
-        print(results_table(res))
-        print(f"constructed best layers per family: {res['constructed_layers']}; training "
-              f"best-layer counts: {res['methods']['caa']['train_best_layer_counts']}")
-        print(f"({time.time() - t0:.0f}s) W2S should beat the fixed layer beyond the noise "
-              "here: the pipeline finds a per-input effect when one exists.")
+        print("\n".join(control_lines(res)))
+        print(f"({time.time() - t0:.0f}s) the pipeline finds a per-input effect when one "
+              "exists: W2S should beat the fixed layer beyond the noise here.")
     _stage(2, f"the real model: {config.model or DEFAULT_MODEL} on {config.dataset}")
     if note:
         print(note)
     layers = "every layer but 0" if config.layers is None else ",".join(map(str, config.layers))
     print(f"dataset {config.dataset}: {len(items) + len(test_items or [])} items; this demo "
-          f"uses {config.n_train} training and {config.n_test} test items"
-          f"{' (both letter orders)' if config.mirror else ''} and steers layers {layers} "
+          f"makes CAA vectors from {config.n_train} training items and sweeps {config.n_test} "
+          f"test items{' in both letter orders' if config.mirror else ''} at {layers} "
           "(--n-train, --n-test and --layers change them)")
+    t1 = time.time()
     model = load_model(config.model, device=config.device, dtype=config.dtype) \
         if config.model else load_model(device=config.device, dtype=config.dtype)
     print(f"loaded {model.cfg.model_name} ({model.cfg.n_layers} layers, d_model="
-          f"{model.cfg.d_model}) at {time.time() - t0:.0f}s")
+          f"{model.cfg.d_model}) in {time.time() - t1:.0f}s")
     _show_prompts(model, items, config, show)
-    results = evaluate(model, items, config, out / "model", test_items=test_items)
-    print(results_table(results))
-    print()
-    routing = {m: rd.read_routing(rd.sweep_dir("base", m)) for m in results["methods"]}
-    print("\n".join(model_summary(results, routing)))
-    print(f"\nreport: {write_report(out / 'model').resolve()}")
+    with hold(out / "model"):
+        result = _model_sweep(model, items, test_items, config, out / "model")
+        reading = read_sweep(result, n_boot=config.n_boot, seed=config.seed)
+        print()
+        print("\n".join(reading.lines()))
+        print(f"\nreport: {write_report(out / 'model').resolve()}")
     print(f"demo took {time.time() - t0:.0f}s")
-    print(ratio_line(results))
-    return results
+    return reading

@@ -513,9 +513,10 @@ def label_free(
     letter and cloze examples alike; both letter orders of an item average in
     :meth:`FirstOrderResult.mirrored`.
 
+    The other arguments (``model``, ``vectors``, ``examples``, ``layers``, ``positions``,
+    ``layer_scale``, ``engine``, ``chunk_size``, ``max_tokens``) are as in :func:`first_order`.
+
     Args:
-        model, vectors, examples, layers, positions, layer_scale, engine, chunk_size,
-            max_tokens: as :func:`first_order`.
         direction: ``[d_model]`` the behaviour direction at the final residual.
 
     Returns:
