@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import write_ab_dataset
 
-from w2s_lens.data.datasets import DatasetError
+from w2s_lens.data.items import DatasetError
 from w2s_lens.demo import (
     DEMO_LAYERS,
     demo_config,
@@ -14,7 +14,7 @@ from w2s_lens.demo import (
     resolve_dataset,
 )
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 
 
 def test_demo_config_fills_only_what_is_open():

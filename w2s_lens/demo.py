@@ -33,14 +33,16 @@ from typing import Any
 import torch
 
 from w2s_lens.choices import DEFAULT_MODEL
-from w2s_lens.data.datasets import DATASET_NAMES, SAMPLE_DATASET_NAME, ABItem, DatasetError
+from w2s_lens.data.datasets import DATASET_NAMES
+from w2s_lens.data.items import ABItem, DatasetError
 from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.data.samples import SAMPLE_DATASET_NAME
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.jobs import load_items
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.evaluation.summary import fmt_ci, ratio_line, results_table
+from w2s_lens.evaluation.pipeline import evaluate, evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples, load_items
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.models.loading import load_model
+from w2s_lens.report.tables.summary import fmt_ci, ratio_line, results_table
 
 __all__ = ["DEMO_LAYERS", "DEMO_N_TEST", "DEMO_N_TRAIN", "demo_config", "model_summary",
            "resolve_dataset", "run_control", "run_demo"]
