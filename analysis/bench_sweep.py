@@ -75,8 +75,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _setup(args, readout: str):
-    from w2s_lens.data.datasets import balanced, load_dataset, train_test_split
+    from w2s_lens.data.datasets import load_dataset
     from w2s_lens.data.prompts import PromptFormatter
+    from w2s_lens.data.splits import balanced, train_test_split
     from w2s_lens.models.loading import load_model
     from w2s_lens.steering.vectors import train_caa
 

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from w2s_lens.evaluation.table import readout_label  # noqa: E402
+from w2s_lens.report.tables.cross_dataset import readout_label  # noqa: E402
 
 
 def _results(folders: list[str]) -> list[dict[str, Any]]:

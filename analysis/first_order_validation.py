@@ -90,11 +90,11 @@ import scipy.stats  # noqa: E402
 import torch  # noqa: E402
 
 from w2s_lens.artifacts import load_tensors, save_tensors  # noqa: E402
-from w2s_lens.evaluation.bootstrap import paired_diff_ci  # noqa: E402
 from w2s_lens.evaluation.config import ConfigError, EvalConfig  # noqa: E402
-from w2s_lens.evaluation.headroom import retest_agreement  # noqa: E402
-from w2s_lens.evaluation.rundir import RETEST_PREFIX, RunDir  # noqa: E402
-from w2s_lens.evaluation.table_rows import readout_label  # noqa: E402
+from w2s_lens.evaluation.headroom.diagnostics import retest_agreement  # noqa: E402
+from w2s_lens.evaluation.stats.bootstrap import paired_diff_ci  # noqa: E402
+from w2s_lens.evaluation.storage.rundir import RETEST_PREFIX, RunDir  # noqa: E402
+from w2s_lens.report.tables.cross_dataset import readout_label  # noqa: E402
 from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name  # noqa: E402
 from w2s_lens.routing.routers import LayerRouter  # noqa: E402
 from w2s_lens.steering.scales import layer_scales  # noqa: E402
@@ -366,8 +366,8 @@ class Validation:
 
     # ---------------------------------------------------------------- model and inputs
     def load(self) -> None:
-        from w2s_lens.evaluation.jobs import load_items
         from w2s_lens.evaluation.pipeline import prepare_examples
+        from w2s_lens.evaluation.split import load_items
         from w2s_lens.models.loading import load_model
 
         cfg = self.cfg

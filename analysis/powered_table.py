@@ -37,11 +37,11 @@ sys.path.insert(0, str(HERE))
 
 import powered_study  # noqa: E402
 
-from w2s_lens.evaluation.study import DONE, PRIMARY_COMPARISON, study_rows  # noqa: E402
-from w2s_lens.evaluation.study_tables import write_study  # noqa: E402
-from w2s_lens.evaluation.table_rows import readout_label  # noqa: E402
 from w2s_lens.report.plots_study import study_panels  # noqa: E402
 from w2s_lens.report.study_report import write_study_report  # noqa: E402
+from w2s_lens.report.tables.cross_dataset import readout_label  # noqa: E402
+from w2s_lens.report.tables.study import DONE, PRIMARY_COMPARISON, study_rows  # noqa: E402
+from w2s_lens.report.tables.study_text import write_study  # noqa: E402
 
 STEM = "powered_table"
 #: The first study's primary comparison, as it was stated before it ran.
@@ -64,7 +64,7 @@ def _flag(args: Sequence[str], name: str, default: str | None = None) -> str | N
 
 def plan_data(plan: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """The study plan (default ``powered_study.PLAN``) as plain data for
-    :func:`w2s_lens.evaluation.study.study_rows`: name, model, datasets, planned sizes, the
+    :func:`w2s_lens.report.tables.study.study_rows`: name, model, datasets, planned sizes, the
     methods, the primary routers (``logreg``, and ``logreg@options`` where the row fits the
     options view) and the readout label its arguments set (``reproduce_table.py``'s defaults: letter
     readout, mirrored, CAA).

@@ -39,10 +39,12 @@ def main() -> None:
 
     import torch
 
-    from w2s_lens.data.datasets import balanced, load_dataset, train_test_split
+    from w2s_lens.data.datasets import load_dataset
     from w2s_lens.data.prompts import PromptFormatter
+    from w2s_lens.data.splits import balanced, train_test_split
     from w2s_lens.evaluation.config import EvalConfig
-    from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+    from w2s_lens.evaluation.pipeline import evaluate_examples
+    from w2s_lens.evaluation.split import SplitExamples
     from w2s_lens.models.loading import load_model
 
     torch.set_num_threads(args.threads)

@@ -1,12 +1,12 @@
 """The paper's table on one model: fixed vs W2S vs oracle over the 13 shared datasets.
 
-A thin command line over :func:`w2s_lens.evaluation.table.run_table`. For each dataset in
+A thin command line over :func:`w2s_lens.cli.table.run_table`. For each dataset in
 ``--data-dir`` (default ``$W2S_DATA_DIR`` or ``../shared/data/mwe``) it runs the whole W2S
-evaluation (``w2s_lens.evaluation.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or
+evaluation (``w2s_lens.cli.jobs.run_evaluation``) into ``OUT/<dataset>/``, serially or
 as one Ray task per dataset (``--ray``; one GPU per task when the cluster has GPUs). It is
 resumable: a finished dataset is read back, an interrupted one resumes its sweeps from their
 chunks. At the end it writes ``OUT/table.md`` and ``OUT/table.csv``
-(:class:`w2s_lens.evaluation.table_rows.Table`: per dataset, method and variant the fixed
+(:class:`w2s_lens.report.tables.cross_dataset.Table`: per dataset, method and variant the fixed
 layer, fixed / W2S with 95% intervals, oracle, letter oracle (single-order letter rows),
 answer-form oracle (cloze rows), W2S − fixed with its interval, the paired sign-flip test's
 one-sided p-value, name, minimal detectable difference and informative items, the verdict,
@@ -56,9 +56,9 @@ from w2s_lens.choices import (  # noqa: E402
     SCORINGS,
     VARIANTS,
 )
-from w2s_lens.cli_options import cap as _cap  # noqa: E402
-from w2s_lens.cli_options import finite, positive, scoring_from_args, threads  # noqa: E402
-from w2s_lens.cli_options import layers as _layers  # noqa: E402
+from w2s_lens.cli.options import cap as _cap  # noqa: E402
+from w2s_lens.cli.options import finite, positive, scoring_from_args, threads  # noqa: E402
+from w2s_lens.cli.options import layers as _layers  # noqa: E402
 from w2s_lens.data.datasets import DATASET_NAMES  # noqa: E402
 from w2s_lens.evaluation.config import portable_config  # noqa: E402
 
@@ -215,8 +215,8 @@ def config_from_args(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from w2s_lens.evaluation.table import run_table
-    from w2s_lens.evaluation.table_rows import Table
+    from w2s_lens.cli.table import run_table
+    from w2s_lens.report.tables.cross_dataset import Table
 
     out = Path(args.out)
     t0 = time.time()
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def n_items(run_dir: str, key: str) -> int | None:
     """``n_train`` / ``n_test`` items of a finished dataset (None when it has no results)."""
-    from w2s_lens.evaluation.rundir import RESULTS_FILE, RunDir
+    from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RunDir
 
     rd = RunDir(run_dir)
     return rd.read_results().get(key) if (rd.path / RESULTS_FILE).is_file() else None

@@ -98,7 +98,8 @@ def runs(tmp_path_factory):
     L2S on mirrored letters (primary router "curve"), and CAA on a single letter order."""
     from w2s_lens.controls.synthetic import build_control
     from w2s_lens.evaluation.config import EvalConfig
-    from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+    from w2s_lens.evaluation.pipeline import evaluate_examples
+    from w2s_lens.evaluation.split import SplitExamples
 
     ctl = build_control("positive", n_families=3, n_layers=4, seed=0)
     root = tmp_path_factory.mktemp("runs")

@@ -1,26 +1,31 @@
-"""The named choices have one owner, re-exported by the modules that implement them."""
+"""The named choices have one owner and one import home: ``w2s_lens.choices``."""
 
 from w2s_lens import choices
 
 
-def test_owners_reexport_the_same_tuples():
-    from w2s_lens.data import examples, prompts
-    from w2s_lens.routing import embeddings
-    from w2s_lens.routing import routers as router
-    from w2s_lens.steering import scales
-    from w2s_lens.sweep import runner as sweep
+def test_the_choices_have_one_import_home():
+    import ast
+    from pathlib import Path
 
-    assert prompts.VARIANTS is choices.VARIANTS
-    assert router.ROUTER_KINDS is choices.ROUTER_KINDS
-    assert embeddings.EMBEDDINGS is choices.EMBEDDINGS
-    assert examples.READOUTS is choices.READOUTS
-    assert sweep.ENGINES is choices.ENGINES and sweep.DEFAULT_MULTIPLIERS is \
-        choices.DEFAULT_MULTIPLIERS
-    assert scales.SCALES is choices.SCALES
+    import w2s_lens
+
+    owned = set(choices.__all__)
+    for path in Path(w2s_lens.__file__).parent.rglob("*.py"):
+        if path.name == "__init__.py" or path.name == "choices.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                listed = {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+                imported = {a.asname or a.name for n in tree.body
+                            if isinstance(n, ast.ImportFrom) and n.module == "w2s_lens.choices"
+                            for a in n.names}
+                assert not (listed & imported & owned) or path.name == "runner.py", path
 
 
 def test_default_model_is_registered():
-    from w2s_lens.models.loading import DEFAULT_MODEL, EMBEDDED_MODELS
+    from w2s_lens.models.registry import DEFAULT_MODEL, EMBEDDED_MODELS
 
     assert DEFAULT_MODEL == choices.DEFAULT_MODEL and DEFAULT_MODEL in EMBEDDED_MODELS
 

@@ -13,7 +13,7 @@ from conftest import byte_tokenizer, make_tiny_model, write_ab_dataset
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import w2s_lens.demo as demo
-from w2s_lens.data.datasets import DatasetError
+from w2s_lens.data.items import DatasetError
 from w2s_lens.demo import (
     DEMO_N_TEST,
     DEMO_N_TRAIN,

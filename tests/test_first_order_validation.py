@@ -16,7 +16,7 @@ import pytest
 from conftest import write_ab_dataset
 
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 
 _PATH = Path(__file__).resolve().parents[1] / "analysis" / "first_order_validation.py"
 _spec = importlib.util.spec_from_file_location("first_order_validation", _PATH)
@@ -34,7 +34,7 @@ N_ITEMS = 12
 
 @pytest.fixture(scope="module", params=["cloze", "letter"])
 def validated(request, tmp_path_factory):
-    from w2s_lens.evaluation.jobs import run_evaluation
+    from w2s_lens.cli.jobs import run_evaluation
 
     readout = request.param
     tmp = tmp_path_factory.mktemp(f"fov-{readout}")

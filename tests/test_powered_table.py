@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers_study import PLAN, build_root
 
-from w2s_lens.evaluation.study import PRIMARY_COMPARISON
+from w2s_lens.report.tables.study import PRIMARY_COMPARISON
 
 _PATH = Path(__file__).resolve().parents[1] / "analysis" / "powered_table.py"
 _spec = importlib.util.spec_from_file_location("powered_table", _PATH)

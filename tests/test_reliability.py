@@ -58,7 +58,7 @@ from w2s_lens import cli
 from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning, save_tensors, write_json
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.models import converted
 from w2s_lens.models import loading as models
 from w2s_lens.routing.bundle import W2S

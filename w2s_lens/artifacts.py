@@ -45,30 +45,11 @@ from typing import Any
 
 from w2s_lens.assets import sha256_of
 
-__all__ = [
-    "FORMAT_VERSION",
-    "INTEGRITY_KEY",
-    "ArtifactMismatch",
-    "IntegrityWarning",
-    "atomic_path",
-    "check_format",
-    "check_metadata",
-    "check_seal",
-    "missing_file",
-    "json_digest",
-    "library_versions",
-    "load_tensors",
-    "read_json",
-    "read_jsonl",
-    "save_tensors",
-    "seal",
-    "sha256_of",
-    "sort_header_metadata",
-    "stamp",
-    "write_json",
-    "write_jsonl",
-    "write_text",
-]
+__all__ = ["FORMAT_VERSION", "INTEGRITY_KEY", "ArtifactMismatch", "IntegrityWarning",
+           "atomic_path", "check_format", "check_metadata", "check_seal", "missing_file",
+           "json_digest", "library_versions", "load_tensors", "read_json", "read_jsonl",
+           "save_tensors", "seal", "sort_header_metadata", "stamp", "write_json", "write_jsonl",
+           "write_text"]
 
 #: The one on-disk format version of every artifact (vectors, sweeps, routers, bundles, L2S
 #: models, run directories). Version 1 was written by w2s-lens 0.1 (three separate schemes).

@@ -1,8 +1,8 @@
 """The named choices of w2s-lens, in one light module (no imports), so the command line can
 build its help without loading torch.
 
-Each tuple is owned here and re-exported by the module that implements it (e.g.
-``w2s_lens.data.prompts.VARIANTS``).
+Each tuple is owned and imported from here only (one import home; the modules that implement
+a choice import it from here).
 
 Example:
     >>> "cloze" in READOUTS and "l2s" in METHODS

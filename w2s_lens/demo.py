@@ -45,20 +45,22 @@ import numpy as np
 import torch
 
 from w2s_lens.choices import DEFAULT_MODEL
-from w2s_lens.data.datasets import DATASET_NAMES, SAMPLE_DATASET_NAME, ABItem, DatasetError
+from w2s_lens.data.datasets import DATASET_NAMES
+from w2s_lens.data.items import ABItem, DatasetError
 from w2s_lens.data.prompts import PromptFormatter
-from w2s_lens.evaluation.bootstrap import bootstrap_ci
+from w2s_lens.data.samples import SAMPLE_DATASET_NAME
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.context import resolve_layers
-from w2s_lens.evaluation.headroom import cross_validated_oracle
-from w2s_lens.evaluation.jobs import load_items
-from w2s_lens.evaluation.paired import paired_comparison
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples, prepare_examples
-from w2s_lens.evaluation.results import EvaluationResult
-from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.evaluation.runlock import hold
-from w2s_lens.evaluation.summary import fmt_ci
+from w2s_lens.evaluation.headroom.diagnostics import cross_validated_oracle
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.results.typed import EvaluationResult
+from w2s_lens.evaluation.split import SplitExamples, load_items, prepare_examples
+from w2s_lens.evaluation.stats.bootstrap import bootstrap_ci
+from w2s_lens.evaluation.stats.paired import paired_comparison
+from w2s_lens.evaluation.storage.rundir import RunDir
+from w2s_lens.evaluation.storage.runlock import hold
 from w2s_lens.models.loading import load_model
+from w2s_lens.report.tables.summary import fmt_ci
 from w2s_lens.steering.pairs import pairs_from_examples
 from w2s_lens.steering.scales import layer_scales
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
@@ -241,11 +243,11 @@ class ModelReading:
             ``fixed_layer``; ``fixed_layers_xv``: the layers chosen on each order.
         propensity_at: ``{λ: mean propensity}`` at ``fixed_layer`` for the grid's ends and 0.
         oracle_gain: in-sample oracle − fixed (the paired comparison of
-            :func:`~w2s_lens.evaluation.paired.paired_comparison`): each item's best layer
+            :func:`~w2s_lens.evaluation.stats.paired.paired_comparison`): each item's best layer
             chosen and scored on the same numbers, an **upper bound** (noise counts as gain).
-        xv: :func:`~w2s_lens.evaluation.headroom.cross_validated_oracle` across the two letter
-            orders (each item's layer chosen on one order and scored on the other), or None
-            with one order.
+        xv: :func:`~w2s_lens.evaluation.headroom.diagnostics.cross_validated_oracle` across
+            the two letter orders (each item's layer chosen on one order and scored on the
+            other), or None with one order.
     """
 
     layers: tuple[int, ...]

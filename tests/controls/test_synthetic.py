@@ -17,12 +17,17 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_lens.controls.synthetic import DIMS, KINDS, SyntheticControl, build_control
-from w2s_lens.controls.synthetic_kinds import ID_KINDS
-from w2s_lens.evaluation import metrics
-from w2s_lens.evaluation.headroom import XV_NAMES
-from w2s_lens.evaluation.pipeline import EvalConfig, SplitExamples, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.controls.synthetic import SyntheticControl, build_control
+from w2s_lens.controls.synthetic_kinds import ID_KINDS, KINDS
+from w2s_lens.controls.weights import DIMS
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.headroom.diagnostics import XV_NAMES
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.stats import metrics
+from w2s_lens.evaluation.stats.bootstrap import paired_diff_ci
+from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, verdict, verdict_of
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.steering.activations import cache_residuals
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
 from w2s_lens.sweep.runner import run_sweep
@@ -194,10 +199,10 @@ def test_positive_recovers_the_constructed_layer_numbers(tmp_path: Path) -> None
     b, w = _base(res), _base(res)["w2s"]["logreg"]
     assert res["layers"] == [2, 3, 5, 7, 9]
     assert w["diff_vs_fixed_ci"][0] > 0.3  # a wide margin, well beyond the bootstrap noise
-    assert metrics.verdict(w["diff_vs_fixed_ci"]) == metrics.VERDICT_BETTER
+    assert verdict(w["diff_vs_fixed_ci"]) == VERDICT_BETTER
     assert w["accuracy"] > 0.9
     assert w["steerability"] >= 0.95 * b["oracle"]["steerability"]
-    assert metrics.verdict_of(w) == metrics.VERDICT_BETTER
+    assert verdict_of(w) == VERDICT_BETTER
     # mirrored rows carry no letter oracle; the single-order diagnostic keeps it
     assert b["letter_oracle"] is None and b["by_letter"] == {}
     so = b["single_order"]
@@ -222,7 +227,7 @@ def test_null_claims_no_gain(seed: int) -> None:
     assert len(res["methods"]["caa"]["train_best_layer_counts"]) >= 4
     assert w["accuracy"] < 0.5
     assert w["diff_vs_fixed_ci"][0] <= 0.0  # no claim
-    assert metrics.verdict(w["diff_vs_fixed_ci"]) != metrics.VERDICT_BETTER
+    assert verdict(w["diff_vs_fixed_ci"]) != VERDICT_BETTER
 
 
 def test_letter_push_is_a_gain_only_without_mirroring(tmp_path: Path) -> None:
@@ -296,7 +301,7 @@ def test_l2s_direction_beats_caa(tmp_path: Path) -> None:
     caa, l2s = _base(res, "caa"), _base(res, "l2s")
     assert l2s["fixed"]["steerability_ci"][0] > caa["fixed"]["steerability_ci"][1]
     a, b = _paired(RunDir(tmp_path), res, "fixed")
-    lo, _ = metrics.paired_diff_ci(a, b, n_boot=N_BOOT)
+    lo, _ = paired_diff_ci(a, b, n_boot=N_BOOT)
     assert lo > 0.5
     assert l2s["fixed"]["steerability"] > 0.9 * l2s["oracle"]["steerability"]
     # one reader layer for everyone: routing adds nothing on top of L2S's fixed layer
@@ -312,7 +317,7 @@ def test_l2s_direction_and_layer_needs_w2s_over_l2s(tmp_path: Path) -> None:
     assert w["steerability"] >= 0.95 * l2s["oracle"]["steerability"]
     assert w["diff_vs_fixed_ci"][0] > 0.2  # beats L2S at its fixed layer
     a, b = _paired(RunDir(tmp_path), res, "routed")  # beats W2S over CAA
-    lo, _ = metrics.paired_diff_ci(a, b, n_boot=N_BOOT)
+    lo, _ = paired_diff_ci(a, b, n_boot=N_BOOT)
     assert lo > 0.5
     assert caa["oracle"]["steerability_ci"][1] < w["steerability_ci"][0]
 
@@ -340,7 +345,7 @@ def _curve(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _case(res: dict[str, Any]) -> str:
-    """The stored reading's words (w2s_lens.evaluation.evidence)."""
+    """The stored reading's words (w2s_lens.evaluation.results.evidence)."""
     return res["methods"]["caa"]["reading"]["text"]
 
 
@@ -357,7 +362,7 @@ def test_positive_headroom_is_stable_and_learnable(headroom_runs) -> None:
     assert h["xv"]["ci"][0] > 0.3 and set(h["xv"]["xv_fixed_layers"]) <= set(res["layers"])
     curve = _curve(res)
     assert [r["n_train"] for r in curve] == [12, 24, 36]
-    assert curve[-1]["verdict"] == metrics.VERDICT_BETTER
+    assert curve[-1]["verdict"] == VERDICT_BETTER
     assert curve[-1]["diff"] > curve[0]["diff"] + 0.1  # the curve rises with training items
     assert curve[-1]["accuracy"] > curve[0]["accuracy"]
     assert curve[-1]["diff"] == pytest.approx(_base(res)["w2s"]["logreg"]["diff_vs_fixed"])
@@ -371,7 +376,7 @@ def test_null_headroom_is_stable_but_not_learnable(headroom_runs) -> None:
     curve = _curve(headroom_runs["null"])
     assert len(curve) == 3
     for row in curve:  # flat at 0: no size beats the fixed layer
-        assert row["verdict"] != metrics.VERDICT_BETTER
+        assert row["verdict"] != VERDICT_BETTER
         assert row["ci"][0] <= 0.0
     # headroom no input feature carries: never "learned" (a control that can fail: a router
     # that sneaked the id in would read "learned by question")
@@ -394,11 +399,10 @@ def test_flat_headroom_has_nothing_to_learn(headroom_runs) -> None:
         "no headroom; not robust to re-estimating the vector")
 
 
-def test_the_old_names_still_import_from_synthetic() -> None:
+def test_each_synthetic_name_has_one_import_home() -> None:
     from w2s_lens.controls import synthetic, synthetic_kinds, synthetic_task, weights
 
-    assert synthetic.KINDS is synthetic_kinds.KINDS and synthetic.Kind is synthetic_kinds.Kind
-    assert synthetic.DIMS is weights.DIMS
+    assert {"KINDS", "Kind"} <= set(synthetic_kinds.__all__) and "DIMS" in weights.__all__
+    assert not {"DIMS", "KINDS", "Kind", "SyntheticTask"} & set(synthetic.__all__)
     assert issubclass(synthetic.SyntheticControl, synthetic_task.SyntheticTask)
-    assert {"DIMS", "KINDS", "Kind", "SyntheticControl", "build_control"} <= set(
-        synthetic.__all__)
+    assert {"SyntheticControl", "build_control"} <= set(synthetic.__all__)

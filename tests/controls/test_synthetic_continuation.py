@@ -26,11 +26,11 @@ from sklearn.preprocessing import StandardScaler
 
 from w2s_lens.controls.synthetic import SyntheticControl, build_control
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.evaluation import metrics
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.paired import VERDICT_NONE, VERDICT_TOO_FEW
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, VERDICT_NONE, VERDICT_TOO_FEW
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.routing.routers import make_router
 from w2s_lens.steering.activations import cache_residuals
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
@@ -256,7 +256,7 @@ def test_options_router_recovers_the_planted_layers(tmp_path: Path) -> None:
     fixed, _, routed_q = _routed(tmp_path, "logreg")
     assert np.mean(np.array(routed_q) == fixed) >= 0.9
     assert o["diff_vs_fixed_verdict"].endswith("beyond the noise")
-    assert o["diff_vs_fixed_verdict"] == metrics.VERDICT_BETTER
+    assert o["diff_vs_fixed_verdict"] == VERDICT_BETTER
     assert o["diff_vs_fixed_ci"][0] > 0.3  # gain ≈ 1 (half the items move from 0 to 2)
     assert o["accuracy"] > 0.9
     assert o["diff_vs_fixed"] > q["diff_vs_fixed"] + 0.5

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from w2s_lens.data.behaviours import BEHAVIOUR_SENTENCES, BehaviourError, behaviour_sentences
-from w2s_lens.data.datasets import DATASET_NAMES, DEFAULT_DATASET_NAME
+from w2s_lens.data.datasets import DATASET_NAMES
+from w2s_lens.data.samples import DEFAULT_DATASET_NAME
 
 SHARED_MWE = Path(__file__).resolve().parents[3] / "shared" / "data" / "mwe"
 

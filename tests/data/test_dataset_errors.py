@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from w2s_lens.data.datasets import DatasetError, DatasetWarning, load_dataset, load_prompts
-from w2s_lens.data.items import MAX_CHARS_ENV
+from w2s_lens.data.datasets import load_dataset, load_prompts
+from w2s_lens.data.items import MAX_CHARS_ENV, DatasetError, DatasetWarning
 
 
 def _ab(question: str, match: str = " (A)") -> dict:

@@ -15,18 +15,14 @@ from w2s_lens.data import datasets as ds
 from w2s_lens.data.datasets import (
     DATASET_NAMES,
     DATASET_PATHS,
-    DEFAULT_DATASET_NAME,
-    ABItem,
-    DatasetError,
-    DatasetWarning,
-    OpenEndedItem,
-    content_key,
     find_dataset_file,
     load_dataset,
-    load_default_dataset,
     load_predefined_split,
     load_prompts,
 )
+from w2s_lens.data.items import ABItem, DatasetError, DatasetWarning, OpenEndedItem
+from w2s_lens.data.samples import DEFAULT_DATASET_NAME, load_default_dataset
+from w2s_lens.data.splits import content_key
 
 SHARED_MWE = Path(__file__).resolve().parents[3] / "shared" / "data" / "mwe"
 needs_shared = pytest.mark.skipif(not SHARED_MWE.is_dir(), reason=f"{SHARED_MWE} missing")

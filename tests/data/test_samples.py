@@ -11,7 +11,7 @@ import pytest
 
 from w2s_lens.data import samples
 from w2s_lens.data.datasets import load_dataset
-from w2s_lens.data.formats import DatasetError
+from w2s_lens.data.items import DatasetError
 from w2s_lens.data.splits import content_key, train_test_split
 
 ROOT = Path(__file__).resolve().parents[2]

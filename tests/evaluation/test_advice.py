@@ -13,7 +13,7 @@ import scipy.stats
 import torch
 from conftest import write_ab_dataset
 
-from w2s_lens.cli import build_parser, config_from_args, main
+from w2s_lens.cli.commands import build_parser, config_from_args, main
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.advice import Advice, advise_examples, verification
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
@@ -192,7 +192,7 @@ def test_cli_refuses_a_negative_verify(tmp_path, capsys):
 
 
 def test_advise_on_a_file_trains_on_the_other_questions(tmp_path, monkeypatch):
-    import w2s_lens.evaluation.jobs as jobs
+    import w2s_lens.cli.jobs as jobs
 
     data = write_ab_dataset(tmp_path / "data", 8)
     targets = write_ab_dataset(tmp_path / "targets", 3, name="mine")  # the dataset's first 3

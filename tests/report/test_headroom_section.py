@@ -1,5 +1,6 @@
 """The "Is there anything to learn?" section (w2s_lens.report.headroom_section) on results dicts
-whose headroom blocks come from the real diagnostics (w2s_lens.evaluation.headroom) and whose
+whose headroom blocks come from the real diagnostics (w2s_lens.evaluation.headroom.diagnostics) and
+whose
 base variant comes from evaluate_variant, on small steerability matrices; and results without
 headroom blocks, which get no section."""
 
@@ -12,12 +13,12 @@ import re
 import numpy as np
 import pytest
 
-from w2s_lens.evaluation.headroom import (
+from w2s_lens.evaluation.headroom.diagnostics import (
     cross_validated_oracle,
     learning_curve,
     retest_agreement,
 )
-from w2s_lens.evaluation.metrics import evaluate_variant
+from w2s_lens.evaluation.stats.metrics import evaluate_variant
 from w2s_lens.report.formatting import Doc, fmt_interval
 from w2s_lens.report.headroom_section import (
     READING_RULES,

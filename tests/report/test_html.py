@@ -1,6 +1,7 @@
 """write_report on directories the library itself writes: an evaluation of the synthetic
 control (CAA and L2S side by side), the same run with and without headroom blocks (measured on
-its own sweeps with w2s_lens.evaluation.headroom), a sweep directory, and (slow) SmolLM2 runs
+its own sweeps with w2s_lens.evaluation.headroom.diagnostics), a sweep directory, and (slow)
+SmolLM2 runs
 end to end."""
 
 from __future__ import annotations
@@ -18,21 +19,19 @@ from plotly.offline import get_plotlyjs
 
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.headroom import (
+from w2s_lens.evaluation.headroom.diagnostics import (
     cross_validated_oracle,
     learning_curve,
     learning_sizes,
     retest_agreement,
 )
-from w2s_lens.evaluation.metrics import VERDICT_BETTER, verdict_of
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.report import plots
-from w2s_lens.report.html import (
-    letter_artifact,
-    render_report,
-    write_report,
-)
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, verdict_of
+from w2s_lens.evaluation.storage.rundir import RunDir
+from w2s_lens.report.html import render_report, write_report
+from w2s_lens.report.plots_layers import readout_histograms
+from w2s_lens.report.readings import letter_artifact
 from w2s_lens.steering.vectors import train_caa
 from w2s_lens.sweep.runner import run_sweep
 
@@ -319,7 +318,7 @@ def test_sweep_directory_report_shows_the_prompts(control, tmp_path) -> None:
                 "</td>") in row
     assert text.count('class="plotly-graph-div"') == 4
     assert "items (n=6)" in text
-    fig = plots.readout_histograms({"letter mirrored": rd.path})  # a sweep directory too
+    fig = readout_histograms({"letter mirrored": rd.path})  # a sweep directory too
     assert fig.data[0].name == "letter mirrored (n=6)"
     items = result.mirrored()
     item_best = np.asarray(items.layers)[np.argmax(items.steerability, axis=1)]
@@ -408,7 +407,7 @@ def toy_dataset(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_smollm2_evaluation_with_generations(toy_dataset, tmp_path) -> None:
-    from w2s_lens.evaluation.jobs import run_evaluation
+    from w2s_lens.cli.jobs import run_evaluation
 
     out = tmp_path / "eval"
     cfg = EvalConfig(model=SMOL, dataset=str(toy_dataset), n_train=4, n_test=2,
@@ -434,7 +433,7 @@ def test_smollm2_evaluation_with_generations(toy_dataset, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_smollm2_sweep_directory(toy_dataset, tmp_path) -> None:
-    from w2s_lens.evaluation.jobs import run_sweep_job
+    from w2s_lens.cli.jobs import run_sweep_job
 
     out = tmp_path / "sweep"
     run_sweep_job(EvalConfig(model=SMOL, dataset=str(toy_dataset), n_train=4, n_test=2,

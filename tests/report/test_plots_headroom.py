@@ -1,12 +1,12 @@
 """Figures of the headroom diagnostics (w2s_lens.report.plots_headroom) on what
-w2s_lens.evaluation.headroom computes from small steerability matrices."""
+w2s_lens.evaluation.headroom.diagnostics computes from small steerability matrices."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from w2s_lens.evaluation.headroom import learning_curve, retest_agreement
+from w2s_lens.evaluation.headroom.diagnostics import learning_curve, retest_agreement
 from w2s_lens.report import plots_headroom
 
 

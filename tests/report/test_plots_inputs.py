@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import pytest
 from helpers_plots import IDS, LAYERS, STEER
 
-from w2s_lens.report import plots_inputs
+from w2s_lens.report import plots_inputs, plots_layers
 
 
 def test_heatmap_rows_ordered_by_best_layer() -> None:
@@ -97,3 +97,8 @@ def test_propensity_lines_structure() -> None:
         plots_inputs.propensity_lines(p, mult, LAYERS, input_indices=[7])
 
 
+def test_the_sweep_figures_draw() -> None:
+    fig = plots_inputs.steerability_heatmap(np.array([[0.0, 1.0], [2.0, 0.0]]), [3, 5], ["a", "b"])
+    assert fig.data[0].z.tolist() == [[2.0, 0.0], [0.0, 1.0]]
+    hist = plots_layers.layer_histograms({"x": [3, 5, 5]}, [3, 5])
+    assert list(hist.data[0].customdata) == [1, 2]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers_plots import LAYERS, STEER
 
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.report import plots_layers
 
 

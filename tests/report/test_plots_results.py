@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers_plots import LAYERS
 
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.report import plots_results
 
 

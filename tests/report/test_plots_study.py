@@ -8,8 +8,8 @@ import math
 import pytest
 from helpers_study import PLAN, build_root
 
-from w2s_lens.evaluation.study import study_rows
 from w2s_lens.report.plots_study import OFFSET, SERIES, study_figure, study_panels
+from w2s_lens.report.tables.study import study_rows
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, evaluate_variant
+from w2s_lens.evaluation.stats.metrics import evaluate_variant
+from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, VERDICT_NONE
 from w2s_lens.report.readings import (
     FORM_ARTIFACT_THRESHOLD,
     FORM_ROUTER_THRESHOLD,
@@ -21,7 +22,7 @@ from w2s_lens.report.readings import (
     mde_reading,
     router_verdict,
 )
-from w2s_lens.sweep.runner import SweepResult
+from w2s_lens.sweep.result import SweepResult
 
 
 def _block(fixed: float, oracle: float, **oracles: float | None) -> dict:

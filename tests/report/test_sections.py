@@ -1,5 +1,5 @@
 """The report's other sections (w2s_lens.report.sections): unreadable pieces become notes,
-prompts, generations and run metadata; and the names that moved still import from here."""
+prompts, generations and run metadata; each name has one import home."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ import html
 import numpy as np
 
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.report import formatting, readings, results_tables, sections
-from w2s_lens.sweep.runner import SweepResult
+from w2s_lens.sweep.result import SweepResult
 
 
-def test_moved_names_still_import_from_sections() -> None:
-    for name in ("Doc", "fmt_interval", "readout_text"):
-        assert getattr(sections, name) is getattr(formatting, name)
-    for name in ("LETTER_ARTIFACT_THRESHOLD", "letter_artifact", "letter_gain_share"):
-        assert getattr(sections, name) is getattr(readings, name)
-    assert sections.results_section is results_tables.results_section
+def test_names_that_moved_are_not_listed_here_again() -> None:
+    for home in (formatting, readings, results_tables):
+        assert not set(sections.__all__) & set(home.__all__), home.__name__
 
 
 def test_unreadable_sweeps_and_routing_become_notes(tmp_path) -> None:

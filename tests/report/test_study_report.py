@@ -8,9 +8,9 @@ import re
 import pytest
 from helpers_study import PLAN, build_root
 
-from w2s_lens.evaluation.study import PRIMARY_COMPARISON, study_rows
-from w2s_lens.evaluation.study_tables import study_tables
 from w2s_lens.report.study_report import render_study_report, write_study_report
+from w2s_lens.report.tables.study import PRIMARY_COMPARISON, study_rows
+from w2s_lens.report.tables.study_text import study_tables
 
 
 @pytest.fixture

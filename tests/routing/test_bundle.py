@@ -11,8 +11,9 @@ from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.data.datasets import load_dataset
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate, evaluate_examples
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.pipeline import evaluate, evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.routing.bundle import W2S
 
 SMOL = "smollm2-135m-instruct"

@@ -26,13 +26,14 @@ from w2s_lens.artifacts import (
     IntegrityWarning,
     read_json,
     save_tensors,
-    sha256_of,
     write_json,
 )
+from w2s_lens.assets import sha256_of
 from w2s_lens.choices import ROUTER_KINDS
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.pipeline import SplitExamples, evaluate_examples
+from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.report.html import write_report
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.estimators import ESTIMATOR_KINDS, fit_estimator

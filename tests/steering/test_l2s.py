@@ -4,7 +4,8 @@ from helpers_l2s import examples
 
 import w2s_lens.steering.l2s as l2s
 from w2s_lens.steering import l2s_config, l2s_steerer
-from w2s_lens.steering.l2s import L2SConfig, prompt_features, train_l2s
+from w2s_lens.steering.l2s import prompt_features, train_l2s
+from w2s_lens.steering.l2s_config import L2SConfig
 from w2s_lens.steering.vectors import train_caa
 
 
@@ -14,11 +15,11 @@ def named_model(tiny_model):
     return tiny_model
 
 
-def test_the_old_names_still_import_from_l2s():
-    assert l2s.L2SConfig is l2s_config.L2SConfig
-    assert l2s.L2SSteerer is l2s_steerer.L2SSteerer
-    assert (l2s.WEIGHTS_FILE, l2s.META_FILE) == ("l2s.safetensors", "l2s.json")
-    assert {"L2SConfig", "L2SSteerer", "prompt_features", "train_l2s"} <= set(l2s.__all__)
+def test_each_name_has_one_import_home():
+    assert (l2s_steerer.WEIGHTS_FILE, l2s_steerer.META_FILE) == ("l2s.safetensors", "l2s.json")
+    assert {"prompt_features", "train_l2s"} <= set(l2s.__all__)
+    assert not {"L2SConfig", "L2SSteerer"} & set(l2s.__all__)
+    assert "L2SConfig" in l2s_config.__all__ and "L2SSteerer" in l2s_steerer.__all__
 
 
 def test_train_l2s_mean_p2s_is_caa(named_model):

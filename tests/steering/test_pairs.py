@@ -9,9 +9,10 @@ import torch
 from conftest import byte_tokenizer, make_tiny_model
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from w2s_lens.artifacts import sha256_of
-from w2s_lens.data.datasets import ABItem, balanced
+from w2s_lens.assets import sha256_of
+from w2s_lens.data.items import ABItem
 from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.data.splits import balanced
 from w2s_lens.steering.pairs import (
     ContrastPair,
     PairsError,

@@ -249,8 +249,9 @@ def test_fast_engine_refuses_positional_schemes_it_is_not_tested_on():
 def test_bfloat16_on_an_embedded_model():
     """SmolLM2 in bfloat16: the engines agree within bf16 rounding, and propensities stay
     within a bound of the float32 ones (both readouts are float32)."""
-    from w2s_lens.data.datasets import balanced, load_default_dataset
     from w2s_lens.data.prompts import PromptFormatter
+    from w2s_lens.data.samples import load_default_dataset
+    from w2s_lens.data.splits import balanced
     from w2s_lens.models.loading import load_model
     from w2s_lens.steering.vectors import train_caa
 

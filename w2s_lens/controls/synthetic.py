@@ -114,7 +114,6 @@ from w2s_lens.controls.synthetic_kinds import (
 )
 from w2s_lens.controls.synthetic_task import SyntheticTask
 from w2s_lens.controls.weights import (
-    DIMS,
     FIRST_MARKER,
     MARK_JUNK,
     TOK_A,
@@ -125,7 +124,7 @@ from w2s_lens.controls.weights import (
     marker_codes,
 )
 
-__all__ = ["DIMS", "KINDS", "Kind", "SyntheticControl", "SyntheticTask", "build_control"]
+__all__ = ["SyntheticControl", "build_control"]
 
 
 @dataclass

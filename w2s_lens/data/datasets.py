@@ -11,8 +11,8 @@ content). A name is looked up under ``data_dir`` (else ``$W2S_DATA_DIR``) in the
 questions (:func:`deduplicate`) and stratifies by matching letter.
 
 The splitting functions live in :mod:`w2s_lens.data.splits`, the datasets that come with
-w2s-lens (``"default"``, ``"corrigible-neutral-HHH-sample"``) in :mod:`w2s_lens.data.samples`;
-both are re-exported here.
+w2s-lens (``"default"``, ``"corrigible-neutral-HHH-sample"``) in :mod:`w2s_lens.data.samples`.
+
 
 Example:
     >>> items = load_dataset("corrigible-neutral-HHH", limit=10)  # doctest: +SKIP
@@ -34,20 +34,19 @@ from w2s_lens.artifacts import atomic_path
 from w2s_lens.assets import cache_dir
 from w2s_lens.data.formats import (
     CAA_FILES,
-    ABItem,
-    DatasetError,
-    DatasetWarning,
-    EmptyOptionError,
-    OpenEndedItem,
     caa_bases,
     caa_role,
     find_caa_file,
-    parse_record,
     read_ab_items,
     read_open_ended_items,
-    split_choices,
 )
-from w2s_lens.data.items import check_item_size
+from w2s_lens.data.items import (
+    ABItem,
+    DatasetError,
+    DatasetWarning,
+    OpenEndedItem,
+    check_item_size,
+)
 from w2s_lens.data.paths import decode_error, is_path, not_a_file
 from w2s_lens.data.samples import (
     DEFAULT_DATASET_NAME,
@@ -55,15 +54,10 @@ from w2s_lens.data.samples import (
     load_default_dataset,
     load_sample_dataset,
 )
-from w2s_lens.data.splits import balanced, content_key, deduplicate, normalised, train_test_split
+from w2s_lens.data.splits import content_key, deduplicate, normalised
 
-__all__ = [
-    "ABItem", "DatasetError", "DatasetWarning", "EmptyOptionError", "OpenEndedItem",
-    "DATASET_NAMES", "DATASET_PATHS", "DEFAULT_DATASET_NAME", "DATA_DIR_ENV", "EVALS_RAW_URL",
-    "balanced", "content_key", "deduplicate", "find_dataset_file", "load_dataset",
-    "load_default_dataset", "load_predefined_split", "load_prompts", "load_sample_dataset",
-    "parse_record", "SAMPLE_DATASET_NAME", "split_choices", "train_test_split",
-]
+__all__ = ["DATASET_NAMES", "DATASET_PATHS", "DATA_DIR_ENV", "EVALS_RAW_URL", "find_dataset_file",
+           "load_dataset", "load_predefined_split", "load_prompts"]
 
 logger = logging.getLogger(__name__)
 

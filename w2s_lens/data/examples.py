@@ -41,9 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from w2s_lens.choices import READOUTS
-
-__all__ = ["READOUTS", "Readout", "SteeringExample", "SWAP_SUFFIX", "fit_context", "unit_of"]
+__all__ = ["Readout", "SteeringExample", "SWAP_SUFFIX", "fit_context", "unit_of"]
 
 Readout = Literal["letter", "cloze"]
 

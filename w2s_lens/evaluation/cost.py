@@ -40,7 +40,7 @@ from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import read_json
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.evaluation.headroom_run import RETEST_SPLITS, retest_units
+from w2s_lens.evaluation.headroom.run import RETEST_SPLITS, retest_units
 from w2s_lens.steering.vectors import SteeringVectors
 from w2s_lens.sweep.chunks import CHUNKS_DIR, MANIFEST_FILE
 from w2s_lens.sweep.engines import fast_chunk

@@ -10,7 +10,7 @@ item gets one label from its two continuations (matching, non-matching):
 ``match-longer`` / ``match-shorter`` / ``same-length``
     otherwise (or without a tokenizer): whether the matching answer has more tokens.
 
-:func:`w2s_lens.evaluation.metrics.evaluate_variant` takes these labels as ``form_groups``:
+:func:`w2s_lens.evaluation.stats.metrics.evaluate_variant` takes these labels as ``form_groups``:
 a per-form oracle layer that beats the fixed layer says the effect is a form, not the behaviour.
 
 Example:

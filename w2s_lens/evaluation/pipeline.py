@@ -16,7 +16,7 @@ The pipeline, with the test split kept out of every fitting step:
    single-order letter rows, each letter order on its own when mirrored, the answer-form
    oracle of :mod:`w2s_lens.evaluation.forms` and the answer-form router on cloze rows, the
    training majority layer);
-6. the headroom diagnostics (:mod:`w2s_lens.evaluation.headroom_run`): two more sweeps of
+6. the headroom diagnostics (:mod:`w2s_lens.evaluation.headroom.run`): two more sweeps of
    the base test items with vectors from disjoint halves of the training items (retest
    agreement, cross-validated oracle), and the learning curve from the sweeps already made.
 
@@ -37,115 +37,42 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
-from w2s_lens.data.datasets import DEFAULT_DATASET_NAME, ABItem, balanced, train_test_split
-from w2s_lens.data.examples import SteeringExample, fit_context
-from w2s_lens.data.prompts import PromptFormatter
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
-from w2s_lens.evaluation.context import EvalContext, resolve_layers, unique
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.data.items import ABItem
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.context import EvalContext, unique
 from w2s_lens.evaluation.cost import log_cost
-from w2s_lens.evaluation.evidence import read_evidence
 from w2s_lens.evaluation.forms import row_forms
-from w2s_lens.evaluation.headroom_run import form_router_block, method_headroom
-from w2s_lens.evaluation.item_table import ITEMS_FILE, item_rows, write_items
+from w2s_lens.evaluation.headroom.run import form_router_block, method_headroom
 from w2s_lens.evaluation.method_vectors import (
     caa_train_vectors,
     l2s_test_vectors,
     l2s_train_vectors,
 )
-from w2s_lens.evaluation.metrics import evaluate_variant, fixed_layer
-from w2s_lens.evaluation.rundir import RunDir
-from w2s_lens.evaluation.runlock import hold
+from w2s_lens.evaluation.results.evidence import read_evidence
+from w2s_lens.evaluation.results.item_table import ITEMS_FILE, item_rows, write_items
+from w2s_lens.evaluation.split import SplitExamples, items_dataset, prepare_examples
+from w2s_lens.evaluation.stats.metrics import evaluate_variant, fixed_layer
+from w2s_lens.evaluation.storage.rundir import RunDir
+from w2s_lens.evaluation.storage.runlock import hold
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import LayerRouter
 from w2s_lens.routing.views import split_router_name, view_embedding_name
 from w2s_lens.steering.activations import hook_name
-from w2s_lens.steering.l2s import L2SSteerer
+from w2s_lens.steering.l2s_steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, model_name
-from w2s_lens.sweep.runner import SweepResult
+from w2s_lens.sweep.result import SweepResult
 
-__all__ = ["ConfigError", "EvalConfig", "SplitExamples", "evaluate", "evaluate_examples",
-           "items_dataset", "prepare_examples", "resolve_layers"]
+__all__ = ["evaluate", "evaluate_examples"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SplitExamples:
-    """Formatted examples of one run.
-
-    Attributes:
-        vector_train: training contrast pairs in the letter format (both letter orders when
-            ``both_orders``): the CAA vectors' and L2S's training data.
-        sweep_train: training prompts swept for labels and the fixed layer, in the run's
-            readout (both letter orders when mirrored).
-        test: variant -> test prompts, in the run's readout (both orders when mirrored).
-        prompt_format: the formatter's settings (recorded in bundles), or None for examples
-            that do not come from a chat template (synthetic tasks).
-        test_questions: the test items' questions as plain user messages (for generations).
-    """
-
-    vector_train: list[SteeringExample]
-    sweep_train: list[SteeringExample]
-    test: dict[str, list[SteeringExample]] = field(default_factory=dict)
-    prompt_format: dict[str, Any] | None = None
-    test_questions: list[str] = field(default_factory=list)
-
-
-def prepare_examples(
-    model: HookedTransformer,
-    items: Sequence[ABItem],
-    config: EvalConfig,
-    test_items: Sequence[ABItem] | None = None,
-) -> SplitExamples:
-    """Split ``items`` (or take a predefined ``test_items`` split) and format them.
-
-    Example:
-        >>> exs = prepare_examples(model, items, EvalConfig(n_train=8, n_test=8))  # doctest: +SKIP
-        >>> len(exs.sweep_train)  # 8 items in both letter orders  # doctest: +SKIP
-        16
-    """
-    if model.tokenizer is None:
-        raise ValueError("the model has no tokenizer; use evaluate_examples with your own "
-                         "SteeringExamples")
-    if test_items is None:
-        train, test = train_test_split(items, config.train_fraction, config.seed)
-    else:  # a predefined split: letter-balanced order, so a cap keeps the balance
-        train = train_test_split(items, 1.0, config.seed)[0]
-        test = train_test_split(test_items, 1.0, config.seed)[0]
-    if config.n_train is not None:
-        train = train[: config.n_train]
-    if config.n_test is not None:
-        test = test[: config.n_test]
-    if not train or not test:
-        raise ConfigError(f"the split left {len(train)} training and {len(test)} test items; "
-                          "give more items or change train_fraction")
-    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt,
-                          list_options=config.list_options)
-
-    def shown(its: list[ABItem]) -> list[ABItem]:
-        return balanced(its) if config.mirrored else its
-
-    n_ctx = model.cfg.n_ctx
-
-    def formatted(its: list[ABItem], variant: str, **kw: Any) -> list[SteeringExample]:
-        # refused, naming the items, before any forward pass: nothing longer than the context
-        return fit_context(fmt.format_many(its, variant, **kw), n_ctx)
-
-    return SplitExamples(
-        vector_train=formatted(balanced(train) if config.both_orders else train, "base"),
-        sweep_train=formatted(shown(train), "base", readout=config.readout),
-        test={v: formatted(shown(test), v, readout=config.readout) for v in config.variants},
-        prompt_format=fmt.settings(),
-        test_questions=[it.question for it in test],
-    )
 
 
 # --------------------------------------------------------------------------- one method
@@ -286,14 +213,14 @@ def evaluate_examples(
         model: the HookedTransformer.
         examples: training and test prompts (:func:`prepare_examples`, or a synthetic task).
         config: the settings.
-        out_dir: where to write the run directory (:mod:`w2s_lens.evaluation.rundir`); a
+        out_dir: where to write the run directory (:mod:`w2s_lens.evaluation.storage.rundir`); a
             rerun with the same settings resumes its sweeps. None: nothing is written.
         progress: progress bars.
 
     Returns:
         the ``results.json`` dict: ``results["methods"][method]["variants"][variant]`` holds
         fixed / W2S / oracle summaries over test *items*
-        (:func:`w2s_lens.evaluation.metrics.evaluate_variant`), with the diagnostics the
+        (:func:`w2s_lens.evaluation.stats.metrics.evaluate_variant`), with the diagnostics the
         readout allows: the letter oracle on single-order letter rows, the form oracle
         (:mod:`w2s_lens.evaluation.forms`) on cloze rows, and ``single_order`` (each letter
         order on its own, with its letter oracle) when mirrored.
@@ -364,25 +291,6 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
         write_items(rd.path / ITEMS_FILE, [row for m in config.methods
                                            for row in item_rows(rd, m, config.mirrored)])
     return results
-
-
-def items_dataset(config: EvalConfig, items: Sequence[ABItem]) -> EvalConfig:
-    """``config`` naming the items' own dataset when ``config.dataset`` was left at its
-    default and every item has the same ``dataset`` (else ``config`` unchanged), so a run on
-    other items is not labelled ``"default"``. The built-in default dataset's items (what
-    ``"default"`` names) keep the label, so earlier runs on them still resume.
-
-    Example:
-        >>> its = [ABItem(f"mine:{i}", "mine", "Q?", ("yes", "no"), "A") for i in range(2)]
-        >>> items_dataset(EvalConfig(), its).dataset, items_dataset(EvalConfig(dataset="x"),
-        ...                                                           its).dataset
-        ('mine', 'x')
-    """
-    default = next(f.default for f in fields(EvalConfig) if f.name == "dataset")
-    names = {it.dataset for it in items}
-    if config.dataset != default or len(names) != 1 or names == {DEFAULT_DATASET_NAME}:
-        return config
-    return replace(config, dataset=names.pop())
 
 
 def evaluate(

@@ -16,10 +16,8 @@ prompts formatted by the prompt owner, :class:`w2s_lens.data.prompts.PromptForma
 
 Any other name is passed to ``HookedTransformer.from_pretrained`` (Hugging Face Hub).
 
-The registry, device and error names are re-exported here, so
-``from w2s_lens.models.loading import EMBEDDED_MODELS, ModelLoadError, resolve_device`` keeps
-working; their homes are :mod:`~w2s_lens.models.registry`, :mod:`~w2s_lens.models.devices` and
-:mod:`~w2s_lens.models.embedded`.
+The registry, device and error names have their homes in :mod:`~w2s_lens.models.registry`,
+:mod:`~w2s_lens.models.devices` and :mod:`~w2s_lens.models.embedded`.
 
 Example:
     >>> from w2s_lens.models.loading import load_model
@@ -41,28 +39,22 @@ import torch
 
 from w2s_lens.models.converted import (
     STALE,
-    CacheWarning,
     convert_gguf,
     converted_problem,
     load_converted,
     load_reference,
     warn_damaged,
 )
-from w2s_lens.models.devices import DTYPES, resolve_device, resolve_dtype
+from w2s_lens.models.devices import resolve_device, resolve_dtype
 from w2s_lens.models.embedded import (
-    CACHE_VERSION,
-    MAX_N_CTX,
-    EmbeddedModel,
     HubUnreachableError,
     ModelLoadError,
-    ModelNotSupportedError,
 )
 from w2s_lens.models.registry import (
     DEFAULT_MODEL,
     EMBEDDED_MODELS,
     embedded_entry,
     embedded_model_names,
-    gguf_path,
     hf_reference_dir,
     model_cache_dir,
 )
@@ -71,28 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformer_lens import HookedTransformer
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-__all__ = [
-    "DEFAULT_CHECK_PROMPTS",
-    "DEFAULT_MODEL",
-    "DTYPES",
-    "EMBEDDED_MODELS",
-    "CACHE_VERSION",
-    "MAX_N_CTX",
-    "CacheWarning",
-    "EmbeddedModel",
-    "HubUnreachableError",
-    "ModelLoadError",
-    "ModelNotSupportedError",
-    "check_model",
-    "embedded_model_names",
-    "gguf_path",
-    "hf_reference_dir",
-    "load_hf_reference",
-    "load_model",
-    "model_cache_dir",
-    "resolve_device",
-    "resolve_dtype",
-]
+__all__ = ["DEFAULT_CHECK_PROMPTS", "check_model", "load_hf_reference", "load_model"]
 
 logger = logging.getLogger(__name__)
 

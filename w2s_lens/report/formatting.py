@@ -23,7 +23,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_WORSE
+from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, VERDICT_WORSE
 
 __all__ = ["Doc", "fmt_interval", "fmt_p", "readout_text", "verdict_class"]
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 #: How a paired verdict with any two names reads (``"<a> beats <b> beyond the noise"``,
-#: ``"<a> is worse than <b>"``; :func:`w2s_lens.evaluation.paired.signflip_verdict`).
+#: ``"<a> is worse than <b>"``; :func:`w2s_lens.evaluation.stats.paired.signflip_verdict`).
 _BEATS = re.compile(r"^.+ beats .+ beyond the noise")
 _WORSE = re.compile(r"^.+ is worse than .+")
 

@@ -1,6 +1,7 @@
 """The report's "Is there anything to learn?" section: per method, the headroom diagnostics of
-``results["methods"][m]["headroom"]`` (:mod:`w2s_lens.evaluation.headroom`), the reading that
-names its evidence (:mod:`w2s_lens.evaluation.evidence`) and how each router was tuned.
+``results["methods"][m]["headroom"]`` (:mod:`w2s_lens.evaluation.headroom.diagnostics`), the
+reading that
+names its evidence (:mod:`w2s_lens.evaluation.results.evidence`) and how each router was tuned.
 
 * the **retest**: the two halves' best layers as an agreement matrix (a heatmap labelled with
   layer numbers), agreement against chance, Cohen's κ, agreement within one layer, the median
@@ -28,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from w2s_lens.evaluation.evidence import (
+from w2s_lens.evaluation.results.evidence import (
     HEADROOM_FRACTION,
     KAPPA_ROBUST,
     POWER_RATIO,
@@ -50,7 +51,7 @@ from w2s_lens.report.readings import diff_test_text, mde_reading, router_verdict
 __all__ = ["READING_RULES", "has_headroom", "headroom_section", "method_reading"]
 
 #: How the readings are made, in the report's words (the rule of
-#: :func:`w2s_lens.evaluation.evidence.read_evidence`).
+#: :func:`w2s_lens.evaluation.results.evidence.read_evidence`).
 READING_RULES: tuple[str, ...] = (
     f"headroom: the cross-validated oracle beats the cross-validated fixed layer beyond the "
     f"noise (sign-flip test, one-sided 2.5%) and by at least {HEADROOM_FRACTION:.0%} of the "
@@ -97,7 +98,8 @@ def _base(results: Mapping[str, Any], block: Mapping[str, Any]) -> tuple[dict, d
 
 
 def method_reading(results: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored reading of one method (:func:`~w2s_lens.evaluation.evidence.read_evidence`),
+    """The stored reading of one method
+    (:func:`~w2s_lens.evaluation.results.evidence.read_evidence`),
     or, for results written before readings were stored, the reading made now from the stored
     diagnostics.
 
@@ -126,7 +128,8 @@ def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
           "per-item layer worth more than the fixed one, cross-validated), are the best layers "
           "robust to re-estimating the vector, and does a router learn the headroom from what "
           "it sees (each router view: the question, the options, both, or a text embedding).")
-    doc.add("<p>The rules (<code>w2s_lens.evaluation.evidence.read_evidence</code>):</p><ul>"
+    doc.add("<p>The rules (<code>w2s_lens.evaluation.results.evidence.read_evidence</code>):"
+            "</p><ul>"
             + "".join(f"<li>{_e(x)}</li>" for x in READING_RULES) + "</ul>")
     for method, block in methods.items():
         name = plots_results.method_label(method)

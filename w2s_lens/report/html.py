@@ -1,6 +1,6 @@
 """Self-contained HTML report of an evaluation run directory or a plain sweep directory.
 
-Everything is read through :class:`~w2s_lens.evaluation.rundir.RunDir` (``run.json``,
+Everything is read through :class:`~w2s_lens.evaluation.storage.rundir.RunDir` (``run.json``,
 ``results.json``, sweeps as :class:`~w2s_lens.sweep.runner.SweepResult` with their
 :class:`~w2s_lens.data.examples.SteeringExample` records, ``routing.json``, ``generations.json``)
 and the page is written with :meth:`RunDir.write_report`. The page embeds plotly.js once, so
@@ -53,12 +53,12 @@ import numpy as np
 from plotly.offline import get_plotlyjs
 
 from w2s_lens.artifacts import ArtifactMismatch
-from w2s_lens.evaluation.metrics import VERDICT_BETTER, VERDICT_NONE, VERDICT_WORSE, verdict
-from w2s_lens.evaluation.rundir import RESULTS_FILE, RUN_FILE, RunDir
-from w2s_lens.report import plots, plots_results
-from w2s_lens.report.formatting import Doc, fmt_interval, readout_text
+from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RUN_FILE, RunDir
+from w2s_lens.report import plots_results
+from w2s_lens.report.formatting import Doc, readout_text
 from w2s_lens.report.headroom_section import headroom_section
-from w2s_lens.report.readings import LETTER_ARTIFACT_THRESHOLD, letter_artifact, letter_gain_share
+from w2s_lens.report.plots_inputs import layer_curves, propensity_lines, steerability_heatmap
+from w2s_lens.report.plots_layers import layer_histograms
 from w2s_lens.report.results_tables import results_section
 from w2s_lens.report.sections import (
     best_layer_numbers,
@@ -69,20 +69,7 @@ from w2s_lens.report.sections import (
     read_routing,
 )
 
-__all__ = [
-    "LETTER_ARTIFACT_THRESHOLD",
-    "VERDICT_BETTER",
-    "VERDICT_NONE",
-    "VERDICT_WORSE",
-    "html_page",
-    "fmt_interval",
-    "letter_artifact",
-    "letter_gain_share",
-    "readout_text",
-    "render_report",
-    "verdict",
-    "write_report",
-]
+__all__ = ["html_page", "render_report", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +137,11 @@ def _encoding_section(doc: Doc, rd: RunDir, results: Mapping[str, Any]) -> None:
           "letter orders first; training items are swept with cross-fitted vectors). The "
           "diagnostic below splits single presentations by their matching letter: if the two "
           "letters of a split peak at different layers, the best layer follows the letter.")
-    doc.figure("best-layer histograms", lambda: plots.layer_histograms(
+    doc.figure("best-layer histograms", lambda: layer_histograms(
         item_best, layers, title="Best layer per item, per method (train and base test)"))
     for name, groups in letter_best.items():
         doc.figure(f"{name}: best layer by matching letter", lambda g=groups, n=name:
-                   plots.layer_histograms(g, layers, title=(
+                   layer_histograms(g, layers, title=(
                        f"{n}: best layer of single presentations, by matching letter")))
 
 
@@ -179,12 +166,12 @@ def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: s
     else:
         router_layers = _aligned_router_layers(doc, routing, ids, primary, label)
     fixed = vres.get("fixed_layer", None if routing is None else routing.get("fixed_layer"))
-    doc.figure(f"{label}: heatmap", lambda: plots.steerability_heatmap(s, layers, ids),
+    doc.figure(f"{label}: heatmap", lambda: steerability_heatmap(s, layers, ids),
                prefix=label)
-    doc.figure(f"{label}: layer curves", lambda: plots.layer_curves(
+    doc.figure(f"{label}: layer curves", lambda: layer_curves(
         s, layers, ids, fixed_layer=fixed, router_layers=router_layers),
         prefix=label if router_layers is None else f"{label} (router {primary})")
-    doc.figure(f"{label}: propensity", lambda: plots.propensity_lines(
+    doc.figure(f"{label}: propensity", lambda: propensity_lines(
         sweep.propensity, sweep.multipliers, layers, ids=ids), prefix=label)
     if routing is None:
         return
@@ -223,7 +210,7 @@ def _train_figures(doc: Doc, rd: RunDir, method: str) -> None:
     got = load_sweep(doc, rd, rd.sweep_dir("train", method), f"{name} train")
     if got is not None:
         sweep = got[0].mirrored()
-        doc.figure(f"{name} train: heatmap", lambda: plots.steerability_heatmap(
+        doc.figure(f"{name} train: heatmap", lambda: steerability_heatmap(
             sweep.steerability, sweep.layers, sweep.ids), prefix=f"{name} · training items")
 
 
@@ -302,16 +289,16 @@ def _sweep(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
         single = best_layer_numbers(sweep)
         letters = {f"letter {x}": [b for b, y in zip(single, sweep.matching_letters) if y == x]
                    for x in ("A", "B")}
-        doc.figure("best layers", lambda: plots.layer_histograms(
+        doc.figure("best layers", lambda: layer_histograms(
             {"items": items.steerability, **{k: v for k, v in letters.items() if v}},
             sweep.layers, title="Best layer per item, and per single presentation by matching "
                                 "letter"))
         doc.h(3, "Per-item figures")
-        doc.figure("heatmap", lambda: plots.steerability_heatmap(
+        doc.figure("heatmap", lambda: steerability_heatmap(
             items.steerability, items.layers, items.ids), prefix="sweep")
-        doc.figure("layer curves", lambda: plots.layer_curves(
+        doc.figure("layer curves", lambda: layer_curves(
             items.steerability, items.layers, items.ids), prefix="sweep")
-        doc.figure("propensity", lambda: plots.propensity_lines(
+        doc.figure("propensity", lambda: propensity_lines(
             items.propensity, items.multipliers, items.layers, ids=items.ids), prefix="sweep")
         doc.h(2, "Prompts", "prompts")
         doc.p("The exact texts given to the model (chat template included), with each "
@@ -384,7 +371,8 @@ def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None 
     """Write the self-contained HTML report of ``run_dir`` and return its path.
 
     ``run_dir`` is an evaluation run directory or a sweep directory (layouts in
-    :mod:`w2s_lens.evaluation.rundir`); the page (default ``run_dir/report.html``) is written with
+    :mod:`w2s_lens.evaluation.storage.rundir`); the page (default ``run_dir/report.html``) is
+    written with
     :meth:`RunDir.write_report`. All text taken from the data is HTML-escaped.
 
     Raises:

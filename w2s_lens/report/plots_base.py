@@ -1,5 +1,6 @@
-"""Shared pieces of the sweep figures (:mod:`w2s_lens.report.plots`): argument checks, the
-palette, and the best-layer row order.
+"""Shared pieces of the sweep figures (:mod:`w2s_lens.report.plots_inputs`: heatmap, layer
+curves, propensity lines; :mod:`w2s_lens.report.plots_layers`: best-layer histograms): argument
+checks, the palette, and the best-layer row order.
 
 Conventions (for every figure module of the report):
 

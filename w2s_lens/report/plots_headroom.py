@@ -1,5 +1,6 @@
 """Plotly figures of the headroom diagnostics (``results["methods"][m]["headroom"]``, written
-by :mod:`w2s_lens.evaluation.headroom`): the retest agreement matrix of the two halves' best
+by :mod:`w2s_lens.evaluation.headroom.diagnostics`): the retest agreement matrix of the two halves'
+best
 layers, the learning curve of W2S − fixed against the number of training items, and the
 layer choices (fixed, W2S, in-sample and cross-validated oracles) side by side.
 

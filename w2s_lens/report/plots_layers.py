@@ -3,7 +3,7 @@ side, and of several runs made with different readouts (conventions in
 :mod:`w2s_lens.report.plots_base`).
 
 :func:`readout_histograms` is the one figure that reads run directories itself (through
-:class:`~w2s_lens.evaluation.rundir.RunDir`).
+:class:`~w2s_lens.evaluation.storage.rundir.RunDir`).
 
 Example::
 
@@ -120,7 +120,8 @@ def readout_histograms(
     """Where each readout puts the behaviour: the best-layer histogram of several runs (one
     per readout, e.g. letter mirrored / letter single-order / cloze) in one figure.
 
-    Each directory is read through :class:`~w2s_lens.evaluation.rundir.RunDir`: an evaluation run's
+    Each directory is read through :class:`~w2s_lens.evaluation.storage.rundir.RunDir`: an
+    evaluation run's
     ``<method>/<split>`` sweep (default the first method it holds and the base test variant),
     or a plain sweep directory's sweep; best layers are taken per item (the mirrored sweep).
 
@@ -137,7 +138,7 @@ def readout_histograms(
 
     >>> fig = readout_histograms({"letter": "runs/letter", "cloze": "runs/cloze"})  # doctest: +SKIP
     """
-    from w2s_lens.evaluation.rundir import RunDir
+    from w2s_lens.evaluation.storage.rundir import RunDir
 
     best: dict[str, list[int]] = {}
     all_layers: set[int] = set()

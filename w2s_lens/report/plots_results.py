@@ -2,7 +2,8 @@
 matrices.
 
 Inputs are ``results.json`` blocks and ``routing.json`` layer lists as read by
-:class:`~w2s_lens.evaluation.rundir.RunDir`; conventions as in :mod:`w2s_lens.report.plots`.
+:class:`~w2s_lens.evaluation.storage.rundir.RunDir`; conventions as in
+:mod:`w2s_lens.report.plots_base`.
 
 Example::
 

@@ -1,4 +1,4 @@
-"""The powered study at a glance (:mod:`w2s_lens.evaluation.study`): per dataset, W2S − fixed
+"""The powered study at a glance (:mod:`w2s_lens.report.tables.study`): per dataset, W2S − fixed
 and the cross-validated oracle − fixed with their 95% intervals, one panel per protocol ×
 model, a vertical line at zero.
 

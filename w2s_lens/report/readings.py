@@ -17,11 +17,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from w2s_lens.evaluation.metrics import verdict
+from w2s_lens.evaluation.stats.paired import verdict
 from w2s_lens.report.formatting import _num, _signed, fmt_p, verdict_class
 
 try:  # the sign-flip verdict where results have it, the labelled interval rule otherwise
-    from w2s_lens.evaluation.metrics import verdict_of as _verdict_of
+    from w2s_lens.evaluation.stats.paired import verdict_of as _verdict_of
 except ImportError:  # an evaluation package from before the sign-flip test
     _verdict_of = None
 

@@ -2,7 +2,7 @@
 reading sweeps and routing with a note on failure, the prompt texts, the generations and the
 run metadata.
 
-Every section takes what :class:`~w2s_lens.evaluation.rundir.RunDir` reads (sweeps as
+Every section takes what :class:`~w2s_lens.evaluation.storage.rundir.RunDir` reads (sweeps as
 :class:`~w2s_lens.sweep.runner.SweepResult` with their
 :class:`~w2s_lens.data.examples.SteeringExample` records, ``routing.json``,
 ``generations.json``, ``run.json``) and appends HTML to a :class:`Doc`. All text from the data
@@ -11,7 +11,7 @@ is HTML-escaped; a piece that is missing or cannot be drawn becomes a note.
 The formatting (:class:`Doc`, :func:`fmt_interval`, :func:`readout_text`) is in
 :mod:`w2s_lens.report.formatting`, the readings of results (verdicts, artifact shares) in
 :mod:`w2s_lens.report.readings` and the results tables (:func:`results_section`) in
-:mod:`w2s_lens.report.results_tables`; this module re-exports them under their old names.
+:mod:`w2s_lens.report.results_tables`. Import each from its home.
 
 Example:
     >>> doc = Doc()
@@ -30,37 +30,13 @@ from typing import Any
 import numpy as np
 
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.evaluation.rundir import RunDir
+from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.report import plots_results
-from w2s_lens.report.formatting import Doc, _e, _prompt_cell, fmt_interval, readout_text
-from w2s_lens.report.readings import (
-    FORM_ARTIFACT_THRESHOLD,
-    LETTER_ARTIFACT_THRESHOLD,
-    form_gain_share,
-    letter_artifact,
-    letter_gain_share,
-)
-from w2s_lens.report.results_tables import results_section
-from w2s_lens.sweep.runner import SweepResult
+from w2s_lens.report.formatting import Doc, _e, _prompt_cell
+from w2s_lens.sweep.result import SweepResult
 
-__all__ = [
-    "FORM_ARTIFACT_THRESHOLD",
-    "LETTER_ARTIFACT_THRESHOLD",
-    "MAX_PROMPTS",
-    "Doc",
-    "best_layer_numbers",
-    "fmt_interval",
-    "form_gain_share",
-    "generations_section",
-    "letter_artifact",
-    "letter_gain_share",
-    "load_sweep",
-    "metadata_section",
-    "prompts_table",
-    "read_routing",
-    "readout_text",
-    "results_section",
-]
+__all__ = ["MAX_PROMPTS", "best_layer_numbers", "generations_section", "load_sweep",
+           "metadata_section", "prompts_table", "read_routing"]
 
 #: How many prompts the prompt tables show.
 MAX_PROMPTS = 24

@@ -1,12 +1,12 @@
-"""Self-contained HTML page of the powered study (:mod:`w2s_lens.evaluation.study`): the
+"""Self-contained HTML page of the powered study (:mod:`w2s_lens.report.tables.study`): the
 heading, the primary comparison as stated before running, the notes (status, rows smaller
 than planned, how BH reads), the figure (:func:`~w2s_lens.report.plots_study.study_figure`)
-and the tables (:func:`~w2s_lens.evaluation.study_tables.study_tables`, the same cells as the
+and the tables (:func:`~w2s_lens.report.tables.study_text.study_tables`, the same cells as the
 markdown). Like :mod:`.html`, the page carries plotly.js once, so it opens offline.
 
 Example::
 
-    >>> from w2s_lens.evaluation.study import study_rows
+    >>> from w2s_lens.report.tables.study import study_rows
     >>> page = render_study_report(study_rows("/nonexistent", [{"name": "p", "model": "m",
     ...     "datasets": ["d"], "n_train": 2, "n_test": 2}]))
     >>> "Primary comparison (stated before running)" in page, "not run" in page
@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from w2s_lens.artifacts import write_text
-from w2s_lens.evaluation.study import PRIMARY_COMPARISON
-from w2s_lens.evaluation.study_tables import study_notes, study_tables
-from w2s_lens.evaluation.table_rows import FDR_Q
 from w2s_lens.report.formatting import Doc, verdict_class
 from w2s_lens.report.html import html_page
 from w2s_lens.report.plots_study import study_figure
+from w2s_lens.report.tables.cross_dataset import FDR_Q
+from w2s_lens.report.tables.study import PRIMARY_COMPARISON
+from w2s_lens.report.tables.study_text import study_notes, study_tables
 
 __all__ = ["render_study_report", "write_study_report"]
 
@@ -62,7 +62,7 @@ def render_study_report(rows: Sequence[Mapping[str, Any]],
     """The study page as one HTML string (see the module docstring).
 
     Args:
-        rows: :func:`~w2s_lens.evaluation.study.study_rows`.
+        rows: :func:`~w2s_lens.report.tables.study.study_rows`.
         statement: the primary comparison as stated before running (markdown ``code``
             spans allowed).
         source: the results folder named under the heading.

@@ -26,7 +26,7 @@ nothing; :meth:`W2S.steer` and :meth:`W2S.compare` then warn with a
 :class:`WeakLayerWarning` naming the layer and the norms.
 
 An evaluation writes one bundle per method and router kind to ``RUN/<method>/routers/<kind>``
-(:meth:`w2s_lens.evaluation.rundir.RunDir.router_dir`; ``w2s-lens demo`` runs the model in
+(:meth:`w2s_lens.evaluation.storage.rundir.RunDir.router_dir`; ``w2s-lens demo`` runs the model in
 ``OUT/model``, so ``runs/demo/model/caa/routers/logreg``).
 
 Example:
@@ -61,14 +61,14 @@ from w2s_lens.artifacts import (
     stamp,
     write_json,
 )
-from w2s_lens.data.datasets import ABItem
 from w2s_lens.data.examples import SteeringExample
+from w2s_lens.data.items import ABItem
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.routing.embeddings import embed_prompts, embedding_name
 from w2s_lens.routing.routers import LayerRouter
 from w2s_lens.steering.activations import cache_residuals, hook_name
 from w2s_lens.steering.hooks import SteeringHandle, steer
-from w2s_lens.steering.l2s import L2SSteerer
+from w2s_lens.steering.l2s_steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, model_name
 
 __all__ = ["WEAK_FRACTION", "W2S", "Prompt", "WeakLayerWarning", "weak_layer_message"]

@@ -29,8 +29,7 @@ from w2s_lens.choices import EMBEDDINGS
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import batches, cache_residuals, hook_name, pad_right
 
-__all__ = ["EMBEDDINGS", "Embedding", "default_layer", "embedding_name", "embed_examples",
-           "embed_prompts"]
+__all__ = ["Embedding", "default_layer", "embedding_name", "embed_examples", "embed_prompts"]
 
 Embedding = Literal["resid-last", "resid-mean", "minilm"]
 

@@ -49,8 +49,8 @@ from w2s_lens.artifacts import (
     json_digest,
     library_versions,
     save_tensors,
-    sha256_of,
 )
+from w2s_lens.assets import sha256_of
 from w2s_lens.routing.estimators import build_estimator
 
 __all__ = ["ARRAYS_FILE", "ESTIMATOR_FORMAT", "LEGACY_FILE", "load_estimator", "refuse_legacy",

@@ -50,7 +50,6 @@ from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from w2s_lens.artifacts import ArtifactMismatch, check_format, read_json, stamp, write_json
-from w2s_lens.choices import ROUTER_KINDS
 from w2s_lens.routing.estimators import CURVE_KINDS, ESTIMATOR_KINDS, fit_estimator
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.persistence import (
@@ -61,7 +60,7 @@ from w2s_lens.routing.persistence import (
     save_estimator,
 )
 
-__all__ = ["ROUTER_KINDS", "LayerRouter", "RouterMismatchError", "make_router", "read_metadata"]
+__all__ = ["LayerRouter", "RouterMismatchError", "make_router", "read_metadata"]
 
 META_FILE = "router.json"
 CHECKED_KEYS = ("model", "dataset", "embedding", "layers", "readout")

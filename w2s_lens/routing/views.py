@@ -49,8 +49,8 @@ from w2s_lens.choices import ROUTER_INPUTS
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import batches, hook_name, pad_right
 
-__all__ = ["ROUTER_INPUTS", "minilm_option_features", "option_features", "router_name",
-           "split_router_name", "view_embedding_name", "view_features"]
+__all__ = ["minilm_option_features", "option_features", "router_name", "split_router_name",
+           "view_embedding_name", "view_features"]
 
 
 def router_name(kind: str, view: str = "question") -> str:

@@ -1,5 +1,5 @@
-"""Vectors in and out: steering-vectors' ``SteeringVector`` (and, re-exported here, llama.cpp
-control vectors from :mod:`w2s_lens.steering.interop_gguf`).
+"""Vectors in and out: steering-vectors' ``SteeringVector`` (llama.cpp control vectors
+are in :mod:`w2s_lens.steering.interop_gguf`).
 
 Both formats index a vector by a *decoder block* and add it to that block's **output**;
 w2s-lens indexes by a TransformerLens hook point: ``resid_pre`` at layer l is block ``l - 1``,
@@ -34,13 +34,6 @@ import torch
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
-from w2s_lens.steering.interop_gguf import (
-    DIRECTION_PREFIX,
-    GGUF_ARCH,
-    META_KEY,
-    from_control_vector_gguf,
-    to_control_vector_gguf,
-)
 from w2s_lens.steering.interop_layers import (
     LayerMappingError,
     block_to_tl,
@@ -53,18 +46,7 @@ from w2s_lens.steering.vectors import SteeringVectors, model_name
 if TYPE_CHECKING:  # pragma: no cover
     from steering_vectors import SteeringVector
 
-__all__ = [
-    "DIRECTION_PREFIX",
-    "GGUF_ARCH",
-    "META_KEY",
-    "LayerMappingError",
-    "block_to_tl",
-    "from_control_vector_gguf",
-    "from_steering_vector",
-    "tl_to_block",
-    "to_control_vector_gguf",
-    "to_steering_vector",
-]
+__all__ = ["from_steering_vector", "to_steering_vector"]
 
 
 def to_steering_vector(

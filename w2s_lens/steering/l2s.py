@@ -27,8 +27,8 @@ layer keeps its best validation epoch (epoch 0, the CAA mean, included).
 The parts: the hyper-parameters (:mod:`w2s_lens.steering.l2s_config`), the stacked MLPs and
 their training loop (:mod:`w2s_lens.steering.l2s_training`), the steerer artifact with its
 ``l2s.safetensors`` + ``l2s.json`` files (:mod:`w2s_lens.steering.l2s_steerer`); this module
-extracts the features and targets from a model (:func:`prompt_features`, :func:`train_l2s`) and
-re-exports the public names of the others.
+extracts the features and targets from a model (:func:`prompt_features`, :func:`train_l2s`) (import
+the others' names from their own modules).
 
 Example:
     >>> import torch
@@ -51,11 +51,10 @@ from transformer_lens import HookedTransformer
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import ContrastActivations, cache_residuals, contrast_residuals
 from w2s_lens.steering.l2s_config import L2SConfig
-from w2s_lens.steering.l2s_steerer import META_FILE, TENSOR_KEYS, WEIGHTS_FILE, L2SSteerer
+from w2s_lens.steering.l2s_steerer import L2SSteerer
 from w2s_lens.steering.vectors import model_name
 
-__all__ = ["META_FILE", "TENSOR_KEYS", "WEIGHTS_FILE", "L2SConfig", "L2SSteerer",
-           "prompt_features", "train_l2s"]
+__all__ = ["prompt_features", "train_l2s"]
 
 
 def prompt_features(

@@ -49,7 +49,8 @@ from typing import Any
 
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import library_versions, sha256_of, write_jsonl
+from w2s_lens.artifacts import library_versions, write_jsonl
+from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import HOOKS, cache_residuals
 from w2s_lens.steering.vectors import SteeringVectors, model_name

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from w2s_lens.choices import SCALES
 from w2s_lens.steering.vectors import SteeringVectors
 
-__all__ = ["SCALES", "DEFAULT_FRACTION", "layer_scales"]
+__all__ = ["DEFAULT_FRACTION", "layer_scales"]
 
 DEFAULT_FRACTION = 0.25
 

@@ -49,10 +49,10 @@ from w2s_lens.artifacts import (
     read_json,
     save_tensors,
     seal,
-    sha256_of,
     stamp,
     write_json,
 )
+from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import contrast_residuals, hook_name
 from w2s_lens.steering.hooks import Positions, SteeringHandle, steer

@@ -42,8 +42,8 @@ from transformer_lens import HookedTransformer
 from w2s_lens.choices import SCORINGS
 from w2s_lens.data.examples import SteeringExample
 
-__all__ = ["SCORINGS", "ReadPlan", "Scoring", "check_scoring", "read_plan", "plan_propensity",
-           "slopes", "final_logits", "stack_rows"]
+__all__ = ["ReadPlan", "Scoring", "check_scoring", "read_plan", "plan_propensity", "slopes",
+           "final_logits", "stack_rows"]
 
 #: how the cloze readout scores an option (see the module docstring)
 Scoring = Literal["sum", "mean", "first"]

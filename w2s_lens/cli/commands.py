@@ -1,0 +1,442 @@
+"""The ``w2s-lens`` command line: argument parsing, then one library call per command.
+
+Nothing heavy is imported until a command runs, so ``w2s-lens --help`` answers at once.
+Every command's work is a function of :mod:`w2s_lens.cli.jobs` (or :mod:`w2s_lens.demo`,
+:mod:`w2s_lens.report.html`, :mod:`w2s_lens.models.loading`), which checks the output directory
+and the settings before any model is loaded. The shared options are defined in
+:mod:`w2s_lens.cli.options`.
+
+Run ``w2s-lens COMMAND --help`` for each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from w2s_lens.choices import DTYPES, EMBEDDINGS, ROUTER_KINDS, VARIANTS
+from w2s_lens.cli.options import (
+    ADVISE_HIDDEN,
+    DESCRIPTIONS,
+    SUMMARIES,
+    OptionError,
+    add_data,
+    add_eval,
+    add_model,
+    check_layer_options,
+    finite,
+    hide_options,
+    scoring_from_args,
+    threads,
+    unwritable,
+    usable_cores,
+)
+from w2s_lens.cli.options import layers as _layers
+
+__all__ = ["main", "build_parser", "config_from_args", "model_shape", "preflight"]
+
+log = logging.getLogger("w2s_lens.cli")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for."""
+    from w2s_lens.evaluation.config import EvalConfig
+    from w2s_lens.steering.l2s_config import L2SConfig
+
+    return EvalConfig(
+        dataset=args.dataset, data_dir=args.data_dir, vectors=args.vectors, model=args.model,
+        device=args.device, dtype=args.dtype, variants=tuple(args.variants),
+        n_train=args.n_train, n_test=args.n_test, train_fraction=args.train_fraction,
+        seed=args.seed, layers=None if args.layers is None else tuple(args.layers),
+        multipliers=tuple(args.multipliers), readout=args.readout, mirror=args.mirror,
+        scoring=scoring_from_args(args), list_options=args.list_options,
+        method=args.method, engine=args.engine,
+        positions=args.positions, scale=args.scale, fraction=args.fraction,
+        embedding=args.embedding, embedding_layer=args.embedding_layer,
+        routers=tuple(args.routers), primary_router=(args.routers or ["logreg"])[0],
+        router_inputs=tuple(args.router_inputs),
+        both_orders=not args.single_order, cross_fit=args.cross_fit,
+        retest=args.retest, retest_max_items=args.retest_items,
+        system_prompt=args.system_prompt,
+        l2s=L2SConfig(input_layer=args.l2s_input_layer, hidden=args.l2s_hidden,
+                      epochs=args.l2s_epochs, weight_decay=args.l2s_weight_decay,
+                      seed=args.seed),
+        n_boot=args.n_boot, batch_size=args.batch_size, chunk_size=args.chunk_size,
+        max_rows=args.max_rows)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def model_shape(name: str | None) -> tuple[int, int] | None:
+    """``(n_layers, n_ctx)`` of model ``name`` without loading weights: from its converted
+    copy in the w2s-lens cache (embedded models) or its ``config.json`` in the Hugging Face
+    cache; ``None`` when neither is there yet (the first run converts or downloads it).
+
+    Example:
+        >>> model_shape("smollm2-135m-instruct")  # doctest: +SKIP
+        (30, 8192)
+    """
+    from w2s_lens.choices import DEFAULT_MODEL
+    from w2s_lens.models.registry import EMBEDDED_MODELS, model_cache_dir
+
+    name = name or DEFAULT_MODEL
+    try:
+        if name in EMBEDDED_MODELS:
+            cfg = json.loads((model_cache_dir(name) / "cfg.json").read_text())["cfg"]
+            return int(cfg["n_layers"]), int(cfg["n_ctx"])
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(name, "config.json")
+        if not isinstance(path, str):
+            return None
+        cfg = json.loads(Path(path).read_text())
+        n = cfg.get("num_hidden_layers", cfg.get("n_layer"))
+        ctx = cfg.get("max_position_embeddings", cfg.get("n_positions", 0))
+        return (int(n), int(ctx)) if n else None
+    except (OSError, ValueError, KeyError, TypeError, ImportError):
+        return None
+
+
+def _check_items(args: argparse.Namespace) -> None:
+    """Refuse a dataset too small to split, naming it, before the model loads."""
+    import warnings
+
+    from w2s_lens.cli.jobs import load_items
+    from w2s_lens.data.items import DatasetWarning
+    from w2s_lens.data.splits import deduplicate
+
+    with warnings.catch_warnings():  # the job loads the items again and warns then
+        warnings.simplefilter("ignore", DatasetWarning)
+        items, test = load_items(config_from_args(args))
+        n = len(deduplicate(items, warn=False))
+    if test is None and n < 2:
+        raise OptionError(f"--dataset {args.dataset}: {n} distinct item(s); a train/test split "
+                          "needs at least 2")
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """What can be checked before any model loads: a writable ``--out``, a writable cache
+    when the model still has to be converted, layer options inside the model's range (when
+    its shape is known without loading it; :func:`model_shape`), at least two layers for W2S,
+    enough items to split, and a warning for float16 on a CPU.
+
+    Raises:
+        OptionError: naming the option, the value and what would go wrong.
+
+    Example:
+        >>> preflight(build_parser().parse_args(["evaluate", "--out", "o", "--layers", "8"]))
+        Traceback (most recent call last):
+        w2s_lens.cli.options.OptionError: --layers 8: W2S chooses a layer per input and needs...
+    """
+    if getattr(args, "dtype", None) == "float16" and (args.device == "cpu" or (
+            args.device == "auto" and not __import__("torch").cuda.is_available())):
+        log.warning("--dtype float16 on a CPU: half-precision matrix products are emulated "
+                    "there and run several times slower than float32; use --dtype float32")
+    out = getattr(args, "out", None)
+    if out is not None and args.command != "report":
+        problem = unwritable(out)
+        if problem:
+            raise OptionError(problem)
+    model = getattr(args, "model", None)
+    if args.command == "train-router":
+        try:
+            run = json.loads((Path(args.sweep) / "run.json").read_text())
+            model = run.get("derived", {}).get("model") or run["config"]["model"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            model = None  # the job says what is wrong with the sweep
+    if model is not None and args.command in ("demo", "evaluate", "sweep", "vectors", "advise"):
+        _check_cache(model)
+    shape = model_shape(model) if model else None
+    options = {k: getattr(args, k.lstrip("-").replace("-", "_"), None)
+               for k in ("--layers", "--embedding-layer", "--l2s-input-layer")}
+    router = args.command in ("demo", "evaluate") or getattr(args, "split", None) == "train"
+    check_layer_options(model or "the model", shape[0] if shape else None,
+                        {k: v for k, v in options.items() if v is not None},
+                        at_least=2 if router else 1)
+    if args.command in ("evaluate", "sweep", "advise"):
+        _check_items(args)
+
+
+def _check_cache(model: str) -> None:
+    from w2s_lens.models.registry import EMBEDDED_MODELS
+
+    if model not in EMBEDDED_MODELS:
+        return
+    from w2s_lens.assets import cache_dir
+
+    try:
+        root = cache_dir()
+    except OSError as exc:
+        raise OptionError(f"the w2s-lens cache {exc.filename}: cannot create it "
+                          f"({exc.strerror}); set $W2S_CACHE_DIR to a writable folder") from exc
+    if not (root / "models" / model / "cfg.json").is_file():
+        problem = unwritable(root, "the w2s-lens cache")
+        if problem:
+            raise OptionError(f"{problem}; {model} must be converted there first (set "
+                              "$W2S_CACHE_DIR to a writable folder)")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_check_model(args: argparse.Namespace) -> int:
+    from w2s_lens.models.loading import check_model
+
+    diff = check_model(args.model, device=args.device, dtype=args.dtype)
+    print(f"max_abs_logprob_diff={diff:.3e}")
+    return 0 if diff <= args.tolerance else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from w2s_lens.demo import run_demo
+
+    run_demo(config_from_args(args), args.out, show=args.show, control=args.control,
+             threads=args.threads)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from w2s_lens.cli.jobs import run_evaluation
+    from w2s_lens.report.tables.summary import ratio_line, results_table
+
+    results = run_evaluation(config_from_args(args), args.out)
+    print(results_table(results))
+    if args.report:
+        from w2s_lens.report.html import write_report
+
+        print(f"report: {write_report(args.out).resolve()}")
+    print(ratio_line(results))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from w2s_lens.cli.jobs import run_sweep_job
+
+    res = run_sweep_job(config_from_args(args), args.out, split=args.split,
+                        variant=args.variant)
+    s = res.mirrored().steerability.mean(0)
+    print("mean steerability per layer: " + " ".join(
+        f"{layer}:{v:+.3f}" for layer, v in zip(res.layers, s)))
+    print(f"best mean layer={res.layers[int(s.argmax())]} steerability={s.max():+.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    from w2s_lens.cli.jobs import advise_job
+
+    if args.verify < 0:
+        raise OptionError(f"--verify {args.verify}: give 0 (no check) or a positive count")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise OptionError(f"--out {args.out} is a file; give a directory")
+    adv = advise_job(config_from_args(args), verify=args.verify, advise_on=args.advise_on)
+    print(adv.summary())
+    if args.out is not None:
+        from w2s_lens.report.plots_advice import write_advice
+
+        paths = write_advice(adv, args.out)
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_train_router(args: argparse.Namespace) -> int:
+    from w2s_lens.cli.jobs import train_router_job
+
+    w2s = train_router_job(args.sweep, args.out, args.router, args.embedding,
+                           args.embedding_layer, args.device, args.dtype)
+    print(f"router {w2s.router.kind}: cv {w2s.router.cv_info_}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from w2s_lens.cli.jobs import vectors_from_pairs_job
+
+    vecs = vectors_from_pairs_job(args.pairs, args.out, args.model, args.layers, args.device,
+                                  args.dtype)
+    print(f"{vecs.metadata.get('n_pairs')} pairs → vectors at layers {vecs.layers[0]}.."
+          f"{vecs.layers[-1]}; norms " + " ".join(f"{n:.2f}" for n in vecs.norms().tolist()))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from w2s_lens.cli.jobs import generate_job
+    from w2s_lens.report.tables.summary import comparison_text
+
+    rows = generate_job(args.router, [args.prompt] if args.prompt else [], args.dataset,
+                        args.n, args.multiplier, args.max_new_tokens, args.model, args.device,
+                        args.dtype, args.data_dir)
+    print(comparison_text(rows, rich_table=sys.stdout.isatty() and args.compare))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from w2s_lens.evaluation.storage.runlock import hold
+    from w2s_lens.report.html import write_report
+
+    if not Path(args.run_dir).is_dir():  # hold() would create it
+        raise FileNotFoundError(f"run directory {args.run_dir} does not exist")
+    with hold(args.run_dir):  # reading a sweep may heal (rewrite) it: one writer at a time
+        out = write_report(args.run_dir, args.out, strict=True)  # damage: exit 2
+    print(f"report: {out.resolve()}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``w2s-lens`` (imports nothing heavy)."""
+    parser = argparse.ArgumentParser(
+        prog="w2s-lens", description="Where to steer: per-input steering-layer selection for "
+        "TransformerLens models. Each command's --help lists its options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=SUMMARIES[name], description=DESCRIPTIONS[name])
+        p.set_defaults(func=func)
+        return p
+
+    p = command("demo", cmd_demo)
+    add_model(p)
+    add_data(p, default="corrigible-neutral-HHH")
+    add_eval(p, ["base"])
+    p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
+    p.add_argument("--show", type=int, default=2, help="prompts to print (default: %(default)s)")
+    p.add_argument("--control", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the synthetic positive control first (default: on)")
+
+    p = command("check-model", cmd_check_model)
+    add_model(p)
+    p.add_argument("--tolerance", type=finite, default=1e-3,
+                   help="largest accepted log-probability difference (default: %(default)s)")
+
+    p = command("vectors", cmd_vectors)
+    add_model(p)
+    p.add_argument("--pairs", required=True, help="JSONL file of contrast pairs")
+    p.add_argument("--layers", type=_layers, default=None,
+                   help="'all' or comma-separated layers (default: all)")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = command("sweep", cmd_sweep)
+    add_model(p)
+    add_data(p)
+    add_eval(p, ["base"])
+    p.add_argument("--variant", choices=VARIANTS, default="base",
+                   help="prompt variant of the swept inputs (default: %(default)s)")
+    p.add_argument("--split", choices=["test", "train"], default="test",
+                   help="which split to sweep (train: for fitting a router)")
+    p.add_argument("--out", required=True, help="sweep directory")
+
+    p = command("advise", cmd_advise)
+    add_model(p)
+    add_data(p)
+    add_eval(p, ["base"])
+    hide_options(p, ADVISE_HIDDEN)
+    p.add_argument("--verify", type=int, default=0,
+                   help="also sweep this many test items for real and print how far the "
+                        "advice agrees with the measured slopes (default: 0, no sweep)")
+    p.add_argument("--advise-on", default=None, metavar="FILE",
+                   help="advise on these A/B items (a .jsonl/.json file) instead of the test "
+                        "split; the --dataset items with other questions train the vectors")
+    p.add_argument("--out", default=None,
+                   help="write advice.json, items.csv and advice.html (the figure) here")
+
+    p = command("train-router", cmd_train_router)
+    p.add_argument("--sweep", required=True, help="directory written by w2s-lens sweep")
+    p.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last",
+                   help="router input (default: %(default)s)")
+    p.add_argument("--embedding-layer", type=int, default=None,
+                   help="residual layer of the embedding (default: the middle layer)")
+    p.add_argument("--router", choices=ROUTER_KINDS, default="logreg",
+                   help="router kind (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="model precision (default: the sweep's)")
+    p.add_argument("--threads", type=threads, default=None,
+                   help="torch CPU threads, 1 to the cores this process may use")
+    p.add_argument("--out", required=True, help="bundle directory")
+
+    p = command("evaluate", cmd_evaluate)
+    add_model(p)
+    add_data(p)
+    add_eval(p, ["base"])
+    p.add_argument("--out", required=True, help="run directory (resumed if it holds this run)")
+    p.add_argument("--report", action="store_true", help="also write report.html")
+
+    p = command("generate", cmd_generate)
+    add_model(p, default=None)
+    p.add_argument("--router", required=True, help="a W2S bundle directory "
+                   "(e.g. RUN/caa/routers/logreg)")
+    p.add_argument("--prompt", default=None, help="the user message")
+    p.add_argument("--dataset", default=None,
+                   help="a dataset file or name: use its first --n prompts")
+    p.add_argument("--data-dir", default=None, help="folder of --dataset")
+    p.add_argument("--n", type=int, default=3, help="prompts taken from --dataset")
+    p.add_argument("--compare", action="store_true",
+                   help="a table of the three continuations side by side (on a terminal)")
+    p.add_argument("--multiplier", type=finite, default=1.0, help="λ (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=40, help="(default: %(default)s)")
+
+    p = command("report", cmd_report)
+    p.add_argument("run_dir", help="a run or sweep directory")
+    p.add_argument("--out", default=None, help="default: RUN_DIR/report.html")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``w2s-lens``."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[w2s-lens] %(message)s")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if hasattr(args, "threads"):  # a model command: every core this process may use
+        import torch
+
+        torch.set_num_threads(args.threads or usable_cores())
+    from w2s_lens.artifacts import ArtifactMismatch
+    from w2s_lens.assets import AssetError
+    from w2s_lens.data.behaviours import BehaviourError
+    from w2s_lens.data.chat import PromptError
+    from w2s_lens.data.items import DatasetError
+    from w2s_lens.evaluation.config import ConfigError
+    from w2s_lens.models.embedded import ModelLoadError
+
+    user_errors: tuple[type[BaseException], ...] = (
+        ArtifactMismatch, AssetError, BehaviourError, ConfigError, DatasetError, ModelLoadError,
+        OptionError, PromptError, FileNotFoundError)
+    if os.environ.get("W2S_DEBUG"):
+        user_errors = ()  # show full tracebacks
+    try:
+        preflight(args)
+        return int(args.func(args) or 0)
+    except user_errors as exc:
+        print(f"w2s-lens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # read-only, full or forbidden: one line naming the path
+        if os.environ.get("W2S_DEBUG"):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"w2s-lens {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError) as exc:
+        print(f"w2s-lens {args.command}: error: {exc} (set W2S_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

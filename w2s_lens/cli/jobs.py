@@ -1,0 +1,291 @@
+"""End-to-end jobs from settings: what each ``w2s-lens`` command runs, one call per command.
+
+Every job checks its preconditions (the output directory, the dataset) *before* loading a
+model or writing anything, so a refused run costs seconds and damages nothing; then it loads
+the items and the model and calls the library (:func:`w2s_lens.evaluation.pipeline.evaluate`,
+:func:`w2s_lens.sweep.runner.run_sweep`, :class:`w2s_lens.routing.bundle.W2S`, ...).
+
+Example:
+    >>> from w2s_lens.evaluation.config import EvalConfig
+    >>> results = run_evaluation(EvalConfig(dataset="corrigible-neutral-HHH",
+    ...                                     data_dir="../shared/data/mwe", n_train=24,
+    ...                                     n_test=24), "runs/corrigible")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from w2s_lens.data.datasets import load_dataset, load_prompts
+from w2s_lens.data.prompts import PromptFormatter
+from w2s_lens.data.splits import balanced, train_test_split
+from w2s_lens.evaluation.advice import Advice, advise
+from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.context import resolve_layers, swept_vectors
+from w2s_lens.evaluation.cost import sweep_cost
+from w2s_lens.evaluation.pipeline import evaluate
+from w2s_lens.evaluation.split import load_items
+from w2s_lens.evaluation.storage.rundir import RunDir
+from w2s_lens.evaluation.storage.runlock import hold
+from w2s_lens.models.loading import load_model
+from w2s_lens.routing.bundle import W2S
+from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
+from w2s_lens.routing.routers import LayerRouter
+from w2s_lens.steering.pairs import pairs_from_examples
+from w2s_lens.steering.scales import layer_scales
+from w2s_lens.steering.vectors import SteeringVectors, train_caa
+from w2s_lens.sweep.result import SweepResult
+from w2s_lens.sweep.runner import run_sweep
+
+__all__ = ["advise_job", "generate_job", "run_evaluation", "run_sweep_job",
+           "train_router_job", "vectors_from_pairs_job"]
+
+log = logging.getLogger(__name__)
+
+
+def _model(name: str | None, config: EvalConfig | None = None, **kw: Any):
+    device = kw.get("device", config.device if config else "auto")
+    dtype = kw.get("dtype", config.dtype if config else "float32")
+    return load_model(name, device=device, dtype=dtype) if name else load_model(
+        device=device, dtype=dtype)
+
+
+def run_evaluation(config: EvalConfig, out_dir: str | os.PathLike, progress: bool = True,
+                   model: Any = None) -> dict[str, Any]:
+    """``w2s-lens evaluate``: check the output, load data and model, run the comparison.
+
+    Args:
+        config: the settings (``config.model``: the model to load; default the embedded one).
+        out_dir: the run directory (resumed when it holds this run already).
+        progress: progress bars.
+        model: an already loaded model (skips loading).
+    """
+    RunDir(out_dir).prepare("evaluation", config.to_dict())
+    with hold(out_dir):  # refuse a second process before the model loads
+        items, test_items = load_items(config)
+        model = model if model is not None else _model(config.model, config)
+        return evaluate(model, items, config, out_dir, progress, test_items=test_items)
+
+
+def run_sweep_job(
+    config: EvalConfig,
+    out_dir: str | os.PathLike,
+    split: str = "test",
+    variant: str = "base",
+    progress: bool = True,
+) -> SweepResult:
+    """``w2s-lens sweep``: CAA vectors from the training split (or ``config.vectors``) and a
+    layer × multiplier sweep of one split, in the sweep-directory layout of
+    :mod:`w2s_lens.evaluation.storage.rundir`. A rerun resumes, reusing the vectors it already has.
+
+    Example:
+        >>> res = run_sweep_job(EvalConfig(dataset="default", n_train=8, n_test=4),
+        ...                     "runs/sweep")  # doctest: +SKIP
+    """
+    if split not in ("train", "test"):
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+    if variant not in config.variants and variant != "base":
+        raise ConfigError(f"variant {variant!r} is not one of {config.variants}")
+    with hold(out_dir):  # one writer per run directory
+        return _sweep_job(config, RunDir(out_dir), split, variant, progress)
+
+
+def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
+               progress: bool) -> SweepResult:
+    record = {**config.to_dict(), "split": split, "variant": variant}
+    resuming = rd.prepare("sweep", record)
+    external = SteeringVectors.load(config.vectors) if config.vectors is not None else None
+    t0 = time.time()
+    items, test_items = load_items(config)
+    model = _model(config.model, config)
+    if external is not None:
+        external.check_model(model)
+    if test_items is None:
+        train, test = train_test_split(items, config.train_fraction, config.seed)
+    else:
+        train, test = items, test_items
+    train = train[: config.n_train] if config.n_train is not None else train
+    test = test[: config.n_test] if config.n_test is not None else test
+    chosen = train if split == "train" else test
+    if not train or not chosen:
+        raise ConfigError(f"the split left {len(train)} training and {len(test)} test items")
+    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt,
+                          list_options=config.list_options)
+    pairs = fmt.format_many(balanced(train) if config.both_orders else train, "base")
+    shown = balanced(chosen) if config.mirrored else chosen
+    examples = fmt.format_many(shown, variant, readout=config.readout)
+    layers = resolve_layers(model, config)
+    if external is not None:  # refuse a swept layer the vectors lack, before anything runs
+        external = swept_vectors(external, layers, str(config.vectors))
+    if not resuming:
+        rd.write_run("sweep", record, {"status": "running"})
+    if external is not None:
+        vectors = external
+    elif resuming and (rd.vectors_dir() / "vectors.json").is_file():
+        log.info("resuming: reusing the vectors in %s", rd.vectors_dir())
+        vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
+    else:
+        vectors = train_caa(model, pairs, layers=layers, batch_size=config.batch_size,
+                            dataset=config.dataset, progress=progress)
+        vectors.save(rd.vectors_dir())
+    scales = layer_scales(vectors, config.scale, layers, fraction=config.fraction)
+    capture = default_layer(model) if config.engine == "fast" else None
+    cost = sweep_cost(model, vectors, scales, layers, examples, config, rd.path, split)
+    log.info("%s", cost.text)  # one line before the sweep: its forward-equivalents, timed
+    if cost.warning:
+        log.warning("%s", cost.warning)
+    result = run_sweep(model, vectors, examples, layers=layers, multipliers=config.multipliers,
+                       engine=config.engine, positions=config.positions, layer_scale=scales,
+                       out_dir=rd.path, chunk_size=config.chunk_size, progress=progress,
+                       capture_layer=capture, scoring=config.scoring,
+                       max_rows=config.max_rows)
+    result.metadata.update({"multiplier_scale": config.scale, "split": split,
+                            "variant": variant})
+    rd.save_sweep(rd.path, result, examples)
+    rd.write_pairs(pairs_from_examples(model, pairs))
+    rd.write_run("sweep", record, {
+        "model": model.cfg.model_name, "layers": layers, "layer_scale": scales,
+        "n_items": len(chosen), "n_examples": len(examples), "n_train_items": len(train),
+        "n_vector_pairs": len(pairs), "letter_orders": 2 if config.both_orders else 1,
+        "prompt_format": fmt.settings(), "capture_layer": capture,
+        "wall_time_s": round(time.time() - t0, 1)})
+    return result
+
+
+def advise_job(config: EvalConfig, verify: int = 0, progress: bool = True,
+               advise_on: str | os.PathLike | None = None) -> Advice:
+    """``w2s-lens advise``: load the items and the model, split the items as ``evaluate``
+    does, CAA vectors from the training split (or ``config.vectors``), and first-order layer
+    advice on the test split (:func:`w2s_lens.evaluation.advice.advise`); ``verify`` test
+    items are swept for real.
+
+    ``advise_on``: a file of A/B items to advise on instead of the test split; then every
+    dataset item (the training split of a predefined split) whose question is not among them
+    trains the vectors.
+
+    Example:
+        >>> adv = advise_job(EvalConfig(dataset="corrigible-neutral-HHH", n_train=48,
+        ...                             n_test=24, readout="cloze"), verify=8)  # doctest: +SKIP
+    """
+    if verify < 0:
+        raise ConfigError(f"--verify must be 0 or a positive count, got {verify}")
+    items, test_items = load_items(config)
+    if advise_on is not None:
+        test_items = load_dataset(advise_on)
+        asked = {it.question.strip().lower() for it in test_items}
+        kept = [it for it in items if it.question.strip().lower() not in asked]
+        if len(kept) < len(items):
+            log.info("advise: %d dataset item(s) share a question with %s; left out of the "
+                     "vectors' training items", len(items) - len(kept), advise_on)
+        items = kept
+        if not items:
+            raise ConfigError(f"no dataset items are left to train the vectors on: every "
+                              f"question is in {advise_on}")
+    model = _model(config.model, config)
+    return advise(model, items, config, test_items, verify=verify, progress=progress)
+
+
+def train_router_job(
+    sweep_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    kind: str = "logreg",
+    embedding: str = "resid-last",
+    embedding_layer: int | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+) -> W2S:
+    """``w2s-lens train-router``: fit a router on a training-split sweep directory and save a
+    W2S bundle (mirrored sweeps give one row per item, as in the evaluation).
+
+    Example:
+        >>> w2s = train_router_job("runs/sweep-train", "runs/router")  # doctest: +SKIP
+    """
+    rd = RunDir(sweep_dir)
+    run = rd.read_run()
+    if run.get("kind") != "sweep":
+        raise ConfigError(f"{sweep_dir} is not a `w2s-lens sweep` directory")
+    config = EvalConfig.from_dict({k: v for k, v in run["config"].items()
+                                   if k not in ("split", "variant")})
+    if run["config"].get("split") != "train":
+        log.warning("%s is a sweep of the %r split; routers should be fitted on a training "
+                    "split (w2s-lens sweep --split train)", sweep_dir, run["config"].get("split"))
+    out = RunDir(out_dir)
+    if out.path.exists() and (not out.path.is_dir() or any(out.path.iterdir())):
+        raise ConfigError(f"--out {out.path} exists and is not an empty directory")
+    model = load_model(run["derived"]["model"], device=device,
+                       dtype=dtype if dtype is not None else config.dtype)
+    result, examples = rd.load_sweep(rd.path)
+    vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
+    layer = default_layer(model) if embedding_layer is None else int(embedding_layer)
+    if (embedding == "resid-last" and result.captured is not None
+            and layer == run["derived"].get("capture_layer")):
+        x_pres = result.captured
+    else:
+        x_pres = embed_examples(model, examples, embedding, layer)
+    mirrored = result.mirrored()
+    x = result.unit_average(x_pres)
+    router = LayerRouter(kind, seed=config.seed, model=model.cfg.model_name,
+                         dataset=config.dataset, embedding=embedding_name(embedding, layer),
+                         layers=result.layers, hook=vectors.hook,
+                         readout=config.readout).fit(x, mirrored.steerability)
+    fixed = int(result.layers[int(mirrored.steerability.mean(0).argmax())])
+    w2s = W2S(model, router, vectors, embedding, layer, run["derived"]["prompt_format"],
+              config.readout, config.mirrored, run["derived"]["layer_scale"], config.positions,
+              fixed)
+    w2s.save(out.path)
+    return w2s
+
+
+def vectors_from_pairs_job(pairs_path: str | os.PathLike, out_dir: str | os.PathLike,
+                           model_name: str | None = None, layers: Sequence[int] | None = None,
+                           device: str = "auto", dtype: str = "float32",
+                           batch_size: int = 8) -> SteeringVectors:
+    """``w2s-lens vectors --pairs FILE``: CAA vectors from custom contrast pairs.
+
+    Example:
+        >>> vecs = vectors_from_pairs_job("pairs.jsonl", "runs/vecs")  # doctest: +SKIP
+    """
+    from w2s_lens.steering.pairs import load_pairs, train_caa_from_pairs
+
+    out = Path(out_dir)
+    if (out / "vectors.json").exists() or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"--out {out} already holds vectors or is a file; choose another")
+    load_pairs(pairs_path)  # a broken file fails here, before the model loads
+    model = load_model(model_name, device=device, dtype=dtype) if model_name else load_model(
+        device=device, dtype=dtype)
+    vectors = train_caa_from_pairs(model, pairs_path, layers=layers, batch_size=batch_size,
+                                   progress=True)
+    vectors.save(out)
+    return vectors
+
+
+def generate_job(bundle_dir: str | os.PathLike, prompts: Sequence[str] = (),
+                 dataset: str | None = None, n: int = 3, multiplier: float = 1.0,
+                 max_new_tokens: int = 40, model_name: str | None = None,
+                 device: str = "auto", dtype: str = "float32",
+                 data_dir: str | None = None) -> list[dict[str, Any]]:
+    """``w2s-lens generate``: unsteered, fixed-layer and routed continuations of each prompt
+    (given, or the first ``n`` of a dataset: open-ended prompts, or A/B questions).
+
+    Example:
+        >>> rows = generate_job("runs/demo/caa/routers/logreg", ["Hi"])  # doctest: +SKIP
+    """
+    from w2s_lens.artifacts import read_json
+
+    texts = list(prompts)
+    if dataset is not None:
+        try:
+            texts += [p.prompt for p in load_prompts(dataset, data_dir, limit=n)]
+        except Exception:  # an A/B file: its questions, with their choices
+            texts += [it.question for it in load_dataset(dataset, data_dir, limit=n)]
+    if not texts:
+        raise ConfigError("give --prompt or --dataset")
+    meta = read_json(Path(bundle_dir) / "w2s.json")
+    model = load_model(model_name or meta["model"], device=device, dtype=dtype)
+    w2s = W2S.load(bundle_dir, model)
+    return [w2s.compare(t, multiplier, max_new_tokens) for t in texts]

@@ -1,0 +1,92 @@
+"""Per-item data of an evaluation: ``items.csv``, enough to refit routers or re-test without a
+sweep.
+
+One row per (item, sweep) of one method: the training sweep (cross-fitted labels), each test
+variant's sweep and the two retest sweeps (vectors from each half of the training items).
+Columns: ``method, split, sweep, id, matching_tokens, non_matching_tokens, best_layer``,
+``s_L<l>`` per layer and ``route_<router>`` per router.
+
+``split`` is ``train`` or ``test``; ``s_L<l>`` is the item's steerability at layer ``l`` (the
+mean over its letter orders when mirrored); ``best_layer`` their argmax (a layer number);
+``route_<router>`` the layer each router sent the item to (test variants only; empty
+elsewhere). Token counts are those of the options the cloze readout scores (1 for a letter).
+No embeddings are kept: the file is kilobytes per dataset.
+
+Example:
+    >>> rows = item_rows(rd, "caa")  # doctest: +SKIP
+    >>> write_items(rd.path / "items.csv", rows)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from w2s_lens.artifacts import write_text
+from w2s_lens.evaluation.storage.rundir import RunDir
+
+__all__ = ["ITEMS_FILE", "item_rows", "write_items"]
+
+ITEMS_FILE = "items.csv"
+
+
+def _tokens(examples: Sequence[Any]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for ex in examples:
+        m, n = ex.continuations
+        out.setdefault(ex.unit, (len(m), len(n)))
+    return out
+
+
+def item_rows(rd: RunDir, method: str, mirrored: bool) -> list[dict[str, Any]]:
+    """The ``items.csv`` rows of ``method`` from the sweeps and routing records in ``rd``.
+
+    Example:
+        >>> item_rows(RunDir("runs/x"), "caa", mirrored=False)[0]["sweep"]  # doctest: +SKIP
+        'train'
+    """
+    rows: list[dict[str, Any]] = []
+    for split in rd.splits(method, retest=True):
+        res, examples = rd.load_sweep(rd.sweep_dir(split, method))
+        view = res.mirrored() if mirrored else res
+        tokens = _tokens(examples)
+        routing = rd.read_routing(rd.sweep_dir(split, method)) or {}
+        routed: Mapping[str, Sequence[int]] = routing.get("router_layer") or {}
+        by_id = {i: k for k, i in enumerate(routing.get("ids") or [])}
+        s = view.steerability
+        best = np.asarray(view.layers)[np.argmax(s, axis=1)]
+        for k, unit in enumerate(view.units):
+            row: dict[str, Any] = {
+                "method": method, "split": "train" if split == "train" else "test",
+                "sweep": split, "id": unit, "matching_tokens": tokens[unit][0],
+                "non_matching_tokens": tokens[unit][1], "best_layer": int(best[k])}
+            row.update({f"s_L{layer}": float(s[k, j]) for j, layer in enumerate(view.layers)})
+            j = by_id.get(view.ids[k])
+            row.update({f"route_{name}": ("" if j is None else int(layers[j]))
+                        for name, layers in routed.items()})
+            rows.append(row)
+    return rows
+
+
+def write_items(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` as CSV (columns in first-seen order; a missing value is empty).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "items.csv"
+        >>> _ = write_items(p, [{"id": "a", "s_L1": 0.5}, {"id": "b", "route_logreg": 3}])
+        >>> p.read_text().splitlines()
+        ['id,s_L1,route_logreg', 'a,0.5,', 'b,,3']
+    """
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(Path(path), buf.getvalue())
