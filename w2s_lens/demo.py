@@ -76,7 +76,7 @@ def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict
                      layers=tuple(sorted(set(range(1, control.n_layers)))), n_boot=2000,
                      seed=seed)
     res = evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), cfg,
-                            out_dir, progress=False)
+                            out_dir, progress=False).to_dict()
     res["constructed_layers"] = list(control.family_layers)
     return res
 
@@ -234,7 +234,7 @@ def run_demo(config: EvalConfig, out_dir: str | os.PathLike, show: int = 2,
     print(f"loaded {model.cfg.model_name} ({model.cfg.n_layers} layers, d_model="
           f"{model.cfg.d_model}) at {time.time() - t0:.0f}s")
     _show_prompts(model, items, config, show)
-    results = evaluate(model, items, config, out / "model", test_items=test_items)
+    results = evaluate(model, items, config, out / "model", test_items=test_items).to_dict()
     print(results_table(results))
     print()
     routing = {m: rd.read_routing(rd.sweep_dir("base", m)) for m in results["methods"]}
