@@ -58,7 +58,7 @@ def main() -> None:
                         {"base": fmt.format_many(test)})
     cfg = EvalConfig(dataset=args.dataset, variants=("base",), routers=("logreg",),
                      layers=tuple(range(model.cfg.n_layers)), mirror=False, cross_fit=0)
-    res = evaluate_examples(model, exs, cfg, progress=False)
+    res = evaluate_examples(model, exs, cfg, progress=False).to_dict()
     b = res["methods"]["caa"]["variants"]["base"]
     now = (b["fixed_layer"], b["fixed"]["steerability"], b["w2s"]["logreg"]["steerability"],
            b["oracle"]["steerability"], b["letter_oracle"]["steerability"])

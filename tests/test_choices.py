@@ -35,3 +35,17 @@ def test_every_router_kind_has_an_estimator():
 
     assert set(choices.ROUTER_KINDS) <= set(ESTIMATOR_KINDS)
     assert all(hasattr(build_estimator(kind), "fit") for kind in choices.ROUTER_KINDS)
+
+
+def test_kinds_are_enums_whose_members_are_their_strings():
+    import json
+
+    from w2s_lens.choices import Engine, Method, Readout
+
+    assert choices.METHODS == ("caa", "l2s", "both") and choices.READOUTS == ("letter", "cloze")
+    assert choices.ENGINES == ("fast", "naive")
+    assert Method("both").runs == ("caa", "l2s") and Method.L2S.runs == ("l2s",)
+    assert Readout.LETTER.has_letter_orders and not Readout.CLOZE.has_letter_orders
+    assert Readout.CLOZE.scores_options and not Readout.LETTER.scores_options
+    assert Engine.FAST.captures and not Engine.NAIVE.captures
+    assert json.dumps([Readout.CLOZE, Method.BOTH]) == '["cloze", "both"]'  # run.json values

@@ -207,7 +207,8 @@ def _bundle(model, out: Path, method: str = "caa", dataset: str = "toy") -> Path
         steerer = L2SSteerer(L2SConfig(hidden=8, epochs=2, input_layer=2), "tiny-rotary",
                              dataset=dataset).fit(torch.randn(20, 32), torch.randn(20, 3, 32),
                                                   LAYERS)
-    W2S(model, router, steerer, "resid-last", 2, {}, fixed_layer=2).save(out)
+    W2S(model=model, router=router, steerer=steerer, embedding="resid-last", embedding_layer=2,
+        fixed_layer=2).save(out)
     return out
 
 

@@ -1,17 +1,71 @@
-"""The named choices of w2s-lens, in one light module (no imports), so the command line can
-build its help without loading torch.
+"""The named choices of w2s-lens, in one light module (the standard library only), so the
+command line can build its help without loading torch.
 
-Each tuple is owned and imported from here only (one import home; the modules that implement
-a choice import it from here).
+Each kind is stated once, here: the kinds with behaviour are string enums whose members own it
+(:class:`Method`, :class:`Readout`, :class:`Engine`; a member *is* its string, so run.json,
+results.json and the CLI options keep their values), and each tuple of names (``METHODS``,
+``READOUTS``, ...) is read off its enum or stated here. Import them from here only.
 
 Example:
     >>> "cloze" in READOUTS and "l2s" in METHODS
     True
+    >>> Method("both").runs, Readout("letter").has_letter_orders, Engine("fast").captures
+    (('caa', 'l2s'), True, True)
+    >>> Readout.CLOZE == "cloze"
+    True
 """
+
+from enum import StrEnum
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
            "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_INPUTS",
-           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS"]
+           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Engine", "Method", "Readout"]
+
+
+class Method(StrEnum):
+    """A steering method: CAA vectors, L2S's input-dependent vectors, or both side by side."""
+
+    CAA = "caa"
+    L2S = "l2s"
+    BOTH = "both"
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """The base methods a run of this method evaluates, in order."""
+        return (Method.CAA.value, Method.L2S.value) if self is Method.BOTH else (self.value,)
+
+
+class Readout(StrEnum):
+    """How steering is read: the A/B letter's log-odds, or the options' log-probabilities as
+    continuations (cloze)."""
+
+    LETTER = "letter"
+    CLOZE = "cloze"
+
+    @property
+    def has_letter_orders(self) -> bool:
+        """Whether an item comes in two letter orders (mirrored sweeps, the letter oracle)."""
+        return self is Readout.LETTER
+
+    @property
+    def scores_options(self) -> bool:
+        """Whether options are scored as continuations (the scoring rule, listed options and
+        the answer-form diagnostics apply)."""
+        return self is Readout.CLOZE
+
+
+class Engine(StrEnum):
+    """How a sweep runs: the fast engine (one prefix pass per input, residuals captured on
+    the way) or the naive one (a full forward pass per layer × multiplier)."""
+
+    FAST = "fast"
+    NAIVE = "naive"
+
+    @property
+    def captures(self) -> bool:
+        """Whether the sweep's forward passes also capture the router's embedding layer."""
+        return self is Engine.FAST
+
 
 #: The default model: the embedded Qwen2.5-Coder-0.5B-Instruct.
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
@@ -20,11 +74,11 @@ DEFAULT_MULTIPLIERS: tuple[float, ...] = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 DEFAULT_SYSTEM_PROMPT = "You are a helpful, honest and concise assistant."
 #: Prompt variants: in-distribution, then system-prompt and user-prompt OOD shifts.
 VARIANTS = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
-READOUTS = ("letter", "cloze")
-METHODS = ("caa", "l2s", "both")
+READOUTS = tuple(r.value for r in Readout)
+METHODS = tuple(m.value for m in Method)
 ROUTER_KINDS = ("logreg", "mlp", "curve", "knn")
 EMBEDDINGS = ("resid-last", "resid-mean", "minilm")
-ENGINES = ("fast", "naive")
+ENGINES = tuple(e.value for e in Engine)
 #: Where the vector is added: from the last prompt token on (the default), at every token, or
 #: on the prompt only (up to and including its last token; the scored continuation tokens are
 #: then reached through attention only).

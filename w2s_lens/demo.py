@@ -99,7 +99,7 @@ def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict
                      layers=tuple(sorted(set(range(1, control.n_layers)))), n_boot=2000,
                      seed=seed)
     res = evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), cfg,
-                            out_dir, progress=False)
+                            out_dir, progress=False).to_dict()
     res["constructed_layers"] = list(control.family_layers)
     return res
 

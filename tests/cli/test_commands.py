@@ -12,6 +12,7 @@ from w2s_lens.cli.commands import build_parser, config_from_args, main
 from w2s_lens.cli.jobs import run_evaluation
 from w2s_lens.cli.options import usable_cores
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.storage.rundir import RunDir
 
 SMOL = "smollm2-135m-instruct"
@@ -106,9 +107,8 @@ def test_evaluate_equals_the_library_call(tmp_path, capsys):
     cfg = config_from_args(build_parser().parse_args(
         ["evaluate", "--dataset", str(data), *ARGS, "--out", str(tmp_path / "b")]))
     lib = run_evaluation(cfg, tmp_path / "b", progress=False)
-    cli = RunDir(tmp_path / "a").read_results()
-    cli.pop("format_version"), cli.pop("versions")
-    assert _strip(cli) == _strip(lib)
+    assert isinstance(lib, EvaluationResult) and lib.path == tmp_path / "b" / "results.json"
+    assert _strip(RunDir(tmp_path / "a").read_results()) == _strip(lib.to_dict())
     assert RunDir(tmp_path / "a").read_run()["config"] == RunDir(tmp_path / "b").read_run()[
         "config"]
 

@@ -176,7 +176,7 @@ def _evaluate(c: SyntheticControl, out: Path | None = None, seed: int = 0, **con
         exs = SplitExamples(train, train[::2], {"base": test[::2]})
     cfg = EvalConfig(dataset=f"synthetic-{c.kind}", variants=("base",), routers=("logreg",),
                      n_boot=N_BOOT, seed=seed, **config)
-    return evaluate_examples(c.model, exs, cfg, out_dir=out, progress=False)
+    return evaluate_examples(c.model, exs, cfg, out_dir=out, progress=False).to_dict()
 
 
 def _base(res: dict[str, Any], method: str = "caa") -> dict[str, Any]:

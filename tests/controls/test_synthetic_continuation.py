@@ -214,7 +214,7 @@ def _evaluate(c: SyntheticControl, out: Path, **config: Any) -> dict[str, Any]:
     cfg = EvalConfig(dataset="synthetic-continuation", variants=("base",), routers=("logreg",),
                      readout="cloze", n_boot=N_BOOT, seed=0, retest=False, **config)
     return evaluate_examples(c.model, SplitExamples(train, train, {"base": test}), cfg,
-                             out_dir=out, progress=False)
+                             out_dir=out, progress=False).to_dict()
 
 
 def _routed(out: Path, router: str) -> tuple[int, list[int], list[int]]:

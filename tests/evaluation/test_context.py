@@ -65,7 +65,7 @@ def test_given_vectors_for_more_layers_than_are_swept(control, split, tmp_path):
     stored = train_caa(control.model, split.vector_train, layers=[0, 1, 2, 3], progress=False)
     stored.save(tmp_path / "v")
     cfg = EvalConfig(**CFG, vectors=str(tmp_path / "v"), layers=(1, 2, 3), scale="relative")
-    res = evaluate_examples(control.model, split, cfg, tmp_path / "run", progress=False)
+    res = evaluate_examples(control.model, split, cfg, tmp_path / "run", progress=False).to_dict()
     caa = res["methods"]["caa"]
     assert res["layers"] == [1, 2, 3] and len(caa["vector_norms"]) == 3
     derived = RunDir(tmp_path / "run").read_run()["derived"]

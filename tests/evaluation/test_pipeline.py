@@ -13,6 +13,7 @@ import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.evaluation.storage.rundir import RunDir
 
@@ -34,15 +35,16 @@ def _split(control, n_train=24, n_test=12, test_seed=2):
 def test_run_directory_and_results(control, tmp_path):
     res = evaluate_examples(control.model, _split(control), EvalConfig(**CFG), tmp_path,
                             progress=False)
-    caa = res["methods"]["caa"]
-    base = caa["variants"]["base"]
-    assert res["layers"] == [1, 2, 3]  # layer 0 (a ~zero balanced vector) is not a choice
-    assert res["n_train"] == 24 and res["n_test"] == 12  # items: both orders are one unit
-    assert base["n"] == 12 and base["n_presentations"] == 24
-    assert res["mirror"] and base["single_order"]["n"] == 24
+    assert isinstance(res, EvaluationResult) and res.path == tmp_path / "results.json"
+    caa = res.methods["caa"]
+    base = caa.variants["base"]
+    assert res.layers == (1, 2, 3)  # layer 0 (a ~zero balanced vector) is not a choice
+    assert res.n_train == 24 and res.n_test == 12  # items: both orders are one unit
+    assert base.n == 12 and base.n_presentations == 24
+    assert res.mirror and base.single_order.n == 24
     # the positive control: routing beats the fixed layer beyond the noise
-    assert base["w2s"]["logreg"]["diff_vs_fixed_ci"][0] > 0
-    assert base["w2s"]["logreg"]["diff_vs_fixed_p"] < 0.05
+    w2s = res.comparison("caa", "base", "logreg")
+    assert w2s is base.routers["logreg"] and w2s.diff_ci[0] > 0 and w2s.p < 0.05
     for name in ("run.json", "results.json", "caa/vectors/vectors.safetensors",
                  "caa/train/sweep.safetensors", "caa/train/examples.jsonl",
                  "caa/base/sweep.safetensors", "caa/base/routing.json",
@@ -50,20 +52,33 @@ def test_run_directory_and_results(control, tmp_path):
         assert (tmp_path / name).exists(), name
     derived = RunDir(tmp_path).read_run()["derived"]
     assert derived["layer_scale"] == [1.0] * 3 and derived["n_train_items"] == 24
-    assert caa["w2s_over_fixed"] == pytest.approx(
-        base["w2s"]["logreg"]["steerability"] / base["fixed"]["steerability"])
+    assert caa.w2s_over_fixed == pytest.approx(
+        base.routers["logreg"].steerability / base.fixed.steerability)
+    # the object is results.json: same dict, and save -> load gives it back
+    assert res.to_dict() == RunDir(tmp_path).read_results()
+    again = EvaluationResult.load(res.save(tmp_path / "copy"))
+    assert again == res and again.to_dict() == res.to_dict()
+    assert "caa" in repr(res) and "logreg" in res.summary()
+    assert set(res.to_pandas()["router"]) >= {"logreg"}
+
+
+def test_without_a_run_directory_the_result_is_typed_too(control):
+    res = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
+                            EvalConfig(**{**CFG, "retest": False}), progress=False)
+    assert isinstance(res, EvaluationResult) and res.path is None
+    assert EvaluationResult.from_dict(res.to_dict()) == res
 
 
 def test_rerun_resumes_sweeps(control, tmp_path, monkeypatch):
     first = evaluate_examples(control.model, _split(control), EvalConfig(**CFG), tmp_path,
-                              progress=False)
+                              progress=False).to_dict()
 
     def no_compute(*a, **k):
         raise AssertionError("a finished sweep chunk was recomputed")
 
     monkeypatch.setattr(sweep_mod, "fast_chunk", no_compute)
     again = evaluate_examples(control.model, _split(control), EvalConfig(**CFG), tmp_path,
-                              progress=False)
+                              progress=False).to_dict()
     assert again["methods"]["caa"]["variants"]["base"]["fixed"] == \
         first["methods"]["caa"]["variants"]["base"]["fixed"]
 
@@ -71,7 +86,7 @@ def test_rerun_resumes_sweeps(control, tmp_path, monkeypatch):
 def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
     cfg = EvalConfig(**{**CFG, "routers": ("logreg", "knn"),
                         "router_inputs": ("question", "options")})
-    res = evaluate_examples(control.model, _split(control), cfg, tmp_path, progress=False)
+    res = evaluate_examples(control.model, _split(control), cfg, tmp_path, progress=False).to_dict()
     caa = res["methods"]["caa"]
     names = ["logreg", "knn", "logreg@options", "knn@options"]
     assert list(caa["variants"]["base"]["w2s"]) == names
@@ -108,14 +123,14 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_mod, "fast_chunk", no_compute)
     again = evaluate_examples(control.model, _split(control),
                               replace(cfg, router_inputs=("question", "question+options")),
-                              tmp_path, progress=False)
+                              tmp_path, progress=False).to_dict()
     assert "logreg@question+options" in again["methods"]["caa"]["variants"]["base"]["w2s"]
 
 
 def test_mirror_off_scores_each_presentation(control):
     res = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
                             EvalConfig(**{**CFG, "mirror": False, "routers": ("logreg",)}),
-                            progress=False)
+                            progress=False).to_dict()
     base = res["methods"]["caa"]["variants"]["base"]
     assert res["mirror"] is False and base["n"] == base["n_presentations"] == 12
     assert base["single_order"] is None
@@ -136,19 +151,20 @@ def test_each_readout_gets_its_own_diagnostics(control):
     an answer-form oracle. Every block carries the training majority-layer accuracy."""
     cfg = EvalConfig(**{**CFG, "routers": ("logreg",)})
     mirrored = evaluate_examples(control.model, _split(control, n_train=12, n_test=6), cfg,
-                                 progress=False)["methods"]["caa"]["variants"]["base"]
+                                 progress=False).to_dict()["methods"]["caa"]["variants"]["base"]
     assert mirrored["letter_oracle"] is None and mirrored["by_letter"] == {}
     assert mirrored["single_order"]["letter_oracle"] is not None
     assert set(mirrored["single_order"]["by_letter"]) == {"A", "B"}
     single = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
                                EvalConfig(**{**CFG, "routers": ("logreg",), "mirror": False}),
-                               progress=False)["methods"]["caa"]["variants"]["base"]
+                               progress=False).to_dict()["methods"]["caa"]["variants"]["base"]
     assert single["letter_oracle"] is not None and set(single["by_letter"]) == {"A", "B"}
     train = control.make_examples(12, seed=1)
     test = _cloze(control.make_examples(8, seed=2))
     cloze_cfg = EvalConfig(**{**CFG, "routers": ("logreg",), "readout": "cloze"})
     cloze = evaluate_examples(control.model, SplitExamples(train, _cloze(train), {"base": test}),
-                              cloze_cfg, progress=False)["methods"]["caa"]["variants"]["base"]
+                              cloze_cfg, progress=False).to_dict()
+    cloze = cloze["methods"]["caa"]["variants"]["base"]
     assert cloze["letter_oracle"] is None and cloze["by_letter"] == {}
     assert cloze["form_oracle"]["group_sizes"] == {"match-longer": 4, "same-length": 4}
     for block in (mirrored, mirrored["single_order"], single, cloze):
@@ -159,7 +175,7 @@ def test_each_readout_gets_its_own_diagnostics(control):
 def test_in_sample_option_and_too_many_folds(control):
     split = _split(control, n_train=6, n_test=6)
     res = evaluate_examples(control.model, split, EvalConfig(**{**CFG, "cross_fit": 0}),
-                            progress=False)
+                            progress=False).to_dict()
     assert res["cross_fit"] == 0
     with pytest.raises(ConfigError, match="at least 8 training items"):
         evaluate_examples(control.model, split, EvalConfig(**{**CFG, "cross_fit": 8}),
@@ -169,7 +185,7 @@ def test_in_sample_option_and_too_many_folds(control):
 def test_both_methods_side_by_side(control, tmp_path):
     res = evaluate_examples(control.model, _split(control),  # L2S retest: test_headroom_run
                             EvalConfig(**{**CFG, "method": "both", "retest": False}), tmp_path,
-                            progress=False)
+                            progress=False).to_dict()
     assert set(res["methods"]) == {"caa", "l2s"}
     l2s = res["methods"]["l2s"]["variants"]["base"]
     assert l2s["n"] == 12 and set(l2s["w2s"]) == {"logreg", "curve"}
@@ -207,7 +223,8 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
     monkeypatch.setattr(ev.L2SSteerer, "fit", spy_l2s)
     monkeypatch.setattr(ev.LayerRouter, "fit", spy_router)
     cfg = EvalConfig(**{**CFG, "method": "both", "routers": ("logreg",)})
-    runs = [evaluate_examples(control.model, _split(control, test_seed=s), cfg, progress=False)
+    runs = [evaluate_examples(control.model, _split(control, test_seed=s), cfg,
+                              progress=False).to_dict()
             for s in (2, 3)]
     test_ids = {ex.id for s in (2, 3) for ex in _split(control, test_seed=s).test["base"]}
     n = len(seen["router"]) // 2

@@ -253,7 +253,7 @@ def test_letter_artifact_warning_on_a_single_order_run(tmp_path) -> None:
                      layers=(1, 2), mirror=False, cross_fit=2)
     res = evaluate_examples(ctl.model, SplitExamples(train + [ctl.swap(e) for e in train],
                                                      train, {"base": test}), cfg,
-                            tmp_path / "run", progress=False)
+                            tmp_path / "run", progress=False).to_dict()
     vres = res["methods"]["caa"]["variants"]["base"]
     assert vres["single_order"] is None
     assert letter_artifact(vres) == (pytest.approx(1.0), "items")

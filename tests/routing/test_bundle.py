@@ -162,3 +162,8 @@ def test_steering_at_a_near_zero_layer_warns(synthetic_run):
             pass
     l2s = W2S.load(RunDir(out).router_dir("l2s", "logreg"), control.model)
     assert all(n > 0 for n in l2s.layer_norms(test[0]).values())
+
+
+def test_w2s_is_built_with_keywords_only() -> None:
+    with pytest.raises(TypeError, match="positional"):
+        W2S(object(), object(), object(), "resid-last")  # type: ignore[misc]

@@ -203,15 +203,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from w2s_lens.cli.jobs import run_evaluation
-    from w2s_lens.report.tables.summary import ratio_line, results_table
+    from w2s_lens.report.tables.summary import ratio_line
 
-    results = run_evaluation(config_from_args(args), args.out)
-    print(results_table(results))
+    result = run_evaluation(config_from_args(args), args.out)
+    print(result.summary())
     if args.report:
         from w2s_lens.report.html import write_report
 
         print(f"report: {write_report(args.out).resolve()}")
-    print(ratio_line(results))
+    print(ratio_line(result))
     return 0
 
 

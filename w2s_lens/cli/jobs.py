@@ -7,7 +7,7 @@ the items and the model and calls the library (:func:`w2s_lens.evaluation.pipeli
 
 Example:
     >>> from w2s_lens.evaluation.config import EvalConfig
-    >>> results = run_evaluation(EvalConfig(dataset="corrigible-neutral-HHH",
+    >>> result = run_evaluation(EvalConfig(dataset="corrigible-neutral-HHH",
     ...                                     data_dir="../shared/data/mwe", n_train=24,
     ...                                     n_test=24), "runs/corrigible")  # doctest: +SKIP
 """
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from w2s_lens.choices import Engine
 from w2s_lens.data.datasets import load_dataset, load_prompts
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.data.splits import balanced, train_test_split
@@ -29,6 +30,7 @@ from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.cost import sweep_cost
 from w2s_lens.evaluation.pipeline import evaluate
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import load_items
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.evaluation.storage.runlock import hold
@@ -56,7 +58,7 @@ def _model(name: str | None, config: EvalConfig | None = None, **kw: Any):
 
 
 def run_evaluation(config: EvalConfig, out_dir: str | os.PathLike, progress: bool = True,
-                   model: Any = None) -> dict[str, Any]:
+                   model: Any = None) -> EvaluationResult:
     """``w2s-lens evaluate``: check the output, load data and model, run the comparison.
 
     Args:
@@ -134,7 +136,7 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
                             dataset=config.dataset, progress=progress)
         vectors.save(rd.vectors_dir())
     scales = layer_scales(vectors, config.scale, layers, fraction=config.fraction)
-    capture = default_layer(model) if config.engine == "fast" else None
+    capture = default_layer(model) if Engine(config.engine).captures else None
     cost = sweep_cost(model, vectors, scales, layers, examples, config, rd.path, split)
     log.info("%s", cost.text)  # one line before the sweep: its forward-equivalents, timed
     if cost.warning:
@@ -234,9 +236,11 @@ def train_router_job(
                          layers=result.layers, hook=vectors.hook,
                          readout=config.readout).fit(x, mirrored.steerability)
     fixed = int(result.layers[int(mirrored.steerability.mean(0).argmax())])
-    w2s = W2S(model, router, vectors, embedding, layer, run["derived"]["prompt_format"],
-              config.readout, config.mirrored, run["derived"]["layer_scale"], config.positions,
-              fixed)
+    w2s = W2S(model=model, router=router, steerer=vectors, embedding=embedding,
+              embedding_layer=layer, prompt_format=run["derived"]["prompt_format"],
+              readout=config.readout, mirror=config.mirrored,
+              layer_scale=run["derived"]["layer_scale"], positions=config.positions,
+              fixed_layer=fixed)
     w2s.save(out.path)
     return w2s
 

@@ -14,6 +14,7 @@ The assembly (:class:`Table`, :data:`COLUMNS`, :func:`table_rows`, :func:`summar
 
 Example:
     >>> from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.results.typed import EvaluationResult
     >>> table = run_table(["corrigible-neutral-HHH", "myopic-reward"],
     ...                   EvalConfig(data_dir="../shared/data/mwe", n_train=24, n_test=12),
     ...                   "runs/table", ray=True)  # doctest: +SKIP
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RUN_FILE, RunDir
 from w2s_lens.report.tables.cross_dataset import (
     DatasetRun,
@@ -54,7 +56,7 @@ def _f(x: Any, fmt: str = "+.3f") -> str:
     return "–" if x is None else format(float(x), fmt)
 
 
-def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> dict[str, Any] | None:
+def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> EvaluationResult | None:
     """The results of a finished run of ``config`` in ``out_dir``, or None when it has to be
     (re)computed. A directory holding a run with other settings raises
     :class:`~w2s_lens.artifacts.ArtifactMismatch` (naming them).
@@ -69,12 +71,12 @@ def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> dict[str
     # n_boot is a "resumable" setting, but it changes the intervals: recompute (sweeps resume)
     if rd.read_run()["config"].get("n_boot") != config.n_boot:
         return None
-    return rd.read_results()
+    return EvaluationResult.load(rd.path)
 
 
 def evaluate_dataset(config: EvalConfig, out_dir: str | os.PathLike, model: Any = None,
                      threads: int | None = None, progress: bool = False
-                     ) -> tuple[dict[str, Any], float]:
+                     ) -> tuple[EvaluationResult, float]:
     """One dataset of a table: :func:`~w2s_lens.cli.jobs.run_evaluation` (loading
     ``config.model`` unless ``model`` is given), with ``threads`` torch threads. Returns
     ``(results, seconds)``.
@@ -101,7 +103,7 @@ def _load_model(config: EvalConfig) -> Any:
     return load_model(config.model, **kw) if config.model else load_model(**kw)
 
 
-def _log_done(name: str, results: Mapping[str, Any], seconds: float) -> None:
+def _log_done(name: str, results: EvaluationResult, seconds: float) -> None:
     rows = [r for r in table_rows(results) if r["variant"] == "base"]
     for r in rows:
         log.info("%s (%s) done in %.0f s: fixed L%s %s, W2S %s, oracle %s", name, r["method"],
@@ -233,7 +235,7 @@ def run_table(
     root = Path(out_root)
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"out_root {root} is a file")
-    done: dict[str, dict[str, Any]] = {}
+    done: dict[str, EvaluationResult] = {}
     runs: dict[str, DatasetRun] = {}
     todo = []
     for name in names:
@@ -254,7 +256,7 @@ def run_table(
     elif todo:
         _serial(todo, model, threads, progress, keep_going, done, runs)
     finished = [done[n] for n in names if n in done]
-    header = describe_config(base_config, finished[0]["model"] if finished else None)
+    header = describe_config(base_config, finished[0].model if finished else None)
     table = Table.from_results(finished, header, [runs[n] for n in names])
     if table.failures and not keep_going:
         raise TableError("; ".join(f"{k}: {v}" for k, v in table.failures.items()))

@@ -39,29 +39,31 @@ from w2s_lens.choices import (
     SCALES,
     SCORINGS,
     VARIANTS,
+    Method,
+    Readout,
 )
 from w2s_lens.routing.views import router_name
 from w2s_lens.steering.l2s_config import L2SConfig
 
-__all__ = ["ConfigError", "EvalConfig", "Method", "upgrade_config"]
+__all__ = ["ConfigError", "EvalConfig", "MethodName", "upgrade_config"]
 
 
-Readout = Literal["letter", "cloze"]
+ReadoutName = Literal["letter", "cloze"]
 SweepPositions = Literal["from_last", "all", "prompt"]
 Scoring = Literal["sum", "mean", "first"]
 RouterInput = Literal["question", "options", "question+options", "minilm"]
 Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
 RouterKind = Literal["logreg", "mlp", "curve", "knn"]
-Method = Literal["caa", "l2s", "both"]
-Engine = Literal["fast", "naive"]
+MethodName = Literal["caa", "l2s", "both"]
+EngineName = Literal["fast", "naive"]
 Scale = Literal["raw", "relative"]
 EmbeddingKind = Literal["resid-last", "resid-mean", "minilm"]
 DeviceSpec = str
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 
 # the Literal types above spell out w2s_lens.choices; keep them in step
-for _lit, _names in ((Variant, VARIANTS), (RouterKind, ROUTER_KINDS), (Engine, ENGINES),
-                     (EmbeddingKind, EMBEDDINGS), (Readout, READOUTS), (Method, METHODS),
+for _lit, _names in ((Variant, VARIANTS), (RouterKind, ROUTER_KINDS), (EngineName, ENGINES),
+                     (EmbeddingKind, EMBEDDINGS), (ReadoutName, READOUTS), (MethodName, METHODS),
                      (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES),
                      (Scoring, SCORINGS), (RouterInput, ROUTER_INPUTS)):
     assert typing.get_args(_lit) == _names, (_lit, _names)
@@ -138,12 +140,12 @@ class EvalConfig:
     seed: int = 0
     layers: tuple[int, ...] | None = None
     multipliers: tuple[float, ...] = DEFAULT_MULTIPLIERS
-    readout: Readout = "letter"
+    readout: ReadoutName = "letter"
     mirror: bool = True
     scoring: Scoring = "sum"
     list_options: bool = False
-    method: Method = "caa"
-    engine: Engine = "fast"
+    method: MethodName = "caa"
+    engine: EngineName = "fast"
     positions: SweepPositions = "from_last"
     scale: Scale = "raw"
     fraction: float = 0.25
@@ -213,7 +215,8 @@ class EvalConfig:
         if not self.router_inputs or len(set(self.router_inputs)) != len(self.router_inputs):
             raise ConfigError("EvalConfig.router_inputs must name at least one view, each once, "
                               f"got {self.router_inputs!r}")
-        if self.readout != "cloze" and (self.scoring != "sum" or self.list_options):
+        if not Readout(self.readout).scores_options and (self.scoring != "sum"
+                                                          or self.list_options):
             raise ConfigError("EvalConfig.scoring and list_options apply to the cloze readout "
                               f"only (readout={self.readout!r})")
         if self.primary_router not in self.routers:
@@ -226,7 +229,7 @@ class EvalConfig:
     @property
     def methods(self) -> tuple[str, ...]:
         """The base methods this run evaluates: ``("caa",)``, ``("l2s",)`` or both."""
-        return ("caa", "l2s") if self.method == "both" else (self.method,)
+        return Method(self.method).runs
 
     @property
     def router_names(self) -> tuple[str, ...]:
@@ -254,12 +257,12 @@ class EvalConfig:
     @property
     def length_norm(self) -> bool:
         """Whether cloze options are scored by their mean per-token log-probability."""
-        return self.readout == "cloze" and self.scoring == "mean"
+        return Readout(self.readout).scores_options and self.scoring == "mean"
 
     @property
     def mirrored(self) -> bool:
         """Whether sweeps present both letter orders (mirror on, letter readout)."""
-        return self.mirror and self.readout == "letter"
+        return self.mirror and Readout(self.readout).has_letter_orders
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dump (what ``run.json`` records under ``"config"``)."""

@@ -23,6 +23,7 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
+from w2s_lens.choices import Engine
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.storage.contrast_cache import cached_contrasts
@@ -138,7 +139,7 @@ class EvalContext:
                           else int(config.embedding_layer))
         self.emb_name = embedding_name(config.embedding, self.emb_layer)
         self.capture = (self.emb_layer if config.embedding == "resid-last"
-                        and config.engine == "fast" else None)
+                        and Engine(config.engine).captures else None)
         self.l2s_input = (default_layer(model) if config.l2s.input_layer is None
                           else int(config.l2s.input_layer))
         n = model.cfg.n_layers

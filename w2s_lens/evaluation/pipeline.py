@@ -26,9 +26,9 @@ and 6 ever see a test input, and nothing computed there flows back.
 
 Example:
     >>> cfg = EvalConfig(dataset="corrigible-neutral-HHH", n_train=24, n_test=24)  # doctest: +SKIP
-    >>> results = evaluate(model, items, cfg, out_dir="runs/corrigible")  # doctest: +SKIP
-    >>> base = results["methods"]["caa"]["variants"]["base"]  # doctest: +SKIP
-    >>> base["w2s"]["logreg"]["diff_vs_fixed_ci"]  # doctest: +SKIP
+    >>> result = evaluate(model, items, cfg, out_dir="runs/corrigible")  # doctest: +SKIP
+    >>> result.comparison("caa", "base", "logreg").diff_ci  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import numpy as np
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
+from w2s_lens.choices import Readout
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem
 from w2s_lens.evaluation.config import EvalConfig
@@ -57,6 +58,7 @@ from w2s_lens.evaluation.method_vectors import (
 )
 from w2s_lens.evaluation.results.evidence import read_evidence
 from w2s_lens.evaluation.results.item_table import ITEMS_FILE, item_rows, write_items
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import SplitExamples, items_dataset, prepare_examples
 from w2s_lens.evaluation.stats.metrics import evaluate_variant, fixed_layer
 from w2s_lens.evaluation.storage.rundir import RunDir
@@ -100,7 +102,7 @@ def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringE
 
     idx = route(x_test)
     scores = {k: r.scores(x_test[split_router_name(k)[1]]) for k, r in routers.items()}
-    cloze = cfg.readout == "cloze"
+    cloze = Readout(cfg.readout).scores_options
     letters = test.matching_letters if not cloze and test is pres else None
     forms = row_forms(test_exs, test.units, ctx.model.tokenizer) if cloze else None
     block = evaluate_variant(test.steerability, letters, fixed_idx, idx, scores, layers=layers,
@@ -149,9 +151,11 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
         routers[name] = router.fit(x_train[view], s_train)
         if view != "question":  # a bundle routes new prompts, which come without options
             continue
-        bundles[kind] = W2S(ctx.model, router, steerer, cfg.embedding, ctx.emb_layer,
-                            exs.prompt_format or {}, cfg.readout, cfg.mirrored, ctx.scales,
-                            cfg.positions, layers[fixed_idx])
+        bundles[kind] = W2S(model=ctx.model, router=router, steerer=steerer,
+                            embedding=cfg.embedding, embedding_layer=ctx.emb_layer,
+                            prompt_format=exs.prompt_format, readout=cfg.readout,
+                            mirror=cfg.mirrored, layer_scale=ctx.scales,
+                            positions=cfg.positions, fixed_layer=layers[fixed_idx])
         if rd is not None:
             bundles[kind].save(rd.router_dir(method, kind))
     if cfg.generations and rd is not None and exs.test_questions and bundles:
@@ -206,7 +210,7 @@ def evaluate_examples(
     config: EvalConfig,
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Run the W2S comparison on already formatted examples (see the module docstring).
 
     Args:
@@ -218,7 +222,9 @@ def evaluate_examples(
         progress: progress bars.
 
     Returns:
-        the ``results.json`` dict: ``results["methods"][method]["variants"][variant]`` holds
+        the typed result (:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`, the
+        content of ``results.json``; read back from the run directory when ``out_dir`` is
+        given, so its ``path`` is set): ``result.methods[method].variants[variant]`` holds
         fixed / W2S / oracle summaries over test *items*
         (:func:`w2s_lens.evaluation.stats.metrics.evaluate_variant`), with the diagnostics the
         readout allows: the letter oracle on single-order letter rows, the form oracle
@@ -229,9 +235,12 @@ def evaluate_examples(
         >>> res = evaluate_examples(model, exs, EvalConfig(), progress=False)  # doctest: +SKIP
     """
     if out_dir is None:
-        return _evaluate_examples(model, examples, config, None, progress)
+        return EvaluationResult.from_dict(
+            _evaluate_examples(model, examples, config, None, progress))
     with hold(out_dir):  # one writer per run directory (re-entrant in this process)
-        return _evaluate_examples(model, examples, config, RunDir(out_dir), progress)
+        rd = RunDir(out_dir)
+        _evaluate_examples(model, examples, config, rd, progress)
+        return EvaluationResult.load(rd.path)
 
 
 def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config: EvalConfig,
@@ -250,7 +259,7 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
         "readout": config.readout,
         "mirror": config.mirrored,
         "length_norm": config.length_norm,
-        "scoring": config.scoring if config.readout == "cloze" else None,
+        "scoring": config.scoring if Readout(config.readout).scores_options else None,
         "positions": config.positions,
         "list_options": config.list_options,
         "methods_run": list(config.methods),
@@ -300,7 +309,7 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     test_items: Sequence[ABItem] | None = None,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Split, format and evaluate a dataset of A/B items (see the module docstring).
 
     ``test_items`` gives a predefined test split (e.g. CAA's generate/test folders); then
@@ -309,7 +318,8 @@ def evaluate(
     dataset name when they share one (:func:`items_dataset`).
 
     Example:
-        >>> results = evaluate(model, items, EvalConfig(n_train=24, n_test=24))  # doctest: +SKIP
+        >>> result = evaluate(model, items, EvalConfig(n_train=24, n_test=24))  # doctest: +SKIP
+        >>> result.to_pandas()  # one row per method × variant × router  # doctest: +SKIP
     """
     config = items_dataset(config, [*items, *(test_items or [])])
     if out_dir is not None:

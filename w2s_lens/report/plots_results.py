@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from w2s_lens.evaluation.results.typed import EvaluationResult, results_dict
 from w2s_lens.report.plots_base import _check_layer_list, _layer_positions
 
 __all__ = ["METHODS", "OPTIONAL", "confusion_matrix", "method_bars", "method_label",
@@ -138,15 +139,17 @@ def _bar_entries(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any
     return out
 
 
-def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figure:
+def method_bars(results: EvaluationResult | Mapping[str, Any],
+                title: str | None = None) -> go.Figure:
     """Grouped bars of mean steerability per layer choice (fixed / W2S / oracle / letter-oracle /
     answer-form oracle).
 
     Args:
-        results: a ``results.json`` dict (groups on the x axis are ``"CAA / base"``,
-            ``"L2S / base"``, ... when it holds several methods, else the variants), a dict with
-            ``"variants"`` directly (one method's block plus ``primary_router``), or a dict
-            ``{label: results}`` of several (groups prefixed ``"label / "``).
+        results: a typed result or a ``results.json`` dict (groups on the x axis are
+            ``"CAA / base"``, ``"L2S / base"``, ... when it holds several methods, else the
+            variants), a dict with ``"variants"`` directly (one method's block plus
+            ``primary_router``), or a dict ``{label: results}`` of several (groups
+            prefixed ``"label / "``).
 
     One bar trace per entry of :data:`METHODS` (those in :data:`OPTIONAL` only when some
     variant block has them); error bars are asymmetric and equal the
@@ -158,6 +161,7 @@ def method_bars(results: Mapping[str, Any], title: str | None = None) -> go.Figu
     >>> method_bars(r).data[0].y.tolist()
     [0.2]
     """
+    results = results_dict(results)
     if not isinstance(results, Mapping):
         raise TypeError(f"results must be a dict; got {type(results).__name__}")
     entries = _bar_entries(results)

@@ -61,6 +61,7 @@ from w2s_lens.artifacts import (
     stamp,
     write_json,
 )
+from w2s_lens.choices import Readout
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem
 from w2s_lens.data.prompts import PromptFormatter
@@ -112,6 +113,10 @@ def weak_layer_message(layer: int, norms: Mapping[int, float],
 class W2S:
     """A router plus the vectors it routes, and the prompt format they were trained on.
 
+    Built with keyword arguments only (``W2S(model=..., router=..., steerer=...,
+    embedding=...)``; the pipeline and ``w2s-lens train-router`` build it so, :meth:`load` reads
+    one back).
+
     Args:
         model: the HookedTransformer.
         router: a fitted router (its ``layers`` are the layers it can pick).
@@ -129,12 +134,13 @@ class W2S:
 
     def __init__(
         self,
+        *,
         model: HookedTransformer,
         router: LayerRouter,
         steerer: SteeringVectors | L2SSteerer,
         embedding: str,
-        embedding_layer: int | None,
-        prompt_format: Mapping[str, Any],
+        embedding_layer: int | None = None,
+        prompt_format: Mapping[str, Any] | None = None,
         readout: str = "letter",
         mirror: bool = True,
         layer_scale: Sequence[float] | None = None,
@@ -145,9 +151,10 @@ class W2S:
                      layer_scale)
         self.model, self.router, self.steerer = model, router, steerer
         self.embedding, self.embedding_layer = embedding, embedding_layer
+        prompt_format = dict(prompt_format or {})
         self.formatter = PromptFormatter.from_settings(model.tokenizer, prompt_format) \
             if model.tokenizer is not None else None
-        self.prompt_format = dict(prompt_format)
+        self.prompt_format = prompt_format
         self.readout, self.mirror = readout, bool(mirror)
         self.layer_scale = ([1.0] * len(router.layers) if layer_scale is None
                             else [float(x) for x in layer_scale])
@@ -281,9 +288,11 @@ class W2S:
             steerer = L2SSteerer.load(directory / "l2s", model=model, hook=meta["hook"])
         else:
             steerer = SteeringVectors.load(directory / "vectors", model=model, hook=meta["hook"])
-        return cls(model, router, steerer, meta["embedding"], meta["embedding_layer"],
-                   meta["prompt_format"], meta["readout"], meta["mirror"], meta["layer_scale"],
-                   meta["positions"], meta.get("fixed_layer"))
+        return cls(model=model, router=router, steerer=steerer, embedding=meta["embedding"],
+                   embedding_layer=meta["embedding_layer"], prompt_format=meta["prompt_format"],
+                   readout=meta["readout"], mirror=meta["mirror"],
+                   layer_scale=meta["layer_scale"], positions=meta["positions"],
+                   fixed_layer=meta.get("fixed_layer"))
 
 
 def _check_parts(model: HookedTransformer, router: LayerRouter,
@@ -313,7 +322,8 @@ def _presentations(formatter: PromptFormatter | None, prompt: Prompt, readout: s
     if formatter is None:
         raise ValueError("the model has no tokenizer; pass SteeringExamples")
     if isinstance(prompt, ABItem):
-        items = [prompt, prompt.swapped()] if (mirror and readout == "letter") else [prompt]
+        mirrored = mirror and Readout(readout).has_letter_orders
+        items = [prompt, prompt.swapped()] if mirrored else [prompt]
         exs = formatter.format_many(items, readout=readout)  # type: ignore[arg-type]
         if not exs:
             raise ValueError(f"item {prompt.id!r} cannot be formatted for the {readout} readout")

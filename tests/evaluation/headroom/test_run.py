@@ -70,7 +70,8 @@ def test_every_evaluation_carries_the_headroom(control, tmp_path, monkeypatch):
 
     monkeypatch.setattr(contrast_cache, "contrast_residuals", count)
     res = evaluate_examples(control.model, _split(control),
-                            EvalConfig(**CFG, retest_max_items=8), tmp_path, progress=False)
+                            EvalConfig(**CFG, retest_max_items=8), tmp_path,
+                            progress=False).to_dict()
     assert len(calls) == 1  # the halves' CAA vectors reuse the training contrasts
     h = res["methods"]["caa"]["headroom"]
     retest, xv, curve = h["retest"], h["xv"], h["learning_curve"]
@@ -122,7 +123,8 @@ def test_half_vectors_are_the_halves_mean_contrasts(control, tmp_path):
 
 def test_retest_off_and_given_vectors_are_skipped_with_a_reason(control, tmp_path):
     off = evaluate_examples(control.model, _split(control, 12, 6),
-                            EvalConfig(**CFG, retest=False), tmp_path / "off", progress=False)
+                            EvalConfig(**CFG, retest=False), tmp_path / "off",
+                            progress=False).to_dict()
     h = off["methods"]["caa"]["headroom"]
     assert "retest" in h["retest"]["skipped"] and "skipped" in h["xv"]
     assert h["learning_curve"]["rows"]  # the learning curve needs no extra sweep
@@ -132,14 +134,14 @@ def test_retest_off_and_given_vectors_are_skipped_with_a_reason(control, tmp_pat
     SteeringVectors.load(rd.vectors_dir("caa")).save(vec_dir)
     given = evaluate_examples(control.model, _split(control, 12, 6),
                               EvalConfig(**{**CFG, "vectors": str(vec_dir), "cross_fit": 0}),
-                              progress=False)
+                              progress=False).to_dict()
     assert "given vectors" in given["methods"]["caa"]["headroom"]["retest"]["skipped"]
 
 
 def test_l2s_retest_fits_one_steerer_per_half(control, tmp_path):
     res = evaluate_examples(control.model, _split(control, 12, 6),
                             EvalConfig(**{**CFG, "method": "l2s", "routers": ("logreg",)}),
-                            tmp_path, progress=False)
+                            tmp_path, progress=False).to_dict()
     retest = res["methods"]["l2s"]["headroom"]["retest"]
     assert retest["half_sizes"] == [6, 6] and retest["n_items"] == 6
     sweep, _ = RunDir(tmp_path).load_sweep("l2s/retest-2")
@@ -159,7 +161,7 @@ def test_cloze_runs_score_an_answer_form_router(control):
     test = _cloze(control.make_examples(8, seed=2))
     cfg = EvalConfig(**{**CFG, "routers": ("logreg",), "readout": "cloze"})
     res = evaluate_examples(control.model, SplitExamples(train, _cloze(train), {"base": test}),
-                            cfg, progress=False)
+                            cfg, progress=False).to_dict()
     base = res["methods"]["caa"]["variants"]["base"]
     form = base["form_router"]
     assert set(form["groups"]) == {"match-longer", "same-length"} and form["fallback"] == []

@@ -23,7 +23,7 @@ def run(tmp_path_factory):
     test = control.make_examples(6, seed=2, both_orders=True)
     out = tmp_path_factory.mktemp("run")
     res = evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), CFG,
-                            out, progress=False)
+                            out, progress=False).to_dict()
     return out, res, test
 
 

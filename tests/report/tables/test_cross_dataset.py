@@ -40,7 +40,7 @@ def _control_results(kind: str, out_dir=None) -> dict:
     test = c.make_examples(12, seed=2, both_orders=True)
     exs = SplitExamples(vector_train=train, sweep_train=train, test={"base": test})
     return evaluate_examples(c.model, exs, EvalConfig(dataset=f"synthetic-{kind}", **SYN),
-                             out_dir, progress=False)
+                             out_dir, progress=False).to_dict()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def results():
     cfg = EvalConfig(dataset="synthetic", variants=("base",), routers=("logreg",), n_boot=100,
                      cross_fit=3, method="both")
     return evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), cfg,
-                             progress=False)
+                             progress=False).to_dict()
 
 
 def test_table_has_a_row_per_method_with_intervals(results):

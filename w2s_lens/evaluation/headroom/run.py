@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from w2s_lens.choices import Readout
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.context import EvalContext, unique
 from w2s_lens.evaluation.forms import row_forms
@@ -217,7 +218,7 @@ def form_router_block(ctx: EvalContext, train: SweepResult, test: SweepResult,
         {'match-longer': 3, 'same-length': 1}
     """
     cfg, layers, tok = ctx.config, ctx.layers, ctx.model.tokenizer
-    if cfg.readout != "cloze":
+    if not Readout(cfg.readout).scores_options:
         return None
     train_forms = row_forms(ctx.exs.sweep_train, train.units, tok)
     test_forms = row_forms(test_exs, test.units, tok)

@@ -14,7 +14,8 @@ from w2s_lens.evaluation.results.typed import (
     EvaluationResult,
     MethodResult,
     VariantResult,
+    results_dict,
 )
 
 __all__ = ["SCHEMA_VERSION", "EvaluationResult", "Headroom", "MethodResult", "Reading",
-           "RouterComparison", "Summary", "VariantResult"]
+           "RouterComparison", "Summary", "VariantResult", "results_dict"]

@@ -67,7 +67,7 @@ from w2s_lens.evaluation.results.nodes import (
     nested,
 )
 
-__all__ = ["SCHEMA_VERSION", "EvaluationResult", "MethodResult", "VariantResult"]
+__all__ = ["SCHEMA_VERSION", "EvaluationResult", "MethodResult", "VariantResult", "results_dict"]
 
 #: The ``results.json`` schema this module reads and writes (the artifacts' format version).
 SCHEMA_VERSION = FORMAT_VERSION
@@ -292,6 +292,20 @@ class EvaluationResult(Node):
         from w2s_lens.evaluation.results.frames import short_repr
 
         return short_repr(self)
+
+
+def results_dict(results: EvaluationResult | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``results.json`` content of a typed result, or the mapping itself (for readers of
+    both: the tables take what :func:`~w2s_lens.evaluation.pipeline.evaluate` returns and what
+    :meth:`~w2s_lens.evaluation.storage.rundir.RunDir.read_results` reads).
+
+    Example:
+        >>> results_dict(EvaluationResult.from_dict({"methods": {}}))
+        {'methods': {}}
+        >>> results_dict({"methods": {}})
+        {'methods': {}}
+    """
+    return results.to_dict() if isinstance(results, EvaluationResult) else results
 
 
 def _missing(path: Path, file: Path) -> str:

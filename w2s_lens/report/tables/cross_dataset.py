@@ -31,6 +31,7 @@ import numpy as np
 
 from w2s_lens.artifacts import write_text
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.results.typed import EvaluationResult, results_dict
 from w2s_lens.evaluation.stats.paired import (
     ALPHA,
     N_DRAWS,
@@ -67,7 +68,7 @@ _VARIANT_ORDER = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
 FDR_Q = ALPHA
 
 
-def readout_label(results: Mapping[str, Any]) -> str:
+def readout_label(results: EvaluationResult | Mapping[str, Any]) -> str:
     """``letter-mirrored``, ``letter-single``, ``cloze`` or ``cloze-length-norm``: how a run
     read its answers.
 
@@ -77,6 +78,7 @@ def readout_label(results: Mapping[str, Any]) -> str:
         >>> readout_label({"readout": "cloze"})
         'cloze'
     """
+    results = results_dict(results)
     if results.get("readout") == "cloze":
         return "cloze-length-norm" if results.get("length_norm") else "cloze"
     return "letter-mirrored" if results.get("mirror") else "letter-single"
@@ -86,7 +88,8 @@ def _steer(block: Mapping[str, Any] | None) -> float | None:
     return None if not block else block.get("steerability")
 
 
-def table_rows(results: Mapping[str, Any], router: str | None = None) -> list[dict[str, Any]]:
+def table_rows(results: EvaluationResult | Mapping[str, Any],
+               router: str | None = None) -> list[dict[str, Any]]:
     """The table rows of one ``results.json`` (one per method × variant), with ``COLUMNS``:
     W2S is ``router`` (default: the results' ``primary_router``; a method × variant that did
     not fit it gives no row).
@@ -103,6 +106,7 @@ def table_rows(results: Mapping[str, Any], router: str | None = None) -> list[di
         >>> rows[0]["verdict"], rows[0]["test"]  # doctest: +SKIP
         ('no detectable difference', 'sign-flip exact')
     """
+    results = results_dict(results)
     primary = router or results["primary_router"]
     label = readout_label(results)
     rows = []
@@ -304,9 +308,9 @@ class Table:
     runs: list[DatasetRun] = field(default_factory=list, compare=False)
 
     @classmethod
-    def from_results(cls, results: Sequence[Mapping[str, Any]], header: str = "",
-                     runs: Sequence[DatasetRun] = ()) -> Table:
-        """A table from ``results.json`` dicts, in the order given."""
+    def from_results(cls, results: Sequence[EvaluationResult | Mapping[str, Any]],
+                     header: str = "", runs: Sequence[DatasetRun] = ()) -> Table:
+        """A table from typed results or ``results.json`` dicts, in the order given."""
         return cls([row for res in results for row in table_rows(res)], header, list(runs))
 
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from w2s_lens.evaluation.results.evidence import reading_words
+from w2s_lens.evaluation.results.typed import EvaluationResult, results_dict
 from w2s_lens.evaluation.stats.paired import paired_test_name, verdict_of
 
 __all__ = ["comparison_text", "fmt_ci", "headroom_text", "ratio_line", "results_table"]
@@ -42,7 +43,7 @@ def _test_cell(w: Mapping[str, Any]) -> str:
     return f"p={p_text} ({paired_test_name(w)}" + ("" if n is None else f", {n} non-zero") + ")"
 
 
-def results_table(results: Mapping[str, Any]) -> str:
+def results_table(results: EvaluationResult | Mapping[str, Any]) -> str:
     """One table per method: fixed / W2S / oracle / letter oracle / answer-form oracle per
     variant, with intervals, the router's accuracy beside the majority-layer baseline's, the
     test-set size and the split seed, W2S − fixed with the sign-flip test's one-sided p-value
@@ -56,6 +57,7 @@ def results_table(results: Mapping[str, Any]) -> str:
     ...     "embedding": "e", "methods": {}}).splitlines()[0])  # doctest: +ELLIPSIS
     m · d · letter readout, mirrored · n_train=1 n_test=1 (items, split seed 0) · ...
     """
+    results = results_dict(results)
     primary = results["primary_router"]
     mode = "mirrored" if results.get("mirror") else "single order"
     if results.get("readout") == "cloze":
@@ -138,7 +140,7 @@ def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
     return "\n".join(lines)
 
 
-def ratio_line(results: Mapping[str, Any], method: str = "caa") -> str:
+def ratio_line(results: EvaluationResult | Mapping[str, Any], method: str = "caa") -> str:
     """``w2s_over_fixed=<ratio>`` on the base variant, only where the fixed layer's
     steerability interval lies above 0; else ``w2s_over_fixed=omitted: <why>`` (a ratio over a
     fixed effect that may be 0 is noise; the W2S − fixed difference and its interval are the
@@ -152,6 +154,7 @@ def ratio_line(results: Mapping[str, Any], method: str = "caa") -> str:
     ...     "fixed": {**fixed, "steerability_ci": [0.1, 0.3]}}}}}})
     'w2s_over_fixed=1.5000'
     """
+    results = results_dict(results)
     block = results["methods"].get(method) or next(iter(results["methods"].values()))
     ratio = block.get("w2s_over_fixed")
     fixed = (((block.get("variants") or {}).get("base") or {}).get("fixed") or {})
