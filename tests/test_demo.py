@@ -26,7 +26,7 @@ from w2s_lens.demo import (
     run_demo,
 )
 from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.sweep.runner import SweepResult
+from w2s_lens.sweep.result import SweepResult
 
 
 def test_demo_config_fills_only_what_is_open():

@@ -64,7 +64,8 @@ from w2s_lens.report.tables.summary import fmt_ci
 from w2s_lens.steering.pairs import pairs_from_examples
 from w2s_lens.steering.scales import layer_scales
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
-from w2s_lens.sweep.runner import SweepResult, run_sweep
+from w2s_lens.sweep.result import SweepResult
+from w2s_lens.sweep.runner import run_sweep
 
 __all__ = ["DEMO_N_TEST", "DEMO_N_TRAIN", "ModelReading", "control_lines", "demo_config",
            "pick_threads", "read_sweep", "resolve_dataset", "run_control", "run_demo"]

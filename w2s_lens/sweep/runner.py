@@ -40,7 +40,7 @@ from w2s_lens.choices import DEFAULT_MULTIPLIERS, ENGINES
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors
-from w2s_lens.sweep.chunks import ChunkStore, ChunkWarning, expected_spec, short_digest
+from w2s_lens.sweep.chunks import ChunkStore, expected_spec, short_digest
 from w2s_lens.sweep.engines import (
     SWEEP_POSITIONS,
     SweepPositions,
@@ -49,21 +49,12 @@ from w2s_lens.sweep.engines import (
     naive_chunk,
 )
 from w2s_lens.sweep.readouts import Scoring, check_scoring, slopes
-from w2s_lens.sweep.result import META_FILE, SWEEP_FILE, SweepResult
+from w2s_lens.sweep.result import SweepResult
 
 __all__ = [
-    "DEFAULT_MULTIPLIERS",
-    "ENGINES",
-    "META_FILE",
-    "SWEEP_FILE",
-    "ChunkWarning",
     "Engine",
-    "Scoring",
-    "SweepPositions",
-    "SweepResult",
     "check_examples",
     "run_sweep",
-    "slopes",
     "steer_vectors",
     "sweep_config_scoring",
     "sweep_grid",
