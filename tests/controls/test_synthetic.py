@@ -208,8 +208,8 @@ def test_positive_recovers_the_constructed_layer_numbers(tmp_path: Path) -> None
     so = b["single_order"]
     assert so["letter_oracle"]["steerability"] <= so["fixed"]["steerability_ci"][1] + 1e-9
     assert res["methods"]["caa"]["fixed_layer"] in (2, 5, 9)
-    counts = res["methods"]["caa"]["train_best_layer_counts"]
-    assert set(counts) == {2, 5, 9} and min(counts.values()) >= 10
+    counts = {int(k): n for k, n in res["methods"]["caa"]["train_best_layer_counts"].items()}
+    assert set(counts) == {2, 5, 9} and min(counts.values()) >= 10  # JSON keys: strings
     rd = RunDir(tmp_path)
     routing = rd.read_routing(rd.sweep_dir("base", "caa"))
     oracle = _per_family(c, routing["ids"], routing["oracle_layer"])

@@ -231,7 +231,8 @@ def test_question_router_stays_at_the_fixed_layer(tmp_path: Path) -> None:
     res = _evaluate(c, tmp_path)
     m = res["methods"]["caa"]
     b, w = m["variants"]["base"], m["variants"]["base"]["w2s"]["logreg"]
-    assert m["train_best_layer_counts"] == {1: 20, 2: 10, 3: 10}  # cross-fitted labels
+    assert {int(k): n for k, n in m["train_best_layer_counts"].items()} == {
+        1: 20, 2: 10, 3: 10}  # cross-fitted labels (JSON keys: strings)
     assert m["fixed_layer"] == 1 == c.family_layers[0]
     assert b["oracle"]["steerability_ci"][0] > b["fixed"]["steerability_ci"][1]
     assert b["oracle"]["steerability"] > 1.8 and b["fixed"]["steerability"] < 1.2
