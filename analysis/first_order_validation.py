@@ -136,6 +136,36 @@ def default_out(run: Path) -> Path:
     return root / "first_order" / rel
 
 
+def run_model_name(cfg: EvalConfig, derived: dict[str, Any], results: dict[str, Any]) -> str:
+    """The model a run used: its config's, else the one ``run.json`` recorded as loaded (a run
+    on the default model leaves ``EvalConfig.model`` unset), else ``results.json``'s.
+
+    Example:
+        >>> run_model_name(EvalConfig(), {"model": "qwen2.5-coder-0.5b-instruct"}, {})
+        'qwen2.5-coder-0.5b-instruct'
+    """
+    name = cfg.model or derived.get("model") or results.get("model")
+    if not name:
+        raise SystemExit("the run records no model name (run.json config and derived parts)")
+    return str(name)
+
+
+def shown_run(run: Path) -> str:
+    """The run directory as the results files name it, without this machine's paths: relative
+    to the runs root (``<runs>/...``), else to the home folder (``~/...``), else its name.
+
+    Example:
+        >>> shown_run(runs_root() / "powered" / "cloze-0.5b" / "d" / "d")
+        '<runs>/powered/cloze-0.5b/d/d'
+    """
+    run, root, home = run.resolve(), runs_root().resolve(), Path.home().resolve()
+    if run.is_relative_to(root):
+        return str(Path("<runs>") / run.relative_to(root))
+    if run.is_relative_to(home):
+        return str(Path("~") / run.relative_to(home))
+    return run.name
+
+
 def find_run(path: Path) -> Path:
     """``path`` itself when it holds ``run.json``, else its one sub-folder that does (the
     study's ``OUT/<dataset>/<dataset>`` layout)."""
@@ -366,13 +396,13 @@ class Validation:
 
     # ---------------------------------------------------------------- model and inputs
     def load(self) -> None:
-        from w2s_lens.evaluation.pipeline import prepare_examples
-        from w2s_lens.evaluation.split import load_items
+        from w2s_lens.evaluation.split import load_items, prepare_examples
         from w2s_lens.models.loading import load_model
 
         cfg = self.cfg
         device = self.args.device or cfg.device
-        self.model = self.clock("load model", lambda: load_model(cfg.model, device=device,
+        name = run_model_name(cfg, self.derived, self.results)
+        self.model = self.clock("load model", lambda: load_model(name, device=device,
                                                                  dtype=cfg.dtype))
         self.name = model_name(self.model)
         self.vectors = SteeringVectors.load(self.rd.vectors_dir(self.method), model=self.model)
@@ -599,7 +629,7 @@ class Validation:
 
     # ---------------------------------------------------------------- cheap labels
     def cheap_labels(self) -> tuple[pd.DataFrame, dict[str, Any]]:
-        from w2s_lens.evaluation.pipeline import prepare_examples
+        from w2s_lens.evaluation.split import prepare_examples
 
         cfg = self.cfg
         every = prepare_examples(self.model, self.items, replace(cfg, n_train=None),
@@ -743,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(row)
         items.append(it)
         layer_dfs.append(ly)
-    stamp_cols = {"run_dir": str(v.run), "n_boot": args.n_boot, "seed": args.seed,
+    stamp_cols = {"run_dir": shown_run(v.run), "n_boot": args.n_boot, "seed": args.seed,
                   "split_seed": v.cfg.seed, "wall_s": v.clock.total,
                   "cpu_s": round(sum(s["cpu_s"] for s in v.clock.stages.values()), 1),
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -210,3 +210,19 @@ def test_replace_rows(tmp_path):
     got = pd.read_csv(path).set_index("layer_grid")
     assert got.loc["study", "x"] == 6 and got.loc["study", "y"] == 5
     assert pd.isna(got.loc["all", "y"])
+
+
+def test_results_name_the_run_without_local_paths(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("W2S_RUNS_DIR", str(tmp_path / "runs"))
+    run = tmp_path / "runs" / "powered" / "cloze-0.5b" / "d" / "d"
+    assert fov.shown_run(run) == "<runs>/powered/cloze-0.5b/d/d"
+    assert fov.shown_run(Path.home() / "x" / "run") == "~/x/run"
+    assert fov.shown_run(Path("/srv/elsewhere/run")) == "run"
+
+
+def test_a_run_on_the_default_model_loads_the_model_it_recorded() -> None:
+    """``EvalConfig(model=None)`` means the default model; run.json's derived part names the
+    model the run loaded, and that is the one the script loads (it passed None before)."""
+    assert fov.run_model_name(EvalConfig(), {"model": "m-derived"}, {}) == "m-derived"
+    assert fov.run_model_name(EvalConfig(), {}, {"model": "m-results"}) == "m-results"
+    assert fov.run_model_name(EvalConfig(model="m-cfg"), {"model": "x"}, {}) == "m-cfg"
