@@ -1,5 +1,7 @@
 """The named choices have one owner and one import home: ``w2s_lens.choices``."""
 
+import pytest
+
 from w2s_lens import choices
 
 
@@ -49,3 +51,16 @@ def test_kinds_are_enums_whose_members_are_their_strings():
     assert Readout.CLOZE.scores_options and not Readout.LETTER.scores_options
     assert Engine.FAST.captures and not Engine.NAIVE.captures
     assert json.dumps([Readout.CLOZE, Method.BOTH]) == '["cloze", "both"]'  # run.json values
+
+
+def test_router_kinds_are_one_enum_that_owns_classifier_or_curve():
+    from w2s_lens.choices import RouterKind
+    from w2s_lens.routing.estimators import CLASSIFIER_KINDS, CURVE_KINDS, GRIDS, build_estimator
+
+    assert choices.ROUTER_KINDS == ("logreg", "mlp", "curve", "knn")
+    assert CLASSIFIER_KINDS == ("logreg", "mlp") and CURVE_KINDS == ("curve", "knn")
+    assert [k.classifies for k in RouterKind] == [True, True, False, False]
+    assert set(GRIDS) == set(choices.ROUTER_KINDS)
+    assert type(build_estimator(RouterKind.CURVE)).__name__ == "Pipeline"
+    with pytest.raises(ValueError, match="unknown router kind 'svm'"):
+        build_estimator("svm")

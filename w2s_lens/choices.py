@@ -2,9 +2,10 @@
 command line can build its help without loading torch.
 
 Each kind is stated once, here: the kinds with behaviour are string enums whose members own it
-(:class:`Method`, :class:`Readout`, :class:`Engine`; a member *is* its string, so run.json,
-results.json and the CLI options keep their values), and each tuple of names (``METHODS``,
-``READOUTS``, ...) is read off its enum or stated here. Import them from here only.
+(:class:`Method`, :class:`Readout`, :class:`Engine`, :class:`RouterKind`; a member *is* its
+string, so run.json, results.json and the CLI options keep their values), and each tuple of
+names (``METHODS``, ``READOUTS``, ``ROUTER_KINDS``, ...) is read off its enum or stated here.
+Import them from here only.
 
 Example:
     >>> "cloze" in READOUTS and "l2s" in METHODS
@@ -19,7 +20,8 @@ from enum import StrEnum
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
            "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_INPUTS",
-           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Engine", "Method", "Readout"]
+           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Engine", "Method", "Readout",
+           "RouterKind"]
 
 
 class Method(StrEnum):
@@ -67,6 +69,24 @@ class Engine(StrEnum):
         return self is Engine.FAST
 
 
+class RouterKind(StrEnum):
+    """A router: a classifier of the best layer (logistic regression, a small MLP) or a
+    predictor of the whole steerability curve ``[L]`` (ridge regression, k nearest neighbours)
+    that steers at the curve's argmax. The estimators are built in
+    :mod:`w2s_lens.routing.estimators` (one builder and one tuning grid per member)."""
+
+    LOGREG = "logreg"
+    MLP = "mlp"
+    CURVE = "curve"
+    KNN = "knn"
+
+    @property
+    def classifies(self) -> bool:
+        """Whether it classifies the best layer (scored by class probabilities), rather than
+        predicting the steerability curve."""
+        return self in (RouterKind.LOGREG, RouterKind.MLP)
+
+
 #: The default model: the embedded Qwen2.5-Coder-0.5B-Instruct.
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
 #: The steering multipliers λ of the steerability slope (Tan et al. 2024).
@@ -76,7 +96,7 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful, honest and concise assistant."
 VARIANTS = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
 READOUTS = tuple(r.value for r in Readout)
 METHODS = tuple(m.value for m in Method)
-ROUTER_KINDS = ("logreg", "mlp", "curve", "knn")
+ROUTER_KINDS = tuple(k.value for k in RouterKind)
 EMBEDDINGS = ("resid-last", "resid-mean", "minilm")
 ENGINES = tuple(e.value for e in Engine)
 #: Where the vector is added: from the last prompt token on (the default), at every token, or

@@ -53,7 +53,7 @@ SweepPositions = Literal["from_last", "all", "prompt"]
 Scoring = Literal["sum", "mean", "first"]
 RouterInput = Literal["question", "options", "question+options", "minilm"]
 Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
-RouterKind = Literal["logreg", "mlp", "curve", "knn"]
+RouterKindName = Literal["logreg", "mlp", "curve", "knn"]
 MethodName = Literal["caa", "l2s", "both"]
 EngineName = Literal["fast", "naive"]
 Scale = Literal["raw", "relative"]
@@ -62,7 +62,7 @@ DeviceSpec = str
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 
 # the Literal types above spell out w2s_lens.choices; keep them in step
-for _lit, _names in ((Variant, VARIANTS), (RouterKind, ROUTER_KINDS), (EngineName, ENGINES),
+for _lit, _names in ((Variant, VARIANTS), (RouterKindName, ROUTER_KINDS), (EngineName, ENGINES),
                      (EmbeddingKind, EMBEDDINGS), (ReadoutName, READOUTS), (MethodName, METHODS),
                      (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES),
                      (Scoring, SCORINGS), (RouterInput, ROUTER_INPUTS)):
@@ -151,9 +151,9 @@ class EvalConfig:
     fraction: float = 0.25
     embedding: EmbeddingKind = "resid-last"
     embedding_layer: int | None = None
-    routers: tuple[RouterKind, ...] = ROUTER_KINDS
+    routers: tuple[RouterKindName, ...] = ROUTER_KINDS
     router_inputs: tuple[RouterInput, ...] = ("question",)
-    primary_router: RouterKind = "logreg"
+    primary_router: RouterKindName = "logreg"
     both_orders: bool = True
     cross_fit: int = 5
     retest: bool = True

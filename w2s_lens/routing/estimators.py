@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from w2s_lens.choices import ROUTER_KINDS, RouterKind
 from w2s_lens.routing.knn import K_GRID, knn_estimator, routed_steerability
 from w2s_lens.routing.labels import best_layers
 
@@ -59,10 +61,10 @@ __all__ = ["CLASSIFIER_KINDS", "CURVE_KINDS", "ESTIMATOR_KINDS", "GRIDS", "LOGRE
            "build_estimator", "fit_estimator", "tuning_grid"]
 
 #: Kinds that classify the best layer; their scores are class probabilities.
-CLASSIFIER_KINDS = ("logreg", "mlp")
+CLASSIFIER_KINDS = tuple(k.value for k in RouterKind if k.classifies)
 #: Kinds that predict the steerability curve ``[L]``; the router steers at its argmax.
-CURVE_KINDS = ("curve", "knn")
-#: Every kind with an estimator (``w2s_lens.choices.ROUTER_KINDS`` names those offered).
+CURVE_KINDS = tuple(k.value for k in RouterKind if not k.classifies)
+#: Every kind with an estimator: the members of :class:`~w2s_lens.choices.RouterKind`.
 ESTIMATOR_KINDS = CLASSIFIER_KINDS + CURVE_KINDS
 
 #: Inverse regularisation of the logistic regression, strongest regularisation first.
@@ -106,16 +108,25 @@ def build_estimator(kind: str, seed: int = 0) -> BaseEstimator:
         >>> [name for name, _ in build_estimator("curve").steps]
         ['standardscaler', 'ridgecv']
     """
-    if kind == "logreg":
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    if kind == "mlp":
-        return make_pipeline(StandardScaler(), MLPClassifier(
-            hidden_layer_sizes=(64,), max_iter=500, random_state=seed, tol=1e-4))
-    if kind == "curve":
-        return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
-    if kind == "knn":
-        return knn_estimator()
-    raise ValueError(f"unknown router kind {kind!r}")
+    try:
+        member = RouterKind(kind)
+    except ValueError:
+        raise ValueError(f"unknown router kind {kind!r}") from None
+    return _BUILDERS[member](seed)
+
+
+#: One builder per :class:`~w2s_lens.choices.RouterKind` (each takes the seed).
+_BUILDERS: dict[RouterKind, Callable[[int], BaseEstimator]] = {
+    RouterKind.LOGREG: lambda seed: make_pipeline(StandardScaler(),
+                                                  LogisticRegression(max_iter=2000)),
+    RouterKind.MLP: lambda seed: make_pipeline(StandardScaler(), MLPClassifier(
+        hidden_layer_sizes=(64,), max_iter=500, random_state=seed, tol=1e-4)),
+    RouterKind.CURVE: lambda seed: make_pipeline(StandardScaler(),
+                                                 RidgeCV(alphas=RIDGE_ALPHAS)),
+    RouterKind.KNN: lambda seed: knn_estimator(),
+}
+# every kind has one builder and one tuning grid
+assert set(_BUILDERS) == set(RouterKind) and set(GRIDS) == set(ROUTER_KINDS)
 
 
 class CurveClassifier(BaseEstimator):
