@@ -443,6 +443,14 @@ def test_identical_runs_write_byte_identical_files(tmp_path) -> None:
     assert files_a == files_b and any(p.parts[0] == "chunks" for p in files_a)
     differ = [str(p) for p in files_a if (a / p).read_bytes() != (b / p).read_bytes()]
     assert differ == []
+    # safetensors orders the header's metadata differently from call to call; every file the
+    # run wrote has it sorted (so the comparison above cannot pass by chance)
+    for p in files_a:
+        if p.suffix == ".safetensors":
+            data = (a / p).read_bytes()
+            meta = json.loads(data[8:8 + int.from_bytes(data[:8], "little")]).get(
+                "__metadata__") or {}
+            assert list(meta) == sorted(meta), p
 
 
 def test_run_json_names_no_local_path_and_a_moved_run_resumes(tmp_path) -> None:

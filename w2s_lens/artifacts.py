@@ -48,7 +48,8 @@ from w2s_lens.assets import sha256_of
 __all__ = ["FORMAT_VERSION", "INTEGRITY_KEY", "ArtifactMismatch", "IntegrityWarning",
            "atomic_path", "check_format", "check_metadata", "check_seal", "missing_file",
            "json_digest", "library_versions", "load_tensors", "read_json", "read_jsonl",
-           "save_tensors", "seal", "sort_header_metadata", "stamp", "write_json", "write_jsonl",
+           "save_tensors", "seal", "sort_header_metadata", "sorted_header_bytes", "stamp",
+           "write_json", "write_jsonl",
            "write_text"]
 
 #: The one on-disk format version of every artifact (vectors, sweeps, routers, bundles, L2S
@@ -396,17 +397,37 @@ def sort_header_metadata(path: str | os.PathLike) -> None:
     with open(path, "r+b") as f:
         n = int.from_bytes(f.read(8), "little")
         raw = f.read(n)
-        header = json.loads(raw)
-        meta = header.get("__metadata__")
-        if not isinstance(meta, dict):
-            return
-        header["__metadata__"] = dict(sorted(meta.items()))
-        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        text += b" " * (n - len(text))
-        if len(text) != n:  # pragma: no cover - safetensors writes compact JSON
-            raise ArtifactMismatch(f"{path}: unexpected safetensors header layout")
-        f.seek(8)
-        f.write(text)
+        text = _sorted_header(raw, path)
+        if text != raw:
+            f.seek(8)
+            f.write(text)
+
+
+def sorted_header_bytes(data: bytes) -> bytes:
+    """A safetensors file's bytes (as ``safetensors.*.save`` returns them) with the header's
+    ``__metadata__`` keys sorted (see :func:`sort_header_metadata`).
+
+    >>> import numpy as np
+    >>> from safetensors.numpy import save
+    >>> sorted_header_bytes(save({"x": np.zeros(2)}, metadata={"b": "1", "a": "2"}))[8:41]
+    b'{"__metadata__":{"a":"2","b":"1"}'
+    """
+    n = int.from_bytes(data[:8], "little")
+    return data[:8] + _sorted_header(data[8:8 + n], "safetensors bytes") + data[8 + n:]
+
+
+def _sorted_header(raw: bytes, where: Any) -> bytes:
+    """The header JSON ``raw`` with its metadata keys sorted, padded to the same length."""
+    header = json.loads(raw)
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict):
+        return raw
+    header["__metadata__"] = dict(sorted(meta.items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (len(raw) - len(text))
+    if len(text) != len(raw):  # pragma: no cover - safetensors writes compact JSON
+        raise ArtifactMismatch(f"{where}: unexpected safetensors header layout")
+    return text
 
 
 def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, Any]:

@@ -39,7 +39,14 @@ import torch
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from w2s_lens.artifacts import ArtifactMismatch, atomic_path, read_json, stamp, write_json
+from w2s_lens.artifacts import (
+    ArtifactMismatch,
+    atomic_path,
+    read_json,
+    sorted_header_bytes,
+    stamp,
+    write_json,
+)
 
 __all__ = [
     "CHUNKS_DIR",
@@ -119,7 +126,8 @@ def write_verified(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     ({'x': [[2, 3], 'float64']}, (2, 3))
     """
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    data = st_save(arrays, metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    data = sorted_header_bytes(  # metadata in a fixed order: identical runs, identical bytes
+        st_save(arrays, metadata={str(k): str(v) for k, v in (metadata or {}).items()}))
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return _record(data, arrays)
