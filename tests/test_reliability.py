@@ -301,13 +301,13 @@ def test_an_edited_router_description_is_refused(tmp_path) -> None:
 # --------------------------------------------------------------------------- report
 
 
-@pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory) -> Path:
-    """A sweep directory as ``w2s-lens sweep`` writes it, on the synthetic control."""
+def _sweep_run(path: Path, data_dir: str | None = None) -> Path:
+    """A sweep directory as ``w2s-lens sweep`` writes it, on the synthetic control, in
+    ``path`` (with ``data_dir`` recorded in its config)."""
     control = build_control("positive", n_families=3, n_layers=4, seed=0)
-    rd = RunDir(tmp_path_factory.mktemp("sweep") / "run")
-    record = {**EvalConfig(dataset="synthetic", layers=tuple(LAYERS)).to_dict(),
-              "split": "test", "variant": "base"}
+    rd = RunDir(path)
+    record = {**EvalConfig(dataset="synthetic", data_dir=data_dir,
+                           layers=tuple(LAYERS)).to_dict(), "split": "test", "variant": "base"}
     rd.prepare("sweep", record)
     vectors = train_caa(control.model, control.make_examples(12, seed=1, both_orders=True),
                         layers=LAYERS)
@@ -318,6 +318,12 @@ def sweep_dir(tmp_path_factory) -> Path:
     rd.save_sweep(rd.path, result, examples)
     rd.write_run("sweep", record, {"model": control.model.cfg.model_name, "layers": LAYERS})
     return rd.path
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """A sweep directory as ``w2s-lens sweep`` writes it, on the synthetic control."""
+    return _sweep_run(tmp_path_factory.mktemp("sweep") / "run")
 
 
 def _report(run: Path, capsys) -> tuple[int, str]:
@@ -411,24 +417,6 @@ def test_no_local_dataset_path_in_shared_jsons(tiny, tmp_path) -> None:
                 assert "secret-home" not in f.read_text(), f
         meta = json.loads(next(d.glob("*/vectors.json"), d / "l2s" / "l2s.json").read_text())
         assert meta["dataset"] == "toy.jsonl" and len(meta["dataset_sha256"]) == 64
-
-
-def _sweep_run(path: Path, data_dir: str) -> Path:
-    """The ``sweep_dir`` fixture's sweep, written into ``path`` with a given ``data_dir``."""
-    control = build_control("positive", n_families=3, n_layers=4, seed=0)
-    rd = RunDir(path)
-    record = {**EvalConfig(dataset="synthetic", data_dir=data_dir,
-                           layers=tuple(LAYERS)).to_dict(), "split": "test", "variant": "base"}
-    rd.prepare("sweep", record)
-    vectors = train_caa(control.model, control.make_examples(12, seed=1, both_orders=True),
-                        layers=LAYERS)
-    vectors.save(rd.vectors_dir())
-    examples = control.make_examples(4, seed=4, both_orders=True)
-    result = run_sweep(control.model, vectors, examples, layers=LAYERS, out_dir=rd.path,
-                       progress=False)
-    rd.save_sweep(rd.path, result, examples)
-    rd.write_run("sweep", record, {"model": control.model.cfg.model_name, "layers": LAYERS})
-    return rd.path
 
 
 def test_identical_runs_write_byte_identical_files(tmp_path) -> None:
