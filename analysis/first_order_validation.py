@@ -90,6 +90,7 @@ import scipy.stats  # noqa: E402
 import torch  # noqa: E402
 
 from w2s_lens.artifacts import load_tensors, save_tensors  # noqa: E402
+from w2s_lens.choices import Embedding  # noqa: E402
 from w2s_lens.evaluation.config import ConfigError, EvalConfig  # noqa: E402
 from w2s_lens.evaluation.headroom.diagnostics import retest_agreement  # noqa: E402
 from w2s_lens.evaluation.stats.bootstrap import paired_diff_ci  # noqa: E402
@@ -646,7 +647,7 @@ class Validation:
                      else int(cfg.embedding_layer))
         captured: dict[str, np.ndarray] = {}
         for res in (train_sweep, self.sweep):
-            if res.captured is not None and cfg.embedding == "resid-last" \
+            if res.captured is not None and Embedding(cfg.embedding).captured_in_sweep \
                     and res.metadata.get("capture_layer") == emb_layer:
                 captured.update(zip(res.ids, np.asarray(res.captured, dtype=np.float32)))
         todo = [ex for ex in [*every, *self.test_exs] if ex.id not in captured]

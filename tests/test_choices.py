@@ -64,3 +64,33 @@ def test_router_kinds_are_one_enum_that_owns_classifier_or_curve():
     assert type(build_estimator(RouterKind.CURVE)).__name__ == "Pipeline"
     with pytest.raises(ValueError, match="unknown router kind 'svm'"):
         build_estimator("svm")
+
+
+def test_embeddings_are_one_enum_that_owns_what_each_needs():
+    from w2s_lens.choices import Embedding
+
+    assert choices.EMBEDDINGS == ("resid-last", "resid-mean", "minilm")
+    assert [e.reads_residual for e in Embedding] == [True, True, False]
+    assert [e.needs_text_encoder for e in Embedding] == [False, False, True]
+    assert [e.captured_in_sweep for e in Embedding] == [True, False, False]
+    assert [e.name_at(12) for e in Embedding] == ["resid-last@12", "resid-mean@12", "minilm"]
+    assert [e.width(896, 384) for e in Embedding] == [896, 896, 384]
+    assert Embedding("minilm") is Embedding.MINILM and Embedding.MINILM == "minilm"
+
+
+def test_router_views_are_one_enum_that_owns_needs_width_and_names():
+    from w2s_lens.choices import RouterView
+
+    assert choices.ROUTER_INPUTS == ("question", "options", "question+options", "minilm")
+    assert [v.needs_question for v in RouterView] == [True, False, True, False]
+    assert [v.needs_option_residuals for v in RouterView] == [False, True, True, False]
+    assert [v.needs_text_encoder for v in RouterView] == [False, False, False, True]
+    assert [v.needs_options for v in RouterView] == [False, True, True, True]
+    # d_model 32, a question embedding of 32 (resid-*) or 384 (minilm), MiniLM's 384
+    assert [v.width(32, 32, 384) for v in RouterView] == [32, 66, 98, 768]
+    assert RouterView.QUESTION_OPTIONS.width(32, 384, 384) == 384 + 66
+    assert [v.router_name("knn") for v in RouterView] == [
+        "knn", "knn@options", "knn@question+options", "knn@minilm"]
+    assert [v.embedding_name("resid-mean@7") for v in RouterView] == [
+        "resid-mean@7", "options@7", "resid-mean@7+options@7", "minilm-options"]
+    assert RouterView.OPTIONS.embedding_name("minilm") == "options@?"

@@ -2,10 +2,11 @@
 command line can build its help without loading torch.
 
 Each kind is stated once, here: the kinds with behaviour are string enums whose members own it
-(:class:`Method`, :class:`Readout`, :class:`Engine`, :class:`RouterKind`; a member *is* its
-string, so run.json, results.json and the CLI options keep their values), and each tuple of
-names (``METHODS``, ``READOUTS``, ``ROUTER_KINDS``, ...) is read off its enum or stated here.
-Import them from here only.
+(:class:`Method`, :class:`Readout`, :class:`Engine`, :class:`RouterKind`, :class:`Embedding`,
+:class:`RouterView`; a member *is* its string, so run.json, results.json and the CLI options
+keep their values), and each tuple of names (``METHODS``, ``READOUTS``, ``ROUTER_KINDS``,
+``EMBEDDINGS``, ``ROUTER_INPUTS``, ...) is read off its enum or stated here. Import them from
+here only.
 
 Example:
     >>> "cloze" in READOUTS and "l2s" in METHODS
@@ -14,14 +15,16 @@ Example:
     (('caa', 'l2s'), True, True)
     >>> Readout.CLOZE == "cloze"
     True
+    >>> Embedding("resid-mean").name_at(12), RouterView("question+options").needs_options
+    ('resid-mean@12', True)
 """
 
 from enum import StrEnum
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
            "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_INPUTS",
-           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Engine", "Method", "Readout",
-           "RouterKind"]
+           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Embedding", "Engine", "Method",
+           "Readout", "RouterKind", "RouterView"]
 
 
 class Method(StrEnum):
@@ -87,6 +90,106 @@ class RouterKind(StrEnum):
         return self in (RouterKind.LOGREG, RouterKind.MLP)
 
 
+class Embedding(StrEnum):
+    """How a router embeds the unanswered prompt (``EvalConfig.embedding``, the ``question``
+    view): the model's own residual stream (``hook_resid_pre``) at a layer, at the last prompt
+    token (``resid-last``) or averaged over all prompt tokens (``resid-mean``), or the
+    all-MiniLM-L6-v2 sentence embedding of the prompt text (``minilm``, offline from a wheel).
+    The embedders are registered in :mod:`w2s_lens.routing.embeddings` (one per member)."""
+
+    RESID_LAST = "resid-last"
+    RESID_MEAN = "resid-mean"
+    MINILM = "minilm"
+
+    @property
+    def reads_residual(self) -> bool:
+        """Whether it reads the model's residual stream at a layer (it needs the model, and
+        its name records the layer)."""
+        return self is not Embedding.MINILM
+
+    @property
+    def needs_text_encoder(self) -> bool:
+        """Whether it encodes the prompt's text with the MiniLM sentence encoder."""
+        return self is Embedding.MINILM
+
+    @property
+    def captured_in_sweep(self) -> bool:
+        """Whether a sweep whose engine captures (:attr:`Engine.captures`) computes it on the
+        way: the residual at the last prompt token, which the prefix pass runs through."""
+        return self is Embedding.RESID_LAST
+
+    def name_at(self, layer: int | None) -> str:
+        """Its stable name, recording the layer when it reads one: ``"resid-last@12"``,
+        ``"minilm"`` (routers store it and refuse embeddings of another name on load)."""
+        return f"{self.value}@{layer}" if self.reads_residual else self.value
+
+    def width(self, d_model: int, d_text: int) -> int:
+        """Its number of features: the model's width, or the text encoder's (``d_text``)."""
+        return d_model if self.reads_residual else d_text
+
+
+class RouterView(StrEnum):
+    """What a router sees of an input (``EvalConfig.router_inputs``): the unanswered prompt,
+    embedded as :class:`Embedding` says (``question``); the options as the model reads them,
+    each continuing the prompt, its residual averaged over the option's tokens, as matching −
+    non-matching and their mean, plus both options' log token counts (``options``); both
+    concatenated (``question+options``); or the MiniLM embeddings of the prompt text followed
+    by each option, as matching − non-matching and their mean (``minilm``). The features of
+    each view are registered in :mod:`w2s_lens.routing.views` (one function per member)."""
+
+    QUESTION = "question"
+    OPTIONS = "options"
+    QUESTION_OPTIONS = "question+options"
+    MINILM = "minilm"
+
+    @property
+    def needs_question(self) -> bool:
+        """Whether its features include the prompt's embedding (:class:`Embedding`)."""
+        return self in (RouterView.QUESTION, RouterView.QUESTION_OPTIONS)
+
+    @property
+    def needs_option_residuals(self) -> bool:
+        """Whether its features include the model's residuals over the options, each read
+        as the continuation of the prompt (unsteered forward passes at the embedding layer)."""
+        return self in (RouterView.OPTIONS, RouterView.QUESTION_OPTIONS)
+
+    @property
+    def needs_text_encoder(self) -> bool:
+        """Whether its features are MiniLM sentence embeddings of the prompt with each option."""
+        return self is RouterView.MINILM
+
+    @property
+    def needs_options(self) -> bool:
+        """Whether it reads the input's option continuations: a new prompt, which comes
+        without them, cannot be routed on it (no W2S bundle is saved for it)."""
+        return self.needs_option_residuals or self.needs_text_encoder
+
+    def width(self, d_model: int, d_question: int, d_text: int) -> int:
+        """Its number of features: ``d_question`` (the prompt's embedding) if it reads the
+        question, ``2 · d_model + 2`` if it reads the options' residuals, ``2 · d_text`` if it
+        encodes the options' texts."""
+        return ((d_question if self.needs_question else 0)
+                + (2 * d_model + 2 if self.needs_option_residuals else 0)
+                + (2 * d_text if self.needs_text_encoder else 0))
+
+    def router_name(self, kind: str) -> str:
+        """The name of a router of ``kind`` fitted on this view: the kind for ``question``,
+        ``"<kind>@<view>"`` otherwise."""
+        return kind if self is RouterView.QUESTION else f"{kind}@{self.value}"
+
+    def embedding_name(self, question_embedding: str) -> str:
+        """The embedding name a router of this view records (checked when it is loaded), from
+        the name of the prompt's embedding (:meth:`Embedding.name_at`), whose layer the
+        options' residuals share: ``"resid-last@12"``, ``"options@12"``,
+        ``"resid-last@12+options@12"``, ``"minilm-options"``."""
+        if self.needs_text_encoder:
+            return "minilm-options"
+        layer = question_embedding.rpartition("@")[2] if "@" in question_embedding else "?"
+        parts = ([question_embedding] if self.needs_question else []) + (
+            [f"options@{layer}"] if self.needs_option_residuals else [])
+        return "+".join(parts)
+
+
 #: The default model: the embedded Qwen2.5-Coder-0.5B-Instruct.
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
 #: The steering multipliers λ of the steerability slope (Tan et al. 2024).
@@ -97,7 +200,7 @@ VARIANTS = ("base", "sys-pos", "sys-neg", "user-pos", "user-neg")
 READOUTS = tuple(r.value for r in Readout)
 METHODS = tuple(m.value for m in Method)
 ROUTER_KINDS = tuple(k.value for k in RouterKind)
-EMBEDDINGS = ("resid-last", "resid-mean", "minilm")
+EMBEDDINGS = tuple(e.value for e in Embedding)
 ENGINES = tuple(e.value for e in Engine)
 #: Where the vector is added: from the last prompt token on (the default), at every token, or
 #: on the prompt only (up to and including its last token; the scored continuation tokens are
@@ -106,11 +209,8 @@ POSITIONS = ("from_last", "all", "prompt")
 #: How the cloze readout scores an option: its summed log-probability, the mean per token, or
 #: its first token only (the cloze analogue of a one-token readout).
 SCORINGS = ("sum", "mean", "first")
-#: What a router sees of an input: the unanswered prompt (``question``: the ``embedding``
-#: setting), the options as continuations of the prompt (``options``: the model's residual
-#: over each option's tokens, matching − non-matching and their mean, plus their token
-#: counts), both concatenated, or a MiniLM embedding of the question with each option.
-ROUTER_INPUTS = ("question", "options", "question+options", "minilm")
+#: What a router sees of an input (:class:`RouterView`).
+ROUTER_INPUTS = tuple(v.value for v in RouterView)
 SCALES = ("raw", "relative")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

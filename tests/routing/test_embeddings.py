@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 import torch
 
+from w2s_lens.choices import Embedding
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
+from w2s_lens.routing import embeddings
+from w2s_lens.routing.embeddings import (
+    default_layer,
+    embed_examples,
+    embed_prompts,
+    embedding_kind,
+    embedding_name,
+)
 
 
 def _ex(tokens, i=0):
@@ -37,3 +45,47 @@ def test_errors(tiny_model):
         embed_examples(tiny_model, [], "resid-last")
     with pytest.raises(ValueError, match="needs the model"):
         embed_examples(None, [_ex([1, 2])], "resid-last")
+
+
+class FakeEncoder:
+    """Stands in for the MiniLM encoder: one deterministic 384-wide row per text."""
+
+    calls: list[list[str]] = []
+
+    def encode(self, texts):
+        FakeEncoder.calls.append(list(texts))
+        return np.stack([np.random.default_rng(sum(map(ord, t))).normal(size=384)
+                         for t in texts]).astype(np.float32)
+
+
+@pytest.fixture()
+def fake_minilm(monkeypatch):
+    import w2s_lens.models.text_encoder as text_encoder
+
+    FakeEncoder.calls = []
+    monkeypatch.setattr(text_encoder, "MiniLMEncoder", FakeEncoder)
+    return FakeEncoder
+
+
+def test_every_embedding_has_one_embedder():
+    assert set(embeddings._EMBEDDERS) == set(Embedding)
+    with pytest.raises(ValueError, match=r"embedding must be one of \('resid-last'"):
+        embedding_kind("bag-of-words")
+    assert embedding_kind("resid-mean") is Embedding.RESID_MEAN
+
+
+@pytest.mark.parametrize("kind", list(Embedding))
+def test_each_embedding_needs_what_its_member_says_and_has_its_width(tiny_model, fake_minilm,
+                                                                      kind):
+    exs = [_ex([3, 4, 5], 0), _ex([6, 7], 1)]
+    x = embed_examples(tiny_model, exs, kind, layer=1)
+    assert x.dtype == np.float32
+    assert x.shape == (2, kind.width(tiny_model.cfg.d_model, 384))
+    assert bool(fake_minilm.calls) == kind.needs_text_encoder
+    if kind.reads_residual:
+        with pytest.raises(ValueError, match="needs the model"):
+            embed_examples(None, exs, kind)
+    else:  # the text encoder needs no model, but each prompt's text
+        assert np.array_equal(embed_examples(None, exs, kind), x)
+        with pytest.raises(ValueError, match="needs each prompt's text"):
+            embed_prompts(None, [[1, 2]], [""], kind)

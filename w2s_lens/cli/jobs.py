@@ -36,7 +36,12 @@ from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.evaluation.storage.runlock import hold
 from w2s_lens.models.loading import load_model
 from w2s_lens.routing.bundle import W2S
-from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
+from w2s_lens.routing.embeddings import (
+    default_layer,
+    embed_examples,
+    embedding_kind,
+    embedding_name,
+)
 from w2s_lens.routing.routers import LayerRouter
 from w2s_lens.steering.pairs import pairs_from_examples
 from w2s_lens.steering.scales import layer_scales
@@ -224,7 +229,7 @@ def train_router_job(
     result, examples = rd.load_sweep(rd.path)
     vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
     layer = default_layer(model) if embedding_layer is None else int(embedding_layer)
-    if (embedding == "resid-last" and result.captured is not None
+    if (embedding_kind(embedding).captured_in_sweep and result.captured is not None
             and layer == run["derived"].get("capture_layer")):
         x_pres = result.captured
     else:

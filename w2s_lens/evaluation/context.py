@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from w2s_lens.choices import Engine
+from w2s_lens.choices import Embedding, Engine, RouterView
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.storage.contrast_cache import cached_contrasts
@@ -138,7 +138,7 @@ class EvalContext:
         self.emb_layer = (default_layer(model) if config.embedding_layer is None
                           else int(config.embedding_layer))
         self.emb_name = embedding_name(config.embedding, self.emb_layer)
-        self.capture = (self.emb_layer if config.embedding == "resid-last"
+        self.capture = (self.emb_layer if Embedding(config.embedding).captured_in_sweep
                         and Engine(config.engine).captures else None)
         self.l2s_input = (default_layer(model) if config.l2s.input_layer is None
                           else int(config.l2s.input_layer))
@@ -203,8 +203,8 @@ class EvalContext:
             >>> {v: x.shape for v, x in ctx.views(exs, res).items()}  # doctest: +SKIP
             {'question': (48, 896), 'options': (48, 1794)}
         """
-        question = self.embed(exs, res) if "question" in self.config.router_inputs or \
-            "question+options" in self.config.router_inputs else None
+        question = (self.embed(exs, res) if any(RouterView(v).needs_question
+                                                for v in self.config.router_inputs) else None)
         cache: dict[str, np.ndarray] = {}
         return {v: view_features(v, question, self.model, exs, self.emb_layer,
                                  self.config.batch_size, cache)

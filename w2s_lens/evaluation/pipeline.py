@@ -43,7 +43,7 @@ import numpy as np
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts import library_versions
-from w2s_lens.choices import Readout
+from w2s_lens.choices import Readout, RouterView
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem
 from w2s_lens.evaluation.config import EvalConfig
@@ -149,7 +149,7 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
                              embedding=view_embedding_name(view, ctx.emb_name),
                              readout=cfg.readout)
         routers[name] = router.fit(x_train[view], s_train)
-        if view != "question":  # a bundle routes new prompts, which come without options
+        if RouterView(view).needs_options:  # a bundle routes new prompts, without options
             continue
         bundles[kind] = W2S(model=ctx.model, router=router, steerer=steerer,
                             embedding=cfg.embedding, embedding_layer=ctx.emb_layer,

@@ -1,4 +1,6 @@
-"""What a router sees of an input: its *view* (``EvalConfig.router_inputs``).
+"""What a router sees of an input: its *view* (``EvalConfig.router_inputs``), one features
+function per :class:`~w2s_lens.choices.RouterView` (what each view needs and its width are
+stated there).
 
 Under the cloze readout an input's label (its best layer) is about how steering moves the
 log-probabilities of its two *option texts*, which the unanswered prompt does not contain. A
@@ -29,7 +31,8 @@ unsteered forward passes only (two per presentation for ``options``), nothing pe
 multiplier.
 
 A router fitted on a view is named :func:`router_name`
-(``"logreg"`` for the question view, ``"logreg@options"`` otherwise).
+(``"logreg"`` for the question view, ``"logreg@options"`` otherwise) and records the embedding
+name of :func:`view_embedding_name`.
 
 Example:
     >>> X = option_features(model, examples, layer=12)  # doctest: +SKIP
@@ -45,22 +48,37 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from w2s_lens.choices import ROUTER_INPUTS
+from w2s_lens.choices import ROUTER_INPUTS, RouterView
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import batches, hook_name, pad_right
 
-__all__ = ["minilm_option_features", "option_features", "router_name", "split_router_name",
-           "view_embedding_name", "view_features"]
+__all__ = ["minilm_option_features", "option_features", "router_name", "router_view",
+           "split_router_name", "view_embedding_name", "view_features"]
 
 
-def router_name(kind: str, view: str = "question") -> str:
-    """A router's name: its kind for the ``question`` view, ``"<kind>@<view>"`` otherwise.
+def router_view(view: str) -> RouterView:
+    """The :class:`~w2s_lens.choices.RouterView` named ``view``; a ValueError naming the
+    choices for any other name.
+
+    Example:
+        >>> router_view("options").needs_question
+        False
+    """
+    try:
+        return RouterView(view)
+    except ValueError:
+        raise ValueError(f"router input must be one of {ROUTER_INPUTS}, got {view!r}") from None
+
+
+def router_name(kind: str, view: str = RouterView.QUESTION) -> str:
+    """A router's name: its kind for the ``question`` view, ``"<kind>@<view>"`` otherwise
+    (:meth:`~w2s_lens.choices.RouterView.router_name`).
 
     Example:
         >>> router_name("logreg"), router_name("knn", "options")
         ('logreg', 'knn@options')
     """
-    return kind if view == "question" else f"{kind}@{view}"
+    return router_view(view).router_name(kind)
 
 
 def split_router_name(name: str) -> tuple[str, str]:
@@ -71,11 +89,12 @@ def split_router_name(name: str) -> tuple[str, str]:
         (('logreg', 'question'), ('curve', 'question+options'))
     """
     kind, _, view = name.partition("@")
-    return kind, view or "question"
+    return kind, view or RouterView.QUESTION.value
 
 
 def view_embedding_name(view: str, question_embedding: str) -> str:
-    """The embedding name a router of ``view`` records (checked when a router is loaded).
+    """The embedding name a router of ``view`` records (checked when a router is loaded;
+    :meth:`~w2s_lens.choices.RouterView.embedding_name`).
 
     Example:
         >>> view_embedding_name("question", "resid-last@12")
@@ -83,12 +102,7 @@ def view_embedding_name(view: str, question_embedding: str) -> str:
         >>> view_embedding_name("question+options", "resid-last@12")
         'resid-last@12+options@12'
     """
-    if view not in ROUTER_INPUTS:
-        raise ValueError(f"router input must be one of {ROUTER_INPUTS}, got {view!r}")
-    layer = question_embedding.rpartition("@")[2] if "@" in question_embedding else "?"
-    return {"question": question_embedding, "options": f"options@{layer}",
-            "question+options": f"{question_embedding}+options@{layer}",
-            "minilm": "minilm-options"}[view]
+    return router_view(view).embedding_name(question_embedding)
 
 
 @torch.inference_mode()
@@ -174,28 +188,58 @@ def minilm_option_features(model: HookedTransformer, examples: Sequence[Steering
     return np.concatenate([m - n, 0.5 * (m + n)], axis=1).astype(np.float32)
 
 
+def _question(question: np.ndarray | None, model: HookedTransformer,
+              examples: Sequence[SteeringExample], layer: int, batch_size: int,
+              cache: dict[str, np.ndarray]) -> np.ndarray:
+    if question is None:
+        raise ValueError("the question view needs the prompt embeddings")
+    return question
+
+
+def _options(question: np.ndarray | None, model: HookedTransformer,
+             examples: Sequence[SteeringExample], layer: int, batch_size: int,
+             cache: dict[str, np.ndarray]) -> np.ndarray:
+    if "options" not in cache:
+        cache["options"] = option_features(model, examples, layer, batch_size)
+    return cache["options"]
+
+
+def _question_options(question: np.ndarray | None, model: HookedTransformer,
+                      examples: Sequence[SteeringExample], layer: int, batch_size: int,
+                      cache: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([_question(question, model, examples, layer, batch_size, cache),
+                           _options(question, model, examples, layer, batch_size, cache)],
+                          axis=1)
+
+
+def _minilm(question: np.ndarray | None, model: HookedTransformer,
+            examples: Sequence[SteeringExample], layer: int, batch_size: int,
+            cache: dict[str, np.ndarray]) -> np.ndarray:
+    return minilm_option_features(model, examples)
+
+
+#: One features function per :class:`~w2s_lens.choices.RouterView`: ``(question, model,
+#: examples, layer, batch_size, cache) -> [n, width]``.
+_FEATURES: dict[RouterView, Callable[..., np.ndarray]] = {
+    RouterView.QUESTION: _question,
+    RouterView.OPTIONS: _options,
+    RouterView.QUESTION_OPTIONS: _question_options,
+    RouterView.MINILM: _minilm,
+}
+assert set(_FEATURES) == set(RouterView), "every router view has one features function"
+
+
 def view_features(view: str, question: Float[np.ndarray, "n d"] | None,
                   model: HookedTransformer, examples: Sequence[SteeringExample], layer: int,
                   batch_size: int = 8, cache: dict[str, np.ndarray] | None = None
                   ) -> Float[np.ndarray, "n feature"]:
     """The router inputs of ``view`` for ``examples`` (``question``: the prompt embeddings
-    already computed; ``cache`` reuses the options features between views).
+    already computed, needed by the views that read the question; ``cache`` reuses the
+    options features between views).
 
     Example:
         >>> X = view_features("question+options", Xq, model, examples, 12)  # doctest: +SKIP
     """
-    cache = {} if cache is None else cache
-    if view == "question":
-        if question is None:
-            raise ValueError("the question view needs the prompt embeddings")
-        return question
-    if view == "minilm":
-        return minilm_option_features(model, examples)
-    if view not in ROUTER_INPUTS:
-        raise ValueError(f"router input must be one of {ROUTER_INPUTS}, got {view!r}")
-    if "options" not in cache:
-        cache["options"] = option_features(model, examples, layer, batch_size)
-    if view == "options":
-        return cache["options"]
-    return np.concatenate([view_features("question", question, model, examples, layer),
-                           cache["options"]], axis=1)
+    member = router_view(view)
+    return _FEATURES[member](question, model, examples, layer, batch_size,
+                             {} if cache is None else cache)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from w2s_lens.choices import Readout
+from w2s_lens.choices import Readout, RouterView
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.context import EvalContext, unique
 from w2s_lens.evaluation.forms import row_forms
@@ -195,7 +195,7 @@ def learning_block(ctx: EvalContext, train: SweepResult, x_train: dict[str, np.n
     strata = unit_strata(ctx.exs.sweep_train, train.units)
     rows = []
     for view in cfg.router_inputs:
-        view_kinds = kinds if view == "question" else kinds[:1]
+        view_kinds = kinds if RouterView(view) is RouterView.QUESTION else kinds[:1]
         for row in learning_curve(train.steerability, x_train[view], test.steerability,
                                   x_test[view], view_kinds, strata=strata, sizes=sizes,
                                   repeats=LEARNING_REPEATS, seed=cfg.seed, n_boot=cfg.n_boot):
