@@ -63,8 +63,8 @@ from w2s_lens.models import converted
 from w2s_lens.models import loading as models
 from w2s_lens.routing.bundle import W2S
 from w2s_lens.routing.routers import LayerRouter
-from w2s_lens.steering.l2s_config import L2SConfig
-from w2s_lens.steering.l2s_steerer import L2SSteerer
+from w2s_lens.steering.l2s.config import L2SConfig
+from w2s_lens.steering.l2s.steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
 from w2s_lens.sweep.runner import run_sweep
 

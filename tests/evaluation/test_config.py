@@ -7,7 +7,7 @@ import pytest
 
 from w2s_lens import choices
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
-from w2s_lens.steering.l2s_config import L2SConfig
+from w2s_lens.steering.l2s.config import L2SConfig
 
 
 @pytest.mark.parametrize("field,value", [

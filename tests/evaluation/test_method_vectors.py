@@ -16,7 +16,7 @@ from w2s_lens.evaluation.method_vectors import (
 from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.steering.activations import contrast_residuals
-from w2s_lens.steering.l2s_config import L2SConfig
+from w2s_lens.steering.l2s.config import L2SConfig
 
 CFG = dict(dataset="synthetic", variants=("base",), routers=("logreg",), n_boot=300,
            cross_fit=3)

@@ -46,7 +46,7 @@ log = logging.getLogger("w2s_lens.cli")
 def config_from_args(args: argparse.Namespace):
     """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for."""
     from w2s_lens.evaluation.config import EvalConfig
-    from w2s_lens.steering.l2s_config import L2SConfig
+    from w2s_lens.steering.l2s.config import L2SConfig
 
     return EvalConfig(
         dataset=args.dataset, data_dir=args.data_dir, vectors=args.vectors, model=args.model,

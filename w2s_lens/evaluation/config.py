@@ -43,7 +43,7 @@ from w2s_lens.choices import (
     Readout,
 )
 from w2s_lens.routing.views import router_name
-from w2s_lens.steering.l2s_config import L2SConfig
+from w2s_lens.steering.l2s.config import L2SConfig
 
 __all__ = ["ConfigError", "EvalConfig", "MethodName", "upgrade_config"]
 

@@ -22,8 +22,7 @@ from torch import Tensor
 
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.context import EvalContext
-from w2s_lens.steering.l2s import prompt_features
-from w2s_lens.steering.l2s_steerer import L2SSteerer
+from w2s_lens.steering.l2s.steerer import L2SSteerer, prompt_features
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, model_name
 
 __all__ = ["caa_train_vectors", "fit_l2s", "l2s_data", "l2s_test_vectors", "l2s_train_vectors"]

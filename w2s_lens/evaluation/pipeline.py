@@ -68,7 +68,7 @@ from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import LayerRouter
 from w2s_lens.routing.views import split_router_name, view_embedding_name
 from w2s_lens.steering.activations import hook_name
-from w2s_lens.steering.l2s_steerer import L2SSteerer
+from w2s_lens.steering.l2s.steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, model_name
 from w2s_lens.sweep.result import SweepResult
 

@@ -4,16 +4,16 @@ steer there with the method's vector.
 A :class:`W2S` bundles what inference needs: a fitted
 :class:`~w2s_lens.routing.routers.LayerRouter`, the vectors it routes (CAA
 :class:`~w2s_lens.steering.vectors.SteeringVectors`, or an
-:class:`~w2s_lens.steering.l2s.L2SSteerer` whose vector depends on the input), the embedding the
-router reads, the prompt format of training (:meth:`w2s_lens.data.prompts.PromptFormatter.settings`:
-system prompt, chat template, BOS rule, answer opening), the readout and mirroring, the
-multiplier scale, and the best fixed layer of training (for comparison). Saved as one
-directory: ``w2s.json``, ``router/`` and ``vectors/`` or ``l2s/``. Loading refuses a bundle
-made for another model or tokenizer. ``w2s.json`` is sealed (:func:`w2s_lens.artifacts.seal`):
-it records the SHA-256 of every file of the bundle and of its own content, so loading refuses a
-damaged or edited bundle with an :class:`~w2s_lens.artifacts.ArtifactMismatch` naming the file.
-A bundle written before seals loads with an :class:`~w2s_lens.artifacts.IntegrityWarning`
-(re-save it to seal it).
+:class:`~w2s_lens.steering.l2s.steerer.L2SSteerer` whose vector depends on the input), the
+embedding the router reads, the prompt format of training
+(:meth:`w2s_lens.data.prompts.PromptFormatter.settings`: system prompt, chat template, BOS rule,
+answer opening), the readout and mirroring, the multiplier scale, and the best fixed layer of
+training (for comparison). Saved as one directory: ``w2s.json``, ``router/`` and ``vectors/`` or
+``l2s/``. Loading refuses a bundle made for another model or tokenizer. ``w2s.json`` is sealed
+(:func:`w2s_lens.artifacts.seal`): it records the SHA-256 of every file of the bundle and of its
+own content, so loading refuses a damaged or edited bundle with an
+:class:`~w2s_lens.artifacts.ArtifactMismatch` naming the file. A bundle written before seals loads
+with an :class:`~w2s_lens.artifacts.IntegrityWarning` (re-save it to seal it).
 
 A prompt may be a plain string (formatted as the user message, exactly as training prompts
 were), an :class:`~w2s_lens.data.datasets.ABItem` (formatted in the bundle's readout; both letter
@@ -69,7 +69,7 @@ from w2s_lens.routing.embeddings import embed_prompts, embedding_name
 from w2s_lens.routing.routers import LayerRouter
 from w2s_lens.steering.activations import cache_residuals, hook_name
 from w2s_lens.steering.hooks import SteeringHandle, steer
-from w2s_lens.steering.l2s_steerer import L2SSteerer
+from w2s_lens.steering.l2s.steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, model_name
 
 __all__ = ["WEAK_FRACTION", "W2S", "Prompt", "WeakLayerWarning", "weak_layer_message"]

@@ -6,10 +6,12 @@ from conftest import make_tiny_model
 from helpers_l2s import D_IN, D_OUT, examples, families, noise
 from torch.nn.functional import cosine_similarity
 
-from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning
-from w2s_lens.steering.l2s import prompt_features, train_l2s
-from w2s_lens.steering.l2s_config import L2SConfig
-from w2s_lens.steering.l2s_steerer import L2SSteerer
+import w2s_lens.steering.l2s as l2s
+from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.steering.l2s import config, network, steerer, training
+from w2s_lens.steering.l2s.config import L2SConfig
+from w2s_lens.steering.l2s.steerer import L2SSteerer, prompt_features, train_l2s
+from w2s_lens.steering.vectors import train_caa
 
 
 @pytest.fixture()
@@ -119,29 +121,35 @@ def test_save_load_round_trip_and_refusals(named_model, fitted_families, tmp_pat
     assert torch.equal(again.predict(X), fitted_families.predict(X))
 
 
-def test_load_refuses_an_old_format(named_model, tmp_path):
-    steerer, _ = train_l2s(named_model, examples(4), layers=[1],
-                           config=L2SConfig(hidden=8, epochs=1, val_fraction=0))
-    steerer.save(tmp_path)
-    meta = json.loads((tmp_path / "l2s.json").read_text())
-    meta["format_version"] = 1
-    (tmp_path / "l2s.json").write_text(json.dumps(meta))
-    with pytest.raises(ArtifactMismatch, match="format_version 1"):
-        L2SSteerer.load(tmp_path)
+def test_each_name_has_one_import_home():
+    assert (network.WEIGHTS_FILE, network.META_FILE) == ("l2s.safetensors", "l2s.json")
+    assert set(steerer.__all__) == {"L2SSteerer", "prompt_features", "train_l2s"}
+    assert config.__all__ == ["L2SConfig"] and "StackedMLP" in network.__all__
+    assert "train_stacked" in training.__all__
+    assert not hasattr(l2s, "__all__") and not hasattr(l2s, "L2SSteerer")  # no re-exports
 
 
-def test_load_refuses_missing_tensors(fitted_families, tmp_path):
-    from safetensors.torch import load_file, save_file
+def test_train_l2s_mean_p2s_is_caa(named_model):
+    exs = examples(6, swaps=True)
+    steerer, acts = train_l2s(named_model, exs, layers=[3, 1],
+                              config=L2SConfig(hidden=16, epochs=5), dataset="toy")
+    caa = train_caa(named_model, exs, layers=[1, 3])
+    assert torch.allclose(acts.mean_diff(), caa.vectors, atol=1e-5)
+    assert steerer.layers == [1, 3] == acts.layers
+    meta = steerer.metadata
+    assert meta["input_layer"] == named_model.cfg.n_layers // 2 == acts.input_layer
+    assert (meta["model"], meta["hook"], meta["dataset"]) == ("tiny-rotary", "resid_pre", "toy")
+    assert (meta["d_in"], meta["d_model"], meta["n_pairs"]) == (32, 32, 12)
+    units = [e.id.removesuffix("~swap") for e in exs]
+    assert not {units[i] for i in steerer.val_index_} & {units[i] for i in steerer.train_index_}
+    X = prompt_features(named_model, [e.tokens for e in exs], acts.input_layer)
+    assert torch.allclose(X, acts.prompt_resid, atol=1e-5)
+    assert steerer.predict(X).shape == (12, 2, 32)
 
-    fitted_families.save(tmp_path)
-    tensors = load_file(tmp_path / "l2s.safetensors")
-    del tensors["y_scale"]
-    save_file(tensors, tmp_path / "l2s.safetensors")
-    with pytest.raises(ArtifactMismatch, match=r"l2s.safetensors is damaged.*l2s.json"):
-        L2SSteerer.load(tmp_path)
-    meta = json.loads((tmp_path / "l2s.json").read_text())
-    del meta["integrity"]  # as written before seals: the tensors are still checked
-    (tmp_path / "l2s.json").write_text(json.dumps(meta))
-    with pytest.warns(IntegrityWarning), \
-            pytest.raises(ArtifactMismatch, match=r"l2s.safetensors lacks tensors \['y_scale'\]"):
-        L2SSteerer.load(tmp_path)
+
+def test_prompt_features_read_the_last_token(named_model):
+    seqs = [[3, 4, 5], [6, 7, 8, 9, 10]]
+    got = prompt_features(named_model, seqs, input_layer=1)
+    for seq, row in zip(seqs, got):
+        _, cache = named_model.run_with_cache(torch.tensor([seq]))
+        assert torch.allclose(row, cache["blocks.1.hook_resid_pre"][0, -1], atol=1e-5)

@@ -14,7 +14,7 @@ __all__ = ["L2SConfig"]
 
 @dataclass(frozen=True)
 class L2SConfig:
-    """Hyper-parameters of :class:`~w2s_lens.steering.l2s_steerer.L2SSteerer` (checked at
+    """Hyper-parameters of :class:`~w2s_lens.steering.l2s.steerer.L2SSteerer` (checked at
     construction).
 
     Attributes:

@@ -1,13 +1,13 @@
-"""The L2S steerer artifact: fit, predict, steer with, save and load per-layer L2S networks.
+"""The L2S steerer: per-layer networks that predict an input's steering vector, and steer.
 
-An :class:`L2SSteerer` holds one 2-layer MLP per steered layer (trained by
-:mod:`w2s_lens.steering.l2s_training`) and predicts the P2S vector of an input from its
-representation ``h(x)`` (:mod:`w2s_lens.steering.l2s` explains the method). Files:
-``l2s.safetensors`` (stacked MLP weights ``[L, ...]``, input mean/std, target mean and scale)
-and ``l2s.json`` (model, hook, input_layer, layers, dataset, config, sizes, loss curves, best
-epochs, format version and library versions); loading executes no code. ``l2s.json`` is
-sealed (:func:`w2s_lens.artifacts.seal`): loading refuses a damaged or edited pair and
-non-finite weights, naming the file.
+An :class:`L2SSteerer` holds one 2-layer MLP per steered layer
+(:mod:`w2s_lens.steering.l2s.network`, trained as :mod:`w2s_lens.steering.l2s.training` says)
+and predicts the P2S vector of an input from its representation ``h(x)``
+(:mod:`w2s_lens.steering.l2s` explains the method). :func:`train_l2s` makes one from a model
+and contrast pairs (the targets and ``h(x)`` in one pass per sequence), :func:`prompt_features`
+reads ``h(x)`` of new prompts, :meth:`L2SSteerer.apply` steers with ``λ · g_l(h(x))``, and
+:meth:`L2SSteerer.save` / :meth:`L2SSteerer.load` write and read its files
+(``l2s.safetensors`` + ``l2s.json``, sealed; see :mod:`w2s_lens.steering.l2s.network`).
 
 Example:
     >>> X = torch.randn(50, 8); Y = torch.randn(50, 2, 4)
@@ -22,7 +22,7 @@ import copy
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,49 +31,29 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import (
-    INTEGRITY_KEY,
-    ArtifactMismatch,
-    check_format,
-    check_metadata,
-    check_seal,
-    load_tensors,
-    read_json,
-    save_tensors,
-    seal,
-    stamp,
-    write_json,
+from w2s_lens.data.examples import SteeringExample
+from w2s_lens.steering.activations import (
+    HOOKS,
+    ContrastActivations,
+    cache_residuals,
+    contrast_residuals,
+    hook_name,
 )
-from w2s_lens.steering.activations import HOOKS, hook_name
 from w2s_lens.steering.hooks import Positions, SteeringHandle, steer
-from w2s_lens.steering.l2s_config import L2SConfig
-from w2s_lens.steering.l2s_training import (
+from w2s_lens.steering.l2s.config import L2SConfig
+from w2s_lens.steering.l2s.network import (
     StackedMLP,
     as_tensor,
-    split_by_group,
-    standardisers,
-    train_stacked,
+    check_model_matches,
+    read_networks,
+    write_networks,
 )
-from w2s_lens.steering.vectors import check_values, model_name, shareable_paths
+from w2s_lens.steering.l2s.training import split_by_group, standardisers, train_stacked
+from w2s_lens.steering.vectors import model_name
 
-__all__ = ["META_FILE", "TENSOR_KEYS", "WEIGHTS_FILE", "L2SSteerer"]
+__all__ = ["L2SSteerer", "prompt_features", "train_l2s"]
 
 logger = logging.getLogger(__name__)
-
-WEIGHTS_FILE = "l2s.safetensors"
-META_FILE = "l2s.json"
-TENSOR_KEYS = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "x_mean", "x_std",
-               "y_mean", "y_scale")
-REDO = "retrain with w2s_lens.steering.l2s.train_l2s (or rerun the evaluation that made it)"
-
-
-def _check_model(meta: dict[str, Any], model: HookedTransformer) -> None:
-    """Refuse another model (by name, when one was recorded) or another width."""
-    expect: dict[str, Any] = {}
-    if meta.get("model") is not None:
-        expect["model"] = model_name(model)
-    expect["d_model"] = model.cfg.d_model
-    check_metadata(meta, expect, what="L2S networks")
 
 
 class L2SSteerer:
@@ -186,52 +166,88 @@ class L2SSteerer:
         """Steer ``model`` at ``layer`` with ``multiplier · g_layer(x)`` for one input ``x``.
 
         A context manager (see :func:`w2s_lens.steering.hooks.steer`); ``x`` comes from
-        :func:`~w2s_lens.steering.l2s.prompt_features` at ``metadata["input_layer"]``.
+        :func:`prompt_features` at ``metadata["input_layer"]``.
         """
-        _check_model(self.metadata, model)
+        check_model_matches(self.metadata, model)
         vec = self.predict_layer(torch.as_tensor(x).reshape(1, -1), layer)[0]
         return steer(model, hook_name(layer, self.hook), vec * float(multiplier), positions)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``l2s.safetensors`` and ``l2s.json`` into ``directory``."""
-        net = self._check_fitted()
-        directory = Path(directory)
-        tensors = {**{k: v.detach() for k, v in net.tensors().items()}, **self._stats}
-        save_tensors(directory / WEIGHTS_FILE, tensors,
-                     metadata={"model": str(self.metadata.get("model")), "hook": self.hook})
-        meta = stamp(shareable_paths(self.metadata))
-        write_json(directory / META_FILE, seal(meta, directory, [WEIGHTS_FILE]))
-        return directory
+        """Write ``l2s.safetensors`` and ``l2s.json`` into ``directory``
+        (:func:`~w2s_lens.steering.l2s.network.write_networks`)."""
+        return write_networks(directory, self._check_fitted(), self._stats, self.metadata)
 
     @classmethod
     def load(cls, directory: str | os.PathLike, model: HookedTransformer | None = None,
              hook: str | None = None, layers: Sequence[int] | None = None) -> L2SSteerer:
         """Load a saved steerer; refuse another model, hook or layer set when given, and a
-        damaged or edited file or non-finite weights (ArtifactMismatch naming the file).
+        damaged or edited file or non-finite weights (ArtifactMismatch naming the file;
+        :func:`~w2s_lens.steering.l2s.network.read_networks`).
 
         >>> steerer = L2SSteerer.load("runs/r/l2s", model=model)  # doctest: +SKIP
         """
-        directory = Path(directory)
-        meta = read_json(directory / META_FILE)
-        check_format(meta, directory / META_FILE, REDO)
-        check_seal(meta, directory / META_FILE, REDO)
-        meta.pop(INTEGRITY_KEY, None)
-        check_metadata(meta, {"hook": hook}, what="L2S networks")
-        if layers is not None:
-            check_metadata({"layers": sorted(meta["layers"])},
-                           {"layers": sorted(int(x) for x in layers)}, what="L2S networks")
-        if model is not None:
-            _check_model(meta, model)
-        tensors = load_tensors(directory / WEIGHTS_FILE)
-        missing = [k for k in TENSOR_KEYS if k not in tensors]
-        if missing:
-            raise ArtifactMismatch(f"{directory / WEIGHTS_FILE} lacks tensors {missing}")
-        check_values(torch.cat([tensors[k].flatten().float() for k in TENSOR_KEYS]),
-                     directory / WEIGHTS_FILE, redo=REDO)
-        cfg = L2SConfig(**meta["config"])
-        out = cls(cfg, meta.get("model"), meta["hook"], meta.get("dataset"))
+        meta, net, stats = read_networks(directory, model=model, hook=hook, layers=layers)
+        out = cls(L2SConfig(**meta["config"]), meta.get("model"), meta["hook"],
+                  meta.get("dataset"))
         out.metadata = copy.deepcopy(meta)
         out.layers = [int(x) for x in meta["layers"]]
-        out._net = StackedMLP.from_tensors(tensors)
-        out._stats = {k: tensors[k] for k in ("x_mean", "x_std", "y_mean", "y_scale")}
+        out._net, out._stats = net, stats
         return out
+
+
+def prompt_features(
+    model: HookedTransformer,
+    token_seqs: Sequence[Sequence[int]],
+    input_layer: int,
+    hook: str = "resid_pre",
+    batch_size: int = 8,
+) -> Float[Tensor, "n d_model"]:
+    """``h(x)``: the residual at ``input_layer`` at each prompt's last token.
+
+    Use it for prompts of any format (e.g. a cloze prompt of a test item).
+
+    Example:
+        >>> X = prompt_features(model, [ex.tokens for ex in test], input_layer=12)  # doctest: +SKIP
+    """
+    return cache_residuals(model, token_seqs, [input_layer], [-1] * len(token_seqs), hook=hook,
+                           batch_size=batch_size)[:, 0]
+
+
+def train_l2s(
+    model: HookedTransformer,
+    examples: Sequence[SteeringExample],
+    layers: Sequence[int] | None = None,
+    config: L2SConfig | None = None,
+    hook: str = "resid_pre",
+    dataset: str | None = None,
+    progress: bool = False,
+    batch_size: int = 8,
+) -> tuple[L2SSteerer, ContrastActivations]:
+    """Compute P2S targets and ``h(x)`` in one pass per sequence, then fit an L2S steerer.
+
+    Rows of one item (both letter orders) stay on one side of the validation split. The
+    returned activations give the CAA vectors too: ``acts.mean_diff()``.
+
+    Args:
+        model: the HookedTransformer.
+        examples: training contrast pairs (both letter orders recommended, as for CAA).
+        layers: steered layers (default: all), ascending.
+        config: :class:`L2SConfig`; ``input_layer=None`` becomes ``n_layers // 2``.
+        hook: residual hook of the targets, of ``h(x)`` and of steering.
+        dataset: recorded in the metadata.
+        progress: progress bars.
+        batch_size: sequences per forward pass.
+
+    Example:
+        >>> steerer, acts = train_l2s(model, fmt.format_many(balanced(train)))  # doctest: +SKIP
+        >>> steerer.save("runs/l2s")  # doctest: +SKIP
+    """
+    config = config or L2SConfig()
+    acts = contrast_residuals(model, examples, layers=layers, hook=hook,
+                              input_layer=config.input_layer, batch_size=batch_size,
+                              progress=progress)
+    config = replace(config, input_layer=acts.input_layer)
+    steerer = L2SSteerer(config, model_name=model_name(model), hook=hook, dataset=dataset)
+    steerer.fit(acts.prompt_resid, acts.diffs, acts.layers, groups=acts.units, progress=progress)
+    steerer.metadata["n_pairs"] = len(examples)
+    return steerer, acts

@@ -1,17 +1,20 @@
-"""The numerics of an L2S steerer: the stacked per-layer MLPs and their training loop.
+"""How the L2S networks are trained: the split by item, the standardisation and the loop.
 
 The MLPs of all steered layers are trained together as one stacked network
-(:class:`StackedMLP`), but they do not interact: the loss is a sum of per-layer terms, AdamW
-acts per parameter, each MLP's initialisation is seeded by its layer number, and a layer that
-has stopped no longer updates its best weights, so each MLP ends as it would if trained alone.
-Early stopping is per layer (:func:`train_stacked`), on a validation part split by group
-(:func:`split_by_group`); inputs and targets are standardised with the training statistics
-(:func:`standardisers`). :class:`~w2s_lens.steering.l2s_steerer.L2SSteerer` puts these together.
+(:class:`~w2s_lens.steering.l2s.network.StackedMLP`), but they do not interact: the loss is a
+sum of per-layer terms, AdamW acts per parameter, each MLP's initialisation is seeded by its
+layer number, and a layer that has stopped no longer updates its best weights, so each MLP
+ends as it would if trained alone. Early stopping is per layer (:func:`train_stacked`), on a
+validation part split by group (:func:`split_by_group`); inputs and targets are standardised
+with the training statistics (:func:`standardisers`).
+:meth:`~w2s_lens.steering.l2s.steerer.L2SSteerer.fit` puts these together.
 
 Example:
-    >>> net = StackedMLP([3, 5], d_in=8, hidden=16, d_out=4)
-    >>> net(torch.randn(10, 8)).shape  # [n, layer, d_out]; 0 until trained
-    torch.Size([10, 2, 4])
+    >>> x, y = torch.randn(20, 4), torch.randn(20, 2, 3)
+    >>> net = StackedMLP([0, 1], 4, 8, 3)
+    >>> train_stacked(net, x, y, x[:0], y[:0], L2SConfig(epochs=2), torch.Generator(),
+    ...               progress=False)["epochs_run"]
+    2
 """
 
 from __future__ import annotations
@@ -19,83 +22,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from jaxtyping import Float
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from w2s_lens.steering.l2s_config import L2SConfig
+from w2s_lens.steering.l2s.config import L2SConfig
+from w2s_lens.steering.l2s.network import StackedMLP
 
-__all__ = ["StackedMLP", "as_tensor", "split_by_group", "standardisers", "train_stacked"]
-
-
-class StackedMLP(nn.Module):
-    """L independent ``Linear -> ReLU -> Linear`` networks, evaluated as one batched op.
-
-    The output layer starts at zero, so the untrained networks predict 0 (in standardised
-    units: the training mean of the targets, i.e. CAA).
-
-    Example:
-        >>> net = StackedMLP([3, 5], d_in=8, hidden=16, d_out=4)
-        >>> sorted(net.tensors()), bool(net(torch.randn(2, 8)).eq(0).all())
-        (['fc1.bias', 'fc1.weight', 'fc2.bias', 'fc2.weight'], True)
-    """
-
-    def __init__(self, layers: Sequence[int], d_in: int, hidden: int, d_out: int,
-                 seed: int = 0) -> None:
-        super().__init__()
-        bound = 1.0 / d_in ** 0.5  # nn.Linear's default initialisation range
-        w1, b1 = [], []
-        for layer in layers:  # seeded by layer number: the same start alone or with others
-            g = torch.Generator().manual_seed((seed * 1_000_003 + int(layer)) % 2 ** 63)
-            w1.append((torch.rand(d_in, hidden, generator=g) * 2 - 1) * bound)
-            b1.append((torch.rand(hidden, generator=g) * 2 - 1) * bound)
-        self.fc1_weight = nn.Parameter(torch.stack(w1))
-        self.fc1_bias = nn.Parameter(torch.stack(b1))
-        # zero output layer: the untrained steerer predicts the training mean (CAA)
-        self.fc2_weight = nn.Parameter(torch.zeros(len(w1), hidden, d_out))
-        self.fc2_bias = nn.Parameter(torch.zeros(len(w1), d_out))
-
-    def forward(self, x: Float[Tensor, "n d_in"]) -> Float[Tensor, "n layer d_out"]:
-        h = torch.relu(torch.einsum("nd,ldh->lnh", x, self.fc1_weight) + self.fc1_bias[:, None])
-        return (torch.einsum("lnh,lho->lno", h, self.fc2_weight)
-                + self.fc2_bias[:, None]).transpose(0, 1)
-
-    @classmethod
-    def from_tensors(cls, tensors: dict[str, Tensor]) -> StackedMLP:
-        """A network holding ``tensors`` (as :meth:`tensors` returns them)."""
-        n_layers, d_in, hidden = tensors["fc1.weight"].shape
-        net = cls(range(n_layers), d_in, hidden, tensors["fc2.weight"].shape[2])
-        with torch.no_grad():
-            for key, value in net.tensors().items():
-                value.copy_(tensors[key])
-        return net
-
-    def tensors(self) -> dict[str, Tensor]:
-        """The parameters under their file names (``fc1.weight`` ...), stacked ``[L, ...]``."""
-        return {"fc1.weight": self.fc1_weight, "fc1.bias": self.fc1_bias,
-                "fc2.weight": self.fc2_weight, "fc2.bias": self.fc2_bias}
-
-
-def as_tensor(x: Any, what: str, ndim: int) -> Tensor:
-    """``x`` as a finite float32 CPU tensor of ``ndim`` dimensions; errors name ``what``.
-
-    Example:
-        >>> as_tensor([[1, 2]], "X", 2).dtype
-        torch.float32
-        >>> as_tensor([1.0], "X", 2)
-        Traceback (most recent call last):
-        ...
-        ValueError: X must have 2 dimensions, got shape (1,)
-    """
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).detach()
-    t = t.float().cpu()
-    if t.ndim != ndim:
-        raise ValueError(f"{what} must have {ndim} dimensions, got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{what} contains NaN or infinite values")
-    return t
+__all__ = ["split_by_group", "standardisers", "train_stacked"]
 
 
 def split_by_group(groups: Sequence[str], val_fraction: float,
