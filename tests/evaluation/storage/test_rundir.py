@@ -2,10 +2,11 @@
 (the per-sweep files on their own: test_sweepfiles.py)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts import ArtifactMismatch, stamp, write_json
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.pipeline import evaluate_examples
@@ -112,3 +113,33 @@ def test_a_run_killed_in_its_first_write_resumes(tmp_path):
     (run / "stray.txt").write_text("x")  # anything else is still refused
     with pytest.raises(ArtifactMismatch, match="not empty"):
         RunDir(run).prepare("evaluation", EvalConfig().to_dict())
+
+
+#: run.json configs in the flat form (before EvalConfig had parts): today's last flat dump and
+#: a real one from before 0.3 (length_norm, no router views, an absolute data_dir)
+FLAT = json.loads((Path(__file__).parents[1] / "fixtures" / "flat_run_configs.json").read_text())
+POWERED = dict(model="qwen2.5-coder-0.5b-instruct", n_train=200, n_test=200,
+               variants=("base", "sys-pos", "sys-neg", "user-pos", "user-neg"),
+               layers=(3, 7, 11, 15, 17, 19, 23), readout="cloze",
+               router_inputs=("question", "options", "question+options", "minilm"),
+               retest_max_items=None)
+
+
+@pytest.mark.parametrize("shape,dataset", [("flat", "corrigible-neutral-HHH"),
+                                           ("before_0.3", "self-awareness-text-model")])
+def test_a_run_with_a_flat_run_json_resumes(tmp_path, shape, dataset):
+    """A run started before the config had parts (its run.json flat) resumes with the same
+    settings given today, and is still refused with other ones."""
+    rd = RunDir(tmp_path / "run")  # run.json as the older version wrote it, byte for byte
+    write_json(rd.path / "run.json", stamp({"kind": "evaluation", "config": FLAT[shape],
+                                            "derived": {"status": "running"}}))
+    now = EvalConfig(dataset=dataset, data_dir="/work/shared/data/mwe", **POWERED)
+    assert rd.prepare("evaluation", now.to_dict()) is True
+    assert rd.prepare("evaluation", EvalConfig(dataset=dataset, data_dir="../data",
+                                               **POWERED).to_dict()) is True
+    with pytest.raises(ArtifactMismatch, match="readout: 'cloze' -> 'letter'"):
+        rd.prepare("evaluation", EvalConfig(dataset=dataset,
+                                            **{**POWERED, "readout": "letter"}).to_dict())
+    with pytest.raises(ArtifactMismatch, match="n_test: 200 -> 100"):
+        rd.prepare("evaluation", EvalConfig(dataset=dataset,
+                                            **{**POWERED, "n_test": 100}).to_dict())
