@@ -19,9 +19,9 @@ Example:
 from enum import StrEnum
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
-           "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_INPUTS",
-           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Engine", "Method", "Readout",
-           "RouterKind"]
+           "EMBEDDINGS", "ENGINES", "EVAL_PARTS", "METHODS", "POSITIONS", "READOUTS",
+           "ROUTER_INPUTS", "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Engine", "Method",
+           "Readout", "RouterKind"]
 
 
 class Method(StrEnum):
@@ -114,3 +114,7 @@ ROUTER_INPUTS = ("question", "options", "question+options", "minilm")
 SCALES = ("raw", "relative")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: The parts an evaluation's settings are grouped in (``EvalConfig.data``, ``.sweep``, ...;
+#: :mod:`w2s_lens.evaluation.config`), in order; the command line titles its option groups
+#: with them.
+EVAL_PARTS = ("data", "sweep", "routing", "statistics", "l2s", "compute")
