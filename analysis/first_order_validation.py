@@ -78,7 +78,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,13 +138,13 @@ def default_out(run: Path) -> Path:
 
 def run_model_name(cfg: EvalConfig, derived: dict[str, Any], results: dict[str, Any]) -> str:
     """The model a run used: its config's, else the one ``run.json`` recorded as loaded (a run
-    on the default model leaves ``EvalConfig.model`` unset), else ``results.json``'s.
+    on the default model leaves ``EvalConfig.compute.model`` unset), else ``results.json``'s.
 
     Example:
         >>> run_model_name(EvalConfig(), {"model": "qwen2.5-coder-0.5b-instruct"}, {})
         'qwen2.5-coder-0.5b-instruct'
     """
-    name = cfg.model or derived.get("model") or results.get("model")
+    name = cfg.compute.model or derived.get("model") or results.get("model")
     if not name:
         raise SystemExit("the run records no model name (run.json config and derived parts)")
     return str(name)
@@ -390,7 +389,8 @@ class Validation:
             raise SystemExit(f"{base} holds no finished base test sweep: the run is not "
                              "finished far enough")
         self.sweep, self.test_exs = self.rd.load_sweep(base)
-        self.readout = readout_label({"readout": self.cfg.readout, "mirror": self.cfg.mirrored,
+        self.readout = readout_label({"readout": self.cfg.sweep.readout,
+                                      "mirror": self.cfg.mirrored,
                                       "length_norm": self.cfg.length_norm})
         self.clock = Clock()
         self.model = None
@@ -401,10 +401,10 @@ class Validation:
         from w2s_lens.models.loading import load_model
 
         cfg = self.cfg
-        device = self.args.device or cfg.device
+        device = self.args.device or cfg.compute.device
         name = run_model_name(cfg, self.derived, self.results)
         self.model = self.clock("load model", lambda: load_model(name, device=device,
-                                                                 dtype=cfg.dtype))
+                                                                 dtype=cfg.compute.dtype))
         self.name = model_name(self.model)
         self.vectors = SteeringVectors.load(self.rd.vectors_dir(self.method), model=self.model)
         meta = self.sweep.metadata
@@ -430,11 +430,11 @@ class Validation:
         absolute data directory as null), else the recorded ones, else ``$W2S_DATA_DIR`` or
         ``shared/data/mwe`` next to the repository."""
         cfg = self.cfg
-        data_dir = self.args.data_dir or cfg.data_dir or os.environ.get("W2S_DATA_DIR")
+        data_dir = self.args.data_dir or cfg.data.data_dir or os.environ.get("W2S_DATA_DIR")
         shared = REPO.parent / "shared" / "data" / "mwe"
         if data_dir is None and shared.is_dir():
             data_dir = str(shared)
-        return replace(cfg, dataset=self.args.dataset_file or cfg.dataset, data_dir=data_dir)
+        return cfg.replace(dataset=self.args.dataset_file or cfg.data.dataset, data_dir=data_dir)
 
     def key(self, kind: str, exs: Sequence[Any], layers: Sequence[int], scales: Sequence[float],
             vectors: SteeringVectors, extra: Any = None) -> dict[str, Any]:
@@ -485,14 +485,14 @@ class Validation:
             return self._u
         pairs = self.split.vector_train
         digest = short_digest([[ex.id, list(ex.tokens), *map(list, ex.continuations)]
-                               for ex in pairs] + [self.name, self.cfg.batch_size])
+                               for ex in pairs] + [self.name, self.cfg.compute.batch_size])
         path = self.out / f"behaviour_direction_{digest}.safetensors"
         if path.is_file():
             self._u = load_tensors(path)["direction"]
         else:
             self._u = self.clock(f"behaviour direction ({len(pairs)} training pairs)",
                                  lambda: behaviour_direction(self.model, pairs,
-                                                             self.cfg.batch_size))
+                                                             self.cfg.compute.batch_size))
             path.parent.mkdir(parents=True, exist_ok=True)
             save_tensors(path, {"direction": self._u.contiguous()})
         return self._u
@@ -525,7 +525,7 @@ class Validation:
                 "retest_source": "none"}
 
     def router_accuracy(self, ids: Sequence[str]) -> dict[str, Any]:
-        kind = self.cfg.primary_router
+        kind = self.cfg.routing.primary_router
         routing = self.rd.read_routing(self.rd.sweep_dir("base", self.method)) or {}
         routed = (routing.get("router_layer") or {}).get(kind)
         if routed is not None and list(routing.get("ids", [])) == list(ids):
@@ -569,7 +569,7 @@ class Validation:
         ids = unit_mean(units, fo_pres)[0] if self.cfg.mirrored else [ex.id for ex in exs]
         train_fixed = (((self.results.get("methods") or {}).get(self.method) or {})
                        .get("fixed_layer"))
-        row = {"model": self.name, "dataset": self.cfg.dataset, "readout": self.readout,
+        row = {"model": self.name, "dataset": self.cfg.data.dataset, "readout": self.readout,
                "method": self.method, "layer_grid": grid,
                **compare(m, fo, cubic, lf, layers, self.args.n_boot, self.args.seed,
                          train_fixed), **extra}
@@ -603,8 +603,8 @@ class Validation:
         else:
             vecs = self.clock(f"CAA vectors at {len(layers)} layers ({len(pairs)} pairs)",
                               lambda: train_caa(self.model, pairs, layers=layers,
-                                                batch_size=cfg.batch_size,
-                                                dataset=cfg.dataset))
+                                                batch_size=cfg.compute.batch_size,
+                                                dataset=cfg.data.dataset))
             vecs.save(vec_dir)
         same = [layer for layer in self.layers if layer in layers]
         if same:
@@ -612,17 +612,17 @@ class Validation:
             b = self.vectors.vectors[[self.vectors.layers.index(x) for x in same]]
             rel = float((a - b).norm() / b.norm())
             print(f"all-layer vectors vs the run's at its layers: relative difference {rel:.2e}")
-        scales = layer_scales(vecs, cfg.scale, layers, fraction=cfg.fraction)
+        scales = layer_scales(vecs, cfg.sweep.scale, layers, fraction=cfg.sweep.fraction)
         units = list(dict.fromkeys(ex.unit for ex in self.test_exs))[:n]
         keep = set(units)
         exs = [ex for ex in self.test_exs if ex.unit in keep]
         res = self.clock(f"all-layer sweep ({len(exs)} prompts x {len(layers)} layers)",
                          lambda: run_sweep(self.model, vecs, exs, layers=layers,
-                                           multipliers=self.mults, engine=cfg.engine,
+                                           multipliers=self.mults, engine=cfg.sweep.engine,
                                            positions=self.positions, layer_scale=scales,
                                            out_dir=self.out / "all_layers" / "sweep",
-                                           chunk_size=cfg.chunk_size, progress=False,
-                                           scoring=self.scoring, max_rows=cfg.max_rows))
+                                           chunk_size=cfg.compute.chunk_size, progress=False,
+                                           scoring=self.scoring, max_rows=cfg.compute.max_rows))
         extra = {"retest_agreement": np.nan, "retest_n": 0, "retest_source": "none",
                  "router_accuracy": np.nan, "router_source": "none"}
         return self.grid_rows("all", res.steerability, res.propensity, exs, layers, scales,
@@ -633,7 +633,7 @@ class Validation:
         from w2s_lens.evaluation.split import prepare_examples
 
         cfg = self.cfg
-        every = prepare_examples(self.model, self.items, replace(cfg, n_train=None),
+        every = prepare_examples(self.model, self.items, cfg.replace(n_train=None),
                                  self.test_items).sweep_train
         train_sweep, train_exs = self.rd.load_sweep(self.rd.sweep_dir("train", self.method))
         study_units = list(dict.fromkeys(ex.unit for ex in train_exs))
@@ -643,18 +643,18 @@ class Validation:
             raise SystemExit(f"the run's training items are not in the reproduced training "
                              f"split (e.g. {missing[:3]})")
         fo_all = self.first_order_of("train_all", every, self.layers, self.scales, self.vectors)
-        emb_layer = (default_layer(self.model) if cfg.embedding_layer is None
-                     else int(cfg.embedding_layer))
+        emb_layer = (default_layer(self.model) if cfg.routing.embedding_layer is None
+                     else int(cfg.routing.embedding_layer))
         captured: dict[str, np.ndarray] = {}
         for res in (train_sweep, self.sweep):
-            if res.captured is not None and Embedding(cfg.embedding).captured_in_sweep \
+            if res.captured is not None and Embedding(cfg.routing.embedding).captured_in_sweep \
                     and res.metadata.get("capture_layer") == emb_layer:
                 captured.update(zip(res.ids, np.asarray(res.captured, dtype=np.float32)))
         todo = [ex for ex in [*every, *self.test_exs] if ex.id not in captured]
         if todo:
             x = self.clock(f"question embeddings ({len(todo)} prompts)",
-                           lambda: embed_examples(self.model, todo, cfg.embedding, emb_layer,
-                                                  cfg.batch_size))
+                           lambda: embed_examples(self.model, todo, cfg.routing.embedding,
+                                                  emb_layer, cfg.compute.batch_size))
             captured.update(zip([ex.id for ex in todo], x))
 
         def features(exs: Sequence[Any]) -> np.ndarray:
@@ -670,24 +670,24 @@ class Validation:
         fixed = int(np.asarray(s_measured).mean(axis=0).argmax())
         oracle = m_test.argmax(axis=1)
         rows = []
-        kind = cfg.primary_router
+        kind = cfg.routing.primary_router
         pos = {u: i for i, u in enumerate(all_units)}
         study_rows = [pos[u] for u in study_units]
         variants = (("measured", x_study, s_measured),
                     ("first_order_study_items", x_all[study_rows], s_fo_all[study_rows]),
                     ("first_order_all", x_all, s_fo_all))
         for labels, x, s in variants:
-            router = LayerRouter(kind, seed=cfg.seed, model=self.name, dataset=cfg.dataset,
-                                 layers=self.layers, hook="resid_pre",
-                                 embedding=embedding_name(cfg.embedding, emb_layer),
-                                 readout=cfg.readout)
+            router = LayerRouter(kind, seed=cfg.data.seed, model=self.name,
+                                 dataset=cfg.data.dataset, layers=self.layers, hook="resid_pre",
+                                 embedding=embedding_name(cfg.routing.embedding, emb_layer),
+                                 readout=cfg.sweep.readout)
             idx = self.clock(f"router {kind} on {labels} labels ({len(x)} items)",
                              lambda router=router, x=x, s=s: router.fit(x, s).predict(x_test))
             rows_t = np.arange(len(m_test))
             routed = m_test[rows_t, idx]
             lo, hi = paired_diff_ci(routed, m_test[:, fixed], n_boot=self.args.n_boot,
                                     seed=self.args.seed)
-            rows.append({"model": self.name, "dataset": cfg.dataset, "readout": self.readout,
+            rows.append({"model": self.name, "dataset": cfg.data.dataset, "readout": self.readout,
                          "method": self.method, "labels": labels, "router": kind,
                          "n_train_items": len(x), "n_test_items": len(m_test),
                          "fixed_layer": self.layers[fixed],
@@ -696,7 +696,7 @@ class Validation:
                          "gain_vs_fixed": float((routed - m_test[:, fixed]).mean()),
                          "gain_ci_lo": lo, "gain_ci_hi": hi,
                          "accuracy": float(np.mean(idx == oracle)),
-                         "oracle": float(m_test.max(axis=1).mean()), "seed": cfg.seed})
+                         "oracle": float(m_test.max(axis=1).mean()), "seed": cfg.data.seed})
         df = pd.DataFrame(rows)
         by = df.set_index("labels")
         summary = {"cheap_n_train_study": int(in_study.sum()),
@@ -755,9 +755,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         raise SystemExit(str(err)) from err
     v.load()
-    print(f"run {v.run}\n  model {v.name}, dataset {v.cfg.dataset}, readout {v.readout}, "
+    print(f"run {v.run}\n  model {v.name}, dataset {v.cfg.data.dataset}, readout {v.readout}, "
           f"layers {v.layers}, scales {v.scales}, λ {v.mults}, positions {v.positions}, "
-          f"scoring {v.scoring}\n  test prompts {len(v.test_exs)}, split seed {v.cfg.seed}, "
+          f"scoring {v.scoring}\n  test prompts {len(v.test_exs)}, split seed {v.cfg.data.seed}, "
           f"bootstrap n={args.n_boot} seed={args.seed}, torch threads "
           f"{torch.get_num_threads()}\n  cache {v.out}", flush=True)
     rows, items, layer_dfs = [], [], []
@@ -775,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         items.append(it)
         layer_dfs.append(ly)
     stamp_cols = {"run_dir": shown_run(v.run), "n_boot": args.n_boot, "seed": args.seed,
-                  "split_seed": v.cfg.seed, "wall_s": v.clock.total,
+                  "split_seed": v.cfg.data.seed, "wall_s": v.clock.total,
                   "cpu_s": round(sum(s["cpu_s"] for s in v.clock.stages.values()), 1),
                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     summary = pd.DataFrame([{**r, **stamp_cols} for r in rows])

@@ -31,10 +31,10 @@ from w2s_lens.sweep.result import SweepResult
 
 def test_demo_config_fills_only_what_is_open():
     cfg = demo_config(EvalConfig(dataset="corrigible-neutral-HHH"))
-    assert (cfg.n_train, cfg.n_test, cfg.layers) == (DEMO_N_TRAIN, DEMO_N_TEST, None) == (6, 10,
-                                                                                      None)
+    assert (cfg.data.n_train, cfg.data.n_test, cfg.sweep.layers) == \
+        (DEMO_N_TRAIN, DEMO_N_TEST, None) == (6, 10, None)
     mine = demo_config(EvalConfig(n_train=3, n_test=4, layers=(1, 2)))
-    assert (mine.n_train, mine.n_test, mine.layers) == (3, 4, (1, 2))
+    assert (mine.data.n_train, mine.data.n_test, mine.sweep.layers) == (3, 4, (1, 2))
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def offline(monkeypatch, tmp_path):
 
 def test_offline_without_data_the_shipped_sample_is_used(offline):
     cfg, items, test, note = resolve_dataset(EvalConfig(dataset="corrigible-neutral-HHH"))
-    assert cfg.dataset == "corrigible-neutral-HHH-sample" and len(items) == 100
+    assert cfg.data.dataset == "corrigible-neutral-HHH-sample" and len(items) == 100
     assert test is None
     assert note.startswith("corrigible-neutral-HHH is not available (") and "sample" in note
 
@@ -55,7 +55,7 @@ def test_a_dataset_that_is_there_is_used(offline, tmp_path):
     write_ab_dataset(tmp_path / "evals" / "persona", n=8, name="corrigible-neutral-HHH")
     cfg, items, _, note = resolve_dataset(EvalConfig(dataset="corrigible-neutral-HHH",
                                                      data_dir=str(tmp_path / "evals")))
-    assert cfg.dataset == "corrigible-neutral-HHH" and len(items) == 8 and note is None
+    assert cfg.data.dataset == "corrigible-neutral-HHH" and len(items) == 8 and note is None
 
 
 def test_unknown_names_are_not_replaced(offline):

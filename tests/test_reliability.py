@@ -451,10 +451,10 @@ def test_run_json_names_no_local_path_and_a_moved_run_resumes(tmp_path) -> None:
     text = (run / "run.json").read_text()
     assert "secret-home" not in text
     stored = json.loads(text)["config"]
-    assert stored["data_dir"] is None and stored["dataset"] == "toy.jsonl"
+    assert stored["data"]["data_dir"] is None and stored["data"]["dataset"] == "toy.jsonl"
     # the same run, given from another checkout (other absolute paths), resumes
-    moved = dataclasses.replace(config, dataset=str(tmp_path / "elsewhere" / "toy.jsonl"),
-                                data_dir=str(tmp_path / "elsewhere"))
+    moved = config.replace(dataset=str(tmp_path / "elsewhere" / "toy.jsonl"),
+                           data_dir=str(tmp_path / "elsewhere"))
     assert RunDir(run).prepare("evaluation", moved.to_dict()) is True
     # a sweep directory too (where data_dir is not one of the settings a rerun may change)
     sweep = tmp_path / "sweep"
@@ -465,6 +465,6 @@ def test_run_json_names_no_local_path_and_a_moved_run_resumes(tmp_path) -> None:
     assert RunDir(sweep).prepare("sweep", {**moved.to_dict(), "split": "test",
                                            "variant": "base"}) is True
     # but another dataset is still refused
-    other = dataclasses.replace(config, dataset=str(tmp_path / "x" / "other.jsonl"))
+    other = config.replace(dataset=str(tmp_path / "x" / "other.jsonl"))
     with pytest.raises(ArtifactMismatch, match="dataset"):
         RunDir(run).prepare("evaluation", other.to_dict())

@@ -22,9 +22,9 @@ Example:
 from enum import StrEnum
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
-           "EMBEDDINGS", "ENGINES", "METHODS", "POSITIONS", "READOUTS", "ROUTER_INPUTS",
-           "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Embedding", "Engine", "Method",
-           "Readout", "RouterKind", "RouterView"]
+           "EMBEDDINGS", "ENGINES", "EVAL_PARTS", "METHODS", "POSITIONS", "READOUTS",
+           "ROUTER_INPUTS", "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Embedding",
+           "Engine", "Method", "Readout", "RouterKind", "RouterView"]
 
 
 class Method(StrEnum):
@@ -214,3 +214,7 @@ ROUTER_INPUTS = tuple(v.value for v in RouterView)
 SCALES = ("raw", "relative")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: The parts an evaluation's settings are grouped in (``EvalConfig.data``, ``.sweep``, ...;
+#: :mod:`w2s_lens.evaluation.config`), in order; the command line titles its option groups
+#: with them.
+EVAL_PARTS = ("data", "sweep", "routing", "statistics", "l2s", "compute")

@@ -37,7 +37,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,17 +141,17 @@ def demo_config(config: EvalConfig) -> EvalConfig:
 
     Example:
         >>> cfg = demo_config(EvalConfig(dataset="corrigible-neutral-HHH"))
-        >>> cfg.n_train, cfg.n_test, cfg.layers
+        >>> cfg.data.n_train, cfg.data.n_test, cfg.layers
         (6, 10, None)
-        >>> demo_config(EvalConfig(n_train=8, layers=(1, 2))).layers
+        >>> demo_config(EvalConfig(n_train=8, layers=(1, 2))).sweep.layers
         (1, 2)
     """
     changes: dict[str, Any] = {}
-    if config.n_train is None:
+    if config.data.n_train is None:
         changes["n_train"] = DEMO_N_TRAIN
-    if config.n_test is None:
+    if config.data.n_test is None:
         changes["n_test"] = DEMO_N_TEST
-    return replace(config, **changes)
+    return config.replace(**changes)
 
 
 def resolve_dataset(
@@ -166,19 +166,19 @@ def resolve_dataset(
     Example:
         >>> cfg, items, test, note = resolve_dataset(
         ...     EvalConfig(dataset="corrigible-neutral-HHH"))  # offline, no copy  # doctest: +SKIP
-        >>> cfg.dataset, len(items), test  # doctest: +SKIP
+        >>> cfg.data.dataset, len(items), test  # doctest: +SKIP
         ('corrigible-neutral-HHH-sample', 100, None)
     """
     try:
         items, test_items = load_items(config)
         return config, items, test_items, None
     except DatasetError as exc:
-        if config.dataset not in DATASET_NAMES:
+        if config.data.dataset not in DATASET_NAMES:
             raise
-        note = (f"{config.dataset} is not available ({exc}).\nUsing the 100-item sample "
+        note = (f"{config.data.dataset} is not available ({exc}).\nUsing the 100-item sample "
                 f"shipped with w2s-lens instead ({SAMPLE_DATASET_NAME}; pass --data-dir with "
                 "the anthropics/evals files for the full dataset).")
-    config = replace(config, dataset=SAMPLE_DATASET_NAME)
+    config = config.replace(dataset=SAMPLE_DATASET_NAME)
     items, test_items = load_items(config)
     return config, items, test_items, note
 
@@ -215,7 +215,7 @@ def pick_threads(candidates: Sequence[int] | None = None, repeats: int = 3,
 
 
 def _show_prompts(model, items, config: EvalConfig, n: int) -> None:
-    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt)
+    fmt = PromptFormatter(model.tokenizer, system_prompt=config.data.system_prompt)
     for item in items[:n]:
         ex = fmt.format(item)
         with torch.inference_mode():
@@ -369,7 +369,7 @@ def _model_sweep(model, items: list[ABItem], test_items: list[ABItem] | None,
     rd = RunDir(out)
     record = {**config.to_dict(), "split": "test", "variant": "base"}
     resuming = rd.prepare("sweep", record)
-    exs = prepare_examples(model, items, replace(config, variants=("base",)), test_items)
+    exs = prepare_examples(model, items, config.replace(variants=("base",)), test_items)
     examples, pairs = exs.test["base"], exs.vector_train
     layers = resolve_layers(model, config)
     if not resuming:
@@ -378,19 +378,20 @@ def _model_sweep(model, items: list[ABItem], test_items: list[ABItem] | None,
     if resuming and (rd.vectors_dir() / "vectors.json").is_file():
         vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
     else:
-        vectors = train_caa(model, pairs, layers=layers, batch_size=config.batch_size,
-                            dataset=config.dataset, progress=True)
+        vectors = train_caa(model, pairs, layers=layers, batch_size=config.compute.batch_size,
+                            dataset=config.data.dataset, progress=True)
         vectors.save(rd.vectors_dir())
     print(f"CAA vectors from {len(pairs)} contrast pairs: {time.time() - t0:.0f}s", flush=True)
-    scales = layer_scales(vectors, config.scale, layers, fraction=config.fraction)
+    scales = layer_scales(vectors, config.sweep.scale, layers, fraction=config.sweep.fraction)
     t0 = time.time()
-    result = run_sweep(model, vectors, examples, layers=layers, multipliers=config.multipliers,
-                       engine=config.engine, positions=config.positions, layer_scale=scales,
-                       out_dir=rd.path, chunk_size=config.chunk_size, progress=True,
-                       scoring=config.scoring, max_rows=config.max_rows)
+    sweep = config.sweep
+    result = run_sweep(model, vectors, examples, layers=layers, multipliers=sweep.multipliers,
+                       engine=sweep.engine, positions=sweep.positions, layer_scale=scales,
+                       out_dir=rd.path, chunk_size=config.compute.chunk_size, progress=True,
+                       scoring=sweep.scoring, max_rows=config.compute.max_rows)
     print(f"sweep of {len(examples)} presentations × {len(layers)} layers × "
-          f"{len(config.multipliers)} multipliers: {time.time() - t0:.0f}s", flush=True)
-    result.metadata.update({"multiplier_scale": config.scale, "split": "test",
+          f"{len(config.sweep.multipliers)} multipliers: {time.time() - t0:.0f}s", flush=True)
+    result.metadata.update({"multiplier_scale": config.sweep.scale, "split": "test",
                             "variant": "base"})
     rd.save_sweep(rd.path, result, examples)
     rd.write_pairs(pairs_from_examples(model, pairs))
@@ -398,7 +399,7 @@ def _model_sweep(model, items: list[ABItem], test_items: list[ABItem] | None,
         "model": model.cfg.model_name, "layers": layers, "layer_scale": scales,
         "n_items": len({ex.unit for ex in examples}), "n_examples": len(examples),
         "n_train_items": len({ex.unit for ex in pairs}), "n_vector_pairs": len(pairs),
-        "letter_orders": 2 if config.both_orders else 1, "prompt_format": exs.prompt_format,
+        "letter_orders": 2 if config.sweep.both_orders else 1, "prompt_format": exs.prompt_format,
         "capture_layer": None})
     return result
 
@@ -437,23 +438,25 @@ def run_demo(config: EvalConfig, out_dir: str | os.PathLike, show: int = 2,
         print("\n".join(control_lines(res)))
         print(f"({time.time() - t0:.0f}s) the pipeline finds a per-input effect when one "
               "exists: W2S should beat the fixed layer beyond the noise here.")
-    _stage(2, f"the real model: {config.model or DEFAULT_MODEL} on {config.dataset}")
+    _stage(2, f"the real model: {config.compute.model or DEFAULT_MODEL} on {config.data.dataset}")
     if note:
         print(note)
-    layers = "every layer but 0" if config.layers is None else ",".join(map(str, config.layers))
-    print(f"dataset {config.dataset}: {len(items) + len(test_items or [])} items; this demo "
-          f"makes CAA vectors from {config.n_train} training items and sweeps {config.n_test} "
-          f"test items{' in both letter orders' if config.mirror else ''} at {layers} "
+    data, chosen = config.data, config.sweep.layers
+    layers = "every layer but 0" if chosen is None else ",".join(map(str, chosen))
+    print(f"dataset {data.dataset}: {len(items) + len(test_items or [])} items; this demo "
+          f"makes CAA vectors from {data.n_train} training items and sweeps {data.n_test} "
+          f"test items{' in both letter orders' if config.sweep.mirror else ''} at {layers} "
           "(--n-train, --n-test and --layers change them)")
     t1 = time.time()
-    model = load_model(config.model, device=config.device, dtype=config.dtype) \
-        if config.model else load_model(device=config.device, dtype=config.dtype)
+    compute = config.compute
+    model = load_model(compute.model, device=compute.device, dtype=compute.dtype) \
+        if compute.model else load_model(device=compute.device, dtype=compute.dtype)
     print(f"loaded {model.cfg.model_name} ({model.cfg.n_layers} layers, d_model="
           f"{model.cfg.d_model}) in {time.time() - t1:.0f}s")
     _show_prompts(model, items, config, show)
     with hold(out / "model"):
         result = _model_sweep(model, items, test_items, config, out / "model")
-        reading = read_sweep(result, n_boot=config.n_boot, seed=config.seed)
+        reading = read_sweep(result, n_boot=config.statistics.n_boot, seed=config.data.seed)
         print()
         print("\n".join(reading.lines()))
         print(f"\nreport: {write_report(out / 'model').resolve()}")

@@ -49,7 +49,7 @@ def test_sweep_rerun_with_other_layers_damages_nothing(tmp_path, monkeypatch, ca
     with caplog.at_level("INFO", logger="w2s_lens.cli.jobs"):
         first = jobs.run_sweep_job(small(data), out, split="train")
     # one cost line before the sweep: presentations × layers × non-zero multipliers, timed
-    n_mult = sum(m != 0 for m in small(data).multipliers)
+    n_mult = sum(m != 0 for m in small(data).sweep.multipliers)
     n = first.propensity.shape[0] * len(first.layers) * n_mult
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cost: ")]
     assert line.startswith(f"cost: {n:,} forward-equivalents") and "≈" in line

@@ -176,7 +176,7 @@ def test_cli_help_and_options(capsys):
     args = build_parser().parse_args(["advise", "--readout", "cloze", "--layers", "3,1",
                                       "--verify", "4", "--n-test", "8"])
     cfg = config_from_args(args)
-    assert (args.verify, args.out, cfg.layers, cfg.readout, cfg.n_test) == (
+    assert (args.verify, args.out, cfg.sweep.layers, cfg.sweep.readout, cfg.data.n_test) == (
         4, None, (1, 3), "cloze", 8)
 
 

@@ -48,7 +48,8 @@ def test_cross_fitting_keeps_each_item_out_of_its_own_vectors(control, monkeypat
     evaluate_examples(control.model, split, cfg, progress=False)
     iv = swept["vectors"]
     acts = contrast_residuals(control.model, split.vector_train, [1, 2, 3], input_layer=1)
-    folds = context.folds(list(dict.fromkeys(ex.unit for ex in split.sweep_train)), 3, cfg.seed)
+    folds = context.folds(list(dict.fromkeys(ex.unit for ex in split.sweep_train)), 3,
+                          cfg.data.seed)
     for i, ex in enumerate(split.sweep_train):
         keep = torch.tensor([folds[u] != folds[ex.unit] for u in acts.units])
         assert torch.allclose(iv.vectors[i], acts.diffs[keep].mean(0), atol=1e-6)

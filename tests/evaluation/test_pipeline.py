@@ -122,7 +122,7 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweep_mod, "fast_chunk", no_compute)
     again = evaluate_examples(control.model, _split(control),
-                              replace(cfg, router_inputs=("question", "question+options")),
+                              cfg.replace(router_inputs=("question", "question+options")),
                               tmp_path, progress=False).to_dict()
     assert "logreg@question+options" in again["methods"]["caa"]["variants"]["base"]["w2s"]
 
@@ -251,7 +251,7 @@ def test_evaluate_labels_the_run_with_the_items_dataset(monkeypatch):
     seen = []
     monkeypatch.setattr(ev, "prepare_examples", lambda model, items, config, test: None)
     monkeypatch.setattr(ev, "evaluate_examples",
-                        lambda model, exs, config, out, progress: seen.append(config.dataset))
+                        lambda model, exs, config, out, progress: seen.append(config.data.dataset))
 
     def items(name):
         return [ABItem(f"{name}:{i}", name, "Q?", ("yes", "no"), "AB"[i % 2]) for i in range(4)]

@@ -18,7 +18,7 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from w2s_lens.controls.synthetic import build_control
-from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.headroom.diagnostics import (
     cross_validated_oracle,
     learning_curve,
@@ -318,6 +318,15 @@ def test_sweep_directory_report_shows_the_prompts(control, tmp_path) -> None:
                 "</td>") in row
     assert text.count('class="plotly-graph-div"') == 4
     assert "items (n=6)" in text
+    # run.json's config, one setting a row
+    assert '<td class="l">sweep.readout</td><td class="l">letter</td>' in text
+    # a sweep directory written before the config had parts (flat run.json) reads the same
+    derived = rd.read_run()["derived"]
+    rd.write_run("sweep", flat_config(record), derived)
+    old = write_report(rd.path).read_text(encoding="utf-8")
+    assert "W2S sweep report — w2s-synthetic-positive / synthetic" in old
+    assert "letter readout (A/B logit difference), mirrored" in old
+    assert '<td class="l">readout</td><td class="l">letter</td>' in old
     fig = readout_histograms({"letter mirrored": rd.path})  # a sweep directory too
     assert fig.data[0].name == "letter mirrored (n=6)"
     items = result.mirrored()

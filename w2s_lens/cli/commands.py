@@ -44,30 +44,44 @@ log = logging.getLogger("w2s_lens.cli")
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for."""
-    from w2s_lens.evaluation.config import EvalConfig
+    """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for
+    (the options of :func:`~w2s_lens.cli.options.add_model`, ``add_data`` and ``add_eval``;
+    ``tests/cli/test_commands.py`` checks that they set every setting, at its default)."""
+    from w2s_lens.evaluation.config import (
+        ComputeConfig,
+        DataConfig,
+        EvalConfig,
+        RoutingConfig,
+        StatisticsConfig,
+        SweepConfig,
+    )
     from w2s_lens.steering.l2s.config import L2SConfig
 
     return EvalConfig(
-        dataset=args.dataset, data_dir=args.data_dir, vectors=args.vectors, model=args.model,
-        device=args.device, dtype=args.dtype, variants=tuple(args.variants),
-        n_train=args.n_train, n_test=args.n_test, train_fraction=args.train_fraction,
-        seed=args.seed, layers=None if args.layers is None else tuple(args.layers),
-        multipliers=tuple(args.multipliers), readout=args.readout, mirror=args.mirror,
-        scoring=scoring_from_args(args), list_options=args.list_options,
-        method=args.method, engine=args.engine,
-        positions=args.positions, scale=args.scale, fraction=args.fraction,
-        embedding=args.embedding, embedding_layer=args.embedding_layer,
-        routers=tuple(args.routers), primary_router=(args.routers or ["logreg"])[0],
-        router_inputs=tuple(args.router_inputs),
-        both_orders=not args.single_order, cross_fit=args.cross_fit,
-        retest=args.retest, retest_max_items=args.retest_items,
-        system_prompt=args.system_prompt,
+        data=DataConfig(
+            dataset=args.dataset, data_dir=args.data_dir, variants=tuple(args.variants),
+            n_train=args.n_train, n_test=args.n_test, train_fraction=args.train_fraction,
+            seed=args.seed, system_prompt=args.system_prompt),
+        sweep=SweepConfig(
+            method=args.method, vectors=args.vectors, both_orders=not args.single_order,
+            layers=None if args.layers is None else tuple(args.layers),
+            multipliers=tuple(args.multipliers), readout=args.readout, mirror=args.mirror,
+            scoring=scoring_from_args(args), list_options=args.list_options,
+            engine=args.engine, positions=args.positions, scale=args.scale,
+            fraction=args.fraction),
+        routing=RoutingConfig(
+            embedding=args.embedding, embedding_layer=args.embedding_layer,
+            routers=tuple(args.routers), router_inputs=tuple(args.router_inputs),
+            primary_router=(args.routers or ["logreg"])[0]),
+        statistics=StatisticsConfig(
+            cross_fit=args.cross_fit, retest=args.retest, retest_max_items=args.retest_items,
+            n_boot=args.n_boot),
         l2s=L2SConfig(input_layer=args.l2s_input_layer, hidden=args.l2s_hidden,
                       epochs=args.l2s_epochs, weight_decay=args.l2s_weight_decay,
                       seed=args.seed),
-        n_boot=args.n_boot, batch_size=args.batch_size, chunk_size=args.chunk_size,
-        max_rows=args.max_rows)
+        compute=ComputeConfig(
+            model=args.model, device=args.device, dtype=args.dtype,
+            batch_size=args.batch_size, chunk_size=args.chunk_size, max_rows=args.max_rows))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -145,9 +159,11 @@ def preflight(args: argparse.Namespace) -> None:
             raise OptionError(problem)
     model = getattr(args, "model", None)
     if args.command == "train-router":
+        from w2s_lens.evaluation.config import flat_config
+
         try:
             run = json.loads((Path(args.sweep) / "run.json").read_text())
-            model = run.get("derived", {}).get("model") or run["config"]["model"]
+            model = run.get("derived", {}).get("model") or flat_config(run["config"])["model"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             model = None  # the job says what is wrong with the sweep
     if model is not None and args.command in ("demo", "evaluate", "sweep", "vectors", "advise"):

@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 
 
 def _model(name: str | None, config: EvalConfig | None = None, **kw: Any):
-    device = kw.get("device", config.device if config else "auto")
-    dtype = kw.get("dtype", config.dtype if config else "float32")
+    device = kw.get("device", config.compute.device if config else "auto")
+    dtype = kw.get("dtype", config.compute.dtype if config else "float32")
     return load_model(name, device=device, dtype=dtype) if name else load_model(
         device=device, dtype=dtype)
 
@@ -67,7 +67,8 @@ def run_evaluation(config: EvalConfig, out_dir: str | os.PathLike, progress: boo
     """``w2s-lens evaluate``: check the output, load data and model, run the comparison.
 
     Args:
-        config: the settings (``config.model``: the model to load; default the embedded one).
+        config: the settings (``config.compute.model``: the model to load; default the
+            embedded one).
         out_dir: the run directory (resumed when it holds this run already).
         progress: progress bars.
         model: an already loaded model (skips loading).
@@ -75,7 +76,7 @@ def run_evaluation(config: EvalConfig, out_dir: str | os.PathLike, progress: boo
     RunDir(out_dir).prepare("evaluation", config.to_dict())
     with hold(out_dir):  # refuse a second process before the model loads
         items, test_items = load_items(config)
-        model = model if model is not None else _model(config.model, config)
+        model = model if model is not None else _model(config.compute.model, config)
         return evaluate(model, items, config, out_dir, progress, test_items=test_items)
 
 
@@ -86,7 +87,7 @@ def run_sweep_job(
     variant: str = "base",
     progress: bool = True,
 ) -> SweepResult:
-    """``w2s-lens sweep``: CAA vectors from the training split (or ``config.vectors``) and a
+    """``w2s-lens sweep``: CAA vectors from the training split (or ``config.sweep.vectors``) and a
     layer × multiplier sweep of one split, in the sweep-directory layout of
     :mod:`w2s_lens.evaluation.storage.rundir`. A rerun resumes, reusing the vectors it already has.
 
@@ -96,8 +97,8 @@ def run_sweep_job(
     """
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
-    if variant not in config.variants and variant != "base":
-        raise ConfigError(f"variant {variant!r} is not one of {config.variants}")
+    if variant not in config.data.variants and variant != "base":
+        raise ConfigError(f"variant {variant!r} is not one of {config.data.variants}")
     with hold(out_dir):  # one writer per run directory
         return _sweep_job(config, RunDir(out_dir), split, variant, progress)
 
@@ -106,29 +107,30 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
                progress: bool) -> SweepResult:
     record = {**config.to_dict(), "split": split, "variant": variant}
     resuming = rd.prepare("sweep", record)
-    external = SteeringVectors.load(config.vectors) if config.vectors is not None else None
+    external = (SteeringVectors.load(config.sweep.vectors)
+                if config.sweep.vectors is not None else None)
     t0 = time.time()
     items, test_items = load_items(config)
-    model = _model(config.model, config)
+    model = _model(config.compute.model, config)
     if external is not None:
         external.check_model(model)
     if test_items is None:
-        train, test = train_test_split(items, config.train_fraction, config.seed)
+        train, test = train_test_split(items, config.data.train_fraction, config.data.seed)
     else:
         train, test = items, test_items
-    train = train[: config.n_train] if config.n_train is not None else train
-    test = test[: config.n_test] if config.n_test is not None else test
+    train = train[: config.data.n_train] if config.data.n_train is not None else train
+    test = test[: config.data.n_test] if config.data.n_test is not None else test
     chosen = train if split == "train" else test
     if not train or not chosen:
         raise ConfigError(f"the split left {len(train)} training and {len(test)} test items")
-    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt,
-                          list_options=config.list_options)
-    pairs = fmt.format_many(balanced(train) if config.both_orders else train, "base")
+    fmt = PromptFormatter(model.tokenizer, system_prompt=config.data.system_prompt,
+                          list_options=config.sweep.list_options)
+    pairs = fmt.format_many(balanced(train) if config.sweep.both_orders else train, "base")
     shown = balanced(chosen) if config.mirrored else chosen
-    examples = fmt.format_many(shown, variant, readout=config.readout)
+    examples = fmt.format_many(shown, variant, readout=config.sweep.readout)
     layers = resolve_layers(model, config)
     if external is not None:  # refuse a swept layer the vectors lack, before anything runs
-        external = swept_vectors(external, layers, str(config.vectors))
+        external = swept_vectors(external, layers, str(config.sweep.vectors))
     if not resuming:
         rd.write_run("sweep", record, {"status": "running"})
     if external is not None:
@@ -137,28 +139,29 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
         log.info("resuming: reusing the vectors in %s", rd.vectors_dir())
         vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
     else:
-        vectors = train_caa(model, pairs, layers=layers, batch_size=config.batch_size,
-                            dataset=config.dataset, progress=progress)
+        vectors = train_caa(model, pairs, layers=layers, batch_size=config.compute.batch_size,
+                            dataset=config.data.dataset, progress=progress)
         vectors.save(rd.vectors_dir())
-    scales = layer_scales(vectors, config.scale, layers, fraction=config.fraction)
-    capture = default_layer(model) if Engine(config.engine).captures else None
+    scales = layer_scales(vectors, config.sweep.scale, layers, fraction=config.sweep.fraction)
+    capture = default_layer(model) if Engine(config.sweep.engine).captures else None
     cost = sweep_cost(model, vectors, scales, layers, examples, config, rd.path, split)
     log.info("%s", cost.text)  # one line before the sweep: its forward-equivalents, timed
     if cost.warning:
         log.warning("%s", cost.warning)
-    result = run_sweep(model, vectors, examples, layers=layers, multipliers=config.multipliers,
-                       engine=config.engine, positions=config.positions, layer_scale=scales,
-                       out_dir=rd.path, chunk_size=config.chunk_size, progress=progress,
-                       capture_layer=capture, scoring=config.scoring,
-                       max_rows=config.max_rows)
-    result.metadata.update({"multiplier_scale": config.scale, "split": split,
+    sweep = config.sweep
+    result = run_sweep(model, vectors, examples, layers=layers, multipliers=sweep.multipliers,
+                       engine=sweep.engine, positions=sweep.positions, layer_scale=scales,
+                       out_dir=rd.path, chunk_size=config.compute.chunk_size, progress=progress,
+                       capture_layer=capture, scoring=sweep.scoring,
+                       max_rows=config.compute.max_rows)
+    result.metadata.update({"multiplier_scale": config.sweep.scale, "split": split,
                             "variant": variant})
     rd.save_sweep(rd.path, result, examples)
     rd.write_pairs(pairs_from_examples(model, pairs))
     rd.write_run("sweep", record, {
         "model": model.cfg.model_name, "layers": layers, "layer_scale": scales,
         "n_items": len(chosen), "n_examples": len(examples), "n_train_items": len(train),
-        "n_vector_pairs": len(pairs), "letter_orders": 2 if config.both_orders else 1,
+        "n_vector_pairs": len(pairs), "letter_orders": 2 if config.sweep.both_orders else 1,
         "prompt_format": fmt.settings(), "capture_layer": capture,
         "wall_time_s": round(time.time() - t0, 1)})
     return result
@@ -167,7 +170,7 @@ def _sweep_job(config: EvalConfig, rd: RunDir, split: str, variant: str,
 def advise_job(config: EvalConfig, verify: int = 0, progress: bool = True,
                advise_on: str | os.PathLike | None = None) -> Advice:
     """``w2s-lens advise``: load the items and the model, split the items as ``evaluate``
-    does, CAA vectors from the training split (or ``config.vectors``), and first-order layer
+    does, CAA vectors from the training split (or ``config.sweep.vectors``), and first-order layer
     advice on the test split (:func:`w2s_lens.evaluation.advice.advise`); ``verify`` test
     items are swept for real.
 
@@ -193,7 +196,7 @@ def advise_job(config: EvalConfig, verify: int = 0, progress: bool = True,
         if not items:
             raise ConfigError(f"no dataset items are left to train the vectors on: every "
                               f"question is in {advise_on}")
-    model = _model(config.model, config)
+    model = _model(config.compute.model, config)
     return advise(model, items, config, test_items, verify=verify, progress=progress)
 
 
@@ -225,7 +228,7 @@ def train_router_job(
     if out.path.exists() and (not out.path.is_dir() or any(out.path.iterdir())):
         raise ConfigError(f"--out {out.path} exists and is not an empty directory")
     model = load_model(run["derived"]["model"], device=device,
-                       dtype=dtype if dtype is not None else config.dtype)
+                       dtype=dtype if dtype is not None else config.compute.dtype)
     result, examples = rd.load_sweep(rd.path)
     vectors = SteeringVectors.load(rd.vectors_dir(), model=model)
     layer = default_layer(model) if embedding_layer is None else int(embedding_layer)
@@ -236,15 +239,15 @@ def train_router_job(
         x_pres = embed_examples(model, examples, embedding, layer)
     mirrored = result.mirrored()
     x = result.unit_average(x_pres)
-    router = LayerRouter(kind, seed=config.seed, model=model.cfg.model_name,
-                         dataset=config.dataset, embedding=embedding_name(embedding, layer),
+    router = LayerRouter(kind, seed=config.data.seed, model=model.cfg.model_name,
+                         dataset=config.data.dataset, embedding=embedding_name(embedding, layer),
                          layers=result.layers, hook=vectors.hook,
-                         readout=config.readout).fit(x, mirrored.steerability)
+                         readout=config.sweep.readout).fit(x, mirrored.steerability)
     fixed = int(result.layers[int(mirrored.steerability.mean(0).argmax())])
     w2s = W2S(model=model, router=router, steerer=vectors, embedding=embedding,
               embedding_layer=layer, prompt_format=run["derived"]["prompt_format"],
-              readout=config.readout, mirror=config.mirrored,
-              layer_scale=run["derived"]["layer_scale"], positions=config.positions,
+              readout=config.sweep.readout, mirror=config.mirrored,
+              layer_scale=run["derived"]["layer_scale"], positions=config.sweep.positions,
               fixed_layer=fixed)
     w2s.save(out.path)
     return w2s

@@ -29,6 +29,7 @@ from w2s_lens.choices import (
     DTYPES,
     EMBEDDINGS,
     ENGINES,
+    EVAL_PARTS,
     METHODS,
     POSITIONS,
     READOUTS,
@@ -361,26 +362,52 @@ def hide_options(p: argparse.ArgumentParser, dests: Sequence[str]) -> None:
             action.help = argparse.SUPPRESS
 
 
+def _part_group(p: argparse.ArgumentParser, part: str) -> argparse._ArgumentGroup:
+    """The option group of one part of the evaluation settings, titled by the part
+    (:data:`~w2s_lens.choices.EVAL_PARTS`: ``EvalConfig.data``, ``.sweep``, ...).
+
+    Example:
+        >>> _part_group(argparse.ArgumentParser(), "sweep").title
+        'sweep (EvalConfig.sweep)'
+    """
+    if part not in EVAL_PARTS:
+        raise ValueError(f"{part!r} is not a part of EvalConfig {EVAL_PARTS}")
+    return p.add_argument_group(f"{part} (EvalConfig.{part})")
+
+
 def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
-    """The evaluation settings (split, steering, routing and statistics, L2S, compute), each
-    option one :class:`~w2s_lens.evaluation.config.EvalConfig` field (see
-    :func:`w2s_lens.cli.config_from_args`); ``variants``: the default ``--variants``.
+    """The evaluation settings, one option group per part of
+    :class:`~w2s_lens.evaluation.config.EvalConfig` (data, sweep, routing, statistics, l2s,
+    compute; ``--dataset``, ``--data-dir`` and the model options come from :func:`add_data`
+    and :func:`add_model`), each option one setting (see
+    :func:`w2s_lens.cli.commands.config_from_args`); ``variants``: the default ``--variants``.
 
     Example:
         >>> p = argparse.ArgumentParser(); add_eval(p, ["base"])
         >>> p.parse_args(["--routers", "mlp,logreg"]).routers
         ['mlp', 'logreg']
     """
-    g = p.add_argument_group("split")
+    g = _part_group(p, "data")
     g.add_argument("--n-train", type=int, default=None, help="cap on training items")
     g.add_argument("--n-test", type=int, default=None, help="cap on test items")
     g.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     g.add_argument("--train-fraction", type=finite, default=0.5,
                    help="share of the items used for training (default: %(default)s)")
-    g = p.add_argument_group("steering")
+    g.add_argument("--variants", type=names, default=list(variants),
+                   help=f"comma-separated test variants, from {','.join(VARIANTS)} "
+                        f"(default: {','.join(variants)})")
+    g.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT,
+                   help="the base system prompt (default: %(default)r)")
+    g = _part_group(p, "sweep")
     g.add_argument("--method", choices=METHODS, default="caa",
                    help="caa: one vector per layer; l2s: a vector per input; both "
                         "(default: %(default)s)")
+    g.add_argument("--vectors", default=None,
+                   help="use these CAA vectors (a directory from `w2s-lens vectors` or "
+                        "`sweep`) instead of training them")
+    g.add_argument("--single-order", action="store_true",
+                   help="train vectors on one letter order only (the paper's setup; risks an "
+                        "A-vs-B artifact)")
     g.add_argument("--layers", type=layers, default=None,
                    help="'all' or comma-separated layers (default: every layer but 0)")
     g.add_argument("--multipliers", type=floats, default=list(DEFAULT_MULTIPLIERS),
@@ -410,18 +437,7 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
                    help="multiplier scale: raw (the paper's) or relative to the residual norm")
     g.add_argument("--fraction", type=positive, default=0.25,
                    help="--scale relative: share of the residual norm that λ=1 adds")
-    g.add_argument("--single-order", action="store_true",
-                   help="train vectors on one letter order only (the paper's setup; risks an "
-                        "A-vs-B artifact)")
-    g.add_argument("--vectors", default=None,
-                   help="use these CAA vectors (a directory from `w2s-lens vectors` or "
-                        "`sweep`) instead of training them")
-    g.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT,
-                   help="the base system prompt (default: %(default)r)")
-    g = p.add_argument_group("routing and statistics")
-    g.add_argument("--variants", type=names, default=list(variants),
-                   help=f"comma-separated test variants, from {','.join(VARIANTS)} "
-                        f"(default: {','.join(variants)})")
+    g = _part_group(p, "routing")
     g.add_argument("--embedding", choices=EMBEDDINGS, default="resid-last",
                    help="router input (default: %(default)s)")
     g.add_argument("--embedding-layer", type=int, default=None,
@@ -433,10 +449,10 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
                         f"{','.join(ROUTER_INPUTS)}: the unanswered prompt (question), the "
                         "options read as its continuation (options), both, or a MiniLM "
                         "embedding of question and options (default: question)")
+    g = _part_group(p, "statistics")
     g.add_argument("--cross-fit", type=int, default=5,
                    help="folds: each training item is swept with vectors fitted without it "
                         "(0: in-sample; default: %(default)s)")
-    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     g.add_argument("--retest", action=argparse.BooleanOptionalAction, default=True,
                    help="headroom retest: sweep the base test items again with vectors from "
                         "two disjoint halves of the training items (best-layer agreement, "
@@ -444,13 +460,14 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     g.add_argument("--retest-items", type=cap, default=64,
                    help="cap on the base test items the retest sweeps, or 'all'; the retest "
                         "costs two extra test sweeps of this many items (default: %(default)s)")
-    g = p.add_argument_group("L2S")
+    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
+    g = _part_group(p, "l2s")
     g.add_argument("--l2s-hidden", type=int, default=256, help="MLP hidden width")
     g.add_argument("--l2s-epochs", type=int, default=300, help="maximum training epochs")
     g.add_argument("--l2s-weight-decay", type=finite, default=1e-2, help="AdamW weight decay")
     g.add_argument("--l2s-input-layer", type=int, default=None,
                    help="layer of the input representation (default: the middle layer)")
-    g = p.add_argument_group("compute")
+    g = _part_group(p, "compute")
     g.add_argument("--batch-size", type=int, default=8, help="prompts per caching pass")
     g.add_argument("--chunk-size", type=int, default=8, help="inputs per resumable sweep chunk")
     g.add_argument("--max-rows", type=int, default=None,

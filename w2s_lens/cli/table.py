@@ -27,13 +27,12 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RUN_FILE, RunDir
 from w2s_lens.report.tables.cross_dataset import (
@@ -69,7 +68,7 @@ def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> Evaluati
         return None
     rd.prepare("evaluation", config.to_dict())
     # n_boot is a "resumable" setting, but it changes the intervals: recompute (sweeps resume)
-    if rd.read_run()["config"].get("n_boot") != config.n_boot:
+    if flat_config(rd.read_run()["config"]).get("n_boot") != config.statistics.n_boot:
         return None
     return EvaluationResult.load(rd.path)
 
@@ -78,7 +77,7 @@ def evaluate_dataset(config: EvalConfig, out_dir: str | os.PathLike, model: Any 
                      threads: int | None = None, progress: bool = False
                      ) -> tuple[EvaluationResult, float]:
     """One dataset of a table: :func:`~w2s_lens.cli.jobs.run_evaluation` (loading
-    ``config.model`` unless ``model`` is given), with ``threads`` torch threads. Returns
+    ``config.compute.model`` unless ``model`` is given), with ``threads`` torch threads. Returns
     ``(results, seconds)``.
     This is the body of a Ray task.
 
@@ -99,8 +98,8 @@ def evaluate_dataset(config: EvalConfig, out_dir: str | os.PathLike, model: Any 
 def _load_model(config: EvalConfig) -> Any:
     from w2s_lens.models.loading import load_model
 
-    kw = {"device": config.device, "dtype": config.dtype}
-    return load_model(config.model, **kw) if config.model else load_model(**kw)
+    kw = {"device": config.compute.device, "dtype": config.compute.dtype}
+    return load_model(config.compute.model, **kw) if config.compute.model else load_model(**kw)
 
 
 def _log_done(name: str, results: EvaluationResult, seconds: float) -> None:
@@ -210,7 +209,7 @@ def run_table(
         num_gpus_per_task: GPUs per Ray task; None: 1 when the cluster has GPUs, else 0.
         progress: progress bars (serially also the evaluation's own; on Ray, one bar over
             finished tasks).
-        model: an already loaded model for every dataset (default: load ``config.model``,
+        model: an already loaded model for every dataset (default: load ``config.compute.model``,
             once serially, once per task on Ray). On Ray it is shipped to every task as is.
         num_cpus_per_task: CPUs per Ray task (also its torch threads unless ``threads``).
         threads: torch CPU threads (serially, and in every Ray task).
@@ -239,7 +238,7 @@ def run_table(
     runs: dict[str, DatasetRun] = {}
     todo = []
     for name in names:
-        cfg = replace(base_config, dataset=name)
+        cfg = base_config.replace(dataset=name)
         out = root / (Path(name).stem if Path(name).suffix else name)
         res = finished_results(cfg, out)  # refuses a folder of other settings before any work
         if res is not None:

@@ -250,16 +250,16 @@ def verification(first: Matrix, measured: Matrix, layers: Sequence[int], advised
 def _vectors(model: HookedTransformer, vector_train: Sequence[SteeringExample],
              config: EvalConfig, layers: list[int],
              vectors: SteeringVectors | None) -> SteeringVectors:
-    """Given vectors (or ``config.vectors``) at ``layers``, else CAA on ``vector_train``."""
-    if vectors is None and config.vectors is not None:
-        vectors = SteeringVectors.load(config.vectors, model=model)
+    """Given vectors (or ``config.sweep.vectors``) at ``layers``, else CAA on ``vector_train``."""
+    if vectors is None and config.sweep.vectors is not None:
+        vectors = SteeringVectors.load(config.sweep.vectors, model=model)
     if vectors is not None:
         vectors.check_model(model)
-        return swept_vectors(vectors, layers, str(config.vectors or "the vectors"))
+        return swept_vectors(vectors, layers, str(config.sweep.vectors or "the vectors"))
     if not vector_train:
         raise ConfigError("no training items for the vectors (and no vectors given)")
-    return train_caa(model, vector_train, layers=layers, batch_size=config.batch_size,
-                     dataset=config.dataset)
+    return train_caa(model, vector_train, layers=layers, batch_size=config.compute.batch_size,
+                     dataset=config.data.dataset)
 
 
 def advise_examples(
@@ -272,12 +272,12 @@ def advise_examples(
     progress: bool = False,
 ) -> Advice:
     """Layer advice for formatted ``examples`` (both letter orders of an item adjacent when
-    mirrored), with CAA vectors from ``vector_train`` (or ``vectors`` / ``config.vectors``).
+    mirrored), with CAA vectors from ``vector_train`` (or ``vectors`` / ``config.sweep.vectors``).
 
     Args:
         model: the HookedTransformer.
         vector_train: the vectors' contrast pairs (letter format; ignored with vectors).
-        examples: the items to advise on, in ``config.readout``.
+        examples: the items to advise on, in ``config.sweep.readout``.
         config: layers, readout, scoring, positions, scale, multipliers, engine, n_boot, seed.
         vectors: CAA vectors to use instead of training them.
         verify: sweep this many of the items for real (0: none).
@@ -298,16 +298,17 @@ def advise_examples(
     timing: dict[str, dict[str, float]] = {}
     wall, cpu = time.perf_counter(), time.process_time()
     layers = sorted(resolve_layers(model, cfg))
-    given = vectors is not None or cfg.vectors is not None
+    sweep, n_boot, seed = cfg.sweep, cfg.statistics.n_boot, cfg.data.seed
+    given = vectors is not None or sweep.vectors is not None
     with _timed(timing, "vectors"):
         vecs = _vectors(model, vector_train, cfg, layers, vectors)
-        scales = layer_scales(vecs, cfg.scale, layers, fraction=cfg.fraction)
+        scales = layer_scales(vecs, sweep.scale, layers, fraction=sweep.fraction)
     with _timed(timing, "first_order"):
-        fo = first_order(model, vecs, examples, layers=layers, positions=cfg.positions,
-                         layer_scale=scales, scoring=cfg.scoring, multipliers=cfg.multipliers)
+        fo = first_order(model, vecs, examples, layers=layers, positions=sweep.positions,
+                         layer_scale=scales, scoring=sweep.scoring, multipliers=sweep.multipliers)
     fo = fo.mirrored() if cfg.mirrored else fo
     s = np.asarray(fo.steerability, dtype=float)
-    ci = np.array([bootstrap_ci(s[:, j], n_boot=cfg.n_boot, seed=cfg.seed)
+    ci = np.array([bootstrap_ci(s[:, j], n_boot=n_boot, seed=seed)
                    for j in range(len(layers))])
     fixed = int(s.mean(axis=0).argmax())
     d = s.max(axis=1) - s[:, fixed]
@@ -316,23 +317,23 @@ def advise_examples(
         keep = set(fo.units[:verify])
         with _timed(timing, "verify"):
             res = run_sweep(model, vecs, [ex for ex in examples if ex.unit in keep],
-                            layers=layers, multipliers=cfg.multipliers, engine=cfg.engine,
-                            positions=cfg.positions, layer_scale=scales,
-                            chunk_size=cfg.chunk_size, progress=progress, scoring=cfg.scoring,
-                            max_rows=cfg.max_rows)
+                            layers=layers, multipliers=sweep.multipliers, engine=sweep.engine,
+                            positions=sweep.positions, layer_scale=scales,
+                            chunk_size=cfg.compute.chunk_size, progress=progress,
+                            scoring=sweep.scoring, max_rows=cfg.compute.max_rows)
         res = res.mirrored() if cfg.mirrored else res
         rows = [fo.ids.index(i) for i in res.ids]
-        ver = verification(s[rows], res.steerability, layers, layers[fixed], res.ids,
-                           cfg.n_boot, cfg.seed)
+        ver = verification(s[rows], res.steerability, layers, layers[fixed], res.ids, n_boot,
+                           seed)
         ver = replace(ver, timing=timing["verify"])
     timing["total"] = {"wall_s": round(time.perf_counter() - wall, 3),
                        "cpu_s": round(time.process_time() - cpu, 3)}
     return Advice(
-        model=model_name(model), dataset=cfg.dataset, readout=fo.metadata["readout"],
-        scoring=cfg.scoring, positions=cfg.positions, mirrored=cfg.mirrored,
+        model=model_name(model), dataset=cfg.data.dataset, readout=fo.metadata["readout"],
+        scoring=sweep.scoring, positions=sweep.positions, mirrored=cfg.mirrored,
         layers=tuple(layers), layer_scale=tuple(float(x) for x in scales), ids=tuple(fo.ids),
         steerability=s, layer_mean=s.mean(axis=0), layer_ci=ci, fixed_layer=layers[fixed],
-        gain=float(d.mean()), gain_ci=bootstrap_ci(d, n_boot=cfg.n_boot, seed=cfg.seed),
+        gain=float(d.mean()), gain_ci=bootstrap_ci(d, n_boot=n_boot, seed=seed),
         item_layers=tuple(layers[i] for i in s.argmax(axis=1)),
         n_train_items=0 if given else len({ex.unit for ex in vector_train}),
         n_vector_pairs=0 if given else len(vector_train),
@@ -349,7 +350,7 @@ def advise(
     progress: bool = False,
 ) -> Advice:
     """Layer advice for A/B items: split them as ``w2s-lens sweep`` and ``evaluate`` do
-    (``config.train_fraction``, ``seed``, ``n_train``, ``n_test``; or ``test_items`` as a
+    (``config.data.train_fraction``, ``seed``, ``n_train``, ``n_test``; or ``test_items`` as a
     predefined test split), CAA vectors from the training items, advice on the test items.
 
     Example:
@@ -359,7 +360,7 @@ def advise(
     """
     cfg = items_dataset(config if config is not None else EvalConfig(),
                         [*items, *(test_items or [])])
-    cfg = replace(cfg, variants=("base",))
+    cfg = cfg.replace(variants=("base",))
     exs = prepare_examples(model, items, cfg, test_items)
     return advise_examples(model, exs.vector_train, exs.test["base"], cfg, vectors, verify,
                            progress)

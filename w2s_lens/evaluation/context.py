@@ -2,7 +2,7 @@
 
 :class:`EvalContext` is built once per :func:`w2s_lens.evaluation.pipeline.evaluate_examples`
 call, before any sweep: it resolves the steered layers, computes the contrast pairs of the
-training items (or loads the given ``EvalConfig.vectors``, keeping the swept layers only), the
+training items (or loads the given ``EvalConfig.sweep.vectors``, keeping the swept layers only), the
 multiplier scales and the cross-fitting folds, and runs every sweep of the run.
 
 Example:
@@ -45,17 +45,17 @@ log = logging.getLogger(__name__)
 
 
 def resolve_layers(model: HookedTransformer, config: EvalConfig) -> list[int]:
-    """The steered layers: ``config.layers``, or every layer but 0 (see :class:`EvalConfig`).
+    """The steered layers: ``config.sweep.layers``, or every layer but 0 (see :class:`EvalConfig`).
 
     Example:
         >>> resolve_layers(model, EvalConfig(layers=(3, 1)))  # doctest: +SKIP
         [1, 3]
     """
     n = model.cfg.n_layers
-    layers = list(range(1, n)) if config.layers is None else list(config.layers)
+    layers = list(range(1, n)) if config.sweep.layers is None else list(config.sweep.layers)
     bad = [x for x in layers if not 0 <= x < n]
     if bad:
-        raise ConfigError(f"EvalConfig.layers {bad} are outside this model's 0..{n - 1}")
+        raise ConfigError(f"EvalConfig.sweep.layers {bad} are outside this model's 0..{n - 1}")
     return layers
 
 
@@ -135,46 +135,47 @@ class EvalContext:
                  rd: RunDir | None, progress: bool) -> None:
         self.model, self.exs, self.config, self.rd, self.progress = model, exs, config, rd, progress
         self.layers = resolve_layers(model, config)
-        self.emb_layer = (default_layer(model) if config.embedding_layer is None
-                          else int(config.embedding_layer))
-        self.emb_name = embedding_name(config.embedding, self.emb_layer)
-        self.capture = (self.emb_layer if Embedding(config.embedding).captured_in_sweep
-                        and Engine(config.engine).captures else None)
+        self.emb_layer = (default_layer(model) if config.routing.embedding_layer is None
+                          else int(config.routing.embedding_layer))
+        self.emb_name = embedding_name(config.routing.embedding, self.emb_layer)
+        self.capture = (self.emb_layer if Embedding(config.routing.embedding).captured_in_sweep
+                        and Engine(config.sweep.engine).captures else None)
         self.l2s_input = (default_layer(model) if config.l2s.input_layer is None
                           else int(config.l2s.input_layer))
         n = model.cfg.n_layers
-        for name, layer in (("embedding_layer", self.emb_layer),
+        for name, layer in (("routing.embedding_layer", self.emb_layer),
                             ("l2s.input_layer", self.l2s_input)):
             if not 0 <= layer < n:  # before any forward pass
                 raise ConfigError(f"EvalConfig.{name} {layer} is outside this model's layers "
                                   f"0..{n - 1}")
         self.acts: ContrastActivations | None = None
-        if config.vectors is not None:  # given vectors: they never saw the training items
-            self.caa = swept_vectors(SteeringVectors.load(config.vectors, model=model),
-                                     self.layers, config.vectors)
+        if config.sweep.vectors is not None:  # given vectors: they never saw the training items
+            self.caa = swept_vectors(SteeringVectors.load(config.sweep.vectors, model=model),
+                                     self.layers, config.sweep.vectors)
         else:
             log.info("contrast pairs: one pass over %d training pairs", len(exs.vector_train))
             self.acts = cached_contrasts(rd, model, exs.vector_train, self.layers,
-                                         self.l2s_input, config.batch_size, progress)
+                                         self.l2s_input, config.compute.batch_size, progress)
             self.caa = caa_from_differences(model, self.acts.diffs, exs.vector_train,
-                                            self.layers, dataset=config.dataset,
+                                            self.layers, dataset=config.data.dataset,
                                             resid_norms=self.acts.answer_resid_norms)
-        self.scales = layer_scales(self.caa, config.scale, self.layers, fraction=config.fraction)
+        self.scales = layer_scales(self.caa, config.sweep.scale, self.layers,
+                                   fraction=config.sweep.fraction)
         self.train_units = unique([ex.unit for ex in exs.sweep_train])
-        self.folds = folds(self.train_units, config.cross_fit, config.seed)
+        self.folds = folds(self.train_units, config.statistics.cross_fit, config.data.seed)
 
     def sweep(self, vectors: SteeringVectors | InputVectors, exs: list[SteeringExample],
               where: str, method: str) -> SweepResult:
         """Sweep ``exs`` at the run's layers (into ``RUN/<method>/<where>`` when writing)."""
         folder = None if self.rd is None else self.rd.sweep_dir(where, method)
         res = run_sweep(self.model, vectors, exs, layers=self.layers,
-                        multipliers=self.config.multipliers, engine=self.config.engine,
-                        positions=self.config.positions, layer_scale=self.scales,
-                        out_dir=folder, chunk_size=self.config.chunk_size,
+                        multipliers=self.config.sweep.multipliers, engine=self.config.sweep.engine,
+                        positions=self.config.sweep.positions, layer_scale=self.scales,
+                        out_dir=folder, chunk_size=self.config.compute.chunk_size,
                         progress=self.progress, desc=f"{method} sweep {where}",
-                        capture_layer=self.capture, scoring=self.config.scoring,
-                        max_rows=self.config.max_rows)
-        res.metadata.update({"multiplier_scale": self.config.scale, "split": where,
+                        capture_layer=self.capture, scoring=self.config.sweep.scoring,
+                        max_rows=self.config.compute.max_rows)
+        res.metadata.update({"multiplier_scale": self.config.sweep.scale, "split": where,
                              "method": method})
         if self.rd is not None and folder is not None:
             self.rd.save_sweep(folder, res, exs)
@@ -192,11 +193,11 @@ class EvalContext:
         """Router inputs per presentation (captured by the fast sweep when possible)."""
         if res.captured is not None:
             return np.asarray(res.captured, dtype=np.float32)
-        return embed_examples(self.model, exs, self.config.embedding, self.emb_layer,
-                              self.config.batch_size)
+        return embed_examples(self.model, exs, self.config.routing.embedding, self.emb_layer,
+                              self.config.compute.batch_size)
 
     def views(self, exs: list[SteeringExample], res: SweepResult) -> dict[str, np.ndarray]:
-        """Router inputs per presentation for every view of ``config.router_inputs``
+        """Router inputs per presentation for every view of ``config.routing.router_inputs``
         (:mod:`w2s_lens.routing.views`), aligned with ``res``: ``{view: [n, features]}``.
 
         Example:
@@ -204,11 +205,12 @@ class EvalContext:
             {'question': (48, 896), 'options': (48, 1794)}
         """
         question = (self.embed(exs, res) if any(RouterView(v).needs_question
-                                                for v in self.config.router_inputs) else None)
+                                                for v in self.config.routing.router_inputs)
+                    else None)
         cache: dict[str, np.ndarray] = {}
         return {v: view_features(v, question, self.model, exs, self.emb_layer,
-                                 self.config.batch_size, cache)
-                for v in self.config.router_inputs}
+                                 self.config.compute.batch_size, cache)
+                for v in self.config.routing.router_inputs}
 
     def vector_norms(self, vecs: SteeringVectors | InputVectors) -> list[float]:
         """Mean norm per swept layer of the vectors an input is steered with (λ = 1).

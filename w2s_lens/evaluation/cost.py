@@ -155,9 +155,10 @@ def count_sweeps(ctx: EvalContext) -> list[SweepCount]:
     cfg, exs = ctx.config, ctx.exs
     layers = sorted(ctx.layers)
     retest: list[SteeringExample] = []
-    if cfg.retest and ctx.acts is not None and len(ctx.train_units) >= 2:
+    if cfg.statistics.retest and ctx.acts is not None and len(ctx.train_units) >= 2:
         base = exs.test.get("base") or []
-        keep = set(retest_units(base, cfg.retest_max_items, cfg.seed)) if base else set()
+        keep = (set(retest_units(base, cfg.statistics.retest_max_items, cfg.data.seed))
+                if base else set())
         retest = [ex for ex in base if ex.unit in keep]
     out: list[SweepCount] = []
     for method in cfg.methods:
@@ -166,7 +167,7 @@ def count_sweeps(ctx: EvalContext) -> list[SweepCount]:
         for split, swept in plan:
             n = len(swept)
             folder = None if ctx.rd is None else ctx.rd.sweep_dir(split, method)
-            out.append(SweepCount(method, split, n, _done(folder, layers, cfg.multipliers, n),
+            out.append(SweepCount(method, split, n, _done(folder, layers, cfg.sweep.multipliers, n),
                                   effective_tokens(swept)))
     return out
 
@@ -234,21 +235,21 @@ def _timed_costs(model: HookedTransformer, vectors: SteeringVectors, scale: floa
 
     def timed(mults: Sequence[float]) -> float:
         t0 = clock()
-        if cfg.engine == "fast":
+        if cfg.sweep.engine == "fast":
             fast_chunk(model, vecs, [mid], torch.tensor(mults, dtype=torch.float32), item,
-                       cfg.positions, None, cfg.scoring, cfg.max_rows)
+                       cfg.sweep.positions, None, cfg.sweep.scoring, cfg.compute.max_rows)
         else:
-            run_sweep(model, vectors, item, layers=[mid], multipliers=mults, engine=cfg.engine,
-                      positions=cfg.positions, layer_scale=[scale], progress=False,
-                      scoring=cfg.scoring)
+            run_sweep(model, vectors, item, layers=[mid], multipliers=mults,
+                      engine=cfg.sweep.engine, positions=cfg.sweep.positions,
+                      layer_scale=[scale], progress=False, scoring=cfg.sweep.scoring)
         return (clock() - t0) / len(item)
 
-    if cfg.engine != "fast":
-        timed(cfg.multipliers)  # warm-up
-        return 0.0, timed(cfg.multipliers)
+    if cfg.sweep.engine != "fast":
+        timed(cfg.sweep.multipliers)  # warm-up
+        return 0.0, timed(cfg.sweep.multipliers)
     # no warm-up: the contrast pass (or the router embedding) has run the model already
     base = timed([0.0])
-    steered = timed(cfg.multipliers)
+    steered = timed(cfg.sweep.multipliers)
     if steered <= base:  # timer noise on a tiny model: no split of the two parts
         return 0.0, steered * depth
     return base * len(item) / effective_tokens(item), (steered - base) * depth
@@ -297,7 +298,7 @@ def sweep_cost(model: HookedTransformer, vectors: SteeringVectors, scales: Seque
     """
     layers = list(layers)
     n = len(examples)
-    count = SweepCount("caa", split, n, _done(folder, sorted(layers), config.multipliers, n),
+    count = SweepCount("caa", split, n, _done(folder, sorted(layers), config.sweep.multipliers, n),
                        effective_tokens(examples))
     return _estimate([count], model, vectors, scales, layers, config, examples, clock)
 
@@ -309,7 +310,7 @@ def _estimate(sweeps: Sequence[SweepCount], model: HookedTransformer,
     """The :class:`CostEstimate` of ``sweeps``, timed on one item of ``pool``."""
     cfg = config
     n_layers = len(layers)
-    n_mult = sum(float(m) != 0.0 for m in cfg.multipliers)
+    n_mult = sum(float(m) != 0.0 for m in cfg.sweep.multipliers)
     n_total = sum(s.n_presentations for s in sweeps) * n_layers * n_mult
     pres_left = sum(s.n_left for s in sweeps)
     n_left = pres_left * n_layers * n_mult

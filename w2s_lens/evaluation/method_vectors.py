@@ -1,9 +1,9 @@
 """The vectors each method steers with: cross-fitted CAA, and L2S's fitted networks.
 
 Training presentations are steered with vectors fitted *without* their own item
-(``EvalConfig.cross_fit`` folds, :func:`w2s_lens.evaluation.context.folds`); test inputs with
-vectors fitted on all training items (CAA: :attr:`EvalContext.caa`; L2S: the final steerer's
-prediction from the test prompt).
+(``EvalConfig.statistics.cross_fit`` folds, :func:`w2s_lens.evaluation.context.folds`); test
+inputs with vectors fitted on all training items (CAA: :attr:`EvalContext.caa`; L2S: the final
+steerer's prediction from the test prompt).
 
 Example:
     >>> train_vecs = caa_train_vectors(ctx)  # doctest: +SKIP
@@ -37,11 +37,11 @@ def caa_train_vectors(ctx: EvalContext) -> InputVectors | SteeringVectors:
         torch.Size([48, 3, 32])
     """
     exs = ctx.exs.sweep_train
-    if ctx.config.cross_fit == 0 or ctx.acts is None:
+    if ctx.config.statistics.cross_fit == 0 or ctx.acts is None:
         return ctx.caa
     pair_units = np.array(ctx.acts.units)
     out = torch.empty(len(exs), len(ctx.layers), ctx.model.cfg.d_model)
-    for k in range(ctx.config.cross_fit):
+    for k in range(ctx.config.statistics.cross_fit):
         keep = np.array([ctx.folds.get(u, -2) != k for u in pair_units])
         vec = ctx.acts.diffs[torch.from_numpy(keep)].mean(dim=0)
         for i, ex in enumerate(exs):
@@ -49,7 +49,7 @@ def caa_train_vectors(ctx: EvalContext) -> InputVectors | SteeringVectors:
                 out[i] = vec
     return InputVectors(out, ctx.layers, [ex.id for ex in exs],
                         metadata={**ctx.caa.metadata, "method": "caa",
-                                  "cross_fit": ctx.config.cross_fit})
+                                  "cross_fit": ctx.config.statistics.cross_fit})
 
 
 def l2s_data(ctx: EvalContext, exs: list[SteeringExample]
@@ -79,7 +79,7 @@ def l2s_data(ctx: EvalContext, exs: list[SteeringExample]
             Y[i] = acts.diffs[by_unit[ex.unit]].mean(dim=0)
     if missing:
         X[missing] = prompt_features(ctx.model, [exs[i].tokens for i in missing], ctx.l2s_input,
-                                     batch_size=ctx.config.batch_size)
+                                     batch_size=ctx.config.compute.batch_size)
     return X, Y
 
 
@@ -93,7 +93,7 @@ def fit_l2s(ctx: EvalContext, X: Float[Tensor, "n d_in"], Y: Float[Tensor, "n la
     cfg = ctx.config.l2s
     if cfg.input_layer != ctx.l2s_input:
         cfg = replace(cfg, input_layer=ctx.l2s_input)
-    steerer = L2SSteerer(cfg, model_name(ctx.model), dataset=ctx.config.dataset)
+    steerer = L2SSteerer(cfg, model_name(ctx.model), dataset=ctx.config.data.dataset)
     return steerer.fit(X, Y, ctx.layers, groups=units)
 
 
@@ -107,17 +107,17 @@ def l2s_train_vectors(ctx: EvalContext) -> tuple[InputVectors, L2SSteerer]:
     X, Y = l2s_data(ctx, exs)
     units = [ex.unit for ex in exs]
     final = fit_l2s(ctx, X, Y, units)
-    if ctx.config.cross_fit == 0:
+    if ctx.config.statistics.cross_fit == 0:
         pred = final.predict(X)
     else:
         pred = torch.empty_like(Y)
-        for k in range(ctx.config.cross_fit):
+        for k in range(ctx.config.statistics.cross_fit):
             inside = torch.tensor([ctx.folds[u] == k for u in units])
             fold_model = fit_l2s(ctx, X[~inside], Y[~inside],
                                  [u for u, f in zip(units, inside.tolist()) if not f])
             pred[inside] = fold_model.predict(X[inside])
     meta = {"model": model_name(ctx.model), "d_model": ctx.model.cfg.d_model, "method": "l2s",
-            "dataset": ctx.config.dataset, "cross_fit": ctx.config.cross_fit}
+            "dataset": ctx.config.data.dataset, "cross_fit": ctx.config.statistics.cross_fit}
     return InputVectors(pred, ctx.layers, [ex.id for ex in exs], metadata=meta), final
 
 
@@ -130,7 +130,7 @@ def l2s_test_vectors(ctx: EvalContext, steerer: L2SSteerer,
         ['synthetic:0']
     """
     X = prompt_features(ctx.model, [ex.tokens for ex in exs], ctx.l2s_input,
-                        batch_size=ctx.config.batch_size)
+                        batch_size=ctx.config.compute.batch_size)
     meta = {"model": model_name(ctx.model), "d_model": ctx.model.cfg.d_model, "method": "l2s",
-            "dataset": ctx.config.dataset}
+            "dataset": ctx.config.data.dataset}
     return InputVectors(steerer.predict(X), ctx.layers, [ex.id for ex in exs], metadata=meta)

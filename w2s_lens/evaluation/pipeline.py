@@ -102,18 +102,19 @@ def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringE
 
     idx = route(x_test)
     scores = {k: r.scores(x_test[split_router_name(k)[1]]) for k, r in routers.items()}
-    cloze = Readout(cfg.readout).scores_options
+    cloze = Readout(cfg.sweep.readout).scores_options
     letters = test.matching_letters if not cloze and test is pres else None
     forms = row_forms(test_exs, test.units, ctx.model.tokenizer) if cloze else None
     block = evaluate_variant(test.steerability, letters, fixed_idx, idx, scores, layers=layers,
-                             n_boot=cfg.n_boot, seed=cfg.seed, form_groups=forms,
+                             n_boot=cfg.statistics.n_boot, seed=cfg.data.seed, form_groups=forms,
                              train_best_idx=train_best)
     block["n_presentations"] = len(test_exs)
     block["single_order"] = None
     if test is not pres:  # the letter-dependent diagnostic: each order on its own
         block["single_order"] = evaluate_variant(
             pres.steerability, pres.matching_letters, fixed_idx, route(x_pres), None,
-            layers=layers, n_boot=cfg.n_boot, seed=cfg.seed, train_best_idx=train_best)
+            layers=layers, n_boot=cfg.statistics.n_boot, seed=cfg.data.seed,
+            train_best_idx=train_best)
     return block, {
         "ids": test.ids, "fixed_layer": int(layers[fixed_idx]),
         "oracle_layer": [int(layers[i]) for i in np.argmax(test.steerability, axis=1)],
@@ -144,25 +145,25 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
     bundles: dict[str, W2S] = {}
     for name in cfg.router_names:
         kind, view = split_router_name(name)
-        router = LayerRouter(kind, seed=cfg.seed, model=model_name(ctx.model),
-                             dataset=cfg.dataset, layers=layers, hook="resid_pre",
+        router = LayerRouter(kind, seed=cfg.data.seed, model=model_name(ctx.model),
+                             dataset=cfg.data.dataset, layers=layers, hook="resid_pre",
                              embedding=view_embedding_name(view, ctx.emb_name),
-                             readout=cfg.readout)
+                             readout=cfg.sweep.readout)
         routers[name] = router.fit(x_train[view], s_train)
         if RouterView(view).needs_options:  # a bundle routes new prompts, without options
             continue
         bundles[kind] = W2S(model=ctx.model, router=router, steerer=steerer,
-                            embedding=cfg.embedding, embedding_layer=ctx.emb_layer,
-                            prompt_format=exs.prompt_format, readout=cfg.readout,
+                            embedding=cfg.routing.embedding, embedding_layer=ctx.emb_layer,
+                            prompt_format=exs.prompt_format, readout=cfg.sweep.readout,
                             mirror=cfg.mirrored, layer_scale=ctx.scales,
-                            positions=cfg.positions, fixed_layer=layers[fixed_idx])
+                            positions=cfg.sweep.positions, fixed_layer=layers[fixed_idx])
         if rd is not None:
             bundles[kind].save(rd.router_dir(method, kind))
-    if cfg.generations and rd is not None and exs.test_questions and bundles:
-        log.info("%s: generating for %d test prompts", method, cfg.generations)
-        w2s = bundles.get(cfg.primary_router) or next(iter(bundles.values()))
+    if cfg.statistics.generations and rd is not None and exs.test_questions and bundles:
+        log.info("%s: generating for %d test prompts", method, cfg.statistics.generations)
+        w2s = bundles.get(cfg.routing.primary_router) or next(iter(bundles.values()))
         rd.write_generations(method, [w2s.compare(q) for q in
-                                      exs.test_questions[: cfg.generations]])
+                                      exs.test_questions[: cfg.statistics.generations]])
 
     variants: dict[str, Any] = {}
     for variant, test_exs in exs.test.items():
@@ -196,8 +197,8 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
         "w2s_over_fixed": (w2s_mean / fixed_mean) if fixed_mean and fixed_mean > 0 else None,
         "variants": variants,
         "headroom": headroom,
-        "reading": read_evidence(headroom, base["w2s"], fixed_mean, cfg.primary_router,
-                                 cfg.router_inputs),
+        "reading": read_evidence(headroom, base["w2s"], fixed_mean, cfg.routing.primary_router,
+                                 cfg.routing.router_inputs),
     }
 
 
@@ -255,23 +256,23 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
     test_units = unique([ex.unit for ex in examples.test["base"]])
     results = {
         "model": name,
-        "dataset": config.dataset,
-        "readout": config.readout,
+        "dataset": config.data.dataset,
+        "readout": config.sweep.readout,
         "mirror": config.mirrored,
         "length_norm": config.length_norm,
-        "scoring": config.scoring if Readout(config.readout).scores_options else None,
-        "positions": config.positions,
-        "list_options": config.list_options,
+        "scoring": config.sweep.scoring if Readout(config.sweep.readout).scores_options else None,
+        "positions": config.sweep.positions,
+        "list_options": config.sweep.list_options,
         "methods_run": list(config.methods),
         "layers": ctx.layers,
-        "routers": list(config.routers),
-        "router_inputs": list(config.router_inputs),
-        "primary_router": config.primary_router,
+        "routers": list(config.routing.routers),
+        "router_inputs": list(config.routing.router_inputs),
+        "primary_router": config.routing.primary_router,
         "embedding": ctx.emb_name,
         "n_train": len(ctx.train_units),
         "n_test": len(test_units),
-        "split_seed": config.seed,
-        "cross_fit": config.cross_fit,
+        "split_seed": config.data.seed,
+        "cross_fit": config.statistics.cross_fit,
         "methods": methods,
     }
     if rd is not None:
@@ -314,7 +315,7 @@ def evaluate(
 
     ``test_items`` gives a predefined test split (e.g. CAA's generate/test folders); then
     ``items`` are all training items.
-    With ``config.dataset`` left at its default, the run is labelled with the items' own
+    With ``config.data.dataset`` left at its default, the run is labelled with the items' own
     dataset name when they share one (:func:`items_dataset`).
 
     Example:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from w2s_lens.data.items import ABItem
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.data.samples import DEFAULT_DATASET_NAME
 from w2s_lens.data.splits import balanced, train_test_split
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import ConfigError, DataConfig, EvalConfig
 
 __all__ = ["SplitExamples", "items_dataset", "load_items", "prepare_examples"]
 
@@ -30,20 +30,20 @@ log = logging.getLogger(__name__)
 
 
 def load_items(config: EvalConfig) -> tuple[list[ABItem], list[ABItem] | None]:
-    """The items of ``config.dataset``: ``(items, None)``, or ``(generate, test)`` when the
+    """The items of ``config.data.dataset``: ``(items, None)``, or ``(generate, test)`` when the
     data directory is in the CAA layout with both splits.
 
     Example:
         >>> items, test = load_items(EvalConfig(dataset="default"))  # doctest: +SKIP
     """
-    name = config.dataset
+    name = config.data.dataset
     if name not in ("default", DEFAULT_DATASET_NAME) and not Path(name).is_file():
-        split = load_predefined_split(name, config.data_dir)
+        split = load_predefined_split(name, config.data.data_dir)
         if split is not None:
             log.info("%s: using the CAA generate split for training and its test split for "
                      "testing", name)
             return split
-    return load_dataset(name, data_dir=config.data_dir), None
+    return load_dataset(name, data_dir=config.data.data_dir), None
 
 
 @dataclass
@@ -85,19 +85,19 @@ def prepare_examples(
         raise ValueError("the model has no tokenizer; use evaluate_examples with your own "
                          "SteeringExamples")
     if test_items is None:
-        train, test = train_test_split(items, config.train_fraction, config.seed)
+        train, test = train_test_split(items, config.data.train_fraction, config.data.seed)
     else:  # a predefined split: letter-balanced order, so a cap keeps the balance
-        train = train_test_split(items, 1.0, config.seed)[0]
-        test = train_test_split(test_items, 1.0, config.seed)[0]
-    if config.n_train is not None:
-        train = train[: config.n_train]
-    if config.n_test is not None:
-        test = test[: config.n_test]
+        train = train_test_split(items, 1.0, config.data.seed)[0]
+        test = train_test_split(test_items, 1.0, config.data.seed)[0]
+    if config.data.n_train is not None:
+        train = train[: config.data.n_train]
+    if config.data.n_test is not None:
+        test = test[: config.data.n_test]
     if not train or not test:
         raise ConfigError(f"the split left {len(train)} training and {len(test)} test items; "
                           "give more items or change train_fraction")
-    fmt = PromptFormatter(model.tokenizer, system_prompt=config.system_prompt,
-                          list_options=config.list_options)
+    fmt = PromptFormatter(model.tokenizer, system_prompt=config.data.system_prompt,
+                          list_options=config.sweep.list_options)
 
     def shown(its: list[ABItem]) -> list[ABItem]:
         return balanced(its) if config.mirrored else its
@@ -109,28 +109,30 @@ def prepare_examples(
         return fit_context(fmt.format_many(its, variant, **kw), n_ctx)
 
     return SplitExamples(
-        vector_train=formatted(balanced(train) if config.both_orders else train, "base"),
-        sweep_train=formatted(shown(train), "base", readout=config.readout),
-        test={v: formatted(shown(test), v, readout=config.readout) for v in config.variants},
+        vector_train=formatted(balanced(train) if config.sweep.both_orders else train, "base"),
+        sweep_train=formatted(shown(train), "base", readout=config.sweep.readout),
+        test={v: formatted(shown(test), v, readout=config.sweep.readout)
+              for v in config.data.variants},
         prompt_format=fmt.settings(),
         test_questions=[it.question for it in test],
     )
 
 
 def items_dataset(config: EvalConfig, items: Sequence[ABItem]) -> EvalConfig:
-    """``config`` naming the items' own dataset when ``config.dataset`` was left at its
+    """``config`` naming the items' own dataset when ``config.data.dataset`` was left at its
     default and every item has the same ``dataset`` (else ``config`` unchanged), so a run on
     other items is not labelled ``"default"``. The built-in default dataset's items (what
     ``"default"`` names) keep the label, so earlier runs on them still resume.
 
     Example:
         >>> its = [ABItem(f"mine:{i}", "mine", "Q?", ("yes", "no"), "A") for i in range(2)]
-        >>> items_dataset(EvalConfig(), its).dataset, items_dataset(EvalConfig(dataset="x"),
-        ...                                                           its).dataset
-        ('mine', 'x')
+        >>> items_dataset(EvalConfig(), its).data.dataset
+        'mine'
+        >>> items_dataset(EvalConfig(dataset="x"), its).data.dataset
+        'x'
     """
-    default = next(f.default for f in fields(EvalConfig) if f.name == "dataset")
     names = {it.dataset for it in items}
-    if config.dataset != default or len(names) != 1 or names == {DEFAULT_DATASET_NAME}:
+    if config.data.dataset != DataConfig.dataset or len(names) != 1 or \
+            names == {DEFAULT_DATASET_NAME}:
         return config
-    return replace(config, dataset=names.pop())
+    return config.replace(dataset=names.pop())

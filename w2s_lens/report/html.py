@@ -53,6 +53,7 @@ import numpy as np
 from plotly.offline import get_plotlyjs
 
 from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.evaluation.config import flat_config
 from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RUN_FILE, RunDir
 from w2s_lens.report import plots_results
 from w2s_lens.report.formatting import Doc, readout_text
@@ -270,6 +271,8 @@ def _test_prompts(doc: Doc, rd: RunDir, results: dict[str, Any], method: str) ->
 
 def _sweep(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
     config = run.get("config") or {}
+    # one key per setting, whether run.json is nested (today) or flat (older runs)
+    config = flat_config(config) if isinstance(config, Mapping) else {}
     derived = run.get("derived") or {}
     model = derived.get("model", config.get("model") or "?")
     doc.add(f'<p class="readout"><b>Readout:</b> {_e(readout_text(config))}.</p>')

@@ -157,11 +157,12 @@ def generations_section(doc: Doc, rd: RunDir, methods: Sequence[str]) -> None:
 
 
 def metadata_section(doc: Doc, run: Mapping[str, Any] | None) -> None:
-    """``run.json``: the configuration and what the run derived from it.
+    """``run.json``: the configuration and what the run derived from it (a configuration
+    in parts is listed one setting a row, as ``part.name``).
 
     >>> doc = Doc()
-    >>> metadata_section(doc, {"config": {"model": "m"}})
-    >>> doc.parts[1], '<td class="l">model</td><td class="l">m</td>' in doc.parts[2]
+    >>> metadata_section(doc, {"config": {"compute": {"model": "m"}}})
+    >>> doc.parts[1], '<td class="l">compute.model</td><td class="l">m</td>' in doc.parts[2]
     ('<h3>Configuration</h3>', True)
     """
     doc.h(2, "Run metadata", "metadata")
@@ -175,11 +176,16 @@ def metadata_section(doc: Doc, run: Mapping[str, Any] | None) -> None:
         text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
         return text if len(text) <= 400 else text[:400] + f"… ({len(text)} characters)"
 
+    def rows(block: Mapping[str, Any], nested: bool) -> list[list[str]]:
+        return [row for k, v in block.items() for row in (
+            [[f"{k}.{name}", value(x)] for name, x in v.items()]
+            if nested and isinstance(v, Mapping) else [[k, value(v)]])]
+
     for key, title in (("config", "Configuration"), ("derived", "Derived")):
         block = run.get(key)
         if isinstance(block, Mapping) and block:
             doc.h(3, title)
-            doc.table(["key", "value"], [[k, value(v)] for k, v in block.items()], left=2)
+            doc.table(["key", "value"], rows(block, key == "config"), left=2)
     rest = {k: v for k, v in run.items() if k not in ("config", "derived")}
     if rest:
         doc.table(["key", "value"], [[k, value(v)] for k, v in rest.items()], left=2)

@@ -1,6 +1,6 @@
-"""What a router sees of an input: its *view* (``EvalConfig.router_inputs``), one features
-function per :class:`~w2s_lens.choices.RouterView` (what each view needs and its width are
-stated there).
+"""What a router sees of an input: its *view* (``EvalConfig.routing.router_inputs``), one
+features function per :class:`~w2s_lens.choices.RouterView` (what each view needs and its
+width are stated there).
 
 Under the cloze readout an input's label (its best layer) is about how steering moves the
 log-probabilities of its two *option texts*, which the unanswered prompt does not contain. A
@@ -8,7 +8,7 @@ router that sees only the prompt cannot learn a best layer that is a property of
 so the views differ in exactly that:
 
 ``question``
-    the unanswered prompt, embedded as ``EvalConfig.embedding`` says
+    the unanswered prompt, embedded as ``EvalConfig.routing.embedding`` says
     (:mod:`w2s_lens.routing.embeddings`; by default the residual at the middle layer at the
     last prompt token), as in the W2S paper.
 ``options``

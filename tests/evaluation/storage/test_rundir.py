@@ -2,12 +2,13 @@
 (the per-sweep files on their own: test_sweepfiles.py)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts import ArtifactMismatch, stamp, write_json
 from w2s_lens.controls.synthetic import build_control
-from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.evaluation.storage.rundir import RunDir
@@ -33,9 +34,8 @@ def test_prepare_refuses_what_it_would_damage(tmp_path, run):
     afile.write_text("x")
     with pytest.raises(ArtifactMismatch, match="existing file"):
         RunDir(afile).prepare("evaluation", CFG.to_dict())
-    other = EvalConfig(**{**CFG.to_dict(), "layers": (1, 2), "variants": ("base",),
-                          "routers": ("logreg",), "multipliers": tuple(CFG.multipliers)})
-    with pytest.raises(ArtifactMismatch, match=r"layers: \[1, 2, 3\] -> \[1, 2\]"):
+    other = CFG.replace(layers=(1, 2))
+    with pytest.raises(ArtifactMismatch, match=r"sweep\.layers: \[1, 2, 3\] -> \[1, 2\]"):
         RunDir(out).prepare("evaluation", other.to_dict())
     with pytest.raises(ArtifactMismatch, match="'evaluation' run, not a 'sweep'"):
         RunDir(out).prepare("sweep", CFG.to_dict())
@@ -44,7 +44,8 @@ def test_prepare_refuses_what_it_would_damage(tmp_path, run):
     with pytest.raises(ArtifactMismatch, match="not empty"):
         RunDir(tmp_path / "busy").prepare("evaluation", CFG.to_dict())
     # same settings: resume; settings that do not change results may differ
-    assert RunDir(out).prepare("evaluation", {**CFG.to_dict(), "n_boot": 5}) is True
+    assert RunDir(out).prepare("evaluation", CFG.replace(n_boot=5).to_dict()) is True
+    assert RunDir(out).prepare("evaluation", flat_config(CFG.to_dict())) is True  # flat form
     assert RunDir(tmp_path / "new").prepare("evaluation", CFG.to_dict()) is False
     assert not (tmp_path / "new").exists()  # preparing writes nothing
 
@@ -82,7 +83,7 @@ def test_a_run_written_before_the_router_views_resumes_with_them(tmp_path):
     settings applied after the sweeps (routers, views, variants, data_dir) may change."""
 
     cfg = EvalConfig(readout="cloze", variants=("base",), data_dir="/old/checkout/data")
-    old = cfg.to_dict()
+    old = flat_config(cfg.to_dict())  # flat, as run.json was then
     for key in ("scoring", "list_options", "router_inputs"):
         old.pop(key)
     old["length_norm"] = False
@@ -112,3 +113,42 @@ def test_a_run_killed_in_its_first_write_resumes(tmp_path):
     (run / "stray.txt").write_text("x")  # anything else is still refused
     with pytest.raises(ArtifactMismatch, match="not empty"):
         RunDir(run).prepare("evaluation", EvalConfig().to_dict())
+
+
+#: run.json configs in the flat form (before EvalConfig had parts): today's last flat dump and
+#: a real one from before 0.3 (length_norm, no router views, an absolute data_dir)
+FLAT = json.loads((Path(__file__).parents[1] / "fixtures" / "flat_run_configs.json").read_text())
+POWERED = dict(model="qwen2.5-coder-0.5b-instruct", n_train=200, n_test=200,
+               variants=("base", "sys-pos", "sys-neg", "user-pos", "user-neg"),
+               layers=(3, 7, 11, 15, 17, 19, 23), readout="cloze",
+               router_inputs=("question", "options", "question+options", "minilm"),
+               retest_max_items=None)
+
+
+@pytest.mark.parametrize("shape,dataset", [("flat", "corrigible-neutral-HHH"),
+                                           ("before_0.3", "self-awareness-text-model")])
+def test_a_run_with_a_flat_run_json_resumes(tmp_path, shape, dataset):
+    """A run started before the config had parts (its run.json flat) resumes with the same
+    settings given today, and is still refused with other ones."""
+    rd = RunDir(tmp_path / "run")  # run.json as the older version wrote it, byte for byte
+    write_json(rd.path / "run.json", stamp({"kind": "evaluation", "config": FLAT[shape],
+                                            "derived": {"status": "running"}}))
+    now = EvalConfig(dataset=dataset, data_dir="/work/shared/data/mwe", **POWERED)
+    assert rd.prepare("evaluation", now.to_dict()) is True
+    assert rd.prepare("evaluation", EvalConfig(dataset=dataset, data_dir="../data",
+                                               **POWERED).to_dict()) is True
+    with pytest.raises(ArtifactMismatch, match="readout: 'cloze' -> 'letter'"):
+        rd.prepare("evaluation", EvalConfig(dataset=dataset,
+                                            **{**POWERED, "readout": "letter"}).to_dict())
+    with pytest.raises(ArtifactMismatch, match="n_test: 200 -> 100"):
+        rd.prepare("evaluation", EvalConfig(dataset=dataset,
+                                            **{**POWERED, "n_test": 100}).to_dict())
+    if shape == "flat":  # a sweep directory's run.json (compared as written, keys and all)
+        where = {"split": "test", "variant": "base"}
+        sweep = RunDir(tmp_path / "sweep")
+        write_json(sweep.path / "run.json", stamp({"kind": "sweep",
+                                                   "config": {**FLAT[shape], **where},
+                                                   "derived": {"status": "running"}}))
+        assert sweep.prepare("sweep", {**now.to_dict(), **where}) is True
+        with pytest.raises(ArtifactMismatch, match="variant: 'base' -> 'sys-pos'"):
+            sweep.prepare("sweep", {**now.to_dict(), **where, "variant": "sys-pos"})

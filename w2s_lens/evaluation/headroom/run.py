@@ -6,8 +6,8 @@ For each method, :func:`method_headroom` adds to ``results["methods"][method]["h
   (both orders of an item together); the method's vectors are fitted on each half (CAA: the
   mean of the already computed contrasts of the half's pairs, no new forward pass; L2S: one
   steerer per half, as for the cross-fitting folds), and the base test items (at most
-  ``EvalConfig.retest_max_items``, a seeded letter-balanced subset) are swept with each, into
-  ``RUN/<method>/retest-1`` and ``retest-2`` (resumable like every sweep). The two
+  ``EvalConfig.statistics.retest_max_items``, a seeded letter-balanced subset) are swept with
+  each, into ``RUN/<method>/retest-1`` and ``retest-2`` (resumable like every sweep). The two
   ``[n_items, L]`` steerability matrices (mirrored like the main sweep) give
   :func:`~w2s_lens.evaluation.headroom.diagnostics.retest_agreement`; with given vectors (no
   training
@@ -133,7 +133,7 @@ def half_vectors(ctx: EvalContext, method: str, half: Sequence[str],
         rows = [i for i, u in enumerate(acts.units) if u in keep]
         return caa_from_differences(ctx.model, acts.diffs[torch.tensor(rows)],
                                     [ctx.exs.vector_train[i] for i in rows], ctx.layers,
-                                    dataset=ctx.config.dataset,
+                                    dataset=ctx.config.data.dataset,
                                     resid_norms=acts.answer_resid_norms)
     train = ctx.exs.sweep_train
     X, Y = l2s_data(ctx, train)
@@ -151,8 +151,8 @@ def retest_block(ctx: EvalContext, method: str) -> tuple[dict[str, Any], dict[st
     """
     cfg, layers = ctx.config, ctx.layers
     reason = None
-    if not cfg.retest:
-        reason = "the retest is off (EvalConfig.retest=False, --no-retest)"
+    if not cfg.statistics.retest:
+        reason = "the retest is off (EvalConfig.statistics.retest=False, --no-retest)"
     elif ctx.acts is None:
         reason = ("given vectors (--vectors): there are no training contrasts to split into "
                   "two halves")
@@ -161,8 +161,9 @@ def retest_block(ctx: EvalContext, method: str) -> tuple[dict[str, Any], dict[st
     if reason is not None:
         return {"skipped": reason}, {"skipped": reason}
     train_exs = ctx.exs.sweep_train
-    halves = training_halves(ctx.train_units, unit_strata(train_exs, ctx.train_units), cfg.seed)
-    keep = set(retest_units(ctx.exs.test["base"], cfg.retest_max_items, cfg.seed))
+    halves = training_halves(ctx.train_units, unit_strata(train_exs, ctx.train_units),
+                             cfg.data.seed)
+    keep = set(retest_units(ctx.exs.test["base"], cfg.statistics.retest_max_items, cfg.data.seed))
     exs = [ex for ex in ctx.exs.test["base"] if ex.unit in keep]
     views: list[SweepResult] = [
         ctx.view(ctx.sweep(half_vectors(ctx, method, half, exs), exs, where, method))
@@ -173,7 +174,7 @@ def retest_block(ctx: EvalContext, method: str) -> tuple[dict[str, Any], dict[st
     retest = {**retest_agreement(s1, s2), "n_items": int(s1.shape[0]),
               "half_sizes": [len(h) for h in halves], "layers": list(layers),
               "splits": list(RETEST_SPLITS)}
-    xv = cross_validated_oracle(s1, s2, n_boot=cfg.n_boot, seed=cfg.seed)
+    xv = cross_validated_oracle(s1, s2, n_boot=cfg.statistics.n_boot, seed=cfg.data.seed)
     xv["xv_fixed_layers"] = [None if i is None else int(layers[i])
                              for i in xv["xv_fixed_layers"]]
     return retest, xv
@@ -190,15 +191,17 @@ def learning_block(ctx: EvalContext, train: SweepResult, x_train: dict[str, np.n
         [12, 24]
     """
     cfg = ctx.config
-    kinds = [cfg.primary_router, *(k for k in cfg.routers if k != cfg.primary_router)]
+    primary = cfg.routing.primary_router
+    kinds = [primary, *(k for k in cfg.routing.routers if k != primary)]
     sizes = learning_sizes(train.steerability.shape[0])
     strata = unit_strata(ctx.exs.sweep_train, train.units)
     rows = []
-    for view in cfg.router_inputs:
+    for view in cfg.routing.router_inputs:
         view_kinds = kinds if RouterView(view) is RouterView.QUESTION else kinds[:1]
         for row in learning_curve(train.steerability, x_train[view], test.steerability,
                                   x_test[view], view_kinds, strata=strata, sizes=sizes,
-                                  repeats=LEARNING_REPEATS, seed=cfg.seed, n_boot=cfg.n_boot):
+                                  repeats=LEARNING_REPEATS, seed=cfg.data.seed,
+                                  n_boot=cfg.statistics.n_boot):
             rows.append({**row, "router": router_name(row["router"], view)})
     return {"rows": rows, "sizes": sizes, "repeats": LEARNING_REPEATS,
             "strata": "matching letter", "note": LEARNING_NOTE}
@@ -218,13 +221,13 @@ def form_router_block(ctx: EvalContext, train: SweepResult, test: SweepResult,
         {'match-longer': 3, 'same-length': 1}
     """
     cfg, layers, tok = ctx.config, ctx.layers, ctx.model.tokenizer
-    if not Readout(cfg.readout).scores_options:
+    if not Readout(cfg.sweep.readout).scores_options:
         return None
     train_forms = row_forms(ctx.exs.sweep_train, train.units, tok)
     test_forms = row_forms(test_exs, test.units, tok)
     idx, groups = form_router(train.steerability, train_forms, test_forms, fixed_idx)
     block = evaluate_variant(test.steerability, None, fixed_idx, {"form_router": idx},
-                             layers=layers, n_boot=cfg.n_boot, seed=cfg.seed,
+                             layers=layers, n_boot=cfg.statistics.n_boot, seed=cfg.data.seed,
                              train_best_idx=train_best)["w2s"]["form_router"]
     block["groups"] = {g: int(layers[i]) for g, i in groups.items()}
     block["fallback"] = sorted(set(test_forms) - set(groups))

@@ -14,7 +14,8 @@ Layouts (all files through :mod:`w2s_lens.artifacts`: one format version, atomic
     RUN/<method>/retest-1/, -2/  the base test items swept with vectors from each half of the
                                  training items (the headroom retest)
     RUN/<method>/routers/<kind>/ one W2S bundle per router kind (w2s-lens generate --router)
-    RUN/<method>/generations.json  continuations of a few test prompts (EvalConfig.generations)
+    RUN/<method>/generations.json  continuations of a few test prompts
+                                 (EvalConfig.statistics.generations)
 
 ``w2s-lens sweep --out DIR``::
 
@@ -35,7 +36,7 @@ at once instead of interleaving its writes.
 
 Example:
     >>> rd = RunDir("runs/corrigible")  # doctest: +SKIP
-    >>> rd.read_run()["config"]["readout"]  # doctest: +SKIP
+    >>> rd.read_run()["config"]["sweep"]["readout"]  # doctest: +SKIP
     'letter'
     >>> sweep, examples = rd.load_sweep("caa/base")  # doctest: +SKIP
 """
@@ -56,7 +57,13 @@ from w2s_lens.artifacts import (
     write_json,
     write_text,
 )
-from w2s_lens.evaluation.config import ConfigError, EvalConfig, portable_config
+from w2s_lens.evaluation.config import (
+    SETTING_PARTS,
+    ConfigError,
+    EvalConfig,
+    flat_config,
+    portable_config,
+)
 from w2s_lens.evaluation.storage.sweepfiles import (
     SweepFiles,
 )
@@ -70,7 +77,8 @@ RUN_FILE = "run.json"
 RETEST_PREFIX = "retest-"
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.html"
-#: settings that do not change results: a rerun may differ in them and still resume (not
+#: settings (by name, in either part of the config) that do not change results: a rerun may
+#: differ in them and still resume (not
 #: ``batch_size``: padding moves the training contrasts, and so the vectors every sweep is
 #: keyed by, in their last float bits, so a resume keeps the batch size it started with)
 _IGNORED = ("n_boot", "max_rows", "device")
@@ -129,16 +137,19 @@ class RunDir(SweepFiles):
             raise ArtifactMismatch(f"{self.path} holds a {old.get('kind')!r} run, not a {kind!r} "
                                    "one; use another --out directory")
         ignored = _IGNORED + (_AFTER_SWEEPS if kind == "evaluation" else ())
-        # both without this machine's paths (what run.json stores): a run moved elsewhere resumes
-        old_cfg = portable_config(old.get("config") or {})
-        new_cfg = portable_config(_jsonable(config))
+        # both without this machine's paths (what run.json stores): a run moved elsewhere
+        # resumes; both flat, one key per setting, as run.json is nested (today) or flat (a run
+        # started before the config had parts): such a run resumes too
+        old_cfg = flat_config(portable_config(old.get("config") or {}))
+        new_cfg = flat_config(portable_config(_jsonable(config)))
         if kind == "evaluation":  # both in today's fields, defaults filled in
             old_cfg, new_cfg = _current(old_cfg), _current(new_cfg)
         before = {k: v for k, v in old_cfg.items() if k not in ignored}
         now = {k: v for k, v in new_cfg.items() if k not in ignored}
         diff = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if diff:
-            shown = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in diff[:6])
+            shown = ", ".join(f"{_where(k)}: {before.get(k)!r} -> {now.get(k)!r}"
+                              for k in diff[:6])
             keep = (f"; to resume it, give --batch-size {before.get('batch_size')}"
                     if diff == ["batch_size"] else "")
             raise ArtifactMismatch(f"{self.path} holds a run with other settings ({shown}); "
@@ -241,13 +252,20 @@ class RunDir(SweepFiles):
 
 
 def _current(config: Mapping[str, Any]) -> dict[str, Any]:
-    """An evaluation config dump as today's :class:`EvalConfig` writes it (older dumps
-    upgraded, fields added since at their defaults); unreadable dumps are compared as they are.
+    """A flat evaluation config dump (:func:`~w2s_lens.evaluation.config.flat_config`) as
+    today's :class:`EvalConfig` writes it, flat again (older dumps upgraded, fields added since
+    at their defaults); unreadable dumps are compared as they are.
     """
     try:
-        return portable_config(_jsonable(EvalConfig.from_dict(dict(config)).to_dict()))
+        dump = EvalConfig.from_dict(dict(config)).to_dict()
+        return flat_config(portable_config(_jsonable(dump)))
     except (ConfigError, TypeError):
-        return portable_config(dict(config))
+        return dict(config)
+
+
+def _where(setting: str) -> str:
+    """A setting's place in the config (``sweep.readout``); other keys as they are."""
+    return f"{SETTING_PARTS[setting]}.{setting}" if setting in SETTING_PARTS else setting
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

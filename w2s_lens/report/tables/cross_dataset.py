@@ -189,24 +189,25 @@ def summary_rows(rows: Sequence[Mapping[str, Any]], q: float = FDR_Q) -> list[di
 
 def describe_config(config: EvalConfig, model: str | None = None) -> str:
     """One line naming the settings a table was made with (model, sizes, seed, readout, ...);
-    ``model`` names the model actually used (default ``config.model``).
+    ``model`` names the model actually used (default ``config.compute.model``).
 
     Example:
         >>> describe_config(EvalConfig(n_train=24, n_test=12)).split(";")[1].strip()
         'n_train=24, n_test=12 items per dataset (split seed 0)'
     """
-    mode = readout_label({"readout": config.readout, "mirror": config.mirrored})
-    if config.readout == "cloze" and config.length_norm:
+    data, sweep, routing, stats = config.data, config.sweep, config.routing, config.statistics
+    mode = readout_label({"readout": sweep.readout, "mirror": config.mirrored})
+    if sweep.readout == "cloze" and config.length_norm:
         mode += " (length-normalised)"
-    layers = "every layer but 0" if config.layers is None else ",".join(map(str, config.layers))
-    mults = ",".join(f"{m:g}" for m in config.multipliers)
-    return (f"Model {model or config.model or 'the default'}; n_train={config.n_train}, "
-            f"n_test={config.n_test} items per dataset (split seed {config.seed}); method "
-            f"{config.method}; readout {mode}; layers: {layers}; multipliers {mults} "
-            f"({config.scale} scale), steering {config.positions}; routers "
-            f"{','.join(config.routers)} (W2S = {config.primary_router}, embedding "
-            f"{config.embedding}); cross-fit {config.cross_fit} folds; 95% bootstrap "
-            f"intervals over test items ({config.n_boot} resamples); verdicts from the paired "
+    layers = "every layer but 0" if sweep.layers is None else ",".join(map(str, sweep.layers))
+    mults = ",".join(f"{m:g}" for m in sweep.multipliers)
+    return (f"Model {model or config.compute.model or 'the default'}; n_train={data.n_train}, "
+            f"n_test={data.n_test} items per dataset (split seed {data.seed}); method "
+            f"{sweep.method}; readout {mode}; layers: {layers}; multipliers {mults} "
+            f"({sweep.scale} scale), steering {sweep.positions}; routers "
+            f"{','.join(routing.routers)} (W2S = {routing.primary_router}, embedding "
+            f"{routing.embedding}); cross-fit {stats.cross_fit} folds; 95% bootstrap "
+            f"intervals over test items ({stats.n_boot} resamples); verdicts from the paired "
             f"sign-flip test of W2S − fixed, one-sided {ALPHA:.1%} (exact up to {N_EXACT} "
             f"non-zero differences, else {N_DRAWS} Monte-Carlo draws), MDE at 80% power.")
 
