@@ -56,6 +56,7 @@ from w2s_lens.choices import (
     VARIANTS,
     Method,
     Readout,
+    RouterView,
 )
 from w2s_lens.routing.views import router_name
 from w2s_lens.steering.l2s.config import L2SConfig
@@ -430,7 +431,8 @@ class EvalConfig:
             'logreg@options'
         """
         r = self.routing
-        view = "question" if "question" in r.router_inputs else r.router_inputs[0]
+        question = RouterView.QUESTION.value
+        view = question if question in r.router_inputs else r.router_inputs[0]
         return router_name(r.primary_router, view)
 
     @property
