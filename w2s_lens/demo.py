@@ -67,8 +67,9 @@ from w2s_lens.steering.vectors import SteeringVectors, train_caa
 from w2s_lens.sweep.result import SweepResult
 from w2s_lens.sweep.runner import run_sweep
 
-__all__ = ["DEMO_N_TEST", "DEMO_N_TRAIN", "ModelReading", "control_lines", "demo_config",
-           "pick_threads", "read_sweep", "resolve_dataset", "run_control", "run_demo"]
+__all__ = ["DEMO_N_TEST", "DEMO_N_TRAIN", "ControlRun", "ModelReading", "control_lines",
+           "demo_config", "pick_threads", "read_sweep", "resolve_dataset", "run_control",
+           "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +83,28 @@ def _stage(n: int, text: str) -> None:
     print(f"\n{'=' * 78}\n[{n}] {text}\n{'=' * 78}", flush=True)
 
 
-def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict[str, Any]:
-    """The synthetic positive control through the unchanged pipeline (a few seconds): the
-    ``results.json`` dict, plus ``constructed_layers`` (each family's built-in layer).
+@dataclass(frozen=True)
+class ControlRun:
+    """The positive control's run (:func:`run_control`).
+
+    Attributes:
+        result: what the unchanged pipeline returned (written to ``results.json`` when the
+            control ran into a directory).
+        constructed_layers: each input family's built-in layer, in family order.
+    """
+
+    result: EvaluationResult
+    constructed_layers: tuple[int, ...]
+
+
+def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> ControlRun:
+    """The synthetic positive control through the unchanged pipeline (a few seconds): its
+    typed result and the layers the control was built with (:class:`ControlRun`).
 
     Example:
-        >>> res = run_control()  # doctest: +SKIP
-        >>> EvaluationResult.from_dict(res).comparison().verdict  # doctest: +SKIP
-        'W2S beats fixed beyond the noise'
+        >>> run = run_control()  # doctest: +SKIP
+        >>> run.result.comparison().verdict, run.constructed_layers  # doctest: +SKIP
+        ('W2S beats fixed beyond the noise', (1, 2, 3))
     """
     from w2s_lens.controls.synthetic import build_control
 
@@ -99,10 +114,9 @@ def run_control(out_dir: str | os.PathLike | None = None, seed: int = 0) -> dict
     cfg = EvalConfig(dataset="synthetic-positive", variants=("base",), routers=("logreg",),
                      layers=tuple(sorted(set(range(1, control.n_layers)))), n_boot=2000,
                      seed=seed)
-    res = evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), cfg,
-                            out_dir, progress=False).to_dict()
-    res["constructed_layers"] = list(control.family_layers)
-    return res
+    result = evaluate_examples(control.model, SplitExamples(train, train, {"base": test}), cfg,
+                               out_dir, progress=False)
+    return ControlRun(result, tuple(int(x) for x in control.family_layers))
 
 
 def _counts(layers: Any) -> str:
@@ -110,14 +124,18 @@ def _counts(layers: Any) -> str:
                                                      key=lambda kv: (-kv[1], kv[0])))
 
 
-def control_lines(res: dict[str, Any]) -> list[str]:
-    """The control's reading, from its results (read as an :class:`EvaluationResult`): the
-    constructed layers against the layers found, and W2S against the fixed layer.
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3f}"
+
+
+def control_lines(run: ControlRun) -> list[str]:
+    """The control's reading, from its typed result: the constructed layers against the
+    layers found (each training item's best layer), and W2S against the fixed layer.
 
     Example:
         >>> print("\\n".join(control_lines(run_control())))  # doctest: +SKIP
     """
-    r = EvaluationResult.from_dict(res)
+    r = run.result
     m = r.methods["caa"]
     v = m.variants["base"]
     c = r.comparison("caa")
@@ -126,12 +144,12 @@ def control_lines(res: dict[str, Any]) -> list[str]:
     oracle = v.oracle.steerability if v.oracle else None
     return [
         f"built: each input family steerable only at its own layer, layers "
-        f"{sorted(set(res.get('constructed_layers') or []))}; found (best layer per training "
+        f"{sorted(set(run.constructed_layers))}; found (best layer per training "
         f"item): {_counts(found.elements())}",
         f"steerability on {v.n} test items: fixed layer {v.fixed_layer} "
-        f"{fixed:+.3f}, W2S ({r.primary_router} router) {c.steerability:+.3f}, oracle "
-        f"{oracle:+.3f}",
-        f"W2S − fixed: {fmt_ci(c.diff, c.diff_ci)}: {c.verdict}",
+        f"{_signed(fixed)}, W2S ({r.primary_router} router) {_signed(c.steerability)}, oracle "
+        f"{_signed(oracle)}",
+        f"W2S − fixed: {fmt_ci(c.diff, c.diff_ci)}: {c.verdict_text()}",
     ]
 
 
@@ -434,8 +452,7 @@ def run_demo(config: EvalConfig, out_dir: str | os.PathLike, show: int = 2,
     if control:
         _stage(1, "positive control: a hand-built model whose input families are steerable "
                   "only at their own layers")
-        res = run_control(out / "control")
-        print("\n".join(control_lines(res)))
+        print("\n".join(control_lines(run_control(out / "control"))))
         print(f"({time.time() - t0:.0f}s) the pipeline finds a per-input effect when one "
               "exists: W2S should beat the fixed layer beyond the noise here.")
     _stage(2, f"the real model: {config.compute.model or DEFAULT_MODEL} on {config.data.dataset}")

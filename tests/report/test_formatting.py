@@ -3,9 +3,13 @@ readout in words, verdict classes and the Doc's escaping and failure notes."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import plotly.graph_objects as go
 
 from w2s_lens.evaluation.headroom.diagnostics import XV_NAMES
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.stats.paired import (
     VERDICT_BETTER,
     VERDICT_NONE,
@@ -28,6 +32,12 @@ def test_p_values() -> None:
 
 
 def test_readouts_in_words() -> None:
+    cloze = EvaluationResult.from_dict({"readout": "cloze", "length_norm": True, "methods": {}})
+    assert readout_text(cloze).startswith("cloze readout (option texts scored), length-normalised")
+    single = EvaluationResult.from_dict({"readout": "letter", "mirror": False, "methods": {}})
+    assert "single letter order" in readout_text(single)
+    assert "mirrored" in readout_text(EvaluationResult.from_dict({"methods": {}}))
+    # a sweep directory's configuration (run.json, not a result) reads the same
     assert readout_text({"readout": "cloze"}).endswith("summed log-probabilities of each option")
     assert "length-normalised" in readout_text({"readout": "cloze", "length_norm": True})
     assert "mirrored" in readout_text({})
@@ -63,3 +73,10 @@ def test_doc_escapes_and_turns_a_failed_figure_into_a_note() -> None:
     doc.figure("bars", lambda: go.Figure(go.Bar(y=[1])), prefix="CAA")
     assert doc.n_figures == 1 and doc.parts[-1].startswith('<div class="fig">')
     assert "CAA: " in doc.parts[-1]
+
+
+def test_the_docstring_examples_run() -> None:
+    """The examples in the docstrings (typed results in, the text shown out) hold."""
+    failed, attempted = doctest.testmod(importlib.import_module("w2s_lens.report.formatting"),
+                                        optionflags=doctest.ELLIPSIS)
+    assert failed == 0 and attempted > 0

@@ -1,13 +1,17 @@
-"""The "Is there anything to learn?" section (w2s_lens.report.headroom_section) on results dicts
-whose headroom blocks come from the real diagnostics (w2s_lens.evaluation.headroom.diagnostics) and
-whose
-base variant comes from evaluate_variant, on small steerability matrices; and results without
-headroom blocks, which get no section."""
+"""The "Is there anything to learn?" section (w2s_lens.report.headroom_section) on typed results
+(read from results.json dicts whose headroom blocks come from the real diagnostics,
+w2s_lens.evaluation.headroom.diagnostics, and whose base variant comes from evaluate_variant, on
+small steerability matrices); and results without headroom blocks, which get no section. The
+fixtures are the dicts, the expected numbers read from them; the section gets the typed
+result."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import doctest
 import html
+import importlib
 import re
 
 import numpy as np
@@ -18,6 +22,8 @@ from w2s_lens.evaluation.headroom.diagnostics import (
     learning_curve,
     retest_agreement,
 )
+from w2s_lens.evaluation.results.headroom import Reading
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.stats.metrics import evaluate_variant
 from w2s_lens.report.formatting import Doc, fmt_interval
 from w2s_lens.report.headroom_section import (
@@ -80,7 +86,7 @@ def flat() -> dict:
 
 def _page(results: dict) -> tuple[str, Doc]:
     doc = Doc()
-    headroom_section(doc, results)
+    headroom_section(doc, EvaluationResult.from_dict(results))
     return "\n".join(doc.parts), doc
 
 
@@ -158,7 +164,8 @@ def test_the_learning_curve_table_has_a_row_per_size_and_router(learnable) -> No
 def test_results_without_headroom_get_no_section(learnable) -> None:
     older = copy.deepcopy(learnable)
     del older["methods"]["caa"]["headroom"]
-    assert not has_headroom(older)
+    assert has_headroom(EvaluationResult.from_dict(learnable))
+    assert not has_headroom(EvaluationResult.from_dict(older))
     page, doc = _page(older)
     assert page == "" and doc.n_figures == 0
 
@@ -189,7 +196,10 @@ def test_missing_and_skipped_pieces_are_marked_not_measured(learnable) -> None:
 def test_a_stored_reading_and_the_router_tuning_are_shown(unpredictable) -> None:
     res = copy.deepcopy(unpredictable)
     block = res["methods"]["caa"]
-    block["reading"] = {**method_reading(res, block), "text": "stored words"}
+    typed = EvaluationResult.from_dict(res)
+    read = method_reading(typed, typed.methods["caa"])
+    assert isinstance(read, Reading) and read.views["question"].reading
+    block["reading"] = dataclasses.replace(read, text="stored words").to_dict()
     block["router_cv"] = {"logreg": {"n_splits": 5, "best_params": {"C": 1e-05},
                                      "at_grid_edge": True, "cv_score": -1.1,
                                      "cv_scoring": "neg_log_loss"}}
@@ -198,3 +208,30 @@ def test_a_stored_reading_and_the_router_tuning_are_shown(unpredictable) -> None
     row = re.search(r"<h4>Router tuning.*?<tbody><tr>(.*?)</tr>", page, re.S).group(1)
     cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
     assert cells[:4] == ["logreg", "5", "C = 1e-05", "yes"]
+
+
+def test_the_reading_table_shows_each_view_with_its_interval(unpredictable) -> None:
+    """The reading made now (no stored one) names the view's W2S − fixed with its interval,
+    p and MDE, as the router's comparison in the results holds them."""
+    page, _ = _page(unpredictable)
+    w = unpredictable["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]
+    row = re.search(r'<td class="l">view: question</td><td class="l">(.*?)</td>', page).group(1)
+    text = html.unescape(html.unescape(row))  # the reading's cell is escaped twice
+    assert fmt_interval(w["diff_vs_fixed"], w["diff_vs_fixed_ci"]) in text
+    assert f"MDE {w['diff_vs_fixed_mde']:.3f}" in text and "[–, –]" not in text
+
+
+def test_a_headroom_block_skipped_as_a_whole_is_not_measured(learnable) -> None:
+    res = copy.deepcopy(learnable)
+    res["methods"]["caa"]["headroom"] = {"skipped": "--no-retest"}
+    page, doc = _page(res)
+    assert "CAA: not measured (--no-retest)." in page and doc.n_figures == 0
+    with pytest.raises(AttributeError):
+        headroom_section(Doc(), res)  # the section reads the typed result, not the dict
+
+
+def test_the_docstring_examples_run() -> None:
+    """The examples in the docstrings (typed results in, the text shown out) hold."""
+    failed, attempted = doctest.testmod(importlib.import_module("w2s_lens.report.headroom_section"),
+                                        optionflags=doctest.ELLIPSIS)
+    assert failed == 0 and attempted > 0

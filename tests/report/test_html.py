@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
+from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.headroom.diagnostics import (
@@ -253,9 +254,9 @@ def test_letter_artifact_warning_on_a_single_order_run(tmp_path) -> None:
                      layers=(1, 2), mirror=False, cross_fit=2)
     res = evaluate_examples(ctl.model, SplitExamples(train + [ctl.swap(e) for e in train],
                                                      train, {"base": test}), cfg,
-                            tmp_path / "run", progress=False).to_dict()
-    vres = res["methods"]["caa"]["variants"]["base"]
-    assert vres["single_order"] is None
+                            tmp_path / "run", progress=False)
+    vres = res.methods["caa"].variants["base"]
+    assert vres.single_order is None
     assert letter_artifact(vres) == (pytest.approx(1.0), "items")
     text = write_report(tmp_path / "run").read_text(encoding="utf-8")
     assert "letter readout (A/B logit difference), single letter order" in text
@@ -276,6 +277,41 @@ def test_missing_pieces_become_notes(eval_run, tmp_path) -> None:
     assert "CAA · base: no routing.json" in text
     assert "CAA · sys-neg: no routing.json" not in text
     _no_external_scripts(text)
+
+
+OLDER_KEYS = ("diff_vs_fixed_p", "diff_vs_fixed_p_less", "diff_vs_fixed_test",
+              "diff_vs_fixed_n_nonzero", "diff_vs_fixed_mde", "diff_vs_fixed_verdict",
+              "majority_accuracy")
+
+
+def test_an_older_results_file_is_read_with_what_it_has(eval_run, tmp_path) -> None:
+    """A results.json as versions before the sign-flip test, the headroom diagnostics and the
+    router tuning wrote it (those keys absent), with a key no version knows: the page reads it
+    through the typed result, with the older verdict rule and without the newer columns."""
+    run = tmp_path / "run"
+    shutil.copytree(eval_run, run, ignore=shutil.ignore_patterns("report.html"))
+    rd = RunDir(run)
+    results = rd.read_results()
+    results["from_the_future"] = {"x": 1}
+    for block in results["methods"].values():
+        for key in ("headroom", "reading", "router_cv"):
+            block.pop(key, None)
+        for vres in block["variants"].values():
+            for w in vres["w2s"].values():
+                for key in OLDER_KEYS:
+                    w.pop(key, None)
+    rd.write_results(results)
+    text = render_report(run)
+    part = _between(text, 'id="results"', "<h3>Steerable fraction")
+    assert "the interval of W2S − fixed lies above 0, contains 0, or lies below 0" in (
+        html.unescape(part))
+    assert "minimal detectable difference" not in part and "test of W2S &gt; fixed" not in part
+    w = results["methods"]["caa"]["variants"]["base"]["w2s"][results["primary_router"]]
+    assert html.escape(verdict_of(w)) in part  # the interval rule on the stored interval
+    assert 'id="headroom"' not in text and "majority layer" not in text
+    (run / "results.json").write_text(json.dumps({**results, "format_version": 1}))
+    with pytest.raises(ArtifactMismatch, match="format_version 1"):
+        render_report(run)
 
 
 def test_refuses_what_is_not_a_finished_run(eval_run, tmp_path) -> None:

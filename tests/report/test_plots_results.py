@@ -1,27 +1,39 @@
-"""Figures of evaluation results (w2s_lens.report.plots_results): run directories written by the
-library (the synthetic control) for the method comparison, small arrays for the confusion
-matrix, and results dicts with and without the newer oracles."""
+"""Figures of evaluation results (w2s_lens.report.plots_results): typed results of run
+directories written by the library (the synthetic control) for the method comparison (the
+expected numbers read from their results.json dicts), small arrays for the confusion matrix,
+and typed results with and without the newer oracles."""
 
 from __future__ import annotations
+
+import doctest
+import importlib
 
 import numpy as np
 import pytest
 from helpers_plots import LAYERS
 
+from w2s_lens.evaluation.results.typed import EvaluationResult, VariantResult
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.report import plots_results
 
 
+def _result(primary: str | None, **extra) -> EvaluationResult:
+    return EvaluationResult.from_dict({"primary_router": primary, "methods": {}, **extra})
+
+
 def test_primary_router_and_method_label() -> None:
-    assert plots_results.primary_router({"primary_router": "b"}, {"w2s": {"a": {}, "b": {}}}) == "b"
-    assert plots_results.primary_router({"primary_router": "c"}, {"w2s": {"a": {}, "b": {}}}) == "a"
-    assert plots_results.primary_router({"primary_router": "c"}, {}) is None
+    two = VariantResult.from_dict({"w2s": {"a": {}, "b": {}}})
+    assert plots_results.primary_router(_result("b"), two) == "b"
+    assert plots_results.primary_router(_result("c"), two) == "a"
+    assert plots_results.primary_router(_result("c"), VariantResult()) is None
     assert plots_results.method_label("caa") == "CAA"
 
 
 def test_method_bars_side_by_side_with_ci_offsets(runs) -> None:
-    results = RunDir(runs["letter mirrored"]).read_results()
-    fig = plots_results.method_bars(results)
+    typed = EvaluationResult.load(runs["letter mirrored"])
+    results = RunDir(runs["letter mirrored"]).read_results()  # the expected numbers
+    fig = plots_results.method_bars(typed)
+    assert plots_results.method_bars(runs["letter mirrored"]).to_dict() == fig.to_dict()
     # the letter oracle of mirrored rows is None (not applicable) in newer results: no bars
     base = [results["methods"][m]["variants"]["base"] for m in ("caa", "l2s")]
     keys = ["fixed", "w2s", "oracle"] + (
@@ -45,24 +57,31 @@ def test_method_bars_side_by_side_with_ci_offsets(runs) -> None:
 def test_method_bars_other_shapes_and_errors(runs) -> None:
     mirrored = RunDir(runs["letter mirrored"]).read_results()
     single = RunDir(runs["letter single-order"]).read_results()
-    # one method's block with the primary router (the notebooks' form): groups are variants
-    one = {"primary_router": "logreg", **mirrored["methods"]["caa"]}
-    fig = plots_results.method_bars(one)
+    typed = EvaluationResult.load(runs["letter mirrored"])
+    # one method of a result: groups are its variants, W2S its primary router ("curve")
+    fig = plots_results.method_bars(typed, method="l2s")
     assert list(fig.data[0].x) == ["base"]
     assert fig.data[1].y[0] == pytest.approx(
-        mirrored["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]["steerability"])
-    # several runs: groups prefixed by their label
-    fig = plots_results.method_bars({"mirrored": mirrored, "single": single})
+        mirrored["methods"]["l2s"]["variants"]["base"]["w2s"]["curve"]["steerability"])
+    assert "router curve" in fig.data[1].customdata[0]
+    # several runs (typed, or their run directories): groups prefixed by their label
+    fig = plots_results.method_bars({"mirrored": typed, "single": runs["letter single-order"]})
     assert list(fig.data[0].x) == ["mirrored / CAA / base", "mirrored / L2S / base",
                                    "single / base"]
     assert fig.data[0].y[2] == pytest.approx(
         single["methods"]["caa"]["variants"]["base"]["fixed"]["steerability"])
-    with pytest.raises(ValueError, match="not a results.json"):
+    with pytest.raises(TypeError, match=r"results\['syc'\] is not an evaluation result"):
         plots_results.method_bars({"syc": {"foo": 1}})
+    with pytest.raises(TypeError, match=r"results\['m'\] is not an evaluation result"):
+        plots_results.method_bars({"m": mirrored})  # a results.json dict: load it first
     with pytest.raises(TypeError):
         plots_results.method_bars([1, 2])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="results is empty"):
+        plots_results.method_bars({})
+    with pytest.raises(ValueError, match="no method 'x' in the results; there are: caa, l2s"):
+        plots_results.method_bars(typed, method="x")
     with pytest.raises(ValueError, match="no variants"):
-        plots_results.method_bars({"variants": {}})
+        plots_results.method_bars(EvaluationResult.from_dict({"methods": {"caa": {}}}))
 
 
 def test_confusion_matrix_counts() -> None:
@@ -94,7 +113,8 @@ def test_method_bars_draw_the_oracles_that_apply() -> None:
     cloze = {"n": 8, "fixed_layer": 2, "fixed": _summary(0.1), "oracle": _summary(0.4),
              "w2s": {"logreg": _summary(0.2)}, "letter_oracle": None,
              "form_oracle": {**_summary(0.35), "groups": {"longer": 4, "shorter": 6}}}
-    fig = plots_results.method_bars({"primary_router": "logreg", "variants": {"base": cloze}})
+    fig = plots_results.method_bars(_result("logreg", methods={"caa": {"variants": {
+        "base": cloze}}}))
     assert [t.name for t in fig.data] == ["fixed layer", "W2S (router)", "oracle",
                                           "answer-form oracle"]
     assert fig.data[3].y[0] == pytest.approx(0.35)
@@ -102,11 +122,18 @@ def test_method_bars_draw_the_oracles_that_apply() -> None:
     # a letter row next to it: the letter oracle is drawn, NaN where it does not apply
     letter = {**cloze, "letter_oracle": {**_summary(0.3), "layers": {"A": 2, "B": 4}}}
     del letter["form_oracle"]
-    fig = plots_results.method_bars({"primary_router": "logreg",
-                                     "variants": {"cloze": cloze, "letter": letter}})
+    fig = plots_results.method_bars(_result("logreg", methods={"caa": {"variants": {
+        "cloze": cloze, "letter": letter}}}))
     names = [t.name for t in fig.data]
     assert names == ["fixed layer", "W2S (router)", "oracle", "letter-oracle",
                      "answer-form oracle"]
     lo, fo = fig.data[3].y, fig.data[4].y
     assert np.isnan(lo[0]) and lo[1] == pytest.approx(0.3)
     assert fo[0] == pytest.approx(0.35) and np.isnan(fo[1])
+
+
+def test_the_docstring_examples_run() -> None:
+    """The examples in the docstrings (typed results in, the text shown out) hold."""
+    failed, attempted = doctest.testmod(importlib.import_module("w2s_lens.report.plots_results"),
+                                        optionflags=doctest.ELLIPSIS)
+    assert failed == 0 and attempted > 0

@@ -1,13 +1,19 @@
-"""The results tables (w2s_lens.report.results_tables) on results dicts: older results (interval
-verdict, letter oracle everywhere), and newer ones (sign-flip test, MDE, majority accuracy,
-letter oracle None on mirrored and cloze rows, the answer-form oracle on cloze rows)."""
+"""The results tables (w2s_lens.report.results_tables) on typed results read from results.json
+dicts: older results (interval verdict, letter oracle everywhere, keys of newer versions
+absent), and newer ones (sign-flip test, MDE, majority accuracy, letter oracle None on mirrored
+and cloze rows, the answer-form oracle on cloze rows)."""
 
 from __future__ import annotations
 
 import copy
+import doctest
 import html
+import importlib
 import re
 
+import pytest
+
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.report.formatting import Doc
 from w2s_lens.report.results_tables import results_section
 
@@ -53,7 +59,7 @@ NEW_CLOZE = _results({"base": _variant(_router(**CLOZE_KEYS), letter_oracle=None
 
 def _page(results: dict) -> str:
     doc = Doc()
-    results_section(doc, results)
+    results_section(doc, EvaluationResult.from_dict(results))
     return "\n".join(doc.parts)
 
 
@@ -236,3 +242,42 @@ def test_the_answer_form_router_warns_when_it_gets_most_of_the_oracle_gain() -> 
                                "layer (+0.170 of +0.200)")
     assert "under the summed log-probability readout, not where the behaviour is encoded" in (
         warns[1])
+
+
+def test_a_variant_without_its_primary_router_says_so() -> None:
+    res = copy.deepcopy(NEW_LETTER)
+    res["methods"]["caa"]["variants"]["base"]["w2s"] = {}
+    main = _main(_page(res))
+    cells = dict(zip(_headers(main), _cells(main)))
+    assert cells["W2S (logreg)"] == "–" and cells["W2S − fixed"] == "–"
+    assert cells["verdict"] == '<span class="v-none">no router results</span>'
+
+
+def test_the_training_split_and_the_letters_read_the_typed_blocks() -> None:
+    res = copy.deepcopy(NEW_LETTER)
+    m = res["methods"]["caa"]
+    m.update(train_best_layer_counts={"4": 3, "12": 5, "2": 1}, train_fixed_steerability=0.25,
+             w2s_over_fixed=1.5, router_cv={"logreg": {"cv_score": -0.75}})
+    m["variants"]["base"]["by_letter"] = {"A": _variant(_router(**NEW_KEYS), n=6)}
+    page = _page(res)
+    train = page[page.index("<h3>Training split"):]
+    row = re.search(r"<tbody><tr>(.*?)</tr>", train).group(1)
+    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    assert cells == ["CAA", "2", "+0.250", "L2: 1, L4: 3, L12: 5", "logreg: -0.750", "1.500"]
+    assert "24 training items, cross-fitted in 3 folds" in train
+    details = page[page.index("<details>"):]
+    assert "and the items by matching letter" in details
+    letter = [html.unescape(c) for c in re.findall(
+        r"<td[^>]*>(.*?)</td>", re.findall(r"<tr>(.*?)</tr>", details)[-1])]
+    assert letter == ["base", "A", "+0.100 [+0.050, +0.150] (n=6, seed 7)",
+                      "+0.300 [+0.200, +0.400] (n=6, seed 7)",
+                      "+0.300 [+0.250, +0.350] (n=6, seed 7)"]
+    with pytest.raises(AttributeError):
+        results_section(Doc(), res)  # the section reads the typed result, not the dict
+
+
+def test_the_docstring_examples_run() -> None:
+    """The examples in the docstrings (typed results in, the text shown out) hold."""
+    failed, attempted = doctest.testmod(importlib.import_module("w2s_lens.report.results_tables"),
+                                        optionflags=doctest.ELLIPSIS)
+    assert failed == 0 and attempted > 0

@@ -19,11 +19,15 @@ import logging
 import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
+from w2s_lens.evaluation.config import flat_config
 from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, VERDICT_WORSE
+
+if TYPE_CHECKING:
+    from w2s_lens.evaluation.results.typed import EvaluationResult
 
 __all__ = ["Doc", "fmt_interval", "fmt_p", "readout_text", "verdict_class"]
 
@@ -81,21 +85,36 @@ def fmt_interval(mean: Any, ci: Any, n: Any = None, seed: Any = None, pct: bool 
     return text + (f" ({', '.join(bits)})" if bits and _num(mean) is not None else "")
 
 
-def readout_text(settings: Mapping[str, Any]) -> str:
-    """The readout in plain words, from ``results.json`` (``readout``, ``mirror``,
-    ``length_norm``) or a run's config.
+def _settings(settings: Any) -> tuple[Any, Any, Any]:
+    """``(readout, mirror, length_norm)`` of a typed result, or of a run's configuration
+    (``run.json``'s ``config``: not a result, so a plain mapping); None where not stated."""
+    if isinstance(settings, Mapping):
+        flat = flat_config(settings)  # a run.json config may be nested by part
+        return (flat.get("readout"), flat.get("mirror"),
+                flat.get("length_norm", flat.get("scoring") == "mean"))
+    return (getattr(settings, "readout", None), getattr(settings, "mirror", None),
+            getattr(settings, "length_norm", None))
 
-    >>> readout_text({"readout": "letter", "mirror": True})[:40]
+
+def readout_text(settings: EvaluationResult | Mapping[str, Any]) -> str:
+    """The readout in plain words, from a typed result (``readout``, ``mirror``,
+    ``length_norm``) or a run's configuration mapping (a sweep directory's ``run.json``).
+    A readout without ``mirror`` reads as mirrored (the default).
+
+    >>> from w2s_lens.evaluation.results.typed import EvaluationResult
+    >>> r = EvaluationResult.from_dict({"readout": "letter", "mirror": True, "methods": {}})
+    >>> readout_text(r)[:40]
     'letter readout (A/B logit difference), m'
     >>> readout_text({"readout": "cloze", "length_norm": True})[:45]
     'cloze readout (option texts scored), length-n'
     """
-    if settings.get("readout") == "cloze":
+    readout, mirror, length_norm = _settings(settings)
+    if readout == "cloze":
         norm = ("length-normalised: mean per-token log-probability of each option"
-                if settings.get("length_norm") else
+                if length_norm else
                 "not length-normalised: summed log-probabilities of each option")
         return f"cloze readout (option texts scored), {norm}"
-    if settings.get("mirror", True):
+    if mirror is None or mirror:
         return ("letter readout (A/B logit difference), mirrored: every item is shown in both "
                 "letter orders and the two propensities are averaged, so a pure \"answer A vs "
                 "answer B\" push cancels")

@@ -1,7 +1,8 @@
-"""The report's "Is there anything to learn?" section: per method, the headroom diagnostics of
-``results["methods"][m]["headroom"]`` (:mod:`w2s_lens.evaluation.headroom.diagnostics`), the
-reading that
-names its evidence (:mod:`w2s_lens.evaluation.results.evidence`) and how each router was tuned.
+"""The report's "Is there anything to learn?" section: per method of an
+:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`, its headroom diagnostics
+(``result.methods[m].headroom``, a :class:`~w2s_lens.evaluation.results.headroom.Headroom`;
+:mod:`w2s_lens.evaluation.headroom.diagnostics`), the reading that names its evidence
+(:mod:`w2s_lens.evaluation.results.evidence`) and how each router was tuned.
 
 * the **retest**: the two halves' best layers as an agreement matrix (a heatmap labelled with
   layer numbers), agreement against chance, Cohen's κ, agreement within one layer, the median
@@ -19,22 +20,27 @@ method without one, in a run where another has one, is marked "not measured".
 Example:
     >>> from w2s_lens.report.formatting import Doc
     >>> doc = Doc()
-    >>> headroom_section(doc, {"methods": {"caa": {"variants": {}}}})
+    >>> headroom_section(doc, EvaluationResult.from_dict({"methods": {"caa": {"variants": {}}}}))
     >>> doc.parts
     []
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from w2s_lens.evaluation.results.evidence import (
-    HEADROOM_FRACTION,
-    KAPPA_ROBUST,
-    POWER_RATIO,
-    method_evidence,
+from w2s_lens.evaluation.results.evidence import HEADROOM_FRACTION, KAPPA_ROBUST, POWER_RATIO
+from w2s_lens.evaluation.results.headroom import (
+    CrossValidatedOracle,
+    CurveRow,
+    Headroom,
+    LearningCurve,
+    PairedDifference,
+    Reading,
+    Retest,
 )
+from w2s_lens.evaluation.results.nodes import RouterComparison, RouterTuning, Summary
+from w2s_lens.evaluation.results.typed import EvaluationResult, MethodResult, VariantResult
 from w2s_lens.report import plots_headroom, plots_results
 from w2s_lens.report.formatting import (
     Doc,
@@ -68,59 +74,67 @@ READING_RULES: tuple[str, ...] = (
 
 #: The two sides of the cross-validated comparison, as its test's text names them.
 XV_SIDES = ("xv oracle", "xv fixed")
+#: An absent summary (its cells read ``–``).
+_NONE = Summary()
 
 
-def has_headroom(results: Mapping[str, Any]) -> bool:
+def has_headroom(results: EvaluationResult) -> bool:
     """Whether any method of ``results`` carries a headroom block.
 
-    >>> has_headroom({"methods": {"caa": {"headroom": {"xv": {}}}, "l2s": {}}})
+    >>> has_headroom(EvaluationResult.from_dict({"methods": {"caa": {"headroom": {"xv": {}}},
+    ...                                                      "l2s": {}}}))
     True
-    >>> has_headroom({"methods": {"caa": {}}})
+    >>> has_headroom(EvaluationResult.from_dict({"methods": {"caa": {}}}))
     False
     """
-    return any(isinstance((b or {}).get("headroom"), Mapping)
-               for b in (results.get("methods") or {}).values())
+    return any(isinstance(m.headroom, Headroom) for m in results.methods.values())
 
 
-def _paired(c: Mapping[str, Any]) -> dict[str, Any]:
-    """A paired comparison (``diff``, ``ci``, ``p``, ...) under a router block's key names, so
-    the readings of W2S − fixed read it too."""
-    return {"diff_vs_fixed": c.get("diff"), "diff_vs_fixed_ci": c.get("ci"),
-            **{f"diff_vs_fixed_{k}": c.get(k)
-               for k in ("p", "p_less", "test", "n_nonzero", "mde", "verdict")}}
+def _paired(c: PairedDifference) -> RouterComparison:
+    """A paired comparison (the cross-validated oracle's, a learning-curve point's) as a
+    router's comparison with the fixed layer, so the readings of W2S − fixed read it too.
+
+    >>> _paired(PairedDifference(diff=0.2, ci=(0.1, 0.3), mde=0.1)).diff_ci
+    (0.1, 0.3)
+    """
+    return RouterComparison(diff=c.diff, diff_ci=c.ci, p=c.p, p_less=c.p_less, test=c.test,
+                            n_nonzero=c.n_nonzero, mde=c.mde, verdict=c.verdict)
 
 
-def _base(results: Mapping[str, Any], block: Mapping[str, Any]) -> tuple[dict, dict]:
-    """The base variant's block and its primary router's block (empty when absent)."""
-    vres = (block.get("variants") or {}).get("base") or {}
+def _base(results: EvaluationResult, m: MethodResult) -> tuple[VariantResult, RouterComparison]:
+    """The base variant and its primary router's comparison (empty ones when absent)."""
+    vres = m.variants.get("base") or VariantResult()
     router = plots_results.primary_router(results, vres)
-    return dict(vres), dict(((vres.get("w2s") or {}).get(router) or {}) if router else {})
+    w = vres.routers.get(router) if router is not None else None
+    return vres, w if w is not None else RouterComparison()
 
 
-def method_reading(results: Mapping[str, Any], block: Mapping[str, Any]) -> dict[str, Any]:
+def method_reading(results: EvaluationResult, m: MethodResult) -> Reading:
     """The stored reading of one method
-    (:func:`~w2s_lens.evaluation.results.evidence.read_evidence`),
-    or, for results written before readings were stored, the reading made now from the stored
-    diagnostics.
+    (:func:`~w2s_lens.evaluation.results.evidence.read_evidence`), or, for results written
+    before readings were stored, the reading made now from the stored diagnostics
+    (:meth:`~w2s_lens.evaluation.results.typed.MethodResult.evidence`, for the result's primary
+    router on each of its router views).
 
-    >>> method_reading({"primary_router": "logreg"}, {"headroom": {}})["text"]
+    >>> r = EvaluationResult.from_dict({"primary_router": "logreg",
+    ...                                 "methods": {"caa": {"headroom": {}}}})
+    >>> method_reading(r, r.methods["caa"]).text
     'headroom not measured; robustness not measured; question not run'
     """
-    return method_evidence(block, results.get("primary_router") or "logreg",
-                           results.get("router_inputs") or ("question",))
+    return m.evidence(results.primary_router or "logreg", results.router_inputs or ("question",))
 
 
-def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
+def headroom_section(doc: Doc, results: EvaluationResult) -> None:
     """The "Is there anything to learn?" section (see the module docstring); nothing when no
     method has a headroom block.
 
     >>> doc = Doc()
-    >>> headroom_section(doc, {"methods": {"caa": {"headroom": {"retest": {"skipped": "given "
-    ...     "vectors"}, "xv": {}, "learning_curve": {"rows": []}}}, "l2s": {}}})
+    >>> headroom_section(doc, EvaluationResult.from_dict({"methods": {"caa": {"headroom": {
+    ...     "retest": {"skipped": "given vectors"}, "xv": {}, "learning_curve": {"rows": []}}},
+    ...     "l2s": {}}}))
     >>> [p for p in doc.parts if "not measured" in p][-1]
     '<p class="note">L2S: not measured (results.json has no headroom block for it).</p>'
     """
-    methods = results.get("methods") or {}
     if not has_headroom(results):
         return
     doc.h(2, "Is there anything to learn?", "headroom")
@@ -131,104 +145,112 @@ def headroom_section(doc: Doc, results: Mapping[str, Any]) -> None:
     doc.add("<p>The rules (<code>w2s_lens.evaluation.results.evidence.read_evidence</code>):"
             "</p><ul>"
             + "".join(f"<li>{_e(x)}</li>" for x in READING_RULES) + "</ul>")
-    for method, block in methods.items():
+    for method, m in results.methods.items():
         name = plots_results.method_label(method)
-        hr = (block or {}).get("headroom")
-        if not isinstance(hr, Mapping):
+        hr = m.headroom
+        if not isinstance(hr, Headroom):
             doc.note(f"{name}: not measured (results.json has no headroom block for it).")
             continue
         doc.h(3, f"{name}: is there anything to learn?")
-        if "skipped" in hr:
-            doc.note(f"{name}: not measured ({hr['skipped']}).")
+        if hr.has("skipped"):
+            doc.note(f"{name}: not measured ({hr.skipped}).")
             continue
-        _method_part(doc, results, name, hr, *_base(results, block), block)
+        _method_part(doc, results, name, hr, *_base(results, m), m)
 
 
-def _method_part(doc: Doc, results: Mapping[str, Any], name: str, hr: Mapping[str, Any],
-                 vres: Mapping[str, Any], w: Mapping[str, Any],
-                 method_block: Mapping[str, Any]) -> None:
-    n = vres.get("n")
-    fixed, oracle = vres.get("fixed") or {}, vres.get("oracle") or {}
-    gain = (None if _num(oracle.get("steerability")) is None
-            or _num(fixed.get("steerability")) is None
-            else float(oracle["steerability"]) - float(fixed["steerability"]))
-    _reading_part(doc, method_reading(results, method_block), gain)
-    _tuning_part(doc, method_block.get("router_cv") or {})
-    _retest_part(doc, results, name, hr.get("retest") or {})
-    _xv_part(doc, results, name, hr.get("xv") or {}, vres, w, gain)
-    _curve_part(doc, results, name, hr.get("learning_curve") or {}, n)
+def _method_part(doc: Doc, results: EvaluationResult, name: str, hr: Headroom,
+                 vres: VariantResult, w: RouterComparison, m: MethodResult) -> None:
+    fixed = vres.fixed if isinstance(vres.fixed, Summary) else _NONE
+    oracle = vres.oracle if isinstance(vres.oracle, Summary) else _NONE
+    gain = (None if _num(oracle.steerability) is None or _num(fixed.steerability) is None
+            else float(oracle.steerability) - float(fixed.steerability))
+    _reading_part(doc, method_reading(results, m), gain)
+    _tuning_part(doc, m.router_cv or {})
+    _retest_part(doc, results, name, hr.retest)
+    _xv_part(doc, results, name, hr.xv, vres, w, gain)
+    _curve_part(doc, results, name, hr.learning_curve, vres.n)
 
 
-def _reading_part(doc: Doc, reading: Mapping[str, Any], gain: float | None) -> None:
-    doc.add(f'<p class="readout"><b>Reading: {_e(reading.get("text", "–"))}.</b></p>')
-    hr, rob = reading.get("headroom") or {}, reading.get("robustness") or {}
-    rows = [["headroom", _e(hr.get("text", "–"))], ["robustness", _e(rob.get("text", "–"))]]
-    for view, v in (reading.get("views") or {}).items():
-        ci = v.get("ci") or [None, None]
-        rows.append([f"view: {view}", _e(f"{v.get('reading')}: W2S − fixed "
-                                         f"{fmt_interval(v.get('diff'), ci)}, p "
-                                         f"{_plain(v.get('p'))}, MDE {_plain(v.get('mde'))}")])
+def _text(part: Any) -> str:
+    text = getattr(part, "text", None)
+    return "–" if text is None else str(text)
+
+
+def _reading_part(doc: Doc, reading: Reading, gain: float | None) -> None:
+    doc.add(f'<p class="readout"><b>Reading: {_e(_text(reading))}.</b></p>')
+    rows = [["headroom", _e(_text(reading.headroom))],
+            ["robustness", _e(_text(reading.robustness))]]
+    for view, v in (reading.views or {}).items():
+        rows.append([f"view: {view}", _e(f"{v.reading}: W2S − fixed "
+                                         f"{fmt_interval(v.diff, v.ci or (None, None))}, p "
+                                         f"{_plain(v.p)}, MDE {_plain(v.mde)}")])
     if gain is not None:
         rows.append(["in-sample oracle − fixed", _signed(gain) + " (biased upwards)"])
     doc.table(["part", "reading and evidence"], rows, left={0, 1})
 
 
-def _tuning_part(doc: Doc, router_cv: Mapping[str, Any]) -> None:
+def _tuning_part(doc: Doc, router_cv: dict[str, RouterTuning]) -> None:
     if not router_cv:
         return
     doc.h(4, "Router tuning (cross-validated on the training items)")
     rows = []
     for name, cv in router_cv.items():
-        chosen = ", ".join(f"{k} = {v}" for k, v in (cv.get("best_params") or {}).items())
-        edge = cv.get("at_grid_edge")
-        rows.append([name, cv.get("n_splits", "–"), chosen or cv.get("note", "–"),
+        chosen = ", ".join(f"{k} = {v}" for k, v in (cv.best_params or {}).items())
+        edge = cv.at_grid_edge
+        rows.append([name, "–" if cv.n_splits is None else cv.n_splits,
+                     chosen or ("–" if cv.note is None else cv.note),
                      "–" if edge is None else ("yes" if edge else "no"),
-                     _plain(cv.get("cv_score")), cv.get("cv_scoring", "–")])
+                     _plain(cv.cv_score), "–" if cv.cv_scoring is None else cv.cv_scoring])
     doc.table(["router", "folds", "chosen", "at a grid edge", "cv score", "score"], rows,
               left={0, 2})
 
 
-def _retest_part(doc: Doc, results: Mapping[str, Any], name: str,
-                 retest: Mapping[str, Any]) -> None:
+def _retest_part(doc: Doc, results: EvaluationResult, name: str,
+                 retest: Retest | None) -> None:
     doc.h(4, "Retest: best layers under vectors from two halves of the training items")
-    if not retest or "skipped" in retest:
-        doc.note(f"{name}: retest not measured ({retest.get('skipped', 'no retest block')}).")
+    if not isinstance(retest, Retest) or retest.empty or retest.has("skipped"):
+        why = retest.skipped if isinstance(retest, Retest) and retest.has("skipped") \
+            else "no retest block"
+        doc.note(f"{name}: retest not measured ({why}).")
         return
-    halves = retest.get("half_sizes")
-    kappa = _num(retest.get("kappa"))
+    halves, kappa = retest.half_sizes, _num(retest.kappa)
+    items = retest.n_items if retest.n_items is not None else retest.n
     doc.table(["items", "training items per half", "agreement", "chance", "Cohen's κ",
                "within one layer", "rank correlation (median Spearman)"],
-              [[retest.get("n_items", retest.get("n", "–")),
-                " + ".join(map(str, halves)) if isinstance(halves, Sequence) else "–",
-                _pct(retest.get("agreement")), _pct(retest.get("chance")),
+              [["–" if items is None else items,
+                " + ".join(map(str, halves)) if halves is not None else "–",
+                _pct(retest.agreement), _pct(retest.chance),
                 "undefined (one layer wins everywhere)" if kappa is None else f"{kappa:.3f}",
-                _pct(retest.get("within_one")), _plain(retest.get("rank_correlation"))]])
-    matrix = retest.get("matrix")
+                _pct(retest.within_one), _plain(retest.rank_correlation)]])
+    matrix = retest.matrix
     if not matrix:
         return
-    layers = retest.get("layers") or results.get("layers") or list(range(len(matrix)))
+    layers = retest.layers or results.layers or list(range(len(matrix)))
     doc.figure(f"{name}: retest matrix", lambda: plots_headroom.retest_matrix(matrix, layers),
                prefix=name)
 
 
-def _xv_part(doc: Doc, results: Mapping[str, Any], name: str, xv: Mapping[str, Any],
-             vres: Mapping[str, Any], w: Mapping[str, Any], gain: float | None) -> None:
+def _xv_part(doc: Doc, results: EvaluationResult, name: str, xv: CrossValidatedOracle | None,
+             vres: VariantResult, w: RouterComparison, gain: float | None) -> None:
     doc.h(4, "Cross-validated oracle")
-    if not xv or "skipped" in xv:
+    if not isinstance(xv, CrossValidatedOracle) or xv.empty or xv.has("skipped"):
+        measured = isinstance(xv, CrossValidatedOracle) and not xv.empty
         doc.note(f"{name}: cross-validated oracle not measured"
-                 + (f" ({xv['skipped']})." if xv else "."))
+                 + (f" ({xv.skipped})." if measured else "."))
         return
-    seed, n = results.get("split_seed"), vres.get("n")
-    fixed, oracle = vres.get("fixed") or {}, vres.get("oracle") or {}
+    seed, n = results.split_seed, vres.n
+    fixed = vres.fixed if isinstance(vres.fixed, Summary) else _NONE
+    oracle = vres.oracle if isinstance(vres.oracle, Summary) else _NONE
+    layer = "–" if vres.fixed_layer is None else vres.fixed_layer
     choices = [
-        (f"fixed layer {vres.get('fixed_layer', '–')}", fixed.get("steerability"),
-         fixed.get("steerability_ci"), "one layer, from the training items"),
-        ("W2S", w.get("steerability"), w.get("steerability_ci"), "the primary router's layer"),
-        ("cross-validated fixed", xv.get("xv_fixed"), None,
+        (f"fixed layer {layer}", fixed.steerability, fixed.steerability_ci,
+         "one layer, from the training items"),
+        ("W2S", w.steerability, w.steerability_ci, "the primary router's layer"),
+        ("cross-validated fixed", xv.fixed, None,
          "one layer chosen under one half's vectors, scored under the other's"),
-        ("cross-validated oracle", xv.get("xv_oracle"), None,
+        ("cross-validated oracle", xv.oracle, None,
          "each item's best layer under one half, scored under the other"),
-        ("in-sample oracle", oracle.get("steerability"), oracle.get("steerability_ci"),
+        ("in-sample oracle", oracle.steerability, oracle.steerability_ci,
          "each item's best layer, chosen and scored on one sweep (biased upwards)")]
     doc.p("Mean steerability on the test items. Fixed, W2S and the in-sample oracle use the "
           "vectors of all training items (as in the results table); the cross-validated pair "
@@ -238,10 +260,10 @@ def _xv_part(doc: Doc, results: Mapping[str, Any], name: str, xv: Mapping[str, A
     comp = _paired(xv)
     doc.table(["comparison", "difference", "test", "minimal detectable difference", "verdict"],
               [["cross-validated oracle − fixed",
-                fmt_interval(xv.get("diff"), xv.get("ci"), xv.get("n", n), seed),
+                fmt_interval(xv.diff, xv.ci, xv.n if xv.n is not None else n, seed),
                 diff_test_text(comp, XV_SIDES), mde_reading(comp),
                 _verdict_cell(router_verdict(comp))]])
-    survived = _num(xv.get("diff"))
+    survived = _num(xv.diff)
     if gain is not None and gain > 0 and survived is not None:
         doc.p(f"Of the in-sample oracle's gain over the fixed layer ({_signed(gain)}), the "
               f"cross-validated oracle keeps {survived / gain:.0%} ({_signed(survived)}).")
@@ -250,21 +272,24 @@ def _xv_part(doc: Doc, results: Mapping[str, Any], name: str, xv: Mapping[str, A
         title="Layer choices: fixed, W2S, cross-validated and in-sample oracles"), prefix=name)
 
 
-def _curve_part(doc: Doc, results: Mapping[str, Any], name: str, curve: Mapping[str, Any],
+def _curve_part(doc: Doc, results: EvaluationResult, name: str, curve: LearningCurve | None,
                 n: Any) -> None:
     doc.h(4, "Learning curve")
-    rows = curve.get("rows") or []
-    if curve.get("note"):
-        doc.p(f"Learning curve: {curve['note']}.")
+    curve = curve if isinstance(curve, LearningCurve) else LearningCurve()
+    rows: tuple[CurveRow, ...] = curve.rows or ()
+    if curve.note:
+        doc.p(f"Learning curve: {curve.note}.")
     if not rows:
         doc.note(f"{name}: learning curve not measured.")
         return
-    seed, table = results.get("split_seed"), []
+    seed, table = results.split_seed, []
     for r in rows:
         comp = _paired(r)
-        table.append([r.get("n_train", "–"), r.get("router", "–"), r.get("repeats", "–"),
-                      _pct(r.get("accuracy")), _pct(r.get("majority_accuracy")),
-                      fmt_interval(r.get("diff"), r.get("ci"), n, seed), diff_test_text(comp),
+        table.append(["–" if r.n_train is None else r.n_train,
+                      "–" if r.router is None else r.router,
+                      "–" if r.repeats is None else r.repeats,
+                      _pct(r.accuracy), _pct(r.majority_accuracy),
+                      fmt_interval(r.diff, r.ci, n, seed), diff_test_text(comp),
                       mde_reading(comp), _verdict_cell(router_verdict(comp))])
     doc.figure(f"{name}: learning curve", lambda: plots_headroom.learning_curve_figure(rows),
                prefix=name)

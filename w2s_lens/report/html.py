@@ -1,10 +1,13 @@
 """Self-contained HTML report of an evaluation run directory or a plain sweep directory.
 
-Everything is read through :class:`~w2s_lens.evaluation.storage.rundir.RunDir` (``run.json``,
-``results.json``, sweeps as :class:`~w2s_lens.sweep.runner.SweepResult` with their
-:class:`~w2s_lens.data.examples.SteeringExample` records, ``routing.json``, ``generations.json``)
-and the page is written with :meth:`RunDir.write_report`. The page embeds plotly.js once, so
-it opens offline.
+The results are read as an :class:`~w2s_lens.evaluation.results.typed.EvaluationResult`
+(:meth:`~w2s_lens.evaluation.results.typed.EvaluationResult.load` of ``results.json``, older
+files included) and every section reads its attributes; everything else through
+:class:`~w2s_lens.evaluation.storage.rundir.RunDir` (``run.json``, sweeps as
+:class:`~w2s_lens.sweep.runner.SweepResult` with their
+:class:`~w2s_lens.data.examples.SteeringExample` records, ``routing.json``, ``generations.json``,
+which are not results and stay plain data) and the page is written with
+:meth:`RunDir.write_report`. The page embeds plotly.js once, so it opens offline.
 
 An **evaluation run** (``w2s-lens evaluate``; ``run.json`` kind ``"evaluation"``) gets:
 
@@ -54,6 +57,7 @@ from plotly.offline import get_plotlyjs
 
 from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.evaluation.config import flat_config
+from w2s_lens.evaluation.results.typed import EvaluationResult, VariantResult
 from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RUN_FILE, RunDir
 from w2s_lens.report import plots_results
 from w2s_lens.report.formatting import Doc, readout_text
@@ -110,14 +114,14 @@ def _read_run(rd: RunDir) -> dict[str, Any]:
 # --------------------------------------------------------------------------- figures
 
 
-def _encoding_section(doc: Doc, rd: RunDir, results: Mapping[str, Any]) -> None:
+def _encoding_section(doc: Doc, rd: RunDir, results: EvaluationResult) -> None:
     """Where the behaviour is encoded: best-layer histograms per method (train and base test,
     per item), and per matching letter on single presentations (the diagnostic)."""
     doc.h(2, "Where the behaviour is encoded", "encoding")
-    layers = [int(x) for x in results.get("layers") or []]
+    layers = [int(x) for x in results.layers or ()]
     item_best: dict[str, list[int]] = {}
     letter_best: dict[str, dict[str, list[int]]] = {}
-    for method in results.get("methods") or {}:
+    for method in results.methods:
         name = plots_results.method_label(method)
         for split, label in (("train", "train"), ("base", "base test")):
             got = load_sweep(doc, rd, rd.sweep_dir(split, method), f"{name} {label}")
@@ -146,7 +150,7 @@ def _encoding_section(doc: Doc, rd: RunDir, results: Mapping[str, Any]) -> None:
                        f"{n}: best layer of single presentations, by matching letter")))
 
 
-def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: str,
+def _variant_figures(doc: Doc, rd: RunDir, results: EvaluationResult, method: str,
                     variant: str) -> None:
     """Heatmap, layer curves with the fixed layer and router picks, propensity lines and the
     router confusion matrices of one method's test variant (per item)."""
@@ -158,7 +162,7 @@ def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: s
         return
     sweep = got[0].mirrored()
     s, layers, ids = sweep.steerability, sweep.layers, sweep.ids
-    vres = ((results.get("methods") or {}).get(method, {}).get("variants") or {}).get(variant, {})
+    vres = _variant(results, method, variant)
     routing = read_routing(doc, rd, where, label)
     primary = plots_results.primary_router(results, vres)
     router_layers = None
@@ -166,7 +170,9 @@ def _variant_figures(doc: Doc, rd: RunDir, results: Mapping[str, Any], method: s
         doc.note(f"{label}: no routing.json; router picks and confusion matrices skipped.")
     else:
         router_layers = _aligned_router_layers(doc, routing, ids, primary, label)
-    fixed = vres.get("fixed_layer", None if routing is None else routing.get("fixed_layer"))
+    fixed = vres.fixed_layer
+    if fixed is None and routing is not None:  # routing.json is plain data, not a result
+        fixed = routing.get("fixed_layer")
     doc.figure(f"{label}: heatmap", lambda: steerability_heatmap(s, layers, ids),
                prefix=label)
     doc.figure(f"{label}: layer curves", lambda: layer_curves(
@@ -218,18 +224,30 @@ def _train_figures(doc: Doc, rd: RunDir, method: str) -> None:
 # --------------------------------------------------------------------------- the two reports
 
 
+def _variant(results: EvaluationResult, method: str, variant: str) -> VariantResult:
+    """One method's variant (an empty one when the results lack it)."""
+    m = results.methods.get(method)
+    vres = m.variants.get(variant) if m is not None else None
+    return vres if isinstance(vres, VariantResult) else VariantResult()
+
+
+def _listed(values: Sequence[Any] | None) -> str:
+    """A tuple of the result as the page lists it (``[1, 2]``; ``None`` when absent)."""
+    return str(None if values is None else list(values))
+
+
 def _evaluation(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
     if not (rd.path / RESULTS_FILE).is_file():
         raise FileNotFoundError(f"{rd.path} holds an evaluation without {RESULTS_FILE} (still "
                                 "running, or stopped early); rerun `w2s-lens evaluate` to finish")
-    results = rd.read_results()
-    methods = [m for m in results.get("methods") or {}]
+    results = EvaluationResult.load(rd.path / RESULTS_FILE)
+    methods = list(results.methods)
     doc.add(f'<p class="readout"><b>Readout:</b> {_e(readout_text(results))}.</p>')
-    doc.p(f"Model {results.get('model')}, dataset {results.get('dataset')}; methods "
+    doc.p(f"Model {results.model}, dataset {results.dataset}; methods "
           f"{', '.join(plots_results.method_label(m) for m in methods) or 'none'}; "
-          f"{results.get('n_train')} training and {results.get('n_test')} test items (split "
-          f"seed {results.get('split_seed')}); layers {results.get('layers')}; routers "
-          f"{results.get('routers')} on the {results.get('embedding')} embedding.")
+          f"{results.n_train} training and {results.n_test} test items (split "
+          f"seed {results.split_seed}); layers {_listed(results.layers)}; routers "
+          f"{_listed(results.routers)} on the {results.embedding} embedding.")
     results_section(doc, results)
     if methods:
         doc.figure("method comparison", lambda: plots_results.method_bars(
@@ -239,7 +257,7 @@ def _evaluation(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
     for method in methods:
         name = plots_results.method_label(method)
         doc.h(2, f"{name}: per-item figures", f"figures-{method}")
-        for variant in (results["methods"][method].get("variants") or {}):
+        for variant in results.methods[method].variants:
             doc.h(3, f"{name} · {variant}")
             _variant_figures(doc, rd, results, method, variant)
         doc.h(3, f"{name} · training items")
@@ -248,18 +266,17 @@ def _evaluation(doc: Doc, rd: RunDir, run: dict[str, Any]) -> str:
         _test_prompts(doc, rd, results, methods[0])
     generations_section(doc, rd, methods)
     metadata_section(doc, run)
-    return f"W2S report — {results.get('model', '?')} / {results.get('dataset', '?')}"
+    return f"W2S report — {results.model or '?'} / {results.dataset or '?'}"
 
 
-def _test_prompts(doc: Doc, rd: RunDir, results: dict[str, Any], method: str) -> None:
+def _test_prompts(doc: Doc, rd: RunDir, results: EvaluationResult, method: str) -> None:
     where = rd.sweep_dir("base", method)
     got = load_sweep(doc, rd, where, "base test prompts")
     if got is None:
         return
     sweep, examples = got
     routing = read_routing(doc, rd, where, "base test prompts") or {}
-    vres = ((results.get("methods") or {}).get(method, {}).get("variants") or {}).get("base", {})
-    kind = plots_results.primary_router(results, vres)
+    kind = plots_results.primary_router(results, _variant(results, method, "base"))
     picks = (routing.get("router_layer") or {}).get(kind) if kind else None
     routed = dict(zip(routing.get("ids") or [], picks)) if picks else None
     doc.h(2, "Test prompts (base)", "prompts")

@@ -1,11 +1,13 @@
-"""Plotly figures of the headroom diagnostics (``results["methods"][m]["headroom"]``, written
-by :mod:`w2s_lens.evaluation.headroom.diagnostics`): the retest agreement matrix of the two halves'
-best
-layers, the learning curve of W2S − fixed against the number of training items, and the
+"""Plotly figures of the headroom diagnostics (``result.methods[m].headroom`` of an
+:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`, written by
+:mod:`w2s_lens.evaluation.headroom.diagnostics`): the retest agreement matrix of the two halves'
+best layers, the learning curve of W2S − fixed against the number of training items, and the
 layer choices (fixed, W2S, in-sample and cross-validated oracles) side by side.
 
-Inputs are plain lists and dicts as ``results.json`` holds them; a missing number (``None``)
-is drawn as NaN, a missing interval as none.
+The matrix and the layer choices are plain numbers (``Retest.matrix``, tuples of means and
+intervals); the learning curve is its typed rows
+(:class:`~w2s_lens.evaluation.results.headroom.CurveRow`). A missing number (``None``) is drawn
+as NaN, a missing interval as none.
 
 Example::
 
@@ -17,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ import plotly.graph_objects as go
 from jaxtyping import Int
 from plotly.subplots import make_subplots
 
+from w2s_lens.evaluation.results.headroom import CurveRow
 from w2s_lens.report.plots_base import _check_layer_list, _color
 
 __all__ = ["choice_intervals", "learning_curve_figure", "retest_matrix"]
@@ -92,40 +95,50 @@ def retest_matrix(
     return fig
 
 
-def learning_curve_figure(rows: Sequence[Mapping[str, Any]],
+def learning_curve_figure(rows: Sequence[CurveRow],
                           title: str | None = None) -> go.Figure:
     """W2S − fixed with its interval against the number of training items, one trace per
     router (top panel), and each router's accuracy with the majority-layer accuracy (bottom).
 
     Args:
-        rows: ``headroom["learning_curve"]["rows"]``: dicts with ``n_train``, ``router``,
-            ``diff``, ``ci``, ``accuracy``, ``majority_accuracy``.
+        rows: ``headroom.learning_curve.rows``: one
+            :class:`~w2s_lens.evaluation.results.headroom.CurveRow` per router and size
+            (``n_train``, ``router``, ``diff``, ``ci``, ``accuracy``, ``majority_accuracy``);
+            rows without ``n_train`` are not drawn.
 
     Traces: one W2S − fixed trace per router (in order of first appearance, error bars the
     interval offsets), then one accuracy trace per router, then the majority layer (its
     accuracy per size, from the first row of that size).
 
-    >>> rows = [{"n_train": 12, "router": "logreg", "diff": 0.1, "ci": [0.0, 0.2],
-    ...          "accuracy": 0.5, "majority_accuracy": 0.4},
-    ...         {"n_train": 24, "router": "logreg", "diff": 0.3, "ci": [0.1, 0.5],
-    ...          "accuracy": 0.8, "majority_accuracy": 0.4}]
+    >>> rows = [CurveRow(n_train=12, router="logreg", diff=0.1, ci=(0.0, 0.2), accuracy=0.5,
+    ...                  majority_accuracy=0.4),
+    ...         CurveRow(n_train=24, router="logreg", diff=0.3, ci=(0.1, 0.5), accuracy=0.8,
+    ...                  majority_accuracy=0.4)]
     >>> fig = learning_curve_figure(rows)
     >>> [t.name for t in fig.data], list(fig.data[0].y)
     (['logreg', 'logreg accuracy', 'majority layer'], [0.1, 0.3])
     """
     if not rows:
         raise ValueError("the learning curve has no rows")
-    routers = list(dict.fromkeys(str(r.get("router")) for r in rows))
+    if not all(isinstance(r, CurveRow) for r in rows):
+        raise TypeError("rows must be CurveRow objects (result.methods[m].headroom."
+                        "learning_curve.rows; CurveRow.from_dict reads one row of "
+                        "results.json)")
+    rows = [r for r in rows if r.n_train is not None]
+    if not rows:
+        raise ValueError("the learning curve has no rows with a training size")
+    routers = list(dict.fromkeys(str(r.router) for r in rows))
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=("W2S − fixed (95% interval)",
                                         "router accuracy and the majority layer"))
+    mine_of = {kind: sorted((r for r in rows if str(r.router) == kind), key=lambda r: r.n_train)
+               for kind in routers}
     for i, kind in enumerate(routers):
-        mine = sorted((r for r in rows if str(r.get("router")) == kind),
-                      key=lambda r: _f(r.get("n_train")))
-        x = [int(r["n_train"]) for r in mine]
-        y = [_f(r.get("diff")) for r in mine]
-        plus, minus = zip(*(_offsets(m, r.get("ci")) for m, r in zip(y, mine)))
-        reps = [r.get("repeats", "?") for r in mine]
+        mine = mine_of[kind]
+        x = [int(r.n_train) for r in mine]
+        y = [_f(r.diff) for r in mine]
+        plus, minus = zip(*(_offsets(m, r.ci) for m, r in zip(y, mine)))
+        reps = ["?" if r.repeats is None else r.repeats for r in mine]
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="lines+markers", name=kind, legendgroup=kind,
             line={"color": _color(i)}, customdata=reps,
@@ -134,18 +147,17 @@ def learning_curve_figure(rows: Sequence[Mapping[str, Any]],
             hovertemplate=(f"{kind}<br>%{{x}} training items (%{{customdata}} repeats)<br>"
                            "W2S − fixed %{y:+.4f}<extra></extra>")), row=1, col=1)
     for i, kind in enumerate(routers):
-        mine = sorted((r for r in rows if str(r.get("router")) == kind),
-                      key=lambda r: _f(r.get("n_train")))
+        mine = mine_of[kind]
         fig.add_trace(go.Scatter(
-            x=[int(r["n_train"]) for r in mine], y=[_f(r.get("accuracy")) for r in mine],
+            x=[int(r.n_train) for r in mine], y=[_f(r.accuracy) for r in mine],
             mode="lines+markers", name=f"{kind} accuracy", legendgroup=kind,
             line={"color": _color(i), "dash": "dot"},
             hovertemplate=f"{kind}<br>%{{x}} training items<br>accuracy %{{y:.1%}}"
                           "<extra></extra>"), row=2, col=1)
-    first = {int(r["n_train"]): r for r in reversed(rows)}
+    first = {int(r.n_train): r for r in reversed(rows)}
     sizes = sorted(first)
     fig.add_trace(go.Scatter(
-        x=sizes, y=[_f(first[k].get("majority_accuracy")) for k in sizes],
+        x=sizes, y=[_f(first[k].majority_accuracy) for k in sizes],
         mode="lines+markers", name="majority layer", line={"color": MAJORITY_COLOR,
                                                            "dash": "dash"},
         hovertemplate="majority layer<br>%{x} training items<br>accuracy %{y:.1%}"

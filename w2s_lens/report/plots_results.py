@@ -1,7 +1,8 @@
 """Plotly figures of evaluation results: the method comparison and routing confusion
 matrices.
 
-Inputs are ``results.json`` blocks and ``routing.json`` layer lists as read by
+Inputs are typed results (:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`, or a
+run directory to load one from) and ``routing.json`` layer lists as read by
 :class:`~w2s_lens.evaluation.storage.rundir.RunDir`; conventions as in
 :mod:`w2s_lens.report.plots_base`.
 
@@ -14,19 +15,21 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
-from w2s_lens.evaluation.results.typed import EvaluationResult, results_dict
+from w2s_lens.evaluation.results.nodes import GroupOracle, RouterComparison, Summary
+from w2s_lens.evaluation.results.typed import EvaluationResult, VariantResult, as_result
 from w2s_lens.report.plots_base import _check_layer_list, _layer_positions
 
 __all__ = ["METHODS", "OPTIONAL", "confusion_matrix", "method_bars", "method_label",
            "primary_router"]
 
-#: (results.json key, display name) of the layer choices compared by :func:`method_bars`.
+#: (name, display name) of the layer choices compared by :func:`method_bars`: the variant's
+#: attribute, or ``w2s`` for its primary router's comparison (the ``"w2s"`` block).
 METHODS: tuple[tuple[str, str], ...] = (
     ("fixed", "fixed layer"),
     ("w2s", "W2S (router)"),
@@ -34,23 +37,23 @@ METHODS: tuple[tuple[str, str], ...] = (
     ("letter_oracle", "letter-oracle"),
     ("form_oracle", "answer-form oracle"),
 )
-#: Layer choices drawn only when some variant block has them (``letter_oracle`` is None where
-#: it does not apply; ``form_oracle`` exists on cloze rows of newer results).
+#: Layer choices drawn only when some variant has them (``letter_oracle`` is None where it
+#: does not apply; ``form_oracle`` exists on cloze rows of newer results).
 OPTIONAL = ("letter_oracle", "form_oracle")
 
 
-def primary_router(results: Mapping[str, Any], vres: Mapping[str, Any]) -> str | None:
-    """The router a variant block is reported with: ``results["primary_router"]`` when the
-    block has it, else its first router (None when it has none).
+def primary_router(results: EvaluationResult, vres: VariantResult) -> str | None:
+    """The router a variant is reported with: the result's ``primary_router`` when the variant
+    has it, else its first router (None when it has none).
 
-    >>> primary_router({"primary_router": "curve"}, {"w2s": {"logreg": {}, "curve": {}}})
+    >>> r = EvaluationResult.from_dict({"primary_router": "curve", "methods": {}})
+    >>> primary_router(r, VariantResult.from_dict({"w2s": {"logreg": {}, "curve": {}}}))
     'curve'
-    >>> primary_router({"primary_router": "mlp"}, {"w2s": {"logreg": {}}})
+    >>> primary_router(r, VariantResult.from_dict({"w2s": {"logreg": {}}}))
     'logreg'
     """
-    w2s = vres.get("w2s") or {}
-    p = results.get("primary_router")
-    return str(p) if p in w2s else next(iter(w2s), None)
+    p = results.primary_router
+    return str(p) if p in vres.routers else next(iter(vres.routers), None)
 
 
 def method_label(method: str) -> str:
@@ -115,92 +118,107 @@ def confusion_matrix(
 # --------------------------------------------------------------------------- results
 
 
-def _bar_entries(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], Any]]:
-    """(group label, results dict, variant block) for every bar group of :func:`method_bars`."""
+def _bar_entries(results: EvaluationResult | str | os.PathLike
+                 | Mapping[str, EvaluationResult | str | os.PathLike],
+                 method: str | None) -> list[tuple[str, EvaluationResult, VariantResult]]:
+    """(group label, result, variant) for every bar group of :func:`method_bars`."""
 
-    def one(res: Mapping[str, Any], prefix: str) -> list[tuple[str, Mapping[str, Any], Any]]:
-        if "methods" in res:
-            methods = res.get("methods") or {}
-            return [(f"{prefix}{method_label(m) + ' / ' if len(methods) > 1 else ''}{v}", res,
-                     vres) for m, block in methods.items()
-                    for v, vres in ((block or {}).get("variants") or {}).items()]
-        return [(f"{prefix}{v}", res, vres) for v, vres in (res.get("variants") or {}).items()]
+    def one(res: EvaluationResult, prefix: str) -> list[tuple[str, EvaluationResult,
+                                                               VariantResult]]:
+        if method is not None and method not in res.methods:
+            raise ValueError(f"no method {method!r} in the results; there are: "
+                             f"{', '.join(res.methods) or '-'}")
+        methods = {k: m for k, m in res.methods.items() if method in (None, k)}
+        several = len(methods) > 1
+        return [(f"{prefix}{method_label(k) + ' / ' if several else ''}{v}", res, vres)
+                for k, m in methods.items() for v, vres in m.variants.items()]
 
-    if "methods" in results or "variants" in results:
-        return one(results, "")
+    if isinstance(results, (EvaluationResult, str, os.PathLike)):
+        return one(as_result(results), "")
+    if not isinstance(results, Mapping):
+        raise TypeError("results must be an EvaluationResult, a run directory, or a dict "
+                        f"label -> EvaluationResult; got {type(results).__name__}")
     if not results:
         raise ValueError("results is empty")
     out = []
     for k, v in results.items():
-        if not isinstance(v, Mapping) or not ("methods" in v or "variants" in v):
-            raise ValueError(f"results[{k!r}] is not a results.json dict (no 'methods' or "
-                             "'variants' key); pass one results dict or a dict label -> results")
-        out += one(v, f"{k} / " if len(results) > 1 else "")
+        if not isinstance(v, (EvaluationResult, str, os.PathLike)):
+            raise TypeError(f"results[{k!r}] is not an evaluation result (got "
+                            f"{type(v).__name__}); pass one EvaluationResult or a dict label "
+                            "-> EvaluationResult (EvaluationResult.load reads a run directory)")
+        out += one(as_result(v), f"{k} / " if len(results) > 1 else "")
     return out
 
 
-def method_bars(results: EvaluationResult | Mapping[str, Any],
-                title: str | None = None) -> go.Figure:
+def _choice(res: EvaluationResult, vres: VariantResult, key: str) -> Summary | None:
+    """The layer choice ``key`` of :data:`METHODS` of one variant."""
+    if key == "w2s":
+        router = primary_router(res, vres)
+        return vres.routers.get(router) if router is not None else None
+    return {"fixed": vres.fixed, "oracle": vres.oracle, "letter_oracle": vres.letter_oracle,
+            "form_oracle": vres.form_oracle}[key]
+
+
+def method_bars(results: EvaluationResult | str | os.PathLike
+                | Mapping[str, EvaluationResult | str | os.PathLike],
+                title: str | None = None, method: str | None = None) -> go.Figure:
     """Grouped bars of mean steerability per layer choice (fixed / W2S / oracle / letter-oracle /
     answer-form oracle).
 
     Args:
-        results: a typed result or a ``results.json`` dict (groups on the x axis are
-            ``"CAA / base"``, ``"L2S / base"``, ... when it holds several methods, else the
-            variants), a dict with ``"variants"`` directly (one method's block plus
-            ``primary_router``), or a dict ``{label: results}`` of several (groups
-            prefixed ``"label / "``).
+        results: a typed result or a run directory to load one from (groups on the x axis
+            are ``"CAA / base"``, ``"L2S / base"``, ... when it holds several methods, else the
+            variants), or a dict ``{label: result}`` of several (groups prefixed
+            ``"label / "``).
+        method: draw this method alone (groups are then its variants).
 
     One bar trace per entry of :data:`METHODS` (those in :data:`OPTIONAL` only when some
-    variant block has them); error bars are asymmetric and equal the
-    ``steerability_ci`` offsets (``error_y.array = hi - mean``, ``arrayminus = mean - lo``).
-    W2S uses :func:`primary_router`. Missing entries are NaN.
+    variant has them); error bars are asymmetric and equal the ``steerability_ci`` offsets
+    (``error_y.array = hi - mean``, ``arrayminus = mean - lo``). W2S uses
+    :func:`primary_router`. Missing entries are NaN.
 
-    >>> r = {"variants": {"base": {"n": 10, "fixed_layer": 3,
-    ...      "fixed": {"steerability": 0.2, "steerability_ci": [0.1, 0.3]}}}}
+    >>> r = EvaluationResult.from_dict({"methods": {"caa": {"variants": {"base": {
+    ...     "n": 10, "fixed_layer": 3,
+    ...     "fixed": {"steerability": 0.2, "steerability_ci": [0.1, 0.3]}}}}}})
     >>> method_bars(r).data[0].y.tolist()
     [0.2]
     """
-    results = results_dict(results)
-    if not isinstance(results, Mapping):
-        raise TypeError(f"results must be a dict; got {type(results).__name__}")
-    entries = _bar_entries(results)
+    entries = _bar_entries(results, method)
     if not entries:
         raise ValueError("results has no variants")
     groups = [g for g, _, _ in entries]
     fig = go.Figure()
     for key, display in METHODS:
-        if key in OPTIONAL and not any(isinstance(v.get(key), Mapping) for _, _, v in entries):
+        if key in OPTIONAL and not any(isinstance(_choice(r, v, key), Summary)
+                                       for _, r, v in entries):
             continue
         ys, plus, minus, hover = [], [], [], []
         for _, res, vres in entries:
             router = primary_router(res, vres)
-            if key == "w2s":
-                st = (vres.get("w2s") or {}).get(router) if router is not None else None
-            else:
-                st = vres.get(key)
-            has_mean = bool(st) and st.get("steerability") is not None
-            mean = float(st["steerability"]) if has_mean else float("nan")
-            ci = st.get("steerability_ci") if st else None
+            st = _choice(res, vres, key)
+            st = st if isinstance(st, Summary) else None
+            has_mean = st is not None and st.steerability is not None
+            mean = float(st.steerability) if has_mean else float("nan")
+            ci = st.steerability_ci if st is not None else None
             lo, hi = ((float(ci[0]), float(ci[1])) if ci and None not in ci[:2]
                       else (mean, mean))
             ys.append(mean)
             plus.append(hi - mean)
             minus.append(mean - lo)
-            bits = [f"n={vres.get('n', '?')}"]
+            bits = [f"n={'?' if vres.n is None else vres.n}"]
             if key == "fixed":
-                bits.append(f"layer {vres.get('fixed_layer', '?')}")
+                bits.append(f"layer {'?' if vres.fixed_layer is None else vres.fixed_layer}")
             elif key == "w2s" and router is not None:
                 bits.append(f"router {router}")
-                if st and st.get("accuracy") is not None:
-                    bits.append(f"accuracy {float(st['accuracy']):.1%}")
-            elif key == "letter_oracle" and st and "layers" in st:
-                lays = st["layers"]
+                if isinstance(st, RouterComparison) and st.accuracy is not None:
+                    bits.append(f"accuracy {float(st.accuracy):.1%}")
+            elif key == "letter_oracle" and isinstance(st, GroupOracle) and st.layers is not None:
+                lays = st.layers
                 bits.append(f"A→layer {lays.get('A', '?')}, B→layer {lays.get('B', '?')}")
-            elif key == "form_oracle" and st and st.get("groups"):
-                bits.append(", ".join(f"{g}→layer {x}" for g, x in st["groups"].items()))
-            if st and st.get("steerable_fraction") is not None:
-                bits.append(f"steerable {float(st['steerable_fraction']):.1%}")
+            elif key == "form_oracle" and isinstance(st, GroupOracle) and st.groups:
+                bits.append(", ".join(f"{g}→layer {x}" for g, x in st.groups.items()))
+            if st is not None and st.steerable_fraction is not None:
+                bits.append(f"steerable {float(st.steerable_fraction):.1%}")
             hover.append(f"[{lo:.4f}, {hi:.4f}]<br>" + "<br>".join(bits))
         fig.add_trace(go.Bar(
             x=groups, y=np.asarray(ys, dtype=float), name=display, customdata=hover,

@@ -1,29 +1,27 @@
-"""Plain-words readings of ``results.json`` blocks for the report: the verdict of W2S against
-the fixed layer, its test and minimal detectable difference, and the shares of the oracle's
-gain that the letter oracle and the answer-form oracle also get (the artifact warnings).
+"""Plain-words readings of typed results for the report: the verdict of W2S against the fixed
+layer, its test and minimal detectable difference, and the shares of the oracle's gain that the
+letter oracle and the answer-form oracle also get (the artifact warnings).
 
-Old results (without the exact test's keys) read as before: the verdict from the interval of
-W2S − fixed, the letter oracle on every variant.
+Every reading takes the parts of an
+:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`: a router's comparison
+(:class:`~w2s_lens.evaluation.results.nodes.RouterComparison`), a variant
+(:class:`~w2s_lens.evaluation.results.typed.VariantResult`). Old results (without the exact
+test's keys) read as before: the verdict from the interval of W2S − fixed, the letter oracle on
+every variant.
 
 Example:
-    >>> block = {"diff_vs_fixed_ci": [-0.1, 0.2], "diff_vs_fixed_mde": 0.15}
-    >>> router_verdict(block)[:24], mde_reading(block)
+    >>> c = RouterComparison(diff_ci=(-0.1, 0.2), mde=0.15)
+    >>> router_verdict(c)[:24], mde_reading(c)
     ('no detectable difference', 'none larger than +0.150 (80% power)')
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
-from w2s_lens.evaluation.stats.paired import verdict
+from w2s_lens.evaluation.results.nodes import FormRouter, GroupOracle, RouterComparison, Summary
+from w2s_lens.evaluation.results.typed import EvaluationResult, VariantResult
 from w2s_lens.report.formatting import _num, _signed, fmt_p, verdict_class
-
-try:  # the sign-flip verdict where results have it, the labelled interval rule otherwise
-    from w2s_lens.evaluation.stats.paired import verdict_of as _verdict_of
-except ImportError:  # an evaluation package from before the sign-flip test
-    _verdict_of = None
 
 __all__ = [
     "FORM_ARTIFACT_THRESHOLD",
@@ -53,191 +51,200 @@ FORM_ARTIFACT_THRESHOLD = 0.8
 FORM_ROUTER_THRESHOLD = 0.8
 
 
-def router_verdict(block: Mapping[str, Any]) -> str:
-    """The verdict of one router block: ``diff_vs_fixed_verdict`` (the exact test's) when the
-    block has it, else the interval rule on ``diff_vs_fixed_ci`` (older results).
+def router_verdict(c: RouterComparison) -> str:
+    """The verdict of one router's comparison: its recorded sign-flip verdict when it has one,
+    else the interval rule on ``diff_ci`` (older results;
+    :meth:`~w2s_lens.evaluation.results.nodes.RouterComparison.verdict_text`).
 
-    >>> router_verdict({"diff_vs_fixed_verdict": "too few informative items",
-    ...                 "diff_vs_fixed_ci": [0.1, 0.2]})
+    >>> router_verdict(RouterComparison(verdict="too few informative items",
+    ...                                 diff_ci=(0.1, 0.2)))
     'too few informative items'
-    >>> router_verdict({"diff_vs_fixed_ci": [0.1, 0.2]})[:32]
+    >>> router_verdict(RouterComparison(diff_ci=(0.1, 0.2)))[:32]
     'W2S beats fixed beyond the noise'
     """
-    if _verdict_of is not None:
-        return str(_verdict_of(block))
-    given = block.get("diff_vs_fixed_verdict")
-    return str(given) if given else verdict(block.get("diff_vs_fixed_ci"))
+    return c.verdict_text()
 
 
-def _p(p: Any) -> str:
+def _p(p: float | None) -> str:
     text = fmt_p(p)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
-def diff_test_text(block: Mapping[str, Any], names: tuple[str, str] = ("W2S", "fixed")) -> str:
+def diff_test_text(c: RouterComparison, names: tuple[str, str] = ("W2S", "fixed")) -> str:
     """The test behind the verdict: one-sided p-values (W2S > fixed, and W2S < fixed where
     recorded), the test's name and how many items differ between W2S and fixed (``names``
     renames the two sides, e.g. for the answer-form router).
 
-    >>> diff_test_text({"diff_vs_fixed_p": 0.0312, "diff_vs_fixed_p_less": 0.98,
-    ...            "diff_vs_fixed_test": "exact sign-flip", "diff_vs_fixed_n_nonzero": 9})
+    >>> diff_test_text(RouterComparison(p=0.0312, p_less=0.98, test="exact sign-flip",
+    ...                                 n_nonzero=9))
     'p = 0.0312 for W2S > fixed, p = 0.98 for W2S < fixed (exact sign-flip; 9 informative items)'
-    >>> diff_test_text({"diff_vs_fixed_p": 0.2}), diff_test_text({})
+    >>> diff_test_text(RouterComparison(p=0.2)), diff_test_text(RouterComparison())
     ('p = 0.2 for W2S > fixed (bootstrap (older results))', '–')
     """
-    if _num(block.get("diff_vs_fixed_p")) is None:
+    if _num(c.p) is None:
         return "–"
     a, b = names
-    text = f"{_p(block['diff_vs_fixed_p'])} for {a} > {b}"
-    if _num(block.get("diff_vs_fixed_p_less")) is not None:
-        text += f", {_p(block['diff_vs_fixed_p_less'])} for {a} < {b}"
-    bits = [str(block.get("diff_vs_fixed_test") or OLDER_TEST)]
-    if block.get("diff_vs_fixed_n_nonzero") is not None:
-        bits.append(f"{block['diff_vs_fixed_n_nonzero']} informative items")
+    text = f"{_p(c.p)} for {a} > {b}"
+    if _num(c.p_less) is not None:
+        text += f", {_p(c.p_less)} for {a} < {b}"
+    bits = [str(c.test or OLDER_TEST)]
+    if c.n_nonzero is not None:
+        bits.append(f"{c.n_nonzero} informative items")
     return f"{text} ({'; '.join(bits)})"
 
 
-def mde_reading(block: Mapping[str, Any]) -> str:
+def mde_reading(c: RouterComparison) -> str:
     """The minimal detectable difference (80% power) of W2S − fixed, read as "none larger than
     X" where the verdict finds no difference; just the number where it finds one; ``–`` when
-    the block has none.
+    the comparison has none.
 
-    >>> mde_reading({"diff_vs_fixed_ci": [0.1, 0.3], "diff_vs_fixed_mde": 0.08})
+    >>> mde_reading(RouterComparison(diff_ci=(0.1, 0.3), mde=0.08))
     'MDE +0.080 (80% power)'
-    >>> mde_reading({"diff_vs_fixed_ci": [0.1, 0.3]})
+    >>> mde_reading(RouterComparison(diff_ci=(0.1, 0.3)))
     '–'
     """
-    mde = _num(block.get("diff_vs_fixed_mde"))
+    mde = _num(c.mde)
     if mde is None or math.isinf(mde):
         return "–"
-    if verdict_class(router_verdict(block)) != "v-none":
+    if verdict_class(router_verdict(c)) != "v-none":
         return f"MDE {_signed(mde)} (80% power)"
     return f"none larger than {_signed(mde)} (80% power)"
 
 
-def _gain(vres: Mapping[str, Any], key: str) -> float | None:
-    a = _num((vres.get(key) or {}).get("steerability"))
-    f = _num((vres.get("fixed") or {}).get("steerability"))
+def _gain(vres: VariantResult, other: Summary | None) -> float | None:
+    """Mean steerability of ``other`` (an oracle or router of ``vres``) minus the fixed
+    layer's."""
+    a = _num(other.steerability) if isinstance(other, Summary) else None
+    f = _num(vres.fixed.steerability) if isinstance(vres.fixed, Summary) else None
     return None if a is None or f is None else a - f
 
 
-def _gain_share(vres: Mapping[str, Any], key: str) -> float | None:
-    g, o = _gain(vres, key), _gain(vres, "oracle")
+def _gain_share(vres: VariantResult, other: Summary | None) -> float | None:
+    g, o = _gain(vres, other), _gain(vres, vres.oracle)
     if g is None or o is None or o <= 0:
         return None
     return round(g / o, 12)
 
 
-def letter_gain_share(vres: Mapping[str, Any]) -> float | None:
+def letter_gain_share(vres: VariantResult) -> float | None:
     """Share of the oracle's gain over fixed that the letter oracle also gets.
 
     ``(letter_oracle - fixed) / (oracle - fixed)`` in mean steerability; ``None`` when a piece is
     missing (``letter_oracle`` None: not applicable) or the oracle does not beat fixed.
 
-    >>> letter_gain_share({"fixed": {"steerability": 0.1}, "oracle": {"steerability": 0.3},
-    ...                    "letter_oracle": {"steerability": 0.28}})
+    >>> letter_gain_share(VariantResult.from_dict({"fixed": {"steerability": 0.1},
+    ...     "oracle": {"steerability": 0.3}, "letter_oracle": {"steerability": 0.28}}))
     0.9
     """
-    return _gain_share(vres, "letter_oracle")
+    return _gain_share(vres, vres.letter_oracle)
 
 
-def form_gain_share(vres: Mapping[str, Any]) -> float | None:
+def form_gain_share(vres: VariantResult) -> float | None:
     """Share of the oracle's gain over fixed that the answer-form oracle (one layer per group
-    of the answers' form) also gets; ``None`` without a ``form_oracle`` block.
+    of the answers' form) also gets; ``None`` without a ``form_oracle``.
 
-    >>> form_gain_share({"fixed": {"steerability": 0.1}, "oracle": {"steerability": 0.3},
-    ...                  "form_oracle": {"steerability": 0.25}})
+    >>> form_gain_share(VariantResult.from_dict({"fixed": {"steerability": 0.1},
+    ...     "oracle": {"steerability": 0.3}, "form_oracle": {"steerability": 0.25}}))
     0.75
     """
-    return _gain_share(vres, "form_oracle")
+    return _gain_share(vres, vres.form_oracle)
 
 
-def form_router_share(vres: Mapping[str, Any]) -> float | None:
+def form_router_share(vres: VariantResult) -> float | None:
     """Share of the oracle's gain over fixed that the answer-form router (routing each test
-    item by the form of its answers alone) gets; ``None`` without a ``form_router`` block.
+    item by the form of its answers alone) gets; ``None`` without a ``form_router``.
 
-    >>> form_router_share({"fixed": {"steerability": 0.1}, "oracle": {"steerability": 0.3},
-    ...                    "form_router": {"steerability": 0.27}})
+    >>> form_router_share(VariantResult.from_dict({"fixed": {"steerability": 0.1},
+    ...     "oracle": {"steerability": 0.3}, "form_router": {"steerability": 0.27}}))
     0.85
     """
-    return _gain_share(vres, "form_router")
+    return _gain_share(vres, vres.form_router)
 
 
-def letter_artifact(vres: Mapping[str, Any]) -> tuple[float | None, str]:
+def letter_artifact(vres: VariantResult) -> tuple[float | None, str]:
     """``(share, basis)``: :func:`letter_gain_share` on the single-order diagnostic of a
     mirrored variant (each letter order scored on its own, where a letter-dependent best layer
     shows), else on the variant's own items; ``basis`` says which.
 
-    >>> letter_artifact({"fixed": {"steerability": 0.1}, "oracle": {"steerability": 0.3},
-    ...                  "letter_oracle": {"steerability": 0.3}, "single_order": None})
+    >>> letter_artifact(VariantResult.from_dict({"fixed": {"steerability": 0.1},
+    ...     "oracle": {"steerability": 0.3}, "letter_oracle": {"steerability": 0.3},
+    ...     "single_order": None}))
     (1.0, 'items')
     """
-    single = vres.get("single_order")
-    if isinstance(single, Mapping):
+    single = vres.single_order
+    if isinstance(single, VariantResult):
         return letter_gain_share(single), "single-order presentations"
     return letter_gain_share(vres), "items"
 
 
-def form_groups_text(block: Mapping[str, Any] | None) -> str:
-    """``short→12 (n=3), long→20``: the answer-form oracle's layer per group, with the group's
-    size where the block records it (``–`` without groups).
+def form_groups_text(block: GroupOracle | FormRouter | None) -> str:
+    """``short→12 (n=3), long→20``: the answer-form oracle's (or router's) layer per group,
+    with the group's size where it is recorded (``–`` without groups).
 
-    >>> form_groups_text({"groups": {"short": 12, "long": 20}, "group_sizes": {"short": 3}})
+    >>> form_groups_text(GroupOracle(groups={"short": 12, "long": 20},
+    ...                              group_sizes={"short": 3}))
     'short→12 (n=3), long→20'
+    >>> form_groups_text(None)
+    '–'
     """
-    groups = (block or {}).get("groups") or {}
-    sizes = (block or {}).get("group_sizes") or {}
+    groups = (block.groups if block is not None else None) or {}
+    sizes = (getattr(block, "group_sizes", None) if block is not None else None) or {}
     return ", ".join(f"{k}→{'–' if v is None else v}"
                      + (f" (n={sizes[k]})" if k in sizes else "")
                      for k, v in groups.items()) or "–"
 
 
-def _readout_phrase(results: Mapping[str, Any]) -> str:
-    return ("mean per-token log-probability readout" if results.get("length_norm")
+def _readout_phrase(results: EvaluationResult) -> str:
+    return ("mean per-token log-probability readout" if results.length_norm
             else "summed log-probability readout")
 
 
-def artifact_warnings(results: Mapping[str, Any], name: str, variant: str,
-                      vres: Mapping[str, Any]) -> list[str]:
-    """The letter- and answer-form-artifact warnings of one variant block, and the answer-form
+def artifact_warnings(results: EvaluationResult, name: str, variant: str,
+                      vres: VariantResult) -> list[str]:
+    """The letter- and answer-form-artifact warnings of one variant, and the answer-form
     router's (empty when none reaches its threshold, or is not applicable).
 
-    >>> v = {"fixed": {"steerability": 0.0}, "oracle": {"steerability": 0.2},
-    ...      "letter_oracle": None, "form_oracle": {"steerability": 0.2}}
-    >>> artifact_warnings({}, "CAA", "base", v)[0][:44]
+    >>> v = VariantResult.from_dict({"fixed": {"steerability": 0.0},
+    ...     "oracle": {"steerability": 0.2}, "letter_oracle": None,
+    ...     "form_oracle": {"steerability": 0.2}})
+    >>> r = EvaluationResult.from_dict({"methods": {}})
+    >>> artifact_warnings(r, "CAA", "base", v)[0][:44]
     'Answer-form artifact suspected (CAA, variant'
-    >>> artifact_warnings({}, "CAA", "base", {**v, "form_oracle": {"steerability": 0.1}})
+    >>> import dataclasses
+    >>> v = dataclasses.replace(v, form_oracle=GroupOracle(steerability=0.1))
+    >>> artifact_warnings(r, "CAA", "base", v)
     []
     """
     out = []
     share, basis = letter_artifact(vres)
     if share is not None and share >= LETTER_ARTIFACT_THRESHOLD:
-        judged = vres.get("single_order") or vres
+        judged = vres.single_order if isinstance(vres.single_order, VariantResult) else vres
         out.append(
             f"Letter artifact suspected ({name}, variant '{variant}'): on the {basis}, "
             f"the letter oracle (one layer per matching letter) gets {share:.0%} of the "
-            f"oracle's gain over the fixed layer ({_signed(_gain(judged, 'letter_oracle'))}"
-            f" of {_signed(_gain(judged, 'oracle'))}), so most of the per-input layer choice is "
-            "explained by which letter is the matching answer, not by the input.")
+            f"oracle's gain over the fixed layer "
+            f"({_signed(_gain(judged, judged.letter_oracle))}"
+            f" of {_signed(_gain(judged, judged.oracle))}), so most of the per-input layer "
+            "choice is explained by which letter is the matching answer, not by the input.")
     share = form_gain_share(vres)
-    groups = form_groups_text(vres.get("form_oracle"))
+    groups = form_groups_text(vres.form_oracle)
     if share is not None and share >= FORM_ARTIFACT_THRESHOLD:
         out.append(
             f"Answer-form artifact suspected ({name}, variant '{variant}'): the answer-form "
             f"oracle (one layer per group of the answers' form: {groups}) gets {share:.0%} of "
             "the oracle's gain over the fixed layer "
-            f"({_signed(_gain(vres, 'form_oracle'))} of {_signed(_gain(vres, 'oracle'))}), so "
-            "the per-input variation is about the answers' form under the "
+            f"({_signed(_gain(vres, vres.form_oracle))} of {_signed(_gain(vres, vres.oracle))}),"
+            " so the per-input variation is about the answers' form under the "
             f"{_readout_phrase(results)}, not where the behaviour is encoded.")
     share = form_router_share(vres)
-    groups = form_groups_text(vres.get("form_router"))
+    groups = form_groups_text(vres.form_router)
     if share is not None and share >= FORM_ROUTER_THRESHOLD:
         out.append(
             f"Answer-form router artifact suspected ({name}, variant '{variant}'): the "
             "answer-form router (it routes each item by the form of its answers alone"
             f"{'' if groups == '–' else ': ' + groups}) gets {share:.0%} of the "
             "oracle's gain over the fixed layer "
-            f"({_signed(_gain(vres, 'form_router'))} of {_signed(_gain(vres, 'oracle'))}), so "
-            "the per-input layer choice a router can exploit is about the answers' form under "
-            f"the {_readout_phrase(results)}, not where the behaviour is encoded.")
+            f"({_signed(_gain(vres, vres.form_router))} of {_signed(_gain(vres, vres.oracle))}),"
+            " so the per-input layer choice a router can exploit is about the answers' form "
+            f"under the {_readout_phrase(results)}, not where the behaviour is encoded.")
     return out

@@ -1,4 +1,5 @@
-"""The results tables of the HTML report, from ``results.json``: the comparison of CAA and L2S
+"""The results tables of the HTML report, from an
+:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`: the comparison of CAA and L2S
 per variant (fixed / W2S / oracles / W2S − fixed with its test and verdict), steerable
 fractions and routing accuracy, the training split, the single-order and answer-form
 diagnostics, and every router per method.
@@ -8,9 +9,10 @@ majority-layer accuracy, the answer-form oracle) appear only when some row has t
 oracle only where it applies (``letter_oracle`` not None).
 
 Example:
+    >>> from w2s_lens.evaluation.results.typed import EvaluationResult
     >>> from w2s_lens.report.formatting import Doc
     >>> doc = Doc()
-    >>> results_section(doc, {"methods": {}})
+    >>> results_section(doc, EvaluationResult.from_dict({"methods": {}}))
     >>> doc.parts[-1]
     '<p class="note">results.json has no methods.</p>'
 """
@@ -20,6 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from w2s_lens.evaluation.results.nodes import (
+    FormRouter,
+    GroupOracle,
+    RouterComparison,
+    Summary,
+)
+from w2s_lens.evaluation.results.typed import EvaluationResult, MethodResult, VariantResult
 from w2s_lens.report import plots_results
 from w2s_lens.report.formatting import Doc, _e, _pct, _plain, _signed, _verdict_cell, fmt_interval
 from w2s_lens.report.readings import (
@@ -35,21 +44,27 @@ from w2s_lens.report.readings import (
 __all__ = ["FORM_ROUTER", "results_section"]
 
 _TEST, _MDE, _MAJORITY = "test of W2S > fixed", "minimal detectable difference", "majority layer"
+#: An absent summary (its interval cells read ``–``).
+_NONE = Summary()
 
 
-def _variant_blocks(results: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
-    """``(variant, method, variant block)`` in table order: variants, then methods."""
-    methods = results.get("methods") or {}
-    variants = dict.fromkeys(v for b in methods.values() for v in b.get("variants") or {})
-    return [(v, m, vres) for v in variants for m, b in methods.items()
-            if (vres := (b.get("variants") or {}).get(v)) is not None]
+def _variant_blocks(results: EvaluationResult) -> list[tuple[str, str, VariantResult]]:
+    """``(variant, method, variant)`` in table order: variants, then methods."""
+    methods = results.methods
+    variants = dict.fromkeys(v for m in methods.values() for v in m.variants)
+    return [(v, name, vres) for v in variants for name, m in methods.items()
+            if (vres := m.variants.get(v)) is not None]
 
 
-def _routers(results: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+def _form_router(vres: VariantResult) -> FormRouter | None:
+    return vres.form_router if isinstance(vres.form_router, FormRouter) else None
+
+
+def _routers(results: EvaluationResult) -> Iterable[RouterComparison]:
     for _, _, vres in _variant_blocks(results):
-        yield from ((vres.get("w2s") or {}).values())
-        if isinstance(vres.get("form_router"), Mapping):
-            yield vres["form_router"]
+        yield from vres.routers.values()
+        if _form_router(vres) is not None:
+            yield vres.form_router
 
 
 def _table(doc: Doc, header: Sequence[str], rows: Sequence[Mapping[str, Any]],
@@ -59,18 +74,34 @@ def _table(doc: Doc, header: Sequence[str], rows: Sequence[Mapping[str, Any]],
     doc.table(cols, [[r.get(h, "–") for h in cols] for r in rows], left=left)
 
 
-def _letter_text(lo: Mapping[str, Any] | None, n: Any, seed: Any, unit: str = "") -> str:
+def _interval(x: Summary | None, n: Any, seed: Any, unit: str = "") -> str:
+    """A summary's mean steerability with its interval, n and seed."""
+    x = x if isinstance(x, Summary) else _NONE
+    return fmt_interval(x.steerability, x.steerability_ci, n, seed, unit=unit)
+
+
+def _fraction(x: Summary | None, n: Any, seed: Any) -> str:
+    """A summary's steerable fraction with its interval, n and seed."""
+    x = x if isinstance(x, Summary) else _NONE
+    return fmt_interval(x.steerable_fraction, x.steerable_fraction_ci, n, seed, pct=True)
+
+
+def _letters(lo: GroupOracle) -> str:
+    lays = lo.layers or {}
+    return f"A→{lays.get('A', '–')}, B→{lays.get('B', '–')}"
+
+
+def _letter_text(lo: GroupOracle | None, n: Any, seed: Any, unit: str = "") -> str:
     if lo is None:
         return "not applicable"
-    lays = lo.get("layers") or {}
-    text = fmt_interval(lo.get("steerability"), lo.get("steerability_ci"), n, seed, unit=unit)
-    return text + (f" A→{lays.get('A', '–')}, B→{lays.get('B', '–')}" if lays else "")
+    text = _interval(lo, n, seed, unit)
+    return text + (f" {_letters(lo)}" if lo.layers else "")
 
 
-def _form_text(fo: Mapping[str, Any] | None, n: Any, seed: Any) -> str:
-    if not isinstance(fo, Mapping):
+def _form_text(fo: GroupOracle | None, n: Any, seed: Any) -> str:
+    if not isinstance(fo, GroupOracle):
         return "–"
-    text = fmt_interval(fo.get("steerability"), fo.get("steerability_ci"), n, seed)
+    text = _interval(fo, n, seed)
     groups = form_groups_text(fo)
     return text if groups == "–" else f"{text} {groups}"
 
@@ -79,48 +110,56 @@ def _form_text(fo: Mapping[str, Any] | None, n: Any, seed: Any) -> str:
 FORM_ROUTER = "answer-form router"
 
 
-def _diff_cells(w: Mapping[str, Any], n: Any, seed: Any,
+def _diff_cells(w: RouterComparison | None, n: Any, seed: Any,
                 names: tuple[str, str] = ("W2S", "fixed")) -> dict[str, Any]:
-    """W2S − fixed, its test, its minimal detectable difference and the verdict."""
-    return {"W2S − fixed": fmt_interval(w.get("diff_vs_fixed"), w.get("diff_vs_fixed_ci"), n,
-                                        seed),
-            _TEST: diff_test_text(w, names), _MDE: mde_reading(w),
-            "verdict": _verdict_cell(router_verdict(w) if w else "no router results")}
+    """W2S − fixed, its test, its minimal detectable difference and the verdict (of no router
+    results when ``w`` is None)."""
+    c = w if w is not None else RouterComparison()
+    return {"W2S − fixed": fmt_interval(c.diff, c.diff_ci, n, seed),
+            _TEST: diff_test_text(c, names), _MDE: mde_reading(c),
+            "verdict": _verdict_cell(router_verdict(c) if w is not None and not w.empty
+                                     else "no router results")}
 
 
-def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
+def _primary(results: EvaluationResult, vres: VariantResult) -> RouterComparison | None:
+    """The variant's comparison under the router it is reported with (None without one)."""
+    router = plots_results.primary_router(results, vres)
+    return vres.routers.get(router) if router is not None else None
+
+
+def results_section(doc: Doc, results: EvaluationResult) -> None:
     """The comparison: CAA and L2S side by side per variant, with intervals, n, seed, the test
     of W2S − fixed and the verdict; the artifact warnings; the training split, the diagnostics,
     and every router and the letters per method (folded).
 
     >>> doc = Doc()
-    >>> results_section(doc, {"split_seed": 0, "primary_router": "logreg", "methods": {"caa": {
-    ...     "variants": {"base": {"n": 4, "fixed": {"steerability": 0.1},
-    ...                           "w2s": {"logreg": {"diff_vs_fixed_ci": [0.1, 0.2]}}}}}}})
+    >>> results_section(doc, EvaluationResult.from_dict({"split_seed": 0,
+    ...     "primary_router": "logreg", "methods": {"caa": {"variants": {"base": {
+    ...     "n": 4, "fixed": {"steerability": 0.1},
+    ...     "w2s": {"logreg": {"diff_vs_fixed_ci": [0.1, 0.2]}}}}}}}))
     >>> "W2S beats fixed beyond the noise" in "".join(doc.parts)
     True
     """
-    methods: Mapping[str, Any] = results.get("methods") or {}
-    seed, primary = results.get("split_seed"), results.get("primary_router")
+    methods = results.methods
+    seed, primary = results.split_seed, results.primary_router
     doc.h(2, "Results", "results")
     if not methods:
         doc.note("results.json has no methods.")
         return
     blocks = _variant_blocks(results)
     routers = list(_routers(results))
-    has = {"letter oracle": any(v.get("letter_oracle") is not None for _, _, v in blocks),
-           "answer-form oracle": any(isinstance(v.get("form_oracle"), Mapping)
-                                     for _, _, v in blocks),
-           _TEST: any(r.get("diff_vs_fixed_p") is not None for r in routers),
-           _MDE: any("diff_vs_fixed_mde" in r for r in routers),
-           _MAJORITY: any(r.get("majority_accuracy") is not None for r in routers)}
-    exact = any(r.get("diff_vs_fixed_verdict") for r in routers)
+    has = {"letter oracle": any(v.letter_oracle is not None for _, _, v in blocks),
+           "answer-form oracle": any(isinstance(v.form_oracle, GroupOracle) for _, _, v in blocks),
+           _TEST: any(r.p is not None for r in routers),
+           _MDE: any(r.has("mde") for r in routers),
+           _MAJORITY: any(r.majority_accuracy is not None for r in routers)}
+    exact = any(r.verdict for r in routers)
     oracles = ("; the letter oracle picks one layer per matching letter" if has["letter oracle"]
                else "") + ("; the answer-form oracle one layer per group of the answers' form"
                            if has["answer-form oracle"] else "")
     form_note = (f" A row \"{FORM_ROUTER}\" puts in the W2S column a router that sees only the "
                  "form of the answers, tested against the fixed layer as W2S is."
-                 if any(isinstance(v.get("form_router"), Mapping) for _, _, v in blocks) else "")
+                 if any(_form_router(v) is not None for _, _, v in blocks) else "")
     rule = ("Verdict: from the one-sided paired sign-flip test of W2S > fixed (its p-values, "
             "name and number of informative items, those where W2S and fixed differ, beside "
             "the interval; \"too few informative items\" where no verdict is possible), with "
@@ -134,32 +173,30 @@ def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
           f"items). {rule}.{form_note}")
     rows, frac_rows, warnings, w2s_head = [], [], [], f"W2S ({primary})"
     for variant, method, vres in blocks:
-        n, name = vres.get("n"), plots_results.method_label(method)
-        router = plots_results.primary_router(results, vres)
-        w = (vres.get("w2s") or {}).get(router) or {} if router else {}
-        fixed, oracle = vres.get("fixed") or {}, vres.get("oracle") or {}
-        rows.append({"variant": variant, "method": name,
-                     "fixed layer": vres.get("fixed_layer", "–"),
-                     **{k: fmt_interval(x.get("steerability"), x.get("steerability_ci"), n, seed)
-                        for k, x in (("fixed", fixed), (w2s_head, w), ("oracle", oracle))},
-                     "letter oracle": _letter_text(vres.get("letter_oracle"), n, seed),
-                     "answer-form oracle": _form_text(vres.get("form_oracle"), n, seed),
+        n, name = vres.n, plots_results.method_label(method)
+        w = _primary(results, vres)
+        fixed_layer = "–" if vres.fixed_layer is None else vres.fixed_layer
+        rows.append({"variant": variant, "method": name, "fixed layer": fixed_layer,
+                     **{k: _interval(x, n, seed)
+                        for k, x in (("fixed", vres.fixed), (w2s_head, w),
+                                     ("oracle", vres.oracle))},
+                     "letter oracle": _letter_text(vres.letter_oracle, n, seed),
+                     "answer-form oracle": _form_text(vres.form_oracle, n, seed),
                      **_diff_cells(w, n, seed)})
-        fr = vres.get("form_router")
-        if isinstance(fr, Mapping):
+        fr = _form_router(vres)
+        if fr is not None:
             rows.append({"variant": variant, "method": f"{name} · {FORM_ROUTER}",
-                         "fixed layer": vres.get("fixed_layer", "–"),
-                         **{k: fmt_interval(x.get("steerability"), x.get("steerability_ci"), n,
-                                            seed)
-                            for k, x in (("fixed", fixed), (w2s_head, fr), ("oracle", oracle))},
+                         "fixed layer": fixed_layer,
+                         **{k: _interval(x, n, seed)
+                            for k, x in (("fixed", vres.fixed), (w2s_head, fr),
+                                         ("oracle", vres.oracle))},
                          **_diff_cells(fr, n, seed, (FORM_ROUTER, "fixed"))})
+        c = w if w is not None else RouterComparison()
         frac_rows.append({"variant": variant, "method": name, **{
-            k: fmt_interval(x.get("steerable_fraction"), x.get("steerable_fraction_ci"), n,
-                            seed, pct=True) for k, x in (("fixed", fixed), ("W2S", w),
-                                                         ("oracle", oracle))},
-            "router accuracy (top-3)": f"{_pct(w.get('accuracy'))} "
-                                       f"({_pct(w.get('top3_accuracy'))})",
-            _MAJORITY: _pct(w.get("majority_accuracy"))})
+            k: _fraction(x, n, seed) for k, x in (("fixed", vres.fixed), ("W2S", w),
+                                                  ("oracle", vres.oracle))},
+            "router accuracy (top-3)": f"{_pct(c.accuracy)} ({_pct(c.top3_accuracy)})",
+            _MAJORITY: _pct(c.majority_accuracy)})
         warnings += artifact_warnings(results, name, variant, vres)
     _table(doc, ["variant", "method", "fixed layer", "fixed", w2s_head, "oracle", "letter oracle",
                  "answer-form oracle", "W2S − fixed", _TEST, _MDE, "verdict"], rows, has)
@@ -174,49 +211,46 @@ def results_section(doc: Doc, results: Mapping[str, Any]) -> None:
     _training_table(doc, results)
     _single_order_table(doc, results)
     _form_table(doc, results, blocks)
-    for method, block in methods.items():
-        _details(doc, results, method, block, has)
+    for method, m in methods.items():
+        _details(doc, results, method, m, has)
 
 
-def _training_table(doc: Doc, results: Mapping[str, Any]) -> None:
+def _training_table(doc: Doc, results: EvaluationResult) -> None:
     doc.h(3, "Training split")
     rows = []
-    for method, block in (results.get("methods") or {}).items():
-        counts = block.get("train_best_layer_counts") or {}
-        cv = block.get("router_cv") or {}
-        ratio = block.get("w2s_over_fixed")
-        rows.append([plots_results.method_label(method), block.get("fixed_layer", "–"),
-                     _signed(block.get("train_fixed_steerability")),
+    for method, m in results.methods.items():
+        counts = m.train_best_layer_counts or {}
+        ratio = m.w2s_over_fixed
+        rows.append([plots_results.method_label(method),
+                     "–" if m.fixed_layer is None else m.fixed_layer,
+                     _signed(m.train_fixed_steerability),
                      ", ".join(f"L{k}: {v}" for k, v in sorted(counts.items(),
                                                                  key=lambda kv: int(kv[0]))),
-                     "; ".join(f"{k}: {_plain((c or {}).get('cv_score'))}"
-                               for k, c in cv.items()),
+                     "; ".join(f"{k}: {_plain(c.cv_score if c is not None else None)}"
+                               for k, c in (m.router_cv or {}).items()),
                      "–" if ratio is None else f"{ratio:.3f}"])
-    doc.p(f"{results.get('n_train', '?')} training items, cross-fitted in "
-          f"{results.get('cross_fit', '?')} folds (0: in-sample); the fixed layer is the best "
-          "mean training layer. The W2S/fixed ratio of mean steerabilities (base variant) is "
-          "only shown where the fixed layer steers at all.")
+    doc.p(f"{results.n_train if results.n_train is not None else '?'} training items, "
+          f"cross-fitted in {results.cross_fit if results.cross_fit is not None else '?'} folds "
+          "(0: in-sample); the fixed layer is the best mean training layer. The W2S/fixed ratio "
+          "of mean steerabilities (base variant) is only shown where the fixed layer steers at "
+          "all.")
     doc.table(["method", "fixed layer", "training steerability there",
                "best layers of training items", "router CV score", "W2S / fixed (base)"], rows)
 
 
-def _single_order_table(doc: Doc, results: Mapping[str, Any]) -> None:
+def _single_order_table(doc: Doc, results: EvaluationResult) -> None:
     rows = []
-    for method, block in (results.get("methods") or {}).items():
-        for variant, vres in (block.get("variants") or {}).items():
-            single = vres.get("single_order")
-            if not isinstance(single, Mapping) or single.get("letter_oracle") is None:
+    for method, m in results.methods.items():
+        for variant, vres in m.variants.items():
+            single = vres.single_order
+            if not isinstance(single, VariantResult) or single.letter_oracle is None:
                 continue
-            n, seed = single.get("n"), results.get("split_seed")
-            lo = single.get("letter_oracle") or {}
-            lays = lo.get("layers") or {}
+            n, seed, lo = single.n, results.split_seed, single.letter_oracle
             share = letter_gain_share(single)
             rows.append([variant, plots_results.method_label(method),
-                         *(fmt_interval(x.get("steerability"), x.get("steerability_ci"), n, seed,
-                                        unit=" presentations")
-                           for x in (single.get("fixed") or {}, single.get("oracle") or {}, lo)),
-                         f"A→{lays.get('A', '–')}, B→{lays.get('B', '–')}",
-                         "–" if share is None else f"{share:.0%}"])
+                         *(_interval(x, n, seed, unit=" presentations")
+                           for x in (single.fixed, single.oracle, lo)),
+                         _letters(lo), "–" if share is None else f"{share:.0%}"])
     if not rows:
         return
     doc.h(3, "Single-order diagnostic")
@@ -228,18 +262,17 @@ def _single_order_table(doc: Doc, results: Mapping[str, Any]) -> None:
                "letter share of oracle gain"], rows, left=2)
 
 
-def _form_table(doc: Doc, results: Mapping[str, Any],
-                blocks: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
-    seed, rows = results.get("split_seed"), []
+def _form_table(doc: Doc, results: EvaluationResult,
+                blocks: Sequence[tuple[str, str, VariantResult]]) -> None:
+    seed, rows = results.split_seed, []
     for variant, method, vres in blocks:
-        fo = vres.get("form_oracle")
-        if not isinstance(fo, Mapping):
+        fo = vres.form_oracle
+        if not isinstance(fo, GroupOracle):
             continue
-        n, share = vres.get("n"), form_gain_share(vres)
-        rows.append([variant, plots_results.method_label(method), *(
-            fmt_interval(x.get("steerability"), x.get("steerability_ci"), n, seed)
-            for x in (vres.get("fixed") or {}, vres.get("oracle") or {}, fo)),
-            form_groups_text(fo), "–" if share is None else f"{share:.0%}"])
+        n, share = vres.n, form_gain_share(vres)
+        rows.append([variant, plots_results.method_label(method),
+                     *(_interval(x, n, seed) for x in (vres.fixed, vres.oracle, fo)),
+                     form_groups_text(fo), "–" if share is None else f"{share:.0%}"])
     if not rows:
         return
     doc.h(3, "Answer-form diagnostic")
@@ -251,35 +284,35 @@ def _form_table(doc: Doc, results: Mapping[str, Any],
                "form share of oracle gain"], rows, left=2)
 
 
-def _details(doc: Doc, results: Mapping[str, Any], method: str, block: Mapping[str, Any],
+def _router_row(variant: str, label: str, r: RouterComparison, n: Any, seed: Any,
+                names: tuple[str, str] = ("W2S", "fixed")) -> dict[str, Any]:
+    """One row of the every-router table."""
+    return {"variant": variant, "router": label, "W2S": _interval(r, n, seed),
+            "accuracy": _pct(r.accuracy), "top-3 accuracy": _pct(r.top3_accuracy),
+            _MAJORITY: _pct(r.majority_accuracy), **_diff_cells(r, n, seed, names),
+            "verdict": router_verdict(r)}
+
+
+def _details(doc: Doc, results: EvaluationResult, method: str, m: MethodResult,
              has: Mapping[str, bool]) -> None:
     """Every router and the by-letter breakdown of one method, folded."""
-    name, seed = plots_results.method_label(method), results.get("split_seed")
+    name, seed = plots_results.method_label(method), results.split_seed
     router_rows, letter_rows = [], []
-    for variant, vres in (block.get("variants") or {}).items():
-        n, primary = vres.get("n"), plots_results.primary_router(results, vres)
-        for kind, r in (vres.get("w2s") or {}).items():
-            router_rows.append({
-                "variant": variant, "router": kind + (" (primary)" if kind == primary else ""),
-                "W2S": fmt_interval(r.get("steerability"), r.get("steerability_ci"), n, seed),
-                "accuracy": _pct(r.get("accuracy")), "top-3 accuracy": _pct(r.get("top3_accuracy")),
-                _MAJORITY: _pct(r.get("majority_accuracy")), **_diff_cells(r, n, seed),
-                "verdict": router_verdict(r)})
-        fr = vres.get("form_router")
-        if isinstance(fr, Mapping):
-            router_rows.append({
-                "variant": variant, "router": FORM_ROUTER,
-                "W2S": fmt_interval(fr.get("steerability"), fr.get("steerability_ci"), n, seed),
-                "accuracy": _pct(fr.get("accuracy")),
-                "top-3 accuracy": _pct(fr.get("top3_accuracy")),
-                _MAJORITY: _pct(fr.get("majority_accuracy")),
-                **_diff_cells(fr, n, seed, (FORM_ROUTER, "fixed")), "verdict": router_verdict(fr)})
-        for letter, b in (vres.get("by_letter") or {}).items():
-            b = b or {}
-            w = (b.get("w2s") or {}).get(primary) or {}
-            letter_rows.append([variant, letter, *(
-                fmt_interval(x.get("steerability"), x.get("steerability_ci"), b.get("n"), seed)
-                for x in (b.get("fixed") or {}, w, b.get("oracle") or {}))])
+    for variant, vres in m.variants.items():
+        n, primary = vres.n, plots_results.primary_router(results, vres)
+        for kind, r in vres.routers.items():
+            router_rows.append(_router_row(
+                variant, kind + (" (primary)" if kind == primary else ""), r, n, seed))
+        fr = _form_router(vres)
+        if fr is not None:
+            router_rows.append(_router_row(variant, FORM_ROUTER, fr, n, seed,
+                                           (FORM_ROUTER, "fixed")))
+        for letter, b in (vres.by_letter or {}).items():
+            if not isinstance(b, VariantResult):
+                b = VariantResult()
+            w = b.routers.get(primary) if primary is not None else None
+            letter_rows.append([variant, letter,
+                                *(_interval(x, b.n, seed) for x in (b.fixed, w, b.oracle))])
     doc.add(f"<details><summary>{_e(name)}: every router"
             f"{', and the items by matching letter' if letter_rows else ''}</summary>")
     doc.p("Every router (accuracy: the routed layer is the item's own best test layer).")

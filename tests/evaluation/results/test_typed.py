@@ -14,9 +14,20 @@ import pytest
 from w2s_lens.artifacts import FORMAT_VERSION, ArtifactMismatch
 from w2s_lens.evaluation.results.evidence import reading_words
 from w2s_lens.evaluation.results.frames import ITEMS_FILE, REPR_ROWS, comparison_rows
-from w2s_lens.evaluation.results.headroom import Reading, Retest
+from w2s_lens.evaluation.results.headroom import (
+    CrossValidatedOracle,
+    Headroom,
+    Reading,
+    Retest,
+    ViewReading,
+)
 from w2s_lens.evaluation.results.nodes import RouterComparison, Summary
-from w2s_lens.evaluation.results.typed import EvaluationResult, MethodResult, VariantResult
+from w2s_lens.evaluation.results.typed import (
+    EvaluationResult,
+    MethodResult,
+    VariantResult,
+    as_result,
+)
 from w2s_lens.report.tables.summary import headroom_text
 from w2s_lens.routing.views import split_router_name as split_router
 
@@ -108,7 +119,8 @@ def test_summary_and_repr_show_the_numbers_and_the_reading(path: Path) -> None:
     lines = text.splitlines()
     for method, md in d["methods"].items():
         # the reading the CLI's table prints (an independent formatter) is the one shown here
-        reading = headroom_text(md, method, d["primary_router"]).splitlines()[-1].strip()
+        reading = headroom_text(r.methods[method], method,
+                                d["primary_router"]).splitlines()[-1].strip()
         assert reading.startswith("reading: ") and f"  {reading}" in lines
         for variant, vd in md["variants"].items():
             for router, w in vd["w2s"].items():
@@ -229,6 +241,60 @@ def test_parts_built_in_code_write_every_field() -> None:
     assert EvaluationResult.from_dict(d).to_dict() == d
     assert comparison_rows(r)[0]["diff_lo"] == 0.1
     assert Retest.from_dict({"skipped": "given vectors"}).to_dict() == {"skipped": "given vectors"}
+
+
+def test_empty_blocks_write_back_empty_and_keys_read_as_null_are_held() -> None:
+    assert Summary.from_dict({}).to_dict() == {}
+    h = Headroom.from_dict({"retest": {}, "xv": {"skipped": "given vectors"}})
+    assert h.to_dict() == {"retest": {}, "xv": {"skipped": "given vectors"}}
+    assert h.retest.empty and not h.xv.empty and Summary().empty
+    assert not Summary.from_dict({"steerability": None}).empty  # the key is there, as null
+    assert h.xv.has("skipped") and not h.xv.has("diff") and not h.has("skipped")
+    older = RouterComparison.from_dict({"diff_vs_fixed_ci": [0.1, 0.2]})
+    newer = RouterComparison.from_dict({"diff_vs_fixed_ci": [0.1, 0.2], "diff_vs_fixed_mde": None})
+    assert (older.has("mde"), newer.has("mde")) == (False, True)
+    assert RouterComparison(mde=0.2).has("mde") and not RouterComparison().has("mde")
+    with pytest.raises(AttributeError, match="no stored field 'order'"):
+        older.has("order")
+    assert Headroom.from_dict({"skipped": "--no-retest"}).skipped == "--no-retest"
+
+
+def test_verdict_text_and_test_name_read_older_comparisons_too() -> None:
+    older = RouterComparison.from_dict({"diff_vs_fixed_ci": [-0.3, -0.01]})
+    assert older.verdict_text() == "W2S is worse than fixed"
+    assert older.verdict_text(labelled=True) == "W2S is worse than fixed (bootstrap CI (older))"
+    assert older.test_name == "bootstrap CI (older)"
+    d = _load(POWERED)
+    for router, w in d["methods"]["caa"]["variants"]["base"]["w2s"].items():
+        c = EvaluationResult.from_dict(d).comparison(router=router)
+        assert c.verdict_text(labelled=True) == w["diff_vs_fixed_verdict"]
+        assert c.test_name == w["diff_vs_fixed_test"]
+
+
+def test_evidence_is_the_stored_reading_or_the_one_read_now() -> None:
+    d = _load(POWERED)
+    m = EvaluationResult.from_dict(d).methods["caa"]
+    assert m.reading is None  # this file predates stored readings
+    read = m.evidence(d["primary_router"])
+    assert read.text == reading_words(d["methods"]["caa"], d["primary_router"])
+    assert read.views["question"].ci == tuple(
+        d["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]["diff_vs_fixed_ci"])
+    assert isinstance(read.views["question"], ViewReading) and read.headroom.holds is True
+    stored = MethodResult.from_dict(_newer()["methods"]["caa"])
+    assert stored.evidence("logreg").text == "nothing to learn here, in any view"
+    assert stored.evidence("logreg") is stored.reading
+    assert CrossValidatedOracle.from_dict({"xv_fixed": 1.0}).fixed == 1.0
+
+
+def test_as_result_takes_a_result_a_path_or_a_dict(tmp_path: Path) -> None:
+    r = EvaluationResult.load(POWERED)
+    assert as_result(r) is r
+    assert as_result(POWERED) == r and as_result(POWERED.parent).path == POWERED
+    assert as_result(str(POWERED)) == r and as_result(_load(POWERED)) == r
+    with pytest.raises(TypeError, match="got list"):
+        as_result([1])
+    with pytest.raises(FileNotFoundError):
+        as_result(tmp_path / "nowhere")
 
 
 def test_from_dict_refuses_what_is_not_a_result() -> None:

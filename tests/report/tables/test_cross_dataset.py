@@ -1,10 +1,12 @@
 """The cross-dataset table, assembled (w2s_lens.report.tables.cross_dataset): rows, summary counts,
-markdown and CSV from real results of the synthetic controls, and from older result files."""
+markdown and CSV from the typed results of the synthetic controls (expected numbers read from
+their results.json dicts), and from older result files (dicts edited, then read as typed)."""
 
 from __future__ import annotations
 
-import copy
 import csv
+import doctest
+import importlib
 import io
 
 import numpy as np
@@ -14,6 +16,7 @@ import scipy.stats
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.evaluation.stats.paired import (
     ALPHA,
@@ -23,7 +26,13 @@ from w2s_lens.evaluation.stats.paired import (
     VERDICT_TOO_FEW,
     VERDICT_WORSE,
 )
-from w2s_lens.report.tables.cross_dataset import COLUMNS, Table, readout_label, summary_rows
+from w2s_lens.report.tables.cross_dataset import (
+    COLUMNS,
+    Table,
+    readout_label,
+    summary_rows,
+    table_rows,
+)
 from w2s_lens.report.tables.headroom_cells import HEADROOM_COLUMNS
 
 # --------------------------------------------------------------------------- synthetic results
@@ -31,7 +40,7 @@ from w2s_lens.report.tables.headroom_cells import HEADROOM_COLUMNS
 SYN = dict(variants=("base",), routers=("logreg",), n_boot=300)
 
 
-def _control_results(kind: str, out_dir=None) -> dict:
+def _control_results(kind: str, out_dir=None) -> EvaluationResult:
     """The evaluation of a synthetic control, mirrored (both letter orders everywhere). Both
     controls get one model name, so that they summarise as two datasets of one model."""
     c = build_control(kind, n_families=3, n_layers=4, seed=0)
@@ -40,7 +49,7 @@ def _control_results(kind: str, out_dir=None) -> dict:
     test = c.make_examples(12, seed=2, both_orders=True)
     exs = SplitExamples(vector_train=train, sweep_train=train, test={"base": test})
     return evaluate_examples(c.model, exs, EvalConfig(dataset=f"synthetic-{kind}", **SYN),
-                             out_dir, progress=False).to_dict()
+                             out_dir, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +66,7 @@ def test_rows_from_control_results(control_root):
         ("synthetic-positive", "caa", "base", "letter-mirrored"),
         ("synthetic-negative", "caa", "base", "letter-mirrored")]
     rp, rn = table.rows
-    block = pos["methods"]["caa"]["variants"]["base"]
+    block = pos.to_dict()["methods"]["caa"]["variants"]["base"]
     assert rp["fixed"] == block["fixed"]["steerability"]
     assert rp["w2s"] == block["w2s"]["logreg"]["steerability"]
     assert rp["diff_p"] == block["w2s"]["logreg"]["diff_vs_fixed_p"]
@@ -135,7 +144,22 @@ def test_from_run_root_and_combine(control_root):
     assert "| model | method |" in two.to_markdown()
 
 
+def test_rows_read_a_result_its_run_directory_or_its_dict_alike(control_root):
+    root, (pos, _) = control_root
+    assert isinstance(pos, EvaluationResult)
+    rows = table_rows(pos)
+    assert table_rows(root / "synthetic-positive") == table_rows(pos.to_dict()) == rows
+    assert [r["router"] for r in table_rows(pos, router="logreg")] == ["logreg"]
+    assert table_rows(pos, router="knn") == []  # a router the run did not fit: no row
+    with pytest.raises(TypeError, match="got int"):
+        Table.from_results([3])  # type: ignore[list-item]
+
+
 def test_readout_labels():
+    r = EvaluationResult.from_dict({"readout": "cloze", "length_norm": True, "methods": {}})
+    assert readout_label(r) == "cloze-length-norm"
+    assert readout_label(EvaluationResult.from_dict({"readout": "letter", "mirror": False,
+                                                     "methods": {}})) == "letter-single"
     assert readout_label({"readout": "letter", "mirror": True}) == "letter-mirrored"
     assert readout_label({"readout": "letter", "mirror": False}) == "letter-single"
     assert readout_label({"readout": "cloze", "mirror": True}) == "cloze"
@@ -146,16 +170,16 @@ OLD_KEYS = ("diff_vs_fixed_p_less", "diff_vs_fixed_test", "diff_vs_fixed_n_nonze
             "diff_vs_fixed_mde", "diff_vs_fixed_verdict", "majority_accuracy")
 
 
-def _as_older(results: dict) -> dict:
+def _as_older(results: EvaluationResult) -> EvaluationResult:
     """The same results as written before the sign-flip test (no new keys)."""
-    out = copy.deepcopy(results)
+    out = results.to_dict()
     for block in out["methods"].values():
         for r in block["variants"].values():
             r.pop("form_oracle", None)
             for w in r["w2s"].values():
                 for key in OLD_KEYS:
                     w.pop(key, None)
-    return out
+    return EvaluationResult.from_dict(out)
 
 
 def test_older_result_files_are_labelled(control_root):
@@ -200,12 +224,12 @@ def test_bh_count_never_exceeds_the_uncorrected_count():
 
 def test_cloze_rows_carry_the_form_oracle(control_root):
     _, (pos, _) = control_root
-    cloze = copy.deepcopy(pos)
+    cloze = pos.to_dict()
     cloze["readout"] = "cloze"
     block = cloze["methods"]["caa"]["variants"]["base"]
     block["letter_oracle"] = None
     block["form_oracle"] = {"steerability": 0.75, "groups": {"match-longer": 2}}
-    (row,) = Table.from_results([cloze]).rows
+    (row,) = Table.from_results([EvaluationResult.from_dict(cloze)]).rows
     assert (row["readout"], row["form_oracle"], row["letter_oracle"]) == ("cloze", 0.75, None)
     assert "| – | +0.750 |" in Table([row]).to_markdown()
     (s,) = Table([row, {**row, "form_oracle": 0.25, "verdict": VERDICT_WORSE}]).summary()
@@ -219,12 +243,12 @@ def test_headroom_columns_appended_and_tabulated(control_root):
     assert COLUMNS.index("majority_acc") < COLUMNS.index("agreement")  # appended, not moved
     table = Table.from_results([pos, neg])
     rp, rn = table.rows
-    h = pos["methods"]["caa"]["headroom"]
+    h = pos.to_dict()["methods"]["caa"]["headroom"]
     assert rp["agreement"] == h["retest"]["agreement"] and rp["kappa"] == h["retest"]["kappa"]
     assert [rp["xv_diff"], [rp["xv_lo"], rp["xv_hi"]], rp["xv_p"]] == [
         h["xv"]["diff"], h["xv"]["ci"], h["xv"]["p"]]
     assert rp["form_router_diff"] is None  # letter runs have no answer-form router
-    assert rp["case"] == pos["methods"]["caa"]["reading"]["text"]
+    assert rp["case"] == pos.to_dict()["methods"]["caa"]["reading"]["text"]
     assert rp["case"].endswith("learned by question")  # the positive control
     assert rn["case"] != rp["case"]  # one layer for everyone: no per-input layer to learn
     md = table.to_markdown()
@@ -232,8 +256,18 @@ def test_headroom_columns_appended_and_tabulated(control_root):
     assert (f"| synthetic-positive | caa | letter-mirrored | {rp['agreement']:.2f} | "
             f"{rp['kappa']:+.2f} |") in md and f"| {rp['case']} |" in md
     # older results have no headroom: empty cells, no section
-    older = copy.deepcopy(pos)
+    older = pos.to_dict()
     del older["methods"]["caa"]["headroom"]
+    older = EvaluationResult.from_dict(older)
     (row,) = Table.from_results([older]).rows
     assert all(row[k] is None for k in HEADROOM_COLUMNS)
     assert "Is there anything to learn?" not in Table.from_results([older]).to_markdown()
+
+
+@pytest.mark.parametrize("module", ["w2s_lens.report.tables.cross_dataset",
+                                    "w2s_lens.report.tables.headroom_cells"])
+def test_the_docstring_examples_run(module: str) -> None:
+    """The examples in the docstrings (typed results in, the text shown out) hold."""
+    failed, attempted = doctest.testmod(importlib.import_module(module),
+                                        optionflags=doctest.ELLIPSIS)
+    assert failed == 0 and attempted > 0

@@ -1,15 +1,19 @@
 """The powered study's table (w2s_lens.report.tables.study) on a fake results folder made of the
-real headroom results (tests/helpers_study.py): numbers as results.json holds them, planned
-against used sizes, rows not run, the Benjamini-Hochberg count per study row."""
+real headroom results (tests/helpers_study.py), read as typed results: numbers as results.json
+holds them, planned against used sizes, rows not run, the Benjamini-Hochberg count per study
+row."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 
 import pytest
 import scipy.stats
 from helpers_study import CLOZE, LETTER, PLAN, build_root, edited, load
 
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.stats.paired import ALPHA, VERDICT_TOO_FEW
 from w2s_lens.report.tables.cross_dataset import table_rows
 from w2s_lens.report.tables.study import (
@@ -69,7 +73,7 @@ def test_a_finished_row_carries_the_numbers_of_its_results(rows) -> None:
     assert (r["curve_n_before"], r["curve_n_last"], r["curve_diff_last"]) == (
         None, 12, w["diff_vs_fixed"])
     # the shared columns are exactly what table_rows reads
-    (t,) = table_rows(res)
+    (t,) = table_rows(EvaluationResult.from_dict(res))
     assert all(r[k] == t[k] for k in STUDY_COLUMNS if k in t and k not in ("n_test", "dataset"))
 
 
@@ -153,10 +157,14 @@ def test_bh_keeps_a_strong_result_within_its_own_study_row(tmp_path) -> None:
 
 
 def test_dataset_rows_flags_a_smaller_run() -> None:
-    (r,) = dataset_rows(load(LETTER), {"name": "letter-0.5b", "n_train": 200, "n_test": 200})
+    letter = EvaluationResult.load(LETTER)
+    (r,) = dataset_rows(letter, {"name": "letter-0.5b", "n_train": 200, "n_test": 200})
     assert r["smaller_than_planned"] is True and r["protocol"] == "letter-0.5b"
-    (r,) = dataset_rows(load(LETTER), {"name": "letter-0.5b"})  # no plan sizes: no flag
+    (r,) = dataset_rows(letter, {"name": "letter-0.5b"})  # no plan sizes: no flag
     assert r["smaller_than_planned"] is False
+    # a run directory, or the results.json dict, read the same
+    assert dataset_rows(LETTER, {"name": "letter-0.5b"}) == [r]
+    assert dataset_rows(load(LETTER), {"name": "letter-0.5b"}) == [r]
 
 
 def test_every_router_kind_is_read(rows) -> None:
@@ -164,7 +172,7 @@ def test_every_router_kind_is_read(rows) -> None:
     w2s = res["methods"]["caa"]["variants"]["base"]["w2s"]
     r = _row(rows, "cloze-0.5b", "corrigible-neutral-HHH")
     assert list(r["routers"]) == list(w2s) and len(w2s) >= 2
-    for kind, v in router_diffs(res, "caa").items():
+    for kind, v in router_diffs(EvaluationResult.from_dict(res), "caa").items():
         assert v["diff"] == w2s[kind]["diff_vs_fixed"] and v["p"] == w2s[kind]["diff_vs_fixed_p"]
         assert [v["lo"], v["hi"]] == w2s[kind]["diff_vs_fixed_ci"]
     assert r["routers"]["logreg"]["diff"] == r["diff"]  # the primary router is W2S
@@ -197,3 +205,23 @@ def test_two_primary_routers_give_two_rows_and_two_bh_families(tmp_path) -> None
     assert (question["router"], question["wins"], question["wins_bh"]) == ("logreg", 1, 1)
     assert (options["router"], options["n_run"], options["wins"]) == ("logreg@options", 2, 0)
     assert by[("myopic-reward", "logreg")]["beats_after_bh"] is True
+
+
+def test_older_results_without_headroom_or_base_routers_give_rows(tmp_path) -> None:
+    """A results.json of an older version: no headroom block, no learning curve, a method whose
+    base variant lacks the primary router. Rows come out, the missing numbers None."""
+    res = load(CLOZE)
+    del res["methods"]["caa"]["headroom"]
+    res["methods"]["l2s"] = {"variants": {"base": {"w2s": {}}}}
+    (r, *more) = dataset_rows(EvaluationResult.from_dict(res), {"name": "p"})
+    assert (r["method"], r["status"], r["verdict"]) == ("l2s", NOT_RUN, NOT_RUN)
+    (done,) = more
+    assert done["status"] == "done" and done["curve"] is None and done["xv_n"] is None
+    assert done["routers"]["logreg"]["diff"] == done["diff"]
+
+
+def test_the_docstring_examples_run() -> None:
+    """The examples in the docstrings (typed results in, the text shown out) hold."""
+    failed, attempted = doctest.testmod(importlib.import_module("w2s_lens.report.tables.study"),
+                                        optionflags=doctest.ELLIPSIS)
+    assert failed == 0 and attempted > 0

@@ -14,8 +14,9 @@ from w2s_lens.evaluation.results.typed import (
     EvaluationResult,
     MethodResult,
     VariantResult,
+    as_result,
     results_dict,
 )
 
 __all__ = ["SCHEMA_VERSION", "EvaluationResult", "Headroom", "MethodResult", "Reading",
-           "RouterComparison", "Summary", "VariantResult", "results_dict"]
+           "RouterComparison", "Summary", "VariantResult", "as_result", "results_dict"]

@@ -120,13 +120,17 @@ class LearningCurve(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class Headroom(Node):
-    """Is there a per-input layer to learn? Retest, cross-validated oracle, learning curve.
+    """Is there a per-input layer to learn? Retest, cross-validated oracle, learning curve;
+    ``skipped`` names why a whole block was not measured (e.g. ``--no-retest``).
 
     Example:
         >>> Headroom.from_dict({"retest": {"skipped": "given vectors"}}).retest.skipped
         'given vectors'
+        >>> Headroom.from_dict({"skipped": "--no-retest"}).skipped
+        '--no-retest'
     """
 
+    skipped: str | None = None
     retest: Retest | None = key(codec=nested("Retest", "one"))
     xv: CrossValidatedOracle | None = key(codec=nested("CrossValidatedOracle", "one"))
     learning_curve: LearningCurve | None = key(codec=nested("LearningCurve", "one"))
@@ -163,15 +167,17 @@ class Robustness(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class ViewReading(Node):
-    """The reading of one router view: its words, difference, MDE and p-value.
+    """The reading of one router view: its words, difference W2S − fixed with its 95%
+    interval, MDE and p-value.
 
     Example:
-        >>> ViewReading.from_dict({"reading": "no gain", "diff": 0.01}).diff
-        0.01
+        >>> ViewReading.from_dict({"reading": "no gain", "diff": 0.01, "ci": [-0.1, 0.12]}).ci
+        (-0.1, 0.12)
     """
 
     reading: str | None = None
     diff: float | None = None
+    ci: tuple[float, float] | None = key(codec=TUPLE)
     mde: float | None = None
     p: float | None = None
 

@@ -106,7 +106,8 @@ class Node:
 
     Attributes:
         extra: the block's keys this version does not know, untouched.
-        order: the block's keys in their original order (empty when built in code).
+        order: the block's keys in their original order (``None`` when built in code; an
+            empty block read from ``{}`` has ``()`` and writes back ``{}``).
 
     Example:
         >>> r = RouterTuning.from_dict({"n_splits": 3, "best_params": {"C": 0.1}})
@@ -115,7 +116,7 @@ class Node:
     """
 
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
-    order: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    order: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,16 +158,47 @@ class Node:
             value = getattr(self, f.name)
             out[k] = codec[1](value) if codec else value
 
-        for k in self.order:
+        read = self.order is not None
+        for k in self.order or ():
             if k in known:
                 put(k)
             elif k in self.extra:
                 out[k] = self.extra[k]
         for k, f in known.items():  # built in code, or set after reading
-            if k not in out and (not self.order or getattr(self, f.name) != _default(f)):
+            if k not in out and (not read or getattr(self, f.name) != _default(f)):
                 put(k)
         out.update({k: v for k, v in self.extra.items() if k not in out})
         return out
+
+    def has(self, name: str) -> bool:
+        """Whether the block holds the field ``name`` (an attribute name): its key was read
+        (even with the value ``null``), or it was set in code to something other than its
+        default. Tells "not written by this version" from "written as ``None``": older results
+        lack keys that newer ones write as ``null``.
+
+        Example:
+            >>> c = RouterComparison.from_dict({"diff_vs_fixed_mde": None})
+            >>> c.has("mde"), c.has("p"), RouterComparison(p=0.5).has("p")
+            (True, False, True)
+        """
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        f = fields.get(name)
+        if f is None or name in ("extra", "order") or not f.metadata.get("stored", True):
+            raise AttributeError(f"{type(self).__name__} has no stored field {name!r}")
+        return (f.metadata.get("key") or f.name) in (self.order or ()) or \
+            getattr(self, name) != _default(f)
+
+    @property
+    def empty(self) -> bool:
+        """Whether the block holds nothing (``{}`` in ``results.json``).
+
+        Example:
+            >>> Summary.from_dict({}).empty, Summary().empty, Summary(steerability=0.1).empty
+            (True, True, False)
+        """
+        return not self.extra and all(
+            (f.metadata.get("key") or f.name) not in (self.order or ())
+            and getattr(self, f.name) == _default(f) for _, f in _stored_fields(type(self)))
 
 
 # --------------------------------------------------------------------------- statistics
@@ -213,6 +245,34 @@ class RouterComparison(Summary):
     n_nonzero: int | None = key("diff_vs_fixed_n_nonzero")
     mde: float | None = key("diff_vs_fixed_mde")
     verdict: str | None = key("diff_vs_fixed_verdict")
+
+    def verdict_text(self, labelled: bool = False) -> str:
+        """The verdict to read: the recorded sign-flip verdict, or for results written before
+        the sign-flip test (no ``verdict``) the older interval rule on ``diff_ci``, with its
+        label when ``labelled`` (:func:`~w2s_lens.evaluation.stats.paired.verdict_of`).
+
+        Example:
+            >>> RouterComparison(diff_ci=(0.01, 0.2)).verdict_text(labelled=True)
+            'W2S beats fixed beyond the noise (bootstrap CI (older))'
+            >>> RouterComparison(verdict="too few informative items").verdict_text()
+            'too few informative items'
+        """
+        from w2s_lens.evaluation.stats.paired import verdict_of
+
+        return verdict_of(self.to_dict(), labelled=labelled)
+
+    @property
+    def test_name(self) -> str:
+        """The name of the test behind :meth:`verdict_text` (``"bootstrap CI (older)"`` for
+        results written before the sign-flip test).
+
+        Example:
+            >>> RouterComparison(test="sign-flip exact").test_name, RouterComparison().test_name
+            ('sign-flip exact', 'bootstrap CI (older)')
+        """
+        from w2s_lens.evaluation.stats.paired import OLDER_TEST
+
+        return str(self.test or OLDER_TEST)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,8 @@ from w2s_lens.evaluation.results.nodes import (
     nested,
 )
 
-__all__ = ["SCHEMA_VERSION", "EvaluationResult", "MethodResult", "VariantResult", "results_dict"]
+__all__ = ["SCHEMA_VERSION", "EvaluationResult", "MethodResult", "VariantResult", "as_result",
+           "results_dict"]
 
 #: The ``results.json`` schema this module reads and writes (the artifacts' format version).
 SCHEMA_VERSION = FORMAT_VERSION
@@ -138,6 +139,26 @@ class MethodResult(Node):
         codec=nested("VariantResult", "map", "variant"), factory=dict)
     headroom: Headroom | None = key(codec=nested("Headroom"))
     reading: Reading | None = key(codec=nested("Reading"))
+
+    def evidence(self, primary: str = "logreg",
+                 views: Sequence[str] = ("question",)) -> Reading:
+        """The method's reading (:mod:`w2s_lens.evaluation.results.evidence`): the stored one
+        (newer runs), else the one read now from the stored diagnostics (results written
+        before readings were stored), for the ``primary`` router kind on each router view.
+
+        Example:
+            >>> MethodResult.from_dict({"reading": {"text": "headroom; ..."}}).evidence().text
+            'headroom; ...'
+            >>> MethodResult.from_dict({"headroom": {}}).evidence("logreg").text
+            'headroom not measured; robustness not measured; question not run'
+        """
+        if self.reading is not None and self.reading.text:
+            return self.reading
+        from w2s_lens.evaluation.results.evidence import method_evidence
+
+        block = self.to_dict()
+        block.pop("reading", None)
+        return Reading.from_dict(method_evidence(block, primary, tuple(views)))
 
     def __repr__(self) -> str:
         return (f"MethodResult(fixed_layer={self.fixed_layer}, variants="
@@ -292,6 +313,35 @@ class EvaluationResult(Node):
         from w2s_lens.evaluation.results.frames import short_repr
 
         return short_repr(self)
+
+
+def as_result(results: EvaluationResult | str | os.PathLike | Mapping[str, Any]
+              ) -> EvaluationResult:
+    """The typed result of ``results``: itself, :meth:`EvaluationResult.load` of a run
+    directory or ``results.json`` path, or :meth:`EvaluationResult.from_dict` of a
+    ``results.json`` dict (what :meth:`~w2s_lens.evaluation.storage.rundir.RunDir.read_results`
+    returns, and older callers and the committed notebooks pass). The readers of results (the
+    tables, the report) call it once at their entry and read attributes from there on.
+
+    Example:
+        >>> as_result({"primary_router": "logreg", "methods": {}}).primary_router
+        'logreg'
+        >>> r = EvaluationResult.from_dict({"methods": {}})
+        >>> as_result(r) is r
+        True
+        >>> as_result(3)
+        Traceback (most recent call last):
+        ...
+        TypeError: expected an EvaluationResult, ...; got int
+    """
+    if isinstance(results, EvaluationResult):
+        return results
+    if isinstance(results, (str, os.PathLike)):
+        return EvaluationResult.load(results)
+    if isinstance(results, Mapping):
+        return EvaluationResult.from_dict(results)
+    raise TypeError("expected an EvaluationResult, a run directory or results.json path, or a "
+                    f"results.json dict; got {type(results).__name__}")
 
 
 def results_dict(results: EvaluationResult | Mapping[str, Any]) -> Mapping[str, Any]:

@@ -1,4 +1,5 @@
-"""The cross-dataset table, assembled: rows from ``results.json`` dicts, summary rows, and the
+"""The cross-dataset table, assembled: rows from typed results
+(:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`), summary rows, and the
 markdown / CSV text (:mod:`w2s_lens.cli.table` runs the evaluations behind it).
 
 A :class:`Table` has one row per dataset × method × variant (columns :data:`COLUMNS`: model,
@@ -11,10 +12,14 @@ noise" (sign-flip, one-sided 2.5%; k of N) and how many stay significant after
 Benjamini-Hochberg at the same 2.5% (:func:`w2s_lens.evaluation.stats.paired.bh_rejections`).
 Rows from results written before the sign-flip test carry the test "bootstrap CI (older)".
 
+The rows themselves (:func:`table_rows`) are this module's own plain records (one dict per
+row, keys :data:`COLUMNS`, written as CSV), not results.
+
 Example:
     >>> readout_label({"readout": "letter", "mirror": False})
     'letter-single'
-    >>> Table.from_results([results]).write("runs/table")  # doctest: +SKIP
+    >>> Table.from_results([EvaluationResult.load("runs/corrigible")]).write(
+    ...     "runs/table")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from typing import Any
 import numpy as np
 
 from w2s_lens.artifacts import write_text
-from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.results.typed import EvaluationResult, results_dict
+from w2s_lens.evaluation.config import EvalConfig, flat_config
+from w2s_lens.evaluation.results.nodes import Summary
+from w2s_lens.evaluation.results.typed import EvaluationResult, as_result
 from w2s_lens.evaluation.stats.paired import (
     ALPHA,
     N_DRAWS,
@@ -41,9 +47,7 @@ from w2s_lens.evaluation.stats.paired import (
     VERDICT_TOO_FEW,
     VERDICT_WORSE,
     bh_rejections,
-    paired_test_name,
     verdict_kind,
-    verdict_of,
 )
 from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RunDir
 from w2s_lens.report.tables.headroom_cells import (
@@ -70,75 +74,92 @@ FDR_Q = ALPHA
 
 def readout_label(results: EvaluationResult | Mapping[str, Any]) -> str:
     """``letter-mirrored``, ``letter-single``, ``cloze`` or ``cloze-length-norm``: how a run
-    read its answers.
+    read its answers, from a typed result or a mapping of the settings (``readout``,
+    ``mirror``, ``length_norm``; e.g. a configuration, which is not a result).
 
     Example:
         >>> readout_label({"readout": "letter", "mirror": True})
         'letter-mirrored'
-        >>> readout_label({"readout": "cloze"})
+        >>> readout_label({"sweep": {"readout": "cloze", "scoring": "mean"}})
+        'cloze-length-norm'
+        >>> readout_label(EvaluationResult.from_dict({"readout": "cloze", "methods": {}}))
         'cloze'
     """
-    results = results_dict(results)
-    if results.get("readout") == "cloze":
-        return "cloze-length-norm" if results.get("length_norm") else "cloze"
-    return "letter-mirrored" if results.get("mirror") else "letter-single"
+    if isinstance(results, EvaluationResult):
+        readout, mirror, length_norm = results.readout, results.mirror, results.length_norm
+    else:
+        settings = flat_config(results)  # a run.json config may be nested by part
+        readout, mirror = settings.get("readout"), settings.get("mirror")
+        length_norm = settings.get("length_norm", settings.get("scoring") == "mean")
+    if readout == "cloze":
+        return "cloze-length-norm" if length_norm else "cloze"
+    return "letter-mirrored" if mirror else "letter-single"
 
 
-def _steer(block: Mapping[str, Any] | None) -> float | None:
-    return None if not block else block.get("steerability")
+def _steer(block: Summary | None) -> float | None:
+    return block.steerability if isinstance(block, Summary) else None
 
 
-def table_rows(results: EvaluationResult | Mapping[str, Any],
+def _pair(ci: Sequence[Any] | None) -> tuple[Any, Any]:
+    return (ci[0], ci[1]) if ci else (None, None)
+
+
+def table_rows(results: EvaluationResult | str | os.PathLike | Mapping[str, Any],
                router: str | None = None) -> list[dict[str, Any]]:
-    """The table rows of one ``results.json`` (one per method × variant), with ``COLUMNS``:
-    W2S is ``router`` (default: the results' ``primary_router``; a method × variant that did
-    not fit it gives no row).
+    """The table rows of one result (one per method × variant), with ``COLUMNS``: W2S is
+    ``router`` (default: the result's ``primary_router``; a method × variant that did not fit
+    it gives no row).
 
-    ``verdict`` is :func:`~w2s_lens.evaluation.stats.paired.verdict_of` (labelled for older results)
-    and ``test`` names its test; ``p_value`` (= ``diff_p``) is that test's one-sided p-value
-    for W2S > fixed. ``letter_oracle`` / ``form_oracle`` are empty where the run did not
-    compute them (e.g. no letter oracle on cloze rows). The headroom columns
+    ``results``: a typed result, a run directory (or its ``results.json``), or a
+    ``results.json`` dict (:func:`~w2s_lens.evaluation.results.typed.as_result`).
+    ``verdict`` is the router's
+    :meth:`~w2s_lens.evaluation.results.nodes.RouterComparison.verdict_text` (labelled for
+    older results) and ``test`` names its test; ``p_value`` (= ``diff_p``) is that test's
+    one-sided p-value for W2S > fixed. ``letter_oracle`` / ``form_oracle`` are empty where the
+    run did not compute them (e.g. no letter oracle on cloze rows). The headroom columns
     (:func:`headroom_cells`) are filled on base rows only: the diagnostics run on the base
     test items.
 
     Example:
-        >>> rows = table_rows(results)  # doctest: +SKIP
+        >>> rows = table_rows(EvaluationResult.load("runs/corrigible"))  # doctest: +SKIP
         >>> rows[0]["verdict"], rows[0]["test"]  # doctest: +SKIP
         ('no detectable difference', 'sign-flip exact')
     """
-    results = results_dict(results)
-    primary = router or results["primary_router"]
+    results = as_result(results)
+    primary = router or results.primary_router
     label = readout_label(results)
+    none = Summary()
     rows = []
-    for method, block in results["methods"].items():
-        variants = sorted(block["variants"].items(),
+    for method, m in results.methods.items():
+        variants = sorted(m.variants.items(),
                           key=lambda kv: (_VARIANT_ORDER + (kv[0],)).index(kv[0]))
         for variant, r in variants:
-            if primary not in r["w2s"]:
+            if primary not in r.routers:
                 continue
-            w = r["w2s"][primary]
-            fixed_ci = r["fixed"]["steerability_ci"] or [None, None]
-            w2s_ci = w["steerability_ci"] or [None, None]
-            diff_ci = w.get("diff_vs_fixed_ci") or [None, None]
+            w = r.routers[primary]
+            fixed = r.fixed if isinstance(r.fixed, Summary) else none
+            oracle = r.oracle if isinstance(r.oracle, Summary) else none
+            fixed_ci, w2s_ci, diff_ci = (_pair(fixed.steerability_ci),
+                                         _pair(w.steerability_ci), _pair(w.diff_ci))
             rows.append({
-                "dataset": results["dataset"], "method": method, "readout": label,
-                "variant": variant, "fixed_layer": r["fixed_layer"],
-                "fixed": r["fixed"]["steerability"], "fixed_lo": fixed_ci[0],
-                "fixed_hi": fixed_ci[1], "w2s": w["steerability"], "w2s_lo": w2s_ci[0],
-                "w2s_hi": w2s_ci[1], "oracle": r["oracle"]["steerability"],
-                "letter_oracle": _steer(r.get("letter_oracle")),
-                "diff": w.get("diff_vs_fixed"), "diff_lo": diff_ci[0], "diff_hi": diff_ci[1],
-                "diff_p": w.get("diff_vs_fixed_p"), "verdict": verdict_of(w, labelled=True),
-                "n_test": r["n"], "router": primary, "router_acc": w.get("accuracy"),
-                "fixed_frac": r["fixed"]["steerable_fraction"],
-                "w2s_frac": w["steerable_fraction"],
-                "oracle_frac": r["oracle"]["steerable_fraction"], "model": results["model"],
-                "n_train": results.get("n_train"), "p_value": w.get("diff_vs_fixed_p"),
-                "p_less": w.get("diff_vs_fixed_p_less"), "test": paired_test_name(w),
-                "mde": w.get("diff_vs_fixed_mde"), "n_nonzero": w.get("diff_vs_fixed_n_nonzero"),
-                "form_oracle": _steer(r.get("form_oracle")),
-                "majority_acc": w.get("majority_accuracy"),
-                **(headroom_cells(block, r, primary) if variant == "base"
+                "dataset": results.dataset, "method": method, "readout": label,
+                "variant": variant, "fixed_layer": r.fixed_layer,
+                "fixed": fixed.steerability, "fixed_lo": fixed_ci[0],
+                "fixed_hi": fixed_ci[1], "w2s": w.steerability, "w2s_lo": w2s_ci[0],
+                "w2s_hi": w2s_ci[1], "oracle": oracle.steerability,
+                "letter_oracle": _steer(r.letter_oracle),
+                "diff": w.diff, "diff_lo": diff_ci[0], "diff_hi": diff_ci[1],
+                "diff_p": w.p, "verdict": w.verdict_text(labelled=True),
+                "n_test": r.n, "router": primary, "router_acc": w.accuracy,
+                "fixed_frac": fixed.steerable_fraction,
+                "w2s_frac": w.steerable_fraction,
+                "oracle_frac": oracle.steerable_fraction, "model": results.model,
+                "n_train": results.n_train, "p_value": w.p,
+                "p_less": w.p_less, "test": w.test_name,
+                "mde": w.mde, "n_nonzero": w.n_nonzero,
+                "form_oracle": _steer(r.form_oracle),
+                "majority_acc": w.majority_accuracy,
+                **(headroom_cells(m, r, primary) if variant == "base"
                    else dict.fromkeys(HEADROOM_COLUMNS)),
             })
     return rows
@@ -309,9 +330,11 @@ class Table:
     runs: list[DatasetRun] = field(default_factory=list, compare=False)
 
     @classmethod
-    def from_results(cls, results: Sequence[EvaluationResult | Mapping[str, Any]],
+    def from_results(cls, results: Sequence[EvaluationResult | str | os.PathLike
+                                            | Mapping[str, Any]],
                      header: str = "", runs: Sequence[DatasetRun] = ()) -> Table:
-        """A table from typed results or ``results.json`` dicts, in the order given."""
+        """A table from typed results (or run directories, or ``results.json`` dicts:
+        :func:`~w2s_lens.evaluation.results.typed.as_result`), in the order given."""
         return cls([row for res in results for row in table_rows(res)], header, list(runs))
 
     @classmethod
@@ -326,8 +349,8 @@ class Table:
         if not dirs:
             return cls([], "")
         config = EvalConfig.from_dict(dict(dirs[0].read_run()["config"]))
-        results = [d.read_results() for d in dirs]
-        return cls.from_results(results, describe_config(config, results[0]["model"]))
+        results = [EvaluationResult.load(d.path / RESULTS_FILE) for d in dirs]
+        return cls.from_results(results, describe_config(config, results[0].model))
 
     @classmethod
     def combine(cls, tables: Sequence[Table]) -> Table:

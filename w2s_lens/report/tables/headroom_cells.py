@@ -1,12 +1,12 @@
 """The headroom columns of the cross-dataset table (:mod:`w2s_lens.report.tables.cross_dataset`):
 is there a per-input layer to learn, per dataset and method?
 
-:func:`headroom_cells` reads ``results["methods"][m]["headroom"]``
-(:mod:`w2s_lens.evaluation.headroom.run`) into the :data:`HEADROOM_COLUMNS` of a base row, and
+:func:`headroom_cells` reads a method's headroom diagnostics (``result.methods[m].headroom``,
+:mod:`w2s_lens.evaluation.headroom.run`) into the :data:`HEADROOM_COLUMNS` of a base row, and
 :func:`headroom_markdown` prints them as the table's "Is there anything to learn?" section.
 
 Example:
-    >>> headroom_cells({}, {}, "logreg")["kappa"] is None
+    >>> headroom_cells(MethodResult(), VariantResult(), "logreg")["kappa"] is None
     True
 """
 
@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from w2s_lens.evaluation.results.evidence import reading_words
+from w2s_lens.evaluation.results.headroom import CrossValidatedOracle, Retest
+from w2s_lens.evaluation.results.nodes import FormRouter
+from w2s_lens.evaluation.results.typed import MethodResult, VariantResult
 from w2s_lens.report.tables.summary import fmt_ci
 
 __all__ = ["HEADROOM_COLUMNS", "headroom_cells", "headroom_markdown"]
@@ -33,27 +35,32 @@ def _p(x: Any) -> str:
     return "–" if x is None else f"{float(x):.3g}"
 
 
-def headroom_cells(block: Mapping[str, Any], base: Mapping[str, Any],
-                   primary: str) -> dict[str, Any]:
+def headroom_cells(m: MethodResult, base: VariantResult, primary: str) -> dict[str, Any]:
     """The :data:`HEADROOM_COLUMNS` of one method's base row: retest agreement and κ, the
     cross-validated oracle − fixed with its interval and p, the answer-form router − fixed
-    (cloze runs), and the reading (:func:`~w2s_lens.evaluation.results.evidence.reading_words`);
-    all None for results without headroom diagnostics.
+    (cloze runs), and the reading
+    (:meth:`~w2s_lens.evaluation.results.typed.MethodResult.evidence`); all None for results
+    without headroom diagnostics.
 
     Example:
-        >>> headroom_cells({}, {}, "logreg")["case"] is None
+        >>> m = MethodResult.from_dict({"headroom": {"retest": {"kappa": 0.7},
+        ...                                          "xv": {"diff": 0.2, "ci": [0.1, 0.3]}}})
+        >>> cells = headroom_cells(m, VariantResult(), "logreg")
+        >>> cells["kappa"], cells["xv_lo"], cells["case"].split(";")[0]
+        (0.7, 0.1, 'no headroom')
+        >>> headroom_cells(MethodResult(), VariantResult(), "logreg")["case"] is None
         True
     """
-    h = block.get("headroom")
-    if not h:
+    h = m.headroom
+    if h is None or h.empty:
         return dict.fromkeys(HEADROOM_COLUMNS)
-    retest, xv = h.get("retest") or {}, h.get("xv") or {}
-    ci = xv.get("ci") or [None, None]
-    form = base.get("form_router") or {}
-    return {"agreement": retest.get("agreement"), "kappa": retest.get("kappa"),
-            "xv_diff": xv.get("diff"), "xv_lo": ci[0], "xv_hi": ci[1], "xv_p": xv.get("p"),
-            "form_router_diff": form.get("diff_vs_fixed"),
-            "case": reading_words(block, primary)}
+    retest = h.retest if isinstance(h.retest, Retest) else Retest()
+    xv = h.xv if isinstance(h.xv, CrossValidatedOracle) else CrossValidatedOracle()
+    lo, hi = xv.ci or (None, None)
+    form = base.form_router if isinstance(base.form_router, FormRouter) else FormRouter()
+    return {"agreement": retest.agreement, "kappa": retest.kappa,
+            "xv_diff": xv.diff, "xv_lo": lo, "xv_hi": hi, "xv_p": xv.p,
+            "form_router_diff": form.diff, "case": m.evidence(primary).text}
 
 
 def headroom_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,6 +1,8 @@
 """The powered study's table: one row per planned protocol × dataset × method on the BASE
-variant, read from ``<root>/<protocol>/<dataset>/results.json`` (``run_log.json`` beside it),
-with the primary comparison's multiplicity per study row.
+variant, read from ``<root>/<protocol>/<dataset>/results.json`` as an
+:class:`~w2s_lens.evaluation.results.typed.EvaluationResult` (older files included;
+``run_log.json`` beside it, which is not a result and stays plain data), with the primary
+comparison's multiplicity per study row.
 
 The tables, notes, markdown and CSV of these rows are :mod:`.study_tables`.
 
@@ -15,7 +17,8 @@ the learning curve (every size, and its last two points), every router kind and 
 and counts each primary comparison per study row (protocol × model × method × router) with
 :func:`~w2s_lens.report.tables.cross_dataset.summary_rows` (sign-flip at one-sided 2.5%,
 Benjamini-Hochberg across the row's datasets at the same level).
-A missing piece is None; a dataset without ``results.json`` is "not run".
+A missing piece is None; a dataset without ``results.json`` is "not run". The study rows are
+this module's own plain records (keys :data:`STUDY_COLUMNS`), as are the plan's rows.
 
 May import :mod:`w2s_lens.evaluation` (``table_rows``, ``paired``, ``rundir``, ``summary``),
 the top-level ``artifacts``; never :mod:`w2s_lens.report` or ``analysis/``.
@@ -36,13 +39,26 @@ from pathlib import Path
 from typing import Any
 
 from w2s_lens.artifacts import read_json
+from w2s_lens.evaluation.results.headroom import (
+    CrossValidatedOracle,
+    CurveRow,
+    LearningCurve,
+    Retest,
+)
+from w2s_lens.evaluation.results.nodes import Summary
+from w2s_lens.evaluation.results.typed import (
+    EvaluationResult,
+    MethodResult,
+    VariantResult,
+    as_result,
+)
 from w2s_lens.evaluation.stats.paired import (
     VERDICT_BETTER,
     VERDICT_TOO_FEW,
     bh_rejections,
     verdict_kind,
 )
-from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RunDir
+from w2s_lens.evaluation.storage.rundir import RESULTS_FILE
 from w2s_lens.report.tables.cross_dataset import FDR_Q, summary_rows, table_rows
 
 __all__ = ["DONE", "NOT_RUN", "PRIMARY_COMPARISON", "PRIMARY_ROUTER", "STUDY_COLUMNS",
@@ -88,36 +104,46 @@ def _base_row(plan: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     return row
 
 
-def _curve_points(results: Mapping[str, Any], method: str, router: str) -> dict[str, Any]:
+def _base_variant(m: MethodResult) -> VariantResult:
+    """A method's BASE variant (an empty one when the result lacks it)."""
+    v = m.variants.get("base")
+    return v if isinstance(v, VariantResult) else VariantResult()
+
+
+def _curve_points(m: MethodResult, router: str) -> dict[str, Any]:
     """The primary router's learning curve: its last two points (largest training sizes) and
     ``curve``, every size's W2S − fixed (``{n_train: diff}``, ascending)."""
-    h = (results["methods"][method].get("headroom") or {})
-    mine = sorted((r for r in (h.get("learning_curve") or {}).get("rows") or []
-                   if r.get("router") == router and r.get("n_train") is not None),
-                  key=lambda r: r["n_train"])
-    last = mine[-1] if mine else {}
-    before = mine[-2] if len(mine) > 1 else {}
-    return {"curve_n_before": before.get("n_train"), "curve_diff_before": before.get("diff"),
-            "curve_n_last": last.get("n_train"), "curve_diff_last": last.get("diff"),
-            "curve": {r["n_train"]: r.get("diff") for r in mine} or None}
+    h = m.headroom
+    curve = h.learning_curve if h is not None else None
+    rows = curve.rows if isinstance(curve, LearningCurve) else ()
+    mine: list[CurveRow] = sorted((r for r in rows
+                                   if r.router == router and r.n_train is not None),
+                                  key=lambda r: r.n_train)
+    last = mine[-1] if mine else CurveRow()
+    before = mine[-2] if len(mine) > 1 else CurveRow()
+    return {"curve_n_before": before.n_train, "curve_diff_before": before.diff,
+            "curve_n_last": last.n_train, "curve_diff_last": last.diff,
+            "curve": {r.n_train: r.diff for r in mine} or None}
 
 
-def router_diffs(results: Mapping[str, Any], method: str) -> dict[str, dict[str, Any]]:
+def router_diffs(results: EvaluationResult, method: str) -> dict[str, dict[str, Any]]:
     """Every router kind's W2S − fixed on the BASE test items: ``{kind: {diff, lo, hi, p,
     verdict, accuracy, majority}}`` in the order the run fitted them (secondary: the plan's
     W2S is the primary router alone).
 
     Example:
-        >>> router_diffs(results, "caa")["knn"]["verdict"]  # doctest: +SKIP
-        'no detectable difference'
+        >>> r = EvaluationResult.from_dict({"methods": {"caa": {"variants": {"base": {"w2s": {
+        ...     "knn": {"diff_vs_fixed": 0.1, "diff_vs_fixed_ci": [-0.1, 0.3],
+        ...             "diff_vs_fixed_verdict": "no detectable difference"}}}}}}})
+        >>> d = router_diffs(r, "caa")["knn"]
+        >>> d["lo"], d["verdict"]
+        (-0.1, 'no detectable difference')
     """
-    w2s = results["methods"][method]["variants"]["base"]["w2s"]
     out = {}
-    for kind, w in w2s.items():
-        ci = w.get("diff_vs_fixed_ci") or [None, None]
-        out[kind] = {"diff": w.get("diff_vs_fixed"), "lo": ci[0], "hi": ci[1],
-                     "p": w.get("diff_vs_fixed_p"), "verdict": w.get("diff_vs_fixed_verdict"),
-                     "accuracy": w.get("accuracy"), "majority": w.get("majority_accuracy")}
+    for kind, w in _base_variant(results.methods[method]).routers.items():
+        lo, hi = w.diff_ci or (None, None)
+        out[kind] = {"diff": w.diff, "lo": lo, "hi": hi, "p": w.p, "verdict": w.verdict,
+                     "accuracy": w.accuracy, "majority": w.majority_accuracy}
     return out
 
 
@@ -132,20 +158,27 @@ def _wall_time(log: Mapping[str, Any] | None, dataset: str) -> float | None:
     return float(sum(times)) if times else None
 
 
-def dataset_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
+def dataset_rows(results: EvaluationResult | str | os.PathLike | Mapping[str, Any],
+                 plan: Mapping[str, Any],
                  run_log: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The study rows (:data:`STUDY_COLUMNS`) of one finished dataset: one per method, BASE
     variant, from :func:`~w2s_lens.report.tables.cross_dataset.table_rows` plus the planned sizes,
     the in-sample oracle's interval, the retest's chance agreement, the learning curve's last
     two points of the primary router and the wall time from ``run_log``.
 
+    ``results``: a typed result, its run directory, or a ``results.json`` dict
+    (:func:`~w2s_lens.evaluation.results.typed.as_result`); ``plan`` and ``run_log`` are plain
+    data (the plan's row, ``run_log.json``).
+
     Example:
-        >>> rows = dataset_rows(results, {"name": "cloze-0.5b", "n_train": 200,
-        ...                               "n_test": 200})  # doctest: +SKIP
+        >>> rows = dataset_rows(EvaluationResult.load("runs/powered/cloze-0.5b/myopic-reward"),
+        ...                     {"name": "cloze-0.5b", "n_train": 200,
+        ...                      "n_test": 200})  # doctest: +SKIP
         >>> rows[0]["smaller_than_planned"]  # doctest: +SKIP
         True
     """
-    used = (results.get("n_train"), results.get("n_test"))
+    results = as_result(results)
+    used = (results.n_train, results.n_test)
     planned = (plan.get("n_train"), plan.get("n_test"))
     out = []
     for router in primary_routers(plan, results):
@@ -153,41 +186,44 @@ def dataset_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
     return out
 
 
-def primary_routers(plan: Mapping[str, Any], results: Mapping[str, Any] | None = None
+def primary_routers(plan: Mapping[str, Any], results: EvaluationResult | None = None
                     ) -> list[str]:
     """The routers whose W2S − fixed the plan states as primary comparisons: the plan's
-    ``primary_routers``, else the results' ``primary_router``, else :data:`PRIMARY_ROUTER`.
+    ``primary_routers``, else the result's ``primary_router``, else :data:`PRIMARY_ROUTER`.
 
     Example:
         >>> primary_routers({"primary_routers": ["logreg", "logreg@options"]})
         ['logreg', 'logreg@options']
-        >>> primary_routers({}, {"primary_router": "ridge"})
+        >>> primary_routers({}, EvaluationResult.from_dict({"primary_router": "ridge",
+        ...                                                 "methods": {}}))
         ['ridge']
     """
     if plan.get("primary_routers"):
         return list(plan["primary_routers"])
-    return [(results or {}).get("primary_router") or PRIMARY_ROUTER]
+    return [(results.primary_router if results is not None else None) or PRIMARY_ROUTER]
 
 
-def _router_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
+def _router_rows(results: EvaluationResult, plan: Mapping[str, Any],
                  run_log: Mapping[str, Any] | None, router: str, used: tuple[Any, Any],
                  planned: tuple[Any, Any]) -> list[dict[str, Any]]:
     """:func:`dataset_rows` for one primary router; a router the run did not fit gives a
     ``"not run"`` row per method (e.g. a view added to the plan after the run)."""
     out = []
-    fitted = {m for m, b in results["methods"].items() if router in b["variants"]["base"]["w2s"]}
-    for m in results["methods"]:
-        if m not in fitted:
-            out.append({**_base_row(plan, results["dataset"]), "method": m, "router": router,
+    for name, m in results.methods.items():
+        if router not in _base_variant(m).routers:
+            out.append({**_base_row(plan, results.dataset), "method": name, "router": router,
                         "status": NOT_RUN, "verdict": NOT_RUN,
                         "error": f"this run fitted no router {router!r}"})
     for t in table_rows(results, router=router):
         if t["variant"] != "base":
             continue
-        block = results["methods"][t["method"]]
-        oracle = block["variants"]["base"].get("oracle") or {}
-        oracle_ci = oracle.get("steerability_ci") or [None, None]
-        retest = (block.get("headroom") or {}).get("retest") or {}
+        m = results.methods[t["method"]]
+        oracle = _base_variant(m).oracle
+        oracle_lo, oracle_hi = (oracle.steerability_ci if isinstance(oracle, Summary) else None) \
+            or (None, None)
+        h = m.headroom
+        retest = (h.retest if h is not None else None) or Retest()
+        xv = (h.xv if h is not None else None) or CrossValidatedOracle()
         row = _base_row(plan, t["dataset"])
         row.update({k: t[k] for k in STUDY_COLUMNS if k in t})
         row.update(
@@ -195,11 +231,10 @@ def _router_rows(results: Mapping[str, Any], plan: Mapping[str, Any],
             n_train=used[0], n_test=used[1] if used[1] is not None else t["n_test"],
             smaller_than_planned=any(u is not None and p is not None and u < p
                                      for u, p in zip(used, planned)),
-            oracle_lo=oracle_ci[0], oracle_hi=oracle_ci[1], chance=retest.get("chance"),
-            xv_n=((block.get("headroom") or {}).get("xv") or {}).get("n"),
+            oracle_lo=oracle_lo, oracle_hi=oracle_hi, chance=retest.chance, xv_n=xv.n,
             wall_time_s=_wall_time(run_log, t["dataset"]),
             routers=router_diffs(results, t["method"]),
-            **_curve_points(results, t["method"], router))
+            **_curve_points(m, router))
         out.append(row)
     return out
 
@@ -233,7 +268,7 @@ def study_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
                 continue
             try:
                 log = read_json(folder / RUN_LOG) if (folder / RUN_LOG).is_file() else None
-                rows += dataset_rows(RunDir(folder).read_results(), p, log)
+                rows += dataset_rows(EvaluationResult.load(folder / RESULTS_FILE), p, log)
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
                 rows += [{**_base_row(p, dataset), "method": m, "router": r,
                           "status": UNREADABLE, "verdict": UNREADABLE,

@@ -104,7 +104,7 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
 
     Example:
         >>> [t[0][:23] for t in study_tables([])]
-        ['Primary comparison per ', 'Primary comparison per ', 'Secondary: is there any', \
+        ['Primary comparisons per', 'Primary comparisons per', 'Secondary: is there any', \
 'Secondary: every router']
     """
     summary = [

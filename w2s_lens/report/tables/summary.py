@@ -1,21 +1,31 @@
-"""Plain-text summaries of evaluation results (for the command line, the demo and notebooks).
+"""Plain-text summaries of evaluation results (for the command line, the demo and notebooks),
+read from an :class:`~w2s_lens.evaluation.results.typed.EvaluationResult`.
 
 Example:
-    >>> print(results_table(results))  # doctest: +SKIP
+    >>> print(results_table(EvaluationResult.load("runs/corrigible")))  # doctest: +SKIP
     qwen2.5-coder-0.5b-instruct · corrigible-neutral-HHH · letter readout, mirrored · ...
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
-from w2s_lens.evaluation.results.evidence import reading_words
-from w2s_lens.evaluation.results.typed import EvaluationResult, results_dict
-from w2s_lens.evaluation.stats.paired import paired_test_name, verdict_of
+from w2s_lens.evaluation.results.headroom import CrossValidatedOracle, LearningCurve, Retest
+from w2s_lens.evaluation.results.nodes import RouterComparison, Summary
+from w2s_lens.evaluation.results.typed import (
+    EvaluationResult,
+    MethodResult,
+    VariantResult,
+    as_result,
+)
 
 __all__ = ["comparison_text", "fmt_ci", "headroom_text", "ratio_line", "results_table"]
+
+#: An absent summary or comparison (its cells read ``–``).
+_NONE = RouterComparison()
 
 
 def fmt_ci(value: Any, ci: Any) -> str:
@@ -35,58 +45,68 @@ def _num(x: Any, fmt: str) -> str:
     return "–" if x is None else format(float(x), fmt)
 
 
-def _test_cell(w: Mapping[str, Any]) -> str:
+def _test_cell(w: RouterComparison) -> str:
     """``p=0.031 (sign-flip exact, 9 non-zero)``: the test behind the verdict."""
-    p = w.get("diff_vs_fixed_p")
-    p_text = "–" if p is None else f"{p:.3g}"
-    n = w.get("diff_vs_fixed_n_nonzero")
-    return f"p={p_text} ({paired_test_name(w)}" + ("" if n is None else f", {n} non-zero") + ")"
+    p_text = "–" if w.p is None else f"{w.p:.3g}"
+    n = w.n_nonzero
+    return f"p={p_text} ({w.test_name}" + ("" if n is None else f", {n} non-zero") + ")"
 
 
-def results_table(results: EvaluationResult | Mapping[str, Any]) -> str:
+def _mode(results: EvaluationResult) -> str:
+    if results.readout == "cloze":
+        return "length-normalised" if results.length_norm else "summed log-probs"
+    return "mirrored" if results.mirror else "single order"
+
+
+def _summary(x: Summary | None) -> Summary:
+    return x if isinstance(x, Summary) else _NONE
+
+
+def results_table(results: EvaluationResult | str | os.PathLike | Mapping[str, Any]) -> str:
     """One table per method: fixed / W2S / oracle / letter oracle / answer-form oracle per
     variant, with intervals, the router's accuracy beside the majority-layer baseline's, the
     test-set size and the split seed, W2S − fixed with the sign-flip test's one-sided p-value
     and name, its minimal detectable difference, and a plain-words verdict
-    (:func:`~w2s_lens.evaluation.stats.paired.verdict_of`; older results: the interval rule,
-    labelled).
-    Oracles a run did not compute (the letter oracle on cloze rows) show ``–``.
+    (:meth:`~w2s_lens.evaluation.results.nodes.RouterComparison.verdict_text`; older results:
+    the interval rule, labelled). Oracles a run did not compute (the letter oracle on cloze
+    rows) show ``–``.
 
-    >>> print(results_table({"model": "m", "dataset": "d", "readout": "letter", "mirror": True,
-    ...     "n_train": 1, "n_test": 1, "split_seed": 0, "primary_router": "logreg",
-    ...     "embedding": "e", "methods": {}}).splitlines()[0])  # doctest: +ELLIPSIS
+    ``results``: a typed result, a run directory (or its ``results.json``), or a
+    ``results.json`` dict (:func:`~w2s_lens.evaluation.results.typed.as_result`).
+
+    >>> r = EvaluationResult.from_dict({"model": "m", "dataset": "d", "readout": "letter",
+    ...     "mirror": True, "n_train": 1, "n_test": 1, "split_seed": 0,
+    ...     "primary_router": "logreg", "embedding": "e", "methods": {}})
+    >>> print(results_table(r).splitlines()[0])  # doctest: +ELLIPSIS
     m · d · letter readout, mirrored · n_train=1 n_test=1 (items, split seed 0) · ...
     """
-    results = results_dict(results)
-    primary = results["primary_router"]
-    mode = "mirrored" if results.get("mirror") else "single order"
-    if results.get("readout") == "cloze":
-        mode = "length-normalised" if results.get("length_norm") else "summed log-probs"
-    lines = [f"{results['model']} · {results['dataset']} · {results.get('readout')} readout, "
-             f"{mode} · n_train={results['n_train']} n_test={results['n_test']} (items, split "
-             f"seed {results.get('split_seed')}) · router={primary} · "
-             f"embedding={results['embedding']}"]
-    for method, block in results["methods"].items():
+    results = as_result(results)
+    primary = results.primary_router
+    lines = [f"{results.model} · {results.dataset} · {results.readout} readout, "
+             f"{_mode(results)} · n_train={results.n_train} n_test={results.n_test} (items, "
+             f"split seed {results.split_seed}) · router={primary} · "
+             f"embedding={results.embedding}"]
+    for method, m in results.methods.items():
         head = (f"{'method':6} {'variant':9} {'fixed L':>7} {'fixed':>23} {'W2S':>23} "
                 f"{'oracle':>8} {'letter-or.':>10} {'form-or.':>8} {'acc':>5} {'major.':>6}  "
                 "W2S−fixed [95% CI]  test  MDE  verdict")
         lines += ["", head, "-" * len(head)]
-        for variant, r in block["variants"].items():
-            f, w, o = r["fixed"], r["w2s"][primary], r["oracle"]
-            lo, fo = r.get("letter_oracle") or {}, r.get("form_oracle") or {}
-            d = w.get("diff_vs_fixed_ci") or [None, None]
+        for variant, v in m.variants.items():
+            f, o = _summary(v.fixed), _summary(v.oracle)
+            w = v.routers.get(primary) or _NONE
+            lo, fo = _summary(v.letter_oracle), _summary(v.form_oracle)
             lines.append(
-                f"{method:6} {variant:9} {r['fixed_layer']:>7} "
-                f"{fmt_ci(f['steerability'], f['steerability_ci']):>23} "
-                f"{fmt_ci(w['steerability'], w['steerability_ci']):>23} "
-                f"{_num(o['steerability'], '+.3f'):>8} "
-                f"{_num(lo.get('steerability'), '+.3f'):>10} "
-                f"{_num(fo.get('steerability'), '+.3f'):>8} "
-                f"{_num(w.get('accuracy'), '.2f'):>5} {_num(w.get('majority_accuracy'), '.2f'):>6}"
-                f"  {fmt_ci(w.get('diff_vs_fixed'), d)}  {_test_cell(w)}  "
-                f"MDE {_num(w.get('diff_vs_fixed_mde'), '.3f')}  {verdict_of(w, labelled=True)}")
-        if block.get("headroom"):
-            lines += ["", headroom_text(block, method, primary)]
+                f"{method:6} {variant:9} {v.fixed_layer!s:>7} "
+                f"{fmt_ci(f.steerability, f.steerability_ci):>23} "
+                f"{fmt_ci(w.steerability, w.steerability_ci):>23} "
+                f"{_num(o.steerability, '+.3f'):>8} "
+                f"{_num(lo.steerability, '+.3f'):>10} "
+                f"{_num(fo.steerability, '+.3f'):>8} "
+                f"{_num(w.accuracy, '.2f'):>5} {_num(w.majority_accuracy, '.2f'):>6}"
+                f"  {fmt_ci(w.diff, w.diff_ci)}  {_test_cell(w)}  "
+                f"MDE {_num(w.mde, '.3f')}  {w.verdict_text(labelled=True)}")
+        if m.headroom is not None and not m.headroom.empty:
+            lines += ["", headroom_text(m, method, primary)]
     return "\n".join(lines)
 
 
@@ -94,75 +114,79 @@ def _p(x: Any) -> str:
     return "–" if x is None else f"{float(x):.3g}"
 
 
-def headroom_text(block: Mapping[str, Any], method: str, primary: str) -> str:
+def headroom_text(m: MethodResult, method: str, primary: str) -> str:
     """The "Is there anything to learn?" block of one method: retest agreement, chance and κ,
     the cross-validated oracle − fixed with its interval and p, the primary router's learning
     curve, the answer-form router (cloze runs) and the reading
-    :func:`~w2s_lens.evaluation.results.evidence.read_evidence` stored (or reads) from them.
+    :func:`~w2s_lens.evaluation.results.evidence.read_evidence` stored (or reads) from them
+    (:meth:`~w2s_lens.evaluation.results.typed.MethodResult.evidence`).
 
-    >>> h = {"retest": {"skipped": "given vectors"}, "xv": {"skipped": "given vectors"},
-    ...      "learning_curve": {"rows": [], "note": "n"}}
-    >>> print(headroom_text({"headroom": h, "variants": {}}, "caa", "logreg"))
+    >>> m = MethodResult.from_dict({"variants": {}, "headroom": {
+    ...     "retest": {"skipped": "given vectors"}, "xv": {"skipped": "given vectors"},
+    ...     "learning_curve": {"rows": [], "note": "n"}}})
+    >>> print(headroom_text(m, "caa", "logreg"))
     Is there anything to learn? (caa, base test items)
       retest: skipped (given vectors)
       learning curve (logreg; n): –
       reading: headroom not measured; robustness not measured; question not run
     """
-    h = block["headroom"]
-    retest, xv = h.get("retest") or {}, h.get("xv") or {}
-    curve = h.get("learning_curve") or {}
+    h = m.headroom
+    retest = (h.retest if h is not None else None) or Retest()
+    xv = (h.xv if h is not None else None) or CrossValidatedOracle()
+    curve = (h.learning_curve if h is not None else None) or LearningCurve()
     lines = [f"Is there anything to learn? ({method}, base test items)"]
-    if "skipped" in retest:
-        lines.append(f"  retest: skipped ({retest['skipped']})")
+    if retest.has("skipped"):
+        lines.append(f"  retest: skipped ({retest.skipped})")
     else:
-        sizes = "/".join(str(n) for n in retest.get("half_sizes") or [])
-        lines.append(f"  retest on {retest.get('n_items')} items, vectors from halves of "
+        sizes = "/".join(str(n) for n in retest.half_sizes or ())
+        lines.append(f"  retest on {retest.n_items} items, vectors from halves of "
                      f"{sizes} training items: best-layer agreement "
-                     f"{_num(retest.get('agreement'), '.2f')} (chance "
-                     f"{_num(retest.get('chance'), '.2f')}), κ {_num(retest.get('kappa'), '+.2f')}")
-    if xv and "skipped" not in xv:
+                     f"{_num(retest.agreement, '.2f')} (chance "
+                     f"{_num(retest.chance, '.2f')}), κ {_num(retest.kappa, '+.2f')}")
+    if not xv.empty and not xv.has("skipped"):
         lines.append(f"  cross-validated oracle − cross-validated fixed: "
-                     f"{fmt_ci(xv.get('diff'), xv.get('ci'))}  p={_p(xv.get('p'))} "
-                     f"({xv.get('test')}, {xv.get('n_nonzero')} non-zero)  {xv.get('verdict')}")
-    rows = [r for r in curve.get("rows") or [] if r.get("router") == primary]
-    lines.append(f"  learning curve ({primary}; {curve.get('note', '')}): " + ("" if rows else "–"))
+                     f"{fmt_ci(xv.diff, xv.ci)}  p={_p(xv.p)} "
+                     f"({xv.test}, {xv.n_nonzero} non-zero)  {xv.verdict}")
+    rows = [r for r in curve.rows if r.router == primary]
+    lines.append(f"  learning curve ({primary}; {curve.note or ''}): " + ("" if rows else "–"))
     for r in rows:
-        lines.append(f"    n_train={r['n_train']:<4} W2S−fixed {fmt_ci(r.get('diff'), r.get('ci'))}"
-                     f"  acc {_num(r.get('accuracy'), '.2f')}  majority "
-                     f"{_num(r.get('majority_accuracy'), '.2f')}  {r.get('verdict')}")
-    base = (block.get("variants") or {}).get("base") or {}
-    form = base.get("form_router")
-    if form:
-        lines.append(f"  answer-form router − fixed: "
-                     f"{fmt_ci(form.get('diff_vs_fixed'), form.get('diff_vs_fixed_ci'))}  "
-                     f"p={_p(form.get('diff_vs_fixed_p'))}  {form.get('diff_vs_fixed_verdict')}")
-    lines.append(f"  reading: {reading_words(block, primary)}")
+        lines.append(f"    n_train={r.n_train!s:<4} W2S−fixed {fmt_ci(r.diff, r.ci)}"
+                     f"  acc {_num(r.accuracy, '.2f')}  majority "
+                     f"{_num(r.majority_accuracy, '.2f')}  {r.verdict}")
+    base = m.variants.get("base") or VariantResult()
+    form = base.form_router
+    if form is not None and not form.empty:
+        lines.append(f"  answer-form router − fixed: {fmt_ci(form.diff, form.diff_ci)}  "
+                     f"p={_p(form.p)}  {form.verdict}")
+    lines.append(f"  reading: {m.evidence(primary).text}")
     return "\n".join(lines)
 
 
-def ratio_line(results: EvaluationResult | Mapping[str, Any], method: str = "caa") -> str:
+def ratio_line(results: EvaluationResult | str | os.PathLike | Mapping[str, Any],
+               method: str = "caa") -> str:
     """``w2s_over_fixed=<ratio>`` on the base variant, only where the fixed layer's
     steerability interval lies above 0; else ``w2s_over_fixed=omitted: <why>`` (a ratio over a
     fixed effect that may be 0 is noise; the W2S − fixed difference and its interval are the
-    comparison to read).
+    comparison to read). ``method``: its method, or the first one when the result lacks it.
 
-    >>> fixed = {"steerability": 0.2, "steerability_ci": [-0.1, 0.5]}
-    >>> ratio_line({"methods": {"caa": {"w2s_over_fixed": 1.5, "variants": {"base": {
-    ...     "fixed": fixed}}}}})[:60]
+    >>> def result(ci):
+    ...     return EvaluationResult.from_dict({"methods": {"caa": {"w2s_over_fixed": 1.5,
+    ...         "variants": {"base": {"fixed": {"steerability": 0.2, "steerability_ci": ci}}}}}})
+    >>> ratio_line(result([-0.1, 0.5]))[:61]
     "w2s_over_fixed=omitted: the fixed layer's steerability +0.200"
-    >>> ratio_line({"methods": {"caa": {"w2s_over_fixed": 1.5, "variants": {"base": {
-    ...     "fixed": {**fixed, "steerability_ci": [0.1, 0.3]}}}}}})
+    >>> ratio_line(result([0.1, 0.3]))
     'w2s_over_fixed=1.5000'
     """
-    results = results_dict(results)
-    block = results["methods"].get(method) or next(iter(results["methods"].values()))
-    ratio = block.get("w2s_over_fixed")
-    fixed = (((block.get("variants") or {}).get("base") or {}).get("fixed") or {})
-    lo = (fixed.get("steerability_ci") or [None])[0]
+    results = as_result(results)
+    m = results.methods.get(method) or next(iter(results.methods.values()))
+    ratio = m.w2s_over_fixed
+    base = m.variants.get("base") or VariantResult()
+    fixed = _summary(base.fixed)
+    ci = fixed.steerability_ci or (None, None)
+    lo = ci[0]
     if ratio is not None and lo is not None and not math.isnan(lo) and lo > 0:
         return f"w2s_over_fixed={ratio:.4f}"
-    ci = fixed.get("steerability_ci") or [None, None]
-    mean = fmt_ci(fixed.get("steerability"), ci)
+    mean = fmt_ci(fixed.steerability, ci)
     if ci[0] is None or ci[1] is None:
         why = "it has no interval, so the ratio is not shown"
     else:
