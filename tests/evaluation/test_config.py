@@ -113,10 +113,10 @@ def test_what_names_no_setting_or_gives_one_twice_is_refused():
         EvalConfig(n_trian=24)
     with pytest.raises(ConfigError, match=r"\['hidden'\] \(an L2S setting\?"):
         EvalConfig(hidden=64)
-    with pytest.raises(ConfigError, match=r"sweep= and its setting\(s\) \['readout'\]"):
-        EvalConfig(sweep=SweepConfig(), readout="cloze")
-    with pytest.raises(ConfigError, match=r"data= and its setting\(s\) \['n_test'\]"):
-        EvalConfig(data={"n_train": 3}, n_test=3)
+    # a setting beside its whole part changes that setting of the part
+    assert EvalConfig(sweep=SweepConfig(), readout="cloze").sweep.readout == "cloze"
+    both = EvalConfig(data={"n_train": 3}, n_test=4).data
+    assert (both.n_train, both.n_test) == (3, 4)
     with pytest.raises(ConfigError, match="EvalConfig.sweep must be a SweepConfig or a dict"):
         EvalConfig(sweep="cloze")
     with pytest.raises(ConfigError, match=r"unknown EvalConfig.routing field\(s\) \['readout'\]"):
@@ -138,10 +138,13 @@ def test_replace_takes_settings_or_parts():
     assert cfg.replace(sweep=SweepConfig()).sweep.readout == "letter"
     assert cfg.replace(l2s={"hidden": 8}).l2s.hidden == 8
     assert dataclasses.replace(cfg, data=DataConfig(n_test=5)).data.n_test == 5
-    with pytest.raises(ConfigError, match=r"config\.replace\(n_test=\.\.\.\)"):
-        dataclasses.replace(cfg, n_test=5)  # a flat setting beside every part: refused
-    with pytest.raises(ConfigError, match="given together"):
-        cfg.replace(sweep=SweepConfig(), readout="letter")
+    # a setting by name beside its part changes that setting of the part (dataclasses.replace
+    # passes every part, so this is what makes it work with settings by name)
+    changed = dataclasses.replace(cfg, n_test=5)
+    assert changed.data.n_test == 5 and changed.data.dataset == cfg.data.dataset
+    assert changed == cfg.replace(n_test=5)
+    over = cfg.replace(sweep=SweepConfig(readout="cloze", mirror=False), readout="letter")
+    assert over.sweep.readout == "letter" and over.sweep.mirror is False
     with pytest.raises(ConfigError, match="unknown EvalConfig field"):
         cfg.replace(n_tests=5)
     with pytest.raises(ConfigError, match="EvalConfig.sweep.scoring and list_options"):

@@ -332,8 +332,9 @@ class EvalConfig:
     Each part is given as its dataclass or a dict of its settings, and defaults when left out.
     As a shorthand, any setting of the parts but ``l2s`` may be given by its own name instead
     (``readout="cloze"`` for ``sweep=SweepConfig(readout="cloze")``); a name that is no
-    setting is refused, and so is a part given together with one of its settings. Settings
-    are read through their part (``config.sweep.readout``); :meth:`replace` changes some.
+    setting is refused, and a setting given beside its whole part changes that setting of the
+    part. Settings are read through their part (``config.sweep.readout``); :meth:`replace`
+    (or ``dataclasses.replace``) changes some.
 
     Example:
         >>> cfg = EvalConfig(dataset="corrigible-neutral-HHH", n_train=24, readout="cloze")
@@ -367,13 +368,13 @@ class EvalConfig:
                  "l2s": l2s, "compute": compute}
         flat = _by_part(settings)
         for name, cls in PARTS.items():
+            # a setting given by name beside its whole part changes that setting of the part,
+            # so ``dataclasses.replace(config, readout="cloze")`` works as config.replace does
             part, loose = given[name], flat.get(name, {})
+            made = _make_part(name, cls, part, {} if part is not None else loose)
             if part is not None and loose:
-                raise ConfigError(
-                    f"EvalConfig: {name}= and its setting(s) {sorted(loose)} given together; "
-                    f"give one or the other (config.replace({sorted(loose)[0]}=...) changes "
-                    "one setting of a config)")
-            object.__setattr__(self, name, _make_part(name, cls, part, loose))
+                made = dataclasses.replace(made, **loose)
+            object.__setattr__(self, name, made)
 
     def __getattr__(self, name: str) -> Any:
         # only called for a missing attribute: say where a flat setting name lives now
@@ -384,23 +385,15 @@ class EvalConfig:
 
     def replace(self, **changes: Any) -> EvalConfig:
         """A copy with some settings changed, given by their own name (as the flat keywords
-        of :class:`EvalConfig`) or as whole parts (``dataclasses.replace`` takes parts only).
+        of :class:`EvalConfig`) or as whole parts; a setting given beside its whole part
+        changes that setting of the part. ``dataclasses.replace`` does the same.
 
         Example:
             >>> EvalConfig().replace(n_test=5, readout="cloze").sweep.readout
             'cloze'
         """
-        flat = _by_part({k: v for k, v in changes.items() if k not in PARTS})
-        parts: dict[str, Any] = {name: getattr(self, name) for name in PARTS}
-        for name in PARTS:
-            if name in changes and name in flat:
-                raise ConfigError(f"EvalConfig.replace: {name}= and its setting(s) "
-                                  f"{sorted(flat[name])} given together; give one or the other")
-            if name in changes:
-                parts[name] = changes[name]
-            elif name in flat:
-                parts[name] = dataclasses.replace(parts[name], **flat[name])
-        return EvalConfig(**parts)
+        parts: dict[str, Any] = {name: changes.get(name, getattr(self, name)) for name in PARTS}
+        return EvalConfig(**parts, **{k: v for k, v in changes.items() if k not in PARTS})
 
     __replace__ = replace  # copy.replace (Python 3.13)
 
@@ -456,8 +449,14 @@ class EvalConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> EvalConfig:
         """Rebuild a config from a dump: :meth:`to_dict` output, or the flat form of earlier
         versions (one key per setting, see :func:`upgrade_config`); a part left out takes its
-        defaults, and unknown keys are refused by name."""
-        return cls(**upgrade_config(data))
+        defaults, and unknown keys are refused by name, as is a dump that gives a setting both
+        in its part and by its own name (neither form writes that)."""
+        kw = upgrade_config(data)
+        for name, loose in _by_part({k: v for k, v in kw.items() if k not in PARTS}).items():
+            if name in kw:
+                raise ConfigError(f"EvalConfig dump: {name}= and its setting(s) {sorted(loose)} "
+                                  "given together; a dump is either nested or flat")
+        return cls(**kw)
 
 
 # --------------------------------------------------------------------------- dumps
