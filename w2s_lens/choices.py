@@ -20,11 +20,14 @@ Example:
 """
 
 from enum import StrEnum
+from typing import Literal, get_args
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_MULTIPLIERS", "DEFAULT_SYSTEM_PROMPT", "DEVICES", "DTYPES",
            "EMBEDDINGS", "ENGINES", "EVAL_PARTS", "METHODS", "POSITIONS", "READOUTS",
-           "ROUTER_INPUTS", "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "Embedding",
-           "Engine", "Method", "Readout", "RouterKind", "RouterView"]
+           "ROUTER_INPUTS", "ROUTER_KINDS", "SCALES", "SCORINGS", "VARIANTS", "DTypeName",
+           "Embedding", "EmbeddingName", "Engine", "EngineName", "Method", "MethodName",
+           "PositionsName", "Readout", "ReadoutName", "RouterKind", "RouterKindName",
+           "RouterView", "RouterViewName", "ScaleName", "ScoringName", "VariantName"]
 
 
 class Method(StrEnum):
@@ -218,3 +221,24 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: :mod:`w2s_lens.evaluation.config`), in order; the command line titles its option groups
 #: with them.
 EVAL_PARTS = ("data", "sweep", "routing", "statistics", "l2s", "compute")
+
+# The same names as ``Literal`` types, for annotations a type checker reads (it cannot read a
+# tuple); each is checked against its tuple here, so the two cannot drift apart.
+ReadoutName = Literal["letter", "cloze"]
+MethodName = Literal["caa", "l2s", "both"]
+EngineName = Literal["fast", "naive"]
+RouterKindName = Literal["logreg", "mlp", "curve", "knn"]
+EmbeddingName = Literal["resid-last", "resid-mean", "minilm"]
+RouterViewName = Literal["question", "options", "question+options", "minilm"]
+VariantName = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
+PositionsName = Literal["from_last", "all", "prompt"]
+ScoringName = Literal["sum", "mean", "first"]
+ScaleName = Literal["raw", "relative"]
+DTypeName = Literal["auto", "float32", "bfloat16", "float16"]
+for _lit, _names in ((ReadoutName, READOUTS), (MethodName, METHODS), (EngineName, ENGINES),
+                     (RouterKindName, ROUTER_KINDS), (EmbeddingName, EMBEDDINGS),
+                     (RouterViewName, ROUTER_INPUTS), (VariantName, VARIANTS),
+                     (PositionsName, POSITIONS), (ScoringName, SCORINGS), (ScaleName, SCALES),
+                     (DTypeName, DTYPES)):
+    if get_args(_lit) != _names:
+        raise AssertionError(f"w2s_lens.choices: {_lit} does not spell out {_names}")

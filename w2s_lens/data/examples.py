@@ -39,11 +39,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["Readout", "SteeringExample", "SWAP_SUFFIX", "fit_context", "unit_of"]
+from w2s_lens.choices import ReadoutName
 
-Readout = Literal["letter", "cloze"]
+__all__ = ["SteeringExample", "SWAP_SUFFIX", "fit_context", "unit_of"]
+
 
 #: Suffix of the id of an item's letter-swapped presentation.
 SWAP_SUFFIX = "~swap"
@@ -117,7 +118,7 @@ class SteeringExample:
             raise ValueError(f"example {self.id!r}: matching and non-matching tokens are equal")
 
     @property
-    def readout(self) -> Readout:
+    def readout(self) -> ReadoutName:
         """``"cloze"`` when the answers are continuations, else ``"letter"``."""
         return "cloze" if self.matching_continuation else "letter"
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT, READOUTS
+from w2s_lens.choices import DEFAULT_SYSTEM_PROMPT, READOUTS, ReadoutName
 from w2s_lens.data.chat import ChatRenderer, PromptError, resolve_bos, variant_turns
-from w2s_lens.data.examples import Readout
 from w2s_lens.data.letters import find_opening
 
 __all__ = ["PromptBase"]
@@ -138,7 +137,7 @@ class PromptBase:
         """
         return self._prompt(self.system_prompt, text)
 
-    def format_text(self, text: str, variant: str = "base", readout: Readout = "letter",
+    def format_text(self, text: str, variant: str = "base", readout: ReadoutName = "letter",
                     dataset: str = "") -> tuple[str, list[int]]:
         """A user's plain string as the prompt training used: ``(prompt text, tokens)``.
 

@@ -48,10 +48,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from w2s_lens.choices import READOUTS
+from w2s_lens.choices import READOUTS, ReadoutName
 from w2s_lens.data.chat import variant_turns
 from w2s_lens.data.cloze import cloze_continuations, cloze_question, scorable
-from w2s_lens.data.examples import Readout, SteeringExample
+from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem
 from w2s_lens.data.letters import verified_tokens
 from w2s_lens.data.prompt_base import PromptBase
@@ -179,7 +179,7 @@ class PromptFormatter(PromptBase):
         items: Sequence[ABItem],
         variant: str = "base",
         behaviour: tuple[str, str] | None = None,
-        readout: Readout = "letter",
+        readout: ReadoutName = "letter",
     ) -> list[SteeringExample]:
         """:meth:`format` (or :meth:`format_cloze`) for each item, in order.
 

@@ -42,49 +42,29 @@ from typing import Any, ClassVar, Literal
 from w2s_lens.choices import (
     DEFAULT_MULTIPLIERS,
     DEFAULT_SYSTEM_PROMPT,
-    DTYPES,
-    EMBEDDINGS,
-    ENGINES,
     EVAL_PARTS,
-    METHODS,
-    POSITIONS,
-    READOUTS,
-    ROUTER_INPUTS,
     ROUTER_KINDS,
-    SCALES,
-    SCORINGS,
-    VARIANTS,
+    DTypeName,
+    EmbeddingName,
+    EngineName,
     Method,
+    MethodName,
+    PositionsName,
     Readout,
+    ReadoutName,
+    RouterKindName,
     RouterView,
+    RouterViewName,
+    ScaleName,
+    ScoringName,
+    VariantName,
 )
 from w2s_lens.routing.views import router_name
 from w2s_lens.steering.l2s.config import L2SConfig
 
-__all__ = ["ComputeConfig", "ConfigError", "DataConfig", "EvalConfig", "MethodName", "PARTS",
+__all__ = ["ComputeConfig", "ConfigError", "DataConfig", "EvalConfig", "PARTS",
            "RoutingConfig", "SETTING_PARTS", "StatisticsConfig", "SweepConfig", "flat_config",
            "portable_config", "upgrade_config"]
-
-
-ReadoutName = Literal["letter", "cloze"]
-SweepPositions = Literal["from_last", "all", "prompt"]
-Scoring = Literal["sum", "mean", "first"]
-RouterInput = Literal["question", "options", "question+options", "minilm"]
-Variant = Literal["base", "sys-pos", "sys-neg", "user-pos", "user-neg"]
-RouterKindName = Literal["logreg", "mlp", "curve", "knn"]
-MethodName = Literal["caa", "l2s", "both"]
-EngineName = Literal["fast", "naive"]
-Scale = Literal["raw", "relative"]
-EmbeddingKind = Literal["resid-last", "resid-mean", "minilm"]
-DeviceSpec = str
-DType = Literal["auto", "float32", "bfloat16", "float16"]
-
-# the Literal types above spell out w2s_lens.choices; keep them in step
-for _lit, _names in ((Variant, VARIANTS), (RouterKindName, ROUTER_KINDS), (EngineName, ENGINES),
-                     (EmbeddingKind, EMBEDDINGS), (ReadoutName, READOUTS), (MethodName, METHODS),
-                     (SweepPositions, POSITIONS), (Scale, SCALES), (DType, DTYPES),
-                     (Scoring, SCORINGS), (RouterInput, ROUTER_INPUTS)):
-    assert typing.get_args(_lit) == _names, (_lit, _names)
 
 
 class ConfigError(ValueError):
@@ -113,7 +93,7 @@ class DataConfig:
     _part: ClassVar[str] = "data"
     dataset: str = "default"
     data_dir: str | None = None
-    variants: tuple[Variant, ...] = ("base",)
+    variants: tuple[VariantName, ...] = ("base",)
     n_train: int | None = None
     n_test: int | None = None
     train_fraction: float = 0.5
@@ -166,11 +146,11 @@ class SweepConfig:
     multipliers: tuple[float, ...] = DEFAULT_MULTIPLIERS
     readout: ReadoutName = "letter"
     mirror: bool = True
-    scoring: Scoring = "sum"
+    scoring: ScoringName = "sum"
     list_options: bool = False
     engine: EngineName = "fast"
-    positions: SweepPositions = "from_last"
-    scale: Scale = "raw"
+    positions: PositionsName = "from_last"
+    scale: ScaleName = "raw"
     fraction: float = 0.25
 
     def __post_init__(self) -> None:
@@ -217,10 +197,10 @@ class RoutingConfig:
     """
 
     _part: ClassVar[str] = "routing"
-    embedding: EmbeddingKind = "resid-last"
+    embedding: EmbeddingName = "resid-last"
     embedding_layer: int | None = None
     routers: tuple[RouterKindName, ...] = ROUTER_KINDS
-    router_inputs: tuple[RouterInput, ...] = ("question",)
+    router_inputs: tuple[RouterViewName, ...] = ("question",)
     primary_router: RouterKindName = "logreg"
 
     def __post_init__(self) -> None:
@@ -287,8 +267,8 @@ class ComputeConfig:
 
     _part: ClassVar[str] = "compute"
     model: str | None = None
-    device: DeviceSpec = "auto"
-    dtype: DType = "float32"
+    device: str = "auto"
+    dtype: DTypeName = "float32"
     batch_size: int = 8
     chunk_size: int = 8
     max_rows: int | None = None

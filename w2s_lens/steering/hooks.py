@@ -35,19 +35,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-__all__ = ["NAMED_POSITIONS", "Positions", "SteeringHandle", "steer"]
+from w2s_lens.choices import POSITIONS, PositionsName
 
-Positions = Literal["from_last", "all", "prompt"] | int
+__all__ = ["Positions", "SteeringHandle", "steer"]
 
-#: the named positions (an ``int`` start is accepted too)
-NAMED_POSITIONS = ("from_last", "all", "prompt")
+#: where to steer: a named position of :data:`w2s_lens.choices.POSITIONS`, or an ``int`` start
+Positions = PositionsName | int
 
 
 class _CallTracker:
@@ -132,9 +132,9 @@ class SteeringHandle:
 
 def _check_positions(positions: Positions, stop: int | None) -> None:
     if isinstance(positions, bool) or not (
-        positions in NAMED_POSITIONS or isinstance(positions, int)
+        positions in POSITIONS or isinstance(positions, int)
     ):
-        raise ValueError(f"positions must be 'from_last', 'all', 'prompt' or an int, got "
+        raise ValueError(f"positions must be one of {POSITIONS} or an int, got "
                          f"{positions!r}")
     if stop is not None and (isinstance(stop, bool) or not isinstance(stop, int) or stop < 0):
         raise ValueError(f"stop must be a non-negative int or None, got {stop!r}")

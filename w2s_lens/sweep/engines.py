@@ -38,7 +38,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
@@ -46,23 +45,22 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from w2s_lens.choices import POSITIONS, PositionsName, ScoringName
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.hooks import Positions, steer
 from w2s_lens.sweep.attention import KV, block_step, check_block_supported
 from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
-from w2s_lens.sweep.readouts import ReadPlan, Scoring, plan_propensity, read_plan, stack_rows
+from w2s_lens.sweep.readouts import ReadPlan, plan_propensity, read_plan, stack_rows
 
-__all__ = ["FAST_POSITIONAL", "SWEEP_POSITIONS", "SweepPositions", "check_fast_supported",
+__all__ = ["FAST_POSITIONAL", "check_fast_supported",
            "fast_chunk", "naive_chunk", "steer_start", "steer_stop"]
 
-SweepPositions = Literal["from_last", "all", "prompt"]
 #: the sweep's positions: from the last prompt token on (continuation tokens included), every
 #: token, or the prompt only (every prompt token, none of the continuation's)
-SWEEP_POSITIONS = ("from_last", "all", "prompt")
 
 
-def steer_start(example: SteeringExample, positions: SweepPositions) -> int:
+def steer_start(example: SteeringExample, positions: PositionsName) -> int:
     """Index of the first steered token of ``example``.
 
     Example:
@@ -73,7 +71,7 @@ def steer_start(example: SteeringExample, positions: SweepPositions) -> int:
     return example.steer_from_position if positions == "from_last" else 0
 
 
-def steer_stop(example: SteeringExample, positions: SweepPositions) -> int | None:
+def steer_stop(example: SteeringExample, positions: PositionsName) -> int | None:
     """Index after the last steered token of ``example`` (``None``: no end, continuation
     tokens are steered too).
 
@@ -115,8 +113,8 @@ def check_fast_supported(model: HookedTransformer, hook: str) -> None:
 
 
 def _check_positions(positions: str) -> None:
-    if positions not in SWEEP_POSITIONS:
-        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
 
 
 def _shift_terms(plan: ReadPlan, row0: int) -> list[tuple[int, int, int, float]]:
@@ -130,9 +128,9 @@ def fast_chunk(
     layers: Sequence[int],
     multipliers: Float[Tensor, " mult"],
     examples: Sequence[SteeringExample],
-    positions: SweepPositions = "from_last",
+    positions: PositionsName = "from_last",
     capture_layer: int | None = None,
-    scoring: Scoring = "sum",
+    scoring: ScoringName = "sum",
     max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Propensity ``[n, len(layers), n_mult]`` of a chunk, by the fast engine.
@@ -144,7 +142,7 @@ def fast_chunk(
         layers: ascending layer numbers.
         multipliers: the λ grid.
         examples: the chunk (letter or cloze examples).
-        positions: ``"from_last"``, ``"all"`` or ``"prompt"`` (see :data:`SWEEP_POSITIONS`).
+        positions: ``"from_last"``, ``"all"`` or ``"prompt"`` (see :data:`POSITIONS`).
         capture_layer: also return each example's unsteered ``resid_pre`` at this layer at
             its last prompt token ``[n, d_model]`` (float32), for the router embedding.
         scoring: cloze readout: ``"sum"``, ``"mean"`` or ``"first"``
@@ -297,9 +295,9 @@ def naive_chunk(
     layers: Sequence[int],
     multipliers: Sequence[float],
     examples: Sequence[SteeringExample],
-    positions: SweepPositions = "from_last",
+    positions: PositionsName = "from_last",
     hook: str = "resid_pre",
-    scoring: Scoring = "sum",
+    scoring: ScoringName = "sum",
 ) -> np.ndarray:
     """Propensity ``[n, len(layers), n_mult]``: one full forward pass per steered run.
 

@@ -82,16 +82,15 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.choices import DEFAULT_MULTIPLIERS
+from w2s_lens.choices import DEFAULT_MULTIPLIERS, POSITIONS, PositionsName, ScoringName
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, train_caa
 from w2s_lens.sweep import engines
-from w2s_lens.sweep.engines import SWEEP_POSITIONS, SweepPositions, steer_start, steer_stop
+from w2s_lens.sweep.engines import steer_start, steer_stop
 from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
 from w2s_lens.sweep.readouts import (
     ReadPlan,
-    Scoring,
     check_scoring,
     plan_propensity,
     read_plan,
@@ -207,7 +206,7 @@ def cubic_slope(p0: np.ndarray, grad: np.ndarray, p_lo: np.ndarray, p_hi: np.nda
     return grad + c * float(slopes(x ** 2, x)) + d * float(slopes(x ** 3, x))
 
 
-def _span(example: SteeringExample, positions: SweepPositions) -> tuple[int, int | None]:
+def _span(example: SteeringExample, positions: PositionsName) -> tuple[int, int | None]:
     """``(start, stop)``: the steered token indices, as the sweep engines steer them."""
     return steer_start(example, positions), steer_stop(example, positions)
 
@@ -234,7 +233,7 @@ def final_projection(resid: Float[Tensor, "rows pos d_model"], sites: Sequence[t
 
 
 def _reference(model: HookedTransformer, vecs: Tensor, layers: list[int],
-               ex: SteeringExample, positions: SweepPositions, scoring: Scoring,
+               ex: SteeringExample, positions: PositionsName, scoring: ScoringName,
                hook: str, direction: Tensor | None = None) -> tuple[np.ndarray, float]:
     """One example: full forward with hooks adding ``α_l v_l``; ``(∂p/∂α [L], p(0))`` (``p``
     the projection on ``direction`` at the last prompt token when given)."""
@@ -271,8 +270,8 @@ def _reference(model: HookedTransformer, vecs: Tensor, layers: list[int],
 
 
 def _fast(model: HookedTransformer, vecs: Tensor, layers: list[int],
-          examples: Sequence[SteeringExample], positions: SweepPositions,
-          scoring: Scoring, direction: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+          examples: Sequence[SteeringExample], positions: PositionsName,
+          scoring: ScoringName, direction: Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The chunk at once: prefixes without gradients, suffix rows with autograd."""
     device = model.cfg.device
     spans = [_span(ex, positions) for ex in examples]
@@ -320,8 +319,8 @@ def first_order_chunk(
     vectors: Float[Tensor, "n layer d_model"],
     layers: Sequence[int],
     examples: Sequence[SteeringExample],
-    positions: SweepPositions = "from_last",
-    scoring: Scoring = "sum",
+    positions: PositionsName = "from_last",
+    scoring: ScoringName = "sum",
     engine: FirstOrderEngine = "fast",
     hook: str = "resid_pre",
     direction: Float[Tensor, " d_model"] | None = None,
@@ -338,8 +337,8 @@ def first_order_chunk(
         >>> grad.shape  # [n_examples, 2]  # doctest: +SKIP
     """
     layers = [int(x) for x in layers]
-    if positions not in SWEEP_POSITIONS:
-        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
     check_scoring(scoring)
     if engine not in ("fast", "reference"):
         raise ValueError(f"engine must be 'fast' or 'reference', got {engine!r}")
@@ -357,8 +356,8 @@ def first_order_chunk(
 
 
 def _endpoints(model: HookedTransformer, vecs: Tensor, layers: list[int], ends: list[float],
-               examples: Sequence[SteeringExample], positions: SweepPositions,
-               scoring: Scoring, engine: str, hook: str) -> np.ndarray:
+               examples: Sequence[SteeringExample], positions: PositionsName,
+               scoring: ScoringName, engine: str, hook: str) -> np.ndarray:
     """Propensity ``[n, L, 2]`` steered at λ = ``ends``, by the sweep's own engines."""
     if engine == "fast":
         out, _ = engines.fast_chunk(model, vecs, layers, torch.tensor(ends), examples,
@@ -367,8 +366,9 @@ def _endpoints(model: HookedTransformer, vecs: Tensor, layers: list[int], ends: 
     return engines.naive_chunk(model, vecs, layers, ends, examples, positions, hook, scoring)
 
 
-def _batches(examples: Sequence[SteeringExample], positions: SweepPositions,
-             scoring: Scoring | None, chunk_size: int, max_tokens: int) -> list[tuple[int, int]]:
+def _batches(examples: Sequence[SteeringExample], positions: PositionsName,
+             scoring: ScoringName | None, chunk_size: int,
+             max_tokens: int) -> list[tuple[int, int]]:
     """``(lo, hi)`` example ranges: whole units while they fit ``chunk_size`` examples and
     ``max_tokens`` steered tokens, a unit split only where it alone does not fit
     (``scoring=None``: the label-free rows, the prompt from the steering start)."""
@@ -399,9 +399,9 @@ def first_order(
     vectors: SteeringVectors | InputVectors,
     examples: Sequence[SteeringExample],
     layers: Sequence[int] | None = None,
-    positions: SweepPositions = "from_last",
+    positions: PositionsName = "from_last",
     layer_scale: Sequence[float] | None = None,
-    scoring: Scoring = "sum",
+    scoring: ScoringName = "sum",
     engine: FirstOrderEngine = "fast",
     curvature: bool = False,
     multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
@@ -435,8 +435,8 @@ def first_order(
         >>> fo.steerability.shape, fo.cubic_slope.shape  # doctest: +SKIP
     """
     readout = check_examples(examples)
-    if positions not in SWEEP_POSITIONS:
-        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
     check_scoring(scoring)
     vectors.check_model(model)
     per_input = isinstance(vectors, InputVectors)
@@ -496,7 +496,7 @@ def label_free(
     examples: Sequence[SteeringExample],
     direction: Float[Tensor, " d_model"],
     layers: Sequence[int] | None = None,
-    positions: SweepPositions = "from_last",
+    positions: PositionsName = "from_last",
     layer_scale: Sequence[float] | None = None,
     engine: FirstOrderEngine = "fast",
     chunk_size: int = 8,
@@ -531,8 +531,8 @@ def label_free(
         >>> lf.steerability.argmax(axis=1)  # each item's label-free best layer  # doctest: +SKIP
     """
     check_examples(examples)
-    if positions not in SWEEP_POSITIONS:
-        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
     vectors.check_model(model)
     u = torch.as_tensor(direction, dtype=torch.float32).flatten()
     if u.numel() != model.cfg.d_model or not float(u.norm()) > 0:

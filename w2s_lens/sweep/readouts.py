@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -39,14 +38,13 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.choices import SCORINGS
+from w2s_lens.choices import SCORINGS, ScoringName
 from w2s_lens.data.examples import SteeringExample
 
-__all__ = ["ReadPlan", "Scoring", "check_scoring", "read_plan", "plan_propensity", "slopes",
+__all__ = ["ReadPlan", "check_scoring", "read_plan", "plan_propensity", "slopes",
            "final_logits", "stack_rows"]
 
 #: how the cloze readout scores an option (see the module docstring)
-Scoring = Literal["sum", "mean", "first"]
 
 #: positions whose full-vocabulary log-softmax is computed at once (memory: chunk × vocab)
 _NORM_CHUNK = 64
@@ -81,7 +79,7 @@ def check_scoring(scoring: str) -> None:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
 
 
-def read_plan(example: SteeringExample, start: int, scoring: Scoring = "sum") -> ReadPlan:
+def read_plan(example: SteeringExample, start: int, scoring: ScoringName = "sum") -> ReadPlan:
     """The :class:`ReadPlan` of ``example`` when steering starts at token ``start``.
 
     Args:

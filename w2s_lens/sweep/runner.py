@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
@@ -36,23 +35,27 @@ from torch import Tensor
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from w2s_lens.choices import DEFAULT_MULTIPLIERS, ENGINES
+from w2s_lens.choices import (
+    DEFAULT_MULTIPLIERS,
+    ENGINES,
+    POSITIONS,
+    EngineName,
+    PositionsName,
+    ScoringName,
+)
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors
 from w2s_lens.sweep.chunks import ChunkStore, expected_spec, short_digest
 from w2s_lens.sweep.engines import (
-    SWEEP_POSITIONS,
-    SweepPositions,
     check_fast_supported,
     fast_chunk,
     naive_chunk,
 )
-from w2s_lens.sweep.readouts import Scoring, check_scoring, slopes
+from w2s_lens.sweep.readouts import check_scoring, slopes
 from w2s_lens.sweep.result import SweepResult
 
 __all__ = [
-    "Engine",
     "check_examples",
     "run_sweep",
     "steer_vectors",
@@ -60,7 +63,6 @@ __all__ = [
     "sweep_grid",
 ]
 
-Engine = Literal["fast", "naive"]
 
 
 # --------------------------------------------------------------------------- driver
@@ -124,7 +126,7 @@ def steer_vectors(vectors: SteeringVectors | InputVectors, layers: list[int],
     return (vectors.vectors[cols] * scale_t)[None].expand(n, -1, -1)
 
 
-def sweep_config_scoring(config: dict) -> Scoring:
+def sweep_config_scoring(config: dict) -> ScoringName:
     """The cloze scoring a sweep's recorded configuration stands for (``"sum"`` for the
     letter readout, where every scoring gives the same numbers).
 
@@ -183,15 +185,15 @@ def run_sweep(
     examples: Sequence[SteeringExample],
     layers: Sequence[int] | None = None,
     multipliers: Sequence[float] = DEFAULT_MULTIPLIERS,
-    engine: Engine = "fast",
-    positions: SweepPositions = "from_last",
+    engine: EngineName = "fast",
+    positions: PositionsName = "from_last",
     layer_scale: Sequence[float] | None = None,
     out_dir: str | os.PathLike | None = None,
     chunk_size: int = 8,
     progress: bool = True,
     desc: str = "sweep",
     capture_layer: int | None = None,
-    scoring: Scoring = "sum",
+    scoring: ScoringName = "sum",
     max_rows: int | None = None,
 ) -> SweepResult:
     """Steer every example at every layer with every multiplier; record propensities.
@@ -232,8 +234,8 @@ def run_sweep(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if positions not in SWEEP_POSITIONS:
-        raise ValueError(f"positions must be one of {SWEEP_POSITIONS}, got {positions!r}")
+    if positions not in POSITIONS:
+        raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
     check_scoring(scoring)
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be >= 1 or None, got {max_rows}")
