@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from powered_study import (  # noqa: E402
@@ -58,6 +57,10 @@ from powered_study import (  # noqa: E402
     run_many,
     runs_root,
 )
+
+from w2s_lens.evaluation.results import EvaluationResult, Headroom, Summary  # noqa: E402
+from w2s_lens.evaluation.results.headroom import CrossValidatedOracle  # noqa: E402
+from w2s_lens.routing.views import split_router_name  # noqa: E402
 
 RESULTS = HERE / "results" / "ablation"
 N_ITEMS = 96
@@ -82,8 +85,11 @@ COLUMNS = ("dataset", "variant", "n_train", "n_test", "fixed_layer", "fixed", "f
 
 
 def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
-    """One row per finished (dataset, variant), read from its ``results.json`` (nothing is
-    computed again), with ``w2s_minus_fixed[<view>]`` columns for the primary router kind.
+    """One row per finished (dataset, variant), read from its ``results.json`` through the
+    typed result (:class:`~w2s_lens.evaluation.results.typed.EvaluationResult`; nothing is
+    computed again), with ``w2s_minus_fixed[<view>]`` (and ``_mde``) columns for the primary
+    router kind on each router view, and the method's reading (stored, or read now from the
+    stored diagnostics for results written before readings were stored).
 
     Example:
         >>> rows = table_rows()  # doctest: +SKIP
@@ -96,31 +102,31 @@ def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
             f = results / row.name / d / "results.json"
             if not f.is_file():
                 continue
-            res = json.loads(f.read_text())
-            m = res["methods"]["caa"]
-            base = m["variants"]["base"]
-            xv = (m.get("headroom") or {}).get("xv") or {}
-            retest = (m.get("headroom") or {}).get("retest") or {}
-            fixed = base["fixed"]
-            best = Counter(m.get("train_best_layer_counts") or {})
-            out = {"dataset": d, "variant": row.name, "n_train": res.get("n_train"),
-                   "n_test": res.get("n_test"), "fixed_layer": base.get("fixed_layer"),
-                   "fixed": fixed.get("steerability"),
-                   "fixed_lo": (fixed.get("steerability_ci") or [None, None])[0],
-                   "fixed_hi": (fixed.get("steerability_ci") or [None, None])[1],
-                   "headroom": xv.get("diff"), "headroom_lo": (xv.get("ci") or [None])[0],
-                   "headroom_hi": (xv.get("ci") or [None, None])[1], "headroom_p": xv.get("p"),
-                   "kappa": retest.get("kappa"),
-                   "best_layers": " ".join(f"L{k}:{v}" for k, v in sorted(
-                       best.items(), key=lambda kv: int(kv[0]))),
-                   "reading": (m.get("reading") or {}).get("text")}
-            primary = res.get("primary_router", "logreg")
-            for name, block in base.get("w2s", {}).items():
-                kind, _, view = name.partition("@")
+            res = EvaluationResult.load(f)
+            m = res.methods["caa"]
+            base = m.variants["base"]
+            headroom = m.headroom or Headroom()
+            xv = headroom.xv or CrossValidatedOracle()
+            fixed = base.fixed or Summary()
+            fixed_ci = fixed.steerability_ci or (None, None)
+            xv_ci = xv.ci or (None, None)
+            primary = res.primary_router or "logreg"
+            views = res.router_inputs or ("question",)
+            out: dict[str, Any] = {
+                "dataset": d, "variant": row.name, "n_train": res.n_train,
+                "n_test": res.n_test, "fixed_layer": base.fixed_layer,
+                "fixed": fixed.steerability, "fixed_lo": fixed_ci[0], "fixed_hi": fixed_ci[1],
+                "headroom": xv.diff, "headroom_lo": xv_ci[0], "headroom_hi": xv_ci[1],
+                "headroom_p": xv.p,
+                "kappa": headroom.retest.kappa if headroom.retest else None,
+                "best_layers": " ".join(f"L{k}:{v}" for k, v in sorted(
+                    (m.train_best_layer_counts or {}).items())),
+                "reading": m.evidence(primary, views).text}
+            for name, comparison in base.routers.items():
+                kind, view = split_router_name(name)
                 if kind == primary:
-                    out[f"w2s_minus_fixed[{view or 'question'}]"] = block.get("diff_vs_fixed")
-                    out[f"w2s_minus_fixed_mde[{view or 'question'}]"] = \
-                        block.get("diff_vs_fixed_mde")
+                    out[f"w2s_minus_fixed[{view}]"] = comparison.diff
+                    out[f"w2s_minus_fixed_mde[{view}]"] = comparison.mde
             rows.append(out)
     return rows
 

@@ -47,6 +47,9 @@ def test_the_table_reads_finished_rows(tmp_path):
     assert (rows[0]["headroom"], rows[0]["headroom_lo"]) == (xv["diff"], xv["ci"][0])
     assert rows[0]["w2s_minus_fixed[question]"] == \
         res["methods"]["caa"]["variants"]["base"]["w2s"]["logreg"]["diff_vs_fixed"]
+    assert rows[0]["kappa"] == res["methods"]["caa"]["headroom"]["retest"]["kappa"]
+    assert rows[0]["fixed_layer"] == res["methods"]["caa"]["variants"]["base"]["fixed_layer"]
+    assert rows[0]["reading"].startswith("headroom")  # read now from the stored diagnostics
     path = ab.write_table(rows, tmp_path)
     with open(path) as f:
         got = list(csv.DictReader(f))
