@@ -22,6 +22,15 @@ variant            what changes against ``baseline`` (cloze, from the last promp
                    (``--list-options``): the router's input holds what is scored
 =================  ====================================================================
 
+The retest (two half-vector sweeps, for κ) runs on the first :data:`RETEST_ITEMS` = 48 of the
+96 BASE test items, fixed here before any row ran. The reason is cost, measured before the
+runs (one thread, Qwen2.5-Coder-0.5B, the 7-layer grid, 4 test items each, on this 2-core
+machine beside two study jobs): per item the baseline cloze sweep cost 11.8 s of CPU
+(corrigible-neutral-HHH) and 16.1 s (self-awareness-text-model), ``prompt-only`` 33.0 s and
+28.8 s, ``all-positions`` 32.5 s and 28.4 s (every prompt token steered: no shared prefix),
+``first-token`` 1.7 s and 1.3 s. The whole plan is then about 9 baseline rows per dataset,
+roughly 20 core-hours with the retest on 48 items against 27 with it on all 96.
+
 Each (variant, dataset) is one ``analysis/reproduce_table.py`` run into
 ``$W2S_RUNS_DIR/ablation/<variant>/<dataset>`` (resumable), copied when finished to
 ``analysis/results/ablation/<variant>/<dataset>/`` (``results.json``, ``run.json``,
@@ -64,19 +73,23 @@ from w2s_lens.routing.views import split_router_name  # noqa: E402
 
 RESULTS = HERE / "results" / "ablation"
 N_ITEMS = 96
+#: BASE test items the retest sweeps twice (of the N_ITEMS; see the module docstring)
+RETEST_ITEMS = 48
 _BASE = ("--readout", "cloze", "--layers", GRID_05B, "--method", "caa")
 #: variant -> the arguments it adds to the baseline's
 VARIANTS: dict[str, tuple[str, ...]] = {
     "baseline": (),
-    "prompt-only": ("--positions", "prompt"),
-    "all-positions": ("--positions", "all"),
     "first-token": ("--scoring", "first"),
     "mean": ("--scoring", "mean"),
     "relative": ("--scale", "relative"),
     "listed": ("--list-options",),
+    "prompt-only": ("--positions", "prompt"),
+    "all-positions": ("--positions", "all"),
 }
-#: One row per variant, in the order ``--pending`` runs them.
-PLAN = tuple(Row(name, "qwen2.5-coder-0.5b-instruct", TWO, N_ITEMS, N_ITEMS, (*_BASE, *extra))
+#: One row per variant, in the order ``--pending`` runs them: the cheap ones first (the two
+#: position variants cost 2–3 baseline rows each), so a study cut off early has the most rows.
+PLAN = tuple(Row(name, "qwen2.5-coder-0.5b-instruct", TWO, N_ITEMS, N_ITEMS, (*_BASE, *extra),
+                 retest=str(RETEST_ITEMS))
              for name, extra in VARIANTS.items())
 #: The CSV's columns.
 COLUMNS = ("dataset", "variant", "n_train", "n_test", "fixed_layer", "fixed", "fixed_lo",

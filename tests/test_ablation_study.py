@@ -31,6 +31,8 @@ def test_each_variant_changes_one_ingredient_on_the_same_items():
             assert cmd[cmd.index(flag) + 1] == base[base.index(flag) + 1]
     assert {r.name for r in ab.PLAN} >= {"prompt-only", "first-token", "relative", "listed"}
     assert all(r.n_train == r.n_test == 96 for r in ab.PLAN)
+    assert {r.retest for r in ab.PLAN} == {str(ab.RETEST_ITEMS)}
+    assert base[base.index("--retest-items") + 1] == "48"
 
 
 def test_the_table_reads_finished_rows(tmp_path):
