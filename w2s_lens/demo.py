@@ -159,7 +159,7 @@ def demo_config(config: EvalConfig) -> EvalConfig:
 
     Example:
         >>> cfg = demo_config(EvalConfig(dataset="corrigible-neutral-HHH"))
-        >>> cfg.data.n_train, cfg.data.n_test, cfg.layers
+        >>> cfg.data.n_train, cfg.data.n_test, cfg.sweep.layers
         (6, 10, None)
         >>> demo_config(EvalConfig(n_train=8, layers=(1, 2))).sweep.layers
         (1, 2)

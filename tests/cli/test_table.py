@@ -115,6 +115,27 @@ def test_interrupted_dataset_resumes_from_its_chunks(serial, chat_model, data_di
     assert again.rows == first.rows[:2]
 
 
+def test_a_finished_run_is_read_back_only_with_the_same_routers(chat_model, data_dir, tmp_path,
+                                                                monkeypatch):
+    root = tmp_path / "t"
+    run_table(DATASETS[:1], _config(data_dir), root, model=chat_model, threads=1, progress=False)
+
+    def no_sweep(*a, **k):
+        raise AssertionError("a finished sweep chunk was recomputed")
+
+    monkeypatch.setattr(sweep_mod, "fast_chunk", no_sweep)
+    cfg = _config(data_dir, router_inputs=("question", "options"))
+    assert table_mod.after_sweep_changes(
+        json.loads((root / DATASETS[0] / "run.json").read_text())["config"], cfg) == \
+        ["router_inputs"]
+    again = run_table(DATASETS[:1], cfg, root, model=chat_model, threads=1, progress=False)
+    assert again.runs[0].status == "computed"  # not the old results read back
+    res = json.loads((root / DATASETS[0] / "results.json").read_text())
+    assert "logreg@options" in res["methods"]["caa"]["variants"]["base"]["w2s"]
+    third = run_table(DATASETS[:1], cfg, root, model=chat_model, threads=1, progress=False)
+    assert third.runs[0].status == "read back"
+
+
 def test_other_settings_refused_before_work(serial, chat_model, data_dir, monkeypatch):
     root, _ = serial
     monkeypatch.setattr(table_mod, "evaluate_dataset", lambda *a, **k: pytest.fail("ran"))

@@ -2,6 +2,8 @@
 the diagnostics each readout allows, and the no-leakage guarantee (cross-fitting itself:
 test_method_vectors.py)."""
 
+import csv
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +15,7 @@ import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.results.evidence import RULES_VERSION
 from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.evaluation.storage.rundir import RunDir
@@ -100,8 +103,6 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
     # only question-view routers become bundles: new prompts come without options
     assert (tmp_path / "caa/routers/logreg/w2s.json").is_file()
     assert not (tmp_path / "caa/routers/logreg@options").exists()
-    import csv
-
     with open(tmp_path / "items.csv") as f:
         rows = list(csv.DictReader(f))
     sweeps = {r["sweep"] for r in rows}
@@ -125,6 +126,14 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
                               cfg.replace(router_inputs=("question", "question+options")),
                               tmp_path, progress=False).to_dict()
     assert "logreg@question+options" in again["methods"]["caa"]["variants"]["base"]["w2s"]
+    assert again["methods"]["caa"]["reading"]["rules"]["version"] == RULES_VERSION
+
+    # a sweep folder an earlier run left (another variant) is not read into items.csv
+    shutil.copytree(tmp_path / "caa" / "base", tmp_path / "caa" / "sys-neg")
+    evaluate_examples(control.model, _split(control), cfg, tmp_path, progress=False)
+    with open(tmp_path / "items.csv") as f:
+        assert {r["sweep"] for r in csv.DictReader(f)} == {"train", "base", "retest-1",
+                                                            "retest-2"}
 
 
 def test_mirror_off_scores_each_presentation(control):

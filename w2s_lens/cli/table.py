@@ -14,7 +14,6 @@ The assembly (:class:`Table`, :data:`COLUMNS`, :func:`table_rows`, :func:`summar
 
 Example:
     >>> from w2s_lens.evaluation.config import EvalConfig
-from w2s_lens.evaluation.results.typed import EvaluationResult
     >>> table = run_table(["corrigible-neutral-HHH", "myopic-reward"],
     ...                   EvalConfig(data_dir="../shared/data/mwe", n_train=24, n_test=12),
     ...                   "runs/table", ray=True)  # doctest: +SKIP
@@ -42,7 +41,8 @@ from w2s_lens.report.tables.cross_dataset import (
     table_rows,
 )
 
-__all__ = ["TableError", "evaluate_dataset", "finished_results", "run_table"]
+__all__ = ["READ_BACK_SETTINGS", "TableError", "after_sweep_changes", "evaluate_dataset",
+           "finished_results", "run_table"]
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,42 @@ def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> Evaluati
     if not (rd.path / RESULTS_FILE).is_file():
         return None
     rd.prepare("evaluation", config.to_dict())
-    # n_boot is a "resumable" setting, but it changes the intervals: recompute (sweeps resume)
-    if flat_config(rd.read_run()["config"]).get("n_boot") != config.statistics.n_boot:
+    # settings a resume accepts but the results depend on (the intervals, the routers and
+    # what they see, the variants, generations): when any differs, recompute (sweeps resume)
+    changed = after_sweep_changes(rd.read_run()["config"], config)
+    if changed:
+        log.info("%s: %s changed since its results were written: recomputing what depends on "
+                 "them (the sweeps resume)", rd.path, ", ".join(changed))
         return None
     return EvaluationResult.load(rd.path)
+
+
+#: settings a finished run is read back only with (see :func:`after_sweep_changes`)
+READ_BACK_SETTINGS = ("n_boot", "routers", "primary_router", "router_inputs", "variants",
+                      "generations")
+
+
+def after_sweep_changes(recorded: Any, config: EvalConfig) -> list[str]:
+    """The settings of :data:`READ_BACK_SETTINGS` in which ``config`` differs from a run's
+    recorded config (``run.json``'s, nested or flat; older dumps read with today's defaults).
+
+    Example:
+        >>> after_sweep_changes(EvalConfig(n_boot=100).to_dict(), EvalConfig(n_boot=100))
+        []
+        >>> after_sweep_changes(EvalConfig().to_dict(), EvalConfig(router_inputs=("question",
+        ...                     "options")))
+        ['router_inputs']
+    """
+    try:
+        old = flat_config(EvalConfig.from_dict(dict(recorded)).to_dict())
+    except (ValueError, TypeError):  # unreadable: compare what is there
+        old = flat_config(dict(recorded))
+    new = flat_config(config.to_dict())
+
+    def norm(x: Any) -> Any:
+        return [norm(v) for v in x] if isinstance(x, (list, tuple)) else x
+
+    return [k for k in READ_BACK_SETTINGS if norm(old.get(k)) != norm(new.get(k))]
 
 
 def evaluate_dataset(config: EvalConfig, out_dir: str | os.PathLike, model: Any = None,

@@ -50,7 +50,7 @@ from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.context import EvalContext, unique
 from w2s_lens.evaluation.cost import log_cost
 from w2s_lens.evaluation.forms import row_forms
-from w2s_lens.evaluation.headroom.run import form_router_block, method_headroom
+from w2s_lens.evaluation.headroom.run import RETEST_SPLITS, form_router_block, method_headroom
 from w2s_lens.evaluation.method_vectors import (
     caa_train_vectors,
     l2s_test_vectors,
@@ -298,8 +298,9 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
             "versions": library_versions(),
         })
         rd.write_results(results)
+        sweeps = ["train", *config.data.variants, *RETEST_SPLITS]  # not an older run's folders
         write_items(rd.path / ITEMS_FILE, [row for m in config.methods
-                                           for row in item_rows(rd, m, config.mirrored)])
+                                           for row in item_rows(rd, m, config.mirrored, sweeps)])
     return results
 
 

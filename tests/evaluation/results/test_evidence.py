@@ -8,8 +8,10 @@ import pytest
 from w2s_lens.evaluation.results.evidence import (
     HEADROOM_FRACTION,
     POWER_RATIO,
+    RULES_VERSION,
     read_evidence,
     reading_words,
+    refresh_reading,
 )
 
 BEATS_XV = "the cross-validated oracle beats the cross-validated fixed layer beyond the noise"
@@ -17,16 +19,16 @@ NONE = "no detectable difference"
 BEATS = "W2S beats fixed beyond the noise"
 
 
-def _hr(diff=0.5, fixed=1.0, verdict=BEATS_XV, kappa=0.9, n=64):
+def _hr(diff=0.5, fixed=1.0, verdict=BEATS_XV, kappa=0.9, n=64, mde=0.1):
     return {"xv": {"diff": diff, "ci": [diff - 0.2, diff + 0.2], "xv_fixed": fixed, "p": 1e-4,
-                   "verdict": verdict},
+                   "verdict": verdict, "mde": mde},
             "retest": {"kappa": kappa, "n_items": n}}
 
 
-def _w2s(verdict=NONE, mde=0.2, diff=0.0, name="logreg"):
+def _w2s(verdict=NONE, mde=0.2, diff=0.0, name="logreg", n_nonzero=40):
     return {name: {"diff_vs_fixed": diff, "diff_vs_fixed_ci": [diff - 0.1, diff + 0.1],
                    "diff_vs_fixed_mde": mde, "diff_vs_fixed_p": 0.4,
-                   "diff_vs_fixed_verdict": verdict}}
+                   "diff_vs_fixed_verdict": verdict, "diff_vs_fixed_n_nonzero": n_nonzero}}
 
 
 def test_headroom_needs_the_noise_and_a_share_of_the_fixed_effect() -> None:
@@ -63,6 +65,35 @@ def test_each_view_is_read_against_the_headroom(verdict, mde, expect) -> None:
     assert r["text"].endswith(expect)
 
 
+@pytest.mark.parametrize(("own", "n_nonzero"), [(None, 0), (0.00014, 1), (0.005, 3)])
+def test_a_router_that_barely_moves_is_not_called_powered(own, n_nonzero) -> None:
+    # its own MDE is tiny (or undefined) because it keeps the fixed layer almost everywhere;
+    # whether a gain would have been seen is the oracle comparison's MDE (here 0.3 > 0.25)
+    r = read_evidence(_hr(diff=0.5, mde=0.3), _w2s(NONE, own, n_nonzero=n_nonzero), 1.0,
+                      "logreg", ("question",))
+    assert r["views"]["question"]["reading"] == "underpowered for question"
+    assert r["views"]["question"]["power_mde"] == 0.3
+    powered = read_evidence(_hr(diff=0.5, mde=0.2), _w2s(NONE, own, n_nonzero=n_nonzero), 1.0,
+                            "logreg", ("question",))
+    assert powered["views"]["question"]["reading"] == "not learned by question at this power"
+    unknown = read_evidence(_hr(diff=0.5, mde=None), _w2s(NONE, 0.01), 1.0, "logreg",
+                            ("question",))
+    assert unknown["views"]["question"]["reading"] == "underpowered for question"
+
+
+def test_an_unmeasured_headroom_is_not_no_headroom() -> None:
+    r = read_evidence({"xv": {"skipped": "given vectors"}}, _w2s(), 1.0, "logreg", ("question",))
+    assert r["views"]["question"]["reading"] == "no gain by question (headroom not measured)"
+
+
+def test_a_zero_or_unrecorded_fixed_effect_is_said() -> None:
+    zero = read_evidence(_hr(fixed=0.0), {}, 0.0, "logreg", ())["headroom"]
+    assert zero["holds"] is True and zero["share_of_fixed"] is None
+    assert "the fixed layer's effect +0.000" in zero["text"]
+    unknown = read_evidence(_hr(fixed=None), {}, None, "logreg", ())["headroom"]
+    assert "not recorded" in unknown["text"]
+
+
 def test_no_headroom_is_not_a_failure_to_learn() -> None:
     r = read_evidence(_hr(verdict=NONE), _w2s(), 1.0, "logreg", ("question",))
     assert r["views"]["question"]["reading"] == "no gain by question (no headroom to learn)"
@@ -77,9 +108,25 @@ def test_a_null_control_reads_differently_from_a_learned_headroom() -> None:
     assert "learned by options" in learned["text"].split("; ")
 
 
-def test_reading_words_prefer_the_stored_reading() -> None:
+def test_reading_words_prefer_a_stored_reading_under_todays_rules() -> None:
     block = {"headroom": _hr(), "variants": {"base": {"fixed": {"steerability": 1.0},
                                                       "w2s": _w2s()}}}
     made = reading_words(block, "logreg")
     assert made == read_evidence(_hr(), _w2s(), 1.0, "logreg", ("question",))["text"]
-    assert reading_words({**block, "reading": {"text": "stored"}}, "logreg") == "stored"
+    current = {"text": "stored", "rules": {"version": RULES_VERSION}}
+    assert reading_words({**block, "reading": current}, "logreg") == "stored"
+    # stored under older rules (no version): read again
+    assert reading_words({**block, "reading": {"text": "stored"}}, "logreg") == made
+
+
+def test_refresh_rewrites_only_stale_readings() -> None:
+    method = {"headroom": _hr(mde=0.3), "variants": {"base": {"fixed": {"steerability": 1.0},
+                                                             "w2s": _w2s(NONE, 0.0001)}},
+              "reading": {"text": "headroom; ...; not learned by question at this power"}}
+    res = {"primary_router": "logreg", "router_inputs": ["question"],
+           "methods": {"caa": method, "l2s": {"variants": {}}}}
+    assert refresh_reading(res) == ["caa"]
+    assert res["methods"]["caa"]["reading"]["text"].endswith("underpowered for question")
+    assert res["methods"]["caa"]["reading"]["rules"]["version"] == RULES_VERSION
+    assert "reading" not in res["methods"]["l2s"]
+    assert refresh_reading(res) == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from w2s_lens.artifacts import FORMAT_VERSION, ArtifactMismatch
-from w2s_lens.evaluation.results.evidence import reading_words
+from w2s_lens.evaluation.results.evidence import RULES_VERSION, reading_words
 from w2s_lens.evaluation.results.frames import ITEMS_FILE, REPR_ROWS, comparison_rows
 from w2s_lens.evaluation.results.headroom import (
     CrossValidatedOracle,
@@ -192,7 +192,8 @@ def _newer() -> dict:
                     "robustness": {"kappa": None, "text": "no retest"},
                     "views": {"options": {"reading": "no gain", "diff": 0.125, "mde": None,
                                           "p": 0.5}},
-                    "text": "nothing to learn here, in any view"}
+                    "text": "nothing to learn here, in any view",
+                    "rules": {"version": RULES_VERSION}}  # today's rules: shown as stored
     return d
 
 
@@ -282,7 +283,9 @@ def test_evidence_is_the_stored_reading_or_the_one_read_now() -> None:
     assert isinstance(read.views["question"], ViewReading) and read.headroom.holds is True
     stored = MethodResult.from_dict(_newer()["methods"]["caa"])
     assert stored.evidence("logreg").text == "nothing to learn here, in any view"
-    assert stored.evidence("logreg") is stored.reading
+    assert stored.evidence("logreg") == stored.reading
+    older = dataclasses.replace(stored, reading=dataclasses.replace(stored.reading, extra={}))
+    assert older.evidence("logreg").text != stored.reading.text  # older rules: read again
     assert CrossValidatedOracle.from_dict({"xv_fixed": 1.0}).fixed == 1.0
 
 

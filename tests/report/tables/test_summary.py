@@ -9,6 +9,7 @@ import pytest
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.pipeline import evaluate_examples
+from w2s_lens.evaluation.results.evidence import RULES_VERSION
 from w2s_lens.evaluation.results.typed import EvaluationResult, MethodResult
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.report.tables.summary import (
@@ -165,7 +166,9 @@ def test_headroom_text_without_a_retest_block_and_with_a_stored_reading():
     m = MethodResult.from_dict({"headroom": {"xv": {"diff": 0.3, "ci": [0.1, 0.5], "p": 0.001,
                                                     "test": "sign-flip exact", "n_nonzero": 9,
                                                     "verdict": "beats"}},
-                                "reading": {"text": "stored words"}, "variants": {}})
+                                "reading": {"text": "stored words",
+                                            "rules": {"version": RULES_VERSION}},
+                                "variants": {}})
     text = headroom_text(m, "l2s", "knn")
     assert "Is there anything to learn? (l2s, base test items)" in text
     assert "retest on None items" in text  # no retest block: nothing to show but the gap

@@ -14,10 +14,20 @@ One method of one run is read in three parts, each saying what was tested
   whether the best layer is a property of the input;
 * per router view V (:mod:`w2s_lens.routing.views`), for the primary router kind:
   **learned by V** (W2S with that view beats the fixed layer beyond the noise); **not learned
-  by V at this power** only when the comparison's minimal detectable difference is at most
-  half the headroom (:data:`POWER_RATIO`), so a real gain of half the headroom would have been
-  seen; else **underpowered for V**. Without headroom, a view that does not beat the fixed layer
-  reads "no gain by V (no headroom to learn)".
+  by V at this power** only when the minimal detectable difference (MDE) is at most half the
+  headroom (:data:`POWER_RATIO`), so a real gain of half the headroom would have been seen;
+  else **underpowered for V**. The MDE used is the larger of the router's own comparison's and
+  the cross-validated oracle comparison's: a router's own MDE shrinks with the number of items
+  it moves off the fixed layer (it is 0.0001 for a router that moves one item by 0.01, and
+  undefined for one that moves none), so alone it cannot say that a gain would have been seen;
+  the oracle comparison's MDE is that of a router sending every item to its best layer, the
+  spread a router that learned the headroom would have. Without headroom, a view that does not
+  beat the fixed layer reads "no gain by V (no headroom to learn)"; without a headroom
+  measurement, "no gain by V (headroom not measured)".
+
+A stored reading carries its rules and their version (:data:`RULES_VERSION`); one stored under
+older rules (or none) is read again from the stored diagnostics wherever it is shown
+(:func:`method_evidence`), and :func:`refresh_reading` rewrites it in a ``results.json`` dict.
 
 The readings' words are the ones the table, the report, the printed summary and the README use.
 
@@ -31,6 +41,9 @@ Example:
     ...                   "difference"}}
     >>> read_evidence(hr, w2s, 1.0, "logreg", ("question",))["text"]
     'headroom; robust to re-estimating the vector; not learned by question at this power'
+    >>> hr["xv"]["mde"] = 0.3  # a router sending every item to its best layer: MDE 0.3 > 0.25
+    >>> read_evidence(hr, w2s, 1.0, "logreg", ("question",))["text"]
+    'headroom; robust to re-estimating the vector; underpowered for question'
 """
 
 from __future__ import annotations
@@ -40,8 +53,8 @@ from typing import Any
 
 from w2s_lens.routing.views import router_name
 
-__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "method_evidence",
-           "read_evidence", "reading_words"]
+__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "RULES_VERSION",
+           "method_evidence", "read_evidence", "reading_words", "refresh_reading"]
 
 #: The headroom must be at least this fraction of the (cross-validated) fixed layer's effect.
 HEADROOM_FRACTION = 0.10
@@ -50,6 +63,10 @@ HEADROOM_FRACTION = 0.10
 POWER_RATIO = 0.5
 #: Retest κ from which best layers read as robust to re-estimating the vector.
 KAPPA_ROBUST = 0.6
+#: The version of these rules, stored with every reading (1: the rules before it was stored,
+#: when "at this power" used the router's own MDE alone and a missing headroom measurement
+#: read as no headroom).
+RULES_VERSION = 2
 #: What the retest measures, in one sentence.
 RETEST_NOTE = ("forward passes are deterministic: the retest re-estimates the steering vector "
                "from two halves of the training items and nothing else")
@@ -68,11 +85,14 @@ def _headroom(xv: Mapping[str, Any]) -> dict[str, Any]:
         return {"holds": None, "reading": "headroom not measured",
                 "text": f"headroom not measured ({(xv or {}).get('skipped', 'no retest')})"}
     diff, fixed, ci = xv["diff"], xv.get("xv_fixed"), xv.get("ci") or [None, None]
-    share = diff / abs(fixed) if fixed else None
+    # a fixed effect of exactly 0: any headroom is more than a share of it
+    share = None if fixed is None else diff / abs(fixed) if fixed else float("inf")
     big = share is None or share >= HEADROOM_FRACTION
     holds = _beats(xv.get("verdict")) and big
     span = f"{_f(diff)} [{_f(ci[0])}, {_f(ci[1])}]"
-    of = "" if share is None else f", {share:.0%} of the fixed layer's {_f(fixed)}"
+    of = (", its share of the fixed effect not recorded" if share is None
+          else f", the fixed layer's effect {_f(fixed)}" if share == float("inf")
+          else f", {share:.0%} of the fixed layer's {_f(fixed)}")
     if holds:
         text = f"headroom {span}{of}"
     elif _beats(xv.get("verdict")):
@@ -81,8 +101,9 @@ def _headroom(xv: Mapping[str, Any]) -> dict[str, Any]:
     else:
         text = f"no headroom beyond the noise ({span}{of})"
     return {"holds": bool(holds), "reading": "headroom" if holds else "no headroom",
-            "diff": diff, "ci": list(ci), "share_of_fixed": share, "p": xv.get("p"),
-            "fraction_required": HEADROOM_FRACTION, "text": text}
+            "diff": diff, "ci": list(ci),
+            "share_of_fixed": None if share == float("inf") else share, "p": xv.get("p"),
+            "mde": xv.get("mde"), "fraction_required": HEADROOM_FRACTION, "text": text}
 
 
 def _robustness(retest: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,11 +132,17 @@ def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any]) 
            "p": block.get("diff_vs_fixed_p"), "verdict": block.get("diff_vs_fixed_verdict")}
     if _beats(block.get("diff_vs_fixed_verdict")):
         return {**out, "reading": f"learned by {view}"}
-    if not headroom.get("holds"):
+    if headroom.get("holds") is None:
+        return {**out, "reading": f"no gain by {view} (headroom not measured)"}
+    if not headroom["holds"]:
         return {**out, "reading": f"no gain by {view} (no headroom to learn)"}
-    power = mde is not None and mde <= POWER_RATIO * headroom["diff"]
+    # the router's own MDE alone shrinks with the items it moves: see the module docstring
+    reference = headroom.get("mde")
+    power_mde = None if reference is None else max(reference, mde or 0.0)
+    power = power_mde is not None and power_mde <= POWER_RATIO * headroom["diff"]
     reading = f"not learned by {view} at this power" if power else f"underpowered for {view}"
-    return {**out, "reading": reading}
+    return {**out, "power_mde": power_mde, "n_nonzero": block.get("diff_vs_fixed_n_nonzero"),
+            "reading": reading}
 
 
 def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, Any]],
@@ -139,22 +166,32 @@ def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, An
     parts = [hr["reading"], rob["reading"], *(b["reading"] for b in vws.values())]
     return {"headroom": hr, "robustness": rob, "views": vws, "primary": primary,
             "fixed_effect": fixed_effect, "text": "; ".join(parts),
-            "rules": {"headroom_fraction": HEADROOM_FRACTION, "power_ratio": POWER_RATIO,
+            "rules": {"version": RULES_VERSION, "headroom_fraction": HEADROOM_FRACTION,
+                      "power_ratio": POWER_RATIO, "power_mde": "max(router, xv oracle)",
                       "kappa_robust": KAPPA_ROBUST, "alpha": "one-sided 2.5%"}}
+
+
+def _current(stored: Any) -> bool:
+    """Whether a stored reading was made under today's rules."""
+    rules = stored.get("rules") if isinstance(stored, Mapping) else None
+    return isinstance(rules, Mapping) and rules.get("version") == RULES_VERSION
 
 
 def method_evidence(method: Mapping[str, Any], primary: str,
                     views: Sequence[str] = ("question",)) -> dict[str, Any]:
-    """The reading of a ``results.json`` method block: the stored ``reading`` when there is
-    one, else read now from the stored diagnostics (results written before readings were
-    stored).
+    """The reading of a ``results.json`` method block: the stored ``reading`` when it was made
+    under today's rules (:data:`RULES_VERSION`), else read now from the stored diagnostics
+    (results written before readings were stored, or under older rules).
 
     Example:
-        >>> method_evidence({"reading": {"text": "headroom; ..."}}, "logreg")["text"]
+        >>> current = {"text": "headroom; ...", "rules": {"version": RULES_VERSION}}
+        >>> method_evidence({"reading": current}, "logreg")["text"]
         'headroom; ...'
+        >>> method_evidence({"reading": {"text": "older rules"}}, "logreg")["text"]
+        'headroom not measured; robustness not measured; question not run'
     """
     stored = method.get("reading")
-    if stored:
+    if stored and _current(stored):
         return dict(stored)
     base = ((method.get("variants") or {}).get("base") or {})
     fixed = (base.get("fixed") or {}).get("steerability")
@@ -167,7 +204,33 @@ def reading_words(method: Mapping[str, Any], primary: str,
     """The reading's words (:func:`method_evidence`'s ``text``).
 
     Example:
-        >>> reading_words({"reading": {"text": "headroom; ..."}}, "logreg")
-        'headroom; ...'
+        >>> reading_words({"reading": {"text": "t", "rules": {"version": RULES_VERSION}}},
+        ...               "logreg")
+        't'
     """
     return str(method_evidence(method, primary, views)["text"])
+
+
+def refresh_reading(results: dict[str, Any]) -> list[str]:
+    """Rewrite, in a ``results.json`` dict, every method's stored reading made under older
+    rules (or missing while its headroom diagnostics are there) by today's rules, read from
+    the stored diagnostics; returns the methods rewritten. Nothing else changes.
+
+    Example:
+        >>> res = {"primary_router": "logreg", "methods": {"caa": {"headroom": {},
+        ...        "reading": {"text": "older rules"}}}}
+        >>> refresh_reading(res), res["methods"]["caa"]["reading"]["rules"]["version"]
+        (['caa'], 2)
+        >>> refresh_reading(res)
+        []
+    """
+    primary = results.get("primary_router") or "logreg"
+    views = tuple(results.get("router_inputs") or ("question",))
+    done = []
+    for name, method in (results.get("methods") or {}).items():
+        stored = method.get("reading")
+        if _current(stored) or (stored is None and "headroom" not in method):
+            continue
+        method["reading"] = method_evidence({**method, "reading": None}, primary, views)
+        done.append(name)
+    return done

@@ -110,18 +110,16 @@ _COLUMNS = ("method", "variant", "router", "kind", "view", "primary", "n", "fixe
 
 
 def headroom_reading(result: EvaluationResult, method: str) -> str | None:
-    """A method's reading (:mod:`w2s_lens.evaluation.results.evidence`): the stored one (newer
-    runs),
-    else the one read now from the stored diagnostics; ``None`` without headroom diagnostics.
+    """A method's reading (:mod:`w2s_lens.evaluation.results.evidence`): the stored one when
+    it was made under today's rules, else the one read now from the stored diagnostics;
+    ``None`` without either.
 
     Example:
         >>> headroom_reading(r, "caa")  # doctest: +SKIP
         'headroom; robust to re-estimating the vector; not learned by question at this power'
     """
     m: MethodResult = result.methods[method]
-    if m.reading is not None and m.reading.text:
-        return m.reading.text
-    if m.headroom is None:
+    if m.headroom is None and (m.reading is None or not m.reading.text):
         return None
     return reading_words(m.to_dict(), result.primary_router,
                          list(result.router_inputs or ("question",)))

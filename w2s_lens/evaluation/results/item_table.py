@@ -44,15 +44,25 @@ def _tokens(examples: Sequence[Any]) -> dict[str, tuple[int, int]]:
     return out
 
 
-def item_rows(rd: RunDir, method: str, mirrored: bool) -> list[dict[str, Any]]:
+def item_rows(rd: RunDir, method: str, mirrored: bool,
+              splits: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The ``items.csv`` rows of ``method`` from the sweeps and routing records in ``rd``.
+
+    Args:
+        rd: the run directory.
+        method: ``caa`` or ``l2s``.
+        mirrored: average each item's letter orders (mirrored letter readout).
+        splits: the sweeps to include, those of them on disk (default: every sweep on disk;
+            an evaluation passes its own training sweep, variants and retest halves, so that
+            a folder left by an earlier run with other variants is not read).
 
     Example:
         >>> item_rows(RunDir("runs/x"), "caa", mirrored=False)[0]["sweep"]  # doctest: +SKIP
         'train'
     """
     rows: list[dict[str, Any]] = []
-    for split in rd.splits(method, retest=True):
+    present = rd.splits(method, retest=True)
+    for split in present if splits is None else [s for s in splits if s in present]:
         res, examples = rd.load_sweep(rd.sweep_dir(split, method))
         view = res.mirrored() if mirrored else res
         tokens = _tokens(examples)

@@ -143,22 +143,21 @@ class MethodResult(Node):
     def evidence(self, primary: str = "logreg",
                  views: Sequence[str] = ("question",)) -> Reading:
         """The method's reading (:mod:`w2s_lens.evaluation.results.evidence`): the stored one
-        (newer runs), else the one read now from the stored diagnostics (results written
-        before readings were stored), for the ``primary`` router kind on each router view.
+        when it was made under today's rules, else the one read now from the stored
+        diagnostics (results written before readings were stored, or under older rules), for
+        the ``primary`` router kind on each router view.
 
         Example:
-            >>> MethodResult.from_dict({"reading": {"text": "headroom; ..."}}).evidence().text
+            >>> from w2s_lens.evaluation.results.evidence import RULES_VERSION
+            >>> MethodResult.from_dict({"reading": {"text": "headroom; ...",
+            ...     "rules": {"version": RULES_VERSION}}}).evidence().text
             'headroom; ...'
             >>> MethodResult.from_dict({"headroom": {}}).evidence("logreg").text
             'headroom not measured; robustness not measured; question not run'
         """
-        if self.reading is not None and self.reading.text:
-            return self.reading
         from w2s_lens.evaluation.results.evidence import method_evidence
 
-        block = self.to_dict()
-        block.pop("reading", None)
-        return Reading.from_dict(method_evidence(block, primary, tuple(views)))
+        return Reading.from_dict(method_evidence(self.to_dict(), primary, tuple(views)))
 
     def __repr__(self) -> str:
         return (f"MethodResult(fixed_layer={self.fixed_layer}, variants="
