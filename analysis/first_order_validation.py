@@ -13,12 +13,21 @@ the slopes the run measured. One row per dataset × readout × layer grid goes t
 * ``best_layer_agreement``: share of items whose first-order best layer is the measured one
   (``best_layer_chance``: its level from the two marginal distributions); beside it
   ``retest_agreement``: the same share between the run's two half-vector retest sweeps
-  (``RUN/<method>/retest-1``, ``-2``), the measured best layer's own reproducibility;
+  (``RUN/<method>/retest-1``, ``-2``), the measured best layer's own reproducibility under
+  re-estimating the vector (``retest_n`` items; ``retest_same_items``: whether they are all
+  the compared items). The two are not the same kind of agreement: first-order and measured
+  slopes use the *same* vectors, so their agreement has no vector-estimation noise, while
+  the retest compares vectors fitted on two halves of the training items. First-order
+  agreement at or above the retest's therefore does not say that first-order labels are as
+  good as measured ones, only how the estimate's error compares with that noise;
 * ``first_order_choice``, ``fixed``, ``oracle``: mean measured slope at each item's
   first-order best layer, at the best fixed layer on these test items (in-sample, as
   ``w2s-lens advise --verify``), and at each item's measured best layer; ``gain`` =
   choice − fixed with a paired bootstrap interval (``gain_ci_lo``, ``gain_ci_hi``);
-  ``gain_vs_train_fixed``: against the run's own fixed layer (chosen on training sweeps);
+  ``gain_vs_train_fixed``: against the run's own fixed layer (chosen on training sweeps;
+  empty for a grid other than the run's, where no fixed layer was chosen on training items).
+  The interval holds the in-sample fixed layer fixed across resamples (its selection is not
+  resampled; the point estimate is biased towards 0, the safe side for a claimed gain);
 * the same for the curvature-corrected estimate (``_cubic``:
   :attr:`~w2s_lens.sweep.first_order.FirstOrderResult.cubic_slope`; its two end points are
   the measured sweep's own λ = min and max propensities, which ``first_order(...,
@@ -88,7 +97,7 @@ import pandas as pd  # noqa: E402
 import scipy.stats  # noqa: E402
 import torch  # noqa: E402
 
-from w2s_lens.artifacts import load_tensors, save_tensors  # noqa: E402
+from w2s_lens.artifacts import load_tensors, read_json, save_tensors, write_json  # noqa: E402
 from w2s_lens.choices import Embedding  # noqa: E402
 from w2s_lens.evaluation.config import ConfigError, EvalConfig  # noqa: E402
 from w2s_lens.evaluation.headroom.diagnostics import retest_agreement  # noqa: E402
@@ -120,6 +129,8 @@ KEY = ["model", "dataset", "readout", "method", "layer_grid"]
 FIXED_SIZES = (24, 48, 96)
 #: units per cached first-order chunk
 CHUNK_UNITS = 8
+#: bumped when the cached estimates' code changes, so older chunks are not read back
+CACHE_VERSION = 2
 
 
 def runs_root() -> Path:
@@ -327,7 +338,8 @@ def compare(m: np.ndarray, fo: np.ndarray, cubic: np.ndarray | None, lf: np.ndar
 def replace_rows(path: Path, new: pd.DataFrame, key: Sequence[str]) -> pd.DataFrame:
     """``path``'s rows without those sharing ``new``'s keys, then ``new``; written back.
     A replaced row keeps its values in columns ``new`` does not have at all (e.g. the
-    ``cheap_*`` columns of a row rerun without ``--cheap-labels``)."""
+    ``cheap_*`` columns of a row rerun without ``--cheap-labels``), but only when both rows
+    name the same run directory (``run_dir``): another run's numbers are never carried over."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = list(key)
     if path.is_file() and path.stat().st_size > 0:
@@ -336,9 +348,13 @@ def replace_rows(path: Path, new: pd.DataFrame, key: Sequence[str]) -> pd.DataFr
             old_keys = [tuple(r) for r in old[key].astype(str).to_numpy()]
             new_keys = [tuple(r) for r in new[key].astype(str).to_numpy()]
             kept = [c for c in old.columns if c not in new.columns]
+            same_run = "run_dir" in old.columns and "run_dir" in new.columns
+            carry = key + (["run_dir"] if same_run else [])
             if kept:
-                by_key = dict(zip(old_keys, old[kept].to_dict("records")))
-                extra = pd.DataFrame([by_key.get(k, {}) for k in new_keys],
+                carry_old = [tuple(r) for r in old[carry].astype(str).to_numpy()]
+                carry_new = [tuple(r) for r in new[carry].astype(str).to_numpy()]
+                by_key = dict(zip(carry_old, old[kept].to_dict("records")))
+                extra = pd.DataFrame([by_key.get(k, {}) for k in carry_new],
                                      columns=kept, index=new.index)
                 new = pd.concat([new, extra], axis=1)
             old = old[[k not in set(new_keys) for k in old_keys]]
@@ -438,7 +454,8 @@ class Validation:
 
     def key(self, kind: str, exs: Sequence[Any], layers: Sequence[int], scales: Sequence[float],
             vectors: SteeringVectors, extra: Any = None) -> dict[str, Any]:
-        return {"kind": kind, "model": self.name, "layers": [int(x) for x in layers],
+        return {"kind": kind, "version": CACHE_VERSION, "model": self.name,
+                "hook": self.vectors.hook, "layers": [int(x) for x in layers],
                 "scales": [float(x) for x in scales], "positions": self.positions,
                 "scoring": self.scoring, "dtype": str(self.model.cfg.dtype),
                 "vectors": short_digest(steer_vectors(vectors, list(layers), list(scales), 1)[0]),
@@ -512,8 +529,11 @@ class Validation:
                 views.append(res.mirrored() if self.cfg.mirrored else res)
             if views[0].ids == views[1].ids and views[0].layers == views[1].layers:
                 r = retest_agreement(views[0].steerability, views[1].steerability)
+                compared = self.sweep.mirrored().ids if self.cfg.mirrored else self.sweep.ids
                 return {"retest_agreement": r["agreement"], "retest_n": r["n"],
                         "retest_rank_correlation": r["rank_correlation"],
+                        # the retest's items: all the compared ones, or the first of them
+                        "retest_same_items": list(views[0].ids) == list(compared),
                         "retest_source": "sweeps"}
         head = ((self.results.get("methods") or {}).get(self.method) or {}).get("headroom") or {}
         r = head.get("retest") or {}
@@ -569,6 +589,10 @@ class Validation:
         ids = unit_mean(units, fo_pres)[0] if self.cfg.mirrored else [ex.id for ex in exs]
         train_fixed = (((self.results.get("methods") or {}).get(self.method) or {})
                        .get("fixed_layer"))
+        if [int(x) for x in layers] != [int(x) for x in self.layers]:
+            # another grid (all layers, other vectors and scales): the run's fixed layer was
+            # chosen among its own grid's layers, so it is no training choice here
+            train_fixed = None
         row = {"model": self.name, "dataset": self.cfg.data.dataset, "readout": self.readout,
                "method": self.method, "layer_grid": grid,
                **compare(m, fo, cubic, lf, layers, self.args.n_boot, self.args.seed,
@@ -598,14 +622,24 @@ class Validation:
         layers = list(range(1, self.model.cfg.n_layers))
         vec_dir = self.out / "all_layers" / "vectors"
         pairs = self.split.vector_train
-        if (vec_dir / "vectors.json").is_file():
+        made_from = {"model": self.name, "layers": layers, "dataset": cfg.data.dataset,
+                     "batch_size": cfg.compute.batch_size,
+                     "pairs": short_digest([[ex.id, ex.tokens, *ex.continuations]
+                                            for ex in pairs])}
+        key_file = vec_dir / "made_from.json"
+        cached = key_file.is_file() and read_json(key_file) == made_from
+        if cached and (vec_dir / "vectors.json").is_file():
             vecs = SteeringVectors.load(vec_dir, model=self.model)
         else:
+            if (vec_dir / "vectors.json").is_file():
+                log.warning("%s holds vectors made from other pairs or settings: made again",
+                            vec_dir)
             vecs = self.clock(f"CAA vectors at {len(layers)} layers ({len(pairs)} pairs)",
                               lambda: train_caa(self.model, pairs, layers=layers,
                                                 batch_size=cfg.compute.batch_size,
                                                 dataset=cfg.data.dataset))
             vecs.save(vec_dir)
+            write_json(key_file, made_from)
         same = [layer for layer in self.layers if layer in layers]
         if same:
             a = vecs.vectors[[vecs.layers.index(x) for x in same]]

@@ -210,6 +210,13 @@ def test_replace_rows(tmp_path):
     got = pd.read_csv(path).set_index("layer_grid")
     assert got.loc["study", "x"] == 6 and got.loc["study", "y"] == 5
     assert pd.isna(got.loc["all", "y"])
+    # another run directory's row replaces it whole: its y is not carried over
+    fov.replace_rows(path, a.assign(x=7, y=8, run_dir="runs/a"), fov.KEY)
+    fov.replace_rows(path, a.assign(x=9, run_dir="runs/a"), fov.KEY)
+    assert pd.read_csv(path).set_index("layer_grid").loc["study", "y"] == 8
+    fov.replace_rows(path, a.assign(x=10, run_dir="runs/b"), fov.KEY)
+    got = pd.read_csv(path).set_index("layer_grid")
+    assert got.loc["study", "x"] == 10 and pd.isna(got.loc["study", "y"])
 
 
 def test_results_name_the_run_without_local_paths(tmp_path, monkeypatch) -> None:
