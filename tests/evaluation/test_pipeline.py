@@ -11,6 +11,7 @@ import pytest
 
 import w2s_lens.evaluation.pipeline as ev
 import w2s_lens.evaluation.storage.contrast_cache as contrast_cache
+import w2s_lens.routing.views as views_mod
 import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
@@ -122,6 +123,9 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
         raise AssertionError("a finished sweep chunk was recomputed")
 
     monkeypatch.setattr(sweep_mod, "fast_chunk", no_compute)
+    # ... and the options features are read back from the run directory, not recomputed
+    assert list((tmp_path / "features").glob("*.safetensors"))
+    monkeypatch.setattr(views_mod, "option_features", no_compute)
     again = evaluate_examples(control.model, _split(control),
                               cfg.replace(router_inputs=("question", "question+options")),
                               tmp_path, progress=False).to_dict()

@@ -27,6 +27,11 @@ from w2s_lens.choices import Embedding, Engine, RouterView
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.config import ConfigError, EvalConfig
 from w2s_lens.evaluation.storage.contrast_cache import cached_contrasts
+from w2s_lens.evaluation.storage.feature_cache import (
+    features_key,
+    load_view_features,
+    save_view_features,
+)
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.routing.embeddings import default_layer, embed_examples, embedding_name
 from w2s_lens.routing.views import view_features
@@ -204,13 +209,16 @@ class EvalContext:
             >>> {v: x.shape for v, x in ctx.views(exs, res).items()}  # doctest: +SKIP
             {'question': (48, 896), 'options': (48, 1794)}
         """
-        question = (self.embed(exs, res) if any(RouterView(v).needs_question
-                                                for v in self.config.routing.router_inputs)
+        views = self.config.routing.router_inputs
+        question = (self.embed(exs, res) if any(RouterView(v).needs_question for v in views)
                     else None)
-        cache: dict[str, np.ndarray] = {}
-        return {v: view_features(v, question, self.model, exs, self.emb_layer,
-                                 self.config.compute.batch_size, cache)
-                for v in self.config.routing.router_inputs}
+        # the option views' features, kept in the run directory (a resume reads them back)
+        key = features_key(self.model, exs, self.emb_layer, self.config.compute.batch_size)
+        cache = load_view_features(self.rd, key)
+        out = {v: view_features(v, question, self.model, exs, self.emb_layer,
+                                self.config.compute.batch_size, cache) for v in views}
+        save_view_features(self.rd, key, cache)
+        return out
 
     def vector_norms(self, vecs: SteeringVectors | InputVectors) -> list[float]:
         """Mean norm per swept layer of the vectors an input is steered with (λ = 1).

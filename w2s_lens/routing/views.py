@@ -215,7 +215,9 @@ def _question_options(question: np.ndarray | None, model: HookedTransformer,
 def _minilm(question: np.ndarray | None, model: HookedTransformer,
             examples: Sequence[SteeringExample], layer: int, batch_size: int,
             cache: dict[str, np.ndarray]) -> np.ndarray:
-    return minilm_option_features(model, examples)
+    if "minilm" not in cache:
+        cache["minilm"] = minilm_option_features(model, examples)
+    return cache["minilm"]
 
 
 #: One features function per :class:`~w2s_lens.choices.RouterView`: ``(question, model,
@@ -235,7 +237,8 @@ def view_features(view: str, question: Float[np.ndarray, "n d"] | None,
                   ) -> Float[np.ndarray, "n feature"]:
     """The router inputs of ``view`` for ``examples`` (``question``: the prompt embeddings
     already computed, needed by the views that read the question; ``cache`` reuses the
-    options features between views).
+    ``options`` and ``minilm`` features between views and calls, under those names: a run
+    directory keeps it, :mod:`w2s_lens.evaluation.storage.feature_cache`).
 
     Example:
         >>> X = view_features("question+options", Xq, model, examples, 12)  # doctest: +SKIP
