@@ -14,7 +14,8 @@ variant            what changes against ``baseline`` (cloze, from the last promp
 ``prompt-only``    steer the prompt only (``--positions prompt``): the option tokens
                    are reached through attention alone
 ``all-positions``  steer every token (``--positions all``)
-``first-token``    score the first option token only (``--scoring first``)
+``first-token``    score one option token only, the first at which the two
+                   options differ (``--scoring first``)
 ``mean``           length-normalised scoring (``--scoring mean``)
 ``relative``       λ = 1 is the same fraction of the residual norm at every layer
                    (``--scale relative``)

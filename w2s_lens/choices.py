@@ -210,7 +210,8 @@ ENGINES = tuple(e.value for e in Engine)
 #: then reached through attention only).
 POSITIONS = ("from_last", "all", "prompt")
 #: How the cloze readout scores an option: its summed log-probability, the mean per token, or
-#: its first token only (the cloze analogue of a one-token readout).
+#: one token only, the first at which the two options differ (the cloze analogue of a one-token
+#: readout; :mod:`w2s_lens.sweep.readouts`).
 SCORINGS = ("sum", "mean", "first")
 #: What a router sees of an input (:class:`RouterView`).
 ROUTER_INPUTS = tuple(v.value for v in RouterView)

@@ -43,9 +43,6 @@ def model(request):
     return make_tiny_model(request.param, seed=0 if request.param == "rotary" else 1)
 
 
-#: examples of CONTS whose two continuations start with different tokens ("first" scoring
-#: reads 0 for the others)
-FIRST_DIFFERS = [i for i, (m, n) in enumerate(CONTS) if m[0] != n[0]]
 
 
 @pytest.mark.parametrize("positions", ["from_last", "all", "prompt"])
@@ -59,9 +56,8 @@ def test_fast_equals_naive(model, readout, positions, scoring):
     naive = naive_chunk(model, vecs, LAYERS, MULTS, exs, positions, scoring=scoring)
     assert fast.shape == naive.shape == (len(exs), len(LAYERS), len(MULTS))
     assert np.abs(fast - naive).max() <= 1e-4
-    # the comparison is not vacuous: the vectors move the readout
-    moved = FIRST_DIFFERS if scoring == "first" and readout == "cloze" else slice(None)
-    assert np.ptp(naive[moved], axis=-1).min() > 1e-2
+    # the comparison is not vacuous: the vectors move the readout of every example
+    assert np.ptp(naive, axis=-1).min() > 1e-2
 
 
 def test_scoring_is_a_no_op_for_letters_and_matters_for_cloze(model):
@@ -79,17 +75,28 @@ def test_scoring_is_a_no_op_for_letters_and_matters_for_cloze(model):
     assert np.allclose(c[3], d[3], atol=1e-6)
     assert np.abs(c[[0, 1, 2, 4]] - d[[0, 1, 2, 4]]).min() > 1e-4
     f, _ = fast_chunk(model, vecs, LAYERS, mults, cloze, scoring="first")
-    assert np.allclose(c[3], f[3], atol=1e-6)  # one token each: the first is all there is
-    assert np.abs(c[[0, 1, 2, 4]] - f[[0, 1, 2, 4]]).min() > 1e-4
-    # the first token is read at the last prompt token: log p(m_1) − log p(n_1) there
+    # example 3: one token each, the first is all there is; example 2: (12, 13) against (12,),
+    # the sum's one term that does not cancel is 13's, which "first" reads
+    assert np.allclose(c[[2, 3]], f[[2, 3]], atol=1e-5)
+    assert np.abs(c[[0, 1, 4]] - f[[0, 1, 4]]).min() > 1e-4
     for i, ex in enumerate(cloze):
-        with torch.inference_mode():
-            logp = model(torch.tensor([ex.tokens]))[0, -1].float().log_softmax(-1)
         m, n = ex.continuations
-        zero, _ = fast_chunk(model, vecs[i : i + 1], LAYERS, torch.tensor([0.0]), [ex],
-                             scoring="first")
-        assert np.allclose(zero[0, :, 0], float(logp[m[0]] - logp[n[0]]), atol=1e-5)
-    assert np.all(f[[0, 2, 4]] == 0.0)  # the same first token: nothing to tell apart
+        if m[0] != n[0]:  # read at the last prompt token: log p(m_1) − log p(n_1) there
+            with torch.inference_mode():
+                logp = model(torch.tensor([ex.tokens]))[0, -1].float().log_softmax(-1)
+            zero, _ = fast_chunk(model, vecs[i : i + 1], LAYERS, torch.tensor([0.0]), [ex],
+                                 scoring="first")
+            assert np.allclose(zero[0, :, 0], float(logp[m[0]] - logp[n[0]]), atol=1e-5)
+            continue
+        # the same first token: "first" is the summed readout's first term that does not
+        # cancel, the sum over the continuations cut after the first token they differ at
+        j = next(j for j in range(min(len(m), len(n)) + 1)
+                 if j == min(len(m), len(n)) or m[j] != n[j])
+        cut = SteeringExample(ex.id, "", ex.tokens, matching_continuation=m[: j + 1],
+                              non_matching_continuation=n[: j + 1])
+        want, _ = fast_chunk(model, vecs[i : i + 1], LAYERS, mults, [cut], scoring="sum")
+        assert np.allclose(f[i], want[0], atol=1e-5)
+        assert np.ptp(f[i], axis=-1).min() > 1e-3  # and it is not 0: the vectors move it
 
 
 def test_one_token_cloze_equals_letter(model):

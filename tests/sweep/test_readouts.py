@@ -8,7 +8,7 @@ import torch
 from conftest import make_tiny_model
 
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.sweep.readouts import final_logits, plan_propensity, read_plan, slopes
+from w2s_lens.sweep.readouts import ReadPlan, final_logits, plan_propensity, read_plan, slopes
 
 
 def _logprobs(model, tokens) -> torch.Tensor:
@@ -50,17 +50,32 @@ def test_cloze_plan_rows_and_weights():
         (0, 0, 5, third), (0, 0, 5, -half), (0, 1, 6, third), (0, 2, 9, third),
         (1, 1, 8, -half),
     ])
-    # "first": the prompt row alone, both first tokens read at the last prompt token
+    # "first": one row, the prompt and the shared first token 5; the tokens they differ at
+    # (6 against 8) read after it, not the shared 5 against itself (which would be 0)
     first = read_plan(ex, start=0, scoring="first")
-    assert first.suffixes == [(1, 2, 3)]
-    assert first.terms == [(0, 2, 5, 1.0), (0, 2, 5, -1.0)]
+    assert first.suffixes == [(1, 2, 3, 5)]
+    assert first.terms == [(0, 3, 6, 1.0), (0, 3, 8, -1.0)]
+    # different first tokens: the prompt row alone, both read at the last prompt token
+    other = SteeringExample("d:1", "", (1, 2, 3), matching_continuation=(4, 6),
+                            non_matching_continuation=(5,))
+    assert read_plan(other, start=0, scoring="first") == \
+        ReadPlan([(1, 2, 3)], [(0, 2, 4, 1.0), (0, 2, 5, -1.0)])
+    # one a prefix of the other: the longer one's next token alone
+    prefix = SteeringExample("d:2", "", (1, 2, 3), matching_continuation=(5,),
+                             non_matching_continuation=(5, 7))
+    assert read_plan(prefix, start=2, scoring="first") == ReadPlan([(3, 5)], [(0, 1, 7, -1.0)])
+
 
 
 def _cloze_reference(model, ex, scoring):
     lp = []
+    m, n = ex.continuations
+    # "first": the sum over the continuations cut after the first token they differ at
+    j = next(j for j in range(min(len(m), len(n)) + 1)
+             if j == min(len(m), len(n)) or m[j] != n[j])
     for cont in ex.continuations:
         if scoring == "first":
-            cont = cont[:1]
+            cont = cont[: j + 1]
         full = ex.tokens + cont[:-1]
         logp = _logprobs(model, full)
         n = len(ex.tokens)

@@ -421,7 +421,8 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
                         "(default: on)")
     g.add_argument("--scoring", choices=SCORINGS, default=None,
                    help="cloze readout: an option's summed log-probability (sum, the "
-                        "default), its mean per token (mean), or its first token only (first)")
+                        "default), its mean per token (mean), or the first token at which the "
+                        "two options differ only (first)")
     g.add_argument("--length-norm", action="store_true",
                    help="cloze readout: the same as --scoring mean")
     g.add_argument("--list-options", action="store_true",

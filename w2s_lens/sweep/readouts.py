@@ -6,10 +6,16 @@ Propensity is a sum of weighted answer-token log-probabilities,
 
 over the matching continuation ``m`` (k_m tokens) and the non-matching one ``n``; the
 ``scoring`` (:data:`~w2s_lens.choices.SCORINGS`) says how: ``"sum"`` (``k = 1``), ``"mean"``
-(``k`` = the continuation's token count) or ``"first"`` (the first token of each only,
-``log p(m_1) − log p(n_1)``, both read at the last prompt token, so no continuation rows
-run). For the letter readout both continuations are one token read at the same position, so
-every scoring gives the logit difference ``logit(matching) − logit(non-matching)``.
+(``k`` = the continuation's token count) or ``"first"``: the one token of each at the first
+position ``j`` where the two continuations differ, ``log p(m_j | m_<j) − log p(n_j | m_<j)``
+(for most items ``j = 1``, both read at the last prompt token, so no continuation rows run).
+The tokens before ``j`` are the same in both continuations and their terms cancel exactly in
+the summed readout, so ``"first"`` is its first term that does not cancel: the cloze analogue
+of a one-token readout. (Reading the first token of each even when they are equal would give
+0 at every λ for those items.) Where one continuation is a prefix of the other, the longer
+one's token at ``j`` is read alone. For the letter readout both continuations are one token
+read at the same position, so every scoring gives the logit difference
+``logit(matching) − logit(non-matching)``.
 
 A :class:`ReadPlan` says, for one example, which token rows must run from the steering start
 on (its *suffixes*) and which (row, position, token, weight) terms make up the propensity.
@@ -88,7 +94,8 @@ def read_plan(example: SteeringExample, start: int, scoring: ScoringName = "sum"
             ``len(tokens) - 1`` to steer from the last prompt token on, 0 to steer all
             positions or the prompt only).
         scoring: ``"sum"`` of each continuation's token log-probabilities, their ``"mean"``,
-            or the ``"first"`` token's only (one row: the prompt from ``start``).
+            or the ``"first"`` differing token's only (one row: the prompt from ``start`` and
+            the tokens the continuations share before it).
 
     Example:
         >>> from w2s_lens.data.examples import SteeringExample
@@ -98,6 +105,10 @@ def read_plan(example: SteeringExample, start: int, scoring: ScoringName = "sum"
         ReadPlan(suffixes=[(2, 5)], terms=[(0, 0, 5, 1.0), (0, 0, 7, -1.0), (0, 1, 6, 1.0)])
         >>> read_plan(ex, start=0, scoring="first")
         ReadPlan(suffixes=[(1, 2)], terms=[(0, 1, 5, 1.0), (0, 1, 7, -1.0)])
+        >>> shared = SteeringExample("d:1", "", (1, 2), matching_continuation=(5, 6, 9),
+        ...                          non_matching_continuation=(5, 8))
+        >>> read_plan(shared, start=1, scoring="first")  # the first token they differ at
+        ReadPlan(suffixes=[(2, 5)], terms=[(0, 1, 6, 1.0), (0, 1, 8, -1.0)])
     """
     check_scoring(scoring)
     n = len(example.tokens)
@@ -108,7 +119,7 @@ def read_plan(example: SteeringExample, start: int, scoring: ScoringName = "sum"
     last = len(head) - 1
     m, k = example.continuations
     if scoring == "first":
-        return ReadPlan([head], [(0, last, m[0], 1.0), (0, last, k[0], -1.0)])
+        return _first_plan(head, m, k)
     wm = 1.0 / len(m) if scoring == "mean" else 1.0
     wk = 1.0 / len(k) if scoring == "mean" else 1.0
     # the first answer token of both continuations is read at the same position (the last
@@ -120,6 +131,21 @@ def read_plan(example: SteeringExample, start: int, scoring: ScoringName = "sum"
         suffixes.append(head + k[:-1])
         terms += [(1, last + j, k[j], -wk) for j in range(1, len(k))]
     return ReadPlan(suffixes, terms)
+
+
+def _first_plan(head: tuple[int, ...], m: Sequence[int], k: Sequence[int]) -> ReadPlan:
+    """The ``"first"`` scoring's plan: the terms at the first position where ``m`` and ``k``
+    differ (see the module docstring), read on one row: ``head`` and their shared tokens."""
+    j = 0
+    while j < min(len(m), len(k)) and m[j] == k[j]:
+        j += 1
+    if j == len(m) == len(k):
+        raise ValueError("the two continuations are the same tokens: nothing to tell apart")
+    row = head + tuple(m[:j])
+    at = len(head) - 1 + j
+    terms = ([(0, at, m[j], 1.0)] if j < len(m) else []) + \
+        ([(0, at, k[j], -1.0)] if j < len(k) else [])
+    return ReadPlan([row], terms)
 
 
 def stack_rows(plans: Sequence[ReadPlan]) -> tuple[list[int], list[tuple[int, ...]], list[int]]:
