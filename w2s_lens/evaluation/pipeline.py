@@ -198,7 +198,7 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
         "variants": variants,
         "headroom": headroom,
         "reading": read_evidence(headroom, base["w2s"], fixed_mean, cfg.routing.primary_router,
-                                 cfg.routing.router_inputs),
+                                 cfg.routing.router_inputs, base.get("n")),
     }
 
 

@@ -21,9 +21,11 @@ One method of one run is read in three parts, each saying what was tested
   it moves off the fixed layer (it is 0.0001 for a router that moves one item by 0.01, and
   undefined for one that moves none), so alone it cannot say that a gain would have been seen;
   the oracle comparison's MDE is that of a router sending every item to its best layer, the
-  spread a router that learned the headroom would have. Without headroom, a view that does not
-  beat the fixed layer reads "no gain by V (no headroom to learn)"; without a headroom
-  measurement, "no gain by V (headroom not measured)".
+  spread a router that learned the headroom would have (scaled by √(n_oracle / n_test) when
+  the oracle comparison ran on fewer items than the router's, as the v1 study's retest did).
+  Without headroom, a view that does not beat the fixed layer reads "no gain by V (no
+  headroom to learn)"; without a headroom measurement, "no gain by V (headroom not
+  measured)".
 
 A stored reading carries its rules and their version (:data:`RULES_VERSION`); one stored under
 older rules (or none) is read again from the stored diagnostics wherever it is shown
@@ -48,10 +50,11 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from w2s_lens.routing.views import router_name
+from w2s_lens.routing.views import router_name, split_router_name
 
 __all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "RULES_VERSION",
            "method_evidence", "read_evidence", "reading_words", "refresh_reading"]
@@ -65,8 +68,8 @@ POWER_RATIO = 0.5
 KAPPA_ROBUST = 0.6
 #: The version of these rules, stored with every reading (1: the rules before it was stored,
 #: when "at this power" used the router's own MDE alone and a missing headroom measurement
-#: read as no headroom).
-RULES_VERSION = 2
+#: read as no headroom; 2: the oracle comparison's MDE not yet scaled to the router's n).
+RULES_VERSION = 3
 #: What the retest measures, in one sentence.
 RETEST_NOTE = ("forward passes are deterministic: the retest re-estimates the steering vector "
                "from two halves of the training items and nothing else")
@@ -103,7 +106,8 @@ def _headroom(xv: Mapping[str, Any]) -> dict[str, Any]:
     return {"holds": bool(holds), "reading": "headroom" if holds else "no headroom",
             "diff": diff, "ci": list(ci),
             "share_of_fixed": None if share == float("inf") else share, "p": xv.get("p"),
-            "mde": xv.get("mde"), "fraction_required": HEADROOM_FRACTION, "text": text}
+            "mde": xv.get("mde"), "n": xv.get("n"), "fraction_required": HEADROOM_FRACTION,
+            "text": text}
 
 
 def _robustness(retest: Mapping[str, Any]) -> dict[str, Any]:
@@ -124,7 +128,8 @@ def _robustness(retest: Mapping[str, Any]) -> dict[str, Any]:
             "note": RETEST_NOTE}
 
 
-def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any]) -> dict[str, Any]:
+def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any],
+          n_test: int | None = None) -> dict[str, Any]:
     if block is None:
         return {"reading": f"{view} not run", "diff": None, "mde": None, "p": None}
     diff, mde = block.get("diff_vs_fixed"), block.get("diff_vs_fixed_mde")
@@ -138,6 +143,9 @@ def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any]) 
         return {**out, "reading": f"no gain by {view} (no headroom to learn)"}
     # the router's own MDE alone shrinks with the items it moves: see the module docstring
     reference = headroom.get("mde")
+    n_ref = headroom.get("n")
+    if reference is not None and n_ref and n_test and n_ref != n_test:
+        reference = reference * math.sqrt(n_ref / n_test)  # the MDE at the router's n
     power_mde = None if reference is None else max(reference, mde or 0.0)
     power = power_mde is not None and power_mde <= POWER_RATIO * headroom["diff"]
     reading = f"not learned by {view} at this power" if power else f"underpowered for {view}"
@@ -147,7 +155,7 @@ def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any]) 
 
 def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, Any]],
                   fixed_effect: float | None, primary: str,
-                  views: Sequence[str]) -> dict[str, Any]:
+                  views: Sequence[str], n_test: int | None = None) -> dict[str, Any]:
     """The reading of one method (see the module docstring).
 
     Args:
@@ -156,13 +164,15 @@ def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, An
         fixed_effect: the fixed layer's mean steerability on the base test items (recorded).
         primary: the primary router kind (its block on each view is read).
         views: the router views of the run.
+        n_test: the base test items the routers were compared on (the oracle comparison's MDE
+            is scaled to it when that ran on fewer items).
 
     Returns:
         ``{"headroom", "robustness", "views": {view: ...}, "text", "rules"}``.
     """
     hr = _headroom(headroom.get("xv") or {})
     rob = _robustness(headroom.get("retest") or {})
-    vws = {v: _view(v, w2s.get(router_name(primary, v)), hr) for v in views}
+    vws = {v: _view(v, w2s.get(router_name(primary, v)), hr, n_test) for v in views}
     parts = [hr["reading"], rob["reading"], *(b["reading"] for b in vws.values())]
     return {"headroom": hr, "robustness": rob, "views": vws, "primary": primary,
             "fixed_effect": fixed_effect, "text": "; ".join(parts),
@@ -195,8 +205,11 @@ def method_evidence(method: Mapping[str, Any], primary: str,
         return dict(stored)
     base = ((method.get("variants") or {}).get("base") or {})
     fixed = (base.get("fixed") or {}).get("steerability")
-    return read_evidence(method.get("headroom") or {}, base.get("w2s") or {}, fixed, primary,
-                         views)
+    w2s = base.get("w2s") or {}
+    # the views the run fitted the primary kind on (its router names say which), else ``views``
+    run_views = tuple(view for kind, view in map(split_router_name, w2s) if kind == primary)
+    return read_evidence(method.get("headroom") or {}, w2s, fixed, primary,
+                         run_views or tuple(views), base.get("n"))
 
 
 def reading_words(method: Mapping[str, Any], primary: str,
@@ -220,7 +233,7 @@ def refresh_reading(results: dict[str, Any]) -> list[str]:
         >>> res = {"primary_router": "logreg", "methods": {"caa": {"headroom": {},
         ...        "reading": {"text": "older rules"}}}}
         >>> refresh_reading(res), res["methods"]["caa"]["reading"]["rules"]["version"]
-        (['caa'], 2)
+        (['caa'], 3)
         >>> refresh_reading(res)
         []
     """
