@@ -208,10 +208,16 @@ def pick_threads(candidates: Sequence[int] | None = None, repeats: int = 3,
     timings (seconds per product). On a machine shared with other jobs more threads can be
     much slower than one (their threads wait for each other); this costs well under a second.
 
+    With a single candidate nothing is timed and the timings are empty.
+
     Example:
-        >>> n, timings = pick_threads()
-        >>> n == torch.get_num_threads() and n in timings
+        >>> before = torch.get_num_threads()
+        >>> n, timings = pick_threads([1, 2])
+        >>> n == torch.get_num_threads() and sorted(timings) == [1, 2]
         True
+        >>> pick_threads([1])
+        (1, {})
+        >>> torch.set_num_threads(before)
     """
     current = torch.get_num_threads()
     cands = sorted({current, 1} if candidates is None else set(candidates))
