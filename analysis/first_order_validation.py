@@ -40,7 +40,7 @@ the slopes the run measured. One row per dataset × readout × layer grid goes t
   from the first k = 24, 48, 96 test items (and all), and whether it is the measured fixed
   layer of all test items (empty where there are fewer items);
 * ``label_free_agreement`` (and ``label_free_gain``): the label-free score's
-  (:func:`~w2s_lens.sweep.first_order.label_free`, behaviour direction of the run's training
+  (:func:`~w2s_lens.sweep.label_free.label_free`, behaviour direction of the run's training
   pairs at the final residual) best layer against the measured one, beside
   ``router_accuracy``: the question-only router's (the run's primary kind) accuracy on the
   same items, from the run's ``routing.json`` (or ``results.json``).
@@ -109,12 +109,8 @@ from w2s_lens.routing.routers import LayerRouter  # noqa: E402
 from w2s_lens.steering.scales import layer_scales  # noqa: E402
 from w2s_lens.steering.vectors import SteeringVectors, model_name, train_caa  # noqa: E402
 from w2s_lens.sweep.chunks import ChunkStore, short_digest  # noqa: E402
-from w2s_lens.sweep.first_order import (  # noqa: E402
-    behaviour_direction,
-    cubic_slope,
-    first_order,
-    label_free,
-)
+from w2s_lens.sweep.first_order import cubic_slope, first_order  # noqa: E402
+from w2s_lens.sweep.label_free import behaviour_direction, label_free  # noqa: E402
 from w2s_lens.sweep.runner import run_sweep, steer_vectors, sweep_config_scoring  # noqa: E402
 
 log = logging.getLogger("first_order_validation")
