@@ -10,7 +10,10 @@ folder):
   datasets beyond the noise per study row, plain and after Benjamini-Hochberg;
 * ``powered_report.html``: the same, with the interactive figure (self-contained, offline;
   ~5 MB of inline plotly.js, so git ignores it: rebuild it with this script);
-* ``powered_figure.png``: the figure as a static image (matplotlib, same content).
+* ``powered_figure.png``: the figure as a static image (matplotlib, same content);
+* ``powered_table_ood.md`` / ``powered_table_ood.csv``: the OOD variants (secondary): W2S −
+  fixed per finished dataset × method × variant × view of the primary router kind, with BH
+  per study row × method × variant × view (:mod:`w2s_lens.report.tables.study_ood`).
 
 Rows not yet run read "not run"; rows that ran on fewer items than planned are marked.
 Nothing is computed again: every number comes from the datasets' ``results.json``.
@@ -41,6 +44,7 @@ from w2s_lens.report.plots_study import study_panels  # noqa: E402
 from w2s_lens.report.study_report import write_study_report  # noqa: E402
 from w2s_lens.report.tables.cross_dataset import readout_label  # noqa: E402
 from w2s_lens.report.tables.study import DONE, PRIMARY_COMPARISON, study_rows  # noqa: E402
+from w2s_lens.report.tables.study_ood import ood_rows, write_ood  # noqa: E402
 from w2s_lens.report.tables.study_text import write_study  # noqa: E402
 
 STEM = "powered_table"
@@ -161,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_study(rows, out, STEM, statement=text)
     report = write_study_report(rows, out / REPORT, statement=text, source=root)
     png = write_png(rows, out / FIGURE)
+    plan = plan_data(powered_study.PLAN_V1 if v1 else None)
+    ood = write_ood(ood_rows(root, plan), out, STEM)
     print(f"{done} of {len(rows)} rows finished; wrote {paths['md']}, {paths['csv']}, "
-          f"{report}, {png}")
+          f"{report}, {png}, {ood['md']}, {ood['csv']}")
     return 0
 
 

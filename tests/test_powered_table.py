@@ -41,7 +41,12 @@ def test_main_writes_the_table_report_and_figure(tmp_path, small_plan, capsys) -
     assert pt.main(["--root", str(root), "--out", str(out)]) == 0
     assert "4 of 6 rows finished" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
-        "powered_figure.png", "powered_report.html", "powered_table.csv", "powered_table.md"]
+        "powered_figure.png", "powered_report.html", "powered_table.csv", "powered_table.md",
+        "powered_table_ood.csv", "powered_table_ood.md"]
+    ood = _csv(out / "powered_table_ood.csv")
+    variants = {v for p in root.glob("*/*/results.json")
+                for m in json.loads(p.read_text())["methods"].values() for v in m["variants"]}
+    assert {r["variant"] for r in ood} == variants - {"base"}
     assert (out / "powered_figure.png").read_bytes()[:8] == PNG
     assert (out / "powered_figure.png").stat().st_size > 10_000
     rows = _csv(out / "powered_table.csv")

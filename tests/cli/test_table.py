@@ -13,9 +13,11 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import w2s_lens.cli.table as table_mod
 import w2s_lens.sweep.runner as sweep_mod
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts import ArtifactMismatch, read_json
 from w2s_lens.cli.table import TableError, run_table
 from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.results import EvaluationResult
+from w2s_lens.evaluation.results.evidence import RULES_VERSION
 from w2s_lens.report.tables.cross_dataset import Table
 
 # --------------------------------------------------------------------------- end to end
@@ -189,3 +191,28 @@ def test_assembly_names_have_one_import_home():
     for name in ("COLUMNS", "FDR_Q", "DatasetRun", "Table", "describe_config", "readout_label",
                  "summary_rows", "table_rows"):
         assert name in cross_dataset.__all__ and name not in table_mod.__all__, name
+
+
+def test_ood_variants_store_their_own_reading(serial):
+    """An OOD variant's reading is stored under its variant, per view, with the headroom it
+    cannot measure (the retest sweeps BASE only) said as such, and read back by the typed
+    result."""
+    root, _ = serial
+    for d in DATASETS:
+        res = read_json(root / d / "results.json")
+        block = res["methods"]["caa"]["variants"]["sys-neg"]
+        reading = block["reading"]
+        assert reading["rules"]["version"] == RULES_VERSION
+        assert reading["headroom"]["reading"] == "headroom not measured"
+        assert "BASE test items only" in reading["headroom"]["text"]
+        assert set(reading["views"]) == {"question"}
+        view = reading["views"]["question"]
+        assert view["diff"] == block["w2s"]["logreg"]["diff_vs_fixed"]
+        want = ("learned by question" if str(view["verdict"]).endswith("beyond the noise")
+                else "no gain by question (headroom not measured)")
+        assert view["reading"] == want
+        assert "reading" not in res["methods"]["caa"]["variants"]["base"]
+        typed = EvaluationResult.load(root / d / "results.json")
+        assert typed.methods["caa"].variants["sys-neg"].reading.text == reading["text"]
+        assert typed.methods["caa"].evidence(variant="sys-neg").text == reading["text"]
+        assert f"sys-neg: {reading['text']}" in typed.summary()

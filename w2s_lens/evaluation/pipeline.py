@@ -56,7 +56,7 @@ from w2s_lens.evaluation.method_vectors import (
     l2s_test_vectors,
     l2s_train_vectors,
 )
-from w2s_lens.evaluation.results.evidence import read_evidence
+from w2s_lens.evaluation.results.evidence import read_evidence, variant_evidence
 from w2s_lens.evaluation.results.item_table import ITEMS_FILE, item_rows, write_items
 from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import SplitExamples, items_dataset, prepare_examples
@@ -181,6 +181,11 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
     # is there a per-input layer to learn? retest halves, cross-validated oracle, learning curve
     headroom = method_headroom(ctx, method, train, x_train, base_view, x_base)
 
+    for variant in variants:  # OOD variants: per view, headroom not measured there
+        if variant != "base":
+            variants[variant]["reading"] = variant_evidence(
+                {"variants": variants}, variant, cfg.routing.primary_router,
+                cfg.routing.router_inputs)
     base = variants["base"]
     fixed_mean = base["fixed"]["steerability"]
     w2s_mean = base["w2s"][cfg.primary_name]["steerability"]

@@ -27,6 +27,14 @@ One method of one run is read in three parts, each saying what was tested
   headroom to learn)"; without a headroom measurement, "no gain by V (headroom not
   measured)".
 
+An OOD variant (a system or user prompt pushing towards or away from the behaviour) is read
+per view the same way (:func:`variant_evidence`; stored under
+``methods[m]["variants"][v]["reading"]``), with its headroom and robustness "not measured":
+the retest sweeps the BASE test items only, and an in-sample oracle over a few noisy layers
+sits above the fixed layer even when there is nothing to learn, so it is no headroom. A view
+that beats the fixed layer there reads "learned by V"; one that does not, "no gain by V
+(headroom not measured)".
+
 A stored reading carries its rules and their version (:data:`RULES_VERSION`); one stored under
 older rules (or none) is read again from the stored diagnostics wherever it is shown
 (:func:`method_evidence`), and :func:`refresh_reading` rewrites it in a ``results.json`` dict.
@@ -56,8 +64,9 @@ from typing import Any
 
 from w2s_lens.routing.views import router_name, split_router_name
 
-__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "POWER_RATIO", "RULES_VERSION",
-           "method_evidence", "read_evidence", "reading_words", "refresh_reading"]
+__all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "OOD_NOTE", "POWER_RATIO", "RULES_VERSION",
+           "method_evidence", "read_evidence", "reading_words", "refresh_reading",
+           "variant_evidence"]
 
 #: The headroom must be at least this fraction of the (cross-validated) fixed layer's effect.
 HEADROOM_FRACTION = 0.10
@@ -73,6 +82,9 @@ RULES_VERSION = 3
 #: What the retest measures, in one sentence.
 RETEST_NOTE = ("forward passes are deterministic: the retest re-estimates the steering vector "
                "from two halves of the training items and nothing else")
+
+#: Why an OOD variant's headroom and robustness are not measured.
+OOD_NOTE = "the retest sweeps the BASE test items only"
 
 
 def _beats(verdict: Any) -> bool:
@@ -212,6 +224,42 @@ def method_evidence(method: Mapping[str, Any], primary: str,
                          run_views or tuple(views), base.get("n"))
 
 
+def variant_evidence(method: Mapping[str, Any], variant: str, primary: str,
+                     views: Sequence[str] = ("question",)) -> dict[str, Any]:
+    """The reading of one test variant of a ``results.json`` method block: for ``"base"``
+    :func:`method_evidence`; for an OOD variant its stored ``reading`` when made under today's
+    rules, else read now from its router blocks, per view, with the headroom and robustness
+    "not measured" (:data:`OOD_NOTE`; see the module docstring).
+
+    Example:
+        >>> m = {"variants": {"sys-pos": {"n": 200, "fixed": {"steerability": 0.4},
+        ...     "w2s": {"logreg": {"diff_vs_fixed": 0.0, "diff_vs_fixed_verdict":
+        ...                        "no detectable difference"},
+        ...             "logreg@options": {"diff_vs_fixed": 0.1, "diff_vs_fixed_verdict":
+        ...                                "W2S beats fixed beyond the noise"}}}}}
+        >>> r = variant_evidence(m, "sys-pos", "logreg")
+        >>> r["headroom"]["text"]
+        'headroom not measured (the retest sweeps the BASE test items only)'
+        >>> [v["reading"] for v in r["views"].values()]
+        ['no gain by question (headroom not measured)', 'learned by options']
+    """
+    if variant == "base":
+        return method_evidence(method, primary, views)
+    block = (method.get("variants") or {}).get(variant)
+    if block is None:
+        raise KeyError(f"no test variant {variant!r} in this method (it has "
+                       f"{sorted(method.get('variants') or {})})")
+    stored = block.get("reading")
+    if stored and _current(stored):
+        return dict(stored)
+    w2s = block.get("w2s") or {}
+    run_views = tuple(view for kind, view in map(split_router_name, w2s) if kind == primary)
+    skipped = {"skipped": OOD_NOTE}
+    return read_evidence({"xv": skipped, "retest": skipped}, w2s,
+                         (block.get("fixed") or {}).get("steerability"), primary,
+                         run_views or tuple(views), block.get("n"))
+
+
 def reading_words(method: Mapping[str, Any], primary: str,
                   views: Sequence[str] = ("question",)) -> str:
     """The reading's words (:func:`method_evidence`'s ``text``).
@@ -227,7 +275,8 @@ def reading_words(method: Mapping[str, Any], primary: str,
 def refresh_reading(results: dict[str, Any]) -> list[str]:
     """Rewrite, in a ``results.json`` dict, every method's stored reading made under older
     rules (or missing while its headroom diagnostics are there) by today's rules, read from
-    the stored diagnostics; returns the methods rewritten. Nothing else changes.
+    the stored diagnostics, and each OOD variant's (:func:`variant_evidence`); returns what
+    was rewritten (``"caa"``, ``"caa/sys-pos"``). Nothing else changes.
 
     Example:
         >>> res = {"primary_router": "logreg", "methods": {"caa": {"headroom": {},
@@ -246,4 +295,11 @@ def refresh_reading(results: dict[str, Any]) -> list[str]:
             continue
         method["reading"] = method_evidence({**method, "reading": None}, primary, views)
         done.append(name)
+    for name, method in (results.get("methods") or {}).items():
+        for variant, block in (method.get("variants") or {}).items():
+            if variant == "base" or _current(block.get("reading")) or not block.get("w2s"):
+                continue
+            block["reading"] = variant_evidence(
+                {"variants": {variant: {**block, "reading": None}}}, variant, primary, views)
+            done.append(f"{name}/{variant}")
     return done

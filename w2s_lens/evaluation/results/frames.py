@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from w2s_lens.artifacts import ArtifactMismatch
-from w2s_lens.evaluation.results.evidence import reading_words
+from w2s_lens.evaluation.results.evidence import reading_words, variant_evidence
 from w2s_lens.routing.views import split_router_name
 
 if TYPE_CHECKING:
     from w2s_lens.evaluation.results.typed import EvaluationResult, MethodResult
 
 __all__ = ["ITEMS_COLUMNS", "ITEMS_FILE", "comparison_frame", "comparison_rows",
-           "headroom_reading", "read_items", "short_repr", "summary_text"]
+           "headroom_reading", "read_items", "short_repr", "summary_text", "variant_reading"]
 
 #: The per-item table beside ``results.json``, and the columns every version of it has.
 ITEMS_FILE = "items.csv"
@@ -125,6 +125,21 @@ def headroom_reading(result: EvaluationResult, method: str) -> str | None:
                          list(result.router_inputs or ("question",)))
 
 
+def variant_reading(result: EvaluationResult, method: str, variant: str) -> str:
+    """An OOD test variant's reading (:func:`~w2s_lens.evaluation.results.evidence.
+    variant_evidence`): per router view, whether W2S beats the fixed layer there; its headroom
+    is not measured (the retest sweeps the BASE test items only). For ``"base"`` the method's
+    reading.
+
+    Example:
+        >>> variant_reading(r, "caa", "sys-neg")  # doctest: +SKIP
+        'headroom not measured; robustness not measured; no gain by question (headroom not ...'
+    """
+    m: MethodResult = result.methods[method]
+    return str(variant_evidence(m.to_dict(), variant, result.primary_router,
+                                list(result.router_inputs or ("question",)))["text"])
+
+
 def _mode(result: EvaluationResult) -> str:
     if result.readout == "cloze":
         return "length-normalised" if result.length_norm else "summed log-probs"
@@ -179,6 +194,10 @@ def summary_text(result: EvaluationResult) -> str:
         more = _headroom_lines(result, method)
         if more:
             lines += ["", f"Is there anything to learn? ({method}, base test items)", *more]
+        ood = [f"  {variant}: {variant_reading(result, method, variant)}"
+               for variant in m.variants if variant != "base"]
+        if ood:
+            lines += ["", f"OOD variants ({method}; routers trained on BASE):", *ood]
     return "\n".join(lines)
 
 

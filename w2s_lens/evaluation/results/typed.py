@@ -18,7 +18,8 @@ Schema of ``results.json``, format version 2 (:data:`SCHEMA_VERSION`)::
     VariantResult  n, fixed_layer, fixed: Summary, w2s {router: RouterComparison},
                    oracle: Summary, letter_oracle, form_oracle: GroupOracle | null,
                    by_letter {letter: VariantResult}, n_presentations,
-                   single_order: VariantResult | null, form_router?: FormRouter
+                   single_order: VariantResult | null, form_router?: FormRouter,
+                   reading?: Reading (OOD variants; BASE's is the method's)
     Headroom       retest: Retest, xv: CrossValidatedOracle, learning_curve: LearningCurve
     Reading        headroom {holds, text}, robustness {kappa, text},
                    views {view: {reading, diff, mde, p}}, text
@@ -106,6 +107,7 @@ class VariantResult(Node):
     n_presentations: int | None = None
     single_order: VariantResult | None = key(codec=nested("VariantResult"))
     form_router: FormRouter | None = key(codec=nested("FormRouter"))
+    reading: Reading | None = key(codec=nested("Reading"))
 
     def __repr__(self) -> str:
         fixed = self.fixed.steerability if self.fixed else None
@@ -140,12 +142,13 @@ class MethodResult(Node):
     headroom: Headroom | None = key(codec=nested("Headroom"))
     reading: Reading | None = key(codec=nested("Reading"))
 
-    def evidence(self, primary: str = "logreg",
-                 views: Sequence[str] = ("question",)) -> Reading:
+    def evidence(self, primary: str = "logreg", views: Sequence[str] = ("question",),
+                 variant: str = "base") -> Reading:
         """The method's reading (:mod:`w2s_lens.evaluation.results.evidence`): the stored one
         when it was made under today's rules, else the one read now from the stored
         diagnostics (results written before readings were stored, or under older rules), for
-        the ``primary`` router kind on each router view.
+        the ``primary`` router kind on each router view. ``variant``: an OOD test variant's
+        reading instead (its headroom is not measured: the retest sweeps BASE only).
 
         Example:
             >>> from w2s_lens.evaluation.results.evidence import RULES_VERSION
@@ -155,9 +158,10 @@ class MethodResult(Node):
             >>> MethodResult.from_dict({"headroom": {}}).evidence("logreg").text
             'headroom not measured; robustness not measured; question not run'
         """
-        from w2s_lens.evaluation.results.evidence import method_evidence
+        from w2s_lens.evaluation.results.evidence import variant_evidence
 
-        return Reading.from_dict(method_evidence(self.to_dict(), primary, tuple(views)))
+        return Reading.from_dict(variant_evidence(self.to_dict(), variant, primary,
+                                                  tuple(views)))
 
     def __repr__(self) -> str:
         return (f"MethodResult(fixed_layer={self.fixed_layer}, variants="

@@ -281,6 +281,9 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], header: str = "",
             f"| {_f(s['w2s'])} | {_f(s['oracle'])} | {_f(s['letter_oracle'])} | "
             f"{_f(s['form_oracle'])} | {_f(s['diff'])} | {s['wins']} of {n} (worse in "
             f"{s['worse']}) | {s['wins_bh']} of {n} | {s['too_few']} of {n} |")
+    lines += ["", "Benjamini-Hochberg runs across the datasets of each line (model × method × "
+              "readout × variant); variants and routers are not corrected against each other, "
+              "and with one dataset it is the verdict itself."]
     lines += headroom_markdown(rows)
     if any(s["older"] for s in summary):
         lines += ["", f"Rows whose test is \"{OLDER_TEST}\" come from results written before "
