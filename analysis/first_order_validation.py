@@ -29,7 +29,7 @@ the slopes the run measured. One row per dataset × readout × layer grid goes t
   The interval holds the in-sample fixed layer fixed across resamples (its selection is not
   resampled; the point estimate is biased towards 0, the safe side for a claimed gain);
 * the same for the curvature-corrected estimate (``_cubic``:
-  :attr:`~w2s_lens.sweep.first_order.FirstOrderResult.cubic_slope`; its two end points are
+  :attr:`~w2s_lens.sweep.first_order_result.FirstOrderResult.cubic_slope`; its two end points are
   the measured sweep's own λ = min and max propensities, which ``first_order(...,
   curvature=True)`` recomputes bit for bit up to 1e-4 — tests/sweep/test_first_order.py —
   so no pass is spent on them; ``--compute-endpoints`` recomputes them);
@@ -99,7 +99,8 @@ import torch  # noqa: E402
 
 from w2s_lens.artifacts import load_tensors, read_json, save_tensors, write_json  # noqa: E402
 from w2s_lens.choices import Embedding  # noqa: E402
-from w2s_lens.evaluation.config import ConfigError, EvalConfig  # noqa: E402
+from w2s_lens.evaluation.config import EvalConfig  # noqa: E402
+from w2s_lens.evaluation.config_parts import ConfigError  # noqa: E402
 from w2s_lens.evaluation.headroom.diagnostics import retest_agreement  # noqa: E402
 from w2s_lens.evaluation.stats.bootstrap import paired_diff_ci  # noqa: E402
 from w2s_lens.evaluation.storage.rundir import RETEST_PREFIX, RunDir  # noqa: E402
@@ -109,7 +110,8 @@ from w2s_lens.routing.routers import LayerRouter  # noqa: E402
 from w2s_lens.steering.scales import layer_scales  # noqa: E402
 from w2s_lens.steering.vectors import SteeringVectors, model_name, train_caa  # noqa: E402
 from w2s_lens.sweep.chunks import ChunkStore, short_digest  # noqa: E402
-from w2s_lens.sweep.first_order import cubic_slope, first_order  # noqa: E402
+from w2s_lens.sweep.first_order import first_order  # noqa: E402
+from w2s_lens.sweep.first_order_result import cubic_slope  # noqa: E402
 from w2s_lens.sweep.label_free import behaviour_direction, label_free  # noqa: E402
 from w2s_lens.sweep.runner import run_sweep, steer_vectors, sweep_config_scoring  # noqa: E402
 

@@ -35,7 +35,7 @@ RANK = {
 }
 #: Rank of each part of :mod:`w2s_lens.evaluation` (a subpackage, or a module at its top):
 #: a part may import parts of lower or equal rank only; the pipeline's modules share one rank.
-EVALUATION_RANK = {"config": 0, "stats": 0, "storage": 1, "results": 2}
+EVALUATION_RANK = {"config_parts": 0, "config": 0, "stats": 0, "storage": 1, "results": 2}
 PIPELINE_RANK = 4
 #: Parts of equal rank that must still not import each other.
 SEPARATE = {frozenset({"steering", "controls"})}

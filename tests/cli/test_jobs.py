@@ -7,7 +7,8 @@ from conftest import write_ab_dataset
 import w2s_lens.cli.jobs as jobs
 from w2s_lens.artifacts import ArtifactMismatch
 from w2s_lens.evaluation import split
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.steering.vectors import SteeringVectors
 

@@ -16,7 +16,8 @@ from conftest import write_ab_dataset
 from w2s_lens.cli.commands import build_parser, config_from_args, main
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.advice import Advice, advise_examples, verification
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.report.plots_advice import ADVICE_FILES, advice_figure, write_advice
 from w2s_lens.steering.vectors import SteeringVectors, model_name, train_caa
 from w2s_lens.sweep.runner import run_sweep

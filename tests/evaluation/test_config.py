@@ -5,24 +5,21 @@ import copy
 import dataclasses
 import json
 import pickle
-import typing
 from pathlib import Path
 
 import pytest
 
 from w2s_lens import choices
-from w2s_lens.evaluation.config import (
+from w2s_lens.evaluation.config import EvalConfig, flat_config, portable_config
+from w2s_lens.evaluation.config_parts import (
     PARTS,
     SETTING_PARTS,
     ComputeConfig,
     ConfigError,
     DataConfig,
-    EvalConfig,
     RoutingConfig,
     StatisticsConfig,
     SweepConfig,
-    flat_config,
-    portable_config,
 )
 from w2s_lens.steering.l2s.config import L2SConfig
 
@@ -214,17 +211,6 @@ def test_configs_copy_pickle_and_hash():
     cfg = EvalConfig(readout="cloze", layers=(1, 2))
     assert pickle.loads(pickle.dumps(cfg)) == cfg and copy.deepcopy(cfg) == cfg
     assert hash(cfg) == hash(EvalConfig(readout="cloze", layers=[2, 1]))
-
-
-def test_literals_follow_the_choices_module():
-    for cls, field, names in [(SweepConfig, "readout", choices.READOUTS),
-                              (SweepConfig, "method", choices.METHODS),
-                              (SweepConfig, "engine", choices.ENGINES),
-                              (SweepConfig, "scale", choices.SCALES),
-                              (RoutingConfig, "embedding", choices.EMBEDDINGS),
-                              (SweepConfig, "positions", choices.POSITIONS),
-                              (ComputeConfig, "dtype", choices.DTYPES)]:
-        assert typing.get_args(typing.get_type_hints(cls)[field]) == names, field
 
 
 def test_scoring_router_inputs_and_older_dumps():

@@ -6,7 +6,8 @@ import torch
 
 import w2s_lens.evaluation.context as context
 from w2s_lens.controls.synthetic import build_control
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.context import EvalContext, folds, resolve_layers, swept_vectors, unique
 from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.split import SplitExamples

@@ -14,7 +14,8 @@ import w2s_lens.evaluation.storage.contrast_cache as contrast_cache
 import w2s_lens.routing.views as views_mod
 import w2s_lens.sweep.runner as sweep_mod
 from w2s_lens.controls.synthetic import build_control
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.results.evidence import RULES_VERSION
 from w2s_lens.evaluation.results.typed import EvaluationResult

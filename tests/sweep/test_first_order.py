@@ -21,11 +21,10 @@ from w2s_lens.controls.synthetic import build_control
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, model_name, train_caa
 from w2s_lens.sweep.engines import naive_chunk
 from w2s_lens.sweep.first_order import (
-    FirstOrderResult,
-    cubic_slope,
     first_order,
     first_order_chunk,
 )
+from w2s_lens.sweep.first_order_result import FirstOrderResult
 from w2s_lens.sweep.runner import run_sweep
 
 
@@ -176,25 +175,6 @@ def test_curvature_correction_closes_most_of_the_gap(caa_setup, readout):
         exs = _pair_examples(6, cloze=True)
     gaps = curvature_gaps(model, vecs, exs, readout)
     assert gaps["cubic"] < 0.5 * gaps["first_order"]
-
-
-def test_cubic_slope_is_exact_up_to_degree_four():
-    rng = np.random.default_rng(0)
-    for grid in ([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5], [-1.0, 0.5, 2.0]):
-        coef = rng.normal(size=5)
-        x = np.asarray(grid)
-        p = np.polynomial.polynomial.polyval(x, coef)
-        got = cubic_slope(coef[0], coef[1], p[0], p[-1], grid)
-        ols = float(np.polyfit(x, p, 1)[0])
-        if grid[0] == -grid[-1]:
-            assert got == pytest.approx(ols, abs=1e-12)
-        cub = coef.copy()
-        cub[4] = 0.0  # any cubic, on any grid
-        pc = np.polynomial.polynomial.polyval(x, cub)
-        assert cubic_slope(cub[0], cub[1], pc[0], pc[-1], grid) == pytest.approx(
-            float(np.polyfit(x, pc, 1)[0]), abs=1e-12)
-    with pytest.raises(ValueError, match="non-zero"):
-        cubic_slope(0.0, 1.0, 0.0, 1.0, [0.0, 1.0])
 
 
 def test_refusals(caa_setup):

@@ -47,10 +47,10 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for
     (the options of :func:`~w2s_lens.cli.options.add_model`, ``add_data`` and ``add_eval``;
     ``tests/cli/test_commands.py`` checks that they set every setting, at its default)."""
-    from w2s_lens.evaluation.config import (
+    from w2s_lens.evaluation.config import EvalConfig
+    from w2s_lens.evaluation.config_parts import (
         ComputeConfig,
         DataConfig,
-        EvalConfig,
         RoutingConfig,
         StatisticsConfig,
         SweepConfig,
@@ -425,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from w2s_lens.data.behaviours import BehaviourError
     from w2s_lens.data.chat import PromptError
     from w2s_lens.data.items import DatasetError
-    from w2s_lens.evaluation.config import ConfigError
+    from w2s_lens.evaluation.config_parts import ConfigError
     from w2s_lens.models.embedded import ModelLoadError
 
     user_errors: tuple[type[BaseException], ...] = (

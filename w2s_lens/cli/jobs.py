@@ -26,7 +26,8 @@ from w2s_lens.data.datasets import load_dataset, load_prompts
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.data.splits import balanced, train_test_split
 from w2s_lens.evaluation.advice import Advice, advise
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.cost import sweep_cost
 from w2s_lens.evaluation.pipeline import evaluate

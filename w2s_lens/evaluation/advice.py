@@ -44,7 +44,8 @@ from transformer_lens import HookedTransformer
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem
 from w2s_lens.evaluation.advice_text import advice_summary
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.headroom.diagnostics import retest_agreement
 from w2s_lens.evaluation.split import items_dataset, prepare_examples

@@ -25,7 +25,8 @@ from transformer_lens import HookedTransformer
 
 from w2s_lens.choices import Embedding, Engine, RouterView
 from w2s_lens.data.examples import SteeringExample
-from w2s_lens.evaluation.config import ConfigError, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.storage.contrast_cache import cached_contrasts
 from w2s_lens.evaluation.storage.feature_cache import (
     features_key,

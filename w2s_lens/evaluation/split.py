@@ -22,7 +22,8 @@ from w2s_lens.data.items import ABItem
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.data.samples import DEFAULT_DATASET_NAME
 from w2s_lens.data.splits import balanced, train_test_split
-from w2s_lens.evaluation.config import ConfigError, DataConfig, EvalConfig
+from w2s_lens.evaluation.config import EvalConfig
+from w2s_lens.evaluation.config_parts import ConfigError, DataConfig
 
 __all__ = ["SplitExamples", "items_dataset", "load_items", "prepare_examples"]
 

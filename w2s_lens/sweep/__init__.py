@@ -4,7 +4,8 @@ Owns the readouts (letter and cloze propensities, steerability slopes; :mod:`.re
 fast and naive engines (:mod:`.engines`), the resumable sweep (:mod:`.runner`: ``run_sweep``),
 its checked, self-healing chunk files (:mod:`.chunks`), its result (:mod:`.result`:
 ``SweepResult``, also importable from :mod:`.runner`) and the first-order steerability
-(:mod:`.first_order`: every layer's slope from one forward and one backward pass) with
+(:mod:`.first_order`: every layer's slope from one forward and one backward pass; its
+result :mod:`.first_order_result`) with
 its label-free score for prompts without answer options (:mod:`.label_free`).
 
 May import: :mod:`w2s_lens.data`, :mod:`w2s_lens.models`, :mod:`w2s_lens.steering`, the

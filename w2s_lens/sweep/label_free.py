@@ -39,12 +39,8 @@ from transformer_lens import HookedTransformer
 from w2s_lens.choices import DEFAULT_MULTIPLIERS, POSITIONS, PositionsName
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, train_caa
-from w2s_lens.sweep.first_order import (
-    FirstOrderEngine,
-    FirstOrderResult,
-    first_order_chunk,
-    plan_batches,
-)
+from w2s_lens.sweep.first_order import FirstOrderEngine, first_order_chunk, plan_batches
+from w2s_lens.sweep.first_order_result import FirstOrderResult
 from w2s_lens.sweep.runner import check_examples, steer_vectors, sweep_grid
 
 __all__ = ["behaviour_direction", "label_free"]

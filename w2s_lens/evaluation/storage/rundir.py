@@ -57,13 +57,8 @@ from w2s_lens.artifacts import (
     write_json,
     write_text,
 )
-from w2s_lens.evaluation.config import (
-    SETTING_PARTS,
-    ConfigError,
-    EvalConfig,
-    flat_config,
-    portable_config,
-)
+from w2s_lens.evaluation.config import EvalConfig, flat_config, portable_config
+from w2s_lens.evaluation.config_parts import SETTING_PARTS, ConfigError
 from w2s_lens.evaluation.storage.sweepfiles import (
     SweepFiles,
 )
