@@ -173,9 +173,9 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
             ctx, pres, test_exs, routers, fixed_idx, train_best)
         if variant == "base":
             vector_norms, base_view, x_base = ctx.vector_norms(vecs), view, x_view
-            form = form_router_block(ctx, train, view, test_exs, fixed_idx, train_best)
-            if form is not None:  # cloze: a router that sees only the answers' form
-                variants[variant]["form_router"] = form
+        form = form_router_block(ctx, train, view, test_exs, fixed_idx, train_best)
+        if form is not None:  # cloze: a router that sees only the answers' form (from BASE)
+            variants[variant]["form_router"] = form
         if rd is not None:
             rd.write_routing(rd.sweep_dir(variant, method), routing)
     # is there a per-input layer to learn? retest halves, cross-validated oracle, learning curve

@@ -159,11 +159,17 @@ def _cloze(examples):
 def test_cloze_runs_score_an_answer_form_router(control):
     train = control.make_examples(12, seed=1)
     test = _cloze(control.make_examples(8, seed=2))
-    cfg = EvalConfig(**{**CFG, "routers": ("logreg",), "readout": "cloze"})
-    res = evaluate_examples(control.model, SplitExamples(train, _cloze(train), {"base": test}),
+    ood = _cloze(control.make_examples(8, seed=3))
+    cfg = EvalConfig(**{**CFG, "routers": ("logreg",), "readout": "cloze",
+                        "variants": ("base", "sys-neg")})
+    res = evaluate_examples(control.model, SplitExamples(train, _cloze(train),
+                                                         {"base": test, "sys-neg": ood}),
                             cfg, progress=False).to_dict()
     base = res["methods"]["caa"]["variants"]["base"]
     form = base["form_router"]
+    # an OOD variant is routed by the same form → layer map, learned on BASE training items
+    other = res["methods"]["caa"]["variants"]["sys-neg"]["form_router"]
+    assert other["groups"] == form["groups"] and other["diff_vs_fixed"] is not None
     assert set(form["groups"]) == {"match-longer", "same-length"} and form["fallback"] == []
     assert set(form["groups"].values()) <= set(res["layers"])
     for key in ("diff_vs_fixed", "diff_vs_fixed_ci", "diff_vs_fixed_p", "diff_vs_fixed_mde",
