@@ -56,9 +56,9 @@ from w2s_lens.choices import (  # noqa: E402
     SCORINGS,
     VARIANTS,
 )
-from w2s_lens.cli.options import cap as _cap  # noqa: E402
-from w2s_lens.cli.options import finite, positive, scoring_from_args, threads  # noqa: E402
-from w2s_lens.cli.options import layers as _layers  # noqa: E402
+from w2s_lens.cli.values import cap as _cap  # noqa: E402
+from w2s_lens.cli.values import finite, positive, scoring_from_args, threads  # noqa: E402
+from w2s_lens.cli.values import layers as _layers  # noqa: E402
 from w2s_lens.data.datasets import DATASET_NAMES  # noqa: E402
 from w2s_lens.evaluation.config import portable_config  # noqa: E402
 

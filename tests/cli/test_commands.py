@@ -11,7 +11,7 @@ from conftest import write_ab_dataset
 from w2s_lens.choices import EVAL_PARTS
 from w2s_lens.cli.commands import build_parser, config_from_args, main
 from w2s_lens.cli.jobs import run_evaluation
-from w2s_lens.cli.options import usable_cores
+from w2s_lens.cli.values import usable_cores
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.storage.rundir import RunDir
@@ -310,12 +310,12 @@ def test_layer_options_are_checked_against_the_model_before_it_loads(tmp_path, m
 
 
 def test_unwritable_out_and_cache_are_named_up_front(tmp_path, monkeypatch, capsys, no_model):
-    from w2s_lens.cli import options as cli_options
+    from w2s_lens.cli import values as cli_values
 
     (tmp_path / "file").write_text("x")
     err = _refused(["sweep", "--out", str(tmp_path / "file" / "run")], capsys)
     assert f"--out {tmp_path}/file/run: cannot create it, {tmp_path}/file is a file" in err
-    real = cli_options.tempfile.TemporaryFile
+    real = cli_values.tempfile.TemporaryFile
     read_only = tmp_path / "ro"
     read_only.mkdir()
 
@@ -324,7 +324,7 @@ def test_unwritable_out_and_cache_are_named_up_front(tmp_path, monkeypatch, caps
             raise OSError(30, "Read-only file system")
         return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(cli_options.tempfile, "TemporaryFile", probe)
+    monkeypatch.setattr(cli_values.tempfile, "TemporaryFile", probe)
     err = _refused(["evaluate", "--out", str(read_only / "run")], capsys)
     assert f"--out {read_only}/run: cannot write in {read_only} (Read-only file system)" in err
     monkeypatch.setenv("W2S_CACHE_DIR", str(read_only / "cache"))  # fresh, nothing converted

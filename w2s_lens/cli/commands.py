@@ -24,19 +24,21 @@ from w2s_lens.cli.options import (
     ADVISE_HIDDEN,
     DESCRIPTIONS,
     SUMMARIES,
-    OptionError,
     add_data,
     add_eval,
     add_model,
+    hide_options,
+)
+from w2s_lens.cli.values import (
+    OptionError,
     check_layer_options,
     finite,
-    hide_options,
     scoring_from_args,
     threads,
     unwritable,
     usable_cores,
 )
-from w2s_lens.cli.options import layers as _layers
+from w2s_lens.cli.values import layers as _layers
 
 __all__ = ["main", "build_parser", "config_from_args", "model_shape", "preflight"]
 
@@ -146,7 +148,7 @@ def preflight(args: argparse.Namespace) -> None:
     Example:
         >>> preflight(build_parser().parse_args(["evaluate", "--out", "o", "--layers", "8"]))
         Traceback (most recent call last):
-        w2s_lens.cli.options.OptionError: --layers 8: W2S chooses a layer per input and needs...
+        w2s_lens.cli.values.OptionError: --layers 8: W2S chooses a layer per input and needs...
     """
     if getattr(args, "dtype", None) == "float16" and (args.device == "cpu" or (
             args.device == "auto" and not __import__("torch").cuda.is_available())):
