@@ -1,7 +1,7 @@
 """The command line: ``w2s-lens`` (:mod:`.commands` parses the arguments and dispatches), its
-shared options (:mod:`.options`), the job each command runs (:mod:`.jobs`: checks, loads the
-items and the model, calls the library) and the cross-dataset table's runner (:mod:`.table`,
-serially or on Ray).
+shared options (:mod:`.options`) and their value parsers and checks (:mod:`.values`), the job
+each command runs (:mod:`.jobs`: checks, loads the items and the model, calls the library)
+and the cross-dataset table's runner (:mod:`.table`, serially or on Ray).
 
 May import every part of the package (it sits at the top of the data flow, beside
 :mod:`w2s_lens.demo`); nothing imports it but the console entry point

@@ -2,7 +2,8 @@
 
 Split by concern:
 
-* the pipeline, at this level: the typed settings (:mod:`.config`), what a run evaluates on
+* the pipeline, at this level: the typed settings (:mod:`.config`, its parts in
+  :mod:`.config_parts`), what a run evaluates on
   (:mod:`.split`: items, the train / test split, the formatted examples), the shared state of
   one run (:mod:`.context`), the vectors each method sweeps with (:mod:`.method_vectors`), the
   answers' form for the cloze diagnostic (:mod:`.forms`), the cost line before a long run
@@ -22,6 +23,6 @@ Rendering (the printed tables, the cross-dataset and study tables) lives in
 
 May import every package below it (:mod:`w2s_lens.data`, ``models``, ``steering``,
 ``controls``, ``sweep``, ``routing``), the top-level ``choices``, ``artifacts``, ``assets``, and
-itself (``config`` and ``stats`` → ``storage`` → ``results`` → the pipeline and ``headroom``);
-never :mod:`w2s_lens.report` or the command line.
+itself (``config_parts``, ``config`` and ``stats`` → ``storage`` → ``results`` → the pipeline
+and ``headroom``); never :mod:`w2s_lens.report` or the command line.
 """
