@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root or (powered_study.RESULTS_V1 if v1 else powered_study.RESULTS))
     out = Path(args.out) if args.out else root
     out.mkdir(parents=True, exist_ok=True)
-    rows = study_rows(root, plan_data(powered_study.PLAN_V1 if v1 else None))
+    plan = plan_data(powered_study.PLAN_V1 if v1 else None)
+    rows = study_rows(root, plan)
     done = sum(r["status"] == DONE for r in rows)
     if not done:
         print(f"No finished dataset under {root} yet: every planned row reads \"not run\".")
@@ -165,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_study(rows, out, STEM, statement=text)
     report = write_study_report(rows, out / REPORT, statement=text, source=root)
     png = write_png(rows, out / FIGURE)
-    plan = plan_data(powered_study.PLAN_V1 if v1 else None)
     ood = write_ood(ood_rows(root, plan), out, STEM)
     print(f"{done} of {len(rows)} rows finished; wrote {paths['md']}, {paths['csv']}, "
           f"{report}, {png}, {ood['md']}, {ood['csv']}")

@@ -208,7 +208,8 @@ def pick_threads(candidates: Sequence[int] | None = None, repeats: int = 3,
     timings (seconds per product). On a machine shared with other jobs more threads can be
     much slower than one (their threads wait for each other); this costs well under a second.
 
-    With a single candidate nothing is timed and the timings are empty.
+    With a single candidate nothing is timed, the timings are empty and the thread count is
+    set to that candidate.
 
     Example:
         >>> before = torch.get_num_threads()
@@ -222,6 +223,7 @@ def pick_threads(candidates: Sequence[int] | None = None, repeats: int = 3,
     current = torch.get_num_threads()
     cands = sorted({current, 1} if candidates is None else set(candidates))
     if len(cands) == 1:
+        torch.set_num_threads(cands[0])
         return cands[0], {}
     m, k, n = size
     a, b = torch.randn(m, k), torch.randn(k, n)

@@ -7,11 +7,14 @@ import pytest
 
 from w2s_lens.evaluation.results.evidence import (
     HEADROOM_FRACTION,
+    OOD_NOTE,
     POWER_RATIO,
     RULES_VERSION,
+    method_evidence,
     read_evidence,
     reading_words,
     refresh_reading,
+    variant_evidence,
 )
 
 BEATS_XV = "the cross-validated oracle beats the cross-validated fixed layer beyond the noise"
@@ -130,3 +133,53 @@ def test_refresh_rewrites_only_stale_readings() -> None:
     assert res["methods"]["caa"]["reading"]["rules"]["version"] == RULES_VERSION
     assert "reading" not in res["methods"]["l2s"]
     assert refresh_reading(res) == []
+
+
+def _ood_method():
+    w2s = {**_w2s(NONE, 0.05, diff=0.0), **_w2s(BEATS, 0.05, diff=0.2, name="logreg@options"),
+           **_w2s(BEATS, 0.05, diff=0.3, name="knn")}
+    return {"headroom": _hr(), "variants": {
+        "base": {"n": 200, "fixed": {"steerability": 1.0}, "w2s": _w2s(NONE, 0.2)},
+        "sys-pos": {"n": 100, "fixed": {"steerability": 0.5}, "w2s": w2s}}}
+
+
+def test_an_ood_variant_is_read_per_view_without_a_headroom():
+    method = _ood_method()
+    r = variant_evidence(method, "sys-pos", "logreg", ("question", "options"))
+    assert r["headroom"]["reading"] == "headroom not measured" and OOD_NOTE in r["headroom"]["text"]
+    assert r["robustness"]["reading"] == "robustness not measured"
+    assert [v["reading"] for v in r["views"].values()] == [
+        "no gain by question (headroom not measured)", "learned by options"]
+    assert r["fixed_effect"] == 0.5 and r["primary"] == "logreg"
+    # BASE is the method's own reading; an unknown variant is named
+    assert variant_evidence(method, "base", "logreg")["text"] == \
+        method_evidence(method, "logreg")["text"]
+    with pytest.raises(KeyError, match="user-neg"):
+        variant_evidence(method, "user-neg", "logreg")
+
+
+def test_a_reading_is_for_one_router_kind():
+    """A stored reading made for another kind is read again; a router name counts as its
+    kind, so "logreg@options" never reads the options router's block as the question's."""
+    method = _ood_method()
+    method["variants"]["sys-pos"]["reading"] = variant_evidence(method, "sys-pos", "logreg")
+    knn = variant_evidence(method, "sys-pos", "knn")
+    assert knn["primary"] == "knn" and knn["views"]["question"]["reading"] == "learned by question"
+    named = variant_evidence(method, "sys-pos", "logreg@options", ("question", "options"))
+    assert named["primary"] == "logreg"
+    assert named["views"]["question"]["reading"] == "no gain by question (headroom not measured)"
+    assert method_evidence(method, "logreg@options")["primary"] == "logreg"
+
+
+def test_refresh_adds_ood_readings_and_leaves_base_and_copies_alone():
+    res = {"primary_router": "logreg", "router_inputs": ["question", "options"],
+           "methods": {"caa": _ood_method()}}
+    assert refresh_reading(res) == ["caa", "caa/sys-pos"]
+    block = res["methods"]["caa"]["variants"]["sys-pos"]
+    assert block["reading"]["rules"]["version"] == RULES_VERSION
+    assert block["reading"]["views"]["options"]["reading"] == "learned by options"
+    assert "reading" not in res["methods"]["caa"]["variants"]["base"]
+    assert refresh_reading(res) == []
+    # the reading holds copies: changing it leaves the router block as it was
+    block["reading"]["views"]["options"]["ci"][0] = 99.0
+    assert block["w2s"]["logreg@options"]["diff_vs_fixed_ci"][0] != 99.0

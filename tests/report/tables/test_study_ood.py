@@ -29,19 +29,24 @@ def _router(diff, p, verdict):
             "diff_vs_fixed_test": "sign-flip exact", "diff_vs_fixed_mde": 0.05}
 
 
-def _results(dataset, p_options):
-    variant = {"n": 200, "fixed_layer": 15, "fixed": {"steerability": 0.5},
-               "oracle": {"steerability": 0.9},
-               "w2s": {"logreg": _router(0.0, 0.5, NONE),
-                       "knn": _router(0.3, 0.001, BEATS),  # not the primary kind: no row
-                       "logreg@options": _router(0.2, p_options,
-                                                 BEATS if p_options < 0.025 else NONE)}}
+def _variant(p_options, fixed_layer=15):
+    return {"n": 200, "fixed_layer": fixed_layer, "fixed": {"steerability": 0.5},
+            "oracle": {"steerability": 0.9},
+            "w2s": {"logreg": _router(0.0, 0.5, NONE),
+                    "knn": _router(0.3, 0.001, BEATS),  # not the primary kind: no row
+                    "logreg@options": _router(0.2, p_options,
+                                              BEATS if p_options < 0.025 else NONE)}}
+
+
+def _results(dataset, p_options, p_user_neg=0.5):
+    """``sys-pos``'s options view at ``p_options``; ``user-neg``'s at ``p_user_neg`` (another
+    family: pooled with sys-pos it would change sys-pos's BH result)."""
     return {"model": "m", "dataset": dataset, "readout": "cloze", "primary_router": "logreg",
             "router_inputs": ["question", "options"], "n_train": 200, "n_test": 200,
             "methods": {"caa": {"fixed_layer": 15, "variants": {
-                "base": {**variant, "w2s": {"logreg": _router(0.01, 0.3, NONE),
-                                            "logreg@options": _router(0.02, 0.2, NONE)}},
-                "sys-pos": variant, "user-neg": variant}}}}
+                "base": {**_variant(0.5), "w2s": {"logreg": _router(0.01, 0.3, NONE),
+                                                  "logreg@options": _router(0.02, 0.2, NONE)}},
+                "sys-pos": _variant(p_options), "user-neg": _variant(p_user_neg, 0)}}}}
 
 
 def _save(folder, results):
@@ -73,10 +78,13 @@ def test_bh_runs_per_variant_and_view_across_datasets(tmp_path):
     options = [r for r in rows if r["view"] == "options" and r["variant"] == "sys-pos"]
     assert [r["verdict"].endswith("beyond the noise") for r in options] == [True, False]
     assert [r["beats_after_bh"] for r in options] == [False, False]
+    # 0.001 and 0.02 of 2 pass BH at 2.5% (0.0125, 0.025); user-neg's two 0.5s are another
+    # family (pooled into 4 tests, 0.02 would need 0.0125 and fail)
     _save(tmp_path / "row" / "b", _results("b", 0.001))
-    options = [r for r in ood_rows(tmp_path, plan)
-               if r["view"] == "options" and r["variant"] == "sys-pos"]
+    rows = ood_rows(tmp_path, plan)
+    options = [r for r in rows if r["view"] == "options" and r["variant"] == "sys-pos"]
     assert [r["beats_after_bh"] for r in options] == [True, True]
+    assert not any(r["beats_after_bh"] for r in rows if r["variant"] == "user-neg")
 
 
 def test_markdown_and_csv(tmp_path):
@@ -90,3 +98,4 @@ def test_markdown_and_csv(tmp_path):
     paths = write_ood(rows, tmp_path / "out", "t")
     assert paths["md"].name == "t_ood.md" and paths["csv"].read_text() == ood_csv(rows)
     assert "No finished dataset" in ood_markdown([])
+    assert "| user-neg | options | 200 | 0 |" in md  # layer 0 is shown, not "–"

@@ -62,6 +62,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from w2s_lens.choices import RouterKind
 from w2s_lens.routing.views import router_name, split_router_name
 
 __all__ = ["HEADROOM_FRACTION", "KAPPA_ROBUST", "OOD_NOTE", "POWER_RATIO", "RULES_VERSION",
@@ -145,7 +146,8 @@ def _view(view: str, block: Mapping[str, Any] | None, headroom: dict[str, Any],
     if block is None:
         return {"reading": f"{view} not run", "diff": None, "mde": None, "p": None}
     diff, mde = block.get("diff_vs_fixed"), block.get("diff_vs_fixed_mde")
-    out = {"diff": diff, "ci": block.get("diff_vs_fixed_ci"), "mde": mde,
+    ci = block.get("diff_vs_fixed_ci")
+    out = {"diff": diff, "ci": None if ci is None else list(ci), "mde": mde,
            "p": block.get("diff_vs_fixed_p"), "verdict": block.get("diff_vs_fixed_verdict")}
     if _beats(block.get("diff_vs_fixed_verdict")):
         return {**out, "reading": f"learned by {view}"}
@@ -171,12 +173,13 @@ def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, An
     """The reading of one method (see the module docstring).
 
     Args:
-        headroom: ``results["methods"][m]["headroom"]`` (``xv``, ``retest``).
-        w2s: the base variant's router blocks (``results[...]["variants"]["base"]["w2s"]``).
-        fixed_effect: the fixed layer's mean steerability on the base test items (recorded).
+        headroom: ``results["methods"][m]["headroom"]`` (``xv``, ``retest``; for an OOD
+            variant both ``{"skipped": OOD_NOTE}``, see :func:`variant_evidence`).
+        w2s: the variant's router blocks (``results[...]["variants"][v]["w2s"]``).
+        fixed_effect: the fixed layer's mean steerability on the variant's test items.
         primary: the primary router kind (its block on each view is read).
         views: the router views of the run.
-        n_test: the base test items the routers were compared on (the oracle comparison's MDE
+        n_test: the test items the routers were compared on (the oracle comparison's MDE
             is scaled to it when that ran on fewer items).
 
     Returns:
@@ -193,16 +196,26 @@ def read_evidence(headroom: Mapping[str, Any], w2s: Mapping[str, Mapping[str, An
                       "kappa_robust": KAPPA_ROBUST, "alpha": "one-sided 2.5%"}}
 
 
-def _current(stored: Any) -> bool:
-    """Whether a stored reading was made under today's rules."""
+def _current(stored: Any, primary: str | None = None) -> bool:
+    """Whether a stored reading was made under today's rules (and, given ``primary``, for
+    that router kind)."""
     rules = stored.get("rules") if isinstance(stored, Mapping) else None
-    return isinstance(rules, Mapping) and rules.get("version") == RULES_VERSION
+    return (isinstance(rules, Mapping) and rules.get("version") == RULES_VERSION
+            and (primary is None or stored.get("primary") in (None, primary)))
+
+
+def _kind(primary: str | None) -> str:
+    """The primary router *kind*: ``"logreg@options"`` → ``"logreg"``; None → the config's
+    default kind."""
+    return split_router_name(primary or RouterKind.LOGREG.value)[0]
 
 
 def method_evidence(method: Mapping[str, Any], primary: str,
                     views: Sequence[str] = ("question",)) -> dict[str, Any]:
-    """The reading of a ``results.json`` method block: the stored ``reading`` when it was made
-    under today's rules (:data:`RULES_VERSION`), else read now from the stored diagnostics
+    """The reading of a ``results.json`` method block for the ``primary`` router kind (a
+    router name such as ``"logreg@options"`` counts as its kind): the stored ``reading`` when
+    it was made under today's rules (:data:`RULES_VERSION`) for that kind, else read now from
+    the stored diagnostics
     (results written before readings were stored, or under older rules).
 
     Example:
@@ -212,8 +225,9 @@ def method_evidence(method: Mapping[str, Any], primary: str,
         >>> method_evidence({"reading": {"text": "older rules"}}, "logreg")["text"]
         'headroom not measured; robustness not measured; question not run'
     """
+    primary = _kind(primary)
     stored = method.get("reading")
-    if stored and _current(stored):
+    if stored and _current(stored, primary):
         return dict(stored)
     base = ((method.get("variants") or {}).get("base") or {})
     fixed = (base.get("fixed") or {}).get("steerability")
@@ -243,6 +257,7 @@ def variant_evidence(method: Mapping[str, Any], variant: str, primary: str,
         >>> [v["reading"] for v in r["views"].values()]
         ['no gain by question (headroom not measured)', 'learned by options']
     """
+    primary = _kind(primary)
     if variant == "base":
         return method_evidence(method, primary, views)
     block = (method.get("variants") or {}).get(variant)
@@ -250,7 +265,7 @@ def variant_evidence(method: Mapping[str, Any], variant: str, primary: str,
         raise KeyError(f"no test variant {variant!r} in this method (it has "
                        f"{sorted(method.get('variants') or {})})")
     stored = block.get("reading")
-    if stored and _current(stored):
+    if stored and _current(stored, primary):
         return dict(stored)
     w2s = block.get("w2s") or {}
     run_views = tuple(view for kind, view in map(split_router_name, w2s) if kind == primary)
@@ -286,7 +301,7 @@ def refresh_reading(results: dict[str, Any]) -> list[str]:
         >>> refresh_reading(res)
         []
     """
-    primary = results.get("primary_router") or "logreg"
+    primary = _kind(results.get("primary_router"))
     views = tuple(results.get("router_inputs") or ("question",))
     done = []
     for name, method in (results.get("methods") or {}).items():

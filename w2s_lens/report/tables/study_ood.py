@@ -6,7 +6,8 @@ Everything is trained on BASE (the paper's setting): the steering vectors, the f
 (chosen on the cross-fitted BASE training items) and the routers; only the test prompts
 change. These comparisons are **secondary** (the study's primary ones are on the BASE test
 items, :data:`~w2s_lens.report.tables.study.PRIMARY_COMPARISON`). Each view × variant × method
-of a study row is its own Benjamini-Hochberg family across the row's datasets
+(the router: kind and view) of a study row is its own Benjamini-Hochberg family across the
+row's datasets
 (``beats_after_bh``); nothing is corrected across variants or views. The headroom is not
 measured under an OOD prompt (the retest sweeps the BASE test items only; an in-sample oracle
 over a few noisy layers sits above the fixed layer even with nothing to learn, so it is shown
@@ -53,7 +54,8 @@ OOD_COLUMNS = (
 OOD_NOTE = (
     "Secondary comparisons. Vectors, fixed layer and routers come from BASE training items; "
     "only the test prompts change. Benjamini-Hochberg runs across the datasets of each study "
-    "row × method × variant × view, not across variants or views. The headroom is not "
+    "row × method × variant × router (kind and view), not across variants or views. The "
+    "headroom is not "
     "measured under OOD prompts (the retest sweeps the BASE test items only); the in-sample "
     "oracle is shown for orientation and is biased upwards.")
 
@@ -106,7 +108,7 @@ def dataset_ood_rows(results: EvaluationResult | str | os.PathLike | Mapping[str
 def ood_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
              q: float = FDR_Q) -> list[dict[str, Any]]:
     """Every finished dataset's OOD rows under ``root`` (``<root>/<name>/<dataset>/``), in
-    plan order, with ``beats_after_bh`` per family (study row × method × variant × view;
+    plan order, with ``beats_after_bh`` per family (study row × method × variant × router;
     see the module docstring). Datasets not run, or run without OOD variants, give none.
 
     Example:
@@ -121,7 +123,7 @@ def ood_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
                 rows += dataset_ood_rows(EvaluationResult.load(file), p)
     families: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows:
-        families.setdefault((r["protocol"], r["method"], r["variant"], r["view"]),
+        families.setdefault((r["protocol"], r["method"], r["variant"], r["router"]),
                             []).append(r)
     for sub in families.values():
         kinds = [verdict_kind(str(r["verdict"])) for r in sub]
@@ -132,6 +134,10 @@ def ood_rows(root: str | os.PathLike, plan: Sequence[Mapping[str, Any]],
 
 def _f(x: Any, fmt: str = "+.3f") -> str:
     return "–" if x is None else format(float(x), fmt)
+
+
+def _v(x: Any) -> str:
+    return "–" if x is None else str(x)
 
 
 def ood_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -155,7 +161,7 @@ def ood_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         lines.append(
             f"| {r['protocol']} | {r['dataset']} | {r['method']} | {r['variant']} | "
-            f"{r['view']} | {r['n_test'] or '–'} | {r['fixed_layer'] or '–'} | "
+            f"{r['view']} | {_v(r['n_test'])} | {_v(r['fixed_layer'])} | "
             f"{_f(r['fixed'])} [{_f(r['fixed_lo'])}, {_f(r['fixed_hi'])}] | "
             f"{_f(r['diff'])} [{_f(r['diff_lo'])}, {_f(r['diff_hi'])}] | "
             f"{_f(r['p_value'], '.3g')} | {_f(r['mde'], '.3f')} | {r['verdict'] or '–'} | "
