@@ -44,6 +44,7 @@ view (the primary router kind).
 Usage:
     python analysis/ablation_study.py --list
     python analysis/ablation_study.py --pending --workers 2 --commit
+    python analysis/ablation_study.py --pending --variants baseline,first-token --commit
     python analysis/ablation_study.py --table
 """
 
@@ -164,6 +165,24 @@ def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
     return path
 
 
+def pending(variants: list[str] | None = None,
+            results: Path = RESULTS) -> list[tuple[Row, str]]:
+    """The unfinished (row, dataset) jobs in the plan's order, of ``variants`` only if given.
+
+    Example:
+        >>> [(r.name, d) for r, d in pending(["first-token"], Path("/nonexistent"))]
+        [('first-token', 'corrigible-neutral-HHH'), ('first-token', 'self-awareness-text-model')]
+    """
+    if variants is not None:
+        unknown = sorted(set(variants) - set(VARIANTS))
+        if unknown:
+            raise SystemExit(f"unknown ablation variant(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(VARIANTS)}")
+    return [(r, d) for r in PLAN for d in r.datasets
+            if (variants is None or r.name in variants)
+            and not (results / r.name / d / "results.json").is_file()]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default=str(runs_root() / "ablation"),
@@ -171,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                         "~/.local/share/w2s-lens/runs/ablation)")
     p.add_argument("--list", action="store_true", help="print the plan")
     p.add_argument("--pending", action="store_true", help="run every unfinished row")
+    p.add_argument("--variants", help="with --pending: only these variants, comma-separated "
+                                      f"(of {', '.join(VARIANTS)}), in the plan's order")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--commit", action="store_true")
@@ -184,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.pending:
         p.error("give --list, --pending or --table")
-    jobs = [(r, d) for r in PLAN for d in r.datasets
-            if not (RESULTS / r.name / d / "results.json").is_file()]
+    jobs = pending(args.variants.split(",") if args.variants else None)
     return run_many(jobs, Path(args.runs), args.threads, args.workers, args.commit,
                     results=RESULTS, study="ablation study")
 

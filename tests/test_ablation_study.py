@@ -57,3 +57,21 @@ def test_the_table_reads_finished_rows(tmp_path):
         got = list(csv.DictReader(f))
     assert got[0]["dataset"] == "corrigible-neutral-HHH" and got[0]["n_test"] == "200"
     assert (tmp_path / "ablation_table.md").read_text().count("\n") == 3
+
+
+def test_pending_keeps_the_plan_order_skips_finished_rows_and_filters(tmp_path):
+    every = ab.pending(None, tmp_path)
+    assert len(every) == 2 * len(ab.VARIANTS)
+    assert [r.name for r, _ in every[:2]] == ["baseline", "baseline"]
+    done = tmp_path / "baseline" / "corrigible-neutral-HHH"
+    done.mkdir(parents=True)
+    (done / "results.json").write_text("{}")
+    got = ab.pending(["baseline", "first-token"], tmp_path)
+    assert [(r.name, d) for r, d in got] == [
+        ("baseline", "self-awareness-text-model"),
+        ("first-token", "corrigible-neutral-HHH"),
+        ("first-token", "self-awareness-text-model")]
+    import pytest
+
+    with pytest.raises(SystemExit, match="unknown ablation variant"):
+        ab.pending(["basline"], tmp_path)
