@@ -57,6 +57,8 @@ def test_run_directory_and_results(control, tmp_path):
         assert (tmp_path / name).exists(), name
     derived = RunDir(tmp_path).read_run()["derived"]
     assert derived["layer_scale"] == [1.0] * 3 and derived["n_train_items"] == 24
+    # results.json names the settings a reader needs to tell ablation rows apart
+    assert (res.scale, res.fraction, res.positions) == ("raw", None, "from_last")
     assert caa.w2s_over_fixed == pytest.approx(
         base.routers["logreg"].steerability / base.fixed.steerability)
     # the object is results.json: same dict, and save -> load gives it back
@@ -69,8 +71,11 @@ def test_run_directory_and_results(control, tmp_path):
 
 def test_without_a_run_directory_the_result_is_typed_too(control):
     res = evaluate_examples(control.model, _split(control, n_train=12, n_test=6),
-                            EvalConfig(**{**CFG, "retest": False}), progress=False)
+                            EvalConfig(**{**CFG, "retest": False, "scale": "relative",
+                                          "fraction": 0.5}), progress=False)
     assert isinstance(res, EvaluationResult) and res.path is None
+    assert (res.scale, res.fraction) == ("relative", 0.5)
+    assert "relative scale (λ = 1 adds 0.5 of the residual norm)" in res.summary()
     assert EvaluationResult.from_dict(res.to_dict()) == res
 
 

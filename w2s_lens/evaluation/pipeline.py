@@ -268,6 +268,8 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
         "scoring": config.sweep.scoring if Readout(config.sweep.readout).scores_options else None,
         "positions": config.sweep.positions,
         "list_options": config.sweep.list_options,
+        "scale": config.sweep.scale,
+        "fraction": config.sweep.fraction if config.sweep.scale == "relative" else None,
         "methods_run": list(config.methods),
         "layers": ctx.layers,
         "routers": list(config.routing.routers),

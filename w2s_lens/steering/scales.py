@@ -9,6 +9,12 @@
     position, recorded when the vectors were trained). ``λ = 1`` then adds a vector whose norm
     is ``fraction`` of the residual's norm, at every layer.
 
+An evaluation computes the factors once, from its CAA vector, and applies them to every vector
+it steers (the cross-fitting folds' vectors, the retest's half vectors, L2S's per-input
+vectors): the scale is a unit per layer, not a renormalisation of each vector, so a
+re-estimated vector keeps its own norm as it would under ``raw``. ``results.json`` records
+``scale`` and ``fraction``; ``run.json`` the factors (``derived.layer_scale``).
+
 Example:
     >>> layer_scales(vectors, "relative", fraction=0.25)  # doctest: +SKIP
     [3.1, 2.7, ...]

@@ -338,3 +338,21 @@ def test_the_docstring_examples_run(module: str) -> None:
     mod = importlib.import_module(f"w2s_lens.evaluation.results.{module}")
     failed, attempted = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert failed == 0 and attempted > 0
+
+
+@pytest.mark.parametrize(("settings", "shown"), [
+    ({"readout": "cloze", "scoring": "first"}, "first differing option token"),
+    ({"readout": "cloze", "scoring": "sum", "list_options": True},
+     "summed log-probs, options listed"),
+    ({"readout": "cloze", "length_norm": True}, "length-normalised"),
+    ({"readout": "cloze", "positions": "prompt"}, "steering the prompt only"),
+    ({"readout": "letter", "mirror": True, "positions": "all"}, "mirrored, steering every"),
+    ({"readout": "letter", "scale": "relative", "fraction": 0.25},
+     "relative scale (λ = 1 adds 0.25 of the residual norm)"),
+])
+def test_the_title_names_every_setting_that_changes_the_measurement(settings, shown) -> None:
+    r = EvaluationResult.from_dict({"model": "m", "dataset": "d", "methods": {}, **settings})
+    title = r.summary().splitlines()[0]
+    assert shown in title
+    assert ("relative" in title) == (settings.get("scale") == "relative")
+    assert ("steering" in title) == (settings.get("positions") in ("all", "prompt"))

@@ -142,8 +142,19 @@ def variant_reading(result: EvaluationResult, method: str, variant: str) -> str:
 
 def _mode(result: EvaluationResult) -> str:
     if result.readout == "cloze":
-        return "length-normalised" if result.length_norm else "summed log-probs"
-    return "mirrored" if result.mirror else "single order"
+        scored = {"mean": "length-normalised", "first": "first differing option token"}
+        mode = scored.get(result.scoring or ("mean" if result.length_norm else "sum"),
+                          "summed log-probs")
+        if result.list_options:
+            mode += ", options listed"
+    else:
+        mode = "mirrored" if result.mirror else "single order"
+    where = {"all": "steering every position", "prompt": "steering the prompt only"}
+    if result.positions in where:
+        mode += f", {where[result.positions]}"
+    if result.scale == "relative":
+        mode += f", relative scale (λ = 1 adds {result.fraction} of the residual norm)"
+    return mode
 
 
 def _title(result: EvaluationResult) -> str:

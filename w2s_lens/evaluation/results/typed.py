@@ -9,9 +9,10 @@ tables (:mod:`w2s_lens.evaluation.results.frames`).
 
 Schema of ``results.json``, format version 2 (:data:`SCHEMA_VERSION`)::
 
-    model, dataset, readout, mirror, length_norm, methods_run, layers, routers,
-    primary_router, embedding, router_inputs?, n_train, n_test, split_seed, cross_fit,
-    format_version, versions, methods: {method: MethodResult}
+    model, dataset, readout, mirror, length_norm, scoring?, positions?, list_options?,
+    scale?, fraction?, methods_run, layers, routers, primary_router, embedding,
+    router_inputs?, n_train, n_test, split_seed, cross_fit, format_version, versions,
+    methods: {method: MethodResult}
     MethodResult   fixed_layer, train_fixed_steerability, train_best_layer_counts {layer: n},
                    router_cv {router: RouterTuning}, vector_norms [per layer], w2s_over_fixed,
                    variants {variant: VariantResult}, headroom: Headroom, reading?: Reading
@@ -190,6 +191,16 @@ class EvaluationResult(Node):
     readout: str | None = None
     mirror: bool | None = None
     length_norm: bool | None = None
+    #: the cloze readout's option scoring (``sum``, ``mean``, ``first``); None for letters
+    scoring: str | None = None
+    #: where the vector is added (``from_last``, ``all``, ``prompt``)
+    positions: str | None = None
+    #: whether the cloze prompt lists both options above the answer
+    list_options: bool | None = None
+    #: the multiplier scale (``raw`` or ``relative``; :mod:`w2s_lens.steering.scales`)
+    scale: str | None = None
+    #: under ``scale="relative"``: the share of the residual norm that λ = 1 adds, else None
+    fraction: float | None = None
     methods_run: tuple[str, ...] | None = key(codec=TUPLE)
     layers: tuple[int, ...] | None = key(codec=TUPLE)
     routers: tuple[str, ...] | None = key(codec=TUPLE)
