@@ -165,9 +165,10 @@ def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
     return path
 
 
-def pending(variants: list[str] | None = None,
-            results: Path = RESULTS) -> list[tuple[Row, str]]:
-    """The unfinished (row, dataset) jobs in the plan's order, of ``variants`` only if given.
+def pending(variants: list[str] | None = None, results: Path = RESULTS,
+            datasets: list[str] | None = None) -> list[tuple[Row, str]]:
+    """The unfinished (row, dataset) jobs in the plan's order, of ``variants`` and
+    ``datasets`` only if given.
 
     Example:
         >>> [(r.name, d) for r, d in pending(["first-token"], Path("/nonexistent"))]
@@ -178,8 +179,14 @@ def pending(variants: list[str] | None = None,
         if unknown:
             raise SystemExit(f"unknown ablation variant(s) {', '.join(unknown)}; "
                              f"known: {', '.join(VARIANTS)}")
+    if datasets is not None:
+        unknown = sorted(set(datasets) - set(TWO))
+        if unknown:
+            raise SystemExit(f"dataset(s) {', '.join(unknown)} are not in the ablation plan; "
+                             f"planned: {', '.join(TWO)}")
     return [(r, d) for r in PLAN for d in r.datasets
             if (variants is None or r.name in variants)
+            and (datasets is None or d in datasets)
             and not (results / r.name / d / "results.json").is_file()]
 
 
@@ -192,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pending", action="store_true", help="run every unfinished row")
     p.add_argument("--variants", help="with --pending: only these variants, comma-separated "
                                       f"(of {', '.join(VARIANTS)}), in the plan's order")
+    p.add_argument("--datasets", help="with --pending: only these datasets, comma-separated "
+                                      f"(of {', '.join(TWO)})")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--commit", action="store_true")
@@ -205,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.pending:
         p.error("give --list, --pending or --table")
-    jobs = pending(args.variants.split(",") if args.variants else None)
+    jobs = pending(args.variants.split(",") if args.variants else None,
+                   datasets=args.datasets.split(",") if args.datasets else None)
     return run_many(jobs, Path(args.runs), args.threads, args.workers, args.commit,
                     results=RESULTS, study="ablation study")
 

@@ -75,3 +75,7 @@ def test_pending_keeps_the_plan_order_skips_finished_rows_and_filters(tmp_path):
 
     with pytest.raises(SystemExit, match="unknown ablation variant"):
         ab.pending(["basline"], tmp_path)
+    one = ab.pending(["baseline", "first-token"], tmp_path, datasets=["corrigible-neutral-HHH"])
+    assert [(r.name, d) for r, d in one] == [("first-token", "corrigible-neutral-HHH")]
+    with pytest.raises(SystemExit, match="not in the ablation plan"):
+        ab.pending(None, tmp_path, datasets=["myopic-reward"])
