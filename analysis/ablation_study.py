@@ -41,6 +41,14 @@ row per dataset × variant with the fixed steerability and its interval, the cro
 headroom with its interval, the retest κ, the best-layer histogram and W2S − fixed per router
 view (the primary router kind).
 
+Variants score in different units (one option token's log-probability against a sum over
+20), so their absolute headroom is not comparable. Each row therefore also has its
+**relative headroom** (``rel_headroom``: cross-validated oracle / cross-validated fixed − 1,
+the share of the fixed effect a perfect router adds, with its interval) and, for a variant,
+``vs_baseline``: its relative headroom minus the baseline's on the items both retested, a
+paired bootstrap interval over items and a one-sided p for "lower than the baseline's"
+(:func:`~w2s_lens.evaluation.headroom.compare.headroom_shift`, from the two ``items.csv``).
+
 Usage:
     python analysis/ablation_study.py --list
     python analysis/ablation_study.py --pending --workers 2 --commit
@@ -69,6 +77,11 @@ from powered_study import (  # noqa: E402
     runs_root,
 )
 
+from w2s_lens.evaluation.headroom.compare import (  # noqa: E402
+    headroom_shift,
+    relative_headroom,
+    retest_matrices,
+)
 from w2s_lens.evaluation.results import EvaluationResult, Headroom, Summary  # noqa: E402
 from w2s_lens.evaluation.results.headroom import CrossValidatedOracle  # noqa: E402
 from w2s_lens.routing.views import split_router_name  # noqa: E402
@@ -95,8 +108,29 @@ PLAN = tuple(Row(name, "qwen2.5-coder-0.5b-instruct", TWO, N_ITEMS, N_ITEMS, (*_
              for name, extra in VARIANTS.items())
 #: The CSV's columns.
 COLUMNS = ("dataset", "variant", "n_train", "n_test", "fixed_layer", "fixed", "fixed_lo",
-           "fixed_hi", "headroom", "headroom_lo", "headroom_hi", "headroom_p", "kappa",
-           "best_layers", "reading")
+           "fixed_hi", "headroom", "headroom_lo", "headroom_hi", "headroom_p", "rel_headroom",
+           "rel_headroom_lo", "rel_headroom_hi", "vs_baseline", "vs_baseline_lo",
+           "vs_baseline_hi", "vs_baseline_p", "n_shared", "kappa", "best_layers", "reading")
+
+
+def _relative(folder: Path, base: Path | None) -> dict[str, Any]:
+    """The row's relative headroom (cross-validated oracle / fixed − 1 on its retested items)
+    and, for a variant, its shift against the baseline's on the items both retested
+    (:func:`~w2s_lens.evaluation.headroom.compare.headroom_shift`), from ``items.csv``."""
+    if not (folder / "items.csv").is_file():
+        return {}
+    _, _, s1, s2 = retest_matrices(folder)
+    own = relative_headroom(s1, s2)
+    out: dict[str, Any] = {"rel_headroom": own.ratio,
+                           "rel_headroom_lo": own.ratio_ci[0] if own.ratio_ci else None,
+                           "rel_headroom_hi": own.ratio_ci[1] if own.ratio_ci else None}
+    if base is not None and (base / "items.csv").is_file():
+        shift = headroom_shift(base, folder)
+        out.update({"vs_baseline": shift.diff,
+                    "vs_baseline_lo": shift.diff_ci[0] if shift.diff_ci else None,
+                    "vs_baseline_hi": shift.diff_ci[1] if shift.diff_ci else None,
+                    "vs_baseline_p": shift.p_less, "n_shared": shift.n})
+    return out
 
 
 def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
@@ -136,7 +170,9 @@ def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
                 "kappa": headroom.retest.kappa if headroom.retest else None,
                 "best_layers": " ".join(f"L{k}:{v}" for k, v in sorted(
                     (m.train_best_layer_counts or {}).items())),
-                "reading": m.evidence(primary, views).text}
+                "reading": m.evidence(primary, views).text,
+                **_relative(f.parent, None if row.name == "baseline"
+                            else results / "baseline" / d)}
             for name, comparison in base.routers.items():
                 kind, view = split_router_name(name)
                 if kind == primary:

@@ -79,3 +79,19 @@ def test_pending_keeps_the_plan_order_skips_finished_rows_and_filters(tmp_path):
     assert [(r.name, d) for r, d in one] == [("first-token", "corrigible-neutral-HHH")]
     with pytest.raises(SystemExit, match="not in the ablation plan"):
         ab.pending(None, tmp_path, datasets=["myopic-reward"])
+
+
+def test_variant_rows_carry_their_relative_headroom_shift_against_the_baseline(tmp_path):
+    real = ROOT / "analysis/results/fair/letter-0.5b/corrigible-neutral-HHH"
+    for variant in ("baseline", "first-token"):
+        dest = tmp_path / variant / "corrigible-neutral-HHH"
+        dest.mkdir(parents=True)
+        for name in ("results.json", "items.csv"):
+            shutil.copy(real / name, dest / name)
+    rows = {r["variant"]: r for r in ab.table_rows(tmp_path)}
+    base, same = rows["baseline"], rows["first-token"]
+    assert "vs_baseline" not in base and base["rel_headroom"] > 0
+    assert base["rel_headroom_lo"] <= base["rel_headroom"] <= base["rel_headroom_hi"]
+    # the same items and numbers: no shift, over all 200 retested items
+    assert same["vs_baseline"] == 0 and same["n_shared"] == 200
+    assert same["rel_headroom"] == base["rel_headroom"]

@@ -28,6 +28,7 @@ from w2s_lens.routing.routers import make_router
 
 __all__ = [
     "cross_validated_oracle",
+    "xv_scores",
     "form_router",
     "learning_curve",
     "learning_sizes",
@@ -96,6 +97,26 @@ def retest_agreement(s1: Any, s2: Any) -> dict[str, Any]:
     }
 
 
+def xv_scores(s1: Any, s2: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Per item, the cross-validated oracle's and fixed layer's steerability (what
+    :func:`cross_validated_oracle` compares), and the two fixed layers (indices along L).
+
+    Each item's layer is chosen under one half's sweep and scored under the other's, both
+    directions averaged; the fixed layer is chosen by the mean over items under one half and
+    scored under the other, likewise.
+
+    Example:
+        >>> oracle, fixed, layers = xv_scores([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+        >>> oracle.tolist(), fixed.tolist(), layers
+        ([1.0, 1.0], [1.0, 0.0], (0, 0))
+    """
+    a, b = _pair(s1, s2)
+    rows = np.arange(a.shape[0])
+    oracle = 0.5 * (b[rows, best_layers(a)] + a[rows, best_layers(b)])
+    f1, f2 = int(np.argmax(a.mean(axis=0))), int(np.argmax(b.mean(axis=0)))
+    return oracle, 0.5 * (b[:, f1] + a[:, f2]), (f1, f2)
+
+
 def cross_validated_oracle(
     s1: Any, s2: Any, n_boot: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
@@ -122,10 +143,7 @@ def cross_validated_oracle(
     if n == 0:
         return {"n": 0, "xv_oracle": None, "xv_fixed": None, "xv_fixed_layers": [None, None],
                 **paired_comparison(np.zeros(0), np.zeros(0), n_boot=n_boot, seed=seed)}
-    rows = np.arange(n)
-    oracle = 0.5 * (b[rows, best_layers(a)] + a[rows, best_layers(b)])
-    f1, f2 = int(np.argmax(a.mean(axis=0))), int(np.argmax(b.mean(axis=0)))
-    fixed = 0.5 * (b[:, f1] + a[:, f2])
+    oracle, fixed, (f1, f2) = xv_scores(a, b)
     return {
         "n": int(n),
         "xv_oracle": float(oracle.mean()),

@@ -17,14 +17,15 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.stats
 from jaxtyping import Float
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "paired_diff_ci", "paired_diff_test"]
+__all__ = ["bootstrap_ci", "paired_bootstrap", "paired_diff_ci", "paired_diff_test",
+           "paired_statistic"]
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], stat: Callable[..., Any], n_boot: int, seed: int,
@@ -166,3 +167,36 @@ def paired_diff_ci(
         (0.0, 0.0)
     """
     return paired_bootstrap(a, b, n_boot, seed, alpha)[0]
+
+
+def paired_statistic(
+    data: Sequence[Float[Any, " n"]],
+    stat: Callable[..., Any],
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[tuple[float, float], np.ndarray]:
+    """BCa bootstrap interval of any statistic of several per-input arrays resampled together
+    (``paired=True``: input i keeps its values in every array), and the bootstrap distribution.
+
+    Args:
+        data: equal-length ``[n]`` arrays, one value per input each.
+        stat: ``stat(*arrays, axis=-1)``, vectorised over the last axis.
+
+    Raises:
+        ValueError: fewer than two inputs, or arrays of different lengths.
+
+    Example:
+        >>> import numpy as np
+        >>> ratio = lambda a, b, axis=-1: np.mean(a, axis=axis) / np.mean(b, axis=axis)
+        >>> (lo, hi), dist = paired_statistic(([2., 4., 6., 8.], [1., 2., 3., 4.1]), ratio,
+        ...                                   n_boot=200)
+        >>> bool(lo <= 20 / 10.1 <= hi), dist.shape
+        (True, (200,))
+    """
+    arrays = tuple(np.asarray(x, dtype=float).ravel() for x in data)
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"paired arrays differ in length: {[a.shape for a in arrays]}")
+    if arrays[0].size < 2:
+        raise ValueError("a bootstrap needs at least two inputs")
+    return _bootstrap(arrays, stat, n_boot, seed, alpha, paired=True)
