@@ -41,9 +41,10 @@ row per dataset × variant with the fixed steerability and its interval, the cro
 headroom with its interval, the retest κ, the best-layer histogram and W2S − fixed per router
 view (the primary router kind).
 
-Variants score in different units (one option token's log-probability against a sum over
+Variants score on different scales (one option token's log-probability against a sum over
 20), so their absolute headroom is not comparable. Each row therefore also has its
-**relative headroom** (``rel_headroom``: cross-validated oracle / cross-validated fixed − 1,
+**relative headroom** (unchanged by a rescaling common to every layer and item, and only by
+that) (``rel_headroom``: cross-validated oracle / cross-validated fixed − 1,
 the share of the fixed effect a perfect router adds, with its interval) and, for a variant,
 ``vs_baseline``: its relative headroom minus the baseline's on the items both retested, a
 paired bootstrap interval over items and a one-sided p for "lower than the baseline's"
@@ -119,13 +120,21 @@ def _relative(folder: Path, base: Path | None) -> dict[str, Any]:
     (:func:`~w2s_lens.evaluation.headroom.compare.headroom_shift`), from ``items.csv``."""
     if not (folder / "items.csv").is_file():
         return {}
-    _, _, s1, s2 = retest_matrices(folder)
+    try:
+        _, _, s1, s2 = retest_matrices(folder)
+    except ValueError as exc:  # no retest in this row: its cells stay empty, the table is made
+        print(f"{folder}: no relative headroom ({exc})", flush=True)
+        return {}
     own = relative_headroom(s1, s2)
     out: dict[str, Any] = {"rel_headroom": own.ratio,
                            "rel_headroom_lo": own.ratio_ci[0] if own.ratio_ci else None,
                            "rel_headroom_hi": own.ratio_ci[1] if own.ratio_ci else None}
     if base is not None and (base / "items.csv").is_file():
-        shift = headroom_shift(base, folder)
+        try:
+            shift = headroom_shift(base, folder)
+        except ValueError as exc:
+            print(f"{folder}: no shift against {base} ({exc})", flush=True)
+            return out
         out.update({"vs_baseline": shift.diff,
                     "vs_baseline_lo": shift.diff_ci[0] if shift.diff_ci else None,
                     "vs_baseline_hi": shift.diff_ci[1] if shift.diff_ci else None,
@@ -242,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", action="store_true")
     p.add_argument("--table", action="store_true", help="write ablation_table.csv / .md")
     args = p.parse_args(argv)
+    if (args.variants or args.datasets) and not args.pending:
+        p.error("--variants and --datasets choose among --pending's rows")
     if args.list:
         print("\n".join(plan_commands(PLAN, Path(args.runs))))
         return 0
@@ -250,8 +261,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.pending:
         p.error("give --list, --pending or --table")
-    jobs = pending(args.variants.split(",") if args.variants else None,
-                   datasets=args.datasets.split(",") if args.datasets else None)
+    for flag in ("variants", "datasets"):
+        value = getattr(args, flag)
+        if value is not None and not [x for x in value.split(",") if x.strip()]:
+            p.error(f"--{flag} names nothing")
+    def names(value: str | None) -> list[str] | None:
+        return None if value is None else [x.strip() for x in value.split(",") if x.strip()]
+
+    jobs = pending(names(args.variants), datasets=names(args.datasets))
     return run_many(jobs, Path(args.runs), args.threads, args.workers, args.commit,
                     results=RESULTS, study="ablation study")
 

@@ -95,3 +95,29 @@ def test_variant_rows_carry_their_relative_headroom_shift_against_the_baseline(t
     # the same items and numbers: no shift, over all 200 retested items
     assert same["vs_baseline"] == 0 and same["n_shared"] == 200
     assert same["rel_headroom"] == base["rel_headroom"]
+
+
+def test_the_command_line_refuses_filters_that_name_nothing_or_stray(capsys):
+    import pytest
+
+    for argv in (["--pending", "--variants", ""], ["--pending", "--datasets", ","],
+                 ["--table", "--variants", "baseline"]):
+        with pytest.raises(SystemExit):
+            ab.main(argv)
+    err = capsys.readouterr().err
+    assert "--variants names nothing" in err and "--datasets names nothing" in err
+    assert "choose among --pending's rows" in err
+
+
+def test_a_row_without_a_retest_leaves_its_relative_cells_empty(tmp_path, capsys):
+    import pandas as pd
+
+    real = ROOT / "analysis/results/fair/letter-0.5b/corrigible-neutral-HHH"
+    dest = tmp_path / "baseline" / "corrigible-neutral-HHH"
+    dest.mkdir(parents=True)
+    shutil.copy(real / "results.json", dest / "results.json")
+    items = pd.read_csv(real / "items.csv")
+    items[~items.sweep.str.startswith("retest")].to_csv(dest / "items.csv", index=False)
+    rows = ab.table_rows(tmp_path)
+    assert len(rows) == 1 and "rel_headroom" not in rows[0]
+    assert "no relative headroom" in capsys.readouterr().out

@@ -75,7 +75,7 @@ def test_without_a_run_directory_the_result_is_typed_too(control):
                                           "fraction": 0.5}), progress=False)
     assert isinstance(res, EvaluationResult) and res.path is None
     assert (res.scale, res.fraction) == ("relative", 0.5)
-    assert "relative scale (λ = 1 adds 0.5 of the residual norm)" in res.summary()
+    assert "relative scale: λ = 1 adds 0.5 of the residual norm" in res.summary()
     assert EvaluationResult.from_dict(res.to_dict()) == res
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from w2s_lens.evaluation.headroom.compare import (
+    MAX_UNDEFINED,
     headroom_shift,
     relative_headroom,
     retest_matrices,
@@ -98,9 +99,15 @@ def test_items_are_matched_by_id_and_only_shared_ones_count(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
     other.to_csv(folder / "items.csv", index=False)
+    with pytest.warns(UserWarning, match="only one of the two retest sweeps"):
+        partial = retest_matrices(other[~((other.sweep == "retest-2") & (other.id == "d:x"))])
+    assert len(partial[0]) == 37
     shift = headroom_shift(base, folder, n_boot=300)  # a folder holding items.csv
     assert shift.n == 36 and set(shift.ids) == {f"d:{k}" for k in order}
-    assert shift.diff == pytest.approx(0, abs=1e-12)  # the same numbers, item by item
+    # the same numbers, item by item: every resample gives the same two ratios, which only
+    # pairing by id can give (a ratio of means alone ignores the order of the rows)
+    assert shift.diff == pytest.approx(0, abs=1e-12)
+    assert max(abs(x) for x in shift.diff_ci) < 1e-9
     ids_got, cols, a1, _ = retest_matrices(folder / "items.csv")
     assert cols == ["s_L3", "s_L7", "s_L11"] and len(ids_got) == 38
     np.testing.assert_allclose(a1[:36], s1[order])
@@ -119,6 +126,46 @@ def test_mismatches_are_refused_with_the_reason(tmp_path):
         headroom_shift(no_retest, _items(s, s))
     with pytest.raises(FileNotFoundError, match="items.csv"):
         headroom_shift(tmp_path, _items(s, s))
+    twice = _items(s, s, ids=["d:0"] * 2 + [f"d:{k}" for k in range(2, 10)])
+    with pytest.raises(ValueError, match="several rows for item"):
+        retest_matrices(twice)
+
+
+def test_ids_read_from_a_file_match_the_same_ids_given_in_a_frame(tmp_path):
+    rng = np.random.default_rng(5)
+    s1, s2 = _per_item_layer(12, rng), _per_item_layer(12, rng)
+    ids = [f"{k:03d}" for k in range(12)]  # "007" must not become 7
+    frame = _items(s1, s2, ids=ids)
+    frame.to_csv(tmp_path / "items.csv", index=False)
+    got = retest_matrices(tmp_path)[0]
+    assert got == ids and headroom_shift(frame, tmp_path, n_boot=200).n == 12
+
+
+def _fixed_only(f: np.ndarray) -> np.ndarray:
+    """Three layers, the first best for every item with steerability ``f``: the
+    cross-validated fixed layer and oracle are both ``f`` (a ratio of exactly 0)."""
+    return np.stack([f, f - 10.0, f - 10.0], axis=1)
+
+
+def test_resamples_without_a_positive_fixed_effect_are_left_out_and_counted():
+    rng = np.random.default_rng(6)
+    z = rng.standard_normal(30)
+    z = (z - z.mean()) / z.std()
+    # mean 0.5, sd 1, 30 items: a few resamples in 2000 have a mean at or below 0
+    few = _fixed_only(0.5 + z)
+    h = relative_headroom(few, few, n_boot=2000)
+    assert h.ratio == pytest.approx(0) and 0 < h.undefined_draws <= MAX_UNDEFINED
+    assert h.ratio_ci is not None and np.isfinite(h.ratio_ci).all()
+    # mean 0.05: about 4 in 10 resamples undefined, too unstable to bound
+    many = _fixed_only(0.05 + z)
+    h = relative_headroom(many, many, n_boot=2000)
+    assert h.ratio == pytest.approx(0) and h.undefined_draws > MAX_UNDEFINED
+    assert h.ratio_ci is None
+    # in a shift, undefined resamples count against "lowered"
+    base = _items(*(2 * [_per_item_layer(30, rng)]))
+    shift = headroom_shift(base, _items(many, many), n_boot=2000)
+    assert shift.undefined_draws > MAX_UNDEFINED and shift.diff_ci is None
+    assert shift.diff < 0 and shift.p_less >= shift.undefined_draws
 
 
 def test_the_docstring_examples_run():

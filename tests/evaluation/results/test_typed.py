@@ -341,14 +341,16 @@ def test_the_docstring_examples_run(module: str) -> None:
 
 
 @pytest.mark.parametrize(("settings", "shown"), [
-    ({"readout": "cloze", "scoring": "first"}, "first differing option token"),
+    ({"readout": "cloze", "scoring": "first"}, "scored on the first differing option token"),
     ({"readout": "cloze", "scoring": "sum", "list_options": True},
      "summed log-probs, options listed"),
     ({"readout": "cloze", "length_norm": True}, "length-normalised"),
     ({"readout": "cloze", "positions": "prompt"}, "steering the prompt only"),
     ({"readout": "letter", "mirror": True, "positions": "all"}, "mirrored, steering every"),
     ({"readout": "letter", "scale": "relative", "fraction": 0.25},
-     "relative scale (λ = 1 adds 0.25 of the residual norm)"),
+     "relative scale: λ = 1 adds 0.25 of the residual norm"),
+    ({"readout": "letter", "scale": "relative", "fraction": 1 / 3}, "adds 0.333333 of"),
+    ({"readout": "letter", "scale": "relative"}, "single order, relative scale ·"),
 ])
 def test_the_title_names_every_setting_that_changes_the_measurement(settings, shown) -> None:
     r = EvaluationResult.from_dict({"model": "m", "dataset": "d", "methods": {}, **settings})

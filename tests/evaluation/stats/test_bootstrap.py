@@ -52,3 +52,21 @@ def test_paired_bootstrap_p_and_standard_error() -> None:
     assert B.paired_bootstrap([1.0], [0.0], n_boot=99) == ((1.0, 1.0), 0.01, None)
     assert B.paired_bootstrap([0.0, 0.0], [1.0, 1.0], n_boot=99) == ((-1.0, -1.0), 1.0, None)
     assert B.paired_bootstrap([], [], n_boot=10)[1:] == (None, None)
+
+
+def test_paired_statistic_resamples_inputs_together():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=80)
+    b = a + 0.01 * rng.normal(size=80)  # b tracks a input by input
+
+    def diff(x, y, axis=-1):
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    (lo, hi), dist = B.paired_statistic((a, b), diff, n_boot=500)
+    assert dist.shape == (500,) and hi - lo < 0.01  # paired: a's spread cancels
+    (ulo, uhi), _ = B.paired_statistic((a, rng.permutation(b)), diff, n_boot=500)
+    assert uhi - ulo > 10 * (hi - lo)  # the pairing broken: the spread is back
+    with pytest.raises(ValueError, match="differ in length"):
+        B.paired_statistic((a, b[:-1]), diff)
+    with pytest.raises(ValueError, match="at least two"):
+        B.paired_statistic(([1.0], [2.0]), diff)

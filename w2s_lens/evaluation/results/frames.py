@@ -142,7 +142,8 @@ def variant_reading(result: EvaluationResult, method: str, variant: str) -> str:
 
 def _mode(result: EvaluationResult) -> str:
     if result.readout == "cloze":
-        scored = {"mean": "length-normalised", "first": "first differing option token"}
+        scored = {"mean": "length-normalised",
+                  "first": "scored on the first differing option token"}
         mode = scored.get(result.scoring or ("mean" if result.length_norm else "sum"),
                           "summed log-probs")
         if result.list_options:
@@ -153,7 +154,9 @@ def _mode(result: EvaluationResult) -> str:
     if result.positions in where:
         mode += f", {where[result.positions]}"
     if result.scale == "relative":
-        mode += f", relative scale (λ = 1 adds {result.fraction} of the residual norm)"
+        share = "" if result.fraction is None else f": λ = 1 adds {result.fraction:g} of the " \
+                                                   "residual norm"
+        mode += f", relative scale{share}"
     return mode
 
 
