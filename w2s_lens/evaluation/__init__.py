@@ -15,8 +15,8 @@ Split by concern:
 * :mod:`.storage`: the run directory, its sweep files, its lock and the contrast cache;
 * :mod:`.results`: the typed result (:class:`~w2s_lens.evaluation.results.EvaluationResult`),
   its long tables, the stored headroom reading and the per-item table;
-* :mod:`.headroom`: the headroom diagnostics (retest, cross-validated oracle, learning curve)
-  and their run.
+* :mod:`.headroom`: the headroom diagnostics (retest, cross-validated oracle, learning curve),
+  their run, and two runs' relative headroom compared on the same items.
 
 Rendering (the printed tables, the cross-dataset and study tables) lives in
 :mod:`w2s_lens.report`, the jobs each command runs in :mod:`w2s_lens.cli`.
