@@ -135,3 +135,13 @@ def inst_tokenizer() -> PreTrainedTokenizerFast:
     tok = byte_tokenizer()
     tok.chat_template = INST_CHAT
     return tok
+
+
+def refused(argv, capsys) -> str:
+    """Run ``w2s-lens *argv``: it must exit with 2 and a one-line error, which is returned."""
+    from w2s_lens.cli.commands import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err

@@ -13,7 +13,8 @@ import scipy.stats
 import torch
 from conftest import write_ab_dataset
 
-from w2s_lens.cli.commands import build_parser, config_from_args, main
+from w2s_lens.cli.commands import build_parser, main
+from w2s_lens.cli.settings import config_from_args
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.advice import Advice, advise_examples, verification
 from w2s_lens.evaluation.config import EvalConfig

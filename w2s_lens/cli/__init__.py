@@ -1,5 +1,7 @@
 """The command line: ``w2s-lens`` (:mod:`.commands` parses the arguments and dispatches), its
-shared options (:mod:`.options`) and their value parsers and checks (:mod:`.values`), the job
+shared options (:mod:`.options`) and their value parsers and checks (:mod:`.values`), the
+settings a command line asks for and the checks run before any model loads
+(:mod:`.settings`), the job
 each command runs (:mod:`.jobs`: checks, loads the items and the model, calls the library)
 and the cross-dataset table's runner (:mod:`.table`, serially or on Ray).
 

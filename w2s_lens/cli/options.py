@@ -168,7 +168,7 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     :class:`~w2s_lens.evaluation.config.EvalConfig` (data, sweep, routing, statistics, l2s,
     compute; ``--dataset``, ``--data-dir`` and the model options come from :func:`add_data`
     and :func:`add_model`), each option one setting (see
-    :func:`w2s_lens.cli.commands.config_from_args`); ``variants``: the default ``--variants``.
+    :func:`w2s_lens.cli.settings.config_from_args`); ``variants``: the default ``--variants``.
 
     Example:
         >>> p = argparse.ArgumentParser(); add_eval(p, ["base"])
