@@ -271,3 +271,21 @@ def test_the_docstring_examples_run(module: str) -> None:
     failed, attempted = doctest.testmod(importlib.import_module(module),
                                         optionflags=doctest.ELLIPSIS)
     assert failed == 0 and attempted > 0
+
+
+@pytest.mark.parametrize(("settings", "shown"), [
+    ({"readout": "cloze", "scoring": "first"}, "readout cloze (the first differing option token "
+                                               "scored); layers"),
+    ({"readout": "cloze", "scoring": "mean"}, "readout cloze (length-normalised); layers"),
+    ({"readout": "cloze", "list_options": True}, "cloze with both options listed in the prompt;"),
+    ({"scale": "relative", "fraction": 0.5}, "(relative scale, λ = 1 adds 0.5 of the residual "
+                                             "norm), steering from_last"),
+    ({"positions": "prompt"}, "(raw scale), steering prompt;"),
+    ({"router_inputs": ("question", "options")}, "views question,options)"),
+])
+def test_the_header_names_each_setting_an_ablation_changes(settings, shown):
+    from w2s_lens.report.tables.cross_dataset import describe_config
+
+    text = describe_config(EvalConfig(**settings))
+    assert shown in text
+    assert ("relative scale" in text) == (settings.get("scale") == "relative")

@@ -218,16 +218,22 @@ def describe_config(config: EvalConfig, model: str | None = None) -> str:
     """
     data, sweep, routing, stats = config.data, config.sweep, config.routing, config.statistics
     mode = readout_label({"readout": sweep.readout, "mirror": config.mirrored})
-    if sweep.readout == "cloze" and config.length_norm:
-        mode += " (length-normalised)"
+    if sweep.readout == "cloze":
+        mode += {"mean": " (length-normalised)", "first": " (the first differing option token "
+                 "scored)"}.get(sweep.scoring, "")
+        if sweep.list_options:
+            mode += " with both options listed in the prompt"
+    scale = (f"relative scale, λ = 1 adds {sweep.fraction:g} of the residual norm"
+             if sweep.scale == "relative" else f"{sweep.scale} scale")
     layers = "every layer but 0" if sweep.layers is None else ",".join(map(str, sweep.layers))
     mults = ",".join(f"{m:g}" for m in sweep.multipliers)
     return (f"Model {model or config.compute.model or 'the default'}; n_train={data.n_train}, "
             f"n_test={data.n_test} items per dataset (split seed {data.seed}); method "
             f"{sweep.method}; readout {mode}; layers: {layers}; multipliers {mults} "
-            f"({sweep.scale} scale), steering {sweep.positions}; routers "
+            f"({scale}), steering {sweep.positions}; routers "
             f"{','.join(routing.routers)} (W2S = {routing.primary_router}, embedding "
-            f"{routing.embedding}); cross-fit {stats.cross_fit} folds; 95% bootstrap "
+            f"{routing.embedding}; views {','.join(routing.router_inputs)}); cross-fit "
+            f"{stats.cross_fit} folds; 95% bootstrap "
             f"intervals over test items ({stats.n_boot} resamples); verdicts from the paired "
             f"sign-flip test of W2S − fixed, one-sided {ALPHA:.1%} (exact up to {N_EXACT} "
             f"non-zero differences, else {N_DRAWS} Monte-Carlo draws), MDE at 80% power.")
