@@ -201,11 +201,15 @@ def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
         w.writeheader()
         w.writerows(rows)
 
-    def cell(x: Any) -> str:
-        return "–" if x is None or x == "" else f"{x:+.3f}" if isinstance(x, float) else str(x)
+    def cell(x: Any, col: str) -> str:
+        if x is None or x == "":
+            return "–"
+        if isinstance(x, float):
+            return f"{x:.3g}" if col.endswith("_p") else f"{x:+.3f}"
+        return str(x)
 
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    md += ["| " + " | ".join(cell(r.get(c), c) for c in cols) + " |" for r in rows]
     (out / "ablation_table.md").write_text("\n".join(md) + "\n")
     return path
 
