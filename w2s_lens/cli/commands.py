@@ -35,8 +35,6 @@ from w2s_lens.cli.values import layers as _layers
 
 __all__ = ["main", "build_parser"]
 
-log = logging.getLogger("w2s_lens.cli")
-
 
 # ----------------------------------------------------------------------------- commands
 

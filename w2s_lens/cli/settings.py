@@ -36,7 +36,7 @@ log = logging.getLogger("w2s_lens.cli")
 def config_from_args(args: argparse.Namespace):
     """The :class:`~w2s_lens.evaluation.config.EvalConfig` a parsed command line asks for
     (the options of :func:`~w2s_lens.cli.options.add_model`, ``add_data`` and ``add_eval``;
-    ``tests/cli/test_commands.py`` checks that they set every setting, at its default)."""
+    ``tests/cli/test_settings.py`` checks that they set every setting, at its default)."""
     from w2s_lens.evaluation.config import EvalConfig
     from w2s_lens.evaluation.config_parts import (
         ComputeConfig,
