@@ -45,7 +45,8 @@ the slopes the run measured. One row per dataset × readout × layer grid goes t
   ``router_accuracy``: the question-only router's (the run's primary kind) accuracy on the
   same items, from the run's ``routing.json`` (or ``results.json``).
 
-``validation_items.csv`` holds the per-item numbers (one line per item × layer: measured,
+``validation_items.csv.gz`` (gzip-compressed CSV; ``pandas.read_csv`` reads it as is) holds
+the per-item numbers (one line per item × layer: measured,
 first-order, cubic, label-free slopes), from which every row can be recomputed.
 
 Options:
@@ -120,7 +121,7 @@ log = logging.getLogger("first_order_validation")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "analysis" / "results" / "first_order"
 SUMMARY_FILE, ITEMS_FILE, LAYERS_FILE, CHEAP_FILE = (
-    "validation.csv", "validation_items.csv", "validation_layers.csv", "cheap_labels.csv")
+    "validation.csv", "validation_items.csv.gz", "validation_layers.csv", "cheap_labels.csv")
 #: columns identifying one row (a rerun replaces the rows with the same key)
 KEY = ["model", "dataset", "readout", "method", "layer_grid"]
 #: first-order fixed layer from the first k test items
@@ -358,7 +359,9 @@ def replace_rows(path: Path, new: pd.DataFrame, key: Sequence[str]) -> pd.DataFr
             old = old[[k not in set(new_keys) for k in old_keys]]
         new = pd.concat([old, new], ignore_index=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    new.to_csv(tmp, index=False)
+    # the temporary name hides the suffix: compress by the real one (no timestamp in the bytes)
+    gz = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
+    new.to_csv(tmp, index=False, compression=gz)
     os.replace(tmp, path)
     return new
 

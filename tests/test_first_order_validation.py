@@ -233,3 +233,16 @@ def test_a_run_on_the_default_model_loads_the_model_it_recorded() -> None:
     assert fov.run_model_name(EvalConfig(), {"model": "m-derived"}, {}) == "m-derived"
     assert fov.run_model_name(EvalConfig(), {}, {"model": "m-results"}) == "m-results"
     assert fov.run_model_name(EvalConfig(model="m-cfg"), {"model": "x"}, {}) == "m-cfg"
+
+
+def test_replace_rows_keeps_a_gz_file_compressed_and_merges_it(tmp_path):
+    path = tmp_path / "items.csv.gz"
+    a = pd.DataFrame([{"model": "m", "dataset": "d", "readout": "cloze", "method": "caa",
+                       "layer_grid": "study", "x": 1}])
+    fov.replace_rows(path, a, fov.KEY)
+    fov.replace_rows(path, a.assign(layer_grid="all", x=2), fov.KEY)
+    first = path.read_bytes()
+    assert first[:2] == b"\x1f\x8b"  # gzip, though written under a temporary name
+    assert pd.read_csv(path).set_index("layer_grid")["x"].to_dict() == {"study": 1, "all": 2}
+    fov.replace_rows(path, a.assign(layer_grid="all", x=2), fov.KEY)  # the same file again:
+    assert path.read_bytes() == first  # the same bytes (no timestamp in the gzip header)
