@@ -174,6 +174,11 @@ def relative_headroom(
         (1.0, 0.75, 0.25, 0.3333)
     """
     oracle, fixed, _ = xv_scores(s1, s2)
+    return _relative(oracle, fixed, n_boot, seed)
+
+
+def _relative(oracle: np.ndarray, fixed: np.ndarray, n_boot: int, seed: int
+              ) -> RelativeHeadroom:
     ratio = _ratio(oracle, fixed)
     ok = bool(np.isfinite(ratio))
     ci, bad = None, 0.0
@@ -268,12 +273,13 @@ def headroom_shift(
     shared = [i for i in ids_a if i in index_b]
     if not shared:
         raise ValueError("the two runs retested no item in common")
-    ka = [ids_a.index(i) for i in shared]
+    index_a = {i: k for k, i in enumerate(ids_a)}
+    ka = [index_a[i] for i in shared]
     kb = [index_b[i] for i in shared]
     oa, fa, _ = xv_scores(a1[ka], a2[ka])
     ob, fb, _ = xv_scores(b1[kb], b2[kb])
-    h_a = relative_headroom(a1[ka], a2[ka], n_boot, seed)
-    h_b = relative_headroom(b1[kb], b2[kb], n_boot, seed)
+    h_a = _relative(oa, fa, n_boot, seed)
+    h_b = _relative(ob, fb, n_boot, seed)
     diff = ci = p = None
     bad = 0.0
     if h_a.ratio is not None and h_b.ratio is not None:
