@@ -98,7 +98,8 @@ import pandas as pd  # noqa: E402
 import scipy.stats  # noqa: E402
 import torch  # noqa: E402
 
-from w2s_lens.artifacts import load_tensors, read_json, save_tensors, write_json  # noqa: E402
+from w2s_lens.artifacts.json_files import read_json, write_json  # noqa: E402
+from w2s_lens.artifacts.tensors import load_tensors, save_tensors  # noqa: E402
 from w2s_lens.choices import Embedding  # noqa: E402
 from w2s_lens.evaluation.config import EvalConfig  # noqa: E402
 from w2s_lens.evaluation.config_parts import ConfigError  # noqa: E402

@@ -333,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = all(r["ok"] for res in results.values() for r in res.values())
     print(f"{'ALL OK' if ok else 'SOME CHECKS FAILED'} in {time.perf_counter() - t0:.0f}s")
     if args.out:
-        from w2s_lens.artifacts import stamp, write_json
+        from w2s_lens.artifacts.json_files import write_json
+        from w2s_lens.artifacts.provenance import stamp
 
         write_json(args.out, stamp({"args": vars(args), "results": results}))
     return 0 if ok else 1

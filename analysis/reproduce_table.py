@@ -44,7 +44,8 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 #: the repository's root (the run log's paths are written relative to it)
 ROOT = Path(__file__).resolve().parent.parent
 
-from w2s_lens.artifacts import read_json, stamp, write_json  # noqa: E402
+from w2s_lens.artifacts.json_files import read_json, write_json  # noqa: E402
+from w2s_lens.artifacts.provenance import stamp  # noqa: E402
 from w2s_lens.choices import (  # noqa: E402
     DEFAULT_MODEL,
     DTYPES,

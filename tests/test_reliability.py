@@ -55,7 +55,10 @@ from conftest import make_tiny_model
 from safetensors.torch import load_file, save_file
 
 from w2s_lens import cli
-from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning, save_tensors, write_json
+from w2s_lens.artifacts.json_files import write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch
+from w2s_lens.artifacts.seals import IntegrityWarning
+from w2s_lens.artifacts.tensors import save_tensors
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.storage.rundir import RunDir

@@ -13,7 +13,8 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import w2s_lens.cli.table as table_mod
 import w2s_lens.sweep.runner as sweep_mod
-from w2s_lens.artifacts import ArtifactMismatch, read_json
+from w2s_lens.artifacts.json_files import read_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.cli.table import TableError, run_table
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.results import EvaluationResult

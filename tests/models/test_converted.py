@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_gguf_convert import TOKENS, tiny_entry, tiny_hf_model, tiny_tokenizer, write_tiny_model
 
-from w2s_lens.artifacts import read_json, write_json
+from w2s_lens.artifacts.json_files import read_json, write_json
 from w2s_lens.models import converted
 
 

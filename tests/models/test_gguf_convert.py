@@ -20,7 +20,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from w2s_lens.artifacts import load_tensors
+from w2s_lens.artifacts.tensors import load_tensors
 from w2s_lens.models import converted, embedded
 from w2s_lens.models import gguf_convert as gc
 

@@ -10,7 +10,7 @@ import torch
 from conftest import byte_tokenizer
 from test_gguf_convert import tiny_entry, tiny_hf_model, write_tiny_model
 
-from w2s_lens.artifacts import load_tensors
+from w2s_lens.artifacts.tensors import load_tensors
 from w2s_lens.models import devices, gguf_convert
 from w2s_lens.models import loading as models
 from w2s_lens.models.converted import load_converted, write_converted

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from plotly.offline import get_plotlyjs
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.headroom.diagnostics import (

@@ -7,7 +7,7 @@ import torch
 from conftest import write_ab_dataset
 
 import w2s_lens.evaluation.pipeline as ev
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.data.datasets import load_dataset
 from w2s_lens.evaluation.config import EvalConfig

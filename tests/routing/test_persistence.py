@@ -21,13 +21,10 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 import w2s_lens.evaluation.pipeline as ev
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    IntegrityWarning,
-    read_json,
-    save_tensors,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch
+from w2s_lens.artifacts.seals import IntegrityWarning
+from w2s_lens.artifacts.tensors import save_tensors
 from w2s_lens.assets import sha256_of
 from w2s_lens.choices import ROUTER_KINDS
 from w2s_lens.controls.synthetic import build_control

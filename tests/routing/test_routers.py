@@ -8,7 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from w2s_lens.artifacts import ArtifactMismatch, read_json, write_json
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.routing.estimators import CLASSIFIER_KINDS, ESTIMATOR_KINDS, LOGREG_GRID
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.routers import (

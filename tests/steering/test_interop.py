@@ -10,7 +10,7 @@ from helpers_interop import random_vectors as _random_vectors
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import w2s_lens.steering.interop as interop
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.steering import interop_gguf, interop_layers
 from w2s_lens.steering.interop import from_steering_vector, to_steering_vector
 from w2s_lens.steering.interop_layers import LayerMappingError, tl_to_block

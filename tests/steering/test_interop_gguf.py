@@ -8,7 +8,7 @@ import torch
 from conftest import make_tiny_model
 from helpers_interop import random_vectors as _random_vectors
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.steering.interop_gguf import (
     GGUF_ARCH,
     from_control_vector_gguf,

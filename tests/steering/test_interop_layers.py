@@ -6,7 +6,7 @@ import pytest
 from conftest import make_tiny_model
 from helpers_interop import random_vectors
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.steering.interop_layers import (
     LayerMappingError,
     block_to_tl,

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning
+from w2s_lens.artifacts.provenance import ArtifactMismatch
+from w2s_lens.artifacts.seals import IntegrityWarning
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import cache_residuals, contrast_residuals
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, caa_from_differences, train_caa

@@ -12,7 +12,7 @@ from conftest import make_tiny_model
 from safetensors.numpy import save as st_save
 
 import w2s_lens.sweep.runner as sweep_mod
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.vectors import train_caa
 from w2s_lens.sweep.chunks import (

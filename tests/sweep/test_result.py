@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_tiny_model
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.vectors import train_caa
 from w2s_lens.sweep.chunks import ChunkWarning

@@ -11,7 +11,7 @@ from conftest import make_tiny_model
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 import w2s_lens.sweep.runner as sweep_mod
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.vectors import InputVectors, SteeringVectors, model_name, train_caa
 from w2s_lens.sweep.chunks import short_digest

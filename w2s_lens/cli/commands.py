@@ -1,7 +1,7 @@
 """The ``w2s-lens`` command line: argument parsing, then one library call per command.
 
 Nothing heavy is imported until a command runs, so ``w2s-lens --help`` answers at once.
-Every command's work is a function of :mod:`w2s_lens.cli.jobs` (or :mod:`w2s_lens.demo`,
+Every command's work is a function of :mod:`w2s_lens.cli.jobs` (or :mod:`w2s_lens.demo.walkthrough`,
 :mod:`w2s_lens.report.html`, :mod:`w2s_lens.models.loading`). Before it runs, the command line
 becomes settings and is checked without loading a model (:mod:`w2s_lens.cli.settings`). The
 shared options are defined in :mod:`w2s_lens.cli.options`, their values parsed in
@@ -48,7 +48,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from w2s_lens.demo import run_demo
+    from w2s_lens.demo.walkthrough import run_demo
 
     run_demo(config_from_args(args), args.out, show=args.show, control=args.control,
              threads=args.threads)
@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads or usable_cores())
-    from w2s_lens.artifacts import ArtifactMismatch
+    from w2s_lens.artifacts.provenance import ArtifactMismatch
     from w2s_lens.assets import AssetError
     from w2s_lens.data.behaviours import BehaviourError
     from w2s_lens.data.chat import PromptError

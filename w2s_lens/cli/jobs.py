@@ -288,7 +288,7 @@ def generate_job(bundle_dir: str | os.PathLike, prompts: Sequence[str] = (),
     Example:
         >>> rows = generate_job("runs/demo/caa/routers/logreg", ["Hi"])  # doctest: +SKIP
     """
-    from w2s_lens.artifacts import read_json
+    from w2s_lens.artifacts.json_files import read_json
 
     texts = list(prompts)
     if dataset is not None:

@@ -58,7 +58,7 @@ def _f(x: Any, fmt: str = "+.3f") -> str:
 def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> EvaluationResult | None:
     """The results of a finished run of ``config`` in ``out_dir``, or None when it has to be
     (re)computed. A directory holding a run with other settings raises
-    :class:`~w2s_lens.artifacts.ArtifactMismatch` (naming them).
+    :class:`~w2s_lens.artifacts.provenance.ArtifactMismatch` (naming them).
 
     Example:
         >>> finished_results(EvalConfig(dataset="openness"), "runs/t/openness")  # doctest: +SKIP

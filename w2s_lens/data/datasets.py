@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from w2s_lens.artifacts import atomic_path
+from w2s_lens.artifacts.files import atomic_path
 from w2s_lens.assets import cache_dir
 from w2s_lens.data.formats import (
     CAA_FILES,

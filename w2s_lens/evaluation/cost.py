@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import read_json
+from w2s_lens.artifacts.json_files import read_json
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.headroom.run import RETEST_SPLITS, retest_units
 from w2s_lens.steering.vectors import SteeringVectors

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import library_versions
+from w2s_lens.artifacts.provenance import library_versions
 from w2s_lens.choices import Readout, RouterView
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem

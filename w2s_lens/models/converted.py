@@ -5,8 +5,9 @@
 folder (``model.safetensors``, ``cfg.json``, ``tokenizer/``), always in float32;
 :func:`converted_is_valid` tells whether such a folder is complete and current,
 :func:`converted_problem` whether it is also intact (``cfg.json`` is sealed with
-:func:`w2s_lens.artifacts.seal`: the SHA-256 of every file of the folder and of its own content,
-written at conversion; a damaged folder is converted again with one :class:`CacheWarning`), and
+:func:`w2s_lens.artifacts.seals.seal`: the SHA-256 of every file of the folder and of its
+own content, written at conversion; a damaged folder is converted again with one
+:class:`CacheWarning`), and
 :func:`load_converted` builds the :class:`~transformer_lens.HookedTransformer` from it in the
 requested dtype and device, in seconds. :func:`load_reference` keeps the dequantized
 transformers model (for :func:`~w2s_lens.models.loading.check_model`) the same way. Nothing
@@ -32,16 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from w2s_lens.artifacts import (
-    INTEGRITY_KEY,
-    ArtifactMismatch,
-    check_seal,
-    load_tensors,
-    read_json,
-    save_tensors,
-    seal,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch
+from w2s_lens.artifacts.seals import INTEGRITY_KEY, check_seal, seal
+from w2s_lens.artifacts.tensors import load_tensors, save_tensors
 from w2s_lens.models.embedded import CACHE_VERSION, EmbeddedModel, ModelLoadError, fix_tokenizer
 from w2s_lens.models.gguf_convert import convert_hf_model, hf_from_gguf
 

@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 #: Version of the converted-model *cache* (a key that invalidates stale conversions; not an
-#: artifact format: run directories use ``w2s_lens.artifacts.FORMAT_VERSION``). Bump it to
-#: force re-conversion.
+#: artifact format: run directories use
+#: ``w2s_lens.artifacts.provenance.FORMAT_VERSION``). Bump it to force re-conversion.
 CACHE_VERSION = 1
 
 #: Longest context the converted models are set up for (TransformerLens precomputes rotary

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 from plotly.offline import get_plotlyjs
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.evaluation.config import flat_config
 from w2s_lens.evaluation.results.typed import EvaluationResult, VariantResult
 from w2s_lens.evaluation.storage.rundir import RESULTS_FILE, RUN_FILE, RunDir

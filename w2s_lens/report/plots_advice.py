@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from w2s_lens.artifacts import write_json, write_text
+from w2s_lens.artifacts.files import write_text
+from w2s_lens.artifacts.json_files import write_json
 from w2s_lens.report.plots_base import _color
 
 __all__ = ["ADVICE_FILES", "advice_figure", "write_advice"]

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import write_text
+from w2s_lens.artifacts.files import write_text
 from w2s_lens.report.formatting import Doc, verdict_class
 from w2s_lens.report.html import html_page
 from w2s_lens.report.plots_study import study_figure

@@ -10,10 +10,11 @@ embedding the router reads, the prompt format of training
 answer opening), the readout and mirroring, the multiplier scale, and the best fixed layer of
 training (for comparison). Saved as one directory: ``w2s.json``, ``router/`` and ``vectors/`` or
 ``l2s/``. Loading refuses a bundle made for another model or tokenizer. ``w2s.json`` is sealed
-(:func:`w2s_lens.artifacts.seal`): it records the SHA-256 of every file of the bundle and of its
-own content, so loading refuses a damaged or edited bundle with an
-:class:`~w2s_lens.artifacts.ArtifactMismatch` naming the file. A bundle written before seals loads
-with an :class:`~w2s_lens.artifacts.IntegrityWarning` (re-save it to seal it).
+(:func:`w2s_lens.artifacts.seals.seal`): it records the SHA-256 of every file of the bundle and
+of its own content, so loading refuses a damaged or edited bundle with an
+:class:`~w2s_lens.artifacts.provenance.ArtifactMismatch` naming the file. A bundle written
+before seals loads with an :class:`~w2s_lens.artifacts.seals.IntegrityWarning` (re-save it to
+seal it).
 
 A prompt may be a plain string (formatted as the user message, exactly as training prompts
 were), an :class:`~w2s_lens.data.datasets.ABItem` (formatted in the bundle's readout; both letter
@@ -52,15 +53,9 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import (
-    check_format,
-    check_metadata,
-    check_seal,
-    read_json,
-    seal,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import check_format, check_metadata, stamp
+from w2s_lens.artifacts.seals import check_seal, seal
 from w2s_lens.choices import Readout
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.data.items import ABItem
@@ -250,16 +245,7 @@ class W2S:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the bundle into ``directory``: ``w2s.json``, ``router/``, ``vectors/`` or
         ``l2s/``."""
-        directory = Path(directory)
-        self.router.save(directory / "router")
-        self.steerer.save(directory / self.method_dir)
-        files = sorted(p.relative_to(directory).as_posix()
-                       for sub in ("router", self.method_dir)
-                       for p in (directory / sub).rglob("*")
-                       if p.is_file() and not p.name.startswith("."))
-        write_json(directory / BUNDLE_FILE,
-                   seal(stamp(_bundle_metadata(self)), directory, files))
-        return directory
+        return _save(self, Path(directory))
 
     @property
     def method_dir(self) -> str:
@@ -269,30 +255,47 @@ class W2S:
     @classmethod
     def load(cls, directory: str | os.PathLike, model: HookedTransformer) -> W2S:
         """Load a bundle; refuses one made for another model, hook, embedding or layer set,
-        and a damaged or edited one (:class:`~w2s_lens.artifacts.ArtifactMismatch` naming the
-        file).
+        and a damaged or edited one
+        (:class:`~w2s_lens.artifacts.provenance.ArtifactMismatch` naming the file).
 
         Example:
             >>> w2s = W2S.load("runs/demo/model/caa/routers/logreg", model)  # doctest: +SKIP
         """
-        directory = Path(directory)
-        meta = read_json(directory / BUNDLE_FILE)
-        check_format(meta, directory / BUNDLE_FILE, REDO)
-        check_seal(meta, directory / BUNDLE_FILE, REDO)
-        check_metadata(meta, {"model": model_name(model)}, what="W2S router bundle")
-        router = LayerRouter.load(directory / "router", expect={
-            "model": meta["model"], "layers": meta["layers"], "readout": meta["readout"],
-            "embedding": embedding_name(meta["embedding"], meta["embedding_layer"])})
-        steerer: SteeringVectors | L2SSteerer
-        if meta["method"] == "l2s":
-            steerer = L2SSteerer.load(directory / "l2s", model=model, hook=meta["hook"])
-        else:
-            steerer = SteeringVectors.load(directory / "vectors", model=model, hook=meta["hook"])
-        return cls(model=model, router=router, steerer=steerer, embedding=meta["embedding"],
-                   embedding_layer=meta["embedding_layer"], prompt_format=meta["prompt_format"],
-                   readout=meta["readout"], mirror=meta["mirror"],
-                   layer_scale=meta["layer_scale"], positions=meta["positions"],
-                   fixed_layer=meta.get("fixed_layer"))
+        return _load(cls, Path(directory), model)
+
+
+def _save(w2s: W2S, directory: Path) -> Path:
+    """:meth:`W2S.save`: the parts, then the sealed ``w2s.json`` that records their digests."""
+    w2s.router.save(directory / "router")
+    w2s.steerer.save(directory / w2s.method_dir)
+    files = sorted(p.relative_to(directory).as_posix()
+                   for sub in ("router", w2s.method_dir)
+                   for p in (directory / sub).rglob("*")
+                   if p.is_file() and not p.name.startswith("."))
+    write_json(directory / BUNDLE_FILE,
+               seal(stamp(_bundle_metadata(w2s)), directory, files))
+    return directory
+
+
+def _load(cls: type[W2S], directory: Path, model: HookedTransformer) -> W2S:
+    """:meth:`W2S.load`: format, seal and model checked before any part is read."""
+    meta = read_json(directory / BUNDLE_FILE)
+    check_format(meta, directory / BUNDLE_FILE, REDO)
+    check_seal(meta, directory / BUNDLE_FILE, REDO)
+    check_metadata(meta, {"model": model_name(model)}, what="W2S router bundle")
+    router = LayerRouter.load(directory / "router", expect={
+        "model": meta["model"], "layers": meta["layers"], "readout": meta["readout"],
+        "embedding": embedding_name(meta["embedding"], meta["embedding_layer"])})
+    steerer: SteeringVectors | L2SSteerer
+    if meta["method"] == "l2s":
+        steerer = L2SSteerer.load(directory / "l2s", model=model, hook=meta["hook"])
+    else:
+        steerer = SteeringVectors.load(directory / "vectors", model=model, hook=meta["hook"])
+    return cls(model=model, router=router, steerer=steerer, embedding=meta["embedding"],
+               embedding_layer=meta["embedding_layer"], prompt_format=meta["prompt_format"],
+               readout=meta["readout"], mirror=meta["mirror"],
+               layer_scale=meta["layer_scale"], positions=meta["positions"],
+               fixed_layer=meta.get("fixed_layer"))
 
 
 def _check_parts(model: HookedTransformer, router: LayerRouter,

@@ -43,13 +43,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    IntegrityWarning,
-    json_digest,
-    library_versions,
-    save_tensors,
-)
+from w2s_lens.artifacts.provenance import ArtifactMismatch, library_versions
+from w2s_lens.artifacts.seals import IntegrityWarning, json_digest
+from w2s_lens.artifacts.tensors import save_tensors
 from w2s_lens.assets import sha256_of
 from w2s_lens.routing.estimators import build_estimator
 
@@ -271,7 +267,7 @@ def refuse_legacy(directory: str | os.PathLike, meta: dict[str, Any]) -> None:
         >>> refuse_legacy("runs/old/router", {"estimator_file": "router.joblib"})
         Traceback (most recent call last):
         ...
-        w2s_lens.artifacts.ArtifactMismatch: runs/old/router holds a router pickled by an ...
+        w2s_lens.artifacts.provenance.ArtifactMismatch: runs/old/router holds a router ...
     """
     d = Path(directory)
     legacy = (d / LEGACY_FILE).exists() or "estimator_file" in meta or "estimator" not in meta

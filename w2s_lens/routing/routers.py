@@ -49,7 +49,8 @@ from jaxtyping import Float, Int
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from w2s_lens.artifacts import ArtifactMismatch, check_format, read_json, stamp, write_json
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, check_format, stamp
 from w2s_lens.routing.estimators import CURVE_KINDS, ESTIMATOR_KINDS, fit_estimator
 from w2s_lens.routing.labels import best_layers
 from w2s_lens.routing.persistence import (

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import library_versions
+from w2s_lens.artifacts.provenance import library_versions
 from w2s_lens.steering.interop_layers import (
     LayerMappingError,
     block_to_tl,

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import ArtifactMismatch, atomic_path, library_versions
+from w2s_lens.artifacts.files import atomic_path
+from w2s_lens.artifacts.provenance import ArtifactMismatch, library_versions
 from w2s_lens.steering.interop_layers import (
     LayerMappingError,
     block_to_tl,

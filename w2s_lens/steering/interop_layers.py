@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.steering.activations import HOOKS
 from w2s_lens.steering.vectors import SteeringVectors
 

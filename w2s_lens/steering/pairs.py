@@ -49,7 +49,8 @@ from typing import Any
 
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import library_versions, write_jsonl
+from w2s_lens.artifacts.json_files import write_jsonl
+from w2s_lens.artifacts.provenance import library_versions
 from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import HOOKS, cache_residuals

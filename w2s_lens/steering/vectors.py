@@ -13,7 +13,7 @@ engines take for input-dependent steering.
 Vectors are saved as ``vectors.safetensors`` (one tensor per layer, named by its hook, e.g.
 ``blocks.14.hook_resid_pre``) plus ``vectors.json`` (model, hook, layers, read position,
 dataset, norms, library versions), through :mod:`w2s_lens.artifacts`. Loading onto another
-model or hook is refused. ``vectors.json`` is sealed (:func:`w2s_lens.artifacts.seal`: the
+model or hook is refused. ``vectors.json`` is sealed (:func:`w2s_lens.artifacts.seals.seal`: the
 SHA-256 of ``vectors.safetensors`` and of its own content); loading refuses a damaged or edited
 pair, non-finite values and norms that differ from the recorded ones, naming the file. A
 dataset given as a file path is recorded by file name and SHA-256 (:func:`shareable_paths`),
@@ -39,19 +39,10 @@ from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import (
-    INTEGRITY_KEY,
-    ArtifactMismatch,
-    check_format,
-    check_metadata,
-    check_seal,
-    load_tensors,
-    read_json,
-    save_tensors,
-    seal,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, check_format, check_metadata, stamp
+from w2s_lens.artifacts.seals import INTEGRITY_KEY, check_seal, seal
+from w2s_lens.artifacts.tensors import load_tensors, save_tensors
 from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import contrast_residuals, hook_name
@@ -108,7 +99,7 @@ def check_values(tensor: Tensor, path: str | os.PathLike,
         >>> check_values(torch.tensor([[float("nan")]]), "v.safetensors")
         Traceback (most recent call last):
         ...
-        w2s_lens.artifacts.ArtifactMismatch: v.safetensors holds non-finite values (NaN or ...
+        w2s_lens.artifacts.provenance.ArtifactMismatch: v.safetensors holds non-finite values ...
     """
     if not bool(torch.isfinite(tensor).all()):
         raise ArtifactMismatch(f"{path} holds non-finite values (NaN or inf); {redo}")

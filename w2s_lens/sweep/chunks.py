@@ -39,14 +39,10 @@ import torch
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    atomic_path,
-    read_json,
-    sorted_header_bytes,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts.files import atomic_path
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, stamp
+from w2s_lens.artifacts.tensors import sorted_header_bytes
 
 __all__ = [
     "CHUNKS_DIR",

@@ -24,13 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    check_format,
-    read_json,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, check_format, stamp
 from w2s_lens.sweep.chunks import (
     CHUNKS_DIR,
     ChunkError,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from w2s_lens.artifacts import FORMAT_VERSION, ArtifactMismatch
+from w2s_lens.artifacts.provenance import FORMAT_VERSION, ArtifactMismatch
 from w2s_lens.evaluation.results.evidence import RULES_VERSION, reading_words
 from w2s_lens.evaluation.results.frames import ITEMS_FILE, REPR_ROWS, comparison_rows
 from w2s_lens.evaluation.results.headroom import (

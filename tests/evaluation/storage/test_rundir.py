@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from w2s_lens.artifacts import ArtifactMismatch, stamp, write_json
+from w2s_lens.artifacts.json_files import write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, stamp
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.pipeline import evaluate_examples

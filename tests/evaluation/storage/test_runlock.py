@@ -9,7 +9,7 @@ import pytest
 from conftest import write_ab_dataset
 
 import w2s_lens.cli.jobs as jobs
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.storage.runlock import RunDirBusy, hold, is_held

@@ -4,7 +4,7 @@ routing, generations and pairs read back as written."""
 import numpy as np
 import pytest
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.controls.synthetic import build_control
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.evaluation.storage.sweepfiles import EXAMPLES_FILE, PAIRS_FILE, SweepFiles

@@ -6,7 +6,8 @@ import torch
 from conftest import make_tiny_model
 from helpers_l2s import D_IN
 
-from w2s_lens.artifacts import ArtifactMismatch, IntegrityWarning
+from w2s_lens.artifacts.provenance import ArtifactMismatch
+from w2s_lens.artifacts.seals import IntegrityWarning
 from w2s_lens.steering.l2s.network import (
     META_FILE,
     STAT_KEYS,

@@ -7,7 +7,7 @@ from helpers_l2s import D_IN, D_OUT, examples, families, noise
 from torch.nn.functional import cosine_similarity
 
 import w2s_lens.steering.l2s as l2s
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.steering.l2s import config, network, steerer, training
 from w2s_lens.steering.l2s.config import L2SConfig
 from w2s_lens.steering.l2s.steerer import L2SSteerer, prompt_features, train_l2s

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from w2s_lens.artifacts import ArtifactMismatch
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.evaluation.results.evidence import reading_words, variant_evidence
 from w2s_lens.routing.views import split_router_name
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from w2s_lens.artifacts import write_text
+from w2s_lens.artifacts.files import write_text
 from w2s_lens.evaluation.storage.rundir import RunDir
 
 __all__ = ["ITEMS_FILE", "item_rows", "write_items"]

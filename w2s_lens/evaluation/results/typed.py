@@ -47,14 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import (
-    FORMAT_VERSION,
-    ArtifactMismatch,
-    check_format,
-    read_json,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import FORMAT_VERSION, ArtifactMismatch, check_format, stamp
 from w2s_lens.evaluation.results.headroom import Headroom, Reading
 from w2s_lens.evaluation.results.nodes import (
     INT_KEYS,

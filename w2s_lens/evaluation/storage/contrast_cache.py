@@ -22,7 +22,9 @@ from typing import Any
 
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import load_tensors, read_json, save_tensors, stamp, write_json
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import stamp
+from w2s_lens.artifacts.tensors import load_tensors, save_tensors
 from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.storage.rundir import RunDir

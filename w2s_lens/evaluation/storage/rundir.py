@@ -49,14 +49,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    check_format,
-    read_json,
-    stamp,
-    write_json,
-    write_text,
-)
+from w2s_lens.artifacts.files import write_text
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, check_format, stamp
 from w2s_lens.evaluation.config import EvalConfig, flat_config, portable_config
 from w2s_lens.evaluation.config_parts import SETTING_PARTS, ConfigError
 from w2s_lens.evaluation.storage.sweepfiles import (
@@ -155,7 +150,7 @@ class RunDir(SweepFiles):
 
     def _clear_stale_temporaries(self) -> None:
         """Remove the temporary files of writes a killed run left half done (``.NAME.*.tmp``
-        next to the run's own files, see :func:`~w2s_lens.artifacts.atomic_path`): they hold
+        next to the run's own files, see :func:`~w2s_lens.artifacts.files.atomic_path`): they hold
         nothing a resume needs, and a run killed in its very first write would otherwise look
         like a foreign, non-empty directory. Only called by :meth:`prepare`, i.e. before this
         process writes anything, under the run lock when the pipeline holds it."""

@@ -19,15 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import (
-    ArtifactMismatch,
-    check_format,
-    read_json,
-    read_jsonl,
-    stamp,
-    write_json,
-    write_jsonl,
-)
+from w2s_lens.artifacts.json_files import read_json, read_jsonl, write_json, write_jsonl
+from w2s_lens.artifacts.provenance import ArtifactMismatch, check_format, stamp
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.pairs import ContrastPair, save_pairs
 from w2s_lens.sweep.result import SweepResult

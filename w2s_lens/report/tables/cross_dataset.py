@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from w2s_lens.artifacts import write_text
+from w2s_lens.artifacts.files import write_text
 from w2s_lens.evaluation.config import EvalConfig, flat_config
 from w2s_lens.evaluation.results.nodes import Summary
 from w2s_lens.evaluation.results.typed import EvaluationResult, as_result

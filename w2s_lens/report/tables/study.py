@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import read_json
+from w2s_lens.artifacts.json_files import read_json
 from w2s_lens.evaluation.results.headroom import (
     CrossValidatedOracle,
     CurveRow,

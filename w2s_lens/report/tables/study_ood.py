@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import write_text
+from w2s_lens.artifacts.files import write_text
 from w2s_lens.evaluation.results.evidence import variant_evidence
 from w2s_lens.evaluation.results.typed import EvaluationResult, as_result
 from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, bh_rejections, verdict_kind

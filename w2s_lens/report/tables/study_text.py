@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from w2s_lens.artifacts import write_text
+from w2s_lens.artifacts.files import write_text
 from w2s_lens.evaluation.stats.paired import ALPHA, MIN_NONZERO
 from w2s_lens.report.tables.cross_dataset import FDR_Q
 from w2s_lens.report.tables.study import (

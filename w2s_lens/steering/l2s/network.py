@@ -6,7 +6,7 @@ read here, for :class:`~w2s_lens.steering.l2s.steerer.L2SSteerer`): ``l2s.safete
 stacked weights ``[L, ...]``, input mean/std, target mean and scale: :data:`TENSOR_KEYS`) and
 ``l2s.json`` (model, hook, input_layer, layers, dataset, config, sizes, loss curves, best
 epochs, format version and library versions); loading executes no code. ``l2s.json`` is sealed
-(:func:`w2s_lens.artifacts.seal`): :func:`read_networks` refuses a damaged or edited pair and
+(:func:`w2s_lens.artifacts.seals.seal`): :func:`read_networks` refuses a damaged or edited pair and
 non-finite weights, naming the file. Neither file records a module or class path, so files
 written before the L2S modules moved load unchanged.
 
@@ -29,19 +29,10 @@ from jaxtyping import Float
 from torch import Tensor, nn
 from transformer_lens import HookedTransformer
 
-from w2s_lens.artifacts import (
-    INTEGRITY_KEY,
-    ArtifactMismatch,
-    check_format,
-    check_metadata,
-    check_seal,
-    load_tensors,
-    read_json,
-    save_tensors,
-    seal,
-    stamp,
-    write_json,
-)
+from w2s_lens.artifacts.json_files import read_json, write_json
+from w2s_lens.artifacts.provenance import ArtifactMismatch, check_format, check_metadata, stamp
+from w2s_lens.artifacts.seals import INTEGRITY_KEY, check_seal, seal
+from w2s_lens.artifacts.tensors import load_tensors, save_tensors
 from w2s_lens.steering.vectors import check_values, model_name, shareable_paths
 
 __all__ = ["META_FILE", "STAT_KEYS", "TENSOR_KEYS", "WEIGHTS_FILE", "StackedMLP", "as_tensor",
@@ -127,7 +118,7 @@ def as_tensor(x: Any, what: str, ndim: int) -> Tensor:
 
 def check_model_matches(meta: dict[str, Any], model: HookedTransformer) -> None:
     """Refuse another model than the networks' (by name, when one was recorded) or another
-    width (:class:`~w2s_lens.artifacts.ArtifactMismatch`)."""
+    width (:class:`~w2s_lens.artifacts.provenance.ArtifactMismatch`)."""
     expect: dict[str, Any] = {}
     if meta.get("model") is not None:
         expect["model"] = model_name(model)
@@ -157,7 +148,7 @@ def read_networks(directory: str | os.PathLike, model: HookedTransformer | None 
                   ) -> tuple[dict[str, Any], StackedMLP, dict[str, Tensor]]:
     """``(metadata, network, training statistics)`` read from ``directory``; refuses another
     model, hook or layer set when given, and a damaged or edited file or non-finite weights
-    (:class:`~w2s_lens.artifacts.ArtifactMismatch` naming the file).
+    (:class:`~w2s_lens.artifacts.provenance.ArtifactMismatch` naming the file).
 
     Example:
         >>> meta, net, stats = read_networks("runs/r/l2s", model=model)  # doctest: +SKIP
