@@ -125,4 +125,3 @@ def missing_file(path: str | os.PathLike) -> FileNotFoundError:
         return FileNotFoundError(f"{path} does not exist")
     return FileNotFoundError(f"{path} does not exist; did you mean "
                              f"{' or '.join(str(h) for h in hints)}?")
-

@@ -74,7 +74,7 @@ def json_default(obj: Any) -> Any:
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read JSON, with a clear error naming the file if it is missing (and where it may be,
-    :func:`missing_file`) or broken."""
+    :func:`~w2s_lens.artifacts.files.missing_file`) or broken."""
     path = Path(path)
     if not path.is_file():
         raise missing_file(path)
@@ -108,5 +108,3 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
                 raise ArtifactMismatch(f"{path}, line {lineno}: invalid JSON ({exc.msg})") \
                     from exc
     return out
-
-

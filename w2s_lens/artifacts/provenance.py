@@ -27,7 +27,6 @@ class ArtifactMismatch(ValueError):
     """An artifact was loaded for another model, hook, layer set, readout or format."""
 
 
-
 def library_versions() -> dict[str, str]:
     """Versions of w2s-lens and the libraries whose numerics matter."""
     import importlib.metadata as md

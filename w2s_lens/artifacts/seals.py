@@ -45,7 +45,8 @@ def seal(meta: Mapping[str, Any], directory: str | os.PathLike,
     """``meta`` plus ``integrity``: the SHA-256 of each of ``files`` (paths relative to
     ``directory``, the folder the JSON is written into) and of the JSON's own content.
 
-    Write the result with :func:`write_json` into ``directory``; :func:`check_seal` checks it.
+    Write the result with :func:`~w2s_lens.artifacts.json_files.write_json` into
+    ``directory``; :func:`check_seal` checks it.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "w.bin").write_bytes(b"w")
@@ -60,11 +61,14 @@ def seal(meta: Mapping[str, Any], directory: str | os.PathLike,
     return out
 
 
-def check_seal(meta: Mapping[str, Any], path: str | os.PathLike, redo: str = "") -> bool:
+def check_seal(meta: Mapping[str, Any], path: str | os.PathLike, redo: str = "",
+               stacklevel: int = 3) -> bool:
     """Check a JSON artifact sealed by :func:`seal`, read from ``path``.
 
     Returns True when the content and every recorded file match their digests, False (with
     one :class:`IntegrityWarning`) for an artifact written before seals were recorded.
+    ``stacklevel`` places that warning (``warnings.warn``'s: 3, the default, is the caller of
+    the function that calls ``check_seal``, e.g. the user's ``load``).
 
     Raises:
         ArtifactMismatch: the JSON was edited, or a file it records is missing or damaged; the
@@ -81,7 +85,7 @@ def check_seal(meta: Mapping[str, Any], path: str | os.PathLike, redo: str = "")
     if seal_ is None:
         warnings.warn(f"{path} records no digests (written by an older w2s-lens), so it is "
                       f"loaded without an integrity check{hint}", IntegrityWarning,
-                      stacklevel=3)
+                      stacklevel=stacklevel)
         return False
     if not isinstance(seal_, Mapping) or json_digest(meta) != seal_.get("content"):
         raise ArtifactMismatch(f"{path} was changed after it was written: its content does not "

@@ -93,7 +93,8 @@ def _sorted_header(raw: bytes, where: Any) -> bytes:
 
 def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, Any]:
     """Load a safetensors file as torch tensors (``"pt"``) or numpy arrays (``"np"``); a
-    missing file's error suggests where it may be (:func:`missing_file`)."""
+    missing file's error suggests where it may be
+    (:func:`~w2s_lens.artifacts.files.missing_file`)."""
     path = Path(path)
     if not path.is_file():
         raise missing_file(path)
@@ -107,5 +108,3 @@ def load_tensors(path: str | os.PathLike, framework: str = "pt") -> dict[str, An
         return pt_load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ArtifactMismatch(f"{path} is not a readable safetensors file ({exc})") from exc
-
-

@@ -35,5 +35,6 @@ itself; only :mod:`w2s_lens.cli` imports it.
 
 Example:
     >>> from w2s_lens.demo.walkthrough import run_demo
+    >>> from w2s_lens.evaluation.config import EvalConfig
     >>> run_demo(EvalConfig(dataset="corrigible-neutral-HHH"), "runs/demo")  # doctest: +SKIP
 """

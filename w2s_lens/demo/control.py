@@ -80,4 +80,3 @@ def control_lines(run: ControlRun) -> list[str]:
         f"{_signed(oracle)}",
         f"W2S − fixed: {fmt_ci(c.diff, c.diff_ci)}: {c.verdict_text()}",
     ]
-

@@ -29,7 +29,6 @@ def layer_counts(layers: Any) -> str:
                                                      key=lambda kv: (-kv[1], kv[0])))
 
 
-
 @dataclass(frozen=True)
 class ModelReading:
     """The demo's reading of one mirrored sweep of the test items.
@@ -161,4 +160,3 @@ def read_sweep(result: SweepResult, n_boot: int = 2000, seed: int = 0) -> ModelR
         fixed_layers_xv=xv_layers,
         propensity_at={float(x): float(prop[mults.index(x)]) for x in show},
         oracle_gain=gain, xv=xv)
-

@@ -45,7 +45,6 @@ def _stage(n: int, text: str) -> None:
     print(f"\n{'=' * 78}\n[{n}] {text}\n{'=' * 78}", flush=True)
 
 
-
 def demo_config(config: EvalConfig) -> EvalConfig:
     """``config`` with the demo's sizes where it leaves them open: :data:`DEMO_N_TRAIN` and
     :data:`DEMO_N_TEST` items (the layers stay open: every layer but 0).
@@ -147,7 +146,6 @@ def _show_prompts(model, items, config: EvalConfig, n: int) -> None:
               f"{item.matching}")
 
 
-
 def _model_sweep(model, items: list[ABItem], test_items: list[ABItem] | None,
                  config: EvalConfig, out: Path) -> SweepResult:
     """CAA vectors and the test sweep of the model stage, in the sweep-directory layout of
@@ -193,7 +191,7 @@ def _model_sweep(model, items: list[ABItem], test_items: list[ABItem] | None,
 
 def run_demo(config: EvalConfig, out_dir: str | os.PathLike, show: int = 2,
              control: bool = True, threads: int | None = None) -> ModelReading:
-    """Run the demo (see the module docstring); returns the real model's reading.
+    """Run the demo (see :mod:`w2s_lens.demo`); returns the real model's reading.
 
     ``out_dir/control`` receives the control's run, ``out_dir/model`` the real model's sweep
     directory, with its ``report.html``. ``threads``: torch CPU threads (None: the faster of

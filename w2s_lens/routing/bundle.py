@@ -281,7 +281,7 @@ def _load(cls: type[W2S], directory: Path, model: HookedTransformer) -> W2S:
     """:meth:`W2S.load`: format, seal and model checked before any part is read."""
     meta = read_json(directory / BUNDLE_FILE)
     check_format(meta, directory / BUNDLE_FILE, REDO)
-    check_seal(meta, directory / BUNDLE_FILE, REDO)
+    check_seal(meta, directory / BUNDLE_FILE, REDO, stacklevel=4)  # the caller of W2S.load
     check_metadata(meta, {"model": model_name(model)}, what="W2S router bundle")
     router = LayerRouter.load(directory / "router", expect={
         "model": meta["model"], "layers": meta["layers"], "readout": meta["readout"],
