@@ -80,7 +80,9 @@ def test_a_one_item_class_never_disables_tuning(kind: str) -> None:
 
 
 def test_grids_reach_past_the_edges_chosen_so_far() -> None:
-    """C = 0.01, ridge alpha = 1e4 and k = 15 were grid edges in the powered study."""
+    """C = 0.01, ridge alpha = 1e4 and k = 15 were grid edges in the powered study; MLP
+    alpha = 100 on every view of the fair study's first cloze row."""
     assert min(GRIDS["logreg"][1]) <= 1e-5 and max(GRIDS["logreg"][1]) >= 10
+    assert max(GRIDS["mlp"][1]) >= 1e4 and min(GRIDS["mlp"][1]) <= 1e-6
     assert max(a[0] for a in GRIDS["curve"][1]) >= 1e6
     assert tuning_grid("knn", 200)[1][0] == 160 and 1 in tuning_grid("knn", 200)[1]
