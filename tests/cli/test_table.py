@@ -139,6 +139,33 @@ def test_a_finished_run_is_read_back_only_with_the_same_routers(chat_model, data
     assert third.runs[0].status == "read back"
 
 
+def test_a_finished_run_tuned_on_another_grid_is_tuned_again(chat_model, data_dir, tmp_path,
+                                                              monkeypatch):
+    root = tmp_path / "t"
+    cfg = _config(data_dir, routers=("logreg", "mlp"))
+    run_table(DATASETS[:1], cfg, root, model=chat_model, threads=1, progress=False)
+    path = root / DATASETS[0] / "results.json"
+    res = json.loads(path.read_text())
+    tuned = res["methods"]["caa"]["router_cv"]["mlp"]
+    assert table_mod.stale_routers(EvaluationResult.load(path.parent)) == []
+    # the MLP's grid of a run written before it changed
+    tuned["grid"] = [100.0, 1.0, 0.01, 0.0001]
+    path.write_text(json.dumps(res))
+    assert table_mod.stale_routers(EvaluationResult.load(path.parent)) == ["caa/mlp"]
+
+    def no_sweep(*a, **k):
+        raise AssertionError("a finished sweep chunk was recomputed")
+
+    monkeypatch.setattr(sweep_mod, "fast_chunk", no_sweep)
+    again = run_table(DATASETS[:1], cfg, root, model=chat_model, threads=1, progress=False)
+    assert again.runs[0].status == "computed"  # tuned again, not read back
+    new = json.loads(path.read_text())["methods"]["caa"]["router_cv"]["mlp"]
+    assert new["grid"] != [100.0, 1.0, 0.01, 0.0001] and table_mod.stale_routers(
+        EvaluationResult.load(path.parent)) == []
+    third = run_table(DATASETS[:1], cfg, root, model=chat_model, threads=1, progress=False)
+    assert third.runs[0].status == "read back"
+
+
 def test_other_settings_refused_before_work(serial, chat_model, data_dir, monkeypatch):
     root, _ = serial
     monkeypatch.setattr(table_mod, "evaluate_dataset", lambda *a, **k: pytest.fail("ran"))

@@ -15,6 +15,7 @@ from w2s_lens.routing.estimators import (
     GRIDS,
     build_estimator,
     fit_estimator,
+    grid_is_current,
     tuning_grid,
 )
 
@@ -86,3 +87,14 @@ def test_grids_reach_past_the_edges_chosen_so_far() -> None:
     assert max(GRIDS["mlp"][1]) >= 1e4 and min(GRIDS["mlp"][1]) <= 1e-6
     assert max(a[0] for a in GRIDS["curve"][1]) >= 1e6
     assert tuning_grid("knn", 200)[1][0] == 160 and 1 in tuning_grid("knn", 200)[1]
+
+
+def test_a_recorded_grid_is_current_only_when_it_is_todays() -> None:
+    rng = np.random.default_rng(0)
+    X, S = rng.normal(size=(20, 3)), rng.normal(size=(20, 4))
+    for kind in ("logreg", "mlp", "curve", "knn"):
+        info = fit_estimator(kind, X, S).cv_info
+        assert grid_is_current(kind, info["grid"], info["n_samples"]), kind
+        assert not grid_is_current(kind, info["grid"][1:], info["n_samples"]), kind
+    assert not grid_is_current("knn", tuning_grid("knn", 20)[1], 200)  # k capped by other n
+    assert grid_is_current("logreg", None, None)  # a constant router: nothing was tuned

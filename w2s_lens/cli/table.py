@@ -3,7 +3,9 @@
 
 :func:`run_table` runs :func:`w2s_lens.cli.jobs.run_evaluation` once per dataset into
 ``out_root/<dataset>``. A dataset whose run directory already holds finished results with the
-same settings is read back, not recomputed; an interrupted one resumes from its sweep chunks.
+same settings and routers tuned on today's grids is read back, not recomputed (a changed
+grid, :func:`stale_routers`, tunes the routers again over the resumed sweeps); an interrupted
+one resumes from its sweep chunks.
 With ``ray=True`` every dataset is one Ray task (one GPU per task when the cluster has GPUs,
 else ``num_cpus_per_task`` CPUs); the assembled :class:`Table` is the same as the serial one.
 Ray is an optional extra (``pip install ray``), imported only when ``ray=True``.
@@ -40,9 +42,11 @@ from w2s_lens.report.tables.cross_dataset import (
     describe_config,
     table_rows,
 )
+from w2s_lens.routing.estimators import grid_is_current
+from w2s_lens.routing.views import split_router_name
 
 __all__ = ["READ_BACK_SETTINGS", "TableError", "after_sweep_changes", "evaluate_dataset",
-           "finished_results", "run_table"]
+           "finished_results", "run_table", "stale_routers"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,26 @@ def finished_results(config: EvalConfig, out_dir: str | os.PathLike) -> Evaluati
         log.info("%s: %s changed since its results were written: recomputing what depends on "
                  "them (the sweeps resume)", rd.path, ", ".join(changed))
         return None
-    return EvaluationResult.load(rd.path)
+    result = EvaluationResult.load(rd.path)
+    stale = stale_routers(result)
+    if stale:
+        log.info("%s: the tuning grid of %s changed since its results were written: tuning the "
+                 "routers again (the sweeps resume)", rd.path, ", ".join(stale))
+        return None
+    return result
+
+
+def stale_routers(result: EvaluationResult) -> list[str]:
+    """``method/router`` names of ``result`` whose recorded tuning grid is not today's
+    (:func:`~w2s_lens.routing.estimators.grid_is_current`).
+
+    Example:
+        >>> stale_routers(EvaluationResult.load("runs/t/openness"))  # doctest: +SKIP
+        ['caa/mlp', 'caa/mlp@options']
+    """
+    return [f"{method}/{name}" for method, m in result.methods.items()
+            for name, tuning in (m.router_cv or {}).items()
+            if not grid_is_current(split_router_name(name)[0], tuning.grid, tuning.n_samples)]
 
 
 #: settings a finished run is read back only with (see :func:`after_sweep_changes`)

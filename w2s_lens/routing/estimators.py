@@ -42,7 +42,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,7 @@ from w2s_lens.routing.labels import best_layers
 
 __all__ = ["CLASSIFIER_KINDS", "CURVE_KINDS", "ESTIMATOR_KINDS", "GRIDS", "LOGREG_GRID",
            "MLP_GRID", "RIDGE_ALPHAS", "CurveClassifier", "Fitted", "best_layer_log_likelihood",
-           "build_estimator", "fit_estimator", "tuning_grid"]
+           "build_estimator", "fit_estimator", "grid_is_current", "tuning_grid"]
 
 #: Kinds that classify the best layer; their scores are class probabilities.
 CLASSIFIER_KINDS = tuple(k.value for k in RouterKind if k.classifies)
@@ -208,6 +208,26 @@ def tuning_grid(kind: str, n: int) -> tuple[str, list[Any]]:
     ks = sorted({k for k in (*values, 25, 50, 100, 200) if k <= cap} | {max(cap, 1)},
                 reverse=True)
     return name, ks
+
+
+def grid_is_current(kind: str, grid: Sequence[Any] | None, n: int | None) -> bool:
+    """Whether ``grid``, as a router's ``cv_info["grid"]`` recorded it when it was tuned on
+    ``n`` inputs, is the grid :func:`tuning_grid` searches today. A router that was not tuned
+    (no grid or no inputs recorded: a constant router) counts as current.
+
+    A finished run whose routers were tuned on another grid is recomputed, not read back
+    (:func:`w2s_lens.cli.table.finished_results`): the sweeps resume, the routers are tuned
+    again.
+
+    Example:
+        >>> grid_is_current("mlp", [100.0, 1.0, 0.01, 0.0001], 200)  # the MLP grid until 2026-12-07
+        False
+        >>> grid_is_current("knn", tuning_grid("knn", 20)[1], 20), grid_is_current("mlp", [], 5)
+        (True, True)
+    """
+    if not grid or not n:
+        return True
+    return [_plain(v) for v in grid] == [_plain(v) for v in tuning_grid(kind, int(n))[1]]
 
 
 def _searched(kind: str, seed: int) -> BaseEstimator:
