@@ -73,6 +73,7 @@ from powered_study import (  # noqa: E402
     GRID_05B,
     TWO,
     Row,
+    needs_run,
     plan_commands,
     run_many,
     runs_root,
@@ -215,9 +216,10 @@ def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
 
 
 def pending(variants: list[str] | None = None, results: Path = RESULTS,
-            datasets: list[str] | None = None) -> list[tuple[Row, str]]:
-    """The unfinished (row, dataset) jobs in the plan's order, of ``variants`` and
-    ``datasets`` only if given.
+            datasets: list[str] | None = None, stale: bool = False) -> list[tuple[Row, str]]:
+    """The unfinished (row, dataset) jobs in the plan's order (with ``stale``, also the
+    finished ones whose routers were tuned on another grid: ``powered_study.needs_run``), of
+    ``variants`` and ``datasets`` only if given.
 
     Example:
         >>> [(r.name, d) for r, d in pending(["first-token"], Path("/nonexistent"))]
@@ -236,7 +238,7 @@ def pending(variants: list[str] | None = None, results: Path = RESULTS,
     return [(r, d) for r in PLAN for d in r.datasets
             if (variants is None or r.name in variants)
             and (datasets is None or d in datasets)
-            and not (results / r.name / d / "results.json").is_file()]
+            and needs_run(results / r.name / d, stale)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,13 +252,17 @@ def main(argv: list[str] | None = None) -> int:
                                       f"(of {', '.join(VARIANTS)}), in the plan's order")
     p.add_argument("--datasets", help="with --pending: only these datasets, comma-separated "
                                       f"(of {', '.join(TWO)})")
+    p.add_argument("--stale", action="store_true",
+                   help="with --pending: also the finished rows whose routers were tuned on "
+                        "another grid than today's (their run directories resume and the "
+                        "routers are tuned again)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--commit", action="store_true")
     p.add_argument("--table", action="store_true", help="write ablation_table.csv / .md")
     args = p.parse_args(argv)
-    if (args.variants or args.datasets) and not args.pending:
-        p.error("--variants and --datasets choose among --pending's rows")
+    if (args.variants or args.datasets or args.stale) and not args.pending:
+        p.error("--variants, --datasets and --stale choose among --pending's rows")
     if args.list:
         print("\n".join(plan_commands(PLAN, Path(args.runs))))
         return 0
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     def names(value: str | None) -> list[str] | None:
         return None if value is None else [x.strip() for x in value.split(",") if x.strip()]
 
-    jobs = pending(names(args.variants), datasets=names(args.datasets))
+    jobs = pending(names(args.variants), datasets=names(args.datasets), stale=args.stale)
     return run_many(jobs, Path(args.runs), args.threads, args.workers, args.commit,
                     results=RESULTS, study="ablation study")
 

@@ -264,15 +264,41 @@ def commit_results(folder: Path, message: str, tries: int = 30) -> bool:
     return False
 
 
-def pending(results: Path = RESULTS) -> list[tuple[Row, str]]:
-    """The planned (row, dataset) jobs without a finished result, in plan order.
+def stale_routers(folder: Path) -> list[str]:
+    """The routers of a finished dataset's ``folder/results.json`` that were tuned on another
+    grid than today's (``method/router`` names; :func:`w2s_lens.cli.table.stale_routers`).
+    Rerunning the dataset resumes its run directory and tunes them again.
+
+    Example:
+        >>> stale_routers(RESULTS / "letter-0.5b" / "corrigible-neutral-HHH")  # doctest: +SKIP
+        ['caa/mlp', 'caa/mlp@options']
+    """
+    if str(HERE.parent) not in sys.path:
+        sys.path.insert(0, str(HERE.parent))
+    from w2s_lens.cli.table import stale_routers as stale
+    from w2s_lens.evaluation.results.typed import EvaluationResult
+
+    return stale(EvaluationResult.load(folder))
+
+
+def needs_run(folder: Path, stale: bool = False) -> bool:
+    """Whether a planned dataset whose results are copied to ``folder`` is to run: it has no
+    ``results.json`` yet, or (with ``stale``) its routers were tuned on another grid."""
+    if not (folder / "results.json").is_file():
+        return True
+    return stale and bool(stale_routers(folder))
+
+
+def pending(results: Path = RESULTS, stale: bool = False) -> list[tuple[Row, str]]:
+    """The planned (row, dataset) jobs without a finished result (with ``stale``, also those
+    whose routers were tuned on another grid: :func:`needs_run`), in plan order.
 
     Example:
         >>> [f"{r.name}/{d}" for r, d in pending()][:1]  # doctest: +SKIP
         ['cloze-0.5b/myopic-reward']
     """
     return [(row, d) for row in PLAN for d in row.datasets
-            if not (results / row.name / d / "results.json").is_file()]
+            if needs_run(results / row.name / d, stale)]
 
 
 def plan_commands(plan: tuple[Row, ...], runs: Path) -> list[str]:
@@ -331,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="planned vs used sizes")
     p.add_argument("--pending", action="store_true",
                    help="run every planned dataset that has no result yet, in plan order")
+    p.add_argument("--stale", action="store_true",
+                   help="with --pending: also the finished datasets whose routers were tuned on "
+                        "another grid than today's (their run directories resume and the "
+                        "routers are tuned again; without the run directories that is the "
+                        "whole dataset again)")
     p.add_argument("--workers", type=int, default=1,
                    help="datasets run at a time (each with --threads threads)")
     p.add_argument("--commit", action="store_true",
@@ -345,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.pending:
         if args.row or args.dataset:
             p.error("--pending runs the whole plan; drop --row/--dataset")
-        return run_many(pending(), Path(args.runs), args.threads, args.workers, args.commit)
+        return run_many(pending(stale=args.stale), Path(args.runs), args.threads, args.workers,
+                        args.commit)
+    if args.stale:
+        p.error("--stale chooses among --pending's datasets (a --row/--dataset always runs, "
+                "and tunes stale routers again)")
     if not args.row:
         p.error("give --row, --pending, --list or --check")
     row = _row(args.row)

@@ -81,6 +81,23 @@ def test_pending_keeps_the_plan_order_skips_finished_rows_and_filters(tmp_path):
         ab.pending(None, tmp_path, datasets=["myopic-reward"])
 
 
+def test_stale_finished_rows_are_pending_only_with_stale(tmp_path):
+    """A finished row whose MLP was tuned on the grid before it changed (the committed
+    corrigible-neutral-HHH baseline) runs again with --stale only."""
+    real = ROOT / "analysis/results/ablation/baseline/corrigible-neutral-HHH/results.json"
+    done = tmp_path / "baseline" / "corrigible-neutral-HHH"
+    done.mkdir(parents=True)
+    (done / "results.json").write_text(real.read_text())
+    rows = ["baseline"]
+    assert [d for _, d in ab.pending(rows, tmp_path)] == ["self-awareness-text-model"]
+    assert [d for _, d in ab.pending(rows, tmp_path, stale=True)] == [
+        "corrigible-neutral-HHH", "self-awareness-text-model"]
+    import pytest
+
+    with pytest.raises(SystemExit):  # --stale only chooses among --pending's rows
+        ab.main(["--stale", "--table"])
+
+
 def test_variant_rows_carry_their_relative_headroom_shift_against_the_baseline(tmp_path):
     real = ROOT / "analysis/results/fair/letter-0.5b/corrigible-neutral-HHH"
     for variant in ("baseline", "first-token"):

@@ -75,6 +75,31 @@ def test_pending_skips_finished_datasets_in_plan_order(tmp_path):
     assert jobs[0] == ("cloze-0.5b", "myopic-reward")
 
 
+def test_stale_routers_make_a_finished_dataset_pending_only_with_stale(tmp_path):
+    """The letter row's committed results were tuned on the MLP grid before it changed."""
+    from w2s_lens.routing.estimators import tuning_grid
+
+    real = Path(ps.__file__).parent / "results/fair/letter-0.5b/corrigible-neutral-HHH"
+    res = json.loads((real / "results.json").read_text())
+    for row, dataset in [("letter-0.5b", "corrigible-neutral-HHH"),
+                         ("letter-0.5b", "self-awareness-text-model")]:
+        (tmp_path / row / dataset).mkdir(parents=True)
+        (tmp_path / row / dataset / "results.json").write_text(json.dumps(res))
+    fresh = tmp_path / "letter-0.5b" / "self-awareness-text-model"
+    for name, tuning in res["methods"]["caa"]["router_cv"].items():  # today's grids
+        if tuning.get("grid"):
+            tuning["grid"] = tuning_grid(name.split("@")[0], tuning["n_samples"])[1]
+            tuning["grid"] = [g[0] if isinstance(g, list) else g for g in tuning["grid"]]
+    (fresh / "results.json").write_text(json.dumps(res))
+    old = tmp_path / "letter-0.5b" / "corrigible-neutral-HHH"
+    assert "caa/mlp" in ps.stale_routers(old) and ps.stale_routers(fresh) == []
+    assert ps.needs_run(old, stale=True) and not ps.needs_run(old)
+    assert not ps.needs_run(fresh, stale=True)
+    plain = {(r.name, d) for r, d in ps.pending(tmp_path)}
+    with_stale = {(r.name, d) for r, d in ps.pending(tmp_path, stale=True)}
+    assert with_stale - plain == {("letter-0.5b", "corrigible-neutral-HHH")}
+
+
 def test_check_names_a_smaller_row(tmp_path):
     _finish(tmp_path, "cloze-0.5b", "corrigible-neutral-HHH", 200, 200)
     _finish(tmp_path, "cloze-0.5b", "myopic-reward", 180, 200)
