@@ -145,3 +145,17 @@ def refused(argv, capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     return err
+
+
+def make_chat_model() -> HookedTransformer:
+    """A tiny random rotary model (``tiny-bytes``) with a byte-level chat tokenizer (no
+    download), for tests that format chat prompts end to end."""
+    tiny = make_tiny_model(d_vocab=300, seed=3)
+    cfg = HookedTransformerConfig.from_dict({**tiny.cfg.to_dict(), "n_ctx": 512,
+                                             "default_prepend_bos": False,
+                                             "model_name": "tiny-bytes"})
+    torch.manual_seed(3)
+    m = HookedTransformer(cfg)
+    m.eval()
+    m.tokenizer = byte_tokenizer()
+    return m

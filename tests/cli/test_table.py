@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from conftest import byte_tokenizer, make_tiny_model
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from conftest import make_chat_model
+from transformer_lens import HookedTransformer
 
 import w2s_lens.cli.table as table_mod
 import w2s_lens.sweep.runner as sweep_mod
@@ -28,16 +27,7 @@ DATASETS = ["corrigible-neutral-HHH", "narcissism"]
 
 @pytest.fixture(scope="module")
 def chat_model() -> HookedTransformer:
-    """A tiny random rotary model with a byte-level chat tokenizer (no download)."""
-    tiny = make_tiny_model(d_vocab=300, seed=3)
-    cfg = HookedTransformerConfig.from_dict({**tiny.cfg.to_dict(), "n_ctx": 512,
-                                             "default_prepend_bos": False,
-                                             "model_name": "tiny-bytes"})
-    torch.manual_seed(3)
-    m = HookedTransformer(cfg)
-    m.eval()
-    m.tokenizer = byte_tokenizer()
-    return m
+    return make_chat_model()
 
 
 def _write_jsonl(path, records) -> None:

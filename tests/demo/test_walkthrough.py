@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import byte_tokenizer, make_tiny_model, write_ab_dataset
-from transformer_lens import HookedTransformer, HookedTransformerConfig
+from conftest import make_chat_model, write_ab_dataset
+from transformer_lens import HookedTransformer
 
 import w2s_lens.demo.walkthrough as walkthrough
 from w2s_lens.data.items import DatasetError
@@ -75,16 +75,7 @@ def test_pick_threads_sets_the_fastest(one_thread):
 
 @pytest.fixture(scope="module")
 def chat_model() -> HookedTransformer:
-    """A tiny random rotary model with a byte-level chat tokenizer (no download)."""
-    tiny = make_tiny_model(d_vocab=300, seed=3)
-    cfg = HookedTransformerConfig.from_dict({**tiny.cfg.to_dict(), "n_ctx": 512,
-                                             "default_prepend_bos": False,
-                                             "model_name": "tiny-bytes"})
-    torch.manual_seed(3)
-    m = HookedTransformer(cfg)
-    m.eval()
-    m.tokenizer = byte_tokenizer()
-    return m
+    return make_chat_model()
 
 
 def test_run_demo_end_to_end(chat_model, offline, tmp_path, monkeypatch, capsys, one_thread):
