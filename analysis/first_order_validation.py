@@ -71,7 +71,12 @@ Options:
 Everything computed is cached under ``OUT`` (default ``$W2S_RUNS_DIR/first_order/...`` or
 ``~/.local/share/w2s-lens/runs/first_order/<the run's path under the runs folder>``, outside
 the work tree): first-order chunks, the behaviour direction, the all-layer vectors and sweep,
-so an interrupted run resumes. Prints wall and CPU time per stage, sizes and seeds.
+so an interrupted run resumes. Prints wall and CPU time per stage, sizes and seeds. What each
+cached thing cost to *compute* is kept beside it (``OUT/costs.json``, :class:`CostLedger`), so
+the rows' cost columns (``first_order_cpu_s``, ``label_free_cpu_s``, on the ``all`` grid
+``sweep_cpu_s`` and ``sweep_over_first_order_cpu``, with ``--cheap-labels``
+``cheap_first_order_cpu_s``) hold the cost of making the numbers even when a rerun reads them
+back; ``wall_s`` and ``cpu_s`` are the invocation's own.
 
 Usage:
     python analysis/first_order_validation.py \\
@@ -211,6 +216,51 @@ class Clock:
     @property
     def total(self) -> float:
         return round(time.perf_counter() - self.t0, 1)
+
+
+class CostLedger:
+    """Seconds spent *computing* each cached thing, kept beside the cache (``OUT/costs.json``),
+    so that a rerun which reads everything back still reports what it cost to make.
+
+    Each computed chunk adds its wall and CPU seconds under its stage name as soon as it is
+    done; a run killed mid-chunk loses only that chunk's seconds (the chunk is computed, and
+    counted, again). A stage read back from the cache adds nothing.
+
+    Example:
+        >>> import tempfile
+        >>> led = CostLedger(Path(tempfile.mkdtemp()))
+        >>> led.add("first_order:study", 2.0, 1.5); led.add("first_order:study", 1.0, 0.5)
+        >>> led.get("first_order:study")
+        {'wall_s': 3.0, 'cpu_s': 2.0}
+        >>> CostLedger(led.path.parent).get("nothing")
+        {'wall_s': 0.0, 'cpu_s': 0.0}
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / "costs.json"
+
+    def _read(self) -> dict[str, dict[str, float]]:
+        return read_json(self.path) if self.path.is_file() else {}
+
+    def add(self, stage: str, wall_s: float, cpu_s: float) -> None:
+        book = self._read()
+        old = book.get(stage, {"wall_s": 0.0, "cpu_s": 0.0})
+        book[stage] = {"wall_s": round(old["wall_s"] + wall_s, 2),
+                       "cpu_s": round(old["cpu_s"] + cpu_s, 2)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, book)
+
+    def get(self, stage: str) -> dict[str, float]:
+        return dict(self._read().get(stage, {"wall_s": 0.0, "cpu_s": 0.0}))
+
+    def timed(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` wrapped so that each call adds its seconds under ``stage``."""
+        def run(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            out = fn(*args, **kwargs)
+            self.add(stage, time.perf_counter() - wall, time.process_time() - cpu)
+            return out
+        return run
 
 
 def unit_mean(units: Sequence[str], x: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -411,6 +461,7 @@ class Validation:
                                       "mirror": self.cfg.mirrored,
                                       "length_norm": self.cfg.length_norm})
         self.clock = Clock()
+        self.costs = CostLedger(self.out)
         self.model = None
 
     # ---------------------------------------------------------------- model and inputs
@@ -478,7 +529,9 @@ class Validation:
                           lambda: cached_rows(self.out / name / "first_order",
                                               self.key("first_order", exs, layers, scales,
                                                        vectors),
-                                              [ex.unit for ex in exs], len(layers), compute))
+                                              [ex.unit for ex in exs], len(layers),
+                                              self.costs.timed(f"first_order:{name}",
+                                                               compute)))
         return g
 
     def label_free_of(self, name: str, exs: Sequence[Any], layers: Sequence[int],
@@ -494,7 +547,9 @@ class Validation:
                           lambda: cached_rows(self.out / name / "label_free",
                                               self.key("label_free", exs, layers, scales,
                                                        vectors, short_digest(u)),
-                                              [ex.unit for ex in exs], len(layers), compute))
+                                              [ex.unit for ex in exs], len(layers),
+                                              self.costs.timed(f"label_free:{name}",
+                                                               compute)))
         return g
 
     def direction(self) -> torch.Tensor:
@@ -598,7 +653,7 @@ class Validation:
         row = {"model": self.name, "dataset": self.cfg.data.dataset, "readout": self.readout,
                "method": self.method, "layer_grid": grid,
                **compare(m, fo, cubic, lf, layers, self.args.n_boot, self.args.seed,
-                         train_fixed), **extra}
+                         train_fixed), **extra, **self.grid_costs(grid, extra)}
         items = item_frame(ids, layers, measured=m, first_order=fo, cubic=cubic,
                            label_free=lf)
         layer_df = pd.DataFrame({"layer": [int(x) for x in layers],
@@ -610,6 +665,17 @@ class Validation:
             for k in reversed(KEY):
                 df.insert(0, k, row[k])
         return row, items, layer_df
+
+    def grid_costs(self, grid: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """What this grid's first-order and label-free slopes cost to compute (from the
+        ledger, whether or not this invocation computed them) and, with an all-layer sweep of
+        the same items, the CPU ratio sweep / first order."""
+        fo, lf = self.costs.get(f"first_order:{grid}"), self.costs.get(f"label_free:{grid}")
+        out = {"first_order_wall_s": fo["wall_s"], "first_order_cpu_s": fo["cpu_s"],
+               "label_free_cpu_s": lf["cpu_s"]}
+        if extra.get("sweep_cpu_s") and fo["cpu_s"]:
+            out["sweep_over_first_order_cpu"] = round(extra["sweep_cpu_s"] / fo["cpu_s"], 2)
+        return out
 
     def study_grid(self) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
         extra = {**self.retest(), **self.router_accuracy(self.sweep.mirrored().ids
@@ -652,15 +718,18 @@ class Validation:
         units = list(dict.fromkeys(ex.unit for ex in self.test_exs))[:n]
         keep = set(units)
         exs = [ex for ex in self.test_exs if ex.unit in keep]
+        sweep = self.costs.timed("sweep:all", run_sweep)
         res = self.clock(f"all-layer sweep ({len(exs)} prompts x {len(layers)} layers)",
-                         lambda: run_sweep(self.model, vecs, exs, layers=layers,
-                                           multipliers=self.mults, engine=cfg.sweep.engine,
-                                           positions=self.positions, layer_scale=scales,
-                                           out_dir=self.out / "all_layers" / "sweep",
-                                           chunk_size=cfg.compute.chunk_size, progress=False,
-                                           scoring=self.scoring, max_rows=cfg.compute.max_rows))
+                         lambda: sweep(self.model, vecs, exs, layers=layers,
+                                       multipliers=self.mults, engine=cfg.sweep.engine,
+                                       positions=self.positions, layer_scale=scales,
+                                       out_dir=self.out / "all_layers" / "sweep",
+                                       chunk_size=cfg.compute.chunk_size, progress=False,
+                                       scoring=self.scoring, max_rows=cfg.compute.max_rows))
+        spent = self.costs.get("sweep:all")
         extra = {"retest_agreement": np.nan, "retest_n": 0, "retest_source": "none",
-                 "router_accuracy": np.nan, "router_source": "none"}
+                 "router_accuracy": np.nan, "router_source": "none",
+                 "sweep_wall_s": spent["wall_s"], "sweep_cpu_s": spent["cpu_s"]}
         return self.grid_rows("all", res.steerability, res.propensity, exs, layers, scales,
                               vecs, extra)
 
@@ -742,7 +811,8 @@ class Validation:
                                                           "gain_vs_fixed"],
                    "cheap_gain_first_order_all": by.loc["first_order_all", "gain_vs_fixed"],
                    "cheap_accuracy_measured": by.loc["measured", "accuracy"],
-                   "cheap_accuracy_first_order_all": by.loc["first_order_all", "accuracy"]}
+                   "cheap_accuracy_first_order_all": by.loc["first_order_all", "accuracy"],
+                   "cheap_first_order_cpu_s": self.costs.get("first_order:train_all")["cpu_s"]}
         return df, summary
 
 

@@ -84,6 +84,13 @@ def test_rows_hold_real_numbers(validated):
     assert study["rel_gap_first_order"] < 0.25
     assert study["rel_gap_cubic"] < study["rel_gap_first_order"]
     assert every["rel_gap_cubic"] < 0.25
+    # what the estimates and the all-layer sweep cost to compute (from the ledger)
+    for grid in (study, every):
+        assert grid["first_order_cpu_s"] > 0 and grid["label_free_cpu_s"] > 0
+    assert every["sweep_cpu_s"] > 0 and pd.isna(study.get("sweep_cpu_s"))
+    assert every["sweep_over_first_order_cpu"] == pytest.approx(
+        every["sweep_cpu_s"] / every["first_order_cpu_s"], rel=1e-2)
+    assert study["cheap_first_order_cpu_s"] > 0
 
 
 @pytest.mark.slow
@@ -171,7 +178,8 @@ def test_rerun_reads_the_cache_and_replaces_its_rows(validated, monkeypatch):
     assert a_cheap(after) == pytest.approx(a_cheap(before))
     a = after.set_index("layer_grid").loc["study"]
     b = before.set_index("layer_grid").loc["study"]
-    for col in ("gain", "spearman_median", "best_layer_agreement", "label_free_agreement"):
+    for col in ("gain", "spearman_median", "best_layer_agreement", "label_free_agreement",
+                "first_order_cpu_s", "label_free_cpu_s"):  # read back: the cost stays the same
         assert a[col] == pytest.approx(b[col])
     assert (out / "study" / "first_order" / "chunks" / "manifest.json").is_file()
 
@@ -194,6 +202,18 @@ def test_helpers():
     assert row["best_layer_agreement"] == pytest.approx(2 / 3)
     assert row["gain_vs_train_fixed"] == pytest.approx(5 / 3 - 1.0)
     assert row["fo_fixed_layer_all"] == 1 and row["fo_fixed_matches_all"]
+
+
+def test_cost_ledger_adds_up_per_stage_and_survives_a_new_instance(tmp_path):
+    led = fov.CostLedger(tmp_path)
+    timed = led.timed("first_order:study", lambda x, y=1: x + y)
+    assert timed(1, y=2) == 3 and timed(1) == 2
+    led.add("sweep:all", 10.0, 8.0)
+    again = fov.CostLedger(tmp_path)
+    assert again.get("sweep:all") == {"wall_s": 10.0, "cpu_s": 8.0}
+    assert again.get("first_order:study")["wall_s"] >= 0.0
+    assert set(fov.read_json(tmp_path / "costs.json")) == {"first_order:study", "sweep:all"}
+    assert again.get("label_free:all") == {"wall_s": 0.0, "cpu_s": 0.0}
 
 
 def test_replace_rows(tmp_path):
