@@ -37,9 +37,11 @@ Each (variant, dataset) is one ``analysis/reproduce_table.py`` run into
 ``analysis/results/ablation/<variant>/<dataset>/`` (``results.json``, ``run.json``,
 ``items.csv``, ``run_log.json``) and committed with ``--commit``. ``--table`` writes
 ``analysis/results/ablation/ablation_table.csv`` and ``.md`` from whatever has finished: one
-row per dataset × variant with the fixed steerability and its interval, the cross-validated
-headroom with its interval, the retest κ, the best-layer histogram and W2S − fixed per router
-view (the primary router kind).
+row per dataset × variant with the fixed steerability and its interval (all test items, the
+layer chosen on training items), the cross-validated headroom with its interval (on the
+``n_retest`` retested items, against the cross-validated fixed layer ``xv_fixed_layers`` worth
+``xv_fixed``: the denominator of the relative headroom, not the ``fixed`` column), the retest
+κ, the best-layer histogram and W2S − fixed per router view (the primary router kind).
 
 Variants score on different scales (one option token's log-probability against a sum over
 20), so their absolute headroom is not comparable. Each row therefore also has its
@@ -110,7 +112,8 @@ PLAN = tuple(Row(name, "qwen2.5-coder-0.5b-instruct", TWO, N_ITEMS, N_ITEMS, (*_
              for name, extra in VARIANTS.items())
 #: The CSV's columns.
 COLUMNS = ("dataset", "variant", "n_train", "n_test", "fixed_layer", "fixed", "fixed_lo",
-           "fixed_hi", "headroom", "headroom_lo", "headroom_hi", "headroom_p", "rel_headroom",
+           "fixed_hi", "n_retest", "xv_fixed_layers", "xv_fixed", "headroom", "headroom_lo",
+           "headroom_hi", "headroom_p", "rel_headroom",
            "rel_headroom_lo", "rel_headroom_hi", "vs_baseline", "vs_baseline_lo",
            "vs_baseline_hi", "vs_baseline_p", "n_shared", "kappa", "best_layers", "reading")
 
@@ -175,6 +178,11 @@ def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
                 "dataset": d, "variant": row.name, "n_train": res.n_train,
                 "n_test": res.n_test, "fixed_layer": base.fixed_layer,
                 "fixed": fixed.steerability, "fixed_lo": fixed_ci[0], "fixed_hi": fixed_ci[1],
+                # the headroom's own items and denominator: the retested items, the fixed
+                # layer chosen under each half's vectors (not the row's fixed layer above)
+                "n_retest": xv.n,
+                "xv_fixed_layers": " ".join(f"L{x}" for x in (xv.fixed_layers or ())),
+                "xv_fixed": xv.fixed,
                 "headroom": xv.diff, "headroom_lo": xv_ci[0], "headroom_hi": xv_ci[1],
                 "headroom_p": xv.p,
                 "kappa": headroom.retest.kappa if headroom.retest else None,

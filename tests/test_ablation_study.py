@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "analysis"))
 _spec = importlib.util.spec_from_file_location("ablation_study",
@@ -109,6 +111,10 @@ def test_variant_rows_carry_their_relative_headroom_shift_against_the_baseline(t
     base, same = rows["baseline"], rows["first-token"]
     assert "vs_baseline" not in base and base["rel_headroom"] > 0
     assert base["rel_headroom_lo"] <= base["rel_headroom"] <= base["rel_headroom_hi"]
+    # the headroom and its ratio are on the retested items against the cross-validated fixed
+    # layer, which the row names beside the (all-item, training-chosen) fixed layer
+    assert base["n_retest"] == 200 and base["xv_fixed_layers"].startswith("L")
+    assert base["headroom"] / base["xv_fixed"] == pytest.approx(base["rel_headroom"], abs=1e-6)
     # the same items and numbers: no shift, over all 200 retested items
     assert same["vs_baseline"] == 0 and same["n_shared"] == 200
     assert same["rel_headroom"] == base["rel_headroom"]
