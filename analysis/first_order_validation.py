@@ -453,10 +453,12 @@ class Validation:
         self.results_dir = Path(args.results_dir)
         self.results = self.rd.read_results() if (self.run / "results.json").is_file() else {}
         base = self.rd.sweep_dir("base", self.method)
-        if not (base / "sweep.json").is_file():
+        self.sweep, self.test_exs = None, None
+        if (base / "sweep.json").is_file():
+            self.sweep, self.test_exs = self.rd.load_sweep(base)
+        elif not args.prepare:
             raise SystemExit(f"{base} holds no finished base test sweep: the run is not "
-                             "finished far enough")
-        self.sweep, self.test_exs = self.rd.load_sweep(base)
+                             "finished far enough (--prepare computes what does not need it)")
         self.readout = readout_label({"readout": self.cfg.sweep.readout,
                                       "mirror": self.cfg.mirrored,
                                       "length_norm": self.cfg.length_norm})
@@ -476,6 +478,20 @@ class Validation:
                                                                  dtype=cfg.compute.dtype))
         self.name = model_name(self.model)
         self.vectors = SteeringVectors.load(self.rd.vectors_dir(self.method), model=self.model)
+        items, test_items = load_items(self.items_config())
+        self.split = prepare_examples(self.model, items, cfg, test_items)
+        self.items, self.test_items = items, test_items
+        if self.sweep is None:  # --prepare before the base test sweep: the run's settings
+            self.layers = (list(cfg.sweep.layers) if cfg.sweep.layers is not None
+                           else list(range(1, self.model.cfg.n_layers)))
+            self.scales = [float(x) for x in layer_scales(self.vectors, cfg.sweep.scale,
+                                                          self.layers,
+                                                          fraction=cfg.sweep.fraction)]
+            self.scoring = cfg.sweep.scoring
+            self.positions = cfg.sweep.positions
+            self.mults = list(cfg.sweep.multipliers)
+            self.test_exs = self.split.test["base"]
+            return
         meta = self.sweep.metadata
         self.layers = list(self.sweep.layers)
         self.scales = [float(x) for x in meta["layer_scale"]]
@@ -486,12 +502,9 @@ class Validation:
         if meta.get("vectors_digest") not in (None, short_digest(steer[0])):
             raise SystemExit(f"the vectors in {self.rd.vectors_dir(self.method)} are not the "
                              "ones the base test sweep was steered with (digest differs)")
-        items, test_items = load_items(self.items_config())
-        self.split = prepare_examples(self.model, items, cfg, test_items)
         if [ex.id for ex in self.split.test["base"]] != [ex.id for ex in self.test_exs]:
             raise SystemExit("the run's split could not be reproduced: its test items differ "
                              "from the stored base sweep's")
-        self.items, self.test_items = items, test_items
 
     def items_config(self) -> EvalConfig:
         """The run's settings pointing at its items: ``--dataset-file`` / ``--data-dir`` when
@@ -686,6 +699,17 @@ class Validation:
 
     # ---------------------------------------------------------------- all layers
     def all_layers(self, n: int) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+        res, exs, layers, scales, vecs = self.all_layer_sweep(n)
+        spent = self.costs.get("sweep:all")
+        extra = {"retest_agreement": np.nan, "retest_n": 0, "retest_source": "none",
+                 "router_accuracy": np.nan, "router_source": "none",
+                 "sweep_wall_s": spent["wall_s"], "sweep_cpu_s": spent["cpu_s"]}
+        return self.grid_rows("all", res.steerability, res.propensity, exs, layers, scales,
+                              vecs, extra)
+
+    def all_layer_sweep(self, n: int) -> tuple[Any, list[Any], list[int], list[float],
+                                                SteeringVectors]:
+        """The all-layer vectors and the sweep of the first ``n`` test items (cached)."""
         cfg = self.cfg
         layers = list(range(1, self.model.cfg.n_layers))
         vec_dir = self.out / "all_layers" / "vectors"
@@ -726,20 +750,37 @@ class Validation:
                                        out_dir=self.out / "all_layers" / "sweep",
                                        chunk_size=cfg.compute.chunk_size, progress=False,
                                        scoring=self.scoring, max_rows=cfg.compute.max_rows))
-        spent = self.costs.get("sweep:all")
-        extra = {"retest_agreement": np.nan, "retest_n": 0, "retest_source": "none",
-                 "router_accuracy": np.nan, "router_source": "none",
-                 "sweep_wall_s": spent["wall_s"], "sweep_cpu_s": spent["cpu_s"]}
-        return self.grid_rows("all", res.steerability, res.propensity, exs, layers, scales,
-                              vecs, extra)
+        return res, exs, layers, scales, vecs
 
     # ---------------------------------------------------------------- cheap labels
-    def cheap_labels(self) -> tuple[pd.DataFrame, dict[str, Any]]:
+    def every_train(self) -> list[Any]:
+        """Every training item the dataset has after the run's split (not only ``n_train``)."""
         from w2s_lens.evaluation.split import prepare_examples
 
+        return prepare_examples(self.model, self.items, self.cfg.replace(n_train=None),
+                                self.test_items).sweep_train
+
+    def prepare(self) -> None:
+        """Compute and cache what needs no measured sweep (``--prepare``): the first-order
+        and label-free slopes of the test items, with ``--cheap-labels`` those of every
+        training item, with ``--all-layers N`` the all-layer vectors and sweep. A later run on
+        the finished run directory reads them back (their cache keys check the inputs: a
+        stored sweep steered otherwise is computed again, never mixed in)."""
+        self.first_order_of("study", self.test_exs, self.layers, self.scales, self.vectors)
+        if not self.args.no_label_free:
+            self.label_free_of("study", self.test_exs, self.layers, self.scales, self.vectors)
+        if self.args.cheap_labels:
+            self.first_order_of("train_all", self.every_train(), self.layers, self.scales,
+                                self.vectors)
+        if self.args.all_layers:
+            res, exs, layers, scales, vecs = self.all_layer_sweep(self.args.all_layers)
+            self.first_order_of("all", exs, layers, scales, vecs)
+            if not self.args.no_label_free:
+                self.label_free_of("all", exs, layers, scales, vecs)
+
+    def cheap_labels(self) -> tuple[pd.DataFrame, dict[str, Any]]:
         cfg = self.cfg
-        every = prepare_examples(self.model, self.items, cfg.replace(n_train=None),
-                                 self.test_items).sweep_train
+        every = self.every_train()
         train_sweep, train_exs = self.rd.load_sweep(self.rd.sweep_dir("train", self.method))
         study_units = list(dict.fromkeys(ex.unit for ex in train_exs))
         all_units = list(dict.fromkeys(ex.unit for ex in every))
@@ -836,6 +877,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="also sweep N test items at every layer and compare there")
     p.add_argument("--cheap-labels", action="store_true",
                    help="first-order labels for every training item; routers on them")
+    p.add_argument("--prepare", action="store_true",
+                   help="only compute and cache what needs no measured sweep (first-order "
+                        "and label-free slopes, the all-layer sweep), also while the run's "
+                        "base test sweep is still running; writes no rows")
     p.add_argument("--compute-endpoints", action="store_true",
                    help="recompute the curvature check's end points instead of reading the "
                         "sweep's own λ = min, max propensities")
@@ -866,6 +911,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"scoring {v.scoring}\n  test prompts {len(v.test_exs)}, split seed {v.cfg.data.seed}, "
           f"bootstrap n={args.n_boot} seed={args.seed}, torch threads "
           f"{torch.get_num_threads()}\n  cache {v.out}", flush=True)
+    if args.prepare:
+        v.prepare()
+        print(f"prepared (cached under {v.out}; no rows written); wall {v.clock.total} s")
+        return 0
     rows, items, layer_dfs = [], [], []
     row, it, ly = v.study_grid()
     cheap = None

@@ -184,6 +184,43 @@ def test_rerun_reads_the_cache_and_replaces_its_rows(validated, monkeypatch):
     assert (out / "study" / "first_order" / "chunks" / "manifest.json").is_file()
 
 
+@pytest.mark.slow
+def test_prepare_before_the_base_sweep_caches_what_the_finished_run_reads_back(
+        validated, tmp_path, monkeypatch):
+    import shutil
+
+    run, _, _, data, readout = validated
+    if readout != "cloze":
+        pytest.skip("the preparation is the same code for both readouts: checked once")
+    early = tmp_path / "early"
+    shutil.copytree(run, early)
+    shutil.rmtree(RunDir(early).sweep_dir("base", "caa"))  # the base sweep not finished yet
+    cache, res = tmp_path / "cache", tmp_path / "results"
+    common = ["--dataset-file", str(data), "--out", str(cache), "--results-dir", str(res),
+              "--n-boot", "200", "--all-layers", "2", "--cheap-labels", "--threads", "1"]
+    with pytest.raises(SystemExit, match="--prepare"):
+        fov.main([str(early), *common])
+    assert fov.main([str(early), "--prepare", *common]) == 0
+    assert not res.exists()  # no rows from a run without its measured sweep
+    for name in ("study/first_order", "study/label_free", "train_all/first_order",
+                 "all/first_order", "all/label_free", "all_layers/sweep"):
+        assert any((cache / name).rglob("*.safetensors")), name
+    spent = fov.CostLedger(cache).get("sweep:all")
+    chunks = {p: p.stat().st_mtime_ns for p in (cache / "all_layers").rglob("*.safetensors")}
+
+    def boom(*a, **k):
+        raise AssertionError("something --prepare cached was computed again")
+
+    for name in ("first_order", "label_free", "behaviour_direction", "train_caa"):
+        monkeypatch.setattr(fov, name, boom)
+    assert fov.main([str(run), *common]) == 0  # the finished run: everything read back
+    assert {p: p.stat().st_mtime_ns for p in (cache / "all_layers").rglob("*.safetensors")} \
+        == chunks  # the all-layer sweep's chunks were read, not written again
+    row = pd.read_csv(res / fov.SUMMARY_FILE).set_index("layer_grid")
+    assert row.loc["all", "sweep_cpu_s"] >= spent["cpu_s"] > 0
+    assert row.loc["study", "first_order_cpu_s"] > 0
+
+
 def a_cheap(df: pd.DataFrame) -> float:
     return float(df.set_index("layer_grid").loc["study", "cheap_gain_first_order_all"])
 
