@@ -210,7 +210,9 @@ def add_eval(p: argparse.ArgumentParser, variants: Sequence[str]) -> None:
     g.add_argument("--scoring", choices=SCORINGS, default=None,
                    help="cloze readout: an option's summed log-probability (sum, the "
                         "default), its mean per token (mean), or the first token at which the "
-                        "two options differ only (first)")
+                        "two options differ only (first: the readout recommended for asking "
+                        "whether the per-input layer is a property of the input; see "
+                        "docs/methodology.md)")
     g.add_argument("--length-norm", action="store_true",
                    help="cloze readout: the same as --scoring mean")
     g.add_argument("--list-options", action="store_true",
