@@ -93,13 +93,14 @@ def collect(root: Path, n_resamples: int = 9999, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _markdown(table: pd.DataFrame, n_resamples: int, seed: int) -> str:
+def _markdown(table: pd.DataFrame, n_resamples: int, seed: int, source: str = "") -> str:
     head = ("# Best layer against the options' length (exploratory)\n\n"
-            "Written by `analysis/option_length.py` from the fair study's per-item files: per "
+            f"Written by `analysis/option_length.py` from the per-item files under "
+            f"`{source or 'analysis/results/fair'}`: per "
             "row and dataset, on the BASE test items, the Spearman correlation between each "
             "item's measured best layer and its two options' total token count, with a 95% BCa "
             f"bootstrap interval and a two-sided permutation p ({n_resamples} resamples, seed "
-            f"{seed}). Run after the first cloze row had been seen; one feature of the options, "
+            f"{seed}). Run after the first fair cloze row had been seen; one feature of the options, "
             "not a router.\n\n")
     if table.empty:
         return head + "No per-item file found.\n"
@@ -136,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else root
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "option_length.csv", index=False)
-    text = _markdown(table, args.n_resamples, args.seed)
+    try:
+        shown = root.resolve().relative_to(ROOT).as_posix()
+    except ValueError:  # outside the repository: its name only, no local path
+        shown = root.name
+    text = _markdown(table, args.n_resamples, args.seed, shown)
     (out / "option_length.md").write_text(text, encoding="utf-8")
     print(text)
     print(f"wrote {out / 'option_length.csv'} and .md ({len(table)} lines); "

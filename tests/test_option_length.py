@@ -70,6 +70,7 @@ def test_main_writes_csv_and_markdown(tmp_path, capsys) -> None:
     md = (root / "option_length.md").read_text()
     assert f"| cloze-0.5b | a | caa | 12 | {expect:+.2f} |" in md
     assert "L3: 120.5 (6), L19: 15.5 (6)" in md and "| letter-0.5b | a | caa | 6 | – |" in md
+    assert "per-item files under `fair`" in md  # the folder it read, no local path
     assert "wrote" in capsys.readouterr().out
 
 
