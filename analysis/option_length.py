@@ -100,8 +100,8 @@ def _markdown(table: pd.DataFrame, n_resamples: int, seed: int, source: str = ""
             "row and dataset, on the BASE test items, the Spearman correlation between each "
             "item's measured best layer and its two options' total token count, with a 95% BCa "
             f"bootstrap interval and a two-sided permutation p ({n_resamples} resamples, seed "
-            f"{seed}). Run after the first fair cloze row had been seen; one feature of the options, "
-            "not a router.\n\n")
+            f"{seed}). Run after the first fair cloze row had been seen; one feature of the "
+            "options, not a router.\n\n")
     if table.empty:
         return head + "No per-item file found.\n"
     cols = ["row", "dataset", "method", "n", "spearman", "spearman_lo", "spearman_hi", "p"]
