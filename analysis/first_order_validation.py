@@ -82,6 +82,8 @@ Usage:
     python analysis/first_order_validation.py \\
         ~/.local/share/w2s-lens/runs/powered/cloze-0.5b/corrigible-neutral-HHH/corrigible-neutral-HHH
     python analysis/first_order_validation.py RUN --all-layers 96 --cheap-labels --threads 1
+    # while RUN's base test sweep is still running: cache the parts that do not need it
+    python analysis/first_order_validation.py RUN --prepare --all-layers 96 --cheap-labels
 """
 
 from __future__ import annotations
@@ -224,7 +226,10 @@ class CostLedger:
 
     Each computed chunk adds its wall and CPU seconds under its stage name as soon as it is
     done; a run killed mid-chunk loses only that chunk's seconds (the chunk is computed, and
-    counted, again). A stage read back from the cache adds nothing.
+    counted, again). First-order and label-free chunks read back from the cache add nothing;
+    the all-layer sweep, timed as one call, adds the seconds of resuming from its chunks (a
+    read-back: seconds, not the sweep's cost). The behaviour direction and the all-layer
+    vectors are one-off and not counted.
 
     Example:
         >>> import tempfile
