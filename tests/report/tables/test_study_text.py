@@ -74,3 +74,18 @@ def test_the_learning_curve_cell_shows_every_size(rows) -> None:
     table = list(csv.DictReader(io.StringIO(study_csv(rows))))
     row = next(t for t in table if t["protocol"] == "letter-0.5b" and t["status"] == "done")
     assert json.loads(row["curve"]) == {"12": 0.0, "24": 0.0}
+
+
+def test_two_primary_routers_give_one_router_line_per_dataset(tmp_path) -> None:
+    plan = [{**row, "primary_routers": ["logreg", "knn"]} for row in PLAN]
+    rows = study_rows(build_root(tmp_path), plan)
+    done = [r for r in rows if r["status"] == "done"]
+    assert len(done) == 2 * 4  # four finished datasets, a row per primary router
+    tables = study_tables(rows)
+    _, header, cells = tables[-1]
+    keys = [tuple(c[:3]) for c in cells]
+    assert len(keys) == len(set(keys)) == 4
+    _, header2, cells2 = tables[2]
+    col = header2.index("W2S router")
+    cn = [c for c in cells2 if c[:2] == ["cloze-0.5b", "corrigible-neutral-HHH"]]
+    assert sorted(c[col] for c in cn) == ["knn@question", "logreg@question"]

@@ -85,12 +85,16 @@ def _wall(s: Any) -> str:
 
 def _router_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     kinds = list(dict.fromkeys(k for r in rows for k in (r.get("routers") or {})))
+    # One line per finished dataset: every primary router's row carries the same router
+    # kinds, so the first row of each protocol × model × dataset × method stands for them all.
+    once = {(r["protocol"], r["model"], r["dataset"], r["method"]): r
+            for r in reversed(rows) if r["status"] == DONE}
     cells = [[r["protocol"], r["dataset"], r["method"] or "–",
               *[_ci(r["routers"][k], "diff", "lo", "hi") + f" (p {_p(r['routers'][k]['p'])}, "
                 f"acc {_f(r['routers'][k]['accuracy'], '.2f')})"
                 if k in (r.get("routers") or {}) else "–" for k in kinds],
               _f(next((v["majority"] for v in (r.get("routers") or {}).values()), None), ".2f")]
-             for r in rows if r["status"] == DONE]
+             for r in reversed(once.values())]
     return ["protocol", "dataset", "method", *[f"{k}: W2S − fixed" for k in kinds],
             "majority acc"], cells
 
@@ -129,7 +133,7 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
          str(r["verdict"]), _bh(r)]
         for r in rows]
     secondary = [
-        [r["protocol"], r["dataset"], r["method"] or "–",
+        [r["protocol"], r["dataset"], r["method"] or "–", _router(r.get("router")),
          str(r["xv_n"] if r["xv_n"] is not None else "–"),
          _ci(r, "xv_diff", "xv_lo", "xv_hi"), _p(r["xv_p"]),
          f"{_f(r['agreement'], '.2f')} / {_f(r['chance'], '.2f')}, κ {_f(r['kappa'], '+.2f')}",
@@ -151,7 +155,8 @@ def study_tables(rows: Sequence[Mapping[str, Any]],
           "after BH"], primary),
         ("Secondary: is there anything to learn? (retest and cross-validated oracle on the "
          "first n BASE test items: column n)",
-         ["protocol", "dataset", "method", "n", "xv-oracle − xv-fixed [95% CI]", "p",
+         ["protocol", "dataset", "method", "W2S router", "n",
+          "xv-oracle − xv-fixed [95% CI]", "p",
           "retest agreement / chance, κ", "learning curve (n: W2S − fixed)",
           "router acc / majority", "form router − fixed", "case", "wall time"], secondary),
         ("Secondary: every router kind, W2S − fixed [95% CI] (BASE test items)",
