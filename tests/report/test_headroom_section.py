@@ -201,13 +201,20 @@ def test_a_stored_reading_and_the_router_tuning_are_shown(unpredictable) -> None
     assert isinstance(read, Reading) and read.views["question"].reading
     block["reading"] = dataclasses.replace(read, text="stored words").to_dict()
     block["router_cv"] = {"logreg": {"n_splits": 5, "best_params": {"C": 1e-05},
+                                     "grid": [1e-05, 1e-04, 1e-03], "within_one_se": 3,
                                      "at_grid_edge": True, "cv_score": -1.1,
-                                     "cv_scoring": "neg_log_loss"}}
+                                     "cv_scoring": "neg_log_loss"},
+                          "knn": {"n_splits": 5, "best_params": {"n_neighbors": 3},
+                                  "grid": [1, 3, 5], "within_one_se": 1,
+                                  "at_grid_edge": False, "cv_score": 0.4}}
     page, _ = _page(res)
     assert _reading(page) == "stored words"
-    row = re.search(r"<h4>Router tuning.*?<tbody><tr>(.*?)</tr>", page, re.S).group(1)
-    cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-    assert cells[:4] == ["logreg", "5", "C = 1e-05", "yes"]
+    table = re.search(r"<h4>Router tuning.*?<tbody>(.*?)</tbody>", page, re.S).group(1)
+    rows = [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)]
+            for r in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+    assert rows[0][:5] == ["logreg", "5", "C = 1e-05", "yes",
+                           "3 of 3 (flat: the data could not choose)"]
+    assert rows[1][:5] == ["knn", "5", "n_neighbors = 3", "no", "1 of 3"]
 
 
 def test_the_reading_table_shows_each_view_with_its_interval(unpredictable) -> None:

@@ -63,6 +63,21 @@ def test_cv_info_describes_the_training_data(kind: str) -> None:
     assert info["at_grid_edge"] == (info["grid"].index(next(iter(
         info["best_params"].values()))) in (0, len(info["grid"]) - 1))
     assert len(info["grid_scores"]) == len(info["grid"])
+    best = info["grid_scores"][info["grid"].index(next(iter(info["best_params"].values())))]
+    assert info["within_one_se"] == sum(s >= best - info["score_se"]
+                                        for s in info["grid_scores"])
+    assert 1 <= info["within_one_se"] <= len(info["grid"])
+
+
+def test_a_clear_signal_is_not_read_as_a_flat_grid() -> None:
+    """With separable labels the strongest penalties (C = 1e-5: near-uniform probabilities)
+    score far below the chosen C, so not every grid value lies within one standard error."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(80, 3))
+    S = np.stack([X[:, 0], -X[:, 0]], axis=1)
+    info = fit_estimator("logreg", X, S, seed=0).cv_info
+    assert info["score_se"] > 0
+    assert info["within_one_se"] < len(info["grid"])
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -200,9 +200,20 @@ def _tuning_part(doc: Doc, router_cv: dict[str, RouterTuning]) -> None:
         rows.append([name, "–" if cv.n_splits is None else cv.n_splits,
                      chosen or ("–" if cv.note is None else cv.note),
                      "–" if edge is None else ("yes" if edge else "no"),
+                     _flatness(cv),
                      _plain(cv.cv_score), "–" if cv.cv_scoring is None else cv.cv_scoring])
-    doc.table(["router", "folds", "chosen", "at a grid edge", "cv score", "score"], rows,
-              left={0, 2})
+    doc.table(["router", "folds", "chosen", "at a grid edge",
+               "grid values within one SE of the chosen", "cv score", "score"], rows,
+              left={0, 2, 4})
+
+
+def _flatness(cv: RouterTuning) -> str:
+    """How decided the choice was: the grid values scoring within one standard error of it
+    (the whole grid: the data could not choose; older runs did not record it)."""
+    if cv.within_one_se is None or not cv.grid:
+        return "–"
+    n, m = cv.within_one_se, len(cv.grid)
+    return f"{n} of {m}" + (" (flat: the data could not choose)" if n == m else "")
 
 
 def _retest_part(doc: Doc, results: EvaluationResult, name: str,

@@ -23,7 +23,10 @@ regularisation to the weakest, so ties go to the simpler model, and reach well p
 data have chosen so far (C from 1e-5, ridge α to 1e6, k up to the size of the smallest
 cross-validation training fold: 160 of 200 training inputs with 5 folds).
 ``cv_info`` records the grid, the chosen value, whether it sits at an edge of the grid
-(``at_grid_edge``), the cross-validated score of every value (``cv_scoring`` names it:
+(``at_grid_edge``), how many grid values score within one standard error (over folds) of
+the chosen one (``within_one_se``, with ``score_se``: when it counts the whole grid the data
+could not choose, and a value at an edge is where the tie-break by order put it), the
+cross-validated score of every value (``cv_scoring`` names it:
 ``"neg_log_loss"`` for the classifiers is the smoothed held-out log-likelihood of the best
 layers above, not scikit-learn's scorer of that name; ``"mean_routed_steerability"`` for the
 curve kinds) and the number of splits (never
@@ -290,13 +293,18 @@ def fit_estimator(kind: str, X: Float[np.ndarray, "n d"], S: Float[np.ndarray, "
         est = build_estimator(kind, seed).set_params(**{name: _copy(best)})
         est.fit(X, y if kind in CLASSIFIER_KINDS else S)
     i = grid.index(best)
+    scores = np.asarray(search.cv_results_["mean_test_score"], dtype=float)
+    k = int(cv.get_n_splits())
+    se = float(search.cv_results_["std_test_score"][i]) / np.sqrt(k)
     return Fitted(est, None, {
         "n_samples": n,
-        "n_splits": int(cv.get_n_splits()),
+        "n_splits": k,
         "best_params": {short: _plain(best)},
         "grid": [_plain(v) for v in grid],
-        "grid_scores": [float(s) for s in search.cv_results_["mean_test_score"]],
+        "grid_scores": [float(s) for s in scores],
         "at_grid_edge": bool(i in (0, len(grid) - 1)),
+        "score_se": se,
+        "within_one_se": int((scores >= scores[i] - se).sum()),
         "cv_score": float(search.best_score_),
         "cv_scoring": "neg_log_loss" if classifier else "mean_routed_steerability",
     })

@@ -319,6 +319,8 @@ class RouterTuning(Node):
     grid: tuple[Any, ...] | None = key(codec=TUPLE)
     grid_scores: tuple[float, ...] | None = key(codec=TUPLE)
     at_grid_edge: bool | None = None
+    score_se: float | None = None
+    within_one_se: int | None = None
     best_params: dict[str, Any] | None = None
     cv_score: float | None = None
     cv_scoring: str | None = None
