@@ -123,6 +123,12 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
     assert all(r["route_logreg"] == "" for r in train)
     best = [max(res["layers"], key=lambda layer: float(r[f"s_L{layer}"])) for r in test]
     assert best == [int(r["best_layer"]) for r in test]
+    # what the views cost, per sweep: the question captured by the sweep, the options measured
+    costs = {(c["split"], c["features"]): c for c in res["view_costs"]}
+    assert set(costs) == {(s, f) for s in ("train", "base") for f in ("question", "options")}
+    assert costs["train", "options"]["cpu_s"] > 0 and costs["train", "options"]["wall_s"] > 0
+    assert costs["train", "options"]["n_presentations"] == len(_split(control).sweep_train)
+    assert "captured by the sweep" in costs["base", "question"]["note"]
 
     # other views on the same run directory: every sweep is reused, only routers refitted
     def no_compute(*a, **k):
@@ -136,6 +142,11 @@ def test_views_tuning_reading_and_items(control, tmp_path, monkeypatch):
                               cfg.replace(router_inputs=("question", "question+options")),
                               tmp_path, progress=False).to_dict()
     assert "logreg@question+options" in again["methods"]["caa"]["variants"]["base"]["w2s"]
+    # ... and the features read back report what they cost when they were computed
+    back = {(c["split"], c["features"]): c for c in again["view_costs"]}
+    for split in ("train", "base"):
+        assert back[split, "options"]["cpu_s"] == costs[split, "options"]["cpu_s"]
+        assert back[split, "options"]["note"] == "read back from the run directory"
     assert again["methods"]["caa"]["reading"]["rules"]["version"] == RULES_VERSION
 
     # a sweep folder an earlier run left (another variant) is not read into items.csv

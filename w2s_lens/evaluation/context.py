@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ from w2s_lens.evaluation.storage.contrast_cache import cached_contrasts
 from w2s_lens.evaluation.storage.feature_cache import (
     features_key,
     load_view_features,
+    load_view_seconds,
     save_view_features,
 )
 from w2s_lens.evaluation.storage.rundir import RunDir
@@ -167,6 +169,8 @@ class EvalContext:
                                             resid_norms=self.acts.answer_resid_norms)
         self.scales = layer_scales(self.caa, config.sweep.scale, self.layers,
                                    fraction=config.sweep.fraction)
+        #: what the router views' features cost per sweep (``results.json``'s ``view_costs``)
+        self.view_costs: list[dict[str, object]] = []
         self.train_units = unique([ex.unit for ex in exs.sweep_train])
         self.folds = folds(self.train_units, config.statistics.cross_fit, config.data.seed)
 
@@ -202,24 +206,63 @@ class EvalContext:
         return embed_examples(self.model, exs, self.config.routing.embedding, self.emb_layer,
                               self.config.compute.batch_size)
 
-    def views(self, exs: list[SteeringExample], res: SweepResult) -> dict[str, np.ndarray]:
+    def views(self, exs: list[SteeringExample], res: SweepResult,
+              split: str | None = None) -> dict[str, np.ndarray]:
         """Router inputs per presentation for every view of ``config.routing.router_inputs``
         (:mod:`w2s_lens.routing.views`), aligned with ``res``: ``{view: [n, features]}``.
+        What each feature cost is added to :attr:`view_costs` under ``split`` (once per
+        split: a second method reads the same features).
 
         Example:
-            >>> {v: x.shape for v, x in ctx.views(exs, res).items()}  # doctest: +SKIP
+            >>> {v: x.shape for v, x in ctx.views(exs, res, "train").items()}  # doctest: +SKIP
             {'question': (48, 896), 'options': (48, 1794)}
         """
         views = self.config.routing.router_inputs
-        question = (self.embed(exs, res) if any(RouterView(v).needs_question for v in views)
-                    else None)
-        # the option views' features, kept in the run directory (a resume reads them back)
+        seconds: dict[str, dict[str, float]] = {}
+        question = None
+        if any(RouterView(v).needs_question for v in views):
+            with _timed(seconds, "question"):
+                question = self.embed(exs, res)
+        # the option views' features, kept in the run directory (a resume reads them back,
+        # with what they cost when computed)
         key = features_key(self.model, exs, self.emb_layer, self.config.compute.batch_size)
         cache = load_view_features(self.rd, key)
-        out = {v: view_features(v, question, self.model, exs, self.emb_layer,
-                                self.config.compute.batch_size, cache) for v in views}
-        save_view_features(self.rd, key, cache)
+        recorded = load_view_seconds(self.rd, key) if cache else {}
+        out, per_view = {}, {}
+        for v in views:
+            before = set(cache)
+            with _timed(per_view, v) as spent:
+                out[v] = view_features(v, question, self.model, exs, self.emb_layer,
+                                       self.config.compute.batch_size, cache)
+            for name in set(cache) - before:  # computed now: what this view's call took
+                seconds[name] = spent
+        save_view_features(self.rd, key, cache, {k: seconds[k] for k in cache if k in seconds})
+        if split is not None and not any(c["split"] == split for c in self.view_costs):
+            self._record_costs(split, len(exs), res, seconds, recorded, cache)
         return out
+
+    def _record_costs(self, split: str, n: int, res: SweepResult,
+                      seconds: dict[str, dict[str, float]],
+                      recorded: dict[str, dict[str, float]], cache: dict[str, np.ndarray]
+                      ) -> None:
+        rows: list[dict[str, object]] = []
+        if "question" in seconds:
+            free = res.captured is not None
+            rows.append({"features": "question", **seconds["question"],
+                         "note": "captured by the sweep (no extra pass)" if free else None})
+        for name in sorted(cache):
+            got = seconds.get(name) or recorded.get(name)
+            rows.append({"features": name, "cpu_s": None, "wall_s": None, **(got or {}),
+                         "note": None if name in seconds else (
+                             "read back from the run directory" if got else
+                             "read back; computed before costs were kept")})
+        for row in rows:
+            row = {"split": split, **row, "n_presentations": n}
+            self.view_costs.append({k: v for k, v in row.items() if v is not None})
+            if row.get("cpu_s") is not None and row["features"] != "question":
+                log.info("router view features %s (%s, %d presentations): %.1f s CPU, "
+                         "%.2f s each", row["features"], split, n, row["cpu_s"],
+                         row["cpu_s"] / max(n, 1))
 
     def vector_norms(self, vecs: SteeringVectors | InputVectors) -> list[float]:
         """Mean norm per swept layer of the vectors an input is steered with (λ = 1).
@@ -232,3 +275,29 @@ class EvalContext:
             vecs.vectors.norm(dim=-1) if isinstance(vecs, InputVectors)
             else vecs.vectors.norm(dim=-1)[None])
         return [float(x) for x in (norms * torch.tensor(self.scales)).mean(dim=0)]
+
+
+class _timed:
+    """Measure a block: ``seconds[name] = {"cpu_s", "wall_s"}`` (this process's CPU time, all
+    its threads, and wall time); ``as`` gives the same dict.
+
+    Example:
+        >>> got = {}
+        >>> with _timed(got, "x") as spent:
+        ...     _ = sum(range(1000))
+        >>> sorted(got["x"]) == sorted(spent) == ["cpu_s", "wall_s"]
+        True
+    """
+
+    def __init__(self, seconds: dict[str, dict[str, float]], name: str) -> None:
+        self.seconds, self.name, self.spent = seconds, name, {}
+
+    def __enter__(self) -> dict[str, float]:
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+        return self.spent
+
+    def __exit__(self, *exc: object) -> None:
+        self.spent.update(cpu_s=round(time.process_time() - self.cpu, 3),
+                          wall_s=round(time.perf_counter() - self.wall, 3))
+        self.seconds[self.name] = self.spent
+

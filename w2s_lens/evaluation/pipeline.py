@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 
 def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringExample],
                    routers: dict[str, LayerRouter], fixed_idx: int,
-                   train_best: np.ndarray
+                   train_best: np.ndarray, variant: str | None = None
                    ) -> tuple[dict[str, Any], dict[str, Any], SweepResult, dict[str, np.ndarray]]:
     """Fixed vs W2S vs oracles on one test sweep, with the diagnostics its readout allows:
     the letter oracle on single-order letter rows only (a mirrored row has no one letter),
@@ -93,7 +93,7 @@ def _score_variant(ctx: EvalContext, pres: SweepResult, test_exs: list[SteeringE
         and the router inputs (view -> array) aligned with it.
     """
     cfg, layers = ctx.config, ctx.layers
-    x_pres = ctx.views(test_exs, pres)
+    x_pres = ctx.views(test_exs, pres, variant)
     test = ctx.view(pres)
     x_test = {v: ctx.per_input(pres, x) for v, x in x_pres.items()}
 
@@ -137,7 +137,7 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
     train_pres = ctx.sweep(train_vecs, exs.sweep_train, "train", method)
     train = ctx.view(train_pres)
     x_train = {v: ctx.per_input(train_pres, x)
-               for v, x in ctx.views(exs.sweep_train, train_pres).items()}
+               for v, x in ctx.views(exs.sweep_train, train_pres, "train").items()}
     s_train = train.steerability
     fixed_idx = fixed_layer(s_train)
     train_best = best_layers(s_train)  # the cross-fitted training labels
@@ -170,7 +170,7 @@ def _evaluate_method(ctx: EvalContext, method: str) -> dict[str, Any]:
         vecs = ctx.caa if method == "caa" else l2s_test_vectors(ctx, steerer, test_exs)
         pres = ctx.sweep(vecs, test_exs, variant, method)
         variants[variant], routing, view, x_view = _score_variant(
-            ctx, pres, test_exs, routers, fixed_idx, train_best)
+            ctx, pres, test_exs, routers, fixed_idx, train_best, variant)
         if variant == "base":
             vector_norms, base_view, x_base = ctx.vector_norms(vecs), view, x_view
         form = form_router_block(ctx, train, view, test_exs, fixed_idx, train_best)
@@ -282,6 +282,8 @@ def _evaluate_examples(model: HookedTransformer, examples: SplitExamples, config
         "cross_fit": config.statistics.cross_fit,
         "methods": methods,
     }
+    if ctx.view_costs:  # what the router views cost per sweep (unsteered passes only)
+        results["view_costs"] = ctx.view_costs
     if rd is not None:
         rd.write_run("evaluation", config.to_dict(), {
             "model": name,

@@ -358,3 +358,21 @@ def test_the_title_names_every_setting_that_changes_the_measurement(settings, sh
     assert shown in title
     assert ("relative" in title) == (settings.get("scale") == "relative")
     assert ("steering" in title) == (settings.get("positions") in ("all", "prompt"))
+
+
+def test_view_costs_are_typed_round_trip_and_tabulate() -> None:
+    d = {"methods": {}, "view_costs": [
+        {"split": "train", "features": "question", "cpu_s": 0.0, "wall_s": 0.0,
+         "n_presentations": 4, "note": "captured by the sweep (no extra pass)"},
+        {"split": "train", "features": "options", "cpu_s": 6.0, "wall_s": 6.5,
+         "n_presentations": 4},
+        {"split": "base", "features": "options", "n_presentations": 2,
+         "note": "read back; computed before costs were kept"}]}
+    r = EvaluationResult.from_dict(copy.deepcopy(d))
+    assert r.to_dict() == d
+    assert r.view_costs[1].per_presentation_cpu_s == 1.5
+    assert r.view_costs[2].per_presentation_cpu_s is None
+    frame = r.view_cost_frame()
+    assert list(frame["features"]) == ["question", "options", "options"]
+    assert frame["per_presentation_cpu_s"].tolist()[:2] == [0.0, 1.5]
+    assert EvaluationResult.from_dict({"methods": {}}).view_cost_frame().empty

@@ -10,6 +10,7 @@ import pytest
 from w2s_lens.evaluation.storage.feature_cache import (
     FEATURES_DIR,
     load_view_features,
+    load_view_seconds,
     save_view_features,
 )
 from w2s_lens.evaluation.storage.rundir import RunDir
@@ -55,3 +56,18 @@ def test_a_new_view_is_added_to_the_stored_ones(tmp_path) -> None:
     cache["minilm"] = _cache()["minilm"]
     save_view_features(rd, KEY, cache)
     assert set(load_view_features(rd, KEY)) == {"options", "minilm"}
+
+
+def test_what_each_feature_cost_is_kept_and_merged(tmp_path) -> None:
+    rd = RunDir(tmp_path)
+    first = {"options": _cache()["options"]}
+    save_view_features(rd, KEY, first, {"options": {"cpu_s": 2.5, "wall_s": 2.6}})
+    assert load_view_seconds(rd, KEY) == {"options": {"cpu_s": 2.5, "wall_s": 2.6}}
+    assert load_view_seconds(rd, {**KEY, "examples": "other"}) == {}
+    assert load_view_seconds(None, KEY) == {}
+    cache = load_view_features(rd, KEY)
+    cache["minilm"] = _cache()["minilm"]
+    save_view_features(rd, KEY, cache, {"minilm": {"cpu_s": 0.5, "wall_s": 0.4},
+                                        "question": {"cpu_s": 9.0, "wall_s": 9.0}})
+    assert load_view_seconds(rd, KEY) == {"options": {"cpu_s": 2.5, "wall_s": 2.6},
+                                          "minilm": {"cpu_s": 0.5, "wall_s": 0.4}}

@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = [
     "FormRouter", "GroupOracle", "Keyed", "Node", "RouterComparison", "RouterTuning", "Summary",
-    "key", "nested",
+    "ViewCost", "key", "nested",
 ]
 
 # --------------------------------------------------------------------------- codecs
@@ -325,6 +325,37 @@ class RouterTuning(Node):
     cv_score: float | None = None
     cv_scoring: str | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ViewCost(Node):
+    """What one router-view feature cost on one sweep's presentations (``view_costs`` in
+    ``results.json``): unsteered passes only. ``features`` is ``question`` (the prompt's
+    residual: free when the sweep captured it), ``options`` (one pass per option up to the
+    embedding layer) or ``minilm``; the views combine them (``question+options`` costs
+    both). ``cpu_s`` and ``wall_s`` were measured when the features were computed (a resumed
+    run reads them back); None where they were computed before costs were kept.
+
+    Example:
+        >>> c = ViewCost.from_dict({"split": "train", "features": "options", "cpu_s": 3.0,
+        ...                         "n_presentations": 2})
+        >>> c.per_presentation_cpu_s
+        1.5
+    """
+
+    split: str | None = None
+    features: str | None = None
+    cpu_s: float | None = None
+    wall_s: float | None = None
+    n_presentations: int | None = None
+    note: str | None = None
+
+    @property
+    def per_presentation_cpu_s(self) -> float | None:
+        """CPU seconds per presentation (None when not measured)."""
+        if self.cpu_s is None or not self.n_presentations:
+            return None
+        return self.cpu_s / self.n_presentations
 
 
 class Keyed(dict):

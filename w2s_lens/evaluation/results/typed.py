@@ -12,7 +12,8 @@ Schema of ``results.json``, format version 2 (:data:`SCHEMA_VERSION`)::
     model, dataset, readout, mirror, length_norm, scoring?, positions?, list_options?,
     scale?, fraction?, methods_run, layers, routers, primary_router, embedding,
     router_inputs?, n_train, n_test, split_seed, cross_fit, format_version, versions,
-    methods: {method: MethodResult}
+    view_costs?: [ViewCost], methods: {method: MethodResult}
+    ViewCost       split, features, cpu_s, wall_s, n_presentations, note
     MethodResult   fixed_layer, train_fixed_steerability, train_best_layer_counts {layer: n},
                    router_cv {router: RouterTuning}, vector_norms [per layer], w2s_over_fixed,
                    variants {variant: VariantResult}, headroom: Headroom, reading?: Reading
@@ -59,6 +60,7 @@ from w2s_lens.evaluation.results.nodes import (
     RouterComparison,
     RouterTuning,
     Summary,
+    ViewCost,
     key,
     nested,
 )
@@ -207,6 +209,8 @@ class EvaluationResult(Node):
     cross_fit: int | None = None
     methods: dict[str, MethodResult] = key(
         codec=nested("MethodResult", "map", "method"), factory=dict)
+    #: what the router views' features cost per sweep (unsteered passes; newer runs only)
+    view_costs: tuple[ViewCost, ...] | None = key(codec=nested("ViewCost", "list"))
     format_version: int | None = None
     versions: dict[str, str] | None = None
     path: Path | None = key(stored=False)
@@ -304,6 +308,26 @@ class EvaluationResult(Node):
         from w2s_lens.evaluation.results.frames import comparison_frame
 
         return comparison_frame(self)
+
+    def view_cost_frame(self) -> Any:
+        """What the router views' features cost (``pandas.DataFrame``): one row per sweep ×
+        feature, with ``cpu_s``, ``wall_s``, ``n_presentations`` and CPU seconds per
+        presentation (empty for runs made before the costs were kept).
+
+        Example:
+            >>> r = EvaluationResult.from_dict({"methods": {}, "view_costs": [
+            ...     {"split": "train", "features": "options", "cpu_s": 3.0, "wall_s": 3.1,
+            ...      "n_presentations": 2}]})
+            >>> r.view_cost_frame()[["features", "per_presentation_cpu_s"]].to_dict("records")
+            [{'features': 'options', 'per_presentation_cpu_s': 1.5}]
+        """
+        import pandas as pd
+
+        cols = ["split", "features", "cpu_s", "wall_s", "n_presentations", "note"]
+        rows = [{**{c: getattr(v, c) for c in cols},
+                 "per_presentation_cpu_s": v.per_presentation_cpu_s}
+                for v in self.view_costs or ()]
+        return pd.DataFrame(rows, columns=[*cols, "per_presentation_cpu_s"])
 
     def items_frame(self, run_dir: str | os.PathLike | None = None) -> Any:
         """Per-item rows (``pandas.DataFrame``) from ``items.csv`` beside ``results.json``

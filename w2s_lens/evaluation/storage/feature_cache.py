@@ -9,7 +9,9 @@ made for (the model, the embedding layer, the batch size and a digest of the pre
 ids, prompt tokens and option tokens) and the SHA-256 of the tensor file. A later call with the
 same key reads them back, bit for bit what was computed; another key, or a missing or damaged
 file, is computed again (with one warning when a file was there but failed its check). The
-question view is not stored: the sweep captures it for free.
+record also keeps what each feature cost to compute (``seconds``: CPU and wall seconds, as
+measured when it was computed), so a run that reads them back still reports their real cost
+(:func:`load_view_seconds`). The question view is not stored: the sweep captures it for free.
 
 Example:
     >>> cache = load_view_features(rd, key)  # doctest: +SKIP
@@ -37,7 +39,8 @@ from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.steering.vectors import model_name
 from w2s_lens.sweep.chunks import short_digest
 
-__all__ = ["FEATURES_DIR", "features_key", "load_view_features", "save_view_features"]
+__all__ = ["FEATURES_DIR", "features_key", "load_view_features", "load_view_seconds",
+           "save_view_features"]
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +97,33 @@ def load_view_features(rd: RunDir | None, key: Mapping[str, Any]) -> dict[str, n
         return {}
 
 
+def load_view_seconds(rd: RunDir | None, key: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """What each stored feature of ``key`` cost when it was computed: ``{name: {"cpu_s",
+    "wall_s"}}`` (``{}`` without a record, or for files written before costs were kept).
+
+    Example:
+        >>> load_view_seconds(None, {})
+        {}
+    """
+    if rd is None:
+        return {}
+    meta_path, _ = _paths(rd, key)
+    try:
+        meta = read_json(meta_path) if meta_path.is_file() else {}
+    except Exception:  # noqa: BLE001 - a damaged record holds no costs
+        return {}
+    if meta.get("key") != dict(key):
+        return {}
+    return {k: dict(v) for k, v in (meta.get("seconds") or {}).items()}
+
+
 def save_view_features(rd: RunDir | None, key: Mapping[str, Any],
-                       cache: Mapping[str, np.ndarray]) -> Path | None:
-    """Write ``cache`` (the views' features computed for ``key``) into ``rd``; nothing when
-    ``rd`` is None or the cache is empty. Returns the tensor file.
+                       cache: Mapping[str, np.ndarray],
+                       seconds: Mapping[str, Mapping[str, float]] | None = None) -> Path | None:
+    """Write ``cache`` (the views' features computed for ``key``) into ``rd``, with what each
+    cost to compute (``seconds``: ``{name: {"cpu_s", "wall_s"}}``, merged with the costs
+    already recorded); nothing when ``rd`` is None or the cache is empty. Returns the tensor
+    file.
 
     Example:
         >>> save_view_features(None, {}, {"options": np.zeros((2, 3))}) is None
@@ -106,15 +132,18 @@ def save_view_features(rd: RunDir | None, key: Mapping[str, Any],
     if rd is None or not cache:
         return None
     meta_path, path = _paths(rd, key)
+    recorded = load_view_seconds(rd, key)
+    costs = {**recorded, **{k: dict(v) for k, v in (seconds or {}).items() if k in cache}}
     if meta_path.is_file():
         try:
             meta = read_json(meta_path)
-            if meta.get("key") == dict(key) and set(meta.get("views", [])) >= set(cache):
+            if (meta.get("key") == dict(key) and set(meta.get("views", [])) >= set(cache)
+                    and set(recorded) >= set(costs)):
                 return path  # already there
         except Exception:  # noqa: BLE001 - a damaged record is rewritten
             pass
     path.parent.mkdir(parents=True, exist_ok=True)
     save_tensors(path, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in cache.items()})
     write_json(meta_path, stamp({"key": dict(key), "views": sorted(cache),
-                                 "sha256": sha256_of(path)}))
+                                 "sha256": sha256_of(path), "seconds": costs}))
     return path
