@@ -17,6 +17,7 @@ from w2s_lens.evaluation.cost import (
     effective_tokens,
     estimate_cost,
     format_seconds,
+    steered_tokens,
 )
 from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.split import SplitExamples
@@ -160,3 +161,29 @@ def test_effective_tokens_and_the_timing_item():
     assert effective_tokens(short) == 15 + 5 + 10
     # both letter orders of the item with the fewest effective tokens
     assert cost_mod._timing_item([long_a, long_b, *short]) == short
+
+
+def test_steering_the_prompt_scales_the_steered_part_by_its_tokens(control):
+    """Steering the prompt, a steered row holds the whole prompt: each sweep's steered part is
+    scaled by its steered tokens per presentation against the timed item's (from the last
+    prompt token on it is not: one prompt token per row)."""
+    cfg = EvalConfig(**{**CFG, "retest": False, "positions": "prompt"})
+    ctx = EvalContext(control.model, _split(control), cfg, None, False)
+    sweeps = count_sweeps(ctx)
+    assert [s.n_steered_tokens for s in sweeps] == [
+        sum(len(ex.tokens) for ex in exs)
+        for exs in (ctx.exs.sweep_train, ctx.exs.test["base"])]
+    item = cost_mod._timing_item(ctx.exs.sweep_train)
+    timed = steered_tokens(item, "prompt") / len(item)
+    est = estimate_cost(ctx, clock=_fake_clock([1.0, 3.0]))
+    per_token = 1.0 / effective_tokens(item)
+    expected = sum(s.n_tokens * per_token + s.n_presentations * 3 * 1.0
+                   * (s.n_steered_tokens / s.n_presentations) / timed for s in sweeps)
+    assert est.seconds_estimate == pytest.approx(expected)
+    plain = sum(s.n_tokens * per_token + s.n_presentations * 3 * 1.0 for s in sweeps)
+    assert expected > plain  # the timed item is the shortest
+    last = EvalContext(control.model, _split(control), cfg.replace(positions="from_last"),
+                       None, False)
+    assert [s.n_steered_tokens for s in count_sweeps(last)] == [24, 12]  # one token a row
+    assert estimate_cost(last, clock=_fake_clock([1.0, 3.0])).seconds_estimate == \
+        pytest.approx(plain)

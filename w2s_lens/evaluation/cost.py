@@ -7,16 +7,24 @@ runs, the two retest sweeps of the (capped) base test items:
 
     n = Σ_sweeps  presentations × swept layers × non-zero multipliers
 
-A resumed run counts only the presentations whose chunks are not on disk yet (the chunk
-records of each sweep folder's manifest, for the same layers and multipliers). The seconds
-come from a short timing of real work on the actual model: the training item with the
-shortest prompts (its letter orders) run unsteered, then steered at the middle swept layer
-(nothing written), which separates the unsteered pass (per prompt token) from the per-layer
-steered runs. Only the sweeps are estimated (the contrast pass is done by then; routers,
-embeddings and the bootstrap are not counted). Measured on a busy 2-core CPU (one thread),
-the estimate was 1.2-2.1x the sweeps' wall time (SmolLM2-135M, 8+8 items, 5 layers; Qwen2.5
-0.5B, 4+4 items, 3 layers): a sweep chunk batches the prompts of several items, the timing
-one item's. The timing took 3 s (SmolLM2) and 10-16 s (Qwen 0.5B) there.
+A resumed run counts only the presentations whose chunks are not on disk yet (the chunk records
+of each sweep folder's manifest, for the same layers and multipliers). The seconds come from a
+short timing of real work on the actual model: the training item with the shortest prompts (its
+letter orders) run unsteered, then steered at the middle swept layer (nothing written), which
+separates the unsteered pass (per prompt token) from the per-layer steered runs. Steering from
+the last prompt token on, the steered rows are one prompt token plus the options, short, and
+their cost is taken per presentation (the `self-awareness-text-model` ablation baseline:
+estimated 1 h 07 min, swept in 82 min beside another job). Steering the prompt (``--positions
+prompt`` or ``all``) the steered rows hold the whole prompt, so their cost is scaled by each
+sweep's *steered tokens* per presentation against the timed item's (:func:`steered_tokens`: the
+rows the fast engine runs from the first steered position, continuations included): per
+presentation alone, the `prompt-only` corrigible-neutral-HHH ablation row was estimated at 1 h
+28 min and swept about 8 items per 6.5 min (~4 h), its presentations' steered rows being 2.7
+times the timed item's. Only the sweeps are estimated (the contrast pass is done by then;
+routers, embeddings and the bootstrap are not counted). Measured on a busy 2-core CPU (one
+thread), the estimate was 1.2-2.1x the sweeps' wall time (SmolLM2-135M, 8+8 items, 5 layers;
+Qwen2.5 0.5B, 4+4 items, 3 layers): a sweep chunk batches the prompts of several items, the
+timing one item's. The timing took 3 s (SmolLM2) and 10-16 s (Qwen 0.5B) there.
 
 Example:
     >>> cost = estimate_cost(ctx)  # doctest: +SKIP
@@ -43,7 +51,8 @@ from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.headroom.run import RETEST_SPLITS, retest_units
 from w2s_lens.steering.vectors import SteeringVectors
 from w2s_lens.sweep.chunks import CHUNKS_DIR, MANIFEST_FILE
-from w2s_lens.sweep.engines import fast_chunk
+from w2s_lens.sweep.engines import fast_chunk, steer_start
+from w2s_lens.sweep.readouts import read_plan
 from w2s_lens.sweep.runner import run_sweep
 
 if TYPE_CHECKING:
@@ -51,7 +60,8 @@ if TYPE_CHECKING:
     from w2s_lens.evaluation.context import EvalContext
 
 __all__ = ["HOUR_S", "CostEstimate", "SweepCount", "count_sweeps",
-           "effective_tokens", "estimate_cost", "format_seconds", "log_cost", "sweep_cost"]
+           "effective_tokens", "estimate_cost", "format_seconds", "log_cost", "steered_tokens",
+           "sweep_cost"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,8 @@ class SweepCount:
         n_presentations: the presentations it sweeps.
         n_done: those whose chunks are already on disk (a resumed run).
         n_tokens: the prompt tokens its unsteered pass runs (:func:`effective_tokens`).
+        n_steered_tokens: the tokens of its steered rows, per layer and multiplier
+            (:func:`steered_tokens`; 0: not counted, the steered part is per presentation).
     """
 
     method: str
@@ -76,6 +88,7 @@ class SweepCount:
     n_presentations: int
     n_done: int = 0
     n_tokens: int = 0
+    n_steered_tokens: int = 0
 
     @property
     def n_left(self) -> int:
@@ -168,7 +181,8 @@ def count_sweeps(ctx: EvalContext) -> list[SweepCount]:
             n = len(swept)
             folder = None if ctx.rd is None else ctx.rd.sweep_dir(split, method)
             out.append(SweepCount(method, split, n, _done(folder, layers, cfg.sweep.multipliers, n),
-                                  effective_tokens(swept)))
+                                  effective_tokens(swept),
+                                  steered_tokens(swept, cfg.sweep.positions, cfg.sweep.scoring)))
     return out
 
 
@@ -202,6 +216,22 @@ def effective_tokens(exs: Sequence[SteeringExample]) -> int:
                for g in _by_unit(exs))
 
 
+def steered_tokens(exs: Sequence[SteeringExample], positions: str = "from_last",
+                   scoring: str = "sum") -> int:
+    """The tokens of the rows the fast engine runs steered for ``exs``, per layer and
+    multiplier: each presentation's read-plan rows from its first steered position
+    (:func:`~w2s_lens.sweep.engines.steer_start`), continuations included.
+
+    Example:
+        >>> ex = SteeringExample("d:0", "", (1, 2, 3, 4), matching_continuation=(5, 6),
+        ...                      non_matching_continuation=(7,))
+        >>> steered_tokens([ex], "from_last"), steered_tokens([ex], "prompt")
+        (3, 9)
+    """
+    return sum(len(row) for ex in exs
+               for row in read_plan(ex, steer_start(ex, positions), scoring).suffixes)
+
+
 def _timing_item(exs: Sequence[SteeringExample]) -> list[SteeringExample]:
     """The presentations of the training item with the fewest effective tokens (its letter
     orders run together in a sweep, so they are timed together; deterministic). Timing one
@@ -212,11 +242,12 @@ def _timing_item(exs: Sequence[SteeringExample]) -> list[SteeringExample]:
 
 def _timed_costs(model: HookedTransformer, vectors: SteeringVectors, scale: float,
                  layers: Sequence[int], config: EvalConfig, pool: Sequence[SteeringExample],
-                 clock: Callable[[], float]) -> tuple[float, float]:
+                 clock: Callable[[], float]) -> tuple[float, float, int]:
     """``(seconds per prompt token of a presentation, seconds per presentation and swept
-    layer)`` from one item of ``pool`` (:func:`_timing_item`) timed on the model, nothing
-    written; the steering vector is ``vectors``' at the middle swept layer, times ``scale``
-    (the run's scale there).
+    layer, the timed presentations' steered tokens)`` from one item of ``pool``
+    (:func:`_timing_item`) timed on the model, nothing written; the steering vector is
+    ``vectors``' at the middle swept layer, times ``scale`` (the run's scale there). The
+    steered tokens are 0 for the naive engine (a full forward per run, per presentation).
 
     Fast engine: the unsteered pass alone (multiplier 0: prefix and suffix once), then the
     item steered at the middle swept layer with the run's multipliers; the difference is one
@@ -246,13 +277,14 @@ def _timed_costs(model: HookedTransformer, vectors: SteeringVectors, scale: floa
 
     if cfg.sweep.engine != "fast":
         timed(cfg.sweep.multipliers)  # warm-up
-        return 0.0, timed(cfg.sweep.multipliers)
+        return 0.0, timed(cfg.sweep.multipliers), 0
     # no warm-up: the contrast pass (or the router embedding) has run the model already
     base = timed([0.0])
     steered = timed(cfg.sweep.multipliers)
+    rows = steered_tokens(item, cfg.sweep.positions, cfg.sweep.scoring)
     if steered <= base:  # timer noise on a tiny model: no split of the two parts
-        return 0.0, steered * depth
-    return base * len(item) / effective_tokens(item), (steered - base) * depth
+        return 0.0, steered * depth, rows
+    return base * len(item) / effective_tokens(item), (steered - base) * depth, rows
 
 
 def _detail(sweeps: Sequence[SweepCount]) -> str:
@@ -299,7 +331,8 @@ def sweep_cost(model: HookedTransformer, vectors: SteeringVectors, scales: Seque
     layers = list(layers)
     n = len(examples)
     count = SweepCount("caa", split, n, _done(folder, sorted(layers), config.sweep.multipliers, n),
-                       effective_tokens(examples))
+                       effective_tokens(examples),
+                       steered_tokens(examples, config.sweep.positions, config.sweep.scoring))
     return _estimate([count], model, vectors, scales, layers, config, examples, clock)
 
 
@@ -318,9 +351,20 @@ def _estimate(sweeps: Sequence[SweepCount], model: HookedTransformer,
     if pres_left:
         mid = sorted(layers)[len(layers) // 2]
         scale = float(scales[list(layers).index(mid)])
-        per_token, per_layer = _timed_costs(model, vectors, scale, layers, cfg, pool, clock)
+        per_token, per_layer, rows = _timed_costs(model, vectors, scale, layers, cfg, pool,
+                                                  clock)
+        item = len(_timing_item(pool))
+
+        def steered_share(s: SweepCount) -> float:
+            """A presentation of ``s`` against a timed one, by their steered rows' tokens
+            (steering from the last prompt token on: 1, the rows are short and per-call costs
+            dominate them)."""
+            if cfg.sweep.positions == "from_last" or not rows or not s.n_steered_tokens:
+                return 1.0
+            return (s.n_steered_tokens / max(s.n_presentations, 1)) / (rows / item)
+
         seconds = sum(s.n_left * (s.n_tokens / max(s.n_presentations, 1) * per_token
-                                  + n_layers * per_layer) for s in sweeps)
+                                  + n_layers * per_layer * steered_share(s)) for s in sweeps)
     resumed = n_left < n_total
     text = (f"cost: {n_left:,} forward-equivalents (presentations × {n_layers} layers × "
             f"{n_mult} non-zero multipliers; {_detail(sweeps)} presentations)")
