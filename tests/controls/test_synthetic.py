@@ -384,6 +384,34 @@ def test_null_headroom_is_stable_but_not_learnable(headroom_runs) -> None:
     assert not _case(headroom_runs["null"]).endswith("learned by question")
 
 
+def test_the_null_reads_differently_from_a_headroom_the_options_view_learns(
+        tmp_path: Path) -> None:
+    """Both with the question and options views and the retest on: the continuation control
+    (best layer set by the answer, invisible in the prompt) reads *learned by options*; the
+    null control (stable per-id layers no input carries) reads *learned* by no view. So the
+    stored reading tells the two apart, not only the verdicts behind it."""
+    views = ("question", "options")
+    null = _evaluate(build_control("null"), tmp_path / "null", router_inputs=views)
+    c = build_control("continuation")
+    families = [0, 0, 1, 2]
+    train = c.make_examples(40, seed=1, families=families)
+    test = c.make_examples(40, seed=2, families=families)
+    cfg = EvalConfig(dataset="synthetic-continuation", variants=("base",), routers=("logreg",),
+                     readout="cloze", n_boot=N_BOOT, seed=0, router_inputs=views)
+    cont = evaluate_examples(c.model, SplitExamples(train, train, {"base": test}), cfg,
+                             out_dir=tmp_path / "cont", progress=False).to_dict()
+    read = {k: r["methods"]["caa"]["reading"] for k, r in (("null", null), ("cont", cont))}
+    for r in read.values():  # both have a headroom that survives re-estimating the vector
+        assert r["headroom"]["holds"] is True
+        assert r["robustness"]["reading"] == "robust to re-estimating the vector"
+    assert read["cont"]["views"]["options"]["reading"] == "learned by options"
+    assert read["cont"]["views"]["question"]["reading"] != "learned by question"
+    assert not any(v["reading"].startswith("learned by") for v in read["null"]["views"].values())
+    assert "learned by options" in read["cont"]["text"]
+    assert "; learned by" not in read["null"]["text"]
+    assert read["null"]["text"] != read["cont"]["text"]
+
+
 def test_flat_headroom_has_nothing_to_learn(headroom_runs) -> None:
     flat = headroom_runs["flat"]["methods"]["caa"]["headroom"]
     kappas = {k: r["methods"]["caa"]["headroom"]["retest"]["kappa"]
