@@ -226,7 +226,7 @@ def steered_tokens(exs: Sequence[SteeringExample], positions: str = "from_last",
         >>> ex = SteeringExample("d:0", "", (1, 2, 3, 4), matching_continuation=(5, 6),
         ...                      non_matching_continuation=(7,))
         >>> steered_tokens([ex], "from_last"), steered_tokens([ex], "prompt")
-        (3, 9)
+        (2, 5)
     """
     return sum(len(row) for ex in exs
                for row in read_plan(ex, steer_start(ex, positions), scoring).suffixes)
