@@ -300,4 +300,3 @@ class _timed:
         self.spent.update(cpu_s=round(time.process_time() - self.cpu, 3),
                           wall_s=round(time.perf_counter() - self.wall, 3))
         self.seconds[self.name] = self.spent
-
