@@ -13,18 +13,19 @@ short timing of real work on the actual model: the training item with the shorte
 letter orders) run unsteered, then steered at the middle swept layer (nothing written), which
 separates the unsteered pass (per prompt token) from the per-layer steered runs. Steering from
 the last prompt token on, the steered rows are one prompt token plus the options, short, and
-their cost is taken per presentation (the `self-awareness-text-model` ablation baseline:
-estimated 1 h 07 min, swept in 82 min beside another job). Steering the prompt (``--positions
-prompt`` or ``all``) the steered rows hold the whole prompt, so their cost is scaled by each
-sweep's *steered tokens* per presentation against the timed item's (:func:`steered_tokens`: the
-rows the fast engine runs from the first steered position, continuations included): per
-presentation alone, the `prompt-only` corrigible-neutral-HHH ablation row was estimated at 1 h
-28 min and swept about 8 items per 6.5 min (~4 h), its presentations' steered rows being 2.7
-times the timed item's. Only the sweeps are estimated (the contrast pass is done by then;
-routers, embeddings and the bootstrap are not counted). Measured on a busy 2-core CPU (one
-thread), the estimate was 1.2-2.1x the sweeps' wall time (SmolLM2-135M, 8+8 items, 5 layers;
-Qwen2.5 0.5B, 4+4 items, 3 layers): a sweep chunk batches the prompts of several items, the
-timing one item's. The timing took 3 s (SmolLM2) and 10-16 s (Qwen 0.5B) there.
+their cost is taken per presentation (the `self-awareness-text-model` ablation baseline: sweeps
+estimated at 1 h 07 min, the whole run 82 min beside another job). Steering the prompt
+(``--positions prompt`` or ``all``) the steered rows hold the whole prompt, so their cost is
+scaled by each sweep's *steered tokens* per presentation against the timed item's
+(:func:`steered_tokens`: the rows the fast engine runs from the first steered position,
+continuations included): per presentation alone, the `prompt-only` corrigible-neutral-HHH
+ablation row was estimated at 1 h 28 min and swept about 8 items per 6.5 min (~4 h), its
+presentations' steered rows being 2.7 times the timed item's. Only the sweeps are estimated
+(the contrast pass is done by then; routers, embeddings and the bootstrap are not counted).
+Measured on a busy 2-core CPU (one thread), the estimate was 1.2-2.1x the sweeps' wall time
+(SmolLM2-135M, 8+8 items, 5 layers; Qwen2.5 0.5B, 4+4 items, 3 layers): a sweep chunk batches
+the prompts of several items, the timing one item's. The timing took 3 s (SmolLM2) and 10-16 s
+(Qwen 0.5B) there.
 
 Example:
     >>> cost = estimate_cost(ctx)  # doctest: +SKIP
