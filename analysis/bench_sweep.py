@@ -30,6 +30,12 @@ Cases (``--cases``, default all):
     (mean |gap| / mean |slope|; derivative, end-point slope and cubic-corrected slope, per-input
     Spearman across layers, best-layer agreement). Ends with ``first_order_speedup`` (all
     layers, fast sweep / first order, cloze, CPU time).
+``prompt``
+    steering every prompt position (``positions="prompt"``, the ``prompt-only`` ablation), cloze
+    readout: fast vs naive on the same inputs, and the fast engine steering the prompt against
+    steering from the last prompt token on (``prompt_cost``: how many times the usual sweep's
+    CPU time). Steering the prompt, the fast engine runs each input's prompt once per (layer,
+    multiplier) and its option rows attend to it.
 ``batching``
     cross-input batching of the fast engine (``max_rows`` None vs ``--max-rows``): per
     (input, layer) time and max |Δ| against ``max_rows=None``, judged at 1e-5 and 1e-4 (rows
@@ -70,7 +76,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-CASES = ("letter", "cloze", "input", "mirrored", "batching", "first_order")
+CASES = ("letter", "cloze", "input", "mirrored", "prompt", "batching", "first_order")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -153,7 +159,7 @@ def worker(args) -> None:
                     if args.curvature == "yes" else fo.gradient[None])
         else:
             res = run_sweep(model, vectors, examples, layers=layers, engine=args.engine,
-                            progress=False, max_rows=max_rows)
+                            progress=False, max_rows=max_rows, positions=args.positions)
             prop = res.propensity
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
@@ -183,7 +189,8 @@ class Bench:
 
     def run(self, mode: str, n: int, layers: str = "all", repeats: int = 1,
             engine: str = "fast", readout: str = "letter", vec: str = "layer",
-            max_rows: str = "none", mirror: str = "no", curvature: str = "no") -> dict:
+            max_rows: str = "none", mirror: str = "no", curvature: str = "no",
+            positions: str = "from_last") -> dict:
         import numpy as np
 
         a = self.args
@@ -193,7 +200,7 @@ class Bench:
                a.dataset, "--data-dir", a.data_dir, "--n-train", str(a.n_train), "--n-total",
                str(a.n_inputs), "--n", str(n), "--layers", layers, "--repeats", str(repeats),
                "--engine", engine, "--readout", readout, "--vec", vec, "--max-rows", max_rows,
-               "--mirror", mirror, "--curvature", curvature,
+               "--mirror", mirror, "--curvature", curvature, "--positions", positions,
                "--threads", str(a.threads), "--dump", str(dump)]
         env = {**os.environ, "OMP_NUM_THREADS": str(a.threads),
                "MKL_NUM_THREADS": str(a.threads)}
@@ -310,7 +317,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="report file (default: "
                    "analysis/results/bench_<model without -instruct>.txt)")
     for name in ("worker", "layers", "n", "n-total", "engine", "readout", "vec", "dump",
-                 "mirror", "curvature"):
+                 "mirror", "curvature", "positions"):
         p.add_argument(f"--{name}", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -350,6 +357,19 @@ def main() -> None:
         b.say(f"[input] fast with per-input vectors / per-layer vectors (same inputs): "
               f"{sub['input']['per_il_cpu'] / sub['letter']['per_il_cpu']:.2f}x the CPU time "
               f"({sub['input']['per_il'] / sub['letter']['per_il']:.2f}x wall)")
+    if "prompt" in cases:
+        kw = {"readout": "cloze", "positions": "prompt"}
+        fast = b.run("sweep", args.naive_inputs, repeats=args.repeats, **kw)
+        naive = b.run("sweep", args.naive_inputs, args.naive_layers, engine="naive", **kw)
+        b.say(f"[prompt] prompts: mean {fast['mean_tokens']:.0f} tokens + options of "
+              f"{fast['mean_cont']:.0f} tokens together; every prompt token steered")
+        b.compare("prompt", fast, naive)
+        usual = sub.get("cloze") or b.run("sweep", args.naive_inputs, repeats=args.repeats,
+                                          readout="cloze")
+        b.say(f"[prompt] fast, steering the prompt / steering from the last prompt token on "
+              f"(same inputs, all layers): {fast['cpu'] / usual['cpu']:.2f}x the CPU time "
+              f"({fast['median'] / usual['median']:.2f}x wall)")
+        b.speedups["prompt_cost"] = fast["cpu"] / usual["cpu"]
     fast_letter = None
     if "letter" in cases or "batching" in cases:
         fast_letter = b.run("sweep", args.n_inputs, repeats=args.repeats)
@@ -400,6 +420,8 @@ def main() -> None:
         b.say(f"mirrored_item_forwards={forwards:.2f}")
     if "cloze" in cases:
         b.say(f"cloze_speedup={b.speedups['cloze']:.1f}")
+    if "prompt" in cases:
+        b.say(f"prompt_cost={b.speedups['prompt_cost']:.2f}")
     if "first_order" in cases:
         b.say(f"first_order_speedup={b.speedups['first_order']:.1f}")
     out = Path(args.out) if args.out else (

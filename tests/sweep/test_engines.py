@@ -378,3 +378,31 @@ def test_a_zero_multiplier_reads_the_unsteered_model_once():
             assert np.ptp(prop[:, :, 1], axis=1).max() == 0.0
             assert np.ptp(prop, axis=-1).min() > 1e-2
     assert rows[0.0] < rows[0.5]
+
+
+@pytest.mark.parametrize("positions", ["all", "prompt"])
+def test_a_steered_prompt_runs_once_for_both_continuations(positions):
+    """Steering the prompt, an example's prompt runs once per (layer, multiplier), not once
+    per continuation row: through the last block pass one unsteered prefix row and one steered
+    prefix row per multiplier, and the continuation rows start at the last prompt token (the
+    numbers are the naive engine's, as the other tests check)."""
+    model = make_tiny_model()
+    prompt = (9, 2, 44, 8, 30, 12, 7)
+    ex = SteeringExample("e", "", prompt, matching_letter="A",
+                         matching_continuation=(7, 8, 9), non_matching_continuation=(7, 11))
+    mults = [-1.0, 0.5, 1.5]
+    widths: list[tuple[int, int]] = []
+
+    def record(act, hook):
+        widths.append((act.shape[0], act.shape[1]))
+
+    last = f"blocks.{model.cfg.n_layers - 1}.hook_resid_pre"
+    vecs = _vectors(1, 1, model.cfg.d_model)
+    with model.hooks(fwd_hooks=[(last, record)]):
+        fast, _ = fast_chunk(model, vecs, [1], torch.tensor(mults), [ex], positions)
+    prompt_rows = sum(n for n, width in widths if width >= len(prompt) - 1)
+    assert prompt_rows == 1 + len(mults)
+    # the continuation rows: 2 per multiplier, from the last prompt token (1 + 2 tokens)
+    assert (2 * len(mults), 3) in widths
+    naive = naive_chunk(model, vecs, [1], mults, [ex], positions)
+    assert np.abs(fast - naive).max() <= 1e-4

@@ -8,7 +8,12 @@ import torch
 from conftest import make_tiny_model
 from test_attention import gqa_model
 
-from w2s_lens.sweep.prefix import build_contexts, common_prefix_length, row_positions
+from w2s_lens.sweep.prefix import (
+    build_contexts,
+    common_prefix_length,
+    prefix_states,
+    row_positions,
+)
 
 # two "letter orders" sharing 5 tokens, a third presentation of the same unit sharing 2,
 # an item alone, an empty prefix, and a unit whose prefixes are equal
@@ -63,3 +68,24 @@ def test_contexts_are_transformer_lens_keys_and_values(model):
             name = "hook_rot_k" if model.cfg.positional_embedding_type == "rotary" else "hook_k"
             want_k = cache[f"blocks.{b}.attn.{name}"][0].transpose(0, 1)
             assert torch.allclose(k, want_k, atol=1e-5)
+
+
+@torch.inference_mode()
+def test_prefix_states_are_each_prefix_alone(model):
+    """Keys and values as build_contexts gives them (no sharing), and the residual stream
+    entering the grabbed blocks as TransformerLens computes it, empty prefix included."""
+    kv, resid, lengths = prefix_states(model, PREFIXES, [1, 3])
+    ref = build_contexts(model, PREFIXES, UNITS)
+    assert lengths == [len(p) for p in PREFIXES]
+    assert set(resid) == {1, 3} and resid[1].shape[:2] == (len(PREFIXES), max(lengths))
+    for i, p in enumerate(PREFIXES):
+        for (k, v), (kr, vr) in zip(kv[i], ref[i]):
+            assert k.shape == kr.shape and k.shape[1] == len(p)
+            assert torch.allclose(k, kr, atol=1e-5) and torch.allclose(v, vr, atol=1e-5)
+        if p:
+            _, cache = model.run_with_cache(torch.tensor([p]))
+            for b in (1, 3):
+                want = cache[f"blocks.{b}.hook_resid_pre"][0]
+                assert torch.allclose(resid[b][i, : len(p)], want, atol=1e-5)
+    _, alone, _ = prefix_states(model, [()], [1])
+    assert alone[1].shape[1] == 1  # an empty prefix is one padding position, never attended

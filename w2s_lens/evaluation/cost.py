@@ -15,12 +15,13 @@ separates the unsteered pass (per prompt token) from the per-layer steered runs.
 the last prompt token on, the steered rows are one prompt token plus the options, short, and
 their cost is taken per presentation (the `self-awareness-text-model` ablation baseline: sweeps
 estimated at 1 h 07 min, the whole run 82 min beside another job). Steering the prompt
-(``--positions prompt`` or ``all``) the steered rows hold the whole prompt, so their cost is
-scaled by each sweep's *steered tokens* per presentation against the timed item's
-(:func:`steered_tokens`: the rows the fast engine runs from the first steered position,
-continuations included): per presentation alone, the `prompt-only` corrigible-neutral-HHH
-ablation row was estimated at 1 h 28 min and swept about 8 items per 6.5 min (~4 h), its
-presentations' steered rows being 2.7 times the timed item's. Only the sweeps are estimated
+(``--positions prompt`` or ``all``) the whole prompt runs steered, once per presentation,
+layer and multiplier, so the steered cost is scaled by each sweep's *steered tokens* per
+presentation against the timed item's (:func:`steered_tokens`: the prompt and the rows from
+the last prompt token on, continuations included): per presentation alone, the `prompt-only`
+corrigible-neutral-HHH ablation row was estimated at 1 h 28 min and swept about 8 items per
+6.5 min (~4 h, when each option row still carried the whole prompt), its presentations'
+steered tokens being 2.7 times the timed item's. Only the sweeps are estimated
 (the contrast pass is done by then; routers, embeddings and the bootstrap are not counted).
 Measured on a busy 2-core CPU (one thread), the estimate was 1.2-2.1x the sweeps' wall time
 (SmolLM2-135M, 8+8 items, 5 layers; Qwen2.5 0.5B, 4+4 items, 3 layers): a sweep chunk batches
@@ -52,7 +53,7 @@ from w2s_lens.data.examples import SteeringExample
 from w2s_lens.evaluation.headroom.run import RETEST_SPLITS, retest_units
 from w2s_lens.steering.vectors import SteeringVectors
 from w2s_lens.sweep.chunks import CHUNKS_DIR, MANIFEST_FILE
-from w2s_lens.sweep.engines import fast_chunk, steer_start
+from w2s_lens.sweep.engines import fast_chunk
 from w2s_lens.sweep.readouts import read_plan
 from w2s_lens.sweep.runner import run_sweep
 
@@ -219,18 +220,20 @@ def effective_tokens(exs: Sequence[SteeringExample]) -> int:
 
 def steered_tokens(exs: Sequence[SteeringExample], positions: str = "from_last",
                    scoring: str = "sum") -> int:
-    """The tokens of the rows the fast engine runs steered for ``exs``, per layer and
-    multiplier: each presentation's read-plan rows from its first steered position
-    (:func:`~w2s_lens.sweep.engines.steer_start`), continuations included.
+    """The tokens the fast engine runs steered for ``exs``, per layer and multiplier: each
+    presentation's read-plan rows from its last prompt token (continuations included), plus,
+    where the prompt is steered (``"all"``, ``"prompt"``), the prompt tokens before it once.
 
     Example:
-        >>> ex = SteeringExample("d:0", "", (1, 2, 3, 4), matching_continuation=(5, 6),
-        ...                      non_matching_continuation=(7,))
+        >>> ex = SteeringExample("d:0", "", (1, 2, 3, 4), matching_continuation=(5, 6, 8),
+        ...                      non_matching_continuation=(7, 9))
         >>> steered_tokens([ex], "from_last"), steered_tokens([ex], "prompt")
-        (2, 5)
+        (5, 8)
     """
-    return sum(len(row) for ex in exs
-               for row in read_plan(ex, steer_start(ex, positions), scoring).suffixes)
+    prefix = 0 if positions == "from_last" else 1
+    return sum(prefix * ex.steer_from_position
+               + sum(map(len, read_plan(ex, ex.steer_from_position, scoring).suffixes))
+               for ex in exs)
 
 
 def _timing_item(exs: Sequence[SteeringExample]) -> list[SteeringExample]:

@@ -4,8 +4,8 @@
     the reference: one full forward pass per steered run, steering with the public hook
     (:func:`w2s_lens.steering.hooks.steer`) and reading the full log-softmax.
 ``fast``
-    reuses what steering cannot change. Steering starts at token ``s`` (the last prompt token,
-    or 0 for all positions and for the prompt only), so the *prefix* ``tokens[:s]`` is
+    reuses what steering cannot change. Its rows start at the last prompt token ``s``; steering
+    from there on, the *prefix* ``tokens[:s]`` is unsteered, so it is
     computed once and its keys and values kept (:mod:`w2s_lens.sweep.prefix`); the
     presentations of one item (its two letter orders, same ``unit``) run their longest common
     prefix once and only their remainders apart. The *suffix* rows of an example (the tokens
@@ -18,9 +18,14 @@
     multiplier reads the unsteered pass once for every layer. Without ``max_rows`` one item's
     rows (both letter orders) share a batch; with it, rows of several items do, up to
     ``max_rows`` rows. Only the answer columns of the unembedding are computed where the
-    softmax normaliser cancels. With ``positions="prompt"`` the prefix is empty and ``λ · v``
-    is added to the prompt positions of a steered row only, not to its continuation tokens
-    (:func:`steer_stop`), which see the steered prompt through attention alone.
+    softmax normaliser cancels. Steering every position (``"all"``) or the prompt only
+    (``"prompt"``), the prefix is steered too: per (example, layer l, λ) it runs once from its
+    recorded residual at l plus ``λ · v`` (:func:`~w2s_lens.sweep.prefix.prefix_states`),
+    beside the suffix rows, which attend to its keys and values at each block; an item's two
+    continuation rows share it, so its prompt is not run twice. With ``"prompt"``, ``λ · v``
+    is added to the prompt tokens only (the prefix and the last prompt token), not to the
+    continuation tokens (:func:`steer_stop`), which see the steered prompt through attention
+    alone.
 
 Both take per-(example, layer) vectors ``[n, L, d_model]`` already multiplied by the
 layer scale, so CAA (the same vector for every example) and L2S (one per example) run through
@@ -38,6 +43,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,7 +56,7 @@ from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.hooks import Positions, steer
 from w2s_lens.sweep.attention import KV, block_step, check_block_supported
-from w2s_lens.sweep.prefix import build_contexts, forward_rows, row_positions
+from w2s_lens.sweep.prefix import build_contexts, forward_rows, prefix_states, row_positions
 from w2s_lens.sweep.readouts import ReadPlan, plan_propensity, read_plan, stack_rows
 
 __all__ = ["FAST_POSITIONAL", "check_fast_supported",
@@ -164,13 +170,21 @@ def fast_chunk(
     n_mult = int(multipliers.shape[0])
     mults = multipliers.to(device, dtype)
     _check_positions(positions)
-    starts = [steer_start(ex, positions) for ex in examples]
+    # the rows start at the last prompt token whatever the positions; steering the prompt
+    # ("all", "prompt"), the prefix before it is steered too, run once per (example, layer,
+    # multiplier) and attended to by all the example's rows
+    starts = [ex.steer_from_position for ex in examples]
     stops = [steer_stop(ex, positions) for ex in examples]
     # steered positions of a row, counted from its first token (None: all)
     spans = [None if e is None else e - s for s, e in zip(starts, stops)]
     plans = [read_plan(ex, s, scoring) for ex, s in zip(examples, starts)]
-    ctx = build_contexts(model, [ex.tokens[:s] for ex, s in zip(examples, starts)],
-                         [ex.unit for ex in examples])
+    prefixes = [ex.tokens[:s] for ex, s in zip(examples, starts)]
+    prefix = None
+    if positions == "from_last":
+        ctx = build_contexts(model, prefixes, [ex.unit for ex in examples])
+    else:
+        ctx, pre_resid, pre_len = prefix_states(model, prefixes, layers)
+        prefix = _Prefix(pre_resid, pre_len)
 
     # unsteered suffix rows of every example: their residual stream at every needed layer
     row_ex, suffixes, first_row = stack_rows(plans)
@@ -203,7 +217,7 @@ def fast_chunk(
     # the steered runs: units (example, layer), n_mult rows per suffix row each; without
     # max_rows, one batch per item (its letter orders together)
     run = _Run(model, layers, mults[steered], steered, vectors, grabbed, ctx, plans, first_row,
-               starts, valid, spans)
+               starts, valid, spans, prefix)
     units = [(i, j) for i in range(len(examples)) for j in range(len(layers))] if steered else []
     batch: list[tuple[int, int]] = []
     size = 0
@@ -222,28 +236,41 @@ def fast_chunk(
     return out, captured
 
 
+@dataclass(frozen=True)
+class _Prefix:
+    """Steered prefixes (positions ``"all"`` or ``"prompt"``): each example's unsteered
+    residual stream entering the swept blocks ``[n, width, d_model]`` and its prefix length."""
+
+    resid: dict[int, Tensor]
+    lengths: list[int]
+
+
 class _Run:
     """The steered runs of a chunk: everything a batch of (example, layer) units needs."""
 
     def __init__(self, model: HookedTransformer, layers: list[int], mults: Tensor,
                  mult_index: list[int], vectors: Tensor, grabbed: dict[int, Tensor],
                  ctx: list[list[KV]], plans: list[ReadPlan], first_row: list[int],
-                 starts: list[int], valid: Tensor, spans: list[int | None]) -> None:
+                 starts: list[int], valid: Tensor, spans: list[int | None],
+                 prefix: _Prefix | None = None) -> None:
         self.model, self.layers, self.mults, self.vectors = model, layers, mults, vectors
         self.mult_index = mult_index  # column of out for each of ``mults``
         self.grabbed, self.ctx, self.plans, self.first_row = grabbed, ctx, plans, first_row
-        self.starts, self.valid, self.spans = starts, valid, spans
+        self.starts, self.valid, self.spans, self.prefix = starts, valid, spans, prefix
 
     def batch(self, batch: list[tuple[int, int]], out: np.ndarray) -> None:
         """Run one batch of (example, layer) units from their layers to the end; fill ``out``.
 
         Rows join at their own layer's block; every row of example i attends to its prefix's
-        keys and values (shared, not copied per row).
+        keys and values (shared, not copied per row). A steered prefix (``self.prefix``) runs
+        as one row per (unit, multiplier) beside the suffix rows, and the suffix rows attend
+        to the keys and values it has at each block.
         """
         model, device = self.model, self.model.cfg.device
         n_mult = self.mults.shape[0]
         # pad this batch's rows to its own longest suffix row, not the chunk's
         width = max(len(r) for i, _ in batch for r in self.plans[i].suffixes)
+        pre = _PrefixRows(self.prefix, [i for i, _ in batch], device) if self.prefix else None
         by_layer: dict[int, list[tuple[int, int]]] = {}
         for i, j in batch:
             by_layer.setdefault(self.layers[j], []).append((i, j))
@@ -268,6 +295,8 @@ class _Run:
                     n_mult * n_rows, *base.shape[1:])  # rows ordered (multiplier, suffix row)
                 m = self.valid[lo : lo + n_rows, :width][None].expand(n_mult, -1, -1)
                 parts.append((new, m.reshape(n_mult * n_rows, width)))
+                if pre is not None:
+                    pre.join(i, b, self.mults, self.vectors[i, j], n_rows)
                 for k in range(n_mult):
                     groups.append(_shift_terms(self.plans[i], len(rows_ex) + k * n_rows))
                     where.append((i, j, self.mult_index[k]))
@@ -281,11 +310,65 @@ class _Run:
                 row_t = torch.tensor(rows_ex, device=device)
                 members = sorted(set(rows_ex))
                 index = [torch.nonzero(row_t == i).flatten() for i in members]
-            residual, _ = block_step(model, b, residual, pos, valid,
-                                     [self.ctx[i][b] for i in members], index)
+            if pre is None:
+                residual, _ = block_step(model, b, residual, pos, valid,
+                                         [self.ctx[i][b] for i in members], index)
+            else:
+                ctx, attending = pre.step(model, b)
+                residual, _ = block_step(model, b, residual, pos, valid, ctx, attending)
         props = plan_propensity(model, residual, groups).double().cpu().numpy()
         for (i, j, k), v in zip(where, props):
             out[i, j, k] = v
+
+
+class _PrefixRows:
+    """The steered prefix rows of one batch: one per joined (unit, multiplier), in the order
+    the suffix rows join (multiplier-major within a unit, like them), run a block at a time
+    before the suffix rows that attend to them."""
+
+    def __init__(self, prefix: _Prefix, examples: list[int], device) -> None:
+        self.prefix, self.device = prefix, device
+        self.width = max(max(prefix.lengths[i] for i in examples), 1)
+        self.parts: list[tuple[Tensor, Tensor]] = []
+        self.lengths: list[int] = []
+        self.owner: list[int] = []  # per suffix row (in joining order), its prefix row
+        self.resid: Tensor | None = None
+        self.valid: Tensor | None = None
+        self.groups: list[Tensor] = []
+
+    def join(self, i: int, block: int, mults: Tensor, vec: Tensor, n_rows: int) -> None:
+        """Add example ``i``'s prefix, steered at ``block`` with ``mults · vec`` (every prefix
+        token is a prompt token), for a unit whose ``n_rows`` suffix rows per multiplier join
+        the batch at the same block."""
+        n = self.prefix.lengths[i]
+        base = self.prefix.resid[block][i, : self.width]  # [W, d]
+        vec = vec.to(self.device, base.dtype)
+        self.parts.append((base[None] + mults[:, None, None] * vec,
+                           (torch.arange(self.width, device=self.device) < n)[None]
+                           .expand(mults.shape[0], -1)))
+        first = len(self.lengths)
+        for k in range(mults.shape[0]):
+            self.owner.extend([first + k] * n_rows)
+        self.lengths.extend([n] * mults.shape[0])
+        self.groups = []
+
+    def step(self, model: HookedTransformer, block: int) -> tuple[list[KV], list[Tensor]]:
+        """Run the prefix rows through ``block``; return each one's keys and values there
+        and the suffix rows that attend to it."""
+        if self.parts:
+            old = [] if self.resid is None else [(self.resid, self.valid)]
+            self.resid = torch.cat([x for x, _ in old + self.parts])
+            self.valid = torch.cat([m for _, m in old + self.parts])
+            self.parts = []
+        if not self.groups:
+            owner = torch.tensor(self.owner, device=self.device)
+            self.groups = [torch.nonzero(owner == g).flatten() for g in range(len(self.lengths))]
+        pos = row_positions([0] * len(self.lengths), self.width, self.device)
+        self.resid, kv = block_step(model, block, self.resid, pos, self.valid, want_kv=True)
+        keys, values = kv
+        ctx = [(keys[g, :n].transpose(0, 1), values[g, :n].transpose(0, 1))
+               for g, n in enumerate(self.lengths)]
+        return ctx, self.groups
 
 
 @torch.inference_mode()

@@ -12,6 +12,11 @@ keys and values), and returns per presentation and block its keys (rotated) and 
 (:func:`~w2s_lens.sweep.attention.block_step`), attending to such contexts, and keeps what
 the caller asks for (keys and values, or the residual stream entering chosen blocks).
 
+When the prefix itself is to be steered (steering every prompt position),
+:func:`prefix_states` runs each presentation's prefix alone (nothing shared: each will be
+steered with its own vector) and keeps, besides its unsteered keys and values, the residual
+stream entering the blocks where steered runs start.
+
 Example:
     >>> kv = build_contexts(model, [(1, 2, 3, 4), (1, 2, 9)], ["u", "u"])  # doctest: +SKIP
     >>> kv[0][5][0].shape  # presentation 0, block 5: keys [n_kv_heads, 4, d_head]  # doctest: +SKIP
@@ -22,13 +27,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from w2s_lens.steering.activations import pad_right
 from w2s_lens.sweep.attention import KV, block_step, embed_rows
 
-__all__ = ["build_contexts", "common_prefix_length", "forward_rows", "row_positions"]
+__all__ = ["build_contexts", "common_prefix_length", "forward_rows", "prefix_states",
+           "row_positions"]
 
 
 def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
@@ -179,6 +186,44 @@ def build_contexts(
                    torch.cat([shared_kv[g][b][1], _heads_first(v[r, :n])], dim=1))
                   for b, (k, v) in enumerate(kvs)]
     return out
+
+
+def prefix_states(
+    model: HookedTransformer, prefixes: Sequence[Sequence[int]], grab: Sequence[int]
+) -> tuple[list[list[KV]], dict[int, Float[Tensor, "n width d_model"]], list[int]]:
+    """Unsteered keys and values of every presentation's prefix (as :func:`build_contexts`,
+    without sharing), and the residual stream entering each block of ``grab``.
+
+    Args:
+        model: the HookedTransformer.
+        prefixes: per presentation, its tokens before the rows' start (may be empty).
+        grab: blocks whose input residual stream is kept.
+
+    Returns:
+        ``(kv, resid, lengths)``: ``kv[presentation][block]`` keys and values
+        ``[n_kv_heads, len(prefix), d_head]``; ``resid[block]`` ``[n, width, d_model]``, right
+        padded to the longest prefix (width at least 1: the padding of an empty prefix is never
+        attended to); ``lengths`` the prefixes' token counts.
+
+    Example:
+        >>> kv, resid, lengths = prefix_states(model, [(1, 2, 3), (4,)], [2])  # doctest: +SKIP
+        >>> resid[2].shape, lengths  # doctest: +SKIP
+        (torch.Size([2, 3, 896]), [3, 1])
+    """
+    device = model.cfg.device
+    lengths = [len(p) for p in prefixes]
+    width = max(max(lengths, default=0), 1)
+    tokens = torch.zeros((len(prefixes), width), dtype=torch.long)
+    for r, p in enumerate(prefixes):
+        tokens[r, : len(p)] = torch.as_tensor(list(p), dtype=torch.long)
+    valid = torch.arange(width)[None] < torch.tensor(lengths)[:, None]
+    kvs, resid = forward_rows(model, tokens.to(device),
+                              row_positions([0] * len(prefixes), width, device),
+                              valid.to(device), lambda b: (), (), model.cfg.n_layers,
+                              want_kv=True, grab=grab)
+    kv = [[(_heads_first(k[r, :n]), _heads_first(v[r, :n])) for k, v in kvs]
+          for r, n in enumerate(lengths)]
+    return kv, resid, lengths
 
 
 def _empty_kv(model: HookedTransformer) -> KV:
