@@ -13,7 +13,10 @@ folder):
 * ``powered_figure.png``: the figure as a static image (matplotlib, same content);
 * ``powered_table_ood.md`` / ``powered_table_ood.csv``: the OOD variants (secondary): W2S −
   fixed per finished dataset × method × variant × view of the primary router kind, with BH
-  per study row × method × variant × view (:mod:`w2s_lens.report.tables.study_ood`).
+  per study row × method × variant × view (:mod:`w2s_lens.report.tables.study_ood`);
+* ``powered_verdict.md``: the finished datasets in one short table (the README's): the fixed
+  layer, the cross-validated headroom and its share of the fixed effect, κ, each primary
+  router's W2S − fixed with p, and the reading.
 
 Rows not yet run read "not run"; rows that ran on fewer items than planned are marked.
 Nothing is computed again: every number comes from the datasets' ``results.json``.
@@ -56,6 +59,7 @@ STATEMENT_V1 = (
     "level. Everything else — other routers, L2S, the cross-validated oracle, retest "
     "agreement, the learning curve, the letter-readout and paper-protocol rows, the 1.5B "
     "rows — is secondary.")
+VERDICT = "powered_verdict.md"
 REPORT = "powered_report.html"
 FIGURE = "powered_figure.png"
 
@@ -99,6 +103,51 @@ def statement(doc: str | None = powered_study.__doc__) -> str:
     if not found:
         return PRIMARY_COMPARISON
     return re.sub(r"``([^`]+)``", r"`\1`", " ".join(found.group(1).split()))
+
+
+def _ci(x: float, lo: float, hi: float) -> str:
+    return f"{x:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}".rstrip("0").rstrip(".")
+
+
+def verdict_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The finished datasets, one line each (its primary routers side by side): a markdown
+    table. The reading is the row's stored ``case``; the headroom's share is cross-validated
+    oracle − cross-validated fixed over the fixed layer's effect on all test items.
+
+    >>> print(verdict_table([]).splitlines()[-1])
+    (no dataset finished yet)
+    """
+    head = ("| protocol | dataset | items | fixed layer [95% CI] | headroom [95% CI] (share of "
+            "fixed) | κ | W2S − fixed, question [95% CI], p | W2S − fixed, options [95% CI], p "
+            "| reading |\n|---|---|---|---|---|---|---|---|---|")
+    lines: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        if r["status"] != DONE:
+            continue
+        line = lines.setdefault((r["protocol"], r["dataset"], r["method"]), {"row": r})
+        view = r["router"].partition("@")[2] or "question"
+        line[view] = r
+    if not lines:
+        return head + "\n(no dataset finished yet)"
+    out = [head]
+    for (protocol, dataset, method), line in lines.items():
+        r = line["row"]
+        share = r["xv_diff"] / r["fixed"] if r["fixed"] else float("nan")
+        cells = []
+        for view in ("question", "options"):
+            v = line.get(view)
+            cells.append("–" if v is None else
+                         f"{_ci(v['diff'], v['diff_lo'], v['diff_hi'])}, {_p(v['p_value'])}")
+        name = protocol if method == "caa" else f"{protocol} ({method})"
+        out.append(f"| {name} | {dataset} | {r['n_train']} + {r['n_test']} | "
+                   f"L{r['fixed_layer']} {_ci(r['fixed'], r['fixed_lo'], r['fixed_hi'])} | "
+                   f"{_ci(r['xv_diff'], r['xv_lo'], r['xv_hi'])} ({share:.0%}) | "
+                   f"{r['kappa']:.2f} | {cells[0]} | {cells[1]} | {r['case']} |")
+    return "\n".join(out)
 
 
 def _arm(a: float, b: float) -> float:
@@ -167,8 +216,16 @@ def main(argv: list[str] | None = None) -> int:
     report = write_study_report(rows, out / REPORT, statement=text, source=root)
     png = write_png(rows, out / FIGURE)
     ood = write_ood(ood_rows(root, plan), out, STEM)
+    verdict = out / VERDICT
+    verdict.write_text(f"# The {'first' if v1 else 'fair'} study, finished datasets\n\n"
+                       f"Built by `analysis/powered_table.py` from each dataset's "
+                       f"`results.json`; {done} of {len(rows)} planned (dataset × primary "
+                       f"router) rows finished. Headroom: cross-validated oracle − "
+                       f"cross-validated fixed on the retested BASE test items; its share is "
+                       f"of the fixed layer's effect on all test items.\n\n"
+                       f"{verdict_table(rows)}\n")
     print(f"{done} of {len(rows)} rows finished; wrote {paths['md']}, {paths['csv']}, "
-          f"{report}, {png}, {ood['md']}, {ood['csv']}")
+          f"{report}, {png}, {ood['md']}, {ood['csv']}, {verdict}")
     return 0
 
 

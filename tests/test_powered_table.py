@@ -42,7 +42,7 @@ def test_main_writes_the_table_report_and_figure(tmp_path, small_plan, capsys) -
     assert "4 of 6 rows finished" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
         "powered_figure.png", "powered_report.html", "powered_table.csv", "powered_table.md",
-        "powered_table_ood.csv", "powered_table_ood.md"]
+        "powered_table_ood.csv", "powered_table_ood.md", "powered_verdict.md"]
     ood = _csv(out / "powered_table_ood.csv")
     variants = {v for p in root.glob("*/*/results.json")
                 for m in json.loads(p.read_text())["methods"].values() for v in m["variants"]}
@@ -102,3 +102,21 @@ def test_plan_data_reads_methods_and_readouts_from_the_arguments() -> None:
     assert plan["paper-0.5b"]["readout"] == "letter-single"
     assert (plan["cloze-1.5b"]["n_train"], plan["cloze-1.5b"]["n_test"]) == (96, 96)
     assert json.loads(json.dumps(plan)) == plan  # plain data
+
+
+def test_the_verdict_table_has_one_line_per_finished_dataset(tmp_path, small_plan) -> None:
+    root, out = build_root(tmp_path / "powered"), tmp_path / "out"
+    pt.main(["--root", str(root), "--out", str(out)])
+    text = (out / "powered_verdict.md").read_text()
+    lines = [x for x in text.splitlines() if x.startswith("| ") and "---" not in x][1:]
+    rows = _csv(out / "powered_table.csv")
+    done = [r for r in rows if r["status"] == "done"]
+    assert len(lines) == len(done) > 0
+    first = done[0]
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[:2] == [first["protocol"], first["dataset"]]
+    assert cells[3].startswith(f"L{first['fixed_layer']} {float(first['fixed']):+.3f}")
+    assert cells[4].startswith(f"{float(first['xv_diff']):+.3f}")
+    assert cells[6].startswith(f"{float(first['diff']):+.3f}")  # logreg on the question
+    assert cells[7] == "–"  # this plan fits no options view
+    assert cells[8] == first["case"]
