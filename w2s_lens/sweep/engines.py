@@ -154,7 +154,9 @@ def fast_chunk(
         scoring: cloze readout: ``"sum"``, ``"mean"`` or ``"first"``
             (:func:`~w2s_lens.sweep.readouts.read_plan`).
         max_rows: rows of several examples share a batch up to this many rows (None: one
-            example per batch).
+            example per batch). The rows counted are those from the last prompt token on;
+            a steered prompt (``"all"``, ``"prompt"``) adds one prompt row per (example,
+            layer, multiplier) beside them.
 
     Returns:
         ``(propensity, captured or None)`` as numpy arrays.

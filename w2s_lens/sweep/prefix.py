@@ -1,7 +1,7 @@
 """Unsteered prefixes, computed once per item: keys and values every steered row attends to.
 
-Steering starts at token ``s`` of a presentation (its last prompt token, or 0), so its prefix
-``tokens[:s]`` is the same in every steered run. The two letter orders of an item (examples
+Steering from a presentation's last prompt token ``s`` on, its prefix ``tokens[:s]`` is the
+same in every steered run. The two letter orders of an item (examples
 with the same ``unit``) share much more: everything up to the ``Choices:`` block. So
 :func:`build_contexts` groups a chunk's presentations by unit, runs the *longest common
 prefix* of the group once, then only each presentation's remainder (attending to the shared
