@@ -36,7 +36,8 @@ Each (variant, dataset) is one ``analysis/reproduce_table.py`` run into
 ``$W2S_RUNS_DIR/ablation/<variant>/<dataset>`` (resumable), copied when finished to
 ``analysis/results/ablation/<variant>/<dataset>/`` (``results.json``, ``run.json``,
 ``items.csv``, ``run_log.json``) and committed with ``--commit``. ``--table`` writes
-``analysis/results/ablation/ablation_table.csv`` and ``.md`` from whatever has finished: one
+``analysis/results/ablation/ablation_table.csv`` and ``.md`` (and the README's compact
+``ablation_summary.md``) from whatever has finished: one
 row per dataset × variant with the fixed steerability and its interval (all test items, the
 layer chosen on training items), the cross-validated headroom with its interval (on the
 ``n_retest`` retested items, against the cross-validated fixed layer ``xv_fixed_layers`` worth
@@ -200,8 +201,50 @@ def table_rows(results: Path = RESULTS) -> list[dict[str, Any]]:
     return rows
 
 
+def _ci(x: Any, lo: Any, hi: Any, fmt: str = "+.3f") -> str:
+    if x is None or x == "":
+        return "–"
+    ci = "" if lo is None or hi is None else f" [{lo:{fmt}}, {hi:{fmt}}]"
+    return f"{x:{fmt}}{ci}"
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """The rows as the README shows them (markdown): per dataset × variant the fixed layer on
+    all test items, the cross-validated fixed on the retested ones, the headroom and the
+    relative headroom with intervals, the shift against the baseline with its one-sided p,
+    κ, and the primary router's W2S − fixed on the question and options views.
+
+    >>> print(summary_table([]).splitlines()[-1])
+    (no row finished yet)
+    """
+    head = ("| dataset | variant | fixed layer: all test items [95% CI] | cross-validated fixed: "
+            "retested items | headroom [95% CI] | relative headroom [95% CI] | vs baseline "
+            "[95% CI], p | κ | W2S − fixed, question / options |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    if not rows:
+        return head + "\n(no row finished yet)"
+    out = [head]
+    for r in rows:
+        shift = "–" if r.get("vs_baseline") is None else (
+            f"{_ci(r['vs_baseline'], r.get('vs_baseline_lo'), r.get('vs_baseline_hi'), '+.2f')}"
+            f", {r['vs_baseline_p']:.2g}")
+        views = " / ".join(_ci(r.get(f"w2s_minus_fixed[{v}]"), None, None)
+                           for v in ("question", "options"))
+        kappa = "–" if r.get("kappa") is None else f"{r['kappa']:.2f}"
+        out.append(
+            f"| {r['dataset']} | {r['variant']} | L{r['fixed_layer']} "
+            f"{_ci(r['fixed'], r['fixed_lo'], r['fixed_hi'])} | "
+            f"{'/'.join(r['xv_fixed_layers'].split())} "
+            f"{_ci(r['xv_fixed'], None, None)} ({r['n_retest']} items) | "
+            f"{_ci(r['headroom'], r['headroom_lo'], r['headroom_hi'])} | "
+            f"{_ci(r.get('rel_headroom'), r.get('rel_headroom_lo'), r.get('rel_headroom_hi'), '.2f')}"
+            f" | {shift} | {kappa} | {views} |")
+    return "\n".join(out)
+
+
 def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
-    """``ablation_table.csv`` (and a markdown copy) under ``out``."""
+    """``ablation_table.csv`` (and a markdown copy) under ``out``, and the README's compact
+    table, ``ablation_summary.md`` (:func:`summary_table`)."""
     out.mkdir(parents=True, exist_ok=True)
     cols = list(COLUMNS) + sorted({k for r in rows for k in r if k not in COLUMNS})
     path = out / "ablation_table.csv"
@@ -220,6 +263,10 @@ def write_table(rows: list[dict[str, Any]], out: Path = RESULTS) -> Path:
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(cell(r.get(c), c) for c in cols) + " |" for r in rows]
     (out / "ablation_table.md").write_text("\n".join(md) + "\n")
+    (out / "ablation_summary.md").write_text(
+        "# The ablations, finished rows\n\nBuilt by `analysis/ablation_study.py --table` from "
+        "each row's `results.json` and `items.csv` (all columns: `ablation_table.md`).\n\n"
+        + summary_table(rows) + "\n")
     return path
 
 

@@ -59,6 +59,13 @@ def test_the_table_reads_finished_rows(tmp_path):
         got = list(csv.DictReader(f))
     assert got[0]["dataset"] == "corrigible-neutral-HHH" and got[0]["n_test"] == "200"
     assert (tmp_path / "ablation_table.md").read_text().count("\n") == 3
+    summary = (tmp_path / "ablation_summary.md").read_text()
+    line = [x for x in summary.splitlines() if x.startswith("| corrigible")][0]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2].startswith(f"L{rows[0]['fixed_layer']} {rows[0]['fixed']:+.3f} [")
+    assert cells[4] == (f"{xv['diff']:+.3f} [{xv['ci'][0]:+.3f}, {xv['ci'][1]:+.3f}]")
+    assert cells[7] == f"{rows[0]['kappa']:.2f}"
+    assert cells[8].startswith(f"{rows[0]['w2s_minus_fixed[question]']:+.3f} / ")
 
 
 def test_pending_keeps_the_plan_order_skips_finished_rows_and_filters(tmp_path):
