@@ -237,8 +237,8 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             f"{'/'.join(r['xv_fixed_layers'].split())} "
             f"{_ci(r['xv_fixed'], None, None)} ({r['n_retest']} items) | "
             f"{_ci(r['headroom'], r['headroom_lo'], r['headroom_hi'])} | "
-            f"{_ci(r.get('rel_headroom'), r.get('rel_headroom_lo'), r.get('rel_headroom_hi'), '.2f')}"
-            f" | {shift} | {kappa} | {views} |")
+            f"{_ci(r.get('rel_headroom'), r.get('rel_headroom_lo'), r.get('rel_headroom_hi'),
+                   '.2f')} | {shift} | {kappa} | {views} |")
     return "\n".join(out)
 
 
