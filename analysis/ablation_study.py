@@ -231,14 +231,15 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         views = " / ".join(_ci(r.get(f"w2s_minus_fixed[{v}]"), None, None)
                            for v in ("question", "options"))
         kappa = "–" if r.get("kappa") is None else f"{r['kappa']:.2f}"
+        rel = _ci(r.get("rel_headroom"), r.get("rel_headroom_lo"), r.get("rel_headroom_hi"),
+                  ".2f")
         out.append(
             f"| {r['dataset']} | {r['variant']} | L{r['fixed_layer']} "
             f"{_ci(r['fixed'], r['fixed_lo'], r['fixed_hi'])} | "
             f"{'/'.join(r['xv_fixed_layers'].split())} "
             f"{_ci(r['xv_fixed'], None, None)} ({r['n_retest']} items) | "
             f"{_ci(r['headroom'], r['headroom_lo'], r['headroom_hi'])} | "
-            f"{_ci(r.get('rel_headroom'), r.get('rel_headroom_lo'), r.get('rel_headroom_hi'),
-                   '.2f')} | {shift} | {kappa} | {views} |")
+            f"{rel} | {shift} | {kappa} | {views} |")
     return "\n".join(out)
 
 
