@@ -122,8 +122,8 @@ def verdict_table(rows: Sequence[Mapping[str, Any]]) -> str:
     (no dataset finished yet)
     """
     head = ("| protocol | dataset | items | fixed layer [95% CI] | headroom [95% CI] (share of "
-            "fixed) | κ | W2S − fixed, question [95% CI], p | W2S − fixed, options [95% CI], p "
-            "| reading |\n|---|---|---|---|---|---|---|---|---|")
+            "fixed) | κ | W2S − fixed, question [95% CI], p (W2S > fixed) | W2S − fixed, options "
+            "[95% CI], p | reading |\n|---|---|---|---|---|---|---|---|---|")
     lines: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in rows:
         if r["status"] != DONE:
