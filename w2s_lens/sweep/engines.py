@@ -337,6 +337,7 @@ class _PrefixRows:
         self.resid: Tensor | None = None
         self.valid: Tensor | None = None
         self.groups: list[Tensor] = []
+        self.pos: Tensor | None = None
 
     def join(self, i: int, block: int, mults: Tensor, vec: Tensor, n_rows: int) -> None:
         """Add example ``i``'s prefix, steered at ``block`` with ``mults · vec`` (every prefix
@@ -362,11 +363,11 @@ class _PrefixRows:
             self.resid = torch.cat([x for x, _ in old + self.parts])
             self.valid = torch.cat([m for _, m in old + self.parts])
             self.parts = []
-        if not self.groups:
+        if not self.groups:  # rows joined since the last block: regroup, new positions
             owner = torch.tensor(self.owner, device=self.device)
             self.groups = [torch.nonzero(owner == g).flatten() for g in range(len(self.lengths))]
-        pos = row_positions([0] * len(self.lengths), self.width, self.device)
-        self.resid, kv = block_step(model, block, self.resid, pos, self.valid, want_kv=True)
+            self.pos = row_positions([0] * len(self.lengths), self.width, self.device)
+        self.resid, kv = block_step(model, block, self.resid, self.pos, self.valid, want_kv=True)
         keys, values = kv
         ctx = [(keys[g, :n].transpose(0, 1), values[g, :n].transpose(0, 1))
                for g, n in enumerate(self.lengths)]
