@@ -8,6 +8,7 @@ import sys
 import pytest
 from conftest import refused, write_ab_dataset
 
+import w2s_lens.sweep.runner as sweep_runner
 from w2s_lens.cli.commands import build_parser, main
 from w2s_lens.cli.jobs import run_evaluation
 from w2s_lens.cli.settings import config_from_args
@@ -162,3 +163,31 @@ def test_os_errors_during_a_command_are_one_line_naming_the_path(tmp_path, monke
     err = refused(["vectors", "--pairs", "p.jsonl", "--out", str(tmp_path / "v")], capsys)
     assert err == (f"w2s-lens vectors: error: {tmp_path}/v/vectors.safetensors: No space left "
                    "on device")
+
+
+@pytest.mark.slow
+def test_refit_tunes_stale_routers_again_without_a_sweep(tmp_path, capsys, monkeypatch):
+    data = write_ab_dataset(tmp_path / "data", 8)
+    out = tmp_path / "run"
+    args = [a if a != "logreg" else "logreg,knn" for a in ARGS]
+    assert main(["evaluate", "--dataset", str(data), *args, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["refit", str(out)]) == 2  # the run recorded its data file by name only
+    assert "give their folder with --data-dir" in capsys.readouterr().err
+    assert main(["refit", str(out), "--data-dir", str(data.parent)]) == 0
+    assert "nothing to refit" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    results["methods"]["caa"]["router_cv"]["knn"]["grid"] = [1, 2]  # an older grid
+    (out / "results.json").write_text(json.dumps(results))
+
+    def no_sweep(*a, **k):
+        raise AssertionError("refit swept")
+
+    monkeypatch.setattr(sweep_runner, "fast_chunk", no_sweep)
+    assert main(["refit", str(out), "--data-dir", str(data.parent)]) == 0
+    assert "refitted caa/knn" in capsys.readouterr().out
+    new = json.loads((out / "results.json").read_text())
+    assert new["refits"][-1]["routers"] == ["caa/knn"]
+    assert new["methods"]["caa"]["router_cv"]["knn"]["grid"] != [1, 2]
+    assert main(["refit", str(out), "--data-dir", str(data.parent), "--routers", "mlp"]) == 2
+    assert "no routers ['mlp']" in capsys.readouterr().err

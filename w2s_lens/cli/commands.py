@@ -131,6 +131,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refit(args: argparse.Namespace) -> int:
+    from w2s_lens.artifacts.json_files import read_json
+    from w2s_lens.cli.jobs import refit_job
+
+    routers = [r for r in args.routers.split(",") if r] if args.routers else None
+    results = Path(args.run_dir) / "results.json"
+    before = len(read_json(results).get("refits") or []) if results.is_file() else 0
+    refits = refit_job(args.run_dir, routers, args.data_dir, device=args.device,
+                       dtype=args.dtype).to_dict().get("refits") or []
+    if len(refits) == before:
+        print("nothing to refit: every router was tuned on today's grid")
+        return 0
+    print(f"refitted {', '.join(refits[-1]['routers'])}; wrote {results}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from w2s_lens.evaluation.storage.runlock import hold
     from w2s_lens.report.html import write_report
@@ -238,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a table of the three continuations side by side (on a terminal)")
     p.add_argument("--multiplier", type=finite, default=1.0, help="λ (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="(default: %(default)s)")
+
+    p = command("refit", cmd_refit)
+    p.add_argument("run_dir", help="a finished run directory (results.json, run.json, items.csv)")
+    p.add_argument("--routers", default=None,
+                   help="comma-separated router names, e.g. mlp,mlp@options (default: those "
+                        "tuned on an older grid)")
+    p.add_argument("--data-dir", default=None, help="folder of the run's dataset")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
+    p.add_argument("--dtype", choices=DTYPES, default=None,
+                   help="model precision (default: the run's)")
 
     p = command("report", cmd_report)
     p.add_argument("run_dir", help="a run or sweep directory")

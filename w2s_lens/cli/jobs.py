@@ -23,6 +23,7 @@ from typing import Any
 
 from w2s_lens.choices import Engine
 from w2s_lens.data.datasets import load_dataset, load_prompts
+from w2s_lens.data.items import DatasetError
 from w2s_lens.data.prompts import PromptFormatter
 from w2s_lens.data.splits import balanced, train_test_split
 from w2s_lens.evaluation.advice import Advice, advise
@@ -50,7 +51,7 @@ from w2s_lens.steering.vectors import SteeringVectors, train_caa
 from w2s_lens.sweep.result import SweepResult
 from w2s_lens.sweep.runner import run_sweep
 
-__all__ = ["advise_job", "generate_job", "run_evaluation", "run_sweep_job",
+__all__ = ["advise_job", "generate_job", "refit_job", "run_evaluation", "run_sweep_job",
            "train_router_job", "vectors_from_pairs_job"]
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,51 @@ def run_evaluation(config: EvalConfig, out_dir: str | os.PathLike, progress: boo
         items, test_items = load_items(config)
         model = model if model is not None else _model(config.compute.model, config)
         return evaluate(model, items, config, out_dir, progress, test_items=test_items)
+
+
+def refit_job(run_dir: str | os.PathLike, routers: Sequence[str] | None = None,
+              data_dir: str | None = None, model: Any = None, device: str | None = None,
+              dtype: str | None = None) -> EvaluationResult:
+    """``w2s-lens refit``: tune a finished run's routers again from its ``items.csv``
+    (:func:`w2s_lens.evaluation.refit.refit_routers`), with its items loaded from
+    ``data_dir`` (default: the run's) and formatted with its settings.
+
+    Args:
+        run_dir: the finished run (``results.json``, ``run.json``, ``items.csv``).
+        routers: router names; None: those tuned on an older grid.
+        data_dir: where the run's dataset lives (the run records none when it was given on
+            another machine).
+        model: an already loaded model (default: load the run's).
+        device, dtype: where and in which precision to load it (default: the run's).
+
+    Example:
+        >>> r = refit_job("runs/corrigible", ["mlp"])  # doctest: +SKIP
+    """
+    from w2s_lens.evaluation.refit import refit_routers
+    from w2s_lens.evaluation.split import prepare_examples
+
+    folder = Path(run_dir)
+    for name in ("results.json", "run.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} does not exist: refit needs a finished "
+                                    "run (results.json, run.json and items.csv)")
+    config = EvalConfig.from_dict(dict(RunDir(folder).read_run()["config"]))
+    if data_dir is not None:
+        config = config.replace(data_dir=data_dir)
+        given = Path(data_dir) / config.data.dataset  # a dataset file the run recorded by name
+        if config.data.dataset.endswith((".jsonl", ".json")) and given.is_file():
+            config = config.replace(dataset=str(given))
+    with hold(folder):
+        try:
+            items, test_items = load_items(config)
+        except DatasetError as err:
+            raise DatasetError(f"{err} (the data of the run in {folder}: give their folder "
+                               "with --data-dir)") from err
+        if model is None:
+            kw = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+            model = _model(config.compute.model, config, **kw)
+        examples = prepare_examples(model, items, config, test_items)
+        return refit_routers(model, examples, folder, routers)
 
 
 def run_sweep_job(

@@ -51,8 +51,15 @@ SUMMARIES = {
     "generate": "unsteered / fixed-layer / routed continuations side by side",
     "report": "a self-contained HTML report of a run",
     "advise": "which layer to steer at, from one backward pass (no sweep); --verify checks it",
+    "refit": "tune a finished run's routers again from its items.csv (no sweep)",
 }
 DESCRIPTIONS = {
+    "refit": "Tune the routers of a finished evaluation again without sweeping: the "
+             "steerabilities come from the run's items.csv, the routers' inputs from unsteered "
+             "forward passes over its items (from --data-dir, formatted with the run's "
+             "settings). First checks that refitting the primary router reproduces the stored "
+             "numbers, then refits --routers (default: those tuned on an older grid) and "
+             "rewrites results.json (recording the refit) and items.csv.",
     "demo": "The main job on the embedded defaults, in one run: first the synthetic positive "
             "control (a hand-built model whose input families are steerable only at their own "
             "layers: W2S must find them), then the embedded model on a dataset where it "

@@ -42,8 +42,6 @@ from w2s_lens.report.tables.cross_dataset import (
     describe_config,
     table_rows,
 )
-from w2s_lens.routing.estimators import grid_is_current
-from w2s_lens.routing.views import split_router_name
 
 __all__ = ["READ_BACK_SETTINGS", "TableError", "after_sweep_changes", "evaluate_dataset",
            "finished_results", "run_table", "stale_routers"]
@@ -95,9 +93,11 @@ def stale_routers(result: EvaluationResult) -> list[str]:
         >>> stale_routers(EvaluationResult.load("runs/t/openness"))  # doctest: +SKIP
         ['caa/mlp', 'caa/mlp@options']
     """
-    return [f"{method}/{name}" for method, m in result.methods.items()
-            for name, tuning in (m.router_cv or {}).items()
-            if not grid_is_current(split_router_name(name)[0], tuning.grid, tuning.n_samples)]
+    from w2s_lens.evaluation.refit import stale_router_names
+
+    d = result.to_dict()
+    return [f"{method}/{name}" for method in d["methods"]
+            for name in stale_router_names(d, method)]
 
 
 #: settings a finished run is read back only with (see :func:`after_sweep_changes`)

@@ -9,7 +9,8 @@ Split by concern:
   answers' form for the cloze diagnostic (:mod:`.forms`), the cost line before a long run
   (:mod:`.cost`), the pipeline itself (:mod:`.pipeline`: vectors, cross-fitted training
   sweeps, routers, test sweeps) and layer advice without a sweep from first-order
-  steerability (:mod:`.advice`, its text in :mod:`.advice_text`);
+  steerability (:mod:`.advice`, its text in :mod:`.advice_text`), and a finished run's
+  routers tuned again from its per-item data without a sweep (:mod:`.refit`);
 * :mod:`.stats`: bootstrap intervals, the exact paired sign-flip test, verdicts, minimal
   detectable differences, Benjamini-Hochberg, router accuracies, the per-variant block;
 * :mod:`.storage`: the run directory, its sweep files, its lock and the contrast cache;

@@ -12,6 +12,10 @@ mean over its letter orders when mirrored); ``best_layer`` their argmax (a layer
 elsewhere). Token counts are those of the options the cloze readout scores (1 for a letter).
 No embeddings are kept: the file is kilobytes per dataset.
 
+:func:`read_item_table` reads it back exactly (the floats as written), grouped per
+(method, sweep), for :mod:`w2s_lens.evaluation.refit`; :meth:`EvaluationResult.items_frame`
+gives it as a pandas frame.
+
 Example:
     >>> rows = item_rows(rd, "caa")  # doctest: +SKIP
     >>> write_items(rd.path / "items.csv", rows)  # doctest: +SKIP
@@ -23,15 +27,18 @@ import csv
 import io
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jaxtyping import Float
 
 from w2s_lens.artifacts.files import write_text
+from w2s_lens.artifacts.provenance import ArtifactMismatch
 from w2s_lens.evaluation.storage.rundir import RunDir
 
-__all__ = ["ITEMS_FILE", "item_rows", "write_items"]
+__all__ = ["ITEMS_FILE", "SweepRows", "item_rows", "read_item_table", "write_items"]
 
 ITEMS_FILE = "items.csv"
 
@@ -100,3 +107,55 @@ def write_items(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> P
     writer.writeheader()
     writer.writerows(rows)
     return write_text(Path(path), buf.getvalue())
+
+
+@dataclass(frozen=True)
+class SweepRows:
+    """The ``items.csv`` rows of one (method, sweep), in file order.
+
+    Attributes:
+        index: their row numbers in the file (0 = the first row after the header).
+        ids: their items.
+        steerability: ``[n, L]`` their ``s_L<l>`` columns, in the order of the layers asked.
+    """
+
+    index: list[int]
+    ids: list[str]
+    steerability: Float[np.ndarray, "n L"]
+
+
+def read_item_table(path: str | os.PathLike, layers: Sequence[int]
+                    ) -> tuple[list[dict[str, str]], dict[tuple[str, str], SweepRows]]:
+    """``items.csv`` as written: its rows (strings) and, per ``(method, sweep)``, the
+    :class:`SweepRows` at ``layers`` (floats parsed back exactly).
+
+    Raises:
+        FileNotFoundError: no such file (the run kept no per-item data).
+        ArtifactMismatch: a needed column is missing (named).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "items.csv"
+        >>> _ = write_items(p, [{"method": "caa", "sweep": "base", "id": "d:0", "s_L3": 0.1},
+        ...                     {"method": "caa", "sweep": "base", "id": "d:1", "s_L3": 0.7}])
+        >>> rows, table = read_item_table(p, [3])
+        >>> table["caa", "base"].ids, table["caa", "base"].steerability.ravel().tolist()
+        (['d:0', 'd:1'], [0.1, 0.7])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: this run kept no per-item data, so "
+                                "its routers can only be refitted by rerunning it")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cols = [f"s_L{layer}" for layer in layers]
+    missing = [c for c in ("method", "sweep", "id", *cols) if rows and c not in rows[0]]
+    if missing:
+        raise ArtifactMismatch(f"{path} lacks the columns {missing}")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r["method"], r["sweep"]), []).append(i)
+    table = {k: SweepRows(idx, [rows[i]["id"] for i in idx],
+                          np.array([[float(rows[i][c]) for c in cols] for i in idx], float))
+             for k, idx in groups.items()}
+    return rows, table
