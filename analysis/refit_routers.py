@@ -88,7 +88,7 @@ def refit_folder(folder: Path, routers: list[str] | None, data_dir: str, models:
     if name not in models:
         models[name] = load_model(name, device=config.compute.device, dtype=config.compute.dtype)
     before = len(read_json(folder / "results.json").get("refits") or [])
-    refits = refit_job(folder, routers, data_dir, model=models[name]).to_dict().get("refits") or []
+    refits = refit_job(folder, routers, data_dir, model=models[name]).refits or ()
     write_table(folder)
     entry = {"routers": refits[-1]["routers"] if len(refits) > before else [],
              "wall_time_s": round(time.perf_counter() - t0, 1),

@@ -118,7 +118,7 @@ def test_a_stale_router_is_refitted_and_recorded(control, runs, tmp_path):
     record = new["refits"][-1]
     assert record["routers"] == ["caa/knn"] and "items.csv" in record["source"]
     assert "single-order" in record["single_order"]
-    assert result.to_dict()["refits"] == new["refits"]
+    assert list(result.refits) == new["refits"]  # typed
     knn = new["methods"]["caa"]["router_cv"]["knn"]
     assert grid_is_current("knn", knn["grid"], knn["n_samples"])
     old = before["methods"]["caa"]["router_cv"]["knn"]

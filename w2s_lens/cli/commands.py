@@ -139,7 +139,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     results = Path(args.run_dir) / "results.json"
     before = len(read_json(results).get("refits") or []) if results.is_file() else 0
     refits = refit_job(args.run_dir, routers, args.data_dir, device=args.device,
-                       dtype=args.dtype).to_dict().get("refits") or []
+                       dtype=args.dtype).refits or ()
     if len(refits) == before:
         print("nothing to refit: every router was tuned on today's grid")
         return 0

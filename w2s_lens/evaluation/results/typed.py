@@ -12,7 +12,8 @@ Schema of ``results.json``, format version 2 (:data:`SCHEMA_VERSION`)::
     model, dataset, readout, mirror, length_norm, scoring?, positions?, list_options?,
     scale?, fraction?, methods_run, layers, routers, primary_router, embedding,
     router_inputs?, n_train, n_test, split_seed, cross_fit, format_version, versions,
-    view_costs?: [ViewCost], methods: {method: MethodResult}
+    view_costs?: [ViewCost], refits?: [{routers, source, single_order, date, versions}],
+    methods: {method: MethodResult}
     ViewCost       split, features, cpu_s, wall_s, n_presentations, note
     MethodResult   fixed_layer, train_fixed_steerability, train_best_layer_counts {layer: n},
                    router_cv {router: RouterTuning}, vector_norms [per layer], w2s_over_fixed,
@@ -213,6 +214,9 @@ class EvaluationResult(Node):
     view_costs: tuple[ViewCost, ...] | None = key(codec=nested("ViewCost", "list"))
     format_version: int | None = None
     versions: dict[str, str] | None = None
+    #: routers tuned again after the run, without a sweep (:mod:`w2s_lens.evaluation.refit`):
+    #: per refit its ``routers`` (``method/router``), ``source``, ``date`` and ``versions``
+    refits: tuple[dict[str, Any], ...] | None = key(codec=TUPLE)
     path: Path | None = key(stored=False)
 
     @classmethod
