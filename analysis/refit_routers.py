@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from reproduce_table import PAPER_NOTE, default_data_dir  # noqa: E402
 
 from w2s_lens.artifacts.json_files import read_json, write_json  # noqa: E402
-from w2s_lens.artifacts.provenance import stamp  # noqa: E402
+from w2s_lens.artifacts.provenance import ArtifactMismatch, stamp  # noqa: E402
 from w2s_lens.evaluation.config import EvalConfig  # noqa: E402
 from w2s_lens.evaluation.refit import stale_router_names  # noqa: E402
 from w2s_lens.evaluation.results.typed import EvaluationResult  # noqa: E402
@@ -123,11 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     routers = args.routers.split(",") if args.routers else None
     models: dict = {}
+    failed = []
     for folder in folders:
-        entry = refit_folder(folder, routers, args.data_dir, models)
+        try:
+            entry = refit_folder(folder, routers, args.data_dir, models)
+        except ArtifactMismatch as err:  # this folder is refused; the others still run
+            print(f"{folder}: REFUSED: {err}", file=sys.stderr, flush=True)
+            failed.append(folder)
+            continue
         print(f"{folder}: refitted {', '.join(entry['routers']) or 'nothing'} in "
               f"{entry['wall_time_s']:.0f} s ({entry['cpu_time_s']:.0f} s CPU)", flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -159,16 +159,17 @@ class Refit:
     routes: dict[tuple[str, str], dict[str, list[int]]]
     item_rows: list[dict[str, str]]
 
-    def differences(self, rel: float = 1e-6, score_rel: float = 1e-3) -> list[str]:
+    def differences(self, rel: float = 1e-6, score_rel: float = 1e-2) -> list[str]:
         """Where a refitted router's blocks differ from the stored ones (``method/router:
         variant``, ``... tuning`` or ``... learning curve``); empty when the refit reproduces
         the run. Meaningful for routers whose tuning grid is current.
 
         The recomputed inputs come from their own forward passes, not from the sweep that
         captured the question's residual, so they differ from the run's in the last float
-        bits (on the synthetic control: cross-validated log-loss 6e-6 apart): the test
-        blocks and learning-curve rows are compared to ``rel``, the tuning record on its
-        choices exactly and on its scores to ``score_rel`` (keys the stored record lacks,
+        bits, and the cross-validated scores of weakly regularised grid values follow them
+        (log-loss 6e-6 apart on the synthetic control, up to 1.6e-3 on a real 96-item row):
+        the test blocks and learning-curve rows are compared to ``rel``, the tuning record on
+        its choices exactly and on its scores to ``score_rel`` (keys the stored record lacks,
         added to tuning records since the run, are not compared).
 
         Example:
