@@ -33,7 +33,8 @@ from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.cost import sweep_cost
 from w2s_lens.evaluation.pipeline import evaluate
 from w2s_lens.evaluation.results.typed import EvaluationResult
-from w2s_lens.evaluation.split import load_items
+from w2s_lens.evaluation.refit import refit_routers
+from w2s_lens.evaluation.split import load_items, prepare_examples
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.evaluation.storage.runlock import hold
 from w2s_lens.models.loading import load_model
@@ -100,9 +101,6 @@ def refit_job(run_dir: str | os.PathLike, routers: Sequence[str] | None = None,
     Example:
         >>> r = refit_job("runs/corrigible", ["mlp"])  # doctest: +SKIP
     """
-    from w2s_lens.evaluation.refit import refit_routers
-    from w2s_lens.evaluation.split import prepare_examples
-
     folder = Path(run_dir)
     for name in ("results.json", "run.json"):
         if not (folder / name).is_file():
