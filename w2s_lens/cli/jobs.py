@@ -32,8 +32,8 @@ from w2s_lens.evaluation.config_parts import ConfigError
 from w2s_lens.evaluation.context import resolve_layers, swept_vectors
 from w2s_lens.evaluation.cost import sweep_cost
 from w2s_lens.evaluation.pipeline import evaluate
-from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.refit import refit_routers
+from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.split import load_items, prepare_examples
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.evaluation.storage.runlock import hold
