@@ -92,11 +92,16 @@ def test_pending_keeps_the_plan_order_skips_finished_rows_and_filters(tmp_path):
 
 def test_stale_finished_rows_are_pending_only_with_stale(tmp_path):
     """A finished row whose MLP was tuned on the grid before it changed (the committed
-    corrigible-neutral-HHH baseline) runs again with --stale only."""
+    corrigible-neutral-HHH baseline with the MLP grid it had until 2026-12-07) runs again with
+    --stale only."""
+    import json
+
     real = ROOT / "analysis/results/ablation/baseline/corrigible-neutral-HHH/results.json"
     done = tmp_path / "baseline" / "corrigible-neutral-HHH"
     done.mkdir(parents=True)
-    (done / "results.json").write_text(real.read_text())
+    res = json.loads(real.read_text())
+    res["methods"]["caa"]["router_cv"]["mlp"]["grid"] = [100.0, 1.0, 0.01, 0.0001]
+    (done / "results.json").write_text(json.dumps(res))
     rows = ["baseline"]
     assert [d for _, d in ab.pending(rows, tmp_path)] == ["self-awareness-text-model"]
     assert [d for _, d in ab.pending(rows, tmp_path, stale=True)] == [

@@ -76,11 +76,13 @@ def test_pending_skips_finished_datasets_in_plan_order(tmp_path):
 
 
 def test_stale_routers_make_a_finished_dataset_pending_only_with_stale(tmp_path):
-    """The letter row's committed results were tuned on the MLP grid before it changed."""
+    """The letter row's committed results, its MLP given the grid it had until 2026-12-07
+    (stale), and the same with today's grids (fresh)."""
     from w2s_lens.routing.estimators import tuning_grid
 
     real = Path(ps.__file__).parent / "results/fair/letter-0.5b/corrigible-neutral-HHH"
     res = json.loads((real / "results.json").read_text())
+    res["methods"]["caa"]["router_cv"]["mlp"]["grid"] = [100.0, 1.0, 0.01, 0.0001]
     for row, dataset in [("letter-0.5b", "corrigible-neutral-HHH"),
                          ("letter-0.5b", "self-awareness-text-model")]:
         (tmp_path / row / dataset).mkdir(parents=True)
