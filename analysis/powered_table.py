@@ -186,7 +186,8 @@ def write_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle("The powered study: W2S − fixed and cross-validated oracle − fixed per "
                  "dataset (BASE test items; the oracle on the retest's items)", fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    # keep about half an inch for the legend below and the title above, whatever the height
+    fig.tight_layout(rect=(0, 0.5 / height, 1, 1 - 0.45 / height))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
