@@ -155,7 +155,8 @@ def _arm(a: float, b: float) -> float:
     return 0.0 if math.isnan(a) or math.isnan(b) else max(a - b, 0.0)
 
 
-def write_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+def write_png(rows: Sequence[Mapping[str, Any]], path: Path,
+              title: str = "The powered study") -> Path:
     """The study figure (:func:`w2s_lens.report.plots_study.study_panels`, as the report's
     plotly figure draws it) as a PNG, with matplotlib's Agg backend."""
     import matplotlib
@@ -184,7 +185,7 @@ def write_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes[-1, 0].set_xlabel("difference in mean steerability (95% interval)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle("The powered study: W2S − fixed and cross-validated oracle − fixed per "
+    fig.suptitle(f"{title}: W2S − fixed and cross-validated oracle − fixed per "
                  "dataset (BASE test items; the oracle on the retest's items)", fontsize=11)
     # keep about half an inch for the legend below and the title above, whatever the height
     fig.tight_layout(rect=(0, 0.5 / height, 1, 1 - 0.45 / height))
@@ -215,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     text = STATEMENT_V1 if v1 else statement()
     paths = write_study(rows, out, STEM, statement=text)
     report = write_study_report(rows, out / REPORT, statement=text, source=root)
-    png = write_png(rows, out / FIGURE)
+    png = write_png(rows, out / FIGURE,
+                    title="The first powered study" if v1 else "The fair study")
     ood = write_ood(ood_rows(root, plan), out, STEM)
     verdict = out / VERDICT
     verdict.write_text(f"# The {'first' if v1 else 'fair'} study, finished datasets\n\n"
