@@ -81,6 +81,10 @@ def decode_error(path: Path, exc: DatasetError) -> DatasetError:
     data = path.read_bytes()
     start = cause.start + len(data) - len(cause.object)  # utf-8-sig: the BOM is not counted
     line = data.count(b"\n", 0, start) + 1
-    column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+    line_start = data.rfind(b"\n", 0, start) + 1
+    if line == 1 and data.startswith(b"\xef\xbb\xbf"):
+        line_start = 3  # the byte-order mark is not a column
+    # the column in characters, as an editor shows it, not in bytes
+    column = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
     return DatasetError(f"{path}, line {line}, column {column}: not UTF-8 text (byte "
                         f"{data[start:start + 1]!r}: {cause.reason}); save the file as UTF-8")

@@ -61,6 +61,9 @@ def advice_figure(adv: Any) -> go.Figure:
             x=x, y=m.mean(axis=0), mode="lines+markers", name=f"measured (sweep) mean, {v.n} "
             "items", line={"color": col},
             hovertemplate="layer %{x}<br>measured %{y:+.4f}<extra></extra>"))
+    if str(adv.fixed_layer) not in x:
+        raise ValueError(f"the fixed layer {adv.fixed_layer} is not among the advice's layers "
+                         f"{list(adv.layers)}")
     fig.add_vline(x=x.index(str(adv.fixed_layer)), line_dash="dash", line_color="grey",
                   annotation_text=f"fixed layer {adv.fixed_layer}")
     fig.update_layout(

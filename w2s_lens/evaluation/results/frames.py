@@ -41,6 +41,10 @@ ITEMS_COLUMNS = ("split", "sweep", "id")
 REPR_ROWS = 12
 
 
+def _layer(layer: int | None) -> str:
+    return "–" if layer is None else str(layer)
+
+
 def _f(x: Any, fmt: str = "+.3f") -> str:
     return "–" if x is None else format(float(x), fmt)
 
@@ -201,7 +205,7 @@ def summary_text(result: EvaluationResult) -> str:
             fixed = v.fixed.steerability if v.fixed else None
             for router, c in v.routers.items():
                 mark = "*" if router == result.primary_router else " "
-                lines.append(f"{variant:10} {mark}{router:21} {v.fixed_layer!s:>3} "
+                lines.append(f"{variant:10} {mark}{router:21} {_layer(v.fixed_layer):>3} "
                              f"{_f(fixed):>7} {_f(c.steerability):>7}  "
                              f"{_ci(c.diff, c.diff_ci):26} {_f(c.p, '.3g'):>7} "
                              f"{_f(c.mde, '.3f'):>6}  {c.verdict or '–'}")

@@ -131,7 +131,8 @@ def read_item_table(path: str | os.PathLike, layers: Sequence[int]
 
     Raises:
         FileNotFoundError: no such file (the run kept no per-item data).
-        ArtifactMismatch: a needed column is missing (named).
+        ArtifactMismatch: a needed column is missing (named), the file has no items, or a
+            steerability cell is not a number (file, line and item named).
 
     Example:
         >>> import tempfile, pathlib
@@ -146,16 +147,30 @@ def read_item_table(path: str | os.PathLike, layers: Sequence[int]
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: this run kept no per-item data, so "
                                 "its routers can only be refitted by rerunning it")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        rows = list(reader)
     cols = [f"s_L{layer}" for layer in layers]
-    missing = [c for c in ("method", "sweep", "id", *cols) if rows and c not in rows[0]]
+    missing = [c for c in ("method", "sweep", "id", *cols) if c not in header]
     if missing:
         raise ArtifactMismatch(f"{path} lacks the columns {missing}")
+    if not rows:
+        raise ArtifactMismatch(f"{path} has a header and no items")
+
+    def number(i: int, col: str) -> float:
+        cell = rows[i][col]
+        try:
+            return float(cell)
+        except (TypeError, ValueError):
+            raise ArtifactMismatch(
+                f"{path}, line {i + 2} (item {rows[i]['id']!r}): column {col} holds "
+                f"{cell!r}, not a number") from None
+
     groups: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault((r["method"], r["sweep"]), []).append(i)
     table = {k: SweepRows(idx, [rows[i]["id"] for i in idx],
-                          np.array([[float(rows[i][c]) for c in cols] for i in idx], float))
+                          np.array([[number(i, c) for c in cols] for i in idx], float))
              for k, idx in groups.items()}
     return rows, table

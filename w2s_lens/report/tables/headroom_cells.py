@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from w2s_lens.evaluation.results.headroom import CrossValidatedOracle, Retest
 from w2s_lens.evaluation.results.nodes import FormRouter
 from w2s_lens.evaluation.results.typed import MethodResult, VariantResult
@@ -28,7 +30,7 @@ HEADROOM_COLUMNS = ("agreement", "kappa", "xv_diff", "xv_lo", "xv_hi", "xv_p",
 
 
 def _f(x: Any, fmt: str = "+.3f") -> str:
-    return "–" if x is None else format(float(x), fmt)
+    return "–" if x is None or np.isnan(float(x)) else format(float(x), fmt)
 
 
 def _p(x: Any) -> str:
