@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 
 import powered_study  # noqa: E402
 
+from w2s_lens.evaluation.stats.paired import VERDICT_BETTER, verdict_kind  # noqa: E402
 from w2s_lens.report.plots_study import study_panels  # noqa: E402
 from w2s_lens.report.study_report import write_study_report  # noqa: E402
 from w2s_lens.report.tables.cross_dataset import readout_label  # noqa: E402
@@ -113,10 +114,20 @@ def _p(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}".rstrip("0").rstrip(".")
 
 
+def _bh(row: Mapping[str, Any]) -> str:
+    """What Benjamini-Hochberg did to a W2S win: nothing to say unless the row's own test
+    says W2S beats fixed; then whether the win is kept across the study row's datasets."""
+    if verdict_kind(str(row.get("verdict"))) != VERDICT_BETTER:
+        return ""
+    return "; kept by BH" if row.get("beats_after_bh") in (True, "True") else "; not kept by BH"
+
+
 def verdict_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The finished datasets, one line each (its primary routers side by side): a markdown
-    table. The reading is the row's stored ``case``; the headroom's share is cross-validated
-    oracle − cross-validated fixed over the fixed layer's effect on all test items.
+    table. The reading is the row's stored ``case`` (per dataset, before any correction); a
+    W2S cell whose own test says W2S beats fixed says whether Benjamini-Hochberg across the
+    study row's datasets keeps the win. The headroom's share is cross-validated oracle −
+    cross-validated fixed over the fixed layer's effect on all test items.
 
     >>> print(verdict_table([]).splitlines()[-1])
     (no dataset finished yet)
@@ -141,7 +152,8 @@ def verdict_table(rows: Sequence[Mapping[str, Any]]) -> str:
         for view in ("question", "options"):
             v = line.get(view)
             cells.append("–" if v is None else
-                         f"{_ci(v['diff'], v['diff_lo'], v['diff_hi'])}, {_p(v['p_value'])}")
+                         f"{_ci(v['diff'], v['diff_lo'], v['diff_hi'])}, {_p(v['p_value'])}"
+                         f"{_bh(v)}")
         name = protocol if method == "caa" else f"{protocol} ({method})"
         out.append(f"| {name} | {dataset} | {r['n_train']} + {r['n_test']} | "
                    f"L{r['fixed_layer']} {_ci(r['fixed'], r['fixed_lo'], r['fixed_hi'])} | "
@@ -225,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                        f"`results.json`; {done} of {len(rows)} planned (dataset × primary "
                        f"router) rows finished. Headroom: cross-validated oracle − "
                        f"cross-validated fixed on the retested BASE test items; its share is "
-                       f"of the fixed layer's effect on all test items.\n\n"
+                       f"of the fixed layer's effect on all test items. p is one-sided and "
+                       f"per dataset; a win says whether Benjamini-Hochberg at 2.5% across the "
+                       f"study row's datasets (each primary router its own family) keeps it; "
+                       f"the reading is per dataset, before that correction.\n\n"
                        f"{verdict_table(rows)}\n")
     print(f"{done} of {len(rows)} rows finished; wrote {paths['md']}, {paths['csv']}, "
           f"{report}, {png}, {ood['md']}, {ood['csv']}, {verdict}")

@@ -120,3 +120,28 @@ def test_the_verdict_table_has_one_line_per_finished_dataset(tmp_path, small_pla
     assert cells[6].startswith(f"{float(first['diff']):+.3f}")  # logreg on the question
     assert cells[7] == "–"  # this plan fits no options view
     assert cells[8] == first["case"]
+
+
+def _verdict_row(router: str, verdict: str, after_bh: bool, **kw) -> dict:
+    row = {"status": pt.DONE, "protocol": "cloze-0.5b", "dataset": "toy", "method": "caa",
+           "router": router, "diff": 0.1, "diff_lo": 0.01, "diff_hi": 0.2, "p_value": 0.013,
+           "verdict": verdict, "beats_after_bh": after_bh, "n_train": 20, "n_test": 20,
+           "fixed_layer": 3, "fixed": 1.0, "fixed_lo": 0.8, "fixed_hi": 1.2, "xv_diff": 0.5,
+           "xv_lo": 0.4, "xv_hi": 0.6, "kappa": 0.9, "case": "headroom"}
+    return row | kw
+
+
+def test_a_win_in_the_verdict_table_says_whether_bh_keeps_it() -> None:
+    beats, none = pt.VERDICT_BETTER, "no detectable difference"
+
+    def cells(rows: list[dict]) -> list[str]:
+        return [c.strip() for c in pt.verdict_table(rows).splitlines()[2].strip("|").split("|")]
+
+    kept = cells([_verdict_row("logreg", none, False), _verdict_row("logreg@options", beats, True)])
+    assert kept[6] == "+0.100 [+0.010, +0.200], 0.013"  # no win: nothing to say about BH
+    assert kept[7] == "+0.100 [+0.010, +0.200], 0.013; kept by BH"
+    lost = cells([_verdict_row("logreg", beats, False), _verdict_row("logreg@options", beats,
+                                                                     False)])
+    assert lost[6].endswith("; not kept by BH") and lost[7].endswith("; not kept by BH")
+    # read back from the csv, the flag is a string
+    assert cells([_verdict_row("logreg", beats, "True")])[6].endswith("; kept by BH")
