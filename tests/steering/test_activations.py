@@ -85,6 +85,40 @@ def test_multi_positions_equal_single_position_calls(fixture, request):
         assert torch.allclose(multi[:, j], single, atol=1e-4)
 
 
+class _DictStore:
+    """An in-memory BatchStore."""
+
+    def __init__(self):
+        self.kept, self.loads = {}, []
+
+    def load(self, index, shape):
+        self.loads.append(index)
+        got = self.kept.get(index)
+        return None if got is None or tuple(got.shape) != tuple(shape) else got
+
+    def save(self, index, value):
+        self.kept[index] = value.clone()
+
+
+def test_a_store_keeps_every_batch_and_kept_batches_are_not_run_again(tiny_model):
+    g = torch.Generator().manual_seed(2)
+    seqs = [torch.randint(1, 60, (n,), generator=g).tolist() for n in (4, 11, 6, 9, 3)]
+    positions = [[-1, 0]] * 5
+    plain = cache_residuals_multi(tiny_model, seqs, [0, 2], positions, batch_size=2)
+    store = _DictStore()
+    first = cache_residuals_multi(tiny_model, seqs, [0, 2], positions, batch_size=2,
+                                  store=store)
+    assert torch.equal(first, plain) and sorted(store.kept) == [0, 1, 2]
+    # a kept batch is read back instead of run: plant a marker and see it come back
+    store.kept[1] = torch.full_like(store.kept[1], 7.0)
+    again = cache_residuals_multi(tiny_model, seqs, [0, 2], positions, batch_size=2,
+                                  store=store)
+    assert store.loads[-3:] == [0, 1, 2]
+    assert int((again == 7.0).all(dim=(1, 2, 3)).sum()) == 2  # batch 1's two prompts
+    assert torch.equal(again[(again != 7.0).any(dim=(1, 2, 3))],
+                       plain[(again != 7.0).any(dim=(1, 2, 3))])
+
+
 def test_multi_positions_errors(tiny_model):
     with pytest.raises(ValueError, match="same number of positions: prompt 1 has 1"):
         cache_residuals_multi(tiny_model, [[1, 2], [3, 4]], [0], [[0, 1], [1]])

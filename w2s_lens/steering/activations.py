@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from jaxtyping import Float, Int
@@ -44,6 +45,7 @@ from w2s_lens.data.examples import SteeringExample
 
 __all__ = [
     "HOOKS",
+    "BatchStore",
     "ContrastActivations",
     "batches",
     "cache_residuals",
@@ -92,6 +94,23 @@ def pad_right(
         tokens[i, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
         mask[i, : len(seq)] = 1
     return tokens, mask, lengths
+
+
+class BatchStore(Protocol):
+    """Where a long pass keeps its finished batches, so an interrupted pass resumes.
+
+    :func:`cache_residuals_multi` asks :meth:`load` for each batch before running it and hands
+    every batch it ran to :meth:`save`. Batch ``i`` is always the same prompts with the same
+    padding, so a batch read back is bit for bit what the pass would compute. An
+    implementation: :class:`w2s_lens.evaluation.storage.contrast_cache.ContrastParts`.
+    """
+
+    def load(self, index: int, shape: tuple[int, ...]) -> Tensor | None:
+        """Batch ``index``'s residuals ``[batch, k, layer, d_model]`` if kept with this
+        ``shape``, else ``None``."""
+
+    def save(self, index: int, value: Tensor) -> None:
+        """Keep batch ``index``'s residuals."""
 
 
 def batches(n: int, batch_size: int) -> Iterator[range]:
@@ -160,6 +179,7 @@ def cache_residuals_multi(
     hook: str = "resid_pre",
     batch_size: int = 8,
     progress: bool = False,
+    store: BatchStore | None = None,
 ) -> Float[Tensor, "n pos layer d_model"]:
     """Residual stream of each prompt at ``layers``, read at several positions, one pass each.
 
@@ -172,6 +192,9 @@ def cache_residuals_multi(
         hook: ``"resid_pre"`` (default), ``"resid_mid"`` or ``"resid_post"``.
         batch_size: prompts per forward pass.
         progress: show a progress bar.
+        store: keeps each finished batch and hands back those kept by an earlier, interrupted
+            call with the same prompts and settings (:class:`BatchStore`); ``None``: keep
+            nothing.
 
     Returns:
         float32 tensor ``[n_prompts, k, len(layers), d_model]`` on the CPU; ``[i, j]`` is
@@ -206,8 +229,14 @@ def cache_residuals_multi(
     bar = tqdm(total=len(token_seqs), desc="residuals", unit="prompt", disable=not progress)
     # batch prompts of similar length together: less padding, same results
     order = sorted(range(len(token_seqs)), key=lambda i: len(token_seqs[i]))
-    for span in batches(len(token_seqs), batch_size):
+    for b, span in enumerate(batches(len(token_seqs), batch_size)):
         idx = [order[j] for j in span]
+        kept = None if store is None else store.load(b, (len(idx), k, len(layers),
+                                                        model.cfg.d_model))
+        if kept is not None:
+            out[idx] = kept
+            bar.update(len(idx))
+            continue
         tokens, mask, lengths = pad_right([token_seqs[i] for i in idx])
         try:
             pos = _absolute_positions(lengths, torch.tensor([rows_pos[i] for i in idx]))
@@ -231,6 +260,8 @@ def cache_residuals_multi(
             )
         for j, name in enumerate(names):
             out[idx, :, j] = grabbed[name]
+        if store is not None:
+            store.save(b, out[idx])
         bar.update(len(idx))
     bar.close()
     return out
@@ -285,6 +316,7 @@ def contrast_residuals(
     input_layer: int | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    store: BatchStore | None = None,
 ) -> ContrastActivations:
     """Per-pair answer contrasts at ``layers`` and prompt residuals, one pass per sequence.
 
@@ -303,6 +335,8 @@ def contrast_residuals(
         input_layer: layer of the prompt residual (default: ``n_layers // 2``).
         batch_size: sequences per forward pass.
         progress: show a progress bar.
+        store: keeps each finished batch so an interrupted pass resumes
+            (:func:`cache_residuals_multi`).
 
     Returns:
         a :class:`ContrastActivations`; ``.mean_diff()`` is the CAA vector set.
@@ -327,7 +361,7 @@ def contrast_residuals(
     seqs = [ex.positive_tokens for ex in examples] + [ex.negative_tokens for ex in examples]
     prompt_last = [len(ex.tokens) - 1 for ex in examples] * 2
     resid = cache_residuals_multi(model, seqs, read, [[-1, p] for p in prompt_last], hook=hook,
-                                  batch_size=batch_size, progress=progress)
+                                  batch_size=batch_size, progress=progress, store=store)
     answer = resid[:, 0][:, [read.index(layer) for layer in layers]]  # [2n, L, d_model]
     return ContrastActivations(
         diffs=answer[:n] - answer[n:],

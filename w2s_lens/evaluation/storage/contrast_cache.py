@@ -9,6 +9,12 @@ tensors back, bit for bit what the pass computed, so the vectors and every sweep
 stay the same; a different key, a missing or damaged file is recomputed (with one warning when
 a file was there but failed its check).
 
+The pass itself resumes too: every finished batch of sequences is kept in
+``RUN/contrasts.parts/<key digest>/`` (:class:`ContrastParts`), so a run stopped inside the pass
+(the 1.5B model's takes about half an hour of one core) starts again at the first batch it had
+not finished, and the result is bit for bit the uninterrupted one (each batch is the same
+prompts with the same padding). The parts are removed once ``contrasts.safetensors`` is written.
+
 Example:
     >>> acts = cached_contrasts(rd, model, exs.vector_train, [3, 7], 12, 8)  # doctest: +SKIP
 """
@@ -16,14 +22,17 @@ Example:
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts.json_files import read_json, write_json
-from w2s_lens.artifacts.provenance import stamp
+from w2s_lens.artifacts.provenance import ArtifactMismatch, stamp
 from w2s_lens.artifacts.tensors import load_tensors, save_tensors
 from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
@@ -32,12 +41,63 @@ from w2s_lens.steering.activations import ContrastActivations, contrast_residual
 from w2s_lens.steering.vectors import model_name
 from w2s_lens.sweep.chunks import short_digest
 
-__all__ = ["CONTRASTS_FILE", "CONTRASTS_META", "cached_contrasts", "contrasts_key"]
+__all__ = ["CONTRASTS_FILE", "CONTRASTS_META", "CONTRASTS_PARTS", "ContrastParts",
+           "cached_contrasts", "contrasts_key"]
 
 log = logging.getLogger(__name__)
 
 CONTRASTS_FILE = "contrasts.safetensors"
 CONTRASTS_META = "contrasts.json"
+#: the folder of an unfinished pass's batches (:class:`ContrastParts`)
+CONTRASTS_PARTS = "contrasts.parts"
+
+
+class ContrastParts:
+    """The finished batches of one contrast pass, one safetensors file each
+    (a :class:`~w2s_lens.steering.activations.BatchStore`).
+
+    The folder is named by the digest of the pass's key (:func:`contrasts_key`), so batches of
+    other pairs or settings are never read back; a batch file with the wrong shape or one that
+    does not read is run again.
+
+    Example:
+        >>> parts = ContrastParts(rd.path, key)  # doctest: +SKIP
+        >>> acts = contrast_residuals(model, exs, [3], store=parts)  # doctest: +SKIP
+    """
+
+    def __init__(self, run_path: Path, key: dict[str, Any]) -> None:
+        self.root = Path(run_path) / CONTRASTS_PARTS
+        self.path = self.root / short_digest(key)
+        self.read = 0
+
+    def _file(self, index: int) -> Path:
+        return self.path / f"batch-{index:05d}.safetensors"
+
+    def load(self, index: int, shape: tuple[int, ...]) -> Tensor | None:
+        """Batch ``index`` if it was kept with this shape (else ``None``)."""
+        f = self._file(index)
+        if not f.is_file():
+            return None
+        try:
+            value = load_tensors(f)["resid"]
+        except (ArtifactMismatch, KeyError) as exc:
+            log.info("%s does not read (%s): running the batch again", f, exc)
+            return None
+        if tuple(value.shape) != tuple(shape):
+            log.info("%s holds shape %s, not %s: running the batch again", f,
+                     tuple(value.shape), tuple(shape))
+            return None
+        self.read += 1
+        return value
+
+    def save(self, index: int, value: Tensor) -> None:
+        """Keep batch ``index`` (atomically)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        save_tensors(self._file(index), {"resid": value})
+
+    def clear(self) -> None:
+        """Remove every kept batch (of any key): the whole pass is written elsewhere now."""
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def contrasts_key(model: HookedTransformer, examples: Sequence[SteeringExample],
@@ -83,7 +143,8 @@ def cached_contrasts(rd: RunDir | None, model: HookedTransformer,
                      input_layer: int, batch_size: int, progress: bool = False
                      ) -> ContrastActivations:
     """The contrasts of ``examples``: read from ``rd`` when it holds them for the same key,
-    else computed (and written there when ``rd`` is given).
+    else computed (and written there when ``rd`` is given, resuming from the batches an
+    interrupted pass kept there: :class:`ContrastParts`).
 
     Example:
         >>> acts = cached_contrasts(None, model, exs, [3, 7], 12, 8)  # doctest: +SKIP
@@ -94,8 +155,11 @@ def cached_contrasts(rd: RunDir | None, model: HookedTransformer,
         if found is not None:
             log.info("training contrasts read from %s", rd.path / CONTRASTS_FILE)
             return found
+    parts = None if rd is None else ContrastParts(rd.path, key)
     acts = contrast_residuals(model, examples, layers, input_layer=input_layer,
-                              batch_size=batch_size, progress=progress)
+                              batch_size=batch_size, progress=progress, store=parts)
+    if parts is not None and parts.read:
+        log.info("training contrasts: %d batches read back from %s", parts.read, parts.path)
     if rd is not None:
         rd.path.mkdir(parents=True, exist_ok=True)
         save_tensors(rd.path / CONTRASTS_FILE, {
@@ -105,4 +169,5 @@ def cached_contrasts(rd: RunDir | None, model: HookedTransformer,
             "key": key, "sha256": sha256_of(rd.path / CONTRASTS_FILE), "layers": acts.layers,
             "input_layer": acts.input_layer, "hook": acts.hook, "ids": acts.ids,
             "units": acts.units}))
+        parts.clear()
     return acts
