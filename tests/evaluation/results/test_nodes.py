@@ -59,6 +59,18 @@ def test_the_codecs_turn_json_lists_and_keys_into_python_values_and_back() -> No
     assert encode({3: 5, 11: 1}) == {"3": 5, "11": 1}
     # keys that are not all integers are kept as they are, not half converted
     assert decode({"3": 1, "A": 2}) == {"3": 1, "A": 2} and decode(None) is None
+    # one layer under two spellings would silently lose one of its values
+    with pytest.raises(ValueError, match="'03' and '3' both read as layer 3"):
+        decode({"03": 1, "7": 2, "3": 4})
+
+
+def test_an_extra_key_that_a_field_writes_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"extra keys \['json_name', 'plain'\] are fields"):
+        ProbePart(extra={"plain": 1, "json_name": [1.0], "later": 2})
+    # keys no field writes are kept, and a field's attribute name that is not its key is
+    # an unknown key like any other
+    part = ProbePart(plain=1, extra={"later": 2, "renamed": 3})
+    assert part.to_dict()["later"] == 2 and part.to_dict()["renamed"] == 3
 
 
 def test_every_part_registers_itself_by_name() -> None:

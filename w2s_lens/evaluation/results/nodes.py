@@ -51,9 +51,17 @@ def _int_keys_in(x: Any) -> Any:
     if not isinstance(x, Mapping):
         return x
     try:
-        return {int(k): v for k, v in x.items()}
+        out = {int(k): v for k, v in x.items()}
     except (TypeError, ValueError):
         return dict(x)
+    if len(out) < len(x):  # "03" and "3": one layer under two spellings
+        seen: dict[int, Any] = {}
+        for k in x:
+            if int(k) in seen:
+                raise ValueError(f"keys {seen[int(k)]!r} and {k!r} both read as layer "
+                                 f"{int(k)}; a results block holds each layer once")
+            seen[int(k)] = k
+    return out
 
 
 def _str_keys_out(x: Any) -> Any:
@@ -121,6 +129,13 @@ class Node:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         NODES[cls.__name__] = cls
+
+    def __post_init__(self) -> None:
+        # a key of ``extra`` that a field also writes would be dropped by ``to_dict``
+        shadowed = sorted(set(self.extra) & {k for k, _ in _stored_fields(type(self))})
+        if shadowed:
+            raise ValueError(f"{type(self).__name__}: extra keys {shadowed} are fields of the "
+                             "block; set the fields instead")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Any:
