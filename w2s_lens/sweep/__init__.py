@@ -1,7 +1,8 @@
 """Sweep: how each input's answer moves when it is steered at every layer with every multiplier.
 
 Owns the readouts (letter and cloze propensities, steerability slopes; :mod:`.readouts`), the
-fast and naive engines (:mod:`.engines`), the resumable sweep (:mod:`.runner`: ``run_sweep``),
+fast and naive engines (:mod:`.engines`; the fast engine's steered batches:
+:mod:`.steered_rows`), the resumable sweep (:mod:`.runner`: ``run_sweep``),
 its checked, self-healing chunk files (:mod:`.chunks`), its result (:mod:`.result`:
 ``SweepResult``, also importable from :mod:`.runner`) and the first-order steerability
 (:mod:`.first_order`: every layer's slope from one forward and one backward pass; its

@@ -14,7 +14,8 @@
     their residual stream at every layer; then every (layer l, multiplier λ ≠ 0) row restarts
     from the recorded residual at l plus ``λ · v`` and runs through blocks l..L−1 attending to
     its prefix's keys and values, which are shared by all its rows, not copied per row
-    (:mod:`w2s_lens.sweep.attention`). Rows join the batch at their own layer's block. A zero
+    (:mod:`w2s_lens.sweep.attention`; the batches: :mod:`w2s_lens.sweep.steered_rows`). Rows
+    join the batch at their own layer's block. A zero
     multiplier reads the unsteered pass once for every layer. Without ``max_rows`` one item's
     rows (both letter orders) share a batch; with it, rows of several items do, up to
     ``max_rows`` rows. Only the answer columns of the unembedding are computed where the
@@ -43,7 +44,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -55,9 +55,10 @@ from w2s_lens.choices import POSITIONS, PositionsName, ScoringName
 from w2s_lens.data.examples import SteeringExample
 from w2s_lens.steering.activations import hook_name, pad_right
 from w2s_lens.steering.hooks import Positions, steer
-from w2s_lens.sweep.attention import KV, block_step, check_block_supported
+from w2s_lens.sweep.attention import check_block_supported
 from w2s_lens.sweep.prefix import build_contexts, forward_rows, prefix_states, row_positions
-from w2s_lens.sweep.readouts import ReadPlan, plan_propensity, read_plan, stack_rows
+from w2s_lens.sweep.readouts import plan_propensity, read_plan, stack_rows
+from w2s_lens.sweep.steered_rows import SteeredPrefix, SteeredRuns, shift_terms
 
 __all__ = ["FAST_POSITIONAL", "check_fast_supported",
            "fast_chunk", "naive_chunk", "steer_start", "steer_stop"]
@@ -123,10 +124,6 @@ def _check_positions(positions: str) -> None:
         raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
 
 
-def _shift_terms(plan: ReadPlan, row0: int) -> list[tuple[int, int, int, float]]:
-    return [(row0 + r, p, t, w) for r, p, t, w in plan.terms]
-
-
 @torch.inference_mode()
 def fast_chunk(
     model: HookedTransformer,
@@ -186,7 +183,7 @@ def fast_chunk(
         ctx = build_contexts(model, prefixes, [ex.unit for ex in examples])
     else:
         ctx, pre_resid, pre_len = prefix_states(model, prefixes, layers)
-        prefix = _Prefix(pre_resid, pre_len)
+        prefix = SteeredPrefix(pre_resid, pre_len)
 
     # unsteered suffix rows of every example: their residual stream at every needed layer
     row_ex, suffixes, first_row = stack_rows(plans)
@@ -206,7 +203,7 @@ def fast_chunk(
                               grab=wanted)
     out = np.empty((len(examples), len(layers), n_mult), dtype=np.float64)
     if zero:
-        terms = [_shift_terms(p, first_row[i]) for i, p in enumerate(plans)]
+        terms = [shift_terms(p, first_row[i]) for i, p in enumerate(plans)]
         plain = plan_propensity(model, grabbed.pop(n_all), terms).double().cpu().numpy()
         out[:, :, zero] = plain[:, None, None]
     captured = None
@@ -218,8 +215,8 @@ def fast_chunk(
 
     # the steered runs: units (example, layer), n_mult rows per suffix row each; without
     # max_rows, one batch per item (its letter orders together)
-    run = _Run(model, layers, mults[steered], steered, vectors, grabbed, ctx, plans, first_row,
-               starts, valid, spans, prefix)
+    run = SteeredRuns(model, layers, mults[steered], steered, vectors, grabbed, ctx, plans,
+                      first_row, starts, valid, spans, prefix)
     units = [(i, j) for i in range(len(examples)) for j in range(len(layers))] if steered else []
     batch: list[tuple[int, int]] = []
     size = 0
@@ -236,142 +233,6 @@ def fast_chunk(
     if batch:
         run.batch(batch, out)
     return out, captured
-
-
-@dataclass(frozen=True)
-class _Prefix:
-    """Steered prefixes (positions ``"all"`` or ``"prompt"``): each example's unsteered
-    residual stream entering the swept blocks ``[n, width, d_model]`` and its prefix length."""
-
-    resid: dict[int, Tensor]
-    lengths: list[int]
-
-
-class _Run:
-    """The steered runs of a chunk: everything a batch of (example, layer) units needs."""
-
-    def __init__(self, model: HookedTransformer, layers: list[int], mults: Tensor,
-                 mult_index: list[int], vectors: Tensor, grabbed: dict[int, Tensor],
-                 ctx: list[list[KV]], plans: list[ReadPlan], first_row: list[int],
-                 starts: list[int], valid: Tensor, spans: list[int | None],
-                 prefix: _Prefix | None = None) -> None:
-        self.model, self.layers, self.mults, self.vectors = model, layers, mults, vectors
-        self.mult_index = mult_index  # column of out for each of ``mults``
-        self.grabbed, self.ctx, self.plans, self.first_row = grabbed, ctx, plans, first_row
-        self.starts, self.valid, self.spans, self.prefix = starts, valid, spans, prefix
-
-    def batch(self, batch: list[tuple[int, int]], out: np.ndarray) -> None:
-        """Run one batch of (example, layer) units from their layers to the end; fill ``out``.
-
-        Rows join at their own layer's block; every row of example i attends to its prefix's
-        keys and values (shared, not copied per row). A steered prefix (``self.prefix``) runs
-        as one row per (unit, multiplier) beside the suffix rows, and the suffix rows attend
-        to the keys and values it has at each block.
-        """
-        model, device = self.model, self.model.cfg.device
-        n_mult = self.mults.shape[0]
-        # pad this batch's rows to its own longest suffix row, not the chunk's
-        width = max(len(r) for i, _ in batch for r in self.plans[i].suffixes)
-        pre = _PrefixRows(self.prefix, [i for i, _ in batch], device) if self.prefix else None
-        by_layer: dict[int, list[tuple[int, int]]] = {}
-        for i, j in batch:
-            by_layer.setdefault(self.layers[j], []).append((i, j))
-        parts: list[tuple[Tensor, Tensor]] = []
-        rows_ex: list[int] = []
-        groups: list[list[tuple[int, int, int, float]]] = []
-        where: list[tuple[int, int, int]] = []
-        residual = valid = pos = None
-        members: list[int] = []
-        index: list[Tensor] = []
-        for b in range(min(by_layer), model.cfg.n_layers):
-            joining = by_layer.get(b, [])
-            for i, j in joining:
-                n_rows = len(self.plans[i].suffixes)
-                lo = self.first_row[i]
-                base = self.grabbed[b][lo : lo + n_rows, :width]  # [r, S, d]
-                vec = self.vectors[i, j].to(device, base.dtype)
-                if self.spans[i] is not None:  # the prompt only: not its continuation tokens
-                    on = torch.arange(width, device=device) < self.spans[i]
-                    vec = vec * on[:, None].to(base.dtype)  # [S, d]
-                new = (base[None] + self.mults[:, None, None, None] * vec).reshape(
-                    n_mult * n_rows, *base.shape[1:])  # rows ordered (multiplier, suffix row)
-                m = self.valid[lo : lo + n_rows, :width][None].expand(n_mult, -1, -1)
-                parts.append((new, m.reshape(n_mult * n_rows, width)))
-                if pre is not None:
-                    pre.join(i, b, self.mults, self.vectors[i, j], n_rows)
-                for k in range(n_mult):
-                    groups.append(_shift_terms(self.plans[i], len(rows_ex) + k * n_rows))
-                    where.append((i, j, self.mult_index[k]))
-                rows_ex.extend([i] * (n_mult * n_rows))
-            if joining:
-                old = [] if residual is None else [(residual, valid)]
-                residual = torch.cat([x for x, _ in old + parts])
-                valid = torch.cat([m for _, m in old + parts])
-                parts = []
-                pos = row_positions([self.starts[i] for i in rows_ex], width, device)
-                row_t = torch.tensor(rows_ex, device=device)
-                members = sorted(set(rows_ex))
-                index = [torch.nonzero(row_t == i).flatten() for i in members]
-            if pre is None:
-                residual, _ = block_step(model, b, residual, pos, valid,
-                                         [self.ctx[i][b] for i in members], index)
-            else:
-                ctx, attending = pre.step(model, b)
-                residual, _ = block_step(model, b, residual, pos, valid, ctx, attending)
-        props = plan_propensity(model, residual, groups).double().cpu().numpy()
-        for (i, j, k), v in zip(where, props):
-            out[i, j, k] = v
-
-
-class _PrefixRows:
-    """The steered prefix rows of one batch: one per joined (unit, multiplier), in the order
-    the suffix rows join (multiplier-major within a unit, like them), run a block at a time
-    before the suffix rows that attend to them."""
-
-    def __init__(self, prefix: _Prefix, examples: list[int], device) -> None:
-        self.prefix, self.device = prefix, device
-        self.width = max(max(prefix.lengths[i] for i in examples), 1)
-        self.parts: list[tuple[Tensor, Tensor]] = []
-        self.lengths: list[int] = []
-        self.owner: list[int] = []  # per suffix row (in joining order), its prefix row
-        self.resid: Tensor | None = None
-        self.valid: Tensor | None = None
-        self.groups: list[Tensor] = []
-        self.pos: Tensor | None = None
-
-    def join(self, i: int, block: int, mults: Tensor, vec: Tensor, n_rows: int) -> None:
-        """Add example ``i``'s prefix, steered at ``block`` with ``mults · vec`` (every prefix
-        token is a prompt token), for a unit whose ``n_rows`` suffix rows per multiplier join
-        the batch at the same block."""
-        n = self.prefix.lengths[i]
-        base = self.prefix.resid[block][i, : self.width]  # [W, d]
-        vec = vec.to(self.device, base.dtype)
-        self.parts.append((base[None] + mults[:, None, None] * vec,
-                           (torch.arange(self.width, device=self.device) < n)[None]
-                           .expand(mults.shape[0], -1)))
-        first = len(self.lengths)
-        for k in range(mults.shape[0]):
-            self.owner.extend([first + k] * n_rows)
-        self.lengths.extend([n] * mults.shape[0])
-        self.groups = []
-
-    def step(self, model: HookedTransformer, block: int) -> tuple[list[KV], list[Tensor]]:
-        """Run the prefix rows through ``block``; return each one's keys and values there
-        and the suffix rows that attend to it."""
-        if self.parts:
-            old = [] if self.resid is None else [(self.resid, self.valid)]
-            self.resid = torch.cat([x for x, _ in old + self.parts])
-            self.valid = torch.cat([m for _, m in old + self.parts])
-            self.parts = []
-        if not self.groups:  # rows joined since the last block: regroup, new positions
-            owner = torch.tensor(self.owner, device=self.device)
-            self.groups = [torch.nonzero(owner == g).flatten() for g in range(len(self.lengths))]
-            self.pos = row_positions([0] * len(self.lengths), self.width, self.device)
-        self.resid, kv = block_step(model, block, self.resid, self.pos, self.valid, want_kv=True)
-        keys, values = kv
-        ctx = [(keys[g, :n].transpose(0, 1), values[g, :n].transpose(0, 1))
-               for g, n in enumerate(self.lengths)]
-        return ctx, self.groups
 
 
 @torch.inference_mode()
