@@ -55,12 +55,9 @@ def _int_keys_in(x: Any) -> Any:
     except (TypeError, ValueError):
         return dict(x)
     if len(out) < len(x):  # "03" and "3": one layer under two spellings
-        seen: dict[int, Any] = {}
-        for k in x:
-            if int(k) in seen:
-                raise ValueError(f"keys {seen[int(k)]!r} and {k!r} both read as layer "
-                                 f"{int(k)}; a results block holds each layer once")
-            seen[int(k)] = k
+        a, b = sorted(k for k in x if sum(int(j) == int(k) for j in x) > 1)[:2]
+        raise ValueError(f"keys {a!r} and {b!r} both read as layer {int(a)}; a results "
+                         "block holds each layer once")
     return out
 
 
