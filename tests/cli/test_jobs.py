@@ -5,7 +5,7 @@ import pytest
 from conftest import write_ab_dataset
 
 import w2s_lens.cli.jobs as jobs
-from w2s_lens.artifacts.provenance import ArtifactMismatch
+from w2s_lens.artifacts.provenance import FORMAT_VERSION, ArtifactMismatch
 from w2s_lens.evaluation import split
 from w2s_lens.evaluation.config import EvalConfig
 from w2s_lens.evaluation.config_parts import ConfigError
@@ -41,6 +41,35 @@ def test_refusals_come_before_the_model_loads(tmp_path, no_model):
     assert afile.read_text() == "keep me"
     with pytest.raises(ConfigError, match="split"):
         jobs.run_sweep_job(small(data), tmp_path / "s", split="validation")
+
+
+def test_train_router_refuses_a_test_split_sweep_unless_asked(tmp_path, no_model, caplog):
+    import json
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+
+    def write(config):
+        (sweep / "run.json").write_text(json.dumps({
+            "kind": "sweep", "config": config, "derived": {"model": "m"},
+            "format_version": FORMAT_VERSION}))
+
+    write({"model": "m", "split": "test"})
+    with pytest.raises(ConfigError, match="sweep of the 'test' split.*--allow-test-split"):
+        jobs.train_router_job(sweep, tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    # asked for, the fit goes on (here to the model load, which the fixture refuses)
+    with caplog.at_level("WARNING", logger="w2s_lens.cli.jobs"), \
+            pytest.raises(AssertionError, match="model was loaded"):
+        jobs.train_router_job(sweep, tmp_path / "r", allow_test_split=True)
+    assert "cannot judge this router" in caplog.text
+    # a sweep that does not say which split it swept: a warning, not a refusal
+    write({"model": "m"})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="w2s_lens.cli.jobs"), \
+            pytest.raises(AssertionError, match="model was loaded"):
+        jobs.train_router_job(sweep, tmp_path / "r")
+    assert "does not record which split" in caplog.text
 
 
 @pytest.mark.slow

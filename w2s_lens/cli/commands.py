@@ -23,6 +23,7 @@ from w2s_lens.choices import DTYPES, EMBEDDINGS, ROUTER_KINDS, VARIANTS
 from w2s_lens.cli.options import (
     ADVISE_HIDDEN,
     DESCRIPTIONS,
+    PICKED_THREADS,
     SUMMARIES,
     add_data,
     add_eval,
@@ -103,7 +104,8 @@ def cmd_train_router(args: argparse.Namespace) -> int:
     from w2s_lens.cli.jobs import train_router_job
 
     w2s = train_router_job(args.sweep, args.out, args.router, args.embedding,
-                           args.embedding_layer, args.device, args.dtype)
+                           args.embedding_layer, args.device, args.dtype,
+                           allow_test_split=args.allow_test_split)
     print(f"router {w2s.router.kind}: cv {w2s.router.cv_info_}")
     print(f"wrote {args.out}")
     return 0
@@ -175,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("demo", cmd_demo)
-    add_model(p)
+    add_model(p, threads_default=PICKED_THREADS)
     add_data(p, default="corrigible-neutral-HHH")
     add_eval(p, ["base"])
     p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
@@ -202,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=VARIANTS, default="base",
                    help="prompt variant of the swept inputs (default: %(default)s)")
     p.add_argument("--split", choices=["test", "train"], default="test",
-                   help="which split to sweep (train: for fitting a router)")
+                   help="which split to sweep (default: %(default)s; train: for fitting a "
+                        "router with train-router)")
     p.add_argument("--out", required=True, help="sweep directory")
 
     p = command("advise", cmd_advise)
@@ -233,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=threads, default=None,
                    help="torch CPU threads, 1 to the cores this process may use")
     p.add_argument("--out", required=True, help="bundle directory")
+    p.add_argument("--allow-test-split", action="store_true",
+                   help="fit on a sweep of the test split (refused without it: its items "
+                        "could then not judge the router)")
 
     p = command("evaluate", cmd_evaluate)
     add_model(p)

@@ -253,9 +253,14 @@ def train_router_job(
     embedding_layer: int | None = None,
     device: str = "auto",
     dtype: str | None = None,
+    allow_test_split: bool = False,
 ) -> W2S:
     """``w2s-lens train-router``: fit a router on a training-split sweep directory and save a
     W2S bundle (mirrored sweeps give one row per item, as in the evaluation).
+
+    A sweep of the test split is refused unless ``allow_test_split`` (a router fitted on test
+    items makes those items useless for judging it); a sweep that does not record its split
+    is fitted with a warning.
 
     Example:
         >>> w2s = train_router_job("runs/sweep-train", "runs/router")  # doctest: +SKIP
@@ -266,9 +271,18 @@ def train_router_job(
         raise ConfigError(f"{sweep_dir} is not a `w2s-lens sweep` directory")
     config = EvalConfig.from_dict({k: v for k, v in run["config"].items()
                                    if k not in ("split", "variant")})
-    if run["config"].get("split") != "train":
-        log.warning("%s is a sweep of the %r split; routers should be fitted on a training "
-                    "split (w2s-lens sweep --split train)", sweep_dir, run["config"].get("split"))
+    split = run["config"].get("split")
+    if split is None:
+        log.warning("%s does not record which split it swept; routers should be fitted on a "
+                    "training split (w2s-lens sweep --split train)", sweep_dir)
+    elif split != "train" and not allow_test_split:
+        raise ConfigError(f"{sweep_dir} is a sweep of the {split!r} split; fit routers on a "
+                          "training sweep (w2s-lens sweep --split train ...), or pass "
+                          "--allow-test-split to fit on it anyway (its items then cannot "
+                          "judge the router)")
+    elif split != "train":
+        log.warning("%s is a sweep of the %r split: its items cannot judge this router",
+                    sweep_dir, split)
     out = RunDir(out_dir)
     if out.path.exists() and (not out.path.is_dir() or any(out.path.iterdir())):
         raise ConfigError(f"--out {out.path} exists and is not an empty directory")

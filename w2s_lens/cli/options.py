@@ -99,8 +99,17 @@ DESCRIPTIONS = {
 }
 
 
-def add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
-    """``--model``, ``--device``, ``--dtype``, ``--threads``.
+#: ``--threads``' default, said in its help: every command but ``demo``
+ALL_THREADS = ("all of them; 1 is fastest on a machine other jobs keep busy")
+#: ``demo`` times one matrix product first (:func:`w2s_lens.demo.walkthrough.pick_threads`)
+PICKED_THREADS = ("the faster of all of them and 1, timed on one matrix product before the "
+                  "model loads")
+
+
+def add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL,
+              threads_default: str = ALL_THREADS) -> None:
+    """``--model``, ``--device``, ``--dtype``, ``--threads`` (``threads_default``: what the
+    help says a missing ``--threads`` means).
 
     Example:
         >>> p = argparse.ArgumentParser(); add_model(p)
@@ -116,8 +125,8 @@ def add_model(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -
                    help="model precision; readouts are float32 whatever it is "
                         "(default: %(default)s)")
     p.add_argument("--threads", type=threads, default=None,
-                   help="torch CPU threads, 1 to the cores this process may use (default: all "
-                        "of them; 1 is fastest on a machine other jobs keep busy)")
+                   help="torch CPU threads, 1 to the cores this process may use (default: "
+                        f"{threads_default})")
 
 
 def add_data(p: argparse.ArgumentParser, default: str = "default") -> None:
