@@ -107,8 +107,12 @@ def test_kept_batches_of_other_settings_or_shapes_are_not_read_back(control, tmp
     other = cc.ContrastParts(tmp_path, cc.contrasts_key(control.model, exs, [1, 2], 1, 8))
     assert other.path != parts.path
     assert other.load(0, (4, 2, 2, control.model.cfg.d_model)) is None
-    # a damaged batch file is run again, not trusted
+    # a damaged batch file is run again, not trusted: a flipped bit in the data, a cut file
     f = parts.path / "batch-00000.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-3] ^= 0x10
+    f.write_bytes(bytes(data))
+    assert parts.load(0, (4, 2, 2, control.model.cfg.d_model)) is None
     f.write_bytes(f.read_bytes()[:20])
     assert parts.load(0, (4, 2, 2, control.model.cfg.d_model)) is None
     parts.clear()

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import warnings
@@ -28,11 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
 from w2s_lens.artifacts.json_files import read_json, write_json
-from w2s_lens.artifacts.provenance import ArtifactMismatch, stamp
+from w2s_lens.artifacts.provenance import stamp
 from w2s_lens.artifacts.tensors import load_tensors, save_tensors
 from w2s_lens.assets import sha256_of
 from w2s_lens.data.examples import SteeringExample
@@ -52,13 +54,19 @@ CONTRASTS_META = "contrasts.json"
 CONTRASTS_PARTS = "contrasts.parts"
 
 
+def _digest(value: Tensor) -> str:
+    """SHA-256 of a tensor's bytes."""
+    return hashlib.sha256(value.contiguous().numpy().tobytes()).hexdigest()
+
+
 class ContrastParts:
     """The finished batches of one contrast pass, one safetensors file each
     (a :class:`~w2s_lens.steering.activations.BatchStore`).
 
     The folder is named by the digest of the pass's key (:func:`contrasts_key`), so batches of
-    other pairs or settings are never read back; a batch file with the wrong shape or one that
-    does not read is run again.
+    other pairs or settings are never read back; each file records its tensor's SHA-256, and a
+    batch file that does not read, does not match its digest or has the wrong shape is run
+    again.
 
     Example:
         >>> parts = ContrastParts(rd.path, key)  # doctest: +SKIP
@@ -74,14 +82,20 @@ class ContrastParts:
         return self.path / f"batch-{index:05d}.safetensors"
 
     def load(self, index: int, shape: tuple[int, ...]) -> Tensor | None:
-        """Batch ``index`` if it was kept with this shape (else ``None``)."""
+        """Batch ``index`` if it was kept with this shape and its recorded SHA-256 (else
+        ``None``)."""
         f = self._file(index)
         if not f.is_file():
             return None
         try:
-            value = load_tensors(f)["resid"]
-        except (ArtifactMismatch, KeyError) as exc:
+            with safe_open(str(f), framework="pt") as handle:
+                digest = (handle.metadata() or {}).get("sha256")
+                value = handle.get_tensor("resid")
+        except Exception as exc:  # safetensors raises its own error types
             log.info("%s does not read (%s): running the batch again", f, exc)
+            return None
+        if digest != _digest(value):
+            log.info("%s does not match its recorded SHA-256: running the batch again", f)
             return None
         if tuple(value.shape) != tuple(shape):
             log.info("%s holds shape %s, not %s: running the batch again", f,
@@ -93,7 +107,8 @@ class ContrastParts:
     def save(self, index: int, value: Tensor) -> None:
         """Keep batch ``index`` (atomically)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        save_tensors(self._file(index), {"resid": value})
+        value = value.detach().cpu().contiguous()
+        save_tensors(self._file(index), {"resid": value}, metadata={"sha256": _digest(value)})
 
     def clear(self) -> None:
         """Remove every kept batch (of any key): the whole pass is written elsewhere now."""
