@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,12 +244,14 @@ def test_helpers():
 
 def test_cost_ledger_adds_up_per_stage_and_survives_a_new_instance(tmp_path):
     led = fov.CostLedger(tmp_path)
-    timed = led.timed("first_order:study", lambda x, y=1: x + y)
+    timed = led.timed("first_order:study", lambda x, y=1: (time.sleep(0.01), x + y)[1])
     assert timed(1, y=2) == 3 and timed(1) == 2
     led.add("sweep:all", 10.0, 8.0)
     again = fov.CostLedger(tmp_path)
     assert again.get("sweep:all") == {"wall_s": 10.0, "cpu_s": 8.0}
-    assert again.get("first_order:study")["wall_s"] >= 0.0
+    timed_cost = again.get("first_order:study")  # two timed calls, read back as written
+    assert timed_cost == led.get("first_order:study") and set(timed_cost) == {"wall_s", "cpu_s"}
+    assert timed_cost["wall_s"] >= 0.02  # two calls of at least 10 ms each
     assert set(fov.read_json(tmp_path / "costs.json")) == {"first_order:study", "sweep:all"}
     assert again.get("label_free:all") == {"wall_s": 0.0, "cpu_s": 0.0}
 

@@ -69,6 +69,7 @@ from w2s_lens.routing.routers import LayerRouter
 from w2s_lens.steering.l2s.config import L2SConfig
 from w2s_lens.steering.l2s.steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors, train_caa
+from w2s_lens.sweep.chunks import ChunkWarning
 from w2s_lens.sweep.runner import run_sweep
 
 sys.path.insert(0, str(Path(__file__).parent / "models"))
@@ -363,10 +364,18 @@ def test_report_exits_2_on_damage_it_cannot_heal(sweep_dir, tmp_path, capsys, da
 
 def test_report_heals_a_damaged_sweep_from_its_chunks(sweep_dir, tmp_path, capsys) -> None:
     run = shutil.copytree(sweep_dir, tmp_path / "run")
+    # copies: load_file's tensors can share the file's memory map, which flip_bytes rewrites
+    original = {k: v.clone() for k, v in load_file(run / "sweep.safetensors").items()}
     flip_bytes(run / "sweep.safetensors")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the ChunkWarning of the healing
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
         assert _report(run, capsys)[0] == 0
+    healing = [w for w in got if issubclass(w.category, ChunkWarning)]
+    assert len(healing) == 1 and "rebuilt it from" in str(healing[0].message)
+    healed = load_file(run / "sweep.safetensors")  # written back, bit for bit the original
+    assert healed.keys() == original.keys()
+    assert all(torch.equal(healed[k], original[k]) for k in original)
+    assert (run / "report.html").is_file()
 
 
 def test_report_is_refused_while_another_process_holds_the_run(sweep_dir, tmp_path,

@@ -15,6 +15,7 @@ from w2s_lens.cli.settings import config_from_args
 from w2s_lens.cli.values import usable_cores
 from w2s_lens.evaluation.results.typed import EvaluationResult
 from w2s_lens.evaluation.storage.rundir import RunDir
+from w2s_lens.steering.vectors import SteeringVectors
 
 SMOL = "smollm2-135m-instruct"
 
@@ -124,6 +125,11 @@ def test_vectors_from_pairs_then_evaluate_with_them(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 0
     run = RunDir(tmp_path / "run").read_run()
     assert run["config"]["sweep"]["vectors"] == str(tmp_path / "v")
+    # the run steered with those vectors (raw scale: λ = 1 adds the vector as it is)
+    given = SteeringVectors.load(tmp_path / "v")
+    stored = RunDir(tmp_path / "run").read_results()["methods"]["caa"]["vector_norms"]
+    expected = [float(given.vector(layer).norm()) for layer in (3, 15)]
+    assert stored == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow

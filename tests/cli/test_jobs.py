@@ -105,7 +105,9 @@ def test_sweep_rerun_with_other_layers_damages_nothing(tmp_path, monkeypatch, ca
     w2s = jobs.train_router_job(out, tmp_path / "router")
     assert w2s.choose_layer(examples[0]) in (3, 15)
     assert w2s.prompt_format == RunDir(out).read_run()["derived"]["prompt_format"]
-    assert isinstance(SteeringVectors.load(out / "vectors"), SteeringVectors)
+    vectors = SteeringVectors.load(out / "vectors")  # the first run's, untouched by the rest
+    assert list(vectors.layers) == list(first.layers)
+    assert (out / "vectors" / "vectors.safetensors").read_bytes() == vec_before
 
 
 def test_a_caa_layout_directory_gives_its_own_split(tmp_path):

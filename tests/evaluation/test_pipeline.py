@@ -259,6 +259,9 @@ def test_test_split_never_reaches_fitting(control, monkeypatch):
     test_ids = {ex.id for s in (2, 3) for ex in _split(control, test_seed=s).test["base"]}
     n = len(seen["router"]) // 2
     assert n and len(seen["contrast"]) == 2
+    # each run fits L2S at least once, always with its training units as groups
+    assert len(seen["l2s"]) >= 2 and len(seen["l2s"]) % 2 == 0
+    assert all(len(groups) for *_, groups in seen["l2s"])
     for ids in seen["contrast"]:
         assert not test_ids & set(ids)
     for _, _, groups in seen["l2s"]:

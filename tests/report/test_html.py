@@ -150,23 +150,20 @@ def test_results_side_by_side_with_n_seed_and_verdict(eval_run, eval_page) -> No
             row = _row(main, variant, name)
             w2s = vres["w2s"]["logreg"]
             blocks = [vres["fixed"], w2s, vres["oracle"]]
-            # the letter oracle of a mirrored row is None (not applicable) in newer results
-            blocks += [vres["letter_oracle"]] if vres["letter_oracle"] is not None else []
+            # the letter oracle of a mirrored row is None (not applicable)
+            assert vres["letter_oracle"] is None
             for block in blocks:
                 assert html.escape(_interval(block, n)) in row
             lo, hi = w2s["diff_vs_fixed_ci"]
             assert f"{w2s['diff_vs_fixed']:+.3f} [{lo:+.3f}, {hi:+.3f}] (n=12, seed 0)" in row
             assert f">{html.escape(verdict_of(w2s))}</span>" in row
-            if "diff_vs_fixed_test" in w2s:  # newer results: the test beside the interval
-                assert html.escape(w2s["diff_vs_fixed_test"]) in row
+            assert html.escape(w2s["diff_vs_fixed_test"]) in row  # the test beside the interval
             if variant == "base":  # the positive control: routing beats the fixed layer
                 assert lo > 0 and f">{VERDICT_BETTER}</span>" in row
             srow = _row(single, variant, name)
             for block in (vres["single_order"]["fixed"], vres["single_order"]["oracle"]):
                 assert html.escape(_interval(block, 24, " presentations")) in srow
-    letter_column = any(results["methods"][m]["variants"][v]["letter_oracle"] is not None
-                        for m in ("caa", "l2s") for v in ("base", "sys-neg"))
-    assert ("<th>letter oracle</th>" in main) == letter_column
+    assert "<th>letter oracle</th>" not in main  # no row has one
     assert "letter readout (A/B logit difference), mirrored" in eval_page
     assert "Letter artifact suspected" not in eval_page  # letter oracle = fixed layer here
 

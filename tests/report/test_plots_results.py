@@ -34,10 +34,10 @@ def test_method_bars_side_by_side_with_ci_offsets(runs) -> None:
     results = RunDir(runs["letter mirrored"]).read_results()  # the expected numbers
     fig = plots_results.method_bars(typed)
     assert plots_results.method_bars(runs["letter mirrored"]).to_dict() == fig.to_dict()
-    # the letter oracle of mirrored rows is None (not applicable) in newer results: no bars
+    # the letter oracle of mirrored rows is None (not applicable): no bars
     base = [results["methods"][m]["variants"]["base"] for m in ("caa", "l2s")]
-    keys = ["fixed", "w2s", "oracle"] + (
-        ["letter_oracle"] if any(v["letter_oracle"] is not None for v in base) else [])
+    assert all(v["letter_oracle"] is None for v in base)
+    keys = ["fixed", "w2s", "oracle"]
     names = {"fixed": "fixed layer", "w2s": "W2S (router)", "oracle": "oracle",
              "letter_oracle": "letter-oracle"}
     assert [t.name for t in fig.data] == [names[k] for k in keys]
@@ -74,7 +74,7 @@ def test_method_bars_other_shapes_and_errors(runs) -> None:
         plots_results.method_bars({"syc": {"foo": 1}})
     with pytest.raises(TypeError, match=r"results\['m'\] is not an evaluation result"):
         plots_results.method_bars({"m": mirrored})  # a results.json dict: load it first
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="must be an EvaluationResult, .*; got list"):
         plots_results.method_bars([1, 2])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="results is empty"):
         plots_results.method_bars({})

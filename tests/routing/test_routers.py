@@ -220,13 +220,13 @@ def test_perfectly_separable_labels_do_not_pick_the_strongest_penalty() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown router kind 'forest'"):
         make_router("forest")
     r = make_router("logreg")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="not fitted"):
         r.predict(np.zeros((1, 3)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"need X \[n, d\] and steerability \[n, L\]"):
         r.fit(np.zeros((3, 2)), np.zeros((4, 2)))
     r.fit(*synthetic(40, seed=0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected X \[n, 16\], got \(2, 3\)"):
         r.predict(np.zeros((2, 3)))

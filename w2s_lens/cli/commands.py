@@ -165,7 +165,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``w2s-lens`` (imports nothing heavy)."""
+    """The argument parser of ``w2s-lens`` (imports nothing heavy); each command's handler is
+    its ``func``.
+
+    Example:
+        >>> args = build_parser().parse_args(["report", "runs/quick"])
+        >>> args.command, args.run_dir, args.func.__name__
+        ('report', 'runs/quick', 'cmd_report')
+    """
     parser = argparse.ArgumentParser(
         prog="w2s-lens", description="Where to steer: per-input steering-layer selection for "
         "TransformerLens models. Each command's --help lists its options.")
@@ -278,7 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``w2s-lens``."""
+    """Entry point of ``w2s-lens``: parse ``argv`` (default: the command line), run the
+    command and return its exit status (0 done, 2 a refused input or a damaged artifact).
+
+    Example:
+        >>> main(["report", "runs/quick"])  # doctest: +SKIP
+        0
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[w2s-lens] %(message)s")

@@ -115,6 +115,7 @@ def test_learning_curve_is_flat_when_the_embedding_says_nothing() -> None:
     rng = np.random.default_rng(8)
     rows = learning_curve(S, rng.normal(size=(96, 2)), St, rng.normal(size=(60, 2)),
                           ["logreg"], sizes=[24, 96], n_boot=300)
+    assert [r["n_train"] for r in rows] == [24, 96]
     for r in rows:
         assert r["accuracy"] < 0.75 and r["p"] > 0.025
 

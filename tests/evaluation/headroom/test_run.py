@@ -22,6 +22,7 @@ from w2s_lens.evaluation.pipeline import evaluate_examples
 from w2s_lens.evaluation.split import SplitExamples
 from w2s_lens.evaluation.storage.rundir import RunDir
 from w2s_lens.steering.activations import contrast_residuals
+from w2s_lens.steering.l2s.steerer import L2SSteerer
 from w2s_lens.steering.vectors import SteeringVectors
 from w2s_lens.sweep.runner import run_sweep
 
@@ -138,14 +139,29 @@ def test_retest_off_and_given_vectors_are_skipped_with_a_reason(control, tmp_pat
     assert "given vectors" in given["methods"]["caa"]["headroom"]["retest"]["skipped"]
 
 
-def test_l2s_retest_fits_one_steerer_per_half(control, tmp_path):
-    res = evaluate_examples(control.model, _split(control, 12, 6),
+def test_l2s_retest_fits_one_steerer_per_half(control, tmp_path, monkeypatch):
+    fits: list[list[str]] = []  # the training units of every L2S fit, in order
+    real_fit = L2SSteerer.fit
+
+    def spy(self, X, Y, *a, **k):
+        fits.append(list(k.get("groups") or []))
+        return real_fit(self, X, Y, *a, **k)
+
+    monkeypatch.setattr(L2SSteerer, "fit", spy)
+    split = _split(control, 12, 6)
+    res = evaluate_examples(control.model, split,
                             EvalConfig(**{**CFG, "method": "l2s", "routers": ("logreg",)}),
                             tmp_path, progress=False).to_dict()
     retest = res["methods"]["l2s"]["headroom"]["retest"]
     assert retest["half_sizes"] == [6, 6] and retest["n_items"] == 6
-    sweep, _ = RunDir(tmp_path).load_sweep("l2s/retest-2")
-    assert sweep.metadata["vector_kind"] == "per-input"
+    # the last two fits are the retest's: two steerers on disjoint halves of the training units
+    train_units = {u for g in fits[:-2] for u in g}
+    first, second = (set(g) for g in fits[-2:])
+    assert len(fits) >= 3 and first and second and not first & second
+    assert first | second <= train_units
+    sweeps = [RunDir(tmp_path).load_sweep(f"l2s/retest-{i}")[0] for i in (1, 2)]
+    assert all(s.metadata["vector_kind"] == "per-input" for s in sweeps)
+    assert not np.allclose(sweeps[0].propensity, sweeps[1].propensity)
 
 
 def _cloze(examples):

@@ -43,9 +43,9 @@ def test_select_fixed_and_oracle_dominates_fixed() -> None:
     fixed = M.select(test, np.full(40, f))
     assert np.all(oracle >= fixed)
     assert np.all(oracle == test.max(1))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="layer index out of range"):
         M.select(test, np.full(40, 6))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="39 layer choices for 40 inputs"):
         M.select(test, np.zeros(39, dtype=int))
 
 
@@ -61,7 +61,7 @@ def test_letter_oracle() -> None:
     assert slopes.mean() >= S.mean(0).max()
     _, idx = M.letter_oracle(S[:1], ["A"])
     assert idx == {"A": 0, "B": None}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be 'A' or 'B', got \\['C'\\]"):
         M.letter_oracle(S, ["A", "B", "C", "A"])
 
 
