@@ -159,10 +159,11 @@ def test_measured_slopes_are_the_runs_and_the_router_is_refitted_alike(validated
 
 
 @pytest.mark.slow
+# the cache is the same code for both readouts: checked once, on the cloze run
+@pytest.mark.parametrize("validated", ["cloze"], indirect=True)
 def test_rerun_reads_the_cache_and_replaces_its_rows(validated, monkeypatch):
     run, res, out, data, readout = validated
-    if readout != "cloze":
-        pytest.skip("the cache is the same code for both readouts: checked once")
+    assert readout == "cloze"
     before = _read(res, fov.SUMMARY_FILE)
 
     def boom(*a, **k):
@@ -186,13 +187,14 @@ def test_rerun_reads_the_cache_and_replaces_its_rows(validated, monkeypatch):
 
 
 @pytest.mark.slow
+# the preparation is the same code for both readouts: checked once, on the cloze run
+@pytest.mark.parametrize("validated", ["cloze"], indirect=True)
 def test_prepare_before_the_base_sweep_caches_what_the_finished_run_reads_back(
         validated, tmp_path, monkeypatch):
     import shutil
 
     run, _, _, data, readout = validated
-    if readout != "cloze":
-        pytest.skip("the preparation is the same code for both readouts: checked once")
+    assert readout == "cloze"
     early = tmp_path / "early"
     shutil.copytree(run, early)
     shutil.rmtree(RunDir(early).sweep_dir("base", "caa"))  # the base sweep not finished yet
