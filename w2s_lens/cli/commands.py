@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``w2s-lens``: parse ``argv`` (default: the command line), run the
-    command and return its exit status (0 done, 2 a refused input or a damaged artifact).
+    command and return its exit status: 0 done, 2 an error said in one line (a refused input,
+    a damaged artifact, a path that cannot be written), 130 interrupted (rerun to resume).
 
     Example:
         >>> main(["report", "runs/quick"])  # doctest: +SKIP
